@@ -1,0 +1,111 @@
+"""Every error the ledger raises. One base, `LedgerError`; each subclass names the broken rule.
+
+Messages always carry the offending values so a log line or an RPC error explains itself.
+"""
+
+
+class LedgerError(Exception):
+    """Base of every ledger error."""
+
+
+class DecodeError(LedgerError):
+    """Bytes that are not a canonical encoding of an allowed value."""
+
+
+class EncodeError(LedgerError):
+    """A value that cannot be canonically encoded (float, non-str map key, too deep, ...)."""
+
+
+class KeyFileError(LedgerError):
+    """A key file that is missing, unreadable, malformed or has the wrong permissions."""
+
+
+class InvalidAddress(LedgerError):
+    """Address text with a bad prefix, character, length or checksum."""
+
+
+class InvalidSignature(LedgerError):
+    """A signature that does not verify for the claimed key and message."""
+
+
+class MerkleError(LedgerError):
+    """Base for Merkle-proof failures."""
+
+
+class InvalidProof(MerkleError):
+    """A Merkle or state proof that does not verify."""
+
+
+class MalformedTransaction(LedgerError):
+    """A transaction whose envelope or body does not match its schema."""
+
+
+class MalformedBlock(LedgerError):
+    """A block, header or certificate that does not match its schema."""
+
+
+class InvalidCertificate(LedgerError):
+    """A commit certificate that does not prove 2f+1 validator signatures over a header."""
+
+
+class InvalidGenesis(LedgerError):
+    """A genesis document that fails validation."""
+
+
+class StoreError(LedgerError):
+    """The block store is unreadable, inconsistent or was opened for the wrong chain."""
+
+
+class ExecutionError(LedgerError):
+    """Base of rule violations found while executing a transaction; the transaction fails.
+
+    `code` is a stable machine-readable name (used in receipts and RPC errors).
+    """
+
+    code = "execution_error"
+
+
+class WrongChain(ExecutionError):
+    code = "wrong_chain"
+
+
+class NonceMismatch(ExecutionError):
+    code = "nonce_mismatch"
+
+
+class UnknownAccount(ExecutionError):
+    code = "unknown_account"
+
+
+class AccountExists(ExecutionError):
+    code = "account_exists"
+
+
+class NotAuthorized(ExecutionError):
+    code = "not_authorized"
+
+
+class InsufficientBalance(ExecutionError):
+    code = "insufficient_balance"
+
+
+class InvalidAmount(ExecutionError):
+    code = "invalid_amount"
+
+
+class InvalidParameter(ExecutionError):
+    code = "invalid_parameter"
+
+
+class InvalidValidatorUpdate(ExecutionError):
+    code = "invalid_validator_update"
+
+
+class NotImplementedYet(ExecutionError):
+    """A transaction type whose body validates but whose execution arrives in a later issue."""
+
+    code = "not_implemented"
+
+
+class InvalidBlock(LedgerError):
+    """A proposed or stored block that breaks a header or execution rule."""
