@@ -12,6 +12,7 @@ validator set signed; unknown signers, duplicates and bad signatures are rejecte
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,7 +85,7 @@ class CommitCertificate:
 
 
 def build_certificate(
-    height: int, block_hash: bytes, signatures: dict[bytes, bytes]
+    height: int, block_hash: bytes, signatures: Mapping[bytes, bytes]
 ) -> CommitCertificate:
     """A certificate from a map validator address -> signature (sorted for a canonical form)."""
     ordered = tuple(

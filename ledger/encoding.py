@@ -77,7 +77,6 @@ def decode(data: bytes, max_size: int = DEFAULT_MAX_SIZE) -> Value:
             use_list=True,
             strict_map_key=True,
             timestamp=0,
-            max_buffer_size=max_size,
         )
     except msgpack.ExtraData as exc:
         raise DecodeError("trailing bytes after the encoded value") from exc

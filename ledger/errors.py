@@ -109,3 +109,11 @@ class NotImplementedYet(ExecutionError):
 
 class InvalidBlock(LedgerError):
     """A proposed or stored block that breaks a header or execution rule."""
+
+
+# --- Merkle trees and the state tree (ledger/merkle.py, ledger/state_tree.py) ---
+
+
+class MerkleInputError(MerkleError):
+    """Arguments that describe no tree: a leaf hash that is not 32 bytes, an index or size
+    outside the tree. Raised by builders (our bug), unlike InvalidProof (a peer's fault)."""

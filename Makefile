@@ -1,0 +1,32 @@
+# Developer entry points. `make test` is the README's test command and what CI runs.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: install test test-fast lint sim bench testnet
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+
+install: $(PY)
+
+test: $(PY)
+	$(PY) -m pytest -q
+
+test-fast: $(PY)
+	$(PY) -m pytest -q -m "not slow"
+
+lint: $(PY)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy --strict .
+
+sim: $(PY)
+	$(VENV)/bin/sec sim --seeds 1000
+
+bench: $(PY)
+	$(VENV)/bin/sec bench ledger
+
+testnet: $(PY)
+	$(VENV)/bin/sec testnet

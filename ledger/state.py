@@ -1,0 +1,158 @@
+"""The world state: a key-value map with a block overlay, a snapshot journal and a state root.
+
+Layers, from durable to volatile:
+
+* `committed`: the map as of the last committed block (mirrors the store's state rows);
+* the block overlay `_pending`: changes made by the block being executed (None = deleted);
+* the journal: per-transaction undo entries, so `rollback_tx` restores the overlay exactly.
+
+Invariants: reads see overlay-then-committed; `rollback_tx` leaves the overlay as `begin_tx`
+found it; `compute_root` folds the overlay into the Merkle tree (cost ~ keys changed x tree
+depth) and `abort_block` undoes that, so the tree always matches committed + overlay after
+`compute_root` and committed alone after `commit_block` / `abort_block`.
+
+Record values are canonical encodings (see docs/protocol.md, "State"). Keys are namespaced:
+b"acct:" + address, b"param:" + name, b"supply", b"validators", b"order:" + id, ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Final
+
+from ledger.errors import LedgerError
+from ledger.state_tree import StateProof, StateTree
+
+_MISSING: Final = object()
+
+
+class StateError(LedgerError):
+    """Misuse of the state API (unbalanced snapshots, commit without root, ...)."""
+
+
+class State:
+    """Committed map + block overlay + transaction journal + Merkle tree."""
+
+    def __init__(self, committed: dict[bytes, bytes] | None = None) -> None:
+        self.committed: dict[bytes, bytes] = committed if committed is not None else {}
+        self.tree = StateTree.from_items(self.committed.items())
+        self._pending: dict[bytes, bytes | None] = {}
+        self._journal: list[tuple[bytes, object]] = []
+        self._snapshots: list[int] = []
+        self._root_computed = False
+
+    # --- reads and writes ------------------------------------------------------------------
+
+    def get(self, key: bytes) -> bytes | None:
+        value = self._pending.get(key, _MISSING)
+        if value is _MISSING:
+            return self.committed.get(key)
+        return value  # type: ignore[return-value]  # bytes | None once not _MISSING
+
+    def set(self, key: bytes, value: bytes) -> None:
+        self._remember(key)
+        self._pending[key] = value
+
+    def delete(self, key: bytes) -> None:
+        self._remember(key)
+        self._pending[key] = None
+
+    def _remember(self, key: bytes) -> None:
+        if self._root_computed:
+            raise StateError("state changed after compute_root; commit or abort the block first")
+        if self._snapshots:
+            self._journal.append((key, self._pending.get(key, _MISSING)))
+
+    def iterate_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Current (overlay-aware) entries whose key starts with `prefix`, in key order.
+
+        Cost is proportional to the whole committed map: for queries and tests, not execution.
+        """
+        merged = {k: v for k, v in self.committed.items() if k.startswith(prefix)}
+        for key, value in self._pending.items():
+            if key.startswith(prefix):
+                if value is None:
+                    merged.pop(key, None)
+                else:
+                    merged[key] = value
+        for key in sorted(merged):
+            yield key, merged[key]
+
+    # --- transaction snapshots -------------------------------------------------------------
+
+    def begin_tx(self) -> None:
+        self._snapshots.append(len(self._journal))
+
+    def commit_tx(self) -> None:
+        if not self._snapshots:
+            raise StateError("commit_tx without begin_tx")
+        mark = self._snapshots.pop()
+        if not self._snapshots:
+            del self._journal[mark:]
+
+    def rollback_tx(self) -> None:
+        if not self._snapshots:
+            raise StateError("rollback_tx without begin_tx")
+        mark = self._snapshots.pop()
+        while len(self._journal) > mark:
+            key, previous = self._journal.pop()
+            if previous is _MISSING:
+                self._pending.pop(key, None)
+            else:
+                self._pending[key] = previous  # type: ignore[assignment]  # bytes | None
+
+    # --- block lifecycle -------------------------------------------------------------------
+
+    def changes(self) -> dict[bytes, bytes | None]:
+        """The block overlay: key -> new value, None for deleted."""
+        return dict(self._pending)
+
+    def compute_root(self) -> bytes:
+        """Fold the overlay into the tree and return the resulting state root."""
+        if self._snapshots:
+            raise StateError("compute_root inside an open transaction snapshot")
+        if self._pending and not self._root_computed:
+            for key, value in self._pending.items():
+                if value is None:
+                    self.tree.delete(key)
+                else:
+                    self.tree.set(key, value)
+            self._root_computed = True
+        return self.tree.root()
+
+    def commit_block(self) -> dict[bytes, bytes | None]:
+        """Make the overlay committed; return the changes (for the store's write batch)."""
+        self.compute_root()
+        changes = self._pending
+        for key, value in changes.items():
+            if value is None:
+                self.committed.pop(key, None)
+            else:
+                self.committed[key] = value
+        self._pending = {}
+        self._root_computed = False
+        return changes
+
+    def abort_block(self) -> None:
+        """Drop the overlay and restore the tree to the committed map."""
+        if self._root_computed:
+            for key in self._pending:
+                previous = self.committed.get(key)
+                if previous is None:
+                    self.tree.delete(key)
+                else:
+                    self.tree.set(key, previous)
+        self._pending = {}
+        self._journal.clear()
+        self._snapshots.clear()
+        self._root_computed = False
+
+    def root(self) -> bytes:
+        """Root of committed + overlay (folds the overlay in; see `compute_root`)."""
+        return self.compute_root()
+
+    def prove(self, key: bytes) -> StateProof:
+        """Proof for `key` under the committed root (call between blocks)."""
+        if self._pending:
+            raise StateError("prove() needs a state with no uncommitted block")
+        return self.tree.prove(key)

@@ -1,0 +1,203 @@
+"""The block store: blocks, certificates, receipts, transaction index and state rows.
+
+`ChainStore` sits on a minimal `KeyValueStore` interface (ordered byte keys, atomic batches),
+with `MemoryStore` for unit tests and `ledger.store_leveldb.LevelDBStore` for nodes.
+
+Row layout (keys; all heights are 8-byte big-endian so they sort):
+    b"B" + height -> encoded block            b"C" + height -> encoded commit certificate
+    b"R" + height -> encoded receipts list    b"H" + block hash -> height
+    b"T" + tx hash -> encode([height, index]) b"S" + state key -> state value
+    b"M:head" -> encode([height, block hash]) b"M:genesis" -> genesis document hash
+    b"P" + name -> consensus persistence records (opaque to the ledger)
+
+Invariant: `commit_block` writes a block, its certificate, receipts, index rows, its state
+changes and the new head in ONE atomic batch, so after a crash at any instant the store holds
+exactly the blocks up to `head` and the state as of `head` (checked by `open_chain`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Final, Protocol
+
+from ledger.blocks import Block, BlockHeader, decode_block
+from ledger.certificates import CommitCertificate
+from ledger.encoding import decode, encode
+from ledger.errors import LedgerError, StoreError
+from ledger.genesis import Genesis, genesis_block, genesis_state
+from ledger.receipts import Receipt
+from ledger.state import State
+
+HEAD_KEY: Final = b"M:head"
+GENESIS_KEY: Final = b"M:genesis"
+
+Batch = Sequence[tuple[bytes, bytes | None]]
+"""Puts (key, value) and deletes (key, None), applied atomically."""
+
+
+class KeyValueStore(Protocol):
+    """Ordered byte-key storage with atomic batches."""
+
+    def get(self, key: bytes) -> bytes | None: ...
+
+    def write(self, batch: Batch, *, sync: bool = True) -> None: ...
+
+    def iterate(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]: ...
+
+    def close(self) -> None: ...
+
+
+class MemoryStore:
+    """A dict-backed KeyValueStore for tests (a batch is applied all at once)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[bytes, bytes] = {}
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.rows.get(key)
+
+    def write(self, batch: Batch, *, sync: bool = True) -> None:
+        for key, value in batch:
+            if value is None:
+                self.rows.pop(key, None)
+            else:
+                self.rows[key] = value
+
+    def iterate(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        for key in sorted(k for k in self.rows if k.startswith(prefix)):
+            yield key, self.rows[key]
+
+    def close(self) -> None:
+        pass
+
+
+def _height_key(prefix: bytes, height: int) -> bytes:
+    return prefix + height.to_bytes(8, "big")
+
+
+class ChainStore:
+    """Typed access to the chain's rows over a KeyValueStore."""
+
+    def __init__(self, kv: KeyValueStore) -> None:
+        self.kv = kv
+
+    # --- writing ----------------------------------------------------------------------------
+
+    def commit_block(
+        self,
+        block: Block,
+        certificate: CommitCertificate | None,
+        receipts: Sequence[Receipt],
+        state_changes: dict[bytes, bytes | None],
+        extra: Batch = (),
+    ) -> None:
+        """Persist one block and everything it changed, atomically (see module invariant)."""
+        height = block.height
+        block_hash = block.hash()
+        batch: list[tuple[bytes, bytes | None]] = [
+            (_height_key(b"B", height), block.encode()),
+            (_height_key(b"R", height), encode([r.to_wire() for r in receipts])),
+            (b"H" + block_hash, height.to_bytes(8, "big")),
+        ]
+        if certificate is not None:
+            batch.append((_height_key(b"C", height), encode(certificate.to_wire())))
+        for index, tx in enumerate(block.transactions):
+            batch.append((b"T" + tx.hash, encode([height, index])))
+        for key, value in state_changes.items():
+            batch.append((b"S" + key, value))
+        batch.extend(extra)
+        batch.append((HEAD_KEY, encode([height, block_hash])))
+        self.kv.write(batch, sync=True)
+
+    def put_records(self, records: Batch) -> None:
+        """Durably write consensus persistence rows (keys are prefixed with b"P")."""
+        self.kv.write([(b"P" + key, value) for key, value in records], sync=True)
+
+    def records(self) -> Iterator[tuple[bytes, bytes]]:
+        for key, value in self.kv.iterate(b"P"):
+            yield key[1:], value
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def head_height(self) -> int | None:
+        raw = self.kv.get(HEAD_KEY)
+        if raw is None:
+            return None
+        height: int = decode(raw)[0]
+        return height
+
+    def get_block(self, height: int) -> Block | None:
+        raw = self.kv.get(_height_key(b"B", height))
+        return None if raw is None else decode_block(raw)
+
+    def get_block_bytes(self, height: int) -> bytes | None:
+        return self.kv.get(_height_key(b"B", height))
+
+    def head(self) -> Block:
+        height = self.head_height()
+        block = None if height is None else self.get_block(height)
+        if block is None:
+            raise StoreError("the store has no head block; was it initialized?")
+        return block
+
+    def get_certificate(self, height: int) -> CommitCertificate | None:
+        raw = self.kv.get(_height_key(b"C", height))
+        return None if raw is None else CommitCertificate.from_wire(decode(raw))
+
+    def get_receipts(self, height: int) -> list[Receipt] | None:
+        raw = self.kv.get(_height_key(b"R", height))
+        return None if raw is None else [Receipt.from_wire(r) for r in decode(raw)]
+
+    def height_of_block(self, block_hash: bytes) -> int | None:
+        raw = self.kv.get(b"H" + block_hash)
+        return None if raw is None else int.from_bytes(raw, "big")
+
+    def find_transaction(self, tx_hash: bytes) -> tuple[int, int] | None:
+        """(height, index) of a committed transaction."""
+        raw = self.kv.get(b"T" + tx_hash)
+        if raw is None:
+            return None
+        height, index = decode(raw)
+        return height, index
+
+    def load_state_rows(self) -> dict[bytes, bytes]:
+        return {key[1:]: value for key, value in self.kv.iterate(b"S")}
+
+    def close(self) -> None:
+        self.kv.close()
+
+
+def open_chain(kv: KeyValueStore, genesis: Genesis) -> tuple[ChainStore, State, BlockHeader]:
+    """Open (initializing if empty) a chain store; return it with the state and head header.
+
+    Raises StoreError if the store belongs to another genesis or its state does not match the
+    head's state root (corruption).
+    """
+    store = ChainStore(kv)
+    genesis_hash = genesis.document_hash()
+    stored_genesis = kv.get(GENESIS_KEY)
+    if stored_genesis is None:
+        if store.head_height() is not None:
+            raise StoreError("store has blocks but no genesis marker")
+        state = genesis_state(genesis)
+        block = genesis_block(genesis, state.compute_root())
+        changes = state.commit_block()
+        store.commit_block(block, None, [], changes, extra=[(GENESIS_KEY, genesis_hash)])
+        return store, state, block.header
+    if stored_genesis != genesis_hash:
+        raise StoreError(
+            "the data directory belongs to a different genesis "
+            f"({stored_genesis.hex()[:16]}..., this genesis is {genesis_hash.hex()[:16]}...)"
+        )
+    try:
+        head = store.head()
+        state = State(store.load_state_rows())
+    except LedgerError as exc:
+        raise StoreError(f"store is unreadable: {exc}") from exc
+    root = state.compute_root()
+    if root != head.header.state_root:
+        raise StoreError(
+            f"state rows do not match the state root of head block {head.height} "
+            f"({root.hex()} != {head.header.state_root.hex()})"
+        )
+    return store, state, head.header

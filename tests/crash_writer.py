@@ -1,0 +1,60 @@
+"""Child process for the crash test: commits blocks to LevelDB forever until SIGKILLed.
+
+Usage: python -m tests.crash_writer DATA_DIR
+Prints "ready" once the store is open, then one line per committed height.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ledger.chain import build_block
+from ledger.execution import Executor
+from ledger.store import open_chain
+from ledger.store_leveldb import LevelDBStore
+from ledger.transactions import Transfer, sign_transaction
+from secnode.devnet import account_key, dev_genesis, validator_key
+
+
+def main() -> None:
+    genesis = dev_genesis()
+    store, state, head = open_chain(LevelDBStore(Path(sys.argv[1])), genesis)
+    executor = Executor(genesis.chain_id)
+    names = ["buyer1", "buyer2", "buyer3", "sharer1", "sharer2"]
+    from ledger.accounts import get_account
+
+    print("ready", head.height, flush=True)
+    while True:
+        txs = []
+        for i, name in enumerate(names):
+            account = get_account(state, account_key(name).address)
+            assert account is not None
+            target = account_key(names[(i + 1) % len(names)]).address
+            for n in range(20):
+                txs.append(
+                    sign_transaction(
+                        account_key(name),
+                        genesis.chain_id,
+                        account.nonce + n,
+                        "credit.transfer",
+                        Transfer(target, 1 + n),
+                    )
+                )
+        result = build_block(
+            executor,
+            state,
+            head,
+            txs,
+            timestamp_ms=head.timestamp_ms + 1000,
+            proposer=validator_key("node0").address,
+            view=0,
+        )
+        changes = state.commit_block()
+        store.commit_block(result.block, None, result.receipts, changes)
+        head = result.block.header
+        print(head.height, flush=True)
+
+
+if __name__ == "__main__":
+    main()
