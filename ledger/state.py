@@ -7,9 +7,8 @@ Layers, from durable to volatile:
 * the journal: per-transaction undo entries, so `rollback_tx` restores the overlay exactly.
 
 Invariants: reads see overlay-then-committed; `rollback_tx` leaves the overlay as `begin_tx`
-found it; `compute_root` folds the overlay into the Merkle tree (cost ~ keys changed x tree
-depth) and `abort_block` undoes that, so the tree always matches committed + overlay after
-`compute_root` and committed alone after `commit_block` / `abort_block`.
+found it; `compute_root` folds the overlay into a copy of the committed tree (cost ~ keys changed x tree
+depth; the tree is persistent, so the copy is O(1)); `self.tree` always matches `committed`.
 
 Record values are canonical encodings (see docs/protocol.md, "State"). Keys are namespaced:
 b"acct:" + address, b"param:" + name, b"supply", b"validators", b"order:" + id, ...
@@ -39,6 +38,7 @@ class State:
         self._pending: dict[bytes, bytes | None] = {}
         self._journal: list[tuple[bytes, object]] = []
         self._snapshots: list[int] = []
+        self._working: StateTree | None = None
         self._root_computed = False
 
     # --- reads and writes ------------------------------------------------------------------
@@ -108,17 +108,25 @@ class State:
         return dict(self._pending)
 
     def compute_root(self) -> bytes:
-        """Fold the overlay into the tree and return the resulting state root."""
+        """Fold the overlay into a copy of the committed tree; return the resulting root.
+
+        The committed tree is untouched (nodes are immutable and shared), so proofs against the
+        committed root stay available while a block is being executed.
+        """
         if self._snapshots:
             raise StateError("compute_root inside an open transaction snapshot")
-        if self._pending and not self._root_computed:
+        if not self._pending:
+            return self.tree.root()
+        if self._working is None:
+            working = self.tree.copy()
             for key, value in self._pending.items():
                 if value is None:
-                    self.tree.delete(key)
+                    working.delete(key)
                 else:
-                    self.tree.set(key, value)
+                    working.set(key, value)
+            self._working = working
             self._root_computed = True
-        return self.tree.root()
+        return self._working.root()
 
     def commit_block(self) -> dict[bytes, bytes | None]:
         """Make the overlay committed; return the changes (for the store's write batch)."""
@@ -129,20 +137,17 @@ class State:
                 self.committed.pop(key, None)
             else:
                 self.committed[key] = value
+        if self._working is not None:
+            self.tree = self._working
         self._pending = {}
+        self._working = None
         self._root_computed = False
         return changes
 
     def abort_block(self) -> None:
-        """Drop the overlay and restore the tree to the committed map."""
-        if self._root_computed:
-            for key in self._pending:
-                previous = self.committed.get(key)
-                if previous is None:
-                    self.tree.delete(key)
-                else:
-                    self.tree.set(key, previous)
+        """Drop the overlay; the committed map and tree were never touched."""
         self._pending = {}
+        self._working = None
         self._journal.clear()
         self._snapshots.clear()
         self._root_computed = False
@@ -151,8 +156,14 @@ class State:
         """Root of committed + overlay (folds the overlay in; see `compute_root`)."""
         return self.compute_root()
 
+    def committed_root(self) -> bytes:
+        """Root of the committed map alone."""
+        return self.tree.root()
+
+    def get_committed(self, key: bytes) -> bytes | None:
+        """Read ignoring any uncommitted block (for queries served while a block executes)."""
+        return self.committed.get(key)
+
     def prove(self, key: bytes) -> StateProof:
-        """Proof for `key` under the committed root (call between blocks)."""
-        if self._pending:
-            raise StateError("prove() needs a state with no uncommitted block")
+        """Proof for `key` under the committed root (valid even while a block executes)."""
         return self.tree.prove(key)

@@ -1,0 +1,133 @@
+"""`sec`: the SEC chain command line (also `python cli.py`).
+
+Human-readable output by default, `--json` for scripts; errors are one line on stderr with a
+non-zero exit status. Commands that talk to a node do so only over JSON-RPC.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ledger.errors import LedgerError
+from ledger.keys import PrivateKey, format_address, read_key_file, write_key_file
+
+
+class CommandError(Exception):
+    """A user-facing failure: printed as one line, exit status 1."""
+
+
+def _emit(args: argparse.Namespace, human: str, data: dict[str, Any]) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        print(human)
+
+
+# --- keys ----------------------------------------------------------------------------------------
+
+
+def cmd_keys_new(args: argparse.Namespace) -> int:
+    key = PrivateKey.generate()
+    path = Path(args.out)
+    write_key_file(path, key, overwrite=args.force)
+    address = format_address(key.address)
+    _emit(
+        args,
+        f"wrote {path} (mode 0600)\naddress     {address}\npublic key  {key.public_key.hex()}",
+        {"path": str(path), "address": address, "public_key": key.public_key.hex()},
+    )
+    return 0
+
+
+def cmd_keys_show(args: argparse.Namespace) -> int:
+    key = read_key_file(Path(args.path))
+    address = format_address(key.address)
+    _emit(
+        args,
+        f"address     {address}\npublic key  {key.public_key.hex()}",
+        {"address": address, "public_key": key.public_key.hex()},
+    )
+    return 0
+
+
+# --- delegations to package entry points ----------------------------------------------------------
+
+
+def _delegate(target: str) -> Callable[[argparse.Namespace], int]:
+    """Run `module:function(argv)` with the remaining arguments (keeps startup fast)."""
+
+    def run(args: argparse.Namespace) -> int:
+        module_name, function_name = target.split(":")
+        module = __import__(module_name, fromlist=[function_name])
+        result: int = getattr(module, function_name)(list(args.rest))
+        return result
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sec",
+        description="SEC chain: permissioned PBFT ledger for social e-commerce.",
+        epilog="Run `sec COMMAND --help` for each command's options.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    keys = commands.add_parser("keys", help="create and inspect Ed25519 key files")
+    key_commands = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    new = key_commands.add_parser("new", help="generate a key file (mode 0600)")
+    new.add_argument("--out", required=True, help="path of the key file to write")
+    new.add_argument("--force", action="store_true", help="overwrite an existing file")
+    new.add_argument("--json", action="store_true", help="machine-readable output")
+    new.set_defaults(handler=cmd_keys_new)
+    show = key_commands.add_parser("show", help="print a key file's address and public key")
+    show.add_argument("path", help="key file")
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+    show.set_defaults(handler=cmd_keys_show)
+
+    bench = commands.add_parser("bench", help="benchmarks: ledger | p2p")
+    bench_kinds = bench.add_subparsers(dest="bench_kind", metavar="KIND", required=True)
+    bench_kinds.add_parser("ledger", help="ledger hot paths as ratios to Ed25519 verify")
+    bench_kinds.add_parser("p2p", help="encrypted transport vs a plain asyncio stream")
+    commands.add_parser("sim", help="deterministic PBFT fault simulator (sec sim --help)")
+    return parser
+
+
+DELEGATED: dict[tuple[str, ...], str] = {
+    ("bench", "ledger"): "secnode.bench.ledger:main",
+    ("bench", "p2p"): "p2p.bench:main",
+    ("sim",): "consensus.sim.runner:main",
+}
+"""Commands whose options are parsed by the package that implements them."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    for prefix, target in DELEGATED.items():
+        if tuple(arguments[: len(prefix)]) == prefix:
+            namespace = argparse.Namespace(rest=arguments[len(prefix) :])
+            return _run(_delegate(target), namespace)
+    parser = build_parser()
+    args = parser.parse_args(arguments)
+    return _run(args.handler, args)
+
+
+def _run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    try:
+        status: int = handler(args)
+    except (CommandError, LedgerError) as exc:
+        print(f"sec: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("sec: interrupted", file=sys.stderr)
+        return 130
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Benchmarks behind `sec bench`: ledger (single process), p2p, cluster."""
