@@ -105,7 +105,7 @@ def _transfers(senders: list[PrivateKey], rounds: int, chain_id: str) -> list[Si
 def run(accounts: int, block_size: int, blocks: int) -> dict[str, Any]:
     genesis = dev_genesis()
     chain_id = genesis.chain_id
-    print(f"measuring Ed25519 verify ...", file=sys.stderr)
+    print("measuring Ed25519 verify ...", file=sys.stderr)
     verify = measure_verify(2000)
     v = verify["pynacl"]
 
@@ -180,7 +180,8 @@ def run(accounts: int, block_size: int, blocks: int) -> dict[str, Any]:
 def render(report: dict[str, Any]) -> str:
     lines = [
         f"ledger benchmark: {report['accounts']:,} accounts, {report['blocks']} blocks "
-        f"of {report['block_size']} transfers (state built in {report['state_build_seconds']:.1f} s)",
+        f"of {report['block_size']} transfers "
+        f"(state built in {report['state_build_seconds']:.1f} s)",
         f"  V  Ed25519 verify, PyNaCl        {report['verify_pynacl_us']:9.1f} us   1.00 V",
         f"     Ed25519 verify, cryptography  {report['verify_cryptography_us']:9.1f} us   "
         f"{report['ratio_verify_cryptography']:.2f} V",
