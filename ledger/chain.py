@@ -12,7 +12,7 @@ Wall-clock drift of the timestamp is a node policy, checked by the node, not her
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 
 from ledger.blocks import MAX_BLOCK_TRANSACTIONS, Block, BlockHeader, transactions_root
@@ -48,7 +48,7 @@ def build_block(
     timestamp_ms: int,
     proposer: bytes,
     view: int,
-    verified: set[bytes] | None = None,
+    verified: Container[bytes] | None = None,
     max_transactions: int = MAX_BLOCK_TRANSACTIONS,
 ) -> BlockResult:
     """Execute admissible candidates in order and return the block.
@@ -103,7 +103,7 @@ def execute_block(
     parent: BlockHeader,
     block: Block,
     *,
-    verified: set[bytes] | None = None,
+    verified: Container[bytes] | None = None,
 ) -> BlockResult:
     """Check `block` against `parent` and execute it; on any failure the state is unchanged.
 
@@ -121,7 +121,7 @@ def _execute_checked(
     state: State,
     parent: BlockHeader,
     block: Block,
-    verified: set[bytes] | None,
+    verified: Container[bytes] | None,
 ) -> BlockResult:
     header = block.header
     if header.chain_id != executor.chain_id:

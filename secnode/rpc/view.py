@@ -1,0 +1,67 @@
+"""What the RPC layer may see of a node: `NodeView`.
+
+The node implements this protocol; RPC methods use nothing else. Reads of state must use the
+committed view (`state.get_committed`, `state.prove`, `state.committed_root`) because a block
+may be executing in the overlay while a request is served.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from ledger.genesis import Genesis
+from ledger.state import State
+from ledger.store import ChainStore
+from ledger.transactions import SignedTransaction
+from ledger.validators import ValidatorSet
+from secnode.mempool import Mempool
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    """A snapshot of the node for sec_status and /health."""
+
+    node_name: str
+    """Operator-facing name from the config."""
+    node_address: bytes
+    """Address of the node key."""
+    height: int
+    """Height of the last committed block."""
+    head_hash: bytes
+    """Header hash of the last committed block."""
+    head_time_ms: int
+    """Timestamp of the last committed block."""
+    view: int
+    """Current PBFT view."""
+    view_changes: int
+    """View changes seen since start."""
+    is_validator: bool
+    """Whether this node is in the current validator set."""
+    peers: int
+    """Connected, authenticated peers."""
+    syncing: bool
+    """True while catching up from peers."""
+
+
+class NodeView(Protocol):
+    """The node as the RPC layer sees it."""
+
+    genesis: Genesis
+    store: ChainStore
+    state: State
+    mempool: Mempool
+
+    def status(self) -> NodeStatus: ...
+
+    def validators_at(self, height: int) -> ValidatorSet:
+        """The validator set that certifies block `height` (from genesis and committed state)."""
+        ...
+
+    async def submit(self, tx: SignedTransaction) -> None:
+        """Admit to the mempool and gossip; raises secnode.mempool.MempoolRejected."""
+        ...
+
+    async def wait_committed(self, tx_hash: bytes, timeout: float) -> tuple[int, int] | None:
+        """Wait until `tx_hash` is committed; (height, index), or None on timeout."""
+        ...
