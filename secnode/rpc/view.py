@@ -62,6 +62,10 @@ class NodeView(Protocol):
         """Admit to the mempool and gossip; raises secnode.mempool.MempoolRejected."""
         ...
 
-    async def wait_committed(self, tx_hash: bytes, timeout: float) -> tuple[int, int] | None:
+    async def wait_committed(
+        self,
+        tx_hash: bytes,
+        timeout: float,  # noqa: ASYNC109  # a bounded wait is this method's contract
+    ) -> tuple[int, int] | None:
         """Wait until `tx_hash` is committed; (height, index), or None on timeout."""
         ...

@@ -1,0 +1,163 @@
+"""Node configuration: the `config.toml` in a node home, strictly validated.
+
+A node home directory holds:
+    config.toml   this file (documented defaults below; relative paths are relative to the home)
+    node.key      the node's Ed25519 key (mode 0600)
+    genesis.json  the network's genesis
+    data/         the LevelDB store
+
+Every field has a default except the node name and the addresses; unknown fields are errors
+(`extra="forbid"`), so a typo in the file is reported instead of silently ignored.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ledger.errors import LedgerError
+
+CONFIG_FILE = "config.toml"
+
+
+class ConfigError(LedgerError):
+    """A missing, unreadable or invalid node configuration."""
+
+
+def _check_host_port(value: str) -> str:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{value!r} is not HOST:PORT")
+    return value
+
+
+def split_host_port(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class PeerConfig(_Strict):
+    name: str = Field(description="peer's name, for logs")
+    public_key: str = Field(pattern=r"^[0-9a-f]{64}$", description="peer's node key, hex")
+    address: str = Field(description="HOST:PORT of its P2P listener")
+
+    _address = field_validator("address")(classmethod(lambda cls, v: _check_host_port(v)))
+
+
+class P2PSection(_Strict):
+    listen: str = Field(default="127.0.0.1:26600", description="HOST:PORT to accept peers on")
+    peers: list[PeerConfig] = Field(default_factory=list, description="peers to dial")
+    observers: list[str] = Field(
+        default_factory=list, description="extra allowlisted node keys (hex) besides validators"
+    )
+
+    _listen = field_validator("listen")(classmethod(lambda cls, v: _check_host_port(v)))
+
+
+class RPCSection(_Strict):
+    listen: str = Field(default="127.0.0.1:8545", description="HOST:PORT of JSON-RPC/HTTP")
+    max_body_bytes: int = Field(default=1 << 20, ge=1024, le=64 << 20)
+    max_batch: int = Field(default=100, ge=1, le=10_000)
+
+    _listen = field_validator("listen")(classmethod(lambda cls, v: _check_host_port(v)))
+
+
+class ConsensusSection(_Strict):
+    empty_block_interval_s: float = Field(
+        default=1.0, gt=0, le=60, description="an idle network still commits a block this often"
+    )
+    batch_wait_s: float = Field(
+        default=0.02, ge=0, le=5, description="how long a primary waits to fill a block"
+    )
+    max_block_transactions: int = Field(default=2000, ge=1, le=10_000)
+    view_change_timeout_s: float = Field(
+        default=3.0, gt=0, le=600, description="initial timeout before suspecting the primary"
+    )
+    max_clock_drift_s: float = Field(
+        default=10.0, gt=0, le=3600, description="max distance of a block time from local clock"
+    )
+
+
+class MempoolSection(_Strict):
+    max_transactions: int = Field(default=50_000, ge=1)
+    max_per_sender: int = Field(default=1_000, ge=1)
+    nonce_window: int = Field(default=1_000, ge=1)
+
+
+class NodeConfig(_Strict):
+    """The whole config.toml."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$", description="node name for logs")
+    key_file: str = Field(default="node.key")
+    genesis_file: str = Field(default="genesis.json")
+    data_dir: str = Field(default="data")
+    log_level: str = Field(default="info", pattern=r"^(debug|info|warning|error)$")
+    p2p: P2PSection = Field(default_factory=P2PSection)
+    rpc: RPCSection = Field(default_factory=RPCSection)
+    consensus: ConsensusSection = Field(default_factory=ConsensusSection)
+    mempool: MempoolSection = Field(default_factory=MempoolSection)
+
+
+def load_config(home: Path) -> NodeConfig:
+    path = home / CONFIG_FILE
+    try:
+        document = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path} does not exist; create a home with `sec genesis new`") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    return parse_config(document, str(path))
+
+
+def parse_config(document: Any, source: str) -> NodeConfig:
+    try:
+        return NodeConfig.model_validate(document)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']) or '(file)'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise ConfigError(f"{source}: {problems}") from None
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"cannot write {type(value).__name__} as TOML")
+
+
+def render_config(config: NodeConfig) -> str:
+    """config.toml text for `config`, with a comment per section."""
+    data = config.model_dump()
+    lines = ["# SEC chain node configuration (docs/operations.md lists every field).", ""]
+    for key, value in data.items():
+        if not isinstance(value, dict):
+            lines.append(f"{key} = {_toml_value(value)}")
+    for key, value in data.items():
+        if isinstance(value, dict):
+            lines += ["", f"[{key}]"]
+            for name, item in value.items():
+                if isinstance(item, list) and item and isinstance(item[0], dict):
+                    lines.append(f"{name} = [")
+                    lines += [f"  {_toml_value(entry)}," for entry in item]
+                    lines.append("]")
+                else:
+                    lines.append(f"{name} = {_toml_value(item)}")
+    return "\n".join(lines) + "\n"
