@@ -151,9 +151,9 @@ async def dial(
     try:
         async with asyncio.timeout(tuning.handshake_timeout):
             handshake = InitiatorHandshake(identity, chain_id, allowed, peer.public_key)
-            _write_handshake_message(writer, handshake.first_message())
-            message_3, keys = handshake.finish(await _read_handshake_message(reader))
-            _write_handshake_message(writer, message_3)
+            write_handshake_message(writer, handshake.first_message())
+            message_3, keys = handshake.finish(await read_handshake_message(reader))
+            write_handshake_message(writer, message_3)
             channel = SecureChannel(reader, writer, keys, tuning, outbound=True)
             await _read_confirmation(channel, tuning)
     except TimeoutError:
@@ -180,10 +180,8 @@ async def accept(
     try:
         async with asyncio.timeout(tuning.handshake_timeout):
             handshake = ResponderHandshake(identity, chain_id, allowed)
-            _write_handshake_message(
-                writer, handshake.respond(await _read_handshake_message(reader))
-            )
-            keys = handshake.finish(await _read_handshake_message(reader))
+            write_handshake_message(writer, handshake.respond(await read_handshake_message(reader)))
+            keys = handshake.finish(await read_handshake_message(reader))
     except TimeoutError:
         writer.transport.abort()
         raise HandshakeTimeout(
@@ -218,11 +216,13 @@ async def _read_confirmation(channel: SecureChannel, tuning: Tuning) -> None:
         raise MalformedHandshake(f"confirmation record must be one keepalive, got {messages}")
 
 
-def _write_handshake_message(writer: asyncio.StreamWriter, message: bytes) -> None:
+def write_handshake_message(writer: asyncio.StreamWriter, message: bytes) -> None:
+    """Frame and write one handshake message (`u16 length || message`)."""
     writer.write(len(message).to_bytes(_HANDSHAKE_HEADER, "big") + message)
 
 
-async def _read_handshake_message(reader: asyncio.StreamReader) -> bytes:
+async def read_handshake_message(reader: asyncio.StreamReader) -> bytes:
+    """Read one framed handshake message; raise MalformedHandshake or HandshakeAborted."""
     try:
         header = await reader.readexactly(_HANDSHAKE_HEADER)
         length = int.from_bytes(header, "big")

@@ -145,9 +145,9 @@ def encode_body(message: Message) -> bytes:
     """The canonical msgpack body of `message` (no length header)."""
     match message:
         case TransactionGossip(transaction):
-            return _pack((MessageKind.TRANSACTION.value, transaction))
+            return _payload_body(_TRANSACTION_PREFIX, transaction)
         case ConsensusMessage(payload):
-            return _pack((MessageKind.CONSENSUS.value, payload))
+            return _payload_body(_CONSENSUS_PREFIX, payload)
         case Request(request_id, payload):
             return _pack((MessageKind.REQUEST.value, request_id, payload))
         case Response(request_id, payload):
@@ -169,6 +169,48 @@ def encode_frame(message: Message, max_frame_size: int) -> bytes:
             f"above the frame cap of {max_frame_size}"
         )
     return len(body).to_bytes(FRAME_HEADER_SIZE, "big") + body
+
+
+def transaction_frame(transaction: bytes, max_frame_size: int) -> bytes:
+    """`encode_frame(TransactionGossip(transaction))` without building the message (hot path)."""
+    return _payload_frame(_TRANSACTION_PREFIX, transaction, max_frame_size)
+
+
+def consensus_frame(payload: bytes, max_frame_size: int) -> bytes:
+    """`encode_frame(ConsensusMessage(payload))` without building the message (hot path)."""
+    return _payload_frame(_CONSENSUS_PREFIX, payload, max_frame_size)
+
+
+# `[kind, bin]` bodies are built by hand on the hot path: a fixarray(2), the fixint kind, the
+# shortest bin header, the payload - exactly what msgpack produces, with one copy of the payload.
+_TRANSACTION_PREFIX: Final = bytes((0x92, MessageKind.TRANSACTION))
+_CONSENSUS_PREFIX: Final = bytes((0x92, MessageKind.CONSENSUS))
+
+
+def _bin_header(length: int) -> bytes:
+    if length < 2**8:
+        return bytes((0xC4, length))
+    if length < 2**16:
+        return b"\xc5" + length.to_bytes(2, "big")
+    return b"\xc6" + length.to_bytes(4, "big")
+
+
+def _payload_body(prefix: bytes, payload: bytes) -> bytes:
+    return b"".join((prefix, _bin_header(len(payload)), payload))
+
+
+def _payload_frame(prefix: bytes, payload: bytes, max_frame_size: int) -> bytes:
+    if type(payload) is not bytes:
+        raise TypeError(f"payload must be bytes, got {type(payload).__name__}")
+    length = len(payload)
+    header = _bin_header(length)
+    body_size = len(prefix) + len(header) + length
+    if body_size > max_frame_size:
+        raise MessageTooLarge(
+            f"a {length}-byte payload encodes to {body_size} bytes, "
+            f"above the frame cap of {max_frame_size}"
+        )
+    return b"".join((body_size.to_bytes(FRAME_HEADER_SIZE, "big"), prefix, header, payload))
 
 
 def split_frames(plaintext: bytes, max_frame_size: int) -> Iterator[memoryview]:
@@ -228,15 +270,60 @@ def decode_message(body: bytes | memoryview, max_frame_size: int) -> Message:
     kind = value[0]
     if type(kind) is not int:
         raise MalformedFrame(f"message kind must be an int, got {_describe(kind)}")
+    if kind in (_CONSENSUS, _TRANSACTION) and len(value) == 2:
+        # Hot path for the two payload messages: the same checks as `_build` and
+        # `_canonical_size`, inlined (a bin of n bytes has a 2-, 3- or 5-byte header).
+        payload = value[1]
+        if type(payload) is bytes:
+            length = len(payload)
+            if len(body) != length + (4 if length < 2**8 else 5 if length < 2**16 else 7):
+                raise MalformedFrame(f"{MessageKind(kind).name} is not canonically encoded")
+            return ConsensusMessage(payload) if kind == _CONSENSUS else TransactionGossip(payload)
     arity = _ARITY.get(kind)
     if arity is None:
         raise UnknownMessageType(f"unknown message kind {kind}")
     if len(value) != arity:
         raise MalformedFrame(f"{MessageKind(kind).name} has {arity} elements, got {len(value)}")
     message = _build(MessageKind(kind), value)
-    if _pack(value) != body:
+    if _canonical_size(value) != len(body):
         raise MalformedFrame(f"{MessageKind(kind).name} is not canonically encoded")
     return message
+
+
+_CONSENSUS: Final = int(MessageKind.CONSENSUS)
+_TRANSACTION: Final = int(MessageKind.TRANSACTION)
+
+
+def _canonical_size(value: tuple[object, ...]) -> int:
+    """Length of the canonical encoding of a decoded message array.
+
+    Every field type here (non-negative int, bytes, str) and the array header have exactly one
+    shortest msgpack form and every other form is longer, so a decoded value whose body has this
+    length is byte-for-byte canonical - checked without re-encoding (and copying) the payload.
+    """
+    size = 1 if len(value) < 16 else 3
+    for item in value:
+        if isinstance(item, bytes):
+            length = len(item)
+            size += length + (2 if length < 2**8 else 3 if length < 2**16 else 5)
+        elif isinstance(item, str):
+            length = len(item.encode("utf-8"))
+            size += length + (
+                1 if length < 32 else 2 if length < 2**8 else 3 if length < 2**16 else 5
+            )
+        elif isinstance(item, int):
+            size += (
+                1
+                if item < 2**7
+                else 2
+                if item < 2**8
+                else 3
+                if item < 2**16
+                else 5
+                if item < 2**32
+                else 9
+            )
+    return size
 
 
 def _build(kind: MessageKind, value: tuple[object, ...]) -> Message:

@@ -44,7 +44,7 @@ from p2p.errors import (
     RemoteClosed,
     RequestRejected,
 )
-from p2p.frames import ConsensusMessage, TransactionGossip, encode_frame
+from p2p.frames import consensus_frame, transaction_frame
 from p2p.gossip import SeenCache, transaction_digest
 from p2p.handshake import NodeIdentity, describe_key
 from p2p.peer import PeerConnection, PeerInfo
@@ -271,7 +271,7 @@ class P2PHost:
     def broadcast_transaction(self, transaction: bytes) -> int:
         """Gossip a transaction to every connected peer (each relays it on); returns how many
         peers it was queued for - 0 if it was already gossiped. Raises MessageTooLarge."""
-        frame = encode_frame(TransactionGossip(transaction), self._tuning.max_frame_size)
+        frame = transaction_frame(transaction, self._tuning.max_frame_size)
         digest = transaction_digest(transaction)
         self._seen.observe(digest, None)
         return self._relay(digest, frame)
@@ -279,7 +279,7 @@ class P2PHost:
     def broadcast_consensus(self, payload: bytes) -> int:
         """Send a consensus message to every connected peer; returns how many. Not relayed:
         validators are expected to be fully meshed. Raises MessageTooLarge."""
-        frame = encode_frame(ConsensusMessage(payload), self._tuning.max_frame_size)
+        frame = consensus_frame(payload, self._tuning.max_frame_size)
         return sum(
             1 for connection in list(self._connections.values()) if connection.enqueue(frame)
         )
@@ -287,7 +287,7 @@ class P2PHost:
     def send_consensus(self, peer: PublicKey, payload: bytes) -> None:
         """Send a consensus message to one peer. Raises PeerNotConnected, MessageTooLarge.
         Queued, not awaited: if the peer cannot keep up it is dropped (and reconnected)."""
-        frame = encode_frame(ConsensusMessage(payload), self._tuning.max_frame_size)
+        frame = consensus_frame(payload, self._tuning.max_frame_size)
         if not self._connection(peer).enqueue(frame):
             raise PeerNotConnected(f"{describe_key(peer)} was dropped as too slow")
 
@@ -321,9 +321,7 @@ class P2PHost:
             return
         self.stats.transactions_delivered += 1
         if self._handlers.on_transaction(peer.peer_id, transaction):
-            self._relay(
-                digest, encode_frame(TransactionGossip(transaction), self._tuning.max_frame_size)
-            )
+            self._relay(digest, transaction_frame(transaction, self._tuning.max_frame_size))
 
     def deliver_consensus(self, peer: PeerConnection, payload: bytes) -> None:
         self._handlers.on_consensus(peer.peer_id, payload)

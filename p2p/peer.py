@@ -186,10 +186,11 @@ class PeerConnection:
                 )
             )
             return False
+        if not self._queue:  # the writer waits only on an empty queue
+            self._idle.clear()
+            self._wakeup.set()
         self._queue.append(frame)
         self._queued_bytes += size
-        self._idle.clear()
-        self._wakeup.set()
         return True
 
     async def wait_sent(self) -> None:
@@ -386,6 +387,9 @@ class PeerConnection:
                 await asyncio.sleep(delay)
 
     def _dispatch(self, message: Message) -> None:
+        if type(message) is ConsensusMessage:  # the hot path, before the general match
+            self._owner.deliver_consensus(self, message.payload)
+            return
         match message:
             case ConsensusMessage(payload):
                 self._owner.deliver_consensus(self, payload)
