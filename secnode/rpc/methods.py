@@ -1,0 +1,372 @@
+"""The RPC methods, implemented over `NodeView` only.
+
+Reads use the committed view: the store for blocks, receipts and the transaction index, and
+`state.get_committed` / `state.prove` / `state.committed_root` for state, so a block executing
+in the state overlay is never visible. Each read runs without an `await` in between, so on the
+node's event loop it sees one consistent committed height (assuming the node commits the store
+and the state together, without yielding in between).
+
+Errors are raised as `RpcError` (secnode.rpc.errors); a missing block, transaction or account is
+`not_found`, a store that lacks a row it indexes is a `StoreError` (internal error, logged).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from ledger.accounts import Account, account_key
+from ledger.blocks import Block
+from ledger.encoding import decode
+from ledger.errors import DecodeError, MalformedTransaction, StoreError
+from ledger.keys import format_address, parse_address
+from ledger.merkle import inclusion_proof, leaf_hash
+from ledger.receipts import Receipt
+from ledger.transactions import decode_transaction
+from secnode import jsonview
+from secnode.mempool import MempoolRejected
+from secnode.rpc import models as m
+from secnode.rpc.errors import (
+    BUSY,
+    NOT_FOUND,
+    REJECTED,
+    TIMEOUT,
+    busy,
+    invalid_params,
+    not_found,
+    rejected,
+    timeout,
+)
+from secnode.rpc.jsonrpc import Method
+from secnode.rpc.openrpc import build_document
+from secnode.rpc.view import NodeView
+
+DEFAULT_MAX_COMMIT_WAITERS: Final = 256
+
+
+class RpcMethods:
+    """Method implementations bound to one node view."""
+
+    def __init__(
+        self, view: NodeView, max_commit_waiters: int = DEFAULT_MAX_COMMIT_WAITERS
+    ) -> None:
+        self.view = view
+        self.max_commit_waiters = max_commit_waiters
+        self._waiting = 0
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _head_height(self) -> int:
+        height = self.view.store.head_height()
+        if height is None:
+            raise StoreError("the store has no head block")
+        return height
+
+    def _block(self, height: int) -> Block:
+        block = self.view.store.get_block(height)
+        if block is None:
+            raise not_found("block", str(height))
+        return block
+
+    def _receipt(self, height: int, index: int) -> Receipt:
+        receipts = self.view.store.get_receipts(height)
+        if receipts is None or index >= len(receipts):
+            raise StoreError(f"the store has no receipt {index} of block {height}")
+        return receipts[index]
+
+    def _existing_height(self, height: int | None) -> int:
+        head = self._head_height()
+        if height is None:
+            return head
+        if height > head:
+            raise not_found("block", str(height))
+        return height
+
+    def _committed_send_result(
+        self, tx_hash: bytes, height: int, index: int
+    ) -> m.SendTransactionResult:
+        block = self._block(height)
+        return m.SendTransactionResult(
+            hash=tx_hash.hex(),
+            status="committed",
+            height=height,
+            index=index,
+            block_hash=block.hash().hex(),
+            receipt=m.Receipt.model_validate(jsonview.receipt_json(self._receipt(height, index))),
+        )
+
+    async def _wait_committed(self, tx_hash: bytes, timeout_s: float) -> tuple[int, int]:
+        if self._waiting >= self.max_commit_waiters:
+            raise busy(self.max_commit_waiters)
+        self._waiting += 1
+        try:
+            location = await self.view.wait_committed(tx_hash, timeout_s)
+        finally:
+            self._waiting -= 1
+        if location is None:
+            raise timeout(tx_hash, timeout_s)
+        return location
+
+    # --- methods ---------------------------------------------------------------------------
+
+    async def status(self, params: m.NoParams) -> m.StatusResult:
+        status = self.view.status()
+        return m.StatusResult(
+            chain_id=self.view.genesis.chain_id,
+            node_name=status.node_name,
+            node_address=format_address(status.node_address),
+            height=status.height,
+            head_hash=status.head_hash.hex(),
+            head_time_ms=status.head_time_ms,
+            view=status.view,
+            view_changes=status.view_changes,
+            is_validator=status.is_validator,
+            peers=status.peers,
+            syncing=status.syncing,
+            mempool_size=len(self.view.mempool),
+        )
+
+    async def send_transaction(self, params: m.SendTransactionParams) -> m.SendTransactionResult:
+        try:
+            tx = decode_transaction(bytes.fromhex(params.tx))
+        except MalformedTransaction as exc:
+            raise invalid_params([("tx", str(exc))]) from None
+        location = self.view.store.find_transaction(tx.hash)
+        if location is None and tx.hash not in self.view.mempool:
+            try:
+                await self.view.submit(tx)
+            except MempoolRejected as exc:
+                raise rejected(exc, tx.hash) from None
+            location = self.view.store.find_transaction(tx.hash)
+        if location is None and params.wait == "commit":
+            location = await self._wait_committed(tx.hash, params.timeout_s)
+        if location is None:
+            return m.SendTransactionResult(hash=tx.hash.hex(), status="pending")
+        return self._committed_send_result(tx.hash, *location)
+
+    async def get_transaction(self, params: m.GetTransactionParams) -> m.TransactionResult:
+        tx_hash = bytes.fromhex(params.hash)
+        location = self.view.store.find_transaction(tx_hash)
+        if location is None:
+            pending = self.view.mempool.get(tx_hash)
+            if pending is None:
+                raise not_found("transaction", tx_hash.hex())
+            return m.TransactionResult(
+                hash=tx_hash.hex(),
+                status="pending",
+                tx=m.Transaction.model_validate(jsonview.transaction_json(pending)),
+                raw=pending.encoded.hex(),
+            )
+        height, index = location
+        block = self._block(height)
+        if index >= len(block.transactions) or block.transactions[index].hash != tx_hash:
+            raise StoreError(
+                f"transaction index row for {tx_hash.hex()} does not match block {height}"
+            )
+        tx = block.transactions[index]
+        leaves = [leaf_hash(t.encoded) for t in block.transactions]
+        proof = jsonview.inclusion_proof_json(
+            index, len(leaves), leaves[index], inclusion_proof(leaves, index), block.header.tx_root
+        )
+        return m.TransactionResult(
+            hash=tx_hash.hex(),
+            status="committed",
+            tx=m.Transaction.model_validate(jsonview.transaction_json(tx)),
+            raw=tx.encoded.hex(),
+            height=height,
+            index=index,
+            block_hash=block.hash().hex(),
+            receipt=m.Receipt.model_validate(jsonview.receipt_json(self._receipt(height, index))),
+            proof=m.InclusionProof.model_validate(proof),
+        )
+
+    async def get_block(self, params: m.GetBlockParams) -> m.BlockResult:
+        if params.hash is not None:
+            height = self.view.store.height_of_block(bytes.fromhex(params.hash))
+            if height is None:
+                raise not_found("block", params.hash.lower())
+        else:
+            height = self._existing_height(params.height)
+        block = self._block(height)
+        result: dict[str, Any] = {
+            "hash": block.hash().hex(),
+            "header": jsonview.header_json(block.header),
+            "tx_count": len(block.transactions),
+            "tx_hashes": [tx.hash.hex() for tx in block.transactions],
+        }
+        if params.full:
+            receipts = self.view.store.get_receipts(height) or []
+            result["transactions"] = [jsonview.transaction_json(tx) for tx in block.transactions]
+            result["receipts"] = [jsonview.receipt_json(r) for r in receipts]
+        return m.BlockResult.model_validate(result)
+
+    async def get_commit(self, params: m.HeightParams) -> m.CommitResult:
+        height = self._existing_height(params.height)
+        block = self._block(height)
+        certificate = self.view.store.get_certificate(height)
+        return m.CommitResult.model_validate(
+            {
+                "height": height,
+                "hash": block.hash().hex(),
+                "header": jsonview.header_json(block.header),
+                "certificate": None
+                if certificate is None
+                else jsonview.certificate_json(certificate),
+            }
+        )
+
+    async def get_validators(self, params: m.HeightParams) -> m.ValidatorsResult:
+        height = self._existing_height(params.height)
+        validators = self.view.validators_at(height)
+        return m.ValidatorsResult.model_validate(
+            {
+                "height": height,
+                "validators": jsonview.validators_json(validators),
+                "size": validators.size,
+                "quorum": validators.quorum,
+                "max_faulty": validators.max_faulty,
+                "hash": validators.hash().hex(),
+            }
+        )
+
+    async def get_account(self, params: m.GetAccountParams) -> m.AccountResult:
+        address = parse_address(params.address)
+        key = account_key(address)
+        state = self.view.state
+        raw = state.get_committed(key)
+        root = state.committed_root()
+        height = self._head_height()
+        if raw is None and not params.prove:
+            raise not_found("account", format_address(address))
+        result: dict[str, Any] = {
+            "address": format_address(address),
+            "exists": raw is not None,
+            "public_key": None,
+            "nonce": None,
+            "balance": None,
+            "roles": None,
+            "name": None,
+            "height": height,
+            "state_root": root.hex(),
+        }
+        if raw is not None:
+            result.update(jsonview.account_json(_decode_account(raw, address)))
+        if params.prove:
+            result["proof"] = jsonview.state_proof_json(state.prove(key))
+            result["value"] = None if raw is None else raw.hex()
+        return m.AccountResult.model_validate(result)
+
+
+def _decode_account(raw: bytes, address: bytes) -> Account:
+    """The committed account record (ledger.accounts layout: [public_key, nonce, balance,
+    roles, name]); a record of any other shape is store corruption."""
+    try:
+        record = decode(raw)
+    except DecodeError as exc:
+        raise StoreError(f"account record of {format_address(address)}: {exc}") from None
+    if not isinstance(record, list) or len(record) != 5:
+        raise StoreError(f"account record of {format_address(address)} is not a 5-item array")
+    public_key, nonce, balance, roles, name = record
+    return Account(public_key, nonce, balance, roles, name)
+
+
+_DESCRIPTIONS: Final[dict[str, tuple[str, str]]] = {
+    "sec_status": (
+        "Node and chain status.",
+        "Height, head, PBFT view, peers and sync state of the answering node.",
+    ),
+    "sec_sendTransaction": (
+        "Submit a signed transaction.",
+        "Decodes the canonical bytes (malformed: invalid params naming the field), admits the "
+        "transaction to the mempool and gossips it. wait=mempool returns status pending; "
+        "wait=commit waits up to timeout_s (max 60) and returns the block, index and receipt. "
+        "A transaction already pending or committed is not an error: its status is returned. "
+        "Errors: rejected (data.reason is the admission rule), timeout (it may still commit), "
+        "busy (too many commit waits).",
+    ),
+    "sec_getTransaction": (
+        "A transaction by hash, with its receipt and inclusion proof.",
+        "Committed: height, index, receipt and an RFC 6962 inclusion proof under the block's "
+        "tx_root (verify with ledger.merkle.verify_inclusion over leaf_hash(raw)). Pending: "
+        "the transaction only. Otherwise not_found.",
+    ),
+    "sec_getBlock": (
+        "A block by height or hash (default: the latest).",
+        "Header, header hash and transaction hashes; full=true adds transactions and receipts.",
+    ),
+    "sec_getCommit": (
+        "A block header with its commit certificate.",
+        "The certificate holds 2f+1 validator signatures over the header hash. Genesis (height "
+        "0) has none: certificate is null, the block is trusted through the genesis file.",
+    ),
+    "sec_getValidators": (
+        "The validator set that certifies a block (default: the latest).",
+        "Members in set order (sorted by address), quorum 2f+1 and f, and the validators_hash "
+        "that the block header commits to.",
+    ),
+    "sec_getAccount": (
+        "An account, optionally with a state proof.",
+        "Read from committed state. prove=true adds the state proof of the account record under "
+        "state_root (membership, or non-membership with exists=false for an unknown account); "
+        "verify with ledger.state_tree.verify_state_proof(state_root, b'acct:' + address, "
+        "value, proof). Without prove an unknown account is not_found.",
+    ),
+    "rpc.discover": (
+        "This API as an OpenRPC 1.2.6 document.",
+        "Generated from the same models that validate the parameters.",
+    ),
+}
+
+
+def method_table(
+    view: NodeView, max_commit_waiters: int = DEFAULT_MAX_COMMIT_WAITERS
+) -> dict[str, Method]:
+    """Every method by name, `rpc.discover` included (its document is built once)."""
+    impl = RpcMethods(view, max_commit_waiters)
+    specs: list[tuple[str, type[Any], type[Any], Any, tuple[int, ...]]] = [
+        ("sec_status", m.NoParams, m.StatusResult, impl.status, ()),
+        (
+            "sec_sendTransaction",
+            m.SendTransactionParams,
+            m.SendTransactionResult,
+            impl.send_transaction,
+            (REJECTED.code, TIMEOUT.code, BUSY.code),
+        ),
+        (
+            "sec_getTransaction",
+            m.GetTransactionParams,
+            m.TransactionResult,
+            impl.get_transaction,
+            (NOT_FOUND.code,),
+        ),
+        ("sec_getBlock", m.GetBlockParams, m.BlockResult, impl.get_block, (NOT_FOUND.code,)),
+        ("sec_getCommit", m.HeightParams, m.CommitResult, impl.get_commit, (NOT_FOUND.code,)),
+        (
+            "sec_getValidators",
+            m.HeightParams,
+            m.ValidatorsResult,
+            impl.get_validators,
+            (NOT_FOUND.code,),
+        ),
+        (
+            "sec_getAccount",
+            m.GetAccountParams,
+            m.AccountResult,
+            impl.get_account,
+            (NOT_FOUND.code,),
+        ),
+    ]
+    table: dict[str, Method] = {}
+    for name, params, result, call, errors in specs:
+        summary, description = _DESCRIPTIONS[name]
+        table[name] = Method(name, summary, description, params, result, call, errors)
+    document: dict[str, Any] = {}
+
+    async def discover(params: m.NoParams) -> m.OpenRpcDocument:
+        return m.OpenRpcDocument(document)
+
+    summary, description = _DESCRIPTIONS["rpc.discover"]
+    table["rpc.discover"] = Method(
+        "rpc.discover", summary, description, m.NoParams, m.OpenRpcDocument, discover
+    )
+    document.update(build_document(table))
+    return table

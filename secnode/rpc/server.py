@@ -1,0 +1,119 @@
+"""The HTTP face of a node: POST /rpc (JSON-RPC 2.0), GET /health, GET /metrics.
+
+`make_app` wires a `Dispatcher` over the method table of a `NodeView` into an aiohttp app;
+`start_rpc_server` binds it. HTTP statuses: 200 with a JSON-RPC body for every call or batch
+that has a response (JSON-RPC errors included), 204 when there is nothing to answer (only
+notifications), 413 with a JSON-RPC `too_large` error body when the body exceeds the cap.
+
+Invariants: a body is never buffered beyond `max_body_bytes` + one read chunk (the declared
+Content-Length is checked first, then the stream is counted while read; aiohttp drains the
+rest of an oversized body after answering); nothing a client sends yields a 500 (the dispatcher
+answers every failure with a JSON-RPC error).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from aiohttp import web
+
+from secnode.metrics import CONTENT_TYPE, Metrics
+from secnode.rpc.jsonrpc import Dispatcher, Limits
+from secnode.rpc.methods import DEFAULT_MAX_COMMIT_WAITERS, method_table
+from secnode.rpc.view import NodeView
+
+DEFAULT_RPC_PORT: Final = 8545
+"""RPC port of node0 in the local testnet; node i uses DEFAULT_RPC_PORT + i."""
+_READ_CHUNK: Final = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class RpcConfig:
+    """Caps of the RPC server (documented defaults, docs/rpc.md)."""
+
+    max_body_bytes: int = 2 * 1024 * 1024
+    """Largest request body in bytes."""
+    max_batch_size: int = 100
+    """Most calls in one batch."""
+    max_commit_waiters: int = DEFAULT_MAX_COMMIT_WAITERS
+    """Most sec_sendTransaction calls waiting for commit at once (then `busy`)."""
+
+
+async def _read_capped(request: web.Request, cap: int) -> bytes | int:
+    """The body, or its (at least partial) size if it exceeds `cap`."""
+    declared = request.content_length
+    if declared is not None and declared > cap:
+        return declared
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(_READ_CHUNK):
+        size += len(chunk)
+        if size > cap:
+            return size
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def make_app(view: NodeView, metrics: Metrics, config: RpcConfig | None = None) -> web.Application:
+    """The node's HTTP application (routes in the module docstring)."""
+    config = config or RpcConfig()
+    dispatcher = Dispatcher(
+        method_table(view, config.max_commit_waiters),
+        Limits(config.max_body_bytes, config.max_batch_size),
+        observe=metrics.record_rpc,
+    )
+
+    async def rpc(request: web.Request) -> web.Response:
+        body = await _read_capped(request, config.max_body_bytes)
+        if isinstance(body, int):
+            return web.Response(
+                status=413, body=dispatcher.oversized(body), content_type="application/json"
+            )
+        reply = await dispatcher.handle(body)
+        if reply is None:
+            return web.Response(status=204)
+        return web.Response(body=reply, content_type="application/json")
+
+    async def health(request: web.Request) -> web.Response:
+        status = view.status()
+        document = {
+            "status": "syncing" if status.syncing else "ok",
+            "chain_id": view.genesis.chain_id,
+            "node_name": status.node_name,
+            "height": status.height,
+            "head_time_ms": status.head_time_ms,
+            "view": status.view,
+            "peers": status.peers,
+            "syncing": status.syncing,
+            "is_validator": status.is_validator,
+        }
+        return web.json_response(document, status=503 if status.syncing else 200)
+
+    async def prometheus(request: web.Request) -> web.Response:
+        metrics.refresh_from_status(view.status(), len(view.mempool), view.mempool.size_bytes)
+        return web.Response(body=metrics.render().encode(), headers={"Content-Type": CONTENT_TYPE})
+
+    app = web.Application()
+    app.router.add_post("/rpc", rpc)
+    app.router.add_get("/health", health)
+    app.router.add_get("/metrics", prometheus)
+    return app
+
+
+async def start_rpc_server(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+    """Serve `app` on host:port (0 picks a free port); return the runner and the bound port.
+
+    Stop with `await runner.cleanup()`.
+    """
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    address = runner.addresses[0]
+    bound: int = address[1]
+    return runner, bound

@@ -1,0 +1,248 @@
+"""A real in-process `NodeView` for RPC and CLI tests, without consensus.
+
+`RpcTestNode` is a development chain on a `MemoryStore` with a real mempool. `submit` is mempool
+admission; `commit_pending()` plays the consensus layer: it builds a block from the mempool,
+certifies it with commit signatures of three of the four dev validators, commits it to the
+store and state, evicts the mempool and wakes `wait_committed` callers. With `auto_commit`
+every admitted transaction is committed on the next loop iteration.
+
+`ServedNode` runs such a node and the real aiohttp app on 127.0.0.1:0 in a background thread
+with its own event loop, for code that calls the node synchronously (the CLI).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import aiohttp
+from aiohttp import web
+
+from ledger.accounts import get_account
+from ledger.blocks import BlockHeader
+from ledger.certificates import build_certificate, commit_signing_bytes
+from ledger.chain import BlockResult, build_block
+from ledger.execution import Executor
+from ledger.genesis import Genesis
+from ledger.keys import PrivateKey
+from ledger.store import ChainStore, MemoryStore, open_chain
+from ledger.transactions import Body, SignedTransaction, sign_transaction
+from ledger.validators import ValidatorSet
+from secnode.devnet import DEV_CHAIN_ID, account_key, dev_genesis, validator_key
+from secnode.mempool import Mempool
+from secnode.metrics import Metrics
+from secnode.rpc.server import RpcConfig, make_app, start_rpc_server
+from secnode.rpc.view import NodeStatus
+
+SIGNERS = ("node0", "node1", "node2")
+T = TypeVar("T")
+
+
+class RpcTestNode:
+    """Implements secnode.rpc.view.NodeView over a dev chain (see the module docstring)."""
+
+    def __init__(self, *, auto_commit: bool = False) -> None:
+        self.genesis: Genesis = dev_genesis()
+        store, state, head = open_chain(MemoryStore(), self.genesis)
+        self.store: ChainStore = store
+        self.state = state
+        self.head: BlockHeader = head
+        self.mempool = Mempool(self.genesis.chain_id)
+        self.executor = Executor(self.genesis.chain_id)
+        self.auto_commit = auto_commit
+        self.syncing = False
+        self._new_block = asyncio.Event()
+
+    def status(self) -> NodeStatus:
+        return NodeStatus(
+            node_name="node0",
+            node_address=validator_key("node0").address,
+            height=self.head.height,
+            head_hash=self.head.hash(),
+            head_time_ms=self.head.timestamp_ms,
+            view=0,
+            view_changes=0,
+            is_validator=True,
+            peers=3,
+            syncing=self.syncing,
+        )
+
+    def validators_at(self, height: int) -> ValidatorSet:
+        return self.genesis.validator_set()
+
+    async def submit(self, tx: SignedTransaction) -> None:
+        self.mempool.admit(tx, lambda address: get_account(self.state, address))
+        if self.auto_commit:
+            asyncio.get_running_loop().call_soon(self.commit_pending)
+
+    async def wait_committed(
+        self,
+        tx_hash: bytes,
+        timeout: float,  # noqa: ASYNC109  # the name is NodeView's
+    ) -> tuple[int, int] | None:
+        try:
+            async with asyncio.timeout(timeout):
+                while (location := self.store.find_transaction(tx_hash)) is None:
+                    await self._new_block.wait()
+        except TimeoutError:
+            return None
+        return location
+
+    def _next_nonce(self, address: bytes) -> int:
+        account = get_account(self.state, address)
+        return 0 if account is None else account.nonce
+
+    def commit_pending(self) -> BlockResult:
+        """Commit the mempool's ready transactions as one certified block."""
+        candidates = self.mempool.select(1000, self._next_nonce)
+        result = build_block(
+            self.executor,
+            self.state,
+            self.head,
+            candidates,
+            timestamp_ms=self.head.timestamp_ms + 1000,
+            proposer=validator_key("node0").address,
+            view=0,
+            verified=self.mempool.verified,
+        )
+        block = result.block
+        block_hash = block.hash()
+        message = commit_signing_bytes(self.genesis.chain_id, block.height, block_hash)
+        signatures: dict[bytes, bytes] = {
+            validator_key(name).address: validator_key(name).sign(message) for name in SIGNERS
+        }
+        certificate = build_certificate(block.height, block_hash, signatures)
+        changes = self.state.commit_block()
+        self.store.commit_block(block, certificate, result.receipts, changes)
+        self.head = block.header
+        self.mempool.remove_committed(block.transactions, self._next_nonce)
+        self._new_block.set()
+        self._new_block = asyncio.Event()
+        return result
+
+
+class ServedNode:
+    """An `RpcTestNode` behind the real HTTP app, on its own loop in a background thread."""
+
+    def __init__(self, *, auto_commit: bool = True, config: RpcConfig | None = None) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.config = config
+        self.auto_commit = auto_commit
+        self._ready = threading.Event()
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._serve, name="rpc-test-node", daemon=True)
+        self.node: RpcTestNode
+        self.metrics = Metrics()
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ServedNode:
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("the test RPC server did not start within 10 s")
+        if self._failure is not None:
+            raise RuntimeError("the test RPC server failed to start") from self._failure
+        return self
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self._start())
+        except BaseException as exc:  # reported to the starting thread
+            self._failure = exc
+            self._ready.set()
+            self.loop.close()
+            return
+        self._ready.set()
+        self.loop.run_forever()
+        if self._runner is not None:
+            self.loop.run_until_complete(self._runner.cleanup())
+        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+        self.loop.close()
+
+    async def _start(self) -> None:
+        self.node = RpcTestNode(auto_commit=self.auto_commit)
+        app = make_app(self.node, self.metrics, self.config)
+        self._runner, self.port = await start_rpc_server(app, "127.0.0.1", 0)
+
+    def call(self, function: Callable[[], T]) -> T:
+        """Run `function` on the node's loop (the node is not thread-safe) and return its value."""
+
+        async def run() -> T:
+            return function()
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(10)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+
+
+def sign(
+    name: str, nonce: int, tx_type: str, body: Body, key: PrivateKey | None = None
+) -> SignedTransaction:
+    """A transaction from dev account `name` (or `key`) on the dev chain."""
+    return sign_transaction(key or account_key(name), DEV_CHAIN_ID, nonce, tx_type, body)
+
+
+@dataclass
+class Served:
+    """A node served over HTTP in the test's own loop, with a client session."""
+
+    node: RpcTestNode
+    metrics: Metrics
+    session: aiohttp.ClientSession
+    url: str
+
+    async def post(self, body: bytes | str, **headers: str) -> tuple[int, Any]:
+        """POST a raw body to /rpc; (HTTP status, parsed JSON or None if the body is empty)."""
+        data = body.encode() if isinstance(body, str) else body
+        async with self.session.post(self.url + "/rpc", data=data, headers=headers) as response:
+            raw = await response.read()
+            return response.status, (json.loads(raw) if raw else None)
+
+    async def call(self, method: str, params: Any = None, request_id: Any = 1) -> Any:
+        """One call; the whole response object."""
+        request: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "id": request_id}
+        if params is not None:
+            request["params"] = params
+        status, response = await self.post(json.dumps(request))
+        assert status == 200, (status, response)
+        return response
+
+    async def result(self, method: str, params: Any = None) -> Any:
+        """The result of a call that must succeed."""
+        response = await self.call(method, params)
+        assert "result" in response, response
+        return response["result"]
+
+    async def error(self, method: str, params: Any = None) -> dict[str, Any]:
+        """The error of a call that must fail."""
+        response = await self.call(method, params)
+        assert "error" in response, response
+        error: dict[str, Any] = response["error"]
+        return error
+
+
+@asynccontextmanager
+async def serve(
+    config: RpcConfig | None = None, *, auto_commit: bool = False
+) -> AsyncIterator[Served]:
+    """Serve a fresh `RpcTestNode` on 127.0.0.1:0 in the running loop."""
+    node = RpcTestNode(auto_commit=auto_commit)
+    metrics = Metrics()
+    runner, port = await start_rpc_server(make_app(node, metrics, config), "127.0.0.1", 0)
+    try:
+        async with aiohttp.ClientSession() as session:
+            yield Served(node, metrics, session, f"http://127.0.0.1:{port}")
+    finally:
+        await runner.cleanup()
