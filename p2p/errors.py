@@ -149,6 +149,10 @@ class ConnectionReplaced(PeerDropped):
     """A second connection to the same peer won the tie-break, so this one closes."""
 
 
+class HandlerFailed(PeerDropped):
+    """A node handler raised an unexpected exception (a bug); only this connection closes."""
+
+
 class HostStopping(PeerDropped):
     """The host is shutting down."""
 

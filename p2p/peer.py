@@ -42,6 +42,7 @@ from p2p.errors import (
     ConnectionReplaced,
     DeadPeer,
     FrameError,
+    HandlerFailed,
     HostStopping,
     InvalidPayload,
     MessageTooLarge,
@@ -271,6 +272,10 @@ class PeerConnection:
             self.close(_first(group))  # no-op if close() was called first
         except* OSError as group:
             self.close(RemoteClosed(f"connection to {self.name} failed: {_first(group)}"))
+        except* Exception as group:  # a bug in a handler: close, and let the host's driver log it
+            bug = _first(group)
+            self.close(HandlerFailed(f"handler raised {type(bug).__name__}: {bug}"))
+            raise
         finally:
             self._tasks = None
             reason = self._close_reason or HostStopping(f"connection to {self.name} cancelled")

@@ -1,27 +1,32 @@
-"""Test tools: a `ScriptedPeer` that speaks the real protocol but sends whatever a test says.
+"""Test tools: a `Recorder` of what a host delivers, and a `ScriptedPeer` under a test's control.
 
-It completes a genuine handshake (so the host under test treats it as an authenticated peer),
-then writes chosen records - valid, malformed, tampered, oversized - or raw bytes, reads what the
-host sends, and can stop reading to play a stalled peer. It keeps the three handshake messages so
-tests can replay them. Used by tests/test_p2p_*.py and available to the node's own tests; it is
-never used by the host itself.
+The scripted peer speaks the real protocol but sends whatever the test says. It completes a
+genuine handshake (so the host under test treats it as an authenticated peer), then writes chosen
+records - valid, malformed, tampered, oversized - or raw bytes, reads what the host sends, and can
+stop reading to play a stalled peer. It keeps the three handshake messages so tests can replay
+them. Used by tests/test_p2p_*.py and available to the node's own tests; the host never uses it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Final
 
 from ledger.keys import PublicKey
 from p2p.channel import STREAM_LIMIT, read_handshake_message, write_handshake_message
 from p2p.cipher import RECORD_HEADER_SIZE, RecordOpener, RecordSealer
 from p2p.config import FRAME_HEADER_SIZE, Tuning
-from p2p.errors import MalformedHandshake, RemoteClosed, TruncatedRecord
+from p2p.errors import HandshakeAborted, MalformedHandshake, RemoteClosed, TruncatedRecord
 from p2p.frames import Keepalive, Message, decode_message, encode_frame, split_frames
 from p2p.handshake import InitiatorHandshake, NodeIdentity
+from p2p.host import Handlers
 
 _DEFAULT_TUNING: Final = Tuning()
+WAIT_SECONDS: Final = 5.0
+"""How long `Recorder.wait_until` waits before failing: generous, as it is only hit on failure."""
 
 
 class _AnyKey:
@@ -102,7 +107,10 @@ class ScriptedPeer:
                 (message_1, message_2, message_3),
                 tuning,
             )
-            confirmation = await peer.receive_messages()
+            try:
+                confirmation = await peer.receive_messages()
+            except RemoteClosed as exc:
+                raise HandshakeAborted(f"host closed instead of confirming: {exc}") from None
             if confirmation != [Keepalive()]:
                 raise MalformedHandshake(f"expected a keepalive confirmation, got {confirmation}")
         except BaseException:
@@ -171,3 +179,83 @@ class ScriptedPeer:
             await self.writer.wait_closed()
         except OSError:
             return
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One payload handed to a recorder, with the loop time it arrived."""
+
+    peer: PublicKey
+    payload: bytes
+    time: float
+
+
+@dataclass(slots=True)
+class Recorder:
+    """Handlers for a host under test that record every callback and let tests wait on them."""
+
+    relay: bool = True
+    """What `on_transaction` returns."""
+    transactions: list[Delivery] = field(default_factory=list)
+    consensus: list[Delivery] = field(default_factory=list)
+    connected: list[PublicKey] = field(default_factory=list)
+    disconnected: list[tuple[PublicKey, str]] = field(default_factory=list)
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def handlers(
+        self, on_request: Callable[[PublicKey, bytes], Awaitable[bytes]] | None = None
+    ) -> Handlers:
+        """Handlers that record into this object (and serve requests with `on_request`)."""
+        base = Handlers(
+            on_transaction=self._on_transaction,
+            on_consensus=self._on_consensus,
+            on_peer_connected=self._on_connected,
+            on_peer_disconnected=self._on_disconnected,
+        )
+        if on_request is None:
+            return base
+        return Handlers(
+            base.on_transaction,
+            base.on_consensus,
+            on_request,
+            base.on_peer_connected,
+            base.on_peer_disconnected,
+        )
+
+    def consensus_payloads(self, peer: PublicKey | None = None) -> list[bytes]:
+        return [d.payload for d in self.consensus if peer is None or d.peer == peer]
+
+    def transaction_payloads(self) -> list[bytes]:
+        return [d.payload for d in self.transactions]
+
+    async def wait_until(self, condition: Callable[[], bool], what: str) -> None:
+        """Wait until `condition()` holds after some callback; after `WAIT_SECONDS`, raise
+        TimeoutError naming `what`."""
+        timeout = WAIT_SECONDS
+        try:
+            async with asyncio.timeout(timeout):
+                while not condition():
+                    self._changed.clear()
+                    await self._changed.wait()
+        except TimeoutError:
+            raise TimeoutError(f"timed out after {timeout} s waiting for {what}") from None
+
+    def _record(self) -> None:
+        self._changed.set()
+
+    def _on_transaction(self, peer: PublicKey, transaction: bytes) -> bool:
+        self.transactions.append(Delivery(peer, transaction, asyncio.get_running_loop().time()))
+        self._record()
+        return self.relay
+
+    def _on_consensus(self, peer: PublicKey, payload: bytes) -> None:
+        self.consensus.append(Delivery(peer, payload, asyncio.get_running_loop().time()))
+        self._record()
+
+    def _on_connected(self, peer: PublicKey) -> None:
+        self.connected.append(peer)
+        self._record()
+
+    def _on_disconnected(self, peer: PublicKey, reason: str) -> None:
+        self.disconnected.append((peer, reason))
+        self._record()
