@@ -76,25 +76,23 @@ class Genesis(_Strict):
     @model_validator(mode="after")
     def _consistent(self) -> Genesis:
         names = [a.name for a in self.accounts]
-        if len(set(names)) != len(names):
-            raise ValueError("account names must be unique")
-        keys = [a.public_key for a in self.accounts]
-        if len(set(keys)) != len(keys):
-            raise ValueError("account public keys must be unique")
-        vkeys = [v.public_key for v in self.validators]
-        if len(set(vkeys)) != len(vkeys) or len({v.name for v in self.validators}) != len(vkeys):
-            raise ValueError("validator names and public keys must be unique")
+        _require_unique("accounts: name", names)
+        _require_unique("accounts: public key", [a.public_key for a in self.accounts])
+        _require_unique("validators: name", [v.name for v in self.validators])
+        _require_unique("validators: public key", [v.public_key for v in self.validators])
         for name, value in self.parameters.items():
             problem = check_parameter(name, value)
             if problem:
-                raise ValueError(problem)
+                raise ValueError(f"parameters.{name}: {problem}")
         for name in self.pretrusted:
             if name not in names:
-                raise ValueError(f"pretrusted account {name!r} is not in accounts")
+                raise ValueError(f"pretrusted: {name!r} is not a genesis account")
+        _require_unique("pretrusted:", self.pretrusted)
         if not any("admin" in a.roles for a in self.accounts):
-            raise ValueError("at least one account needs the admin role")
-        if sum(a.balance for a in self.accounts) > MAX_AMOUNT:
-            raise ValueError("total genesis balance exceeds 2**63-1")
+            raise ValueError("accounts: at least one account needs the admin role")
+        total = sum(a.balance for a in self.accounts)
+        if total > MAX_AMOUNT:
+            raise ValueError(f"accounts: total balance {total} exceeds 2**63-1")
         return self
 
     def validator_set(self) -> ValidatorSet:
@@ -116,6 +114,25 @@ class Genesis(_Strict):
         raise InvalidGenesis(f"no genesis account named {name!r}")
 
 
+def _require_unique(what: str, values: list[str]) -> None:
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"{what} {value!r} is listed twice")
+        seen.add(value)
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """JSON object hook: parsers disagree on which duplicate wins, so a file with one is
+    ambiguous (two readers could compute different genesis hashes)."""
+    document: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in document:
+            raise InvalidGenesis(f"duplicate key {key!r} in a JSON object")
+        document[key] = value
+    return document
+
+
 def parse_genesis(document: Any, source: str = "genesis") -> Genesis:
     """Validate a decoded JSON genesis; InvalidGenesis lists each bad field."""
     try:
@@ -134,9 +151,11 @@ def load_genesis(path: Path) -> Genesis:
     except OSError as exc:
         raise InvalidGenesis(f"cannot read genesis file {path}: {exc.strerror}") from None
     try:
-        document = json.loads(text)
+        document = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
     except json.JSONDecodeError as exc:
         raise InvalidGenesis(f"{path} is not valid JSON: {exc}") from None
+    except InvalidGenesis as exc:
+        raise InvalidGenesis(f"{path}: {exc}") from None
     return parse_genesis(document, str(path))
 
 

@@ -3,8 +3,9 @@
 Core types are frozen dataclasses; each field declares its wire kind in `metadata["kind"]`.
 `parse_struct(cls, value, where)` turns a decoded wire map into an instance, rejecting missing
 fields, unknown fields and wrong types with a `MalformedTransaction` naming the field path.
-Optional fields (kind wrapped in `Optional`) may be absent or None on the wire; `to_wire`
-omits them when None, so each value has exactly one wire form.
+Optional fields (kind wrapped in `Optional`) are None when absent from the wire; `to_wire`
+omits them when None and `parse_struct` rejects an explicit None, so each value has exactly one
+wire form (otherwise one signed transaction would have two encodings, hence two hashes).
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def struct(cls: type[Any]) -> Kind:
 
 
 class Optional:
-    """Marks a field kind as optional (absent or None)."""
+    """Marks a field kind as optional: absent on the wire means None (never an explicit None)."""
 
     def __init__(self, kind: Kind) -> None:
         self.kind = kind
@@ -119,8 +120,12 @@ def parse_struct(cls: type[T], value: Any, where: str = "body") -> T:
         kind = spec.metadata["kind"]
         path = f"{where}.{spec.name}"
         if isinstance(kind, Optional):
-            raw = value.get(spec.name)
-            arguments[spec.name] = None if raw is None else kind.kind(raw, path)
+            if spec.name not in value:
+                arguments[spec.name] = None
+            elif value[spec.name] is None:
+                raise _fail(path, "an absent optional field must be omitted, not null")
+            else:
+                arguments[spec.name] = kind.kind(value[spec.name], path)
         else:
             if spec.name not in value:
                 raise _fail(where, f"missing field {spec.name!r}")

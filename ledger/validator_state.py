@@ -2,8 +2,9 @@
 
 Record under b"validators": {"current": [public keys], "pending": [[height, [public keys]]]}.
 An admin `validator.update` committed at height h takes effect at height
-h + `validator_change_delay` (a chain parameter, default 8): blocks from that height on must be
-certified by the new set. `activate_due_validators` is a block hook that performs the switch.
+h + `validator_change_delay` (a chain parameter, default 8), or at the latest pending change's
+height if that is later: blocks from that height on must be certified by the new set.
+`activate_due_validators` is a block hook that performs the switch.
 """
 
 from __future__ import annotations
@@ -69,6 +70,10 @@ def schedule_validator_update(
     if not keys:
         raise InvalidValidatorUpdate("the update would leave no validators")
     effective = height + get_parameter(state, "validator_change_delay")
+    if record["pending"]:
+        # Built on the latest pending set, so it must not take effect before it (the delay
+        # parameter may have been lowered meanwhile): pending changes stay in height order.
+        effective = max(effective, record["pending"][-1][0])
     new_set = ValidatorSet.from_public_keys(keys.values())
     pending = [entry for entry in record["pending"] if entry[0] != effective]
     pending.append([effective, new_set.to_wire()])

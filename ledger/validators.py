@@ -2,7 +2,9 @@
 
 Invariants: members are unique by address, sorted by address (so index i means the same
 validator on every node), each with one vote. n = len(members), f = (n - 1) // 3, and a quorum
-is 2f + 1 signatures. A set with no members is invalid.
+is q = floor((n + f) / 2) + 1 signatures: 2f + 1 when n = 3f + 1, and in general the smallest q
+with 2q - n >= f + 1, so any two quorums share an honest validator even when a validator update
+leaves n != 3f + 1 (2f + 1 of 5 or 6 would not). A set with no members is invalid.
 """
 
 from __future__ import annotations
@@ -69,8 +71,8 @@ class ValidatorSet:
 
     @property
     def quorum(self) -> int:
-        """2f + 1: signatures needed for a certificate."""
-        return 2 * self.max_faulty + 1
+        """Signatures needed for a certificate: 2f + 1 if n = 3f + 1 (see the module docstring)."""
+        return (len(self.members) + self.max_faulty) // 2 + 1
 
     def index_of(self, address: bytes) -> int | None:
         """Position of `address` in the set, or None if it is not a validator."""
