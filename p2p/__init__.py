@@ -62,7 +62,8 @@ from p2p.errors import (
     RequestRejected,
     RequestTimeout,
 )
-from p2p.host import Handlers, HostStats, P2PHost
+from p2p.handlers import Handlers
+from p2p.host import HostStats, P2PHost
 from p2p.peer import PeerInfo
 from p2p.score import Offense
 

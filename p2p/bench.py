@@ -25,7 +25,8 @@ from dataclasses import asdict, dataclass
 
 from ledger.keys import PrivateKey, PublicKey
 from p2p.config import MiB, P2PConfig, PeerAddress, Tuning, allowlist
-from p2p.host import Handlers, P2PHost
+from p2p.handlers import Handlers
+from p2p.host import P2PHost
 
 _SMALL = 200
 _LARGE = 64 * 1024

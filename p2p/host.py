@@ -2,19 +2,15 @@
 
 Theory of operation. `run()` listens and owns every task in one TaskGroup: a dial loop per
 configured peer (which also drives that peer's outbound connection), and a task per inbound
-connection (handshake, then drive). Authenticated connections live in a registry keyed by the
-peer's node key; there is at most one per peer. When two exist - both sides dialled at once, or a
-peer reconnected before we noticed the old connection die - the tie-break keeps the newer one if
-both have the same direction, else the one dialled by the node with the smaller key; both ends
-apply the same rule, so they keep the same connection.
+connection (handshake, then drive). Authenticated connections live in the registry
+(p2p/registry.py: one per peer, with a tie-break both ends agree on). Inbound payloads go to the
+node's `Handlers` (p2p/handlers.py); transactions pass the gossip seen-cache first
+(p2p/gossip.py). Nothing the node calls waits on a peer except `request` and `wait_sent`; a peer
+that cannot keep up is dropped instead (p2p/peer.py).
 
-Inbound payloads go to the node's `Handlers`; transactions pass through the gossip seen-cache
-first (p2p/gossip.py). Everything the node calls is synchronous and never waits on a peer except
-`request` and `wait_sent`; a peer that cannot keep up is dropped instead (p2p/peer.py).
-
-Invariants: only allowlisted, non-banned keys are ever registered; `on_peer_connected` and
-`on_peer_disconnected` alternate per peer (a replaced connection fires neither); after `stop()`
-no new connection is registered and `run()` returns once every connection has said goodbye.
+Invariants: only allowlisted, non-banned keys are ever registered; after `stop()` no new
+connection is registered and `run()` returns once every connection has said goodbye (or after a
+grace period); a bug in a handler ends one connection, never the host.
 """
 
 from __future__ import annotations
@@ -23,8 +19,8 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Final
 
 from ledger.keys import PublicKey
@@ -33,6 +29,7 @@ from p2p.channel import STREAM_LIMIT, accept, confirm, dial
 from p2p.config import P2PConfig, PeerAddress
 from p2p.errors import (
     ConnectionReplaced,
+    HandlerFailed,
     HandshakeAborted,
     HandshakeError,
     HostLifecycleError,
@@ -42,68 +39,19 @@ from p2p.errors import (
     PeerBanned,
     PeerNotConnected,
     RemoteClosed,
-    RequestRejected,
 )
 from p2p.frames import consensus_frame, transaction_frame
 from p2p.gossip import SeenCache, transaction_digest
+from p2p.handlers import Handlers
 from p2p.handshake import NodeIdentity, describe_key
 from p2p.peer import PeerConnection, PeerInfo
+from p2p.registry import Adoption, PeerRegistry
 from p2p.score import BanList, Offense
 
 log = logging.getLogger(__name__)
 
 _STOP_GRACE: Final = 2.0
 """Seconds `run()` waits for connections to say goodbye before cancelling what is left."""
-
-TransactionHandler = Callable[[PublicKey, bytes], bool]
-ConsensusHandler = Callable[[PublicKey, bytes], None]
-RequestHandler = Callable[[PublicKey, bytes], Awaitable[bytes]]
-PeerConnectedHandler = Callable[[PublicKey], None]
-PeerDisconnectedHandler = Callable[[PublicKey, str], None]
-
-
-def _relay_every_transaction(peer: PublicKey, transaction: bytes) -> bool:
-    return True
-
-
-def _ignore_consensus(peer: PublicKey, payload: bytes) -> None:
-    return None
-
-
-async def _refuse_requests(peer: PublicKey, payload: bytes) -> bytes:
-    raise RequestRejected("this node serves no requests")
-
-
-def _ignore_connected(peer: PublicKey) -> None:
-    return None
-
-
-def _ignore_disconnected(peer: PublicKey, reason: str) -> None:
-    return None
-
-
-@dataclass(frozen=True, slots=True)
-class Handlers:
-    """The node's callbacks. All but `on_request` are synchronous and must not block: hand the
-    payload to your own queue. Raise `InvalidPayload` from any of them to penalise the sender."""
-
-    on_transaction: TransactionHandler = _relay_every_transaction
-    """A new (not yet seen) gossiped transaction. Return True to relay it to our other peers
-    (it is valid or at least admissible), False to stop it here; to relay it later, call
-    `broadcast_transaction` with the same bytes."""
-
-    on_consensus: ConsensusHandler = _ignore_consensus
-    """A consensus message sent to us directly (never relayed by p2p)."""
-
-    on_request: RequestHandler = _refuse_requests
-    """A catch-up request; return the response bytes, or raise `RequestRejected(reason)`.
-    Runs as its own task; at most `max_inflight_requests` at once per peer."""
-
-    on_peer_connected: PeerConnectedHandler = _ignore_connected
-    """A peer now has an authenticated connection."""
-
-    on_peer_disconnected: PeerDisconnectedHandler = _ignore_disconnected
-    """A peer lost its last connection; the reason is human-readable."""
 
 
 @dataclass(slots=True)
@@ -120,15 +68,7 @@ class HostStats:
     """Inbound or outbound handshakes that failed or were refused."""
     peers_dropped: int = 0
     """Connections we closed because the peer was slow, dead, misbehaving or corrupted the
-    stream (not counting clean closes, replacements and shutdown)."""
-
-
-@dataclass(slots=True)
-class _PeerSlot:
-    """Per-peer connection state events, for dial loops and `wait_for_peer`."""
-
-    up: asyncio.Event = field(default_factory=asyncio.Event)
-    down: asyncio.Event = field(default_factory=asyncio.Event)
+    stream, or a handler failed (not counting clean closes, replacements and shutdown)."""
 
 
 class P2PHost:
@@ -145,11 +85,9 @@ class P2PHost:
         self._config = config
         self._tuning = config.tuning
         self._identity = identity
-        self._own_key = identity.public_key
         self._handlers = handlers or Handlers()
         self._rng = rng or random.Random()
-        self._connections: dict[PublicKey, PeerConnection] = {}
-        self._slots: dict[PublicKey, _PeerSlot] = {}
+        self._registry = PeerRegistry(identity.public_key)
         self._seen = SeenCache(self._tuning.seen_cache_size)
         self._bans = BanList()
         self._handshakes: set[asyncio.Task[None]] = set()
@@ -174,7 +112,7 @@ class P2PHost:
     @property
     def public_key(self) -> PublicKey:
         """Our node key: how peers identify us."""
-        return self._own_key
+        return self._identity.public_key
 
     @property
     def listen_port(self) -> int:
@@ -194,7 +132,8 @@ class P2PHost:
     async def run(self) -> None:
         """Listen, dial and serve until `stop()`; run it inside the node's TaskGroup.
 
-        Raises OSError if the port cannot be bound, HostLifecycleError if run twice."""
+        The event loop's clock (`loop.time`) is the host's clock. Raises OSError if the port
+        cannot be bound, HostLifecycleError if run twice."""
         if self._started:
             raise HostLifecycleError("a P2PHost runs only once; create a new one")
         self._started = True
@@ -212,7 +151,7 @@ class P2PHost:
                 ]
                 log.info(
                     "p2p %s listening on %s:%d",
-                    describe_key(self._own_key),
+                    describe_key(self.public_key),
                     self._config.listen_host,
                     self._listen_port,
                 )
@@ -220,7 +159,7 @@ class P2PHost:
                 await self._stop_requested.wait()
                 self._stopping = True
                 server.close()
-                for connection in list(self._connections.values()):
+                for connection in self._registry.connections():
                     connection.close(HostStopping("host stopping"))
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(_STOP_GRACE):
@@ -255,18 +194,21 @@ class P2PHost:
 
     def connected_peers(self) -> list[PublicKey]:
         """Keys of the peers with an authenticated connection, sorted."""
-        return sorted(self._connections)
+        return self._registry.keys()
 
     def is_connected(self, peer: PublicKey) -> bool:
-        return peer in self._connections
+        return peer in self._registry
 
     async def wait_for_peer(self, peer: PublicKey) -> None:
         """Return once `peer` is connected (at once if it already is)."""
-        await self._slot(peer).up.wait()
+        await self._registry.wait_up(peer)
 
     def peers(self) -> list[PeerInfo]:
         """A snapshot of every connection, sorted by key."""
-        return [self._connections[key].info() for key in sorted(self._connections)]
+        return sorted(
+            (connection.info() for connection in self._registry.connections()),
+            key=lambda info: info.public_key,
+        )
 
     def broadcast_transaction(self, transaction: bytes) -> int:
         """Gossip a transaction to every connected peer (each relays it on); returns how many
@@ -280,24 +222,22 @@ class P2PHost:
         """Send a consensus message to every connected peer; returns how many. Not relayed:
         validators are expected to be fully meshed. Raises MessageTooLarge."""
         frame = consensus_frame(payload, self._tuning.max_frame_size)
-        return sum(
-            1 for connection in list(self._connections.values()) if connection.enqueue(frame)
-        )
+        return sum(1 for connection in self._registry.connections() if connection.enqueue(frame))
 
     def send_consensus(self, peer: PublicKey, payload: bytes) -> None:
         """Send a consensus message to one peer. Raises PeerNotConnected, MessageTooLarge.
         Queued, not awaited: if the peer cannot keep up it is dropped (and reconnected)."""
         frame = consensus_frame(payload, self._tuning.max_frame_size)
-        if not self._connection(peer).enqueue(frame):
-            raise PeerNotConnected(f"{describe_key(peer)} was dropped as too slow")
+        connection = self._connection(peer)
+        if not connection.enqueue(frame):
+            raise PeerNotConnected(f"{connection.name} is disconnecting: {connection.close_reason}")
 
     async def request(self, peer: PublicKey, payload: bytes) -> bytes:
         """Ask `peer` (catch-up: blocks, certificates) and return its response bytes.
 
         Waits at most `request_timeout`. Raises PeerNotConnected, RequestTimeout, RequestFailed
         (the peer's handler refused, with its reason), PeerDisconnected, MessageTooLarge."""
-        connection = self._connection(peer)
-        return await connection.request(payload)
+        return await self._connection(peer).request(payload)
 
     async def wait_sent(self, peer: PublicKey) -> None:
         """Wait until everything queued for `peer` is written to its socket. Use it to pace bulk
@@ -307,8 +247,8 @@ class P2PHost:
     def penalize(
         self, peer: PublicKey, detail: str, offense: Offense = Offense.INVALID_PAYLOAD
     ) -> None:
-        """Charge a peer for a payload the node found invalid after the handler returned."""
-        connection = self._connections.get(peer)
+        """Charge a peer for a payload the node found invalid after its handler returned."""
+        connection = self._registry.get(peer)
         if connection is not None:
             connection.penalize(offense, detail)
 
@@ -329,31 +269,24 @@ class P2PHost:
     async def serve_request(self, peer: PeerConnection, payload: bytes) -> bytes:
         return await self._handlers.on_request(peer.peer_id, payload)
 
-    # --- internals -----------------------------------------------------------------------------
+    # --- connections ---------------------------------------------------------------------------
 
     def _relay(self, digest: bytes, frame: bytes) -> int:
         send, origin = self._seen.claim_relay(digest)
         if not send:
             return 0
         sent = 0
-        for key, connection in list(self._connections.items()):
-            if key != origin and connection.enqueue(frame):
+        for connection in self._registry.connections():
+            if connection.peer_id != origin and connection.enqueue(frame):
                 sent += 1
         self.stats.transaction_frames_sent += sent
         return sent
 
     def _connection(self, peer: PublicKey) -> PeerConnection:
-        connection = self._connections.get(peer)
+        connection = self._registry.get(peer)
         if connection is None:
             raise PeerNotConnected(f"no connection to {describe_key(peer)}")
         return connection
-
-    def _slot(self, peer: PublicKey) -> _PeerSlot:
-        slot = self._slots.get(peer)
-        if slot is None:
-            slot = self._slots[peer] = _PeerSlot()
-            slot.down.set()
-        return slot
 
     def _on_accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         tasks = self._tasks
@@ -377,17 +310,16 @@ class P2PHost:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         config = self._config
+        origin = writer.get_extra_info("peername")
         try:
             channel = await accept(
                 reader, writer, self._identity, config.chain_id, config.allowed_keys, self._tuning
             )
         except HandshakeError as exc:
-            self._log_refusal(f"inbound connection from {writer.get_extra_info('peername')}", exc)
+            self._log_refusal(f"inbound connection from {origin}", exc)
             return
         except OSError as exc:
-            log.info(
-                "p2p inbound handshake from %s failed: %s", writer.get_extra_info("peername"), exc
-            )
+            log.info("p2p inbound handshake from %s failed: %s", origin, exc)
             return
         current = asyncio.current_task()
         if current is not None:  # authenticated: no longer counts as a pending handshake
@@ -395,20 +327,21 @@ class P2PHost:
         until = self._bans.banned_until(channel.remote_key, self._clock())
         if until is not None:
             remaining = until - self._clock()
-            ban = PeerBanned(
-                f"{describe_key(channel.remote_key)} is banned for {remaining:.0f} s more"
+            banned = PeerBanned(
+                f"{describe_key(channel.remote_key)} is banned {remaining:.0f} s more"
             )
-            self._log_refusal(f"inbound connection from {channel.remote_address}", ban)
+            self._log_refusal(f"inbound connection from {channel.remote_address}", banned)
             channel.abort()
             await channel.wait_closed()
             return
         connection = PeerConnection(channel, self._tuning, self, self._clock)
-        if not self._register(connection):
+        adoption = self._adopt(connection)
+        if adoption is Adoption.REFUSED:
             channel.abort()
             await channel.wait_closed()
             return
         confirm(channel, self._tuning)
-        await self._drive(connection)
+        await self._drive(connection, adoption)
 
     async def _dial_loop(self, peer: PeerAddress) -> None:
         tuning = self._tuning
@@ -418,10 +351,9 @@ class P2PHost:
             tuning.reconnect_jitter,
             self._rng,
         )
-        slot = self._slot(peer.public_key)
         target = f"{describe_key(peer.public_key)}@{peer.host}:{peer.port}"
         while not self._stopping:
-            await slot.down.wait()
+            await self._registry.wait_down(peer.public_key)
             until = self._bans.banned_until(peer.public_key, self._clock())
             if until is not None:
                 await asyncio.sleep(until - self._clock())
@@ -438,66 +370,47 @@ class P2PHost:
                 log.info("p2p cannot reach %s (attempt %d): %s", target, backoff.attempts + 1, exc)
             else:
                 connection = PeerConnection(channel, tuning, self, self._clock)
-                if self._register(connection):
-                    backoff.reset()
-                    await self._drive(connection)
-                else:
+                adoption = self._adopt(connection)
+                if adoption is Adoption.REFUSED:
                     channel.abort()
                     await channel.wait_closed()
+                else:
+                    backoff.reset()
+                    await self._drive(connection, adoption)
             await asyncio.sleep(backoff.next_delay())
 
-    def _register(self, connection: PeerConnection) -> bool:
-        """Adopt an authenticated connection unless the host stops or the tie-break refuses it."""
+    def _adopt(self, connection: PeerConnection) -> Adoption:
+        """Register an authenticated connection unless the host stops or the tie-break refuses."""
         if self._stopping:
-            return False
-        peer = connection.peer_id
-        existing = self._connections.get(peer)
-        if existing is not None:
-            if not self._prefer(connection, existing):
-                log.info(
-                    "p2p keeps the existing connection to %s, closing %s",
-                    existing.name,
-                    connection.name,
-                )
-                return False
-            existing.close(ConnectionReplaced(f"{existing.name} replaced by {connection.name}"))
-        self._connections[peer] = connection
-        log.info(
-            "p2p connected to %s (%s)",
-            connection.name,
-            "outbound" if connection.outbound else "inbound",
-        )
-        if existing is None:
-            slot = self._slot(peer)
-            slot.down.clear()
-            slot.up.set()
-            self._handlers.on_peer_connected(peer)
-        return True
+            return Adoption.REFUSED
+        adoption = self._registry.adopt(connection)
+        if adoption is Adoption.REFUSED:
+            log.info("p2p keeps its existing connection to %s over a new one", connection.name)
+        else:
+            direction = "outbound" if connection.outbound else "inbound"
+            log.info("p2p connected to %s (%s)", connection.name, direction)
+        return adoption
 
-    def _prefer(self, new: PeerConnection, existing: PeerConnection) -> bool:
-        """The tie-break between two connections to one peer (the same answer at both ends)."""
-        if new.outbound == existing.outbound:
-            return True
-        new_dialler = self._own_key if new.outbound else new.peer_id
-        return new_dialler == min(self._own_key, new.peer_id)
+    async def _drive(self, connection: PeerConnection, adoption: Adoption) -> None:
+        """The top of one connection's driver: announce it, run it, release it.
 
-    async def _drive(self, connection: PeerConnection) -> None:
+        Exceptions from the node's handlers are bugs; they are logged with their traceback and
+        end this connection only (`HandlerFailed`), so one bad message cannot stop the node."""
         self._drivers += 1
         self._no_drivers.clear()
-        reason: P2PError
+        peer = connection.peer_id
         try:
-            reason = await connection.run()
-        except Exception:  # driver top: a handler bug ends this connection, not the node
-            log.exception("p2p connection to %s failed", connection.name)
-            reason = connection.close_reason or P2PError("internal error")
+            if adoption is Adoption.NEW_PEER:
+                self._announce(connection)
+            try:
+                reason = await connection.run()
+            except Exception:  # driver top: see the docstring
+                log.exception("p2p connection to %s failed", connection.name)
+                reason = connection.close_reason or HandlerFailed("connection driver failed")
         finally:
             self._drivers -= 1
             if self._drivers == 0:
                 self._no_drivers.set()
-        self._unregister(connection, reason)
-
-    def _unregister(self, connection: PeerConnection, reason: P2PError) -> None:
-        peer = connection.peer_id
         if isinstance(reason, MisbehavingPeer):
             self._bans.ban(peer, self._clock() + self._tuning.ban_duration)
             log.warning(
@@ -505,14 +418,21 @@ class P2PHost:
             )
         if not isinstance(reason, HostStopping | ConnectionReplaced | RemoteClosed):
             self.stats.peers_dropped += 1
-        if self._connections.get(peer) is not connection:
-            return
-        del self._connections[peer]
-        log.info("p2p disconnected from %s: %s", connection.name, reason)
-        slot = self._slot(peer)
-        slot.up.clear()
-        slot.down.set()
-        self._handlers.on_peer_disconnected(peer, str(reason))
+        if self._registry.release(connection):
+            log.info("p2p disconnected from %s: %s", connection.name, reason)
+            self._announce(connection, reason)
+
+    def _announce(self, connection: PeerConnection, reason: P2PError | None = None) -> None:
+        """Tell the node a peer connected (no reason) or disconnected; part of `_drive`."""
+        peer = connection.peer_id
+        try:
+            if reason is None:
+                self._handlers.on_peer_connected(peer)
+            else:
+                self._handlers.on_peer_disconnected(peer, str(reason))
+        except Exception as exc:  # driver top (see `_drive`): a handler bug ends one connection
+            log.exception("p2p peer event handler failed for %s", connection.name)
+            connection.close(HandlerFailed(f"peer event handler raised {type(exc).__name__}"))
 
     def _log_refusal(self, what: str, error: HandshakeError) -> None:
         self.stats.handshakes_refused += 1

@@ -113,7 +113,7 @@ class PeerInfo:
     queued_bytes: int
     """Bytes waiting in its send queue."""
     frames_received: int
-    """Frames received and accepted."""
+    """Frames received (keepalives and rejected frames included)."""
     frames_rejected: int
     """Frames received and rejected (malformed, oversized, truncated, unknown, invalid)."""
 
@@ -389,6 +389,9 @@ class PeerConnection:
                 self._byte_bucket.take(len(plaintext), now),
             )
             if delay > 0:
+                # We stop reading on purpose: the peer is not silent, so the watchdog must not
+                # count this pause against the idle timeout.
+                self._last_received = now + delay
                 await asyncio.sleep(delay)
 
     def _dispatch(self, message: Message) -> None:

@@ -21,8 +21,8 @@ from p2p.cipher import RECORD_HEADER_SIZE, RecordOpener, RecordSealer
 from p2p.config import FRAME_HEADER_SIZE, Tuning
 from p2p.errors import HandshakeAborted, MalformedHandshake, RemoteClosed, TruncatedRecord
 from p2p.frames import Keepalive, Message, decode_message, encode_frame, split_frames
+from p2p.handlers import Handlers
 from p2p.handshake import InitiatorHandshake, NodeIdentity
-from p2p.host import Handlers
 
 _DEFAULT_TUNING: Final = Tuning()
 WAIT_SECONDS: Final = 5.0

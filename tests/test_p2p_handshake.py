@@ -6,6 +6,8 @@ from collections.abc import Container
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ledger.encoding import decode, encode
 from ledger.keys import PrivateKey, PublicKey
@@ -201,3 +203,24 @@ def test_invalid_out_of_order_steps_change_nothing() -> None:
     with pytest.raises(HandshakeOutOfOrder, match="already finished"):
         initiator.finish(message_2)
     assert responder.finish(message_3).remote_key == ALICE.public_key
+
+
+FIELD_NAMES = st.sampled_from(["e", "sealed", "s", "sig", "chain", "v"])
+FIELD_VALUES = st.one_of(
+    st.binary(max_size=80), st.integers(-(2**63), 2**64 - 1), st.text(max_size=5)
+)
+
+
+@given(st.dictionaries(FIELD_NAMES, FIELD_VALUES, max_size=4))
+def test_arbitrary_message_2_raises_only_handshake_errors(fields: dict[str, object]) -> None:
+    initiator = InitiatorHandshake(ALICE, CHAIN, ALLOWED, BOB.public_key)
+    with pytest.raises(HandshakeError):
+        initiator.finish(encode(fields))
+
+
+@given(st.binary(max_size=120))
+def test_arbitrary_sealed_identity_raises_only_handshake_errors(sealed: bytes) -> None:
+    initiator, responder = pair()
+    responder.respond(initiator.first_message())
+    with pytest.raises(HandshakeError):
+        responder.finish(encode({"sealed": sealed}))

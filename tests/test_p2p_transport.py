@@ -403,6 +403,30 @@ async def test_handler_bug_closes_only_that_connection_and_it_recovers(
     assert "KeyError: 'a bug in the node'" in caplog.text
 
 
+@pytest.mark.asyncio
+async def test_peer_event_handler_bug_closes_the_connection_not_the_host(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR, LOGGER)
+    recorder = Recorder()
+    record_connected = recorder.handlers().on_peer_connected
+
+    def buggy_connected(peer: PublicKey) -> None:
+        record_connected(peer)
+        if len(recorder.connected) == 1:
+            raise RuntimeError("node not ready")
+
+    handlers = Handlers(
+        on_consensus=recorder.handlers().on_consensus, on_peer_connected=buggy_connected
+    )
+    async with linked_pair(a_handlers=handlers) as (_, _, b, _):
+        await recorder.wait_until(lambda: len(recorder.connected) == 2, "B to reconnect")
+        await asyncio.wait_for(b.wait_for_peer(A), 5)
+        b.send_consensus(A, b"works")
+        await recorder.wait_until(lambda: recorder.consensus_payloads() == [b"works"], "works")
+    assert "RuntimeError: node not ready" in caplog.text
+
+
 # --- liveness -----------------------------------------------------------------------------------
 
 
