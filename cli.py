@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench_kinds.add_parser("ledger", help="ledger hot paths as ratios to Ed25519 verify")
     bench_kinds.add_parser("p2p", help="encrypted transport vs a plain asyncio stream")
     commands.add_parser("sim", help="deterministic PBFT fault simulator (sec sim --help)")
+    from secnode.cli_client import add_client_commands  # sec tx ..., sec query ...
+
+    add_client_commands(commands)
     return parser
 
 

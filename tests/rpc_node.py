@@ -56,6 +56,8 @@ class RpcTestNode:
         self.executor = Executor(self.genesis.chain_id)
         self.auto_commit = auto_commit
         self.syncing = False
+        self.admitted = asyncio.Event()
+        """Set whenever a transaction enters the mempool."""
         self._new_block = asyncio.Event()
 
     def status(self) -> NodeStatus:
@@ -77,6 +79,7 @@ class RpcTestNode:
 
     async def submit(self, tx: SignedTransaction) -> None:
         self.mempool.admit(tx, lambda address: get_account(self.state, address))
+        self.admitted.set()
         if self.auto_commit:
             asyncio.get_running_loop().call_soon(self.commit_pending)
 

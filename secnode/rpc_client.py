@@ -1,0 +1,119 @@
+"""A small synchronous JSON-RPC 2.0 client over urllib, for the CLI.
+
+Every failure is an `RpcClientError` whose message is one line a user can act on: the node is
+unreachable (connection refused, DNS, timeout), answered HTTP without JSON-RPC, answered
+something that is not a JSON-RPC response, or returned a JSON-RPC error (`RpcCallError`, which
+keeps the code and data for scripts).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any, Final
+
+DEFAULT_RPC_URL: Final = "http://127.0.0.1:8545"
+MAX_RESPONSE_BYTES: Final = 256 * 1024 * 1024
+
+
+class RpcClientError(Exception):
+    """A call failed; the message is one line saying what happened and where."""
+
+
+class RpcCallError(RpcClientError):
+    """The node answered with a JSON-RPC error."""
+
+    def __init__(self, method: str, code: int, message: str, data: Any) -> None:
+        super().__init__(message)
+        self.method = method
+        self.code = code
+        self.data = data
+
+
+def rpc_endpoint(url: str) -> str:
+    """The /rpc endpoint of a node URL: "http://host:port" and ".../" get "/rpc" appended."""
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise RpcClientError(f"--rpc must be an http:// or https:// URL, got {url!r}")
+    if parsed.path in ("", "/"):
+        return urllib.parse.urlunsplit((parsed.scheme, parsed.netloc, "/rpc", "", ""))
+    return url
+
+
+def _describe_reason(reason: object) -> str:
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused (is the node running, and is this its RPC port?)"
+    if isinstance(reason, TimeoutError):
+        return "timed out"
+    if isinstance(reason, OSError) and reason.strerror:
+        return reason.strerror
+    return str(reason)
+
+
+class RpcClient:
+    """Calls one node's JSON-RPC endpoint."""
+
+    def __init__(self, url: str = DEFAULT_RPC_URL, timeout_s: float = 30.0) -> None:
+        self.endpoint = rpc_endpoint(url)
+        self.timeout_s = timeout_s
+        self._next_id = 1
+
+    def call(self, method: str, params: dict[str, Any] | list[Any] | None = None) -> Any:
+        """The result of `method`, or RpcClientError."""
+        request_id = self._next_id
+        self._next_id += 1
+        request: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "id": request_id}
+        if params is not None:
+            request["params"] = params
+        status, body = self._post(json.dumps(request).encode())
+        return self._result(method, request_id, status, body)
+
+    def _post(self, data: bytes) -> tuple[int, bytes]:
+        http_request = urllib.request.Request(
+            self.endpoint,
+            data=data,
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(http_request, timeout=self.timeout_s) as response:
+                return response.status, response.read(MAX_RESPONSE_BYTES)
+        except urllib.error.HTTPError as exc:
+            with exc:
+                return exc.code, exc.read(MAX_RESPONSE_BYTES)
+        except urllib.error.URLError as exc:
+            reason = _describe_reason(exc.reason)
+            raise RpcClientError(f"cannot reach node at {self.endpoint}: {reason}") from None
+        except TimeoutError:
+            raise RpcClientError(
+                f"node at {self.endpoint} did not answer within {self.timeout_s:g} s"
+            ) from None
+        except (OSError, http.client.HTTPException) as exc:
+            reason = _describe_reason(exc) or type(exc).__name__
+            raise RpcClientError(f"connection to {self.endpoint} failed: {reason}") from None
+
+    def _result(self, method: str, request_id: int, status: int, body: bytes) -> Any:
+        try:
+            response = json.loads(body) if body else None
+        except ValueError:
+            response = None
+        if not isinstance(response, dict) or response.get("jsonrpc") != "2.0":
+            if status != 200:
+                raise RpcClientError(f"node at {self.endpoint} answered HTTP {status}")
+            raise RpcClientError(f"node at {self.endpoint} did not answer with JSON-RPC")
+        error = response.get("error")
+        if isinstance(error, dict):
+            code = error.get("code")
+            message = error.get("message")
+            raise RpcCallError(
+                method,
+                code if isinstance(code, int) else 0,
+                message if isinstance(message, str) else f"{method} failed with {error!r}",
+                error.get("data"),
+            )
+        if response.get("id") != request_id or "result" not in response:
+            raise RpcClientError(f"node at {self.endpoint} answered a malformed JSON-RPC response")
+        return response["result"]
