@@ -17,7 +17,8 @@ b"acct:" + address, b"param:" + name, b"supply", b"validators", b"order:" + id, 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections import ChainMap
+from collections.abc import Iterator, MutableMapping
 from typing import Final
 
 from ledger.errors import LedgerError
@@ -33,9 +34,14 @@ class StateError(LedgerError):
 class State:
     """Committed map + block overlay + transaction journal + Merkle tree."""
 
-    def __init__(self, committed: dict[bytes, bytes] | None = None) -> None:
-        self.committed: dict[bytes, bytes] = committed if committed is not None else {}
-        self.tree = StateTree.from_items(self.committed.items())
+    def __init__(
+        self,
+        committed: MutableMapping[bytes, bytes] | None = None,
+        tree: StateTree | None = None,
+    ) -> None:
+        """`tree`, if given, must be the tree of exactly `committed` (it is not rebuilt)."""
+        self.committed: MutableMapping[bytes, bytes] = committed if committed is not None else {}
+        self.tree = tree if tree is not None else StateTree.from_items(self.committed.items())
         self._pending: dict[bytes, bytes | None] = {}
         self._journal: list[tuple[bytes, object]] = []
         self._snapshots: list[int] = []
@@ -69,7 +75,7 @@ class State:
 
         Cost is proportional to the whole committed map: for queries and tests, not execution.
         """
-        merged = {k: v for k, v in self.committed.items() if k.startswith(prefix)}
+        merged = {k: v for k, v in self.committed.items() if k.startswith(prefix) and v is not None}
         for key, value in self._pending.items():
             if key.startswith(prefix):
                 if value is None:
@@ -152,6 +158,30 @@ class State:
         self._journal.clear()
         self._snapshots.clear()
         self._root_computed = False
+
+    def working_tree(self) -> StateTree:
+        """The tree of committed + overlay (after `compute_root`)."""
+        self.compute_root()
+        return self._working if self._working is not None else self.tree
+
+    def speculate(self, layers: list[dict[bytes, bytes | None]], tree: StateTree) -> State:
+        """A state on top of uncommitted blocks: reads see `layers` (newest first) over this
+        state's committed map; `tree` must be the tree of that combination. Writes to the
+        returned state go to its own overlay; this state is never modified through it.
+        """
+        view: ChainMap[bytes, bytes | None] = ChainMap({}, *layers, self.committed)  # type: ignore[arg-type]  # deleted keys hold None
+        return State(view, tree)  # type: ignore[arg-type]  # see above
+
+    def apply_committed(self, changes: dict[bytes, bytes | None], tree: StateTree) -> None:
+        """Commit a block executed elsewhere (on a `speculate` state): `tree` is its result."""
+        if self._pending:
+            raise StateError("apply_committed with an uncommitted block in progress")
+        for key, value in changes.items():
+            if value is None:
+                self.committed.pop(key, None)
+            else:
+                self.committed[key] = value
+        self.tree = tree
 
     def root(self) -> bytes:
         """Root of committed + overlay (folds the overlay in; see `compute_root`)."""

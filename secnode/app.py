@@ -1,0 +1,228 @@
+"""The ledger as the consensus core's application: proposals, validation, commits.
+
+PBFT may have several heights in flight, so blocks are built and validated on top of blocks
+that are not committed yet. Each such block is kept as a `Speculative` entry: the block, its
+receipts, its state changes and the state tree after it. A state for building on a speculative
+parent reads that parent's changes and its ancestors' over the committed state
+(`State.speculate`), so nothing is executed twice: on `commit`, a block validated here is
+applied from its entry; only a block that arrives with a certificate but was never validated
+here (catch-up) is executed at commit time.
+
+Invariants: `self.state` and the store always hold exactly the committed chain up to
+`self.head`; speculative entries are dropped once their height is committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from consensus.app import Proposal
+from consensus.errors import InvalidProposal
+from ledger.accounts import get_account
+from ledger.blocks import Block, BlockHeader, decode_block
+from ledger.certificates import CommitCertificate
+from ledger.chain import build_block, execute_block
+from ledger.errors import LedgerError
+from ledger.execution import Executor
+from ledger.receipts import Receipt
+from ledger.state import State
+from ledger.state_tree import StateTree
+from ledger.store import ChainStore
+from secnode.mempool import Mempool
+
+log = logging.getLogger("secnode.app")
+
+
+@dataclass(frozen=True, slots=True)
+class Speculative:
+    """A block executed on top of an uncommitted parent."""
+
+    block: Block
+    receipts: tuple[Receipt, ...]
+    changes: dict[bytes, bytes | None]
+    tree: StateTree
+    parent: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """What `LedgerApp.commit` reports to the node (for waiters, metrics, logs)."""
+
+    block: Block
+    receipts: tuple[Receipt, ...]
+    executed_at_commit: bool
+
+
+class CommitDivergence(LedgerError):
+    """A certified block failed to execute here: this node's state diverged; stop the node."""
+
+
+class LedgerApp:
+    """Implements consensus.app.Application over the ledger, mempool and store."""
+
+    def __init__(
+        self,
+        executor: Executor,
+        store: ChainStore,
+        state: State,
+        head: BlockHeader,
+        mempool: Mempool,
+        proposer: bytes,
+        *,
+        max_block_transactions: int,
+        max_clock_drift_s: float,
+        clock_ms: Callable[[float], int] = lambda now: int(now * 1000),
+    ) -> None:
+        self.executor = executor
+        self.store = store
+        self.state = state
+        self.head = head
+        self.mempool = mempool
+        self.proposer = proposer
+        self.max_block_transactions = max_block_transactions
+        self.max_clock_drift_ms = int(max_clock_drift_s * 1000)
+        self.clock_ms = clock_ms
+        self.speculative: dict[bytes, Speculative] = {}
+        self.view = 0
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def _chain_to(self, parent: bytes) -> list[Speculative] | None:
+        """Speculative ancestors from `parent` back to the committed head (newest first)."""
+        chain: list[Speculative] = []
+        cursor = parent
+        head_hash = self.head.hash()
+        while cursor != head_hash:
+            entry = self.speculative.get(cursor)
+            if entry is None:
+                return None
+            chain.append(entry)
+            cursor = entry.parent
+        return chain
+
+    def _state_on(self, parent: bytes) -> tuple[State, BlockHeader]:
+        chain = self._chain_to(parent)
+        if chain is None:
+            raise InvalidProposal(f"parent {parent.hex()[:16]} is neither committed nor validated")
+        if not chain:
+            return self.state.speculate([], self.state.tree), self.head
+        return (
+            self.state.speculate([entry.changes for entry in chain], chain[0].tree),
+            chain[0].block.header,
+        )
+
+    def _remember(
+        self, state: State, block: Block, receipts: tuple[Receipt, ...], parent: bytes
+    ) -> None:
+        tree = state.working_tree()
+        self.speculative[block.hash()] = Speculative(block, receipts, state.changes(), tree, parent)
+
+    # --- consensus.app.Application -----------------------------------------------------------
+
+    def make_proposal(
+        self, seq: int, parent: bytes, now: float, *, required: bool
+    ) -> Proposal | None:
+        if not required and len(self.mempool) == 0:
+            return None
+        state, parent_header = self._state_on(parent)
+        if parent_header.height != seq - 1:
+            raise InvalidProposal(f"parent is at height {parent_header.height}, not {seq - 1}")
+
+        def next_nonce(address: bytes) -> int:
+            account = get_account(state, address)
+            return 0 if account is None else account.nonce
+
+        candidates = self.mempool.select(self.max_block_transactions, next_nonce)
+        if not candidates and not required:
+            return None
+        result = build_block(
+            self.executor,
+            state,
+            parent_header,
+            candidates,
+            timestamp_ms=self.clock_ms(now),
+            proposer=self.proposer,
+            view=self.view,
+            verified=self.mempool.verified,
+            max_transactions=self.max_block_transactions,
+        )
+        if not result.block.transactions and not required:
+            return None
+        self._remember(state, result.block, result.receipts, parent)
+        return Proposal(seq, parent, result.block.hash(), result.block.encode())
+
+    def validate_proposal(self, proposal: Proposal, now: float) -> None:
+        if proposal.digest in self.speculative:
+            return  # validated before (a re-proposal after a view change)
+        block = self._decode(proposal.seq, proposal.digest, proposal.payload)
+        if block.header.prev_hash != proposal.parent:
+            raise InvalidProposal("block prev_hash does not match the proposal's parent")
+        if block.header.timestamp_ms > self.clock_ms(now) + self.max_clock_drift_ms:
+            raise InvalidProposal(
+                f"block time {block.header.timestamp_ms} is more than "
+                f"{self.max_clock_drift_ms} ms ahead of the local clock"
+            )
+        state, parent_header = self._state_on(proposal.parent)
+        try:
+            result = execute_block(
+                self.executor, state, parent_header, block, verified=self.mempool.verified
+            )
+        except LedgerError as exc:
+            raise InvalidProposal(str(exc)) from exc
+        self._remember(state, block, result.receipts, proposal.parent)
+
+    def verify_payload(self, seq: int, digest: bytes, payload: bytes) -> None:
+        self._decode(seq, digest, payload)
+
+    @staticmethod
+    def _decode(seq: int, digest: bytes, payload: bytes) -> Block:
+        try:
+            block = decode_block(payload)
+        except LedgerError as exc:
+            raise InvalidProposal(f"block {seq}: {exc}") from exc
+        if block.height != seq:
+            raise InvalidProposal(f"block height {block.height} is not sequence {seq}")
+        if block.hash() != digest:
+            raise InvalidProposal(f"block {seq} does not hash to the proposed digest")
+        return block
+
+    # --- commits -----------------------------------------------------------------------------
+
+    def commit(
+        self, seq: int, digest: bytes, payload: bytes, certificate: CommitCertificate
+    ) -> Committed:
+        """Persist the decided block (one atomic batch) and move the committed state on."""
+        if seq != self.head.height + 1:
+            raise CommitDivergence(f"commit of height {seq} after head {self.head.height}")
+        entry = self.speculative.get(digest)
+        executed_here = entry is None or entry.parent != self.head.hash()
+        if entry is None or entry.parent != self.head.hash():
+            block = self._decode(seq, digest, payload)
+            state = self.state.speculate([], self.state.tree)
+            try:
+                result = execute_block(
+                    self.executor, state, self.head, block, verified=self.mempool.verified
+                )
+            except LedgerError as exc:
+                raise CommitDivergence(
+                    f"certified block {seq} ({digest.hex()[:16]}) does not execute here: {exc}"
+                ) from exc
+            entry = Speculative(
+                block, result.receipts, state.changes(), state.working_tree(), self.head.hash()
+            )
+        started = time.perf_counter()
+        self.store.commit_block(entry.block, certificate, entry.receipts, entry.changes)
+        self.state.apply_committed(entry.changes, entry.tree)
+        self.head = entry.block.header
+        self.speculative = {d: s for d, s in self.speculative.items() if s.block.height > seq}
+
+        def next_nonce(address: bytes) -> int:
+            account = get_account(self.state, address)
+            return 0 if account is None else account.nonce
+
+        self.mempool.remove_committed(entry.block.transactions, next_nonce)
+        log.debug("stored block %d in %.1f ms", seq, (time.perf_counter() - started) * 1000)
+        return Committed(entry.block, entry.receipts, executed_here)
