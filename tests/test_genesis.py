@@ -78,6 +78,17 @@ def test_document_hash_is_domain_prefixed_encoding_of_the_full_document() -> Non
     assert genesis.document_hash() == expected
 
 
+def test_protocol_document_worked_example() -> None:
+    # Printed in docs/protocol.md, "Worked example": change both together.
+    genesis = dev_genesis()
+    assert genesis.document_hash().hex() == (
+        "9e773a5b88c50077ae27120deb6f705b3928e65e99a00aa0b1c0f7c5df15cbf1"
+    )
+    assert genesis.validator_set().hash().hex() == (
+        "03afdfa9cd9f7f61967f4a56ad00ab61c1127875fc341990af320f798c00ab18"
+    )
+
+
 def test_document_hash_fills_in_defaults_and_ignores_key_order() -> None:
     explicit = dev_genesis_document() | {"note": "", "dev_key_labels": False}
     explicit.update(parameters={}, pretrusted=[])

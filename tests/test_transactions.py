@@ -12,7 +12,7 @@ import pytest
 
 from ledger.encoding import decode, encode
 from ledger.errors import InvalidSignature, MalformedTransaction
-from ledger.keys import PrivateKey, verify_signature
+from ledger.keys import PrivateKey, format_address, verify_signature
 from ledger.schema import MAX_AMOUNT, Optional, to_wire
 from ledger.transactions import (
     BODY_TYPES,
@@ -490,3 +490,17 @@ def test_invalid_body(tx_type: str, mutate: Callable[[dict[str, Any]], None], ma
     wire = _wire(tx_type)
     mutate(wire["body"])
     _reject(wire, match)
+
+
+def test_protocol_document_worked_example() -> None:
+    # These values are printed in docs/protocol.md, "Worked example": change both together.
+    sharer = PrivateKey.from_label("account:sharer1").address
+    assert format_address(KEY.address) == "sec12h9tjj93usyg7zlar3ys2d50k3chymguddax0q"
+    assert format_address(sharer) == "sec1qwfg89y02uv4q5pkla6nzps6daam32v9m3lgpr"
+    tx = sign_transaction(KEY, CHAIN, 0, "credit.transfer", Transfer(sharer, 500))
+    assert tx.signing_bytes().hex() == (
+        "5345432f74782f763195aa7365632d6465766e6574c420082f3a87224d268eed989c8fae169dc7f21da7e264"
+        "ca9e34461ce3d72532c3f700af6372656469742e7472616e7366657282a6616d6f756e74cd01f4a2746fc414"
+        "039283948f5719505036ff7531061a6f7bb8a985"
+    )
+    assert tx.hash.hex() == "927affe5a001dc50a27098aaa447bc4b910e1b397595bd6fd84b52b67eece63b"
