@@ -41,7 +41,7 @@ class Tuning:
     send_queue_max_messages: int = 10_000
     """A peer whose send queue would exceed this many frames is dropped as too slow."""
 
-    send_queue_max_bytes: int = 32 * MiB
+    send_queue_max_bytes: int = 16 * MiB
     """A peer whose send queue would exceed this many bytes is dropped as too slow."""
 
     write_timeout: float = 10.0

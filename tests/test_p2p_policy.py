@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import random
 import re
+from typing import cast
 
 import pytest
 
-from ledger.keys import PrivateKey
+from ledger.keys import PrivateKey, PublicKey
 from p2p.backoff import Backoff
 from p2p.config import P2PConfig, PeerAddress, Tuning, allowlist
 from p2p.errors import (
+    ConnectionReplaced,
     FrameTooLarge,
     InvalidConfig,
     MalformedFrame,
+    P2PError,
     TruncatedFrame,
     UnknownMessageType,
 )
 from p2p.gossip import SeenCache, transaction_digest
+from p2p.peer import PeerConnection
 from p2p.ratelimit import TokenBucket
+from p2p.registry import Adoption, PeerRegistry
 from p2p.score import BanList, Offense, PeerScore, offense_of
 
 A = PrivateKey.from_label("policy-a").public_key
@@ -196,3 +202,61 @@ def test_seen_cache_relay_of_an_unknown_digest() -> None:
 def test_invalid_seen_cache() -> None:
     with pytest.raises(InvalidConfig, match="capacity must be positive"):
         SeenCache(0)
+
+
+# --- registry tie-break -------------------------------------------------------------------------
+
+
+class FakeConnection:
+    """Just what the registry looks at."""
+
+    def __init__(self, peer_id: PublicKey, outbound: bool) -> None:
+        self.peer_id = peer_id
+        self.outbound = outbound
+        self.name = f"{'out' if outbound else 'in'}:{peer_id.hex()[:6]}"
+        self.closed_for: P2PError | None = None
+
+    def close(self, reason: P2PError) -> None:
+        self.closed_for = reason
+
+
+def connection(peer: PublicKey, outbound: bool) -> PeerConnection:
+    return cast(PeerConnection, FakeConnection(peer, outbound))
+
+
+def test_tie_break_keeps_the_same_connection_at_both_ends() -> None:
+    low, high = sorted([A, B])
+    # The low node dialled (outbound at low, inbound at high) and the high node dialled too.
+    low_dialled = (connection(high, outbound=True), connection(low, outbound=False))
+    high_dialled = (connection(high, outbound=False), connection(low, outbound=True))
+    for first, second in ((low_dialled, high_dialled), (high_dialled, low_dialled)):
+        at_low, at_high = PeerRegistry(low), PeerRegistry(high)
+        assert at_low.adopt(first[0]) is Adoption.NEW_PEER
+        assert at_high.adopt(first[1]) is Adoption.NEW_PEER
+        at_low.adopt(second[0])
+        at_high.adopt(second[1])
+        assert at_low.get(high) is low_dialled[0]
+        assert at_high.get(low) is low_dialled[1]
+
+
+def test_newer_connection_in_the_same_direction_replaces_the_old() -> None:
+    registry = PeerRegistry(A)
+    old, new = connection(B, outbound=False), connection(B, outbound=False)
+    registry.adopt(old)
+    assert registry.adopt(new) is Adoption.REPLACED
+    assert isinstance(cast(FakeConnection, old).closed_for, ConnectionReplaced)
+    assert not registry.release(old)  # the replaced one leaves quietly
+    assert registry.release(new)
+    assert B not in registry
+
+
+@pytest.mark.asyncio
+async def test_registry_events_follow_registration() -> None:
+    registry = PeerRegistry(A)
+    await asyncio.wait_for(registry.wait_down(B), 1)
+    only = connection(B, outbound=True)
+    registry.adopt(only)
+    await asyncio.wait_for(registry.wait_up(B), 1)
+    assert registry.keys() == [B] and len(registry) == 1
+    registry.release(only)
+    await asyncio.wait_for(registry.wait_down(B), 1)
