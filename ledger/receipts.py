@@ -2,7 +2,9 @@
 
 Wire map: {"tx_hash": 32 bytes, "ok": bool, "code": str, "message": str, "events": [map, ...]}
 `code` is "" on success, else the stable name of the broken rule (ExecutionError.code).
-The block's `receipts_root` is the RFC 6962 root over the receipts' canonical encodings.
+The block's `receipts_root` is the RFC 6962 root over each receipt's *committed form*: the
+canonical encoding of {"tx_hash", "ok", "code", "events"}. The human-readable `message` is
+stored and served but not hashed, so rewording an error message is not a consensus change.
 """
 
 from __future__ import annotations
@@ -57,5 +59,17 @@ class Receipt:
         )
 
 
+def committed_form(receipt: Receipt) -> bytes:
+    """The bytes of a receipt that the receipts root commits to (no `message`)."""
+    return encode(
+        {
+            "tx_hash": receipt.tx_hash,
+            "ok": receipt.ok,
+            "code": receipt.code,
+            "events": list(receipt.events),
+        }
+    )
+
+
 def receipts_root(receipts: list[Receipt] | tuple[Receipt, ...]) -> bytes:
-    return merkle_root([leaf_hash(r.encode()) for r in receipts])
+    return merkle_root([leaf_hash(committed_form(r)) for r in receipts])
