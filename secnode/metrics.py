@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from secnode.rpc.view import NodeStatus
+if TYPE_CHECKING:  # annotations only: the registry itself imports nothing of the node
+    from secnode.rpc.view import NodeStatus
 
 LabelValues = tuple[str, ...]
 

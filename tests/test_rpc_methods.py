@@ -4,6 +4,7 @@ ledger's own verifiers, and each application error."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -16,6 +17,7 @@ from ledger.transactions import SignedTransaction, Transfer, decode_transaction,
 from secnode import devnet
 from secnode.jsonview import hashes_from_json, state_proof_from_json
 from secnode.rpc.server import RpcConfig
+from secnode.rpc.view import NodeStatus
 from tests.rpc_node import Served, serve, sign
 
 
@@ -312,3 +314,18 @@ async def test_invalid_get_account_address_typo() -> None:
         typo = text[:-1] + ("q" if text[-1] != "q" else "p")
         error = await served.error("sec_getAccount", {"address": typo})
         assert error["code"] == -32602 and "bad checksum" in error["message"]
+
+
+@pytest.mark.asyncio
+async def test_invalid_node_failure_is_internal_error_without_details(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken() -> NodeStatus:
+        raise RuntimeError("secret detail")
+
+    async with serve() as served:
+        served.node.status = broken  # type: ignore[method-assign]  # simulate a node bug
+        status, response = await served.post('{"jsonrpc":"2.0","method":"sec_status","id":1}')
+        assert status == 200 and response["error"]["code"] == -32603
+        assert "secret" not in json.dumps(response)
+    assert "secret detail" in caplog.text and "RPC sec_status failed" in caplog.text

@@ -3,6 +3,7 @@ and hostile bodies. Each malformed request gets a JSON-RPC error (never a 500)."
 
 from __future__ import annotations
 
+import gzip
 import json
 from typing import Any
 
@@ -192,6 +193,7 @@ async def test_invalid_body_over_the_cap_is_413_with_a_jsonrpc_error() -> None:
         status, response = await served.post(body)
         assert status == 413 and _error_code(response) == -32003 and response["id"] is None
         assert response["error"]["data"]["limit"] == 4096
+        assert "exceeds the limit of 4096 bytes" in response["error"]["message"]
         # The server still answers normally afterwards.
         assert (await served.result("sec_status"))["height"] == 0
 
@@ -205,6 +207,19 @@ async def test_invalid_chunked_body_over_the_cap() -> None:
     async with (
         serve(SMALL) as served,
         served.session.post(served.url + "/rpc", data=chunks()) as http_response,
+    ):
+        assert http_response.status == 413
+        assert _error_code(await http_response.json()) == -32003
+
+
+@pytest.mark.asyncio
+async def test_invalid_compressed_body_is_capped_after_decompression() -> None:
+    bomb = gzip.compress(b" " * 1_000_000)
+    assert len(bomb) < SMALL.max_body_bytes
+    headers = {"Content-Encoding": "gzip"}
+    async with (
+        serve(SMALL) as served,
+        served.session.post(served.url + "/rpc", data=bomb, headers=headers) as http_response,
     ):
         assert http_response.status == 413
         assert _error_code(await http_response.json()) == -32003

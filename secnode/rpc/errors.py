@@ -161,9 +161,12 @@ def timeout(tx_hash: bytes, timeout_s: float) -> RpcError:
     )
 
 
-def too_large(what: str, size: int, limit: int) -> RpcError:
+def too_large(what: str, size: int, limit: int, unit: str) -> RpcError:
+    """E.g. too_large("request body", 9751, 4096, "bytes")."""
     return RpcError(
-        TOO_LARGE, f"{what} of {size} exceeds the limit of {limit}", {"limit": limit, "size": size}
+        TOO_LARGE,
+        f"{what} of {size} {unit} exceeds the limit of {limit} {unit}",
+        {"limit": limit, "size": size},
     )
 
 

@@ -144,7 +144,7 @@ class Dispatcher:
     def oversized(self, size: int) -> bytes:
         """The response for a body of `size` bytes over the cap (id null)."""
         self._observe("none", "too_large")
-        error = too_large("request body bytes", size, self.limits.max_body_bytes)
+        error = too_large("request body", size, self.limits.max_body_bytes, "bytes")
         return encode_json(error_response(error))
 
     async def handle(self, body: bytes) -> bytes | None:
@@ -167,7 +167,7 @@ class Dispatcher:
             return encode_json(error_response(invalid_request("empty batch")))
         if len(batch) > self.limits.max_batch_size:
             self._observe("none", "too_large")
-            error = too_large("batch size", len(batch), self.limits.max_batch_size)
+            error = too_large("batch", len(batch), self.limits.max_batch_size, "calls")
             return encode_json(error_response(error))
         async with asyncio.TaskGroup() as group:
             tasks = [group.create_task(self._handle_one(entry)) for entry in batch]
@@ -194,8 +194,6 @@ class Dispatcher:
             payload = result.model_dump(mode="json")
         except RpcError as exc:
             error = exc
-        except asyncio.CancelledError:
-            raise
         except Exception as exc:
             # The top of the per-request driver: an unexpected failure answers internal_error
             # instead of a 500 with a traceback, and is logged with its traceback here.

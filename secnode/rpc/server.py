@@ -6,9 +6,10 @@ that has a response (JSON-RPC errors included), 204 when there is nothing to ans
 notifications), 413 with a JSON-RPC `too_large` error body when the body exceeds the cap.
 
 Invariants: a body is never buffered beyond `max_body_bytes` + one read chunk (the declared
-Content-Length is checked first, then the stream is counted while read; aiohttp drains the
-rest of an oversized body after answering); nothing a client sends yields a 500 (the dispatcher
-answers every failure with a JSON-RPC error).
+Content-Length is checked first, then the (decompressed) stream is counted while read; aiohttp
+drains the rest of an oversized body for at most its lingering time after answering, then
+closes the connection); nothing a client sends yields a 500 (the dispatcher answers every
+failure with a JSON-RPC error).
 """
 
 from __future__ import annotations
@@ -67,9 +68,11 @@ def make_app(view: NodeView, metrics: Metrics, config: RpcConfig | None = None) 
     async def rpc(request: web.Request) -> web.Response:
         body = await _read_capped(request, config.max_body_bytes)
         if isinstance(body, int):
-            return web.Response(
+            refusal = web.Response(
                 status=413, body=dispatcher.oversized(body), content_type="application/json"
             )
+            refusal.force_close()  # aiohttp drains the rest (bounded in time), then hangs up
+            return refusal
         reply = await dispatcher.handle(body)
         if reply is None:
             return web.Response(status=204)
