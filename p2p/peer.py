@@ -28,6 +28,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 from collections import deque
@@ -308,25 +309,22 @@ class PeerConnection:
     async def _watchdog(self) -> None:
         interval = self._tuning.keepalive_interval
         idle_timeout = self._tuning.idle_timeout
-        closed = asyncio.ensure_future(self._closed.wait())
-        try:
-            while not closed.done():
-                now = self._clock()
-                silent = now - self._last_received
-                if silent >= idle_timeout:
-                    raise DeadPeer(
-                        f"nothing received from {self.name} for {silent:.1f} s "
-                        f"(idle timeout {idle_timeout} s)"
-                    )
-                if now - self._last_sent >= interval:
-                    self._last_sent = now
-                    self.enqueue(self._keepalive_frame)
-                wake = min(self._last_sent + interval, self._last_received + idle_timeout)
-                await asyncio.wait({closed}, timeout=max(wake - now, 0.001))
-        finally:
-            closed.cancel()
-        if self._close_reason is not None:
-            raise self._close_reason
+        while self._close_reason is None:
+            now = self._clock()
+            silent = now - self._last_received
+            if silent >= idle_timeout:
+                raise DeadPeer(
+                    f"nothing received from {self.name} for {silent:.1f} s "
+                    f"(idle timeout {idle_timeout} s)"
+                )
+            if now - self._last_sent >= interval:
+                self._last_sent = now
+                self.enqueue(self._keepalive_frame)
+            wake = min(self._last_sent + interval, self._last_received + idle_timeout)
+            with contextlib.suppress(TimeoutError):  # the timer is the point: wake up and check
+                async with asyncio.timeout(max(wake - now, 0.001)):
+                    await self._closed.wait()
+        raise self._close_reason
 
     async def _write_loop(self) -> None:
         queue = self._queue
