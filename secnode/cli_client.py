@@ -195,11 +195,19 @@ def _guarded(handler: Handler) -> Handler:
 
     def run(args: argparse.Namespace) -> int:
         try:
-            return handler(args)
+            status = handler(args)
         except (ClientInputError, RpcClientError, LedgerError) as exc:
             line = " ".join(str(exc).split())
-            print(f"sec: error: {line}", file=sys.stderr)
-            return 1
+        except (KeyError, TypeError) as exc:
+            # A result without the documented fields: another service, or an incompatible node.
+            line = (
+                f"unexpected answer from {args.rpc} ({type(exc).__name__}: {exc}); "
+                "is it a SEC node of a compatible version?"
+            )
+        else:
+            return status
+        print(f"sec: error: {line}", file=sys.stderr)
+        return 1
 
     return run
 

@@ -3,8 +3,10 @@ background thread: every verb, the queries with their proof checks, and one-line
 
 from __future__ import annotations
 
+import http.server
 import json
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -282,3 +284,34 @@ def test_invalid_rpc_url_that_is_not_jsonrpc(
     assert status == 1 and "answered HTTP 405" in _one_line_error(err)
     status, _, err = _run(capsys, "query", "status", "--rpc", "ftp://example.org")
     assert status == 1 and "http:// or https://" in _one_line_error(err)
+
+
+class _ForeignHandler(http.server.BaseHTTPRequestHandler):
+    """Answers every call with a well-formed JSON-RPC response of the wrong shape."""
+
+    def do_POST(self) -> None:
+        request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        body = json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": {}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_invalid_answer_of_the_wrong_shape_is_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ForeignHandler) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            url = f"http://127.0.0.1:{server.server_address[1]}"
+            status, _, err = _run(capsys, "query", "status", "--rpc", url)
+        finally:
+            server.shutdown()
+            thread.join(10)
+    assert status == 1 and "unexpected answer" in _one_line_error(err)
