@@ -55,6 +55,46 @@ def cmd_keys_show(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- networks and nodes ------------------------------------------------------------------------
+
+
+def cmd_genesis_new(args: argparse.Namespace) -> int:
+    from secnode.home import create_network
+
+    hosts = args.hosts.split(",") if args.hosts else None
+    plans = create_network(
+        Path(args.out), args.validators, dev=args.dev, hosts=hosts, chain_id=args.chain_id
+    )
+    nodes = [
+        {
+            "name": p.name,
+            "p2p": p.p2p_address,
+            "rpc": p.rpc_url,
+            "home": str(Path(args.out) / p.name),
+        }
+        for p in plans
+    ]
+    lines = [f"wrote {args.out}/genesis.json, account keys in {args.out}/accounts/"]
+    lines += [f"  {n['name']}: home {n['home']}  p2p {n['p2p']}  rpc {n['rpc']}" for n in nodes]
+    lines.append(f"start each with: sec node start --home {args.out}/node0")
+    _emit(args, "\n".join(lines), {"genesis": f"{args.out}/genesis.json", "nodes": nodes})
+    return 0
+
+
+def cmd_node_start(args: argparse.Namespace) -> int:
+    from secnode.node import serve
+
+    return serve(Path(args.home))
+
+
+def cmd_testnet(args: argparse.Namespace) -> int:
+    from secnode.testnet import run
+
+    if args.nodes < 1:
+        raise CommandError("--nodes must be at least 1")
+    return run(Path(args.dir), args.nodes)
+
+
 # --- delegations to package entry points ----------------------------------------------------------
 
 
@@ -95,6 +135,42 @@ def build_parser() -> argparse.ArgumentParser:
     bench_kinds.add_parser("ledger", help="ledger hot paths as ratios to Ed25519 verify")
     bench_kinds.add_parser("p2p", help="encrypted transport vs a plain asyncio stream")
     commands.add_parser("sim", help="deterministic PBFT fault simulator (sec sim --help)")
+    genesis = commands.add_parser("genesis", help="create a network: genesis + node homes")
+    genesis_commands = genesis.add_subparsers(
+        dest="genesis_command", metavar="ACTION", required=True
+    )
+    new_network = genesis_commands.add_parser(
+        "new",
+        help="write DIR/genesis.json, one node home per validator and account keys",
+        description="Create a new network. For nodes on separate machines pass --hosts with one "
+        "HOST or HOST:P2P_PORT per validator; then copy DIR/nodeI to machine I.",
+    )
+    new_network.add_argument("--validators", type=int, default=4, help="number of validators")
+    new_network.add_argument("--out", required=True, help="directory to create")
+    new_network.add_argument("--hosts", help="comma-separated HOST[:PORT] per validator")
+    new_network.add_argument("--chain-id", help="chain id (default sec-devnet)")
+    new_network.add_argument(
+        "--dev", action="store_true", help="use the PUBLIC development keys (never for value)"
+    )
+    new_network.add_argument("--json", action="store_true", help="machine-readable output")
+    new_network.set_defaults(handler=cmd_genesis_new)
+
+    node = commands.add_parser("node", help="run a node")
+    node_commands = node.add_subparsers(dest="node_command", metavar="ACTION", required=True)
+    start = node_commands.add_parser("start", help="run the node in HOME until SIGINT/SIGTERM")
+    start.add_argument("--home", required=True, help="node home (config.toml, node.key, ...)")
+    start.set_defaults(handler=cmd_node_start)
+
+    testnet = commands.add_parser(
+        "testnet",
+        help="the one-command local network (4 validator processes on LevelDB)",
+        description="Start N validators as separate processes from the committed development "
+        "genesis (public keys!). Ctrl-C stops them; running again resumes the same chain.",
+    )
+    testnet.add_argument("--nodes", type=int, default=4, help="validators (default 4)")
+    testnet.add_argument("--dir", default="testnet", help="network directory (default ./testnet)")
+    testnet.set_defaults(handler=cmd_testnet)
+
     from secnode.cli_client import add_client_commands  # sec tx ..., sec query ...
 
     add_client_commands(commands)

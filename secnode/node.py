@@ -1,0 +1,338 @@
+"""`Node`: one SEC chain node assembled from its home directory.
+
+`Node.open(home)` loads config, key and genesis, opens the LevelDB store (resuming from it),
+restores the PBFT replica from its persisted records, and builds mempool, application, p2p host
+and RPC app. `Node.run()` owns every task in one `asyncio.TaskGroup` (p2p, RPC server, the
+consensus driver's catch-up tasks) until `stop()` — called by the SIGINT/SIGTERM handlers of
+`serve` — cancels them, flushes nothing (every commit is already one synced batch) and closes
+the store. A crash at any instant leaves the store at its last committed block.
+
+The node implements `secnode.rpc.view.NodeView` for the RPC layer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from consensus.config import ReplicaConfig, ValidatorSchedule
+from consensus.records import decode_record
+from consensus.replica import Replica
+from contracts import build_executor
+from ledger.accounts import Account, get_account
+from ledger.errors import LedgerError
+from ledger.genesis import Genesis, load_genesis
+from ledger.keys import PrivateKey, PublicKey, Signer, read_key_file
+from ledger.state import State
+from ledger.store import ChainStore, open_chain
+from ledger.store_leveldb import LevelDBStore
+from ledger.transactions import SignedTransaction, decode_transaction
+from ledger.validator_state import current_validators, pending_validator_changes
+from ledger.validators import ValidatorSet
+from p2p import Handlers, P2PConfig, P2PHost, PeerAddress, RequestRejected, allowlist
+from secnode.app import Committed, LedgerApp
+from secnode.config import NodeConfig, load_config, split_host_port
+from secnode.driver import ConsensusDriver
+from secnode.mempool import Mempool, MempoolConfig, MempoolRejected
+from secnode.metrics import Metrics
+from secnode.rpc.server import RpcConfig, make_app, start_rpc_server
+from secnode.rpc.view import NodeStatus
+
+log = logging.getLogger("secnode.node")
+
+
+@dataclass(frozen=True, slots=True)
+class Paths:
+    home: Path
+    config: NodeConfig
+
+    def resolve(self, name: str) -> Path:
+        path = Path(name)
+        return path if path.is_absolute() else self.home / path
+
+
+class Node:
+    """A validator (or observer) node. Implements NodeView."""
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        key: PrivateKey,
+        genesis: Genesis,
+        store: ChainStore,
+        state: State,
+        replica_records: list[bytes],
+    ) -> None:
+        self.config = config
+        self.key = key
+        self.signer = Signer(key)
+        self.genesis = genesis
+        self.store = store
+        self.state = state
+        self.metrics = Metrics()
+        self.mempool = Mempool(
+            genesis.chain_id,
+            MempoolConfig(
+                max_transactions=config.mempool.max_transactions,
+                max_per_sender=config.mempool.max_per_sender,
+                nonce_window=config.mempool.nonce_window,
+            ),
+        )
+        head = store.head().header
+        self.app = LedgerApp(
+            build_executor(genesis.chain_id),
+            store,
+            state,
+            head,
+            self.mempool,
+            self.signer.address,
+            max_block_transactions=config.consensus.max_block_transactions,
+            max_clock_drift_s=config.consensus.max_clock_drift_s,
+        )
+        self.replica = self._restore_replica(replica_records)
+        self.host = P2PHost(self._p2p_config(), self.signer)
+        self._waiters: dict[bytes, list[asyncio.Future[tuple[int, int]]]] = defaultdict(list)
+        self._stop = asyncio.Event()
+        self.driver: ConsensusDriver | None = None
+        self.rpc_port: int | None = None
+        self.started_at = time.time()
+
+    # --- construction ------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, home: Path) -> Node:
+        """Load everything from a node home (raises LedgerError subclasses with clear text)."""
+        config = load_config(home)
+        paths = Paths(home, config)
+        key = read_key_file(paths.resolve(config.key_file))
+        genesis = load_genesis(paths.resolve(config.genesis_file))
+        store, state, _ = open_chain(LevelDBStore(paths.resolve(config.data_dir)), genesis)
+        records = [value for _, value in store.records()]
+        return cls(config, key, genesis, store, state, records)
+
+    def _schedule(self) -> ValidatorSchedule:
+        schedule = ValidatorSchedule.of(current_validators(self.state))
+        for effective, validators in pending_validator_changes(self.state):
+            if effective > self.app.head.height + 1:
+                schedule = schedule.with_change(effective, validators)
+        return schedule
+
+    def _restore_replica(self, encoded_records: list[bytes]) -> Replica:
+        consensus = self.config.consensus
+        genesis_block = self.store.get_block(0)
+        if genesis_block is None:
+            raise LedgerError("store has no genesis block")
+        replica_config = ReplicaConfig(
+            chain_id=self.genesis.chain_id,
+            genesis_digest=genesis_block.hash(),
+            batch_wait=consensus.batch_wait_s,
+            empty_block_interval=consensus.empty_block_interval_s,
+            view_timeout=consensus.view_change_timeout_s,
+        )
+        head = self.app.head
+        records = [decode_record(value) for value in encoded_records]
+        certificates = []
+        for height in range(max(1, head.height - 64), head.height + 1):
+            certificate = self.store.get_certificate(height)
+            if certificate is not None:
+                certificates.append(certificate)
+        return Replica.restore(
+            replica_config,
+            self.signer,
+            self.app,
+            self._schedule(),
+            height=head.height,
+            digest=head.hash(),
+            records=records,
+            certificates=certificates,
+            now=time.time(),
+        )
+
+    def _p2p_config(self) -> P2PConfig:
+        p2p = self.config.p2p
+        validator_keys = [bytes.fromhex(v.public_key) for v in self.genesis.validators]
+        validator_keys += [bytes(m.public_key) for m in current_validators(self.state).members]
+        observer_keys = [bytes.fromhex(k) for k in p2p.observers]
+        peer_keys = [bytes.fromhex(p.public_key) for p in p2p.peers]
+        host, port = split_host_port(p2p.listen)
+        return P2PConfig(
+            chain_id=self.genesis.chain_id,
+            allowed_keys=allowlist([*validator_keys, *observer_keys, *peer_keys]),
+            peers=tuple(
+                PeerAddress(
+                    public_key=PublicKey(bytes.fromhex(peer.public_key)),
+                    host=split_host_port(peer.address)[0],
+                    port=split_host_port(peer.address)[1],
+                )
+                for peer in p2p.peers
+            ),
+            listen_host=host,
+            listen_port=port,
+        )
+
+    # --- running -----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve until `stop()`; every task lives in this TaskGroup."""
+        rpc_host, rpc_port = split_host_port(self.config.rpc.listen)
+        rpc_app = make_app(
+            self,
+            self.metrics,
+            RpcConfig(
+                max_body_bytes=self.config.rpc.max_body_bytes,
+                max_batch_size=self.config.rpc.max_batch,
+            ),
+        )
+        runner, self.rpc_port = await start_rpc_server(rpc_app, rpc_host, rpc_port)
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                driver = ConsensusDriver(
+                    self.replica, self.app, self.host, self.metrics, tasks, self._on_commit
+                )
+                self.driver = driver
+                self.host.set_handlers(
+                    Handlers(
+                        on_transaction=self._on_gossiped_transaction,
+                        on_consensus=driver.on_consensus_bytes,
+                        on_request=self._on_request,
+                        on_peer_connected=lambda peer: self._peers_changed(),
+                        on_peer_disconnected=lambda peer, reason: self._peers_changed(),
+                    )
+                )
+                tasks.create_task(self.host.run())
+                await self.host.wait_listening()
+                driver.start()
+                log.info(
+                    "node %s serving: chain %s height %d, p2p %s, rpc %s:%d",
+                    self.config.name,
+                    self.genesis.chain_id,
+                    self.app.head.height,
+                    self.config.p2p.listen,
+                    rpc_host,
+                    self.rpc_port,
+                )
+                await self._stop.wait()
+                driver.stop()
+                self.host.stop()
+        finally:
+            await runner.cleanup()
+            self.store.close()
+            log.info("node %s stopped at height %d", self.config.name, self.app.head.height)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # --- p2p handlers ------------------------------------------------------------------------
+
+    def _peers_changed(self) -> None:
+        self.metrics.set_peers(len(self.host.connected_peers()))
+
+    def _on_gossiped_transaction(self, peer: PublicKey, data: bytes) -> bool:
+        try:
+            tx = decode_transaction(data)
+            self.mempool.admit(tx, self._lookup)
+        except MempoolRejected as exc:
+            return exc.code == "duplicate"
+        except LedgerError:
+            return False
+        if self.driver is not None:
+            self.driver.on_transactions_pending()
+        return True
+
+    async def _on_request(self, peer: PublicKey, payload: bytes) -> bytes:
+        if self.driver is None:
+            raise RequestRejected("node is starting")
+        return self.driver.serve_catch_up(payload)
+
+    def _lookup(self, address: bytes) -> Account | None:
+        return get_account(self.state, address)
+
+    # --- commits -----------------------------------------------------------------------------
+
+    def _on_commit(self, committed: Committed, now: float) -> None:
+        block = committed.block
+        for index, tx in enumerate(block.transactions):
+            for future in self._waiters.pop(tx.hash, []):
+                if not future.done():
+                    future.set_result((block.height, index))
+        self.metrics.set_mempool(len(self.mempool), self.mempool.size_bytes)
+        if block.height % 100 == 0 or block.transactions:
+            log.info(
+                "committed block %d with %d transactions", block.height, len(block.transactions)
+            )
+
+    # --- NodeView ----------------------------------------------------------------------------
+
+    def status(self) -> NodeStatus:
+        head = self.app.head
+        validators = current_validators(self.state)
+        return NodeStatus(
+            node_name=self.config.name,
+            node_address=self.signer.address,
+            height=head.height,
+            head_hash=head.hash(),
+            head_time_ms=head.timestamp_ms,
+            view=self.replica.view,
+            view_changes=self.driver.view_changes if self.driver else 0,
+            is_validator=self.signer.address in validators,
+            peers=len(self.host.connected_peers()),
+            syncing=bool(self.driver and self.driver.syncing),
+        )
+
+    def validators_at(self, height: int) -> ValidatorSet:
+        return self.replica.schedule.at(max(height, 1))
+
+    async def submit(self, tx: SignedTransaction) -> None:
+        self.mempool.admit(tx, self._lookup)
+        self.host.broadcast_transaction(tx.encoded)
+        if self.driver is not None:
+            self.driver.on_transactions_pending()
+
+    async def wait_committed(
+        self,
+        tx_hash: bytes,
+        timeout: float,  # noqa: ASYNC109  # the NodeView contract is a bounded wait
+    ) -> tuple[int, int] | None:
+        location = self.store.find_transaction(tx_hash)
+        if location is not None:
+            return location
+        future: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
+        self._waiters[tx_hash].append(future)
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            return None
+        finally:
+            waiters = self._waiters.get(tx_hash)
+            if waiters is not None and future in waiters:
+                waiters.remove(future)
+                if not waiters:
+                    del self._waiters[tx_hash]
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def serve(home: Path) -> int:
+    """`sec node start --home HOME`: run until SIGINT/SIGTERM; 0 on a clean stop."""
+    config = load_config(home)
+    configure_logging(config.log_level)
+
+    async def main() -> None:
+        node = Node.open(home)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, node.stop)
+        await node.run()
+
+    asyncio.run(main())
+    return 0
