@@ -70,12 +70,15 @@ def account_key(address: bytes) -> bytes:
     return ACCOUNT_PREFIX + address
 
 
-def get_account(state: State, address: bytes) -> Account | None:
-    raw = state.get(ACCOUNT_PREFIX + address)
-    if raw is None:
-        return None
+def decode_account(raw: bytes) -> Account:
+    """An account from its stored record (trusted state bytes, see the module docstring)."""
     public_key, nonce, balance, roles, name = msgpack.unpackb(raw)
     return Account(public_key, nonce, balance, roles, name)
+
+
+def get_account(state: State, address: bytes) -> Account | None:
+    raw = state.get(ACCOUNT_PREFIX + address)
+    return None if raw is None else decode_account(raw)
 
 
 def require_account(state: State, address: bytes, what: str = "account") -> Account:

@@ -73,6 +73,14 @@ class Mempool:
         """Hashes whose signatures were checked at admission (a live view, not a copy)."""
         return self._by_hash
 
+    def next_nonce(self, sender: bytes, committed_nonce: int) -> int:
+        """The first nonce after the sender's consecutive pending run from `committed_nonce`."""
+        queue = self._by_sender.get(sender, {})
+        nonce = committed_nonce
+        while nonce in queue:
+            nonce += 1
+        return nonce
+
     def get(self, tx_hash: bytes) -> SignedTransaction | None:
         return self._by_hash.get(tx_hash)
 
