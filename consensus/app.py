@@ -1,0 +1,66 @@
+"""The application interface: what the consensus core asks of the ledger.
+
+The core treats blocks as opaque payloads identified by a digest (the block header hash). It
+calls these methods synchronously; they must be deterministic functions of their arguments and
+of blocks the core has already handed over, and must not call back into the replica.
+
+Guarantees the core gives the application:
+
+* `make_proposal(seq, parent, ...)` and `validate_proposal(p, ...)` are called only when the
+  block `parent` at `seq - 1` is either delivered (`CommitBlock`) or was itself accepted through
+  `validate_proposal`/`make_proposal` before: the application can always build on it.
+* `CommitBlock` actions arrive strictly in height order, exactly once per height, and each block
+  was either validated by this replica or checked with `verify_payload` against its certificate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    """A block offered for ordering."""
+
+    seq: int
+    """Height of the block."""
+    parent: bytes
+    """Header hash of the block at `seq - 1`."""
+    digest: bytes
+    """Header hash of this block (32 bytes)."""
+    payload: bytes
+    """The encoded block."""
+
+
+class Application(Protocol):
+    """Implemented by the node (ledger + mempool) and by the simulator's toy chain."""
+
+    def make_proposal(
+        self, seq: int, parent: bytes, now: float, *, required: bool
+    ) -> Proposal | None:
+        """Build the next block on top of `parent`, or None if there is nothing to propose.
+
+        `required` is True when `empty_block_interval` has passed since the last block: then a
+        block must be returned even if it carries no transactions (the heartbeat that keeps
+        block time moving and lets replicas notice a dead primary).
+        """
+        ...
+
+    def validate_proposal(self, proposal: Proposal, now: float) -> None:
+        """Raise `consensus.errors.InvalidProposal` unless the block may be ordered.
+
+        Deterministic checks: parent and height match, the payload hashes to the digest, the
+        timestamp is after the parent's, the state root is right. A check against `now` may only
+        reject timestamps too far in the future, never old ones: a block prepared in an earlier
+        view is re-proposed later and must still pass.
+        """
+        ...
+
+    def verify_payload(self, seq: int, digest: bytes, payload: bytes) -> None:
+        """Raise `InvalidProposal` unless `payload` is a block at `seq` whose hash is `digest`.
+
+        Cheap and stateless; used for blocks that arrive with a commit certificate (catch-up,
+        view-change attachments) where the full validation is the execution itself.
+        """
+        ...

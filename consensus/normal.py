@@ -1,0 +1,460 @@
+"""Normal case (Castro-Liskov §4.2, plus the certificate round): propose, prepare, commit,
+decide, certify, deliver.
+
+Per height n in view v:
+
+1. The primary proposes block d on top of its block n-1 (PRE-PREPARE). A backup accepts it once
+   its parent is the block it accepted (or delivered) at n-1 and the application validates it,
+   then sends PREPARE.
+2. Prepared: the pre-prepare plus 2f matching PREPAREs of distinct backups.
+3. Ordered prefix: a replica sends COMMIT(v, n, d) only when prepared in v, n-1 is decided and
+   d's parent is the decided block n-1. Before the COMMIT goes out its prepared proof is
+   persisted (`PreparedRecord`).
+4. Decided: 2f+1 COMMITs of one view for d (or a certificate). The replica then sends CERTIFY,
+   its signature over `commit_signing_bytes(chain_id, n, d)`. Because an honest replica
+   certifies only decided blocks and PBFT decides at most one block per height, 2f+1 CERTIFY
+   signatures form a certificate no conflicting one can exist beside.
+5. Delivered: a certificate and the payload for height D+1 -> `CommitBlock`, strictly in order.
+"""
+
+from __future__ import annotations
+
+from consensus import checkpoints
+from consensus.actions import CommitBlock, FaultDetected, Persist, Send
+from consensus.app import Proposal
+from consensus.errors import (
+    DuplicateMessage,
+    Equivocation,
+    InvalidProposal,
+    MessageTooLarge,
+    RejectedProposal,
+    StaleMessage,
+    WrongPrimary,
+)
+from consensus.log import Slot
+from consensus.messages import Certify, Commit, Prepare, PrePrepare
+from consensus.proofs import build_prepared_proof, short
+from consensus.records import PreparedRecord
+from consensus.state import ReplicaState, Status, Where
+from ledger.certificates import build_certificate
+
+
+def request_view_change(st: ReplicaState, view: int) -> None:
+    """Ask the replica to move to `view` (carried out when the current input settles)."""
+    if view > st.view:
+        st.requested_view = max(st.requested_view, view)
+
+
+# --- pre-prepare ---------------------------------------------------------------------------------
+
+
+def handle_pre_prepare(st: ReplicaState, m: PrePrepare) -> None:
+    if len(m.payload) > st.config.max_payload_bytes:
+        raise MessageTooLarge(
+            f"payload of {len(m.payload)} bytes exceeds {st.config.max_payload_bytes}"
+        )
+    where = st.where(m.view, m.seq)
+    if where is Where.STALE:
+        help_laggard(st, m.sender, m.seq)
+        raise StaleMessage(f"pre-prepare for view {m.view} seq {m.seq} is old")
+    validators = st.validators(m.seq)
+    if m.sender != st.primary(m.view, m.seq):
+        raise WrongPrimary(f"{short(m.sender)} is not the primary of view {m.view}")
+    if where is Where.FUTURE:
+        st.verifier.check_message(validators, m)
+        st.buffer.add(m)
+        return
+    slot = st.log.peek(m.seq)
+    existing = None if slot is None else (slot.pre_prepare or slot.pending)
+    if existing is not None:
+        if existing == m:
+            raise DuplicateMessage(f"pre-prepare view {m.view} seq {m.seq} seen before")
+        st.verifier.check_message(validators, m)
+        if (existing.digest, existing.parent) == (m.digest, m.parent):
+            raise DuplicateMessage(f"pre-prepare view {m.view} seq {m.seq} with another payload")
+        # Two signed proposals for one (view, seq): proof that the primary is faulty.
+        st.emit(FaultDetected(m.sender, f"primary equivocated at view {m.view} seq {m.seq}"))
+        request_view_change(st, st.view + 1)
+        return
+    st.verifier.check_message(validators, m)
+    if not parent_ready(st, m.seq, m.parent):
+        st.log.slot(m.seq).pending = m
+        return
+    _validate(st, m)
+    accept_pre_prepare(st, m)
+
+
+def offer_pre_prepare(st: ReplicaState, m: PrePrepare) -> None:
+    """Accept a verified pre-prepare now or park it until its parent is ready (no raise)."""
+    try:
+        if not parent_ready(st, m.seq, m.parent):
+            st.log.slot(m.seq).pending = m
+            return
+        _validate(st, m)
+    except RejectedProposal:
+        st.count("rejected_proposal")
+        return
+    accept_pre_prepare(st, m)
+
+
+def _validate(st: ReplicaState, m: PrePrepare) -> None:
+    try:
+        st.app.validate_proposal(Proposal(m.seq, m.parent, m.digest, m.payload), st.now)
+    except InvalidProposal as exc:
+        raise RejectedProposal(f"block at seq {m.seq} view {m.view} rejected: {exc}") from exc
+
+
+def parent_ready(st: ReplicaState, seq: int, parent: bytes) -> bool:
+    """True if block `parent` at seq-1 is delivered or accepted; raise if it cannot be."""
+    previous = seq - 1
+    if previous == st.delivered_height:
+        if parent == st.delivered_digest:
+            return True
+        raise RejectedProposal(f"parent of seq {seq} is not the delivered block {previous}")
+    decided = st.decided.get(previous)
+    if decided is not None and decided != parent:
+        raise RejectedProposal(f"parent of seq {seq} is not the decided block {previous}")
+    slot = st.log.peek(previous)
+    if slot is None:
+        return False
+    if slot.pre_prepare is not None:
+        if slot.pre_prepare.digest == parent:
+            return True
+        raise RejectedProposal(f"parent of seq {seq} differs from this view's block {previous}")
+    return decided == parent and parent in slot.payloads
+
+
+def accept_pre_prepare(st: ReplicaState, m: PrePrepare) -> None:
+    slot = st.log.slot(m.seq)
+    slot.pre_prepare = m
+    slot.pending = None
+    slot.payloads[m.digest] = m.payload
+    if m.sender != st.me and st.is_member(m.seq):
+        view, seq, digest = m.view, m.seq, m.digest
+        prepare = st.publish(lambda s: Prepare(view, seq, digest, st.me, s))
+        if prepare is not None:
+            slot.prepares[st.me] = prepare
+    check_prepared(st, slot)
+    child = st.log.peek(m.seq + 1)
+    if child is not None and child.pending is not None:
+        retry_pending(st, child)
+
+
+def retry_pending(st: ReplicaState, slot: Slot) -> None:
+    pending = slot.pending
+    if pending is None or pending.view != st.view or st.status is not Status.NORMAL:
+        return
+    slot.pending = None
+    offer_pre_prepare(st, pending)
+
+
+# --- prepare / commit / certify ------------------------------------------------------------------
+
+
+def handle_prepare(st: ReplicaState, m: Prepare) -> None:
+    where = st.where(m.view, m.seq)
+    if where is Where.STALE:
+        help_laggard(st, m.sender, m.seq)
+        raise StaleMessage(f"prepare for view {m.view} seq {m.seq} is old")
+    validators = st.validators(m.seq)
+    if m.sender == st.primary(m.view, m.seq):
+        raise WrongPrimary(f"the primary of view {m.view} does not send PREPARE")
+    if where is Where.FUTURE:
+        st.verifier.check_message(validators, m)
+        st.buffer.add(m)
+        return
+    slot = st.log.peek(m.seq)
+    existing = None if slot is None else slot.prepares.get(m.sender)
+    if existing is not None:
+        _reject_second_vote(st, existing, m, validators)
+    st.verifier.check_message(validators, m)
+    slot = st.log.slot(m.seq)
+    slot.prepares[m.sender] = m
+    check_prepared(st, slot)
+
+
+def handle_commit(st: ReplicaState, m: Commit) -> None:
+    where = st.where(m.view, m.seq)
+    if where is Where.STALE:
+        help_laggard(st, m.sender, m.seq)
+        raise StaleMessage(f"commit for view {m.view} seq {m.seq} is old")
+    validators = st.validators(m.seq)
+    if where is Where.FUTURE:
+        st.verifier.check_message(validators, m)
+        st.buffer.add(m)
+        return
+    slot = st.log.peek(m.seq)
+    existing = None if slot is None else slot.commits.get(m.sender)
+    if existing is not None:
+        _reject_second_vote(st, existing, m, validators)
+    st.verifier.check_message(validators, m)
+    slot = st.log.slot(m.seq)
+    slot.commits[m.sender] = m
+    check_committed(st, slot, m.digest)
+
+
+def handle_certify(st: ReplicaState, m: Certify) -> None:
+    where = st.where(None, m.seq)
+    if where is Where.STALE:
+        raise StaleMessage(f"certify for seq {m.seq} is old")
+    validators = st.validators(m.seq)
+    if where is Where.FUTURE:
+        st.verifier.check_message(validators, m)
+        st.buffer.add(m)
+        return
+    slot = st.log.peek(m.seq)
+    existing = None if slot is None else slot.certifies.get(m.sender)
+    if existing is not None:
+        _reject_second_vote(st, existing, m, validators)
+    st.verifier.check_message(validators, m)
+    slot = st.log.slot(m.seq)
+    slot.certifies[m.sender] = m
+    check_certified(st, slot, m.digest)
+
+
+def _reject_second_vote(
+    st: ReplicaState,
+    existing: Prepare | Commit | Certify,
+    m: Prepare | Commit | Certify,
+    validators: object,
+) -> None:
+    if existing == m:
+        raise DuplicateMessage(f"{m.KIND} of {short(m.sender)} for seq {m.seq} seen before")
+    raise Equivocation(
+        f"{short(m.sender)} sent a second {m.KIND} for seq {m.seq} "
+        f"({m.digest.hex()[:12]} after {existing.digest.hex()[:12]}); the first counts"
+    )
+
+
+def check_prepared(st: ReplicaState, slot: Slot) -> None:
+    m = slot.pre_prepare
+    if m is None:
+        return
+    if slot.prepared is None or slot.prepared.view < m.view:
+        needed = 2 * st.validators(m.seq).max_faulty
+        matching = [p for p in slot.matching_prepares(m.digest) if p.sender != m.sender]
+        if len(matching) < needed:
+            return
+        slot.prepared = build_prepared_proof(m, matching, needed)
+        slot.prepared_payload = m.payload
+    try_commit(st, m.seq)
+
+
+def decided_digest(st: ReplicaState, seq: int) -> bytes | None:
+    if seq == st.delivered_height:
+        return st.delivered_digest
+    if seq == st.low:
+        return st.stable.digest
+    return st.decided.get(seq)
+
+
+def try_commit(st: ReplicaState, seq: int) -> None:
+    """Send COMMIT for `seq` if the ordered-prefix rule allows it (see module docstring).
+
+    A height this replica already decided is committed again when it is prepared in the current
+    view with the decided block: replicas that missed the decision need 2f+1 commits of one view.
+    """
+    if st.status is not Status.NORMAL or seq > st.decided_through + 1:
+        return
+    slot = st.log.peek(seq)
+    proof = None if slot is None else slot.prepared
+    if slot is None or proof is None or proof.view != st.view or not st.is_member(seq):
+        return
+    if seq <= st.decided_through:
+        if proof.digest != decided_digest(st, seq):
+            return
+    elif proof.parent != decided_digest(st, seq - 1):
+        return
+    if ("commit", st.view, seq) in st.signed:
+        return
+    st.emit(Persist(PreparedRecord(proof, slot.prepared_payload)))
+    view, digest = st.view, proof.digest
+    commit = st.publish(lambda s: Commit(view, seq, digest, st.me, s))
+    if commit is not None:
+        slot.commits[st.me] = commit
+        check_committed(st, slot, digest)
+
+
+def check_committed(st: ReplicaState, slot: Slot, digest: bytes) -> None:
+    if slot.seq in st.decided or slot.matching_commits(digest) < st.validators(slot.seq).quorum:
+        return
+    decide(st, slot.seq, digest)
+
+
+def check_certified(st: ReplicaState, slot: Slot, digest: bytes) -> None:
+    if slot.seq in st.certificates:
+        return
+    signatures = slot.certify_signatures(digest)
+    if len(signatures) < st.validators(slot.seq).quorum:
+        return
+    st.certificates[slot.seq] = build_certificate(slot.seq, digest, signatures)
+    decide(st, slot.seq, digest)
+
+
+def decide(st: ReplicaState, seq: int, digest: bytes) -> None:
+    """Record that `digest` is the block at `seq`; certify it; commit the next height."""
+    if seq <= st.delivered_height or seq <= st.low:
+        return
+    known = st.decided.get(seq)
+    if known is not None:
+        if known != digest:
+            st.count("conflicting_decision")  # impossible with at most f faulty validators
+        return
+    st.decided[seq] = digest
+    while st.decided_through + 1 in st.decided:
+        st.decided_through += 1
+    if st.is_member(seq):
+        certify = st.publish(lambda s: Certify(seq, digest, st.me, s))
+        if certify is not None:
+            slot = st.log.slot(seq)
+            slot.certifies[st.me] = certify
+            check_certified(st, slot, digest)
+    try_commit(st, st.decided_through + 1)
+
+
+# --- delivery ------------------------------------------------------------------------------------
+
+
+def find_payload(st: ReplicaState, seq: int, digest: bytes) -> bytes | None:
+    """A block for `digest` known valid, or checked now against the digest."""
+    slot = st.log.peek(seq)
+    candidates: list[bytes] = []
+    if slot is not None:
+        known = slot.payloads.get(digest)
+        if known is not None:
+            return known
+        for m in (slot.pre_prepare, slot.pending):
+            if m is not None and m.digest == digest:
+                candidates.append(m.payload)
+        if slot.prepared is not None and slot.prepared.digest == digest:
+            candidates.append(slot.prepared_payload)
+    attached = st.vc_payloads.get(digest)
+    if attached is not None:
+        candidates.append(attached)
+    for payload in candidates:
+        try:
+            st.app.verify_payload(seq, digest, payload)
+        except InvalidProposal:
+            continue
+        if slot is not None:
+            slot.payloads[digest] = payload
+        return payload
+    return None
+
+
+def try_deliver(st: ReplicaState) -> None:
+    """Emit `CommitBlock` for every consecutive height with a certificate and a payload."""
+    while st.delivered_height < st.horizon:
+        seq = st.delivered_height + 1
+        fetched = st.catch_up_blocks.pop(seq, None)
+        if fetched is not None:
+            digest, payload, certificate = fetched
+        else:
+            certificate = st.certificates.get(seq)  # type: ignore[assignment]
+            if certificate is None:
+                return
+            digest = certificate.block_hash
+            found = find_payload(st, seq, digest)
+            if found is None:
+                signers = tuple(s.validator for s in certificate.signatures)
+                checkpoints.note_behind(st, max(st.certificates), signers)
+                return
+            payload = found
+        st.emit(CommitBlock(seq, digest, payload, certificate))
+        if seq > st.low:
+            st.certificates[seq] = certificate
+        else:
+            st.certificates.pop(seq, None)
+        st.delivered_height = seq
+        st.delivered_digest = digest
+        st.decided.pop(seq, None)
+        st.decided_through = max(st.decided_through, seq)
+        st.attempt = 0
+        st.progress()
+        st.log.discard(seq)
+        checkpoints.on_delivered(st, seq, digest)
+        child = st.log.peek(seq + 1)
+        if child is not None and child.pending is not None:
+            retry_pending(st, child)
+
+
+# --- proposing -----------------------------------------------------------------------------------
+
+
+def can_propose(st: ReplicaState) -> bool:
+    seq = st.next_seq
+    return (
+        st.status is Status.NORMAL
+        and st.primary(st.view, seq) == st.me
+        and seq <= st.high
+        and seq <= st.decided_through + st.config.max_in_flight
+        and st.is_member(seq)
+    )
+
+
+def try_propose(st: ReplicaState) -> None:
+    """As primary, ask the application for the next block when the window and timers allow."""
+    if st.next_seq <= st.delivered_height:
+        st.next_seq, st.tip = st.delivered_height + 1, st.delivered_digest
+    if st.next_seq <= st.low:
+        st.next_seq, st.tip = st.low + 1, st.stable.digest
+    if not can_propose(st):
+        return
+    required = st.now >= st.last_proposal + st.config.empty_block_interval
+    if not required and not (st.work_pending and st.now >= st.last_proposal + st.config.batch_wait):
+        return
+    seq, parent = st.next_seq, st.tip
+    try:
+        ready = parent_ready(st, seq, parent)
+    except RejectedProposal:
+        st.count("primary_tip_not_decided_chain")
+        ready = False
+    proposal = st.app.make_proposal(seq, parent, st.now, required=required) if ready else None
+    if proposal is None:
+        # Nothing to propose, or the parent is not usable yet: try again after a while.
+        st.work_pending = False
+        st.last_proposal = st.now
+        return
+    if (
+        proposal.seq != seq
+        or proposal.parent != parent
+        or len(proposal.digest) != 32
+        or len(proposal.payload) > st.config.max_payload_bytes
+    ):
+        st.count("bad_local_proposal")
+        return
+    view, digest, payload = st.view, proposal.digest, proposal.payload
+    m = st.publish(lambda s: PrePrepare(view, seq, digest, parent, payload, st.me, s))
+    if m is None:
+        return
+    slot = st.log.slot(seq)
+    slot.pre_prepare = m
+    slot.payloads[digest] = payload
+    st.next_seq, st.tip, st.last_proposal = seq + 1, digest, st.now
+    check_prepared(st, slot)
+
+
+# --- helping replicas that are behind -------------------------------------------------------------
+
+
+def help_laggard(st: ReplicaState, sender: bytes, seq: int) -> None:
+    """A peer sent a message for a height we are past: send it what lets it catch up.
+
+    Our CERTIFY for a delivered height (with 2f others it forms the certificate), or our stable
+    CHECKPOINT (f+1 of them make it fetch blocks). Once per (peer, height); sent with the next
+    action list, since the stale message itself is rejected.
+    """
+    if sender == st.me:
+        return
+    if seq <= st.low:
+        key = ("checkpoint", 0, st.low)
+        marker = -1 - st.low
+    else:
+        key = ("certify", 0, seq)
+        marker = seq
+    if (sender, marker) in st.answered:
+        return
+    message = st.signed.get(key)
+    if message is not None:
+        st.answered.add((sender, marker))
+        st.help.append(Send(sender, message))  # type: ignore[arg-type]  # sender is an Address

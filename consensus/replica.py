@@ -1,0 +1,418 @@
+"""`Replica`: the public face of the consensus core, a sans-io PBFT state machine.
+
+Inputs (each takes the current local time `now` and returns a list of actions, see
+`consensus.actions` for the ordering contract):
+
+* `on_message(message, now)`: a consensus message from a peer (decode bytes with
+  `consensus.messages.decode_message`). Invalid input raises a `MessageRejected` subclass naming
+  the rule and changes nothing; `error.benign` tells whether the peer deserves a penalty.
+* `on_tick(now)`: the timer set by the last `SetTimer` fired (extra ticks are harmless).
+* `on_pending_transactions(now)`: the application has something to propose.
+* `on_catch_up_block(seq, digest, payload, certificate, now)`: a block fetched for
+  `RequestCatchUp`; accepted only if its certificate verifies against the validator set.
+* `on_validator_set(committed_height, effective_height, validators, now)`: a change committed
+  in block `committed_height`; report it right after executing that `CommitBlock`.
+
+Nothing here reads a clock, draws randomness, or does I/O; the same object runs under the asyncio
+driver and in the deterministic simulator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from consensus import checkpoints, normal, view_change
+from consensus.actions import Action, Broadcast
+from consensus.app import Application, Proposal
+from consensus.config import ReplicaConfig, ValidatorSchedule
+from consensus.crypto import ED25519, MessageSigner, SignatureScheme
+from consensus.errors import (
+    DuplicateMessage,
+    InvalidProposal,
+    MessageRejected,
+    OutOfWindow,
+    RestoreError,
+    ValidatorScheduleError,
+    ViewTooFarAhead,
+)
+from consensus.messages import (
+    Certify,
+    Checkpoint,
+    CheckpointProof,
+    Commit,
+    Message,
+    NewView,
+    Prepare,
+    PrePrepare,
+    ViewChange,
+)
+from consensus.proofs import Verifier
+from consensus.records import CheckpointRecord, PreparedRecord, Record, SignedRecord
+from consensus.state import ReplicaState, Status, Where, signed_key
+from ledger.certificates import CommitCertificate
+from ledger.keys import Address
+from ledger.validators import ValidatorSet
+
+MAX_SETTLE_ROUNDS = 64
+"""Bound on the internal fix-point loop after one input (each round makes progress)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceUsage:
+    """Sizes of the replica's bounded structures (the simulator checks them)."""
+
+    buffered: int
+    """Early messages buffered (<= max_future_total)."""
+    buffered_largest_share: int
+    """Most early messages of one sender (<= max_future_per_peer)."""
+    slots: int
+    """Heights in the log (<= watermark_window + 1)."""
+    view_changes: int
+    """View-change messages held (<= validators x (max_view_ahead + 1))."""
+    signed: int
+    """Own signed messages kept for re-sending and restart safety."""
+    catch_up_blocks: int
+    """Fetched blocks waiting for their height (<= max_catch_up_blocks)."""
+
+
+class Replica:
+    """One validator's PBFT state machine (see the module docstring for its inputs)."""
+
+    __slots__ = ("_state",)
+
+    def __init__(
+        self,
+        config: ReplicaConfig,
+        signer: MessageSigner,
+        app: Application,
+        validators: ValidatorSchedule | ValidatorSet,
+        *,
+        scheme: SignatureScheme = ED25519,
+        now: float = 0.0,
+    ) -> None:
+        """A replica starting from genesis (height 0). Use `restore` after a restart."""
+        schedule = (
+            validators
+            if isinstance(validators, ValidatorSchedule)
+            else ValidatorSchedule.of(validators)
+        )
+        genesis = CheckpointProof(0, config.genesis_digest, ())
+        self._state = ReplicaState(
+            config,
+            signer,
+            app,
+            Verifier(config.chain_id, scheme),
+            schedule,
+            0,
+            config.genesis_digest,
+            genesis,
+            now,
+        )
+
+    @classmethod
+    def restore(
+        cls,
+        config: ReplicaConfig,
+        signer: MessageSigner,
+        app: Application,
+        validators: ValidatorSchedule | ValidatorSet,
+        *,
+        height: int,
+        digest: bytes,
+        records: Iterable[Record],
+        certificates: Iterable[CommitCertificate] = (),
+        scheme: SignatureScheme = ED25519,
+        now: float = 0.0,
+    ) -> Replica:
+        """A replica after a restart: `height`/`digest` is the last block the application stored,
+        `records` what earlier `Persist` actions stored, `certificates` the stored certificates
+        of blocks above the last stable checkpoint. Raise `RestoreError` if they conflict.
+        """
+        replica = cls(config, signer, app, validators, scheme=scheme, now=now)
+        st = replica._state
+        records = list(records)
+        stable = st.stable
+        for record in records:
+            if isinstance(record, CheckpointRecord) and record.proof.seq > stable.seq:
+                stable = record.proof
+        st.stable = stable
+        st.delivered_height, st.delivered_digest = height, digest
+        st.decided_through = max(height, stable.seq)
+        st.next_seq, st.tip = height + 1, digest
+        st.horizon = height + config.min_validator_change_delay
+        st.update_high()
+        for record in records:
+            if isinstance(record, SignedRecord):
+                _restore_signed(st, record.message)
+            elif isinstance(record, PreparedRecord):
+                _restore_prepared(st, record)
+        for certificate in certificates:
+            if stable.seq < certificate.height <= height:
+                st.certificates[certificate.height] = certificate
+        for key, message in st.signed.items():
+            if isinstance(message, Certify) and message.seq > st.decided_through:
+                st.decided[message.seq] = message.digest
+            elif isinstance(message, Checkpoint) and key[2] > stable.seq:
+                st.checkpoint_votes.setdefault(message.seq, {})[st.me] = message
+        while st.decided_through + 1 in st.decided:
+            st.decided_through += 1
+        _restore_view(st)
+        if stable.seq > height:
+            signers = tuple(Address(v.sender) for v in stable.votes)
+            checkpoints.note_behind(st, stable.seq, signers)
+        return replica
+
+    # --- inputs --------------------------------------------------------------------------------
+
+    def start(self, now: float) -> list[Action]:
+        """First call after construction or restore: sets the timer, re-sends restored state."""
+        st = self._begin(now)
+        if st.signed:
+            _resend(st)
+        return self._settle()
+
+    def on_message(self, message: Message, now: float) -> list[Action]:
+        """Handle a peer's message; raise `MessageRejected` (state unchanged) if it is refused."""
+        st = self._begin(now)
+        try:
+            _dispatch(st, message)
+        except MessageRejected as exc:
+            st.count(f"rejected:{type(exc).__name__}")
+            raise
+        return self._settle()
+
+    def on_tick(self, now: float) -> list[Action]:
+        """Timers: view change on stall, re-sending, proposals, catch-up retries."""
+        st = self._begin(now)
+        deadline = st.view_deadline()
+        if deadline is not None and now >= deadline:
+            normal.request_view_change(st, st.view + 1)
+        if now >= st.resend_at:
+            _resend(st)
+            st.resend_at = now + st.config.resend_interval
+        checkpoints.retry_catch_up(st)
+        return self._settle()
+
+    def on_pending_transactions(self, now: float) -> list[Action]:
+        """The application has transactions: a primary with room will ask `make_proposal`."""
+        st = self._begin(now)
+        st.work_pending = True
+        return self._settle()
+
+    def on_catch_up_block(
+        self, seq: int, digest: bytes, payload: bytes, certificate: CommitCertificate, now: float
+    ) -> list[Action]:
+        """A fetched block; raise `MessageRejected` if its certificate or payload is wrong."""
+        st = self._begin(now)
+        checkpoints.accept_catch_up_block(st, seq, digest, payload, certificate)
+        return self._settle()
+
+    def on_validator_set(
+        self, committed_height: int, effective_height: int, validators: ValidatorSet, now: float
+    ) -> list[Action]:
+        """`validators` replace the set from `effective_height` on (committed at that height)."""
+        st = self._state
+        if committed_height > st.delivered_height:
+            raise ValidatorScheduleError(
+                f"change committed at {committed_height} reported before that block was delivered"
+            )
+        if effective_height < committed_height + st.config.min_validator_change_delay:
+            raise ValidatorScheduleError(
+                f"effective height {effective_height} is less than "
+                f"{st.config.min_validator_change_delay} after {committed_height}"
+            )
+        if effective_height <= st.horizon:
+            raise ValidatorScheduleError(
+                f"effective height {effective_height} reported after heights up to "
+                f"{st.horizon} were processed with the old set"
+            )
+        st.schedule = st.schedule.with_change(effective_height, validators)
+        st.update_high()
+        self._begin(now)
+        return self._settle()
+
+    # --- inspection ----------------------------------------------------------------------------
+
+    @property
+    def address(self) -> Address:
+        return self._state.me
+
+    @property
+    def view(self) -> int:
+        return self._state.view
+
+    @property
+    def in_view_change(self) -> bool:
+        return self._state.status is Status.VIEW_CHANGE
+
+    @property
+    def height(self) -> int:
+        """Last delivered height."""
+        return self._state.delivered_height
+
+    @property
+    def stable_checkpoint(self) -> int:
+        return self._state.low
+
+    @property
+    def primary(self) -> Address:
+        return self._state.current_primary()
+
+    @property
+    def schedule(self) -> ValidatorSchedule:
+        return self._state.schedule
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters of notable events (rejections by type, refused conflicting signatures...)."""
+        return dict(self._state.stats)
+
+    def resource_usage(self) -> ResourceUsage:
+        st = self._state
+        return ResourceUsage(
+            buffered=len(st.buffer),
+            buffered_largest_share=st.buffer.largest_share(),
+            slots=len(st.log),
+            view_changes=sum(len(c) for c in st.view_changes.values()),
+            signed=len(st.signed),
+            catch_up_blocks=len(st.catch_up_blocks),
+        )
+
+    # --- internals -----------------------------------------------------------------------------
+
+    def _begin(self, now: float) -> ReplicaState:
+        st = self._state
+        st.now = max(st.now, now)  # the injected clock never goes backwards here
+        horizon = st.delivered_height + st.config.min_validator_change_delay
+        if horizon != st.horizon:
+            st.horizon = horizon
+            st.update_high()
+        return st
+
+    def _settle(self) -> list[Action]:
+        """Run the consequences of an input to a fix point, then return the actions."""
+        st = self._state
+        for _ in range(MAX_SETTLE_ROUNDS):
+            if st.requested_view > st.view:
+                view_change.start_view_change(st, st.requested_view)
+            normal.try_commit(st, st.decided_through + 1)
+            normal.try_deliver(st)
+            normal.try_propose(st)
+            if not st.buffer_dirty:
+                break
+            st.buffer_dirty = False
+            for message in st.buffer.take(lambda m: _ready(st, m)):
+                try:
+                    _dispatch(st, message)
+                except MessageRejected as exc:
+                    st.count(f"rejected:{type(exc).__name__}")
+        return st.finish()
+
+
+def _dispatch(st: ReplicaState, message: Message) -> None:
+    if message.sender == st.me:
+        raise DuplicateMessage("a replica ignores messages signed with its own key")
+    if isinstance(message, Prepare):
+        normal.handle_prepare(st, message)
+    elif isinstance(message, Commit):
+        normal.handle_commit(st, message)
+    elif isinstance(message, Certify):
+        normal.handle_certify(st, message)
+    elif isinstance(message, PrePrepare):
+        normal.handle_pre_prepare(st, message)
+    elif isinstance(message, Checkpoint):
+        checkpoints.handle_checkpoint(st, message)
+    elif isinstance(message, ViewChange):
+        view_change.handle_view_change(st, message)
+    else:
+        view_change.handle_new_view(st, message)
+
+
+def _ready(st: ReplicaState, message: Message) -> bool:
+    """A buffered message is released once it is no longer early (or must be dropped)."""
+    if isinstance(message, ViewChange | NewView):
+        return True
+    view = None if isinstance(message, Certify | Checkpoint) else message.view
+    try:
+        return st.where(view, message.seq) is not Where.FUTURE
+    except (OutOfWindow, ViewTooFarAhead):
+        return True
+
+
+def _resend(st: ReplicaState) -> None:
+    """No progress for a while: re-send our own current messages (they may have been lost)."""
+    latest_checkpoint: Message | None = None
+    current = st.status is Status.NORMAL
+    for (kind, view, seq), message in st.signed.items():
+        if kind == "checkpoint":
+            if latest_checkpoint is None or seq > latest_checkpoint.seq:  # type: ignore[union-attr]
+                latest_checkpoint = message
+            continue
+        if seq <= st.delivered_height:
+            continue
+        if kind == "certify" or (current and view == st.view and kind != "new-view"):
+            st.emit(Broadcast(message))
+    if latest_checkpoint is not None:
+        st.emit(Broadcast(latest_checkpoint))
+    if st.status is Status.VIEW_CHANGE:
+        view_change.send_view_change(st)
+
+
+def _restore_signed(st: ReplicaState, message: Message) -> None:
+    messages: list[Message] = [message]
+    if isinstance(message, NewView):
+        messages.extend(message.pre_prepares)
+    for item in messages:
+        key = signed_key(item)
+        existing = st.signed.get(key)
+        if existing is not None and existing != item:
+            raise RestoreError(f"records hold two different signed {key[0]} for {key[1:]}")
+        st.signed[key] = item
+
+
+def _restore_prepared(st: ReplicaState, record: PreparedRecord) -> None:
+    proof = record.proof
+    if proof.seq <= max(st.delivered_height, st.low):
+        return
+    slot = st.log.slot(proof.seq)
+    if slot.prepared is None or proof.view > slot.prepared.view:
+        slot.prepared = proof
+        slot.prepared_payload = record.payload
+
+
+def _restore_view(st: ReplicaState) -> None:
+    """Resume in the highest view we signed anything for; in view change if only that."""
+    view = max((key[1] for key in st.signed), default=0)
+    st.view = view
+    normal_in_view = any(
+        key[1] == view and key[0] in ("pre-prepare", "prepare", "commit", "new-view")
+        for key in st.signed
+    )
+    if ("view-change", view, 0) in st.signed and not normal_in_view:
+        st.status = Status.VIEW_CHANGE
+        return
+    new_view = st.signed.get(("new-view", view, 0))
+    if isinstance(new_view, NewView):
+        st.new_view = new_view
+    if st.current_primary() != st.me:
+        return
+    own = sorted(
+        (m for k, m in st.signed.items() if k[0] == "pre-prepare" and k[1] == view),
+        key=lambda m: m.seq,  # type: ignore[union-attr]
+    )
+    for proposal in own:
+        if not isinstance(proposal, PrePrepare) or proposal.seq <= st.delivered_height:
+            continue
+        if proposal.seq != st.next_seq or proposal.parent != st.tip:
+            break
+        try:
+            st.app.validate_proposal(
+                Proposal(proposal.seq, proposal.parent, proposal.digest, proposal.payload), st.now
+            )
+        except InvalidProposal:
+            break
+        slot = st.log.slot(proposal.seq)
+        slot.pre_prepare = proposal
+        slot.payloads[proposal.digest] = proposal.payload
+        st.next_seq, st.tip = proposal.seq + 1, proposal.digest

@@ -1,0 +1,129 @@
+"""What a scenario must satisfy, checked while it runs and at its end.
+
+Safety (any violation fails the scenario):
+* no two honest nodes deliver different blocks at one height; each honest node's chain extends
+  its own tip (no gap, no fork, strictly increasing heights);
+* every delivered commit certificate verifies against the validator set for its height;
+* no honest node ever signs two different messages for one (kind, view, seq), also across
+  crashes and restarts (this is what the persistence contract protects);
+* bounded buffers: every replica's buffers and logs stay within the configured caps.
+
+Liveness: once the faults are healed (at most f faulty left), every honest node delivers at
+least `LIVENESS_BLOCKS` blocks beyond the highest height any honest node had at healing time,
+within `liveness_bound` simulated seconds.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from consensus.actions import CommitBlock
+from consensus.errors import MessageRejected
+from consensus.messages import Message
+from consensus.replica import ResourceUsage
+from consensus.state import signed_key
+from ledger.errors import InvalidCertificate
+
+if TYPE_CHECKING:
+    from consensus.sim.world import SimNode, World
+
+LIVENESS_BLOCKS = 3
+MAX_REPORTED = 5
+
+
+class Checker:
+    """Collects violations for one scenario."""
+
+    def __init__(self, world: World, validators: int) -> None:
+        self.world = world
+        self.validators = validators
+        self.safety: list[str] = []
+        self.liveness: list[str] = []
+        self.decided: dict[int, bytes] = {}
+        self.signatures: dict[tuple[bytes, str, int, int], bytes] = {}
+        self.rejections: dict[str, int] = {}
+        self.heal_height = 0
+        self.heal_time = 0.0
+
+    def violation(self, text: str) -> None:
+        if len(self.safety) < MAX_REPORTED:
+            self.safety.append(f"t={self.world.queue.now:.3f} {text}")
+        else:
+            self.safety.append("...")
+
+    # --- hooks ---------------------------------------------------------------------------------
+
+    def committed(self, node: SimNode, action: CommitBlock) -> None:
+        if not node.honest:
+            return
+        first = self.decided.setdefault(action.seq, action.digest)
+        if first != action.digest:
+            self.violation(
+                f"node {node.index} delivered {action.digest.hex()[:12]} at height {action.seq}, "
+                f"another honest node delivered {first.hex()[:12]}"
+            )
+        try:
+            self.world.scheme.verify_certificate(
+                action.certificate,
+                self.world.config.chain_id,
+                node.schedule().at(action.seq),
+                height=action.seq,
+                block_hash=action.digest,
+            )
+        except InvalidCertificate as exc:
+            self.violation(
+                f"node {node.index} delivered height {action.seq} with a bad certificate: {exc}"
+            )
+
+    def signed(self, node: SimNode, message: Message) -> None:
+        kind, view, seq = signed_key(message)
+        key = (node.address, kind, view, seq)
+        first = self.signatures.setdefault(key, message.signature)
+        if first != message.signature:
+            self.violation(
+                f"honest node {node.index} signed two different {kind} messages for "
+                f"view {view} seq {seq} (crashes so far: {node.crashes})"
+            )
+
+    def usage(self, node: SimNode, usage: ResourceUsage) -> None:
+        config = self.world.config
+        bounds = {
+            "buffered": config.max_future_total,
+            "buffered_largest_share": config.max_future_per_peer,
+            "slots": config.watermark_window + 1,
+            "view_changes": (self.validators + 1) * (config.max_view_ahead + 2),
+            "signed": 4 * (config.watermark_window + 2) + 2 * (config.max_view_ahead + 2),
+            "catch_up_blocks": config.max_catch_up_blocks,
+        }
+        for name, bound in bounds.items():
+            value = getattr(usage, name)
+            if value > bound:
+                self.violation(f"node {node.index} holds {value} {name}, bound {bound}")
+
+    def rejected(self, node: SimNode, error: MessageRejected) -> None:
+        name = type(error).__name__
+        self.rejections[name] = self.rejections.get(name, 0) + 1
+
+    # --- liveness --------------------------------------------------------------------------------
+
+    def honest_nodes(self) -> list[SimNode]:
+        return [n for n in self.world.nodes if n.honest]
+
+    def mark_healed(self) -> None:
+        self.heal_time = self.world.queue.now
+        self.heal_height = max((n.app.height for n in self.honest_nodes()), default=0)
+
+    def live_enough(self) -> bool:
+        target = self.heal_height + LIVENESS_BLOCKS
+        return all(n.app.height >= target for n in self.honest_nodes())
+
+    def judge_liveness(self, bound: float) -> None:
+        target = self.heal_height + LIVENESS_BLOCKS
+        for node in self.honest_nodes():
+            if node.app.height < target:
+                view = node.replica.view if node.replica is not None else -1
+                self.liveness.append(
+                    f"node {node.index} at height {node.app.height} (view {view}), "
+                    f"{target} expected within {bound:.0f}s after healing at "
+                    f"t={self.heal_time:.1f}"
+                )

@@ -1,0 +1,72 @@
+"""A fast deterministic stand-in for Ed25519, for simulator speed only.
+
+A "signature" is BLAKE2b-512 of the message keyed by the public key, so anyone holding the public
+key could forge it: it is sound only inside the simulator, where Byzantine replicas are written to
+sign with their own keys and forgeries are modelled explicitly (random bytes). It is ~50x cheaper
+than libsodium verification, which is what makes 10,000 scenarios feasible; a share of the
+scenarios and the unit tests run with real Ed25519 (`consensus.crypto.ED25519`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from ledger.certificates import CommitCertificate, commit_signing_bytes
+from ledger.errors import InvalidCertificate
+from ledger.keys import Address, address_of
+from ledger.validators import ValidatorSet
+
+
+class FastSigner:
+    """A signer whose public key is derived from a label."""
+
+    __slots__ = ("address", "public_key")
+
+    def __init__(self, label: str) -> None:
+        self.public_key = hashlib.sha256(b"SEC/sim-key/v1/" + label.encode()).digest()
+        self.address: Address = address_of(self.public_key)
+
+    def sign(self, message: bytes) -> bytes:
+        return hashlib.blake2b(message, key=self.public_key, digest_size=64).digest()
+
+
+class FastScheme:
+    """Verification matching `FastSigner`; certificates checked like the ledger does."""
+
+    __slots__ = ()
+
+    def verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
+        if len(public_key) != 32 or len(signature) != 64:
+            return False
+        expected = hashlib.blake2b(message, key=public_key, digest_size=64).digest()
+        return hmac.compare_digest(expected, signature)
+
+    def verify_certificate(
+        self,
+        certificate: CommitCertificate,
+        chain_id: str,
+        validators: ValidatorSet,
+        *,
+        height: int,
+        block_hash: bytes,
+    ) -> None:
+        """Same rules as `ledger.certificates.verify_certificate`, with this scheme."""
+        if certificate.height != height or certificate.block_hash != block_hash:
+            raise InvalidCertificate("certificate is for another block")
+        message = commit_signing_bytes(chain_id, certificate.height, certificate.block_hash)
+        seen: set[bytes] = set()
+        for entry in certificate.signatures:
+            if entry.validator in seen:
+                raise InvalidCertificate("a validator signed twice")
+            seen.add(entry.validator)
+            key = validators.public_key_of(entry.validator)
+            if key is None:
+                raise InvalidCertificate("signer is not in the validator set")
+            if not self.verify(key, message, entry.signature):
+                raise InvalidCertificate("signature does not verify")
+        if len(seen) < validators.quorum:
+            raise InvalidCertificate(f"{len(seen)} signatures, {validators.quorum} needed")
+
+
+FAST = FastScheme()

@@ -1,0 +1,331 @@
+"""The replica's state, shared by the handler modules (normal case, view change, checkpoints).
+
+Theory of operation (details in docs/consensus.md):
+
+* Heights are sequence numbers. A block is *decided* at a height once 2f+1 COMMITs of one view
+  agree on it (or a commit certificate proves it); it is *delivered* (`CommitBlock`) once a quorum
+  of CERTIFY signatures forms its certificate and its payload is known, strictly in order.
+* Ordered prefix: a replica sends COMMIT for height n only when n-1 is decided and n's parent is
+  the decided block n-1. So decisions form a chain without gaps.
+* Everything a replica signs goes through `publish`, which records it in `signed` and emits
+  `Persist` before `Broadcast`; `publish` refuses to sign a second, different message for the
+  same (kind, view, seq), which is what makes restarts safe.
+
+The state changes only through the handler functions; each checks its input completely before
+changing anything, so a rejected message leaves no trace.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from typing import TypeVar
+
+from consensus.actions import Action, Broadcast, Persist, Send, SetTimer
+from consensus.app import Application
+from consensus.buffer import FutureBuffer
+from consensus.config import ReplicaConfig, ValidatorSchedule
+from consensus.crypto import MessageSigner
+from consensus.errors import OutOfWindow, ViewTooFarAhead
+from consensus.log import MessageLog
+from consensus.messages import (
+    Certify,
+    Checkpoint,
+    CheckpointProof,
+    Message,
+    NewView,
+    ViewChange,
+)
+from consensus.proofs import Verifier, primary_of
+from consensus.records import SignedRecord
+from ledger.certificates import CommitCertificate
+from ledger.keys import Address
+from ledger.validators import ValidatorSet
+
+M = TypeVar("M", bound=Message)
+
+MIN_TIMER_DELAY = 0.001
+"""Seconds: the earliest a timer is set after the current input."""
+
+
+class Status(enum.Enum):
+    NORMAL = "normal"
+    VIEW_CHANGE = "view-change"
+
+
+class Where(enum.Enum):
+    """Where a message falls relative to the replica's view and watermarks."""
+
+    STALE = "stale"
+    CURRENT = "current"
+    FUTURE = "future"
+
+
+def signed_key(message: Message) -> tuple[str, int, int]:
+    """(kind, view, seq): a replica signs at most one message per key."""
+    if isinstance(message, Certify | Checkpoint):
+        return (message.KIND, 0, message.seq)
+    if isinstance(message, ViewChange | NewView):
+        return (message.KIND, message.view, 0)
+    return (message.KIND, message.view, message.seq)
+
+
+class ReplicaState:
+    """All mutable state of one replica (see the module docstring for the invariants)."""
+
+    __slots__ = (
+        "answered",
+        "app",
+        "armed_at",
+        "attempt",
+        "buffer",
+        "buffer_dirty",
+        "catch_up_at",
+        "catch_up_blocks",
+        "catch_up_peers",
+        "catch_up_target",
+        "certificates",
+        "checkpoint_votes",
+        "config",
+        "decided",
+        "decided_through",
+        "delivered_digest",
+        "delivered_height",
+        "help",
+        "high",
+        "horizon",
+        "last_progress",
+        "last_proposal",
+        "log",
+        "me",
+        "new_view",
+        "next_seq",
+        "now",
+        "outbox",
+        "peer_checkpoints",
+        "requested_view",
+        "resend_at",
+        "schedule",
+        "signed",
+        "signer",
+        "stable",
+        "stats",
+        "status",
+        "timer",
+        "tip",
+        "vc_payloads",
+        "verifier",
+        "view",
+        "view_changes",
+        "work_pending",
+    )
+
+    def __init__(
+        self,
+        config: ReplicaConfig,
+        signer: MessageSigner,
+        app: Application,
+        verifier: Verifier,
+        schedule: ValidatorSchedule,
+        height: int,
+        digest: bytes,
+        stable: CheckpointProof,
+        now: float,
+    ) -> None:
+        self.config = config
+        self.signer = signer
+        self.me: Address = signer.address
+        self.app = app
+        self.verifier = verifier
+        self.schedule = schedule
+        self.now = now
+        self.view = 0
+        self.status = Status.NORMAL
+        self.attempt = 0
+        """Consecutive view changes without a delivered block (timeout backoff exponent)."""
+        self.delivered_height = height
+        self.delivered_digest = digest
+        self.horizon = height + config.min_validator_change_delay
+        """Highest height whose validator set is surely known (fixed at each input's start)."""
+        self.decided: dict[int, bytes] = {}
+        """Decided digests above the delivered height."""
+        self.decided_through = height
+        """Every height up to this one is decided."""
+        self.certificates: dict[int, CommitCertificate] = {}
+        """Certificates known above the stable checkpoint (delivered or not)."""
+        self.stable = stable
+        self.checkpoint_votes: dict[int, dict[bytes, Checkpoint]] = {}
+        self.log = MessageLog()
+        self.signed: dict[tuple[str, int, int], Message] = {}
+        self.view_changes: dict[int, dict[bytes, ViewChange]] = {}
+        self.vc_payloads: dict[bytes, bytes] = {}
+        """Unverified block attachments of view changes, by digest (current view change)."""
+        self.new_view: NewView | None = None
+        """The NEW-VIEW that started the current view (none for view 0)."""
+        self.armed_at: float | None = None
+        """When a quorum of view changes for the target view was first seen."""
+        self.buffer = FutureBuffer(config.max_future_per_peer, config.max_future_total)
+        self.last_progress = now
+        self.resend_at = now + config.resend_interval
+        self.next_seq = height + 1
+        """Primary: next height to propose."""
+        self.tip = digest
+        """Primary: digest of the block at `next_seq - 1`."""
+        self.last_proposal = now
+        self.work_pending = False
+        self.catch_up_target = 0
+        self.catch_up_peers: tuple[Address, ...] = ()
+        self.catch_up_at = 0.0
+        self.catch_up_blocks: dict[int, tuple[bytes, bytes, CommitCertificate]] = {}
+        self.answered: set[tuple[bytes, int]] = set()
+        self.outbox: list[Action] = []
+        self.help: list[Action] = []
+        """Replies to peers that are behind, sent with the next action list."""
+        self.requested_view = 0
+        """A view change asked for by a handler, carried out when the input settles."""
+        self.buffer_dirty = False
+        """Buffered messages may have become processable (view, watermark or horizon moved)."""
+        self.peer_checkpoints: dict[bytes, Checkpoint] = {}
+        """Each validator's highest verified checkpoint beyond our window (catch-up hints)."""
+        self.timer: float | None = None
+        self.stats: dict[str, int] = {}
+        self.high = 0
+        """Highest height processed now: watermark window, known sets, epoch fence."""
+        self.update_high()
+
+    # --- validator sets ----------------------------------------------------------------------
+
+    def validators(self, seq: int) -> ValidatorSet:
+        return self.schedule.at(seq)
+
+    def primary(self, view: int, seq: int) -> Address:
+        return primary_of(self.schedule.at(seq), view)
+
+    def current_primary(self) -> Address:
+        return self.primary(self.view, self.stable.seq + 1)
+
+    def is_member(self, seq: int) -> bool:
+        return self.me in self.schedule.at(seq)
+
+    # --- watermarks ----------------------------------------------------------------------------
+
+    @property
+    def low(self) -> int:
+        return self.stable.seq
+
+    def update_high(self) -> None:
+        """Recompute `high` after the stable checkpoint, horizon or schedule changed."""
+        high = min(self.low + self.config.watermark_window, self.horizon)
+        fence = self.schedule.next_change_after(self.low + 1)
+        if fence is not None:
+            high = min(high, fence - 1)
+        self.high = high
+        self.buffer_dirty = True
+
+    def where(self, view: int | None, seq: int) -> Where:
+        """Classify a message; raise `ViewTooFarAhead` / `OutOfWindow` for ones to drop."""
+        if seq <= self.delivered_height or seq <= self.low:
+            return Where.STALE
+        if view is not None:
+            if view < self.view:
+                return Where.STALE
+            if view > self.view + self.config.max_view_ahead:
+                raise ViewTooFarAhead(
+                    f"view {view} is more than {self.config.max_view_ahead} ahead of {self.view}"
+                )
+        high = self.high
+        if seq > high:
+            if seq <= min(high + self.config.watermark_window, self.horizon):
+                return Where.FUTURE
+            raise OutOfWindow(f"seq {seq} is beyond the high watermark {high}")
+        if view is not None and (view > self.view or self.status is Status.VIEW_CHANGE):
+            return Where.FUTURE
+        return Where.CURRENT
+
+    # --- output --------------------------------------------------------------------------------
+
+    def emit(self, action: Action) -> None:
+        self.outbox.append(action)
+
+    def count(self, name: str) -> None:
+        self.stats[name] = self.stats.get(name, 0) + 1
+
+    def publish(self, make: Callable[[bytes], M], to: Address | None = None) -> M | None:
+        """Sign, persist, then send a message; None if it would conflict with one signed before.
+
+        `make(signature)` builds the message. A message identical to one already signed is sent
+        again without a new record.
+        """
+        draft = make(b"")
+        key = signed_key(draft)
+        existing = self.signed.get(key)
+        if existing is not None:
+            if _same_content(existing, draft):
+                self._send(existing, to)
+                return existing  # type: ignore[return-value]  # same key and content => same type
+            self.count("refused_conflicting_signature")
+            return None
+        message = make(self.signer.sign(draft.signing_bytes(self.config.chain_id)))
+        self.signed[key] = message
+        self.emit(Persist(SignedRecord(message)))
+        self._send(message, to)
+        return message
+
+    def _send(self, message: Message, to: Address | None) -> None:
+        self.emit(Broadcast(message) if to is None else Send(to, message))
+
+    # --- time ----------------------------------------------------------------------------------
+
+    def progress(self) -> None:
+        """A block was delivered or a view entered: reset the stall and re-send timers."""
+        self.last_progress = self.now
+        self.resend_at = self.now + self.config.resend_interval
+
+    def view_deadline(self) -> float | None:
+        if self.status is Status.NORMAL:
+            return self.last_progress + self.config.timeout(self.attempt)
+        if self.armed_at is None:
+            return None
+        return self.armed_at + self.config.timeout(self.attempt)
+
+    def proposal_deadline(self) -> float | None:
+        if self.status is not Status.NORMAL or self.primary(self.view, self.next_seq) != self.me:
+            return None
+        if self.next_seq > min(self.high, self.decided_through + self.config.max_in_flight):
+            return None  # window full: deciding a block re-runs the proposal step
+        if self.work_pending:
+            return self.last_proposal + self.config.batch_wait
+        return self.last_proposal + self.config.empty_block_interval
+
+    def next_deadline(self) -> float:
+        deadlines = [self.resend_at]
+        for deadline in (self.view_deadline(), self.proposal_deadline()):
+            if deadline is not None:
+                deadlines.append(deadline)
+        if self.catch_up_target > self.delivered_height:
+            deadlines.append(self.catch_up_at)
+        return min(deadlines)
+
+    def finish(self) -> list[Action]:
+        """Close an input: add a timer if the earliest deadline changed, return the actions.
+
+        Every deadline that fires is moved forward by its handler; the floor below only guards
+        against a handler that could not act (the timer must never stay in the past).
+        """
+        deadline = max(self.next_deadline(), self.now + MIN_TIMER_DELAY)
+        if deadline != self.timer:
+            self.timer = deadline
+            self.outbox.append(SetTimer(deadline))
+        actions, self.outbox = self.outbox, []
+        if self.help:
+            actions.extend(self.help)
+            self.help = []
+        return actions
+
+
+def _same_content(existing: Message, draft: Message) -> bool:
+    if type(existing) is not type(draft):
+        return False
+    if isinstance(existing, ViewChange | NewView):
+        return False  # a view change is never re-signed with new content
+    return getattr(existing, "digest", None) == getattr(draft, "digest", None)

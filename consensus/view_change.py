@@ -1,0 +1,437 @@
+"""View change (Castro-Liskov §4.4) with the ordered-prefix rule for chained blocks.
+
+A replica whose timer expires (no block delivered for `timeout(attempt)`), or that sees proof of
+an equivocating primary, or f+1 view changes for higher views, moves to view v+1: it stops
+accepting normal-case messages and broadcasts VIEW-CHANGE(v+1, stable checkpoint proof,
+commit certificates above it, its latest prepared proof per undecided height). The timer that
+moves it further (to v+2, with doubled timeout) starts only once it holds 2f+1 view changes for
+v+1, so a partitioned replica does not run ahead. The primary of v+1 collects 2f+1 and
+broadcasts NEW-VIEW with them and its re-proposals; every replica recomputes the plan from the
+view changes and enters v+1 only if the re-proposals match exactly. Views only increase.
+
+The plan (`plan_new_view`): start at the highest stable checkpoint s among the view changes;
+for s+1, s+2, ... take the block a commit certificate names, else the prepared proof of the
+highest view; stop at the first height with neither, or whose proof does not chain onto the
+block chosen below it. Everything after the stop is dropped (no null requests: blocks are
+chained, a gap cannot be filled).
+
+Why this is safe. Suppose block d is decided at height n, i.e. 2f+1 replicas sent COMMIT for
+(v, n, d) in some view v. At least f+1 of them are honest. An honest replica sends that COMMIT
+only after n-1 was decided with d's parent, and before it had sent COMMIT for n-1 it was
+prepared at n-1, and so on down: each of the f+1 holds, for every height above its stable
+checkpoint up to n, a certificate or a prepared proof (persisted before the COMMIT, so a restart
+does not lose it). Any 2f+1 view changes include one of them, so in every later view the plan
+has no gap up to n (it starts at the highest checkpoint, whose 2f+1 signatures imply f+1 honest
+replicas delivered it). At height n the plan takes d: a certificate names d (certificates are
+unique, see `consensus.normal`), or by the PBFT lemma every prepared proof of a view >= v is
+for d and the intersecting honest replica reports one. Chained consistency holds below n since
+all those heights are decided too, so the chain check never stops the plan before n. Hence
+decided blocks survive every view change, and only undecided heights are ever dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from consensus.actions import Broadcast, EnteredView, Send
+from consensus.app import Proposal
+from consensus.checkpoints import is_checkpoint_height, make_stable
+from consensus.errors import (
+    DuplicateMessage,
+    Equivocation,
+    InvalidNewView,
+    InvalidProof,
+    InvalidProposal,
+    MalformedMessage,
+    MessageTooLarge,
+    OutOfWindow,
+    StaleMessage,
+    ViewTooFarAhead,
+    WrongPrimary,
+)
+from consensus.messages import (
+    CheckpointProof,
+    NewView,
+    PreparedProof,
+    PrePrepare,
+    ViewChange,
+    pre_prepare_signing_bytes,
+)
+from consensus.normal import decide, find_payload, offer_pre_prepare, request_view_change
+from consensus.proofs import primary_of, short
+from consensus.state import ReplicaState, Status
+from ledger.certificates import CommitCertificate
+from ledger.keys import Address
+
+# --- the plan (pure) ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PlanEntry:
+    """One height of a new view's prefix: decided (certificate) or re-proposed (proof)."""
+
+    seq: int
+    """Height."""
+    digest: bytes
+    """Block at that height."""
+    certificate: CommitCertificate | None
+    """Set if the block is decided."""
+    proof: PreparedProof | None
+    """Set if the block is re-proposed in the new view."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewViewPlan:
+    """What a NEW-VIEW must contain, computed from its view changes."""
+
+    checkpoint: CheckpointProof
+    """The highest stable checkpoint among the view changes: the new view starts above it."""
+    entries: tuple[PlanEntry, ...]
+    """The contiguous, chained prefix above the checkpoint."""
+
+    @property
+    def reproposals(self) -> tuple[PlanEntry, ...]:
+        return tuple(e for e in self.entries if e.proof is not None)
+
+    @property
+    def end(self) -> tuple[int, bytes]:
+        """(height, digest) of the last block of the prefix."""
+        if self.entries:
+            return self.entries[-1].seq, self.entries[-1].digest
+        return self.checkpoint.seq, self.checkpoint.digest
+
+
+def plan_new_view(
+    view_changes: Sequence[ViewChange],
+    window: int,
+    next_change_after: Callable[[int], int | None],
+) -> NewViewPlan:
+    """The deterministic new-view plan for `view_changes` (see the module docstring)."""
+    checkpoint = view_changes[0].checkpoint
+    for change in view_changes[1:]:
+        if change.checkpoint.seq > checkpoint.seq:
+            checkpoint = change.checkpoint
+    start = checkpoint.seq
+    limit = start + window
+    fence = next_change_after(start + 1)
+    if fence is not None:
+        limit = min(limit, fence - 1)
+    certificates: dict[int, CommitCertificate] = {}
+    proofs: dict[int, PreparedProof] = {}
+    for change in view_changes:
+        for certificate in change.certificates:
+            if certificate.height > start:
+                certificates.setdefault(certificate.height, certificate)
+        for proof in change.prepared:
+            best = proofs.get(proof.seq)
+            if proof.seq > start and (best is None or proof.view > best.view):
+                proofs[proof.seq] = proof
+    entries: list[PlanEntry] = []
+    previous = checkpoint.digest
+    for seq in range(start + 1, limit + 1):
+        decided = certificates.get(seq)
+        prepared = proofs.get(seq)
+        if decided is not None:
+            entries.append(PlanEntry(seq, decided.block_hash, decided, None))
+        elif prepared is not None and prepared.parent == previous:
+            entries.append(PlanEntry(seq, prepared.digest, None, prepared))
+        else:
+            break
+        previous = entries[-1].digest
+    return NewViewPlan(checkpoint, tuple(entries))
+
+
+# --- starting a view change -----------------------------------------------------------------------
+
+
+def start_view_change(st: ReplicaState, view: int) -> None:
+    """Move to `view` (> current) in view-change status and broadcast VIEW-CHANGE."""
+    if view <= st.view:
+        return
+    st.view = view
+    st.status = Status.VIEW_CHANGE
+    st.attempt += 1
+    st.armed_at = None
+    st.new_view = None
+    st.log.reset_view()
+    for old in [v for v in st.view_changes if v < view]:
+        del st.view_changes[old]
+    st.vc_payloads = {}
+    for change in st.view_changes.get(view, {}).values():
+        _index_payloads(st, change)
+    send_view_change(st)
+    st.buffer_dirty = True
+    check_quorum(st)
+
+
+def _index_payloads(st: ReplicaState, change: ViewChange) -> None:
+    for proof, payload in zip(change.prepared, change.payloads, strict=False):
+        st.vc_payloads.setdefault(proof.digest, payload)
+
+
+def send_view_change(st: ReplicaState) -> None:
+    existing = st.signed.get(("view-change", st.view, 0))
+    if isinstance(existing, ViewChange):
+        st.emit(Broadcast(existing))
+        st.view_changes.setdefault(st.view, {})[st.me] = existing
+        return
+    if not st.is_member(st.low + 1):
+        return
+    certificates = tuple(st.certificates[h] for h in sorted(st.certificates) if h > st.low)
+    certified = {c.height for c in certificates}
+    proofs: list[PreparedProof] = []
+    payloads: list[bytes] = []
+    for height in st.log.heights():
+        slot = st.log.peek(height)
+        if slot is None or slot.prepared is None or height <= st.low or height in certified:
+            continue
+        proofs.append(slot.prepared)
+        payloads.append(slot.prepared_payload)
+    view, stable = st.view, st.stable
+    change = st.publish(
+        lambda s: ViewChange(view, stable, tuple(proofs), certificates, tuple(payloads), st.me, s)
+    )
+    if change is not None:
+        st.view_changes.setdefault(view, {})[st.me] = change
+
+
+# --- receiving view changes ---------------------------------------------------------------------
+
+
+def handle_view_change(st: ReplicaState, m: ViewChange) -> None:
+    if m.view < st.view or (m.view == st.view and st.status is Status.NORMAL):
+        _help_with_view(st, m.sender)
+        raise StaleMessage(f"view change to {m.view} from {short(m.sender)}; we are in {st.view}")
+    if m.view > st.view + st.config.max_view_ahead:
+        raise ViewTooFarAhead(f"view change to {m.view}; current view is {st.view}")
+    existing = st.view_changes.get(m.view, {}).get(m.sender)
+    if existing is not None:
+        if existing.without_payloads() == m.without_payloads():
+            raise DuplicateMessage(f"view change to {m.view} from {short(m.sender)} seen before")
+        raise Equivocation(f"{short(m.sender)} sent two different view changes for {m.view}")
+    verify_view_change(st, m)
+    # Attachments are kept only for the views this replica may soon need (memory bound).
+    stored = m if m.view <= st.view + 1 else m.without_payloads()
+    st.view_changes.setdefault(m.view, {})[m.sender] = stored
+    if m.view == st.view:
+        _index_payloads(st, stored)
+    _join_if_overtaken(st)
+    if m.view == st.view and st.status is Status.VIEW_CHANGE:
+        check_quorum(st)
+
+
+def verify_view_change(st: ReplicaState, m: ViewChange) -> None:
+    """Raise unless `m` is signed by a validator and every proof in it verifies."""
+    checkpoint = m.checkpoint
+    if checkpoint.seq > st.horizon:
+        raise OutOfWindow(f"view change from checkpoint {checkpoint.seq}; this replica is behind")
+    if checkpoint.seq and not is_checkpoint_height(st, checkpoint.seq):
+        raise InvalidProof(f"{checkpoint.seq} is not a checkpoint height")
+    validators = st.validators(checkpoint.seq + 1)
+    st.verifier.check_message(validators, m)
+    st.verifier.check_checkpoint_proof(
+        st.validators(checkpoint.seq), checkpoint, st.config.genesis_digest
+    )
+    limit = min(checkpoint.seq + st.config.watermark_window, st.horizon)
+    fence = st.schedule.next_change_after(checkpoint.seq + 1)
+    if fence is not None:
+        limit = min(limit, fence - 1)
+    previous = checkpoint.seq
+    for proof in m.prepared:
+        if not previous < proof.seq <= limit:
+            raise InvalidProof(f"prepared proof for seq {proof.seq} out of order or window")
+        if proof.view >= m.view:
+            raise InvalidProof(f"prepared proof of view {proof.view} in a change to {m.view}")
+        st.verifier.check_prepared_proof(st.validators(proof.seq), proof)
+        previous = proof.seq
+    prepared = {p.seq for p in m.prepared}
+    previous = checkpoint.seq
+    for certificate in m.certificates:
+        height = certificate.height
+        if not previous < height <= limit or height in prepared:
+            raise InvalidProof(f"certificate for height {height} out of order, window or doubled")
+        st.verifier.check_certificate(st.validators(height), certificate)
+        previous = height
+    if m.payloads and len(m.payloads) != len(m.prepared):
+        raise MalformedMessage("a view change attaches one payload per prepared proof")
+    if any(len(p) > st.config.max_payload_bytes for p in m.payloads):
+        raise MessageTooLarge("view-change payload above max_payload_bytes")
+
+
+def _help_with_view(st: ReplicaState, sender: Address) -> None:
+    """A peer asks for a view we are past: send our NEW-VIEW (or our higher view change)."""
+    marker = -(2**62) - st.view
+    if sender == st.me or (sender, marker) in st.answered:
+        return
+    message = (
+        st.new_view if st.status is Status.NORMAL else st.signed.get(("view-change", st.view, 0))
+    )
+    if message is not None:
+        st.answered.add((sender, marker))
+        st.help.append(Send(sender, message))
+
+
+def _join_if_overtaken(st: ReplicaState) -> None:
+    """f+1 validators want a higher view: at least one honest one does, so follow (§4.5.2)."""
+    validators = st.validators(st.low + 1)
+    lowest: dict[bytes, int] = {}
+    for view, changes in st.view_changes.items():
+        if view <= st.view:
+            continue
+        for sender in changes:
+            if sender != st.me and sender in validators:
+                lowest[sender] = min(lowest.get(sender, view), view)
+    if len(lowest) > validators.max_faulty:
+        request_view_change(st, min(lowest.values()))
+
+
+def check_quorum(st: ReplicaState) -> None:
+    """With 2f+1 view changes for the target view: arm the timer; the primary sends NEW-VIEW."""
+    if st.status is not Status.VIEW_CHANGE:
+        return
+    validators = st.validators(st.low + 1)
+    changes = st.view_changes.get(st.view, {})
+    if sum(1 for sender in changes if sender in validators) < validators.quorum:
+        return
+    if st.armed_at is None:
+        st.armed_at = st.now
+    _try_new_view(st)
+
+
+def _try_new_view(st: ReplicaState) -> None:
+    changes = [c for _, c in sorted(st.view_changes.get(st.view, {}).items())]
+    window, schedule = st.config.watermark_window, st.schedule
+    plan = plan_new_view(changes, window, schedule.next_change_after)
+    validators = st.validators(plan.checkpoint.seq + 1)
+    members = [c for c in changes if c.sender in validators]
+    if len(members) < len(changes):
+        plan = plan_new_view(members, window, schedule.next_change_after)
+        if st.validators(plan.checkpoint.seq + 1) != validators:
+            return
+    if len(members) < validators.quorum or primary_of(validators, st.view) != st.me:
+        return
+    view, chain_id = st.view, st.config.chain_id
+    proposals: list[PrePrepare] = []
+    for entry in plan.reproposals:
+        proof = entry.proof
+        if proof is None:  # never: reproposals carry a proof
+            return
+        payload = find_payload(st, entry.seq, entry.digest)
+        if payload is None:
+            st.count("new_view_waits_for_payload")
+            return
+        signature = st.signer.sign(
+            pre_prepare_signing_bytes(chain_id, view, entry.seq, entry.digest, proof.parent)
+        )
+        proposals.append(
+            PrePrepare(view, entry.seq, entry.digest, proof.parent, payload, st.me, signature)
+        )
+    stripped = tuple(c.without_payloads() for c in members)
+    new_view = st.publish(lambda s: NewView(view, stripped, tuple(proposals), st.me, s))
+    if new_view is None:
+        return
+    for proposal in proposals:
+        st.signed[("pre-prepare", view, proposal.seq)] = proposal
+    enter_view(st, new_view, plan)
+
+
+# --- new view -------------------------------------------------------------------------------------
+
+
+def handle_new_view(st: ReplicaState, m: NewView) -> None:
+    if m.view < st.view or (m.view == st.view and st.status is Status.NORMAL):
+        raise StaleMessage(f"new view {m.view}; we are in view {st.view}")
+    if m.view > st.view + st.config.max_view_ahead:
+        raise ViewTooFarAhead(f"new view {m.view}; current view is {st.view}")
+    plan = verify_new_view(st, m)
+    enter_view(st, m, plan)
+
+
+def verify_new_view(st: ReplicaState, m: NewView) -> NewViewPlan:
+    """Raise unless `m` carries a quorum of valid view changes and exactly their re-proposals."""
+    if not m.view_changes:
+        raise InvalidNewView(f"new view {m.view} carries no view changes")
+    senders: set[bytes] = set()
+    known = st.view_changes.get(m.view, {})
+    for change in m.view_changes:
+        if change.view != m.view:
+            raise InvalidNewView(f"new view {m.view} includes a view change to {change.view}")
+        if change.sender in senders:
+            raise InvalidNewView(f"new view {m.view} includes {short(change.sender)} twice")
+        senders.add(change.sender)
+        seen = known.get(change.sender)
+        if seen is None or seen.without_payloads() != change:
+            verify_view_change(st, change)
+    window = st.config.watermark_window
+    plan = plan_new_view(m.view_changes, window, st.schedule.next_change_after)
+    validators = st.validators(plan.checkpoint.seq + 1)
+    if any(sender not in validators for sender in senders):
+        raise InvalidNewView(f"new view {m.view} includes a view change of a non-validator")
+    if len(senders) < validators.quorum:
+        raise InvalidNewView(f"new view {m.view} has {len(senders)} view changes, quorum needed")
+    if m.sender != primary_of(validators, m.view):
+        raise WrongPrimary(f"{short(m.sender)} is not the primary of view {m.view}")
+    st.verifier.check_message(validators, m)
+    reproposals = plan.reproposals
+    if len(m.pre_prepares) != len(reproposals):
+        raise InvalidNewView(
+            f"new view {m.view} re-proposes {len(m.pre_prepares)} blocks, "
+            f"its view changes determine {len(reproposals)}"
+        )
+    for proposal, entry in zip(m.pre_prepares, reproposals, strict=True):
+        expected = (m.view, entry.seq, entry.digest, entry.proof.parent if entry.proof else b"")
+        if (proposal.view, proposal.seq, proposal.digest, proposal.parent) != expected:
+            raise InvalidNewView(f"new view {m.view}: wrong re-proposal at seq {entry.seq}")
+        if proposal.sender != m.sender:
+            raise InvalidNewView(f"new view {m.view}: re-proposal signed by another replica")
+        if len(proposal.payload) > st.config.max_payload_bytes:
+            raise MessageTooLarge(f"re-proposal at seq {proposal.seq} above max_payload_bytes")
+        st.verifier.check_message(st.validators(proposal.seq), proposal)
+    return plan
+
+
+def enter_view(st: ReplicaState, m: NewView, plan: NewViewPlan) -> None:
+    """Start view `m.view` in normal status: adopt the plan's checkpoint, decisions, proposals."""
+    st.view = m.view
+    st.status = Status.NORMAL
+    st.new_view = m
+    st.armed_at = None
+    st.log.reset_view()
+    for old in [v for v in st.view_changes if v <= m.view]:
+        del st.view_changes[old]
+    if plan.checkpoint.seq > st.low:
+        make_stable(st, plan.checkpoint)
+    for entry in plan.entries:
+        if entry.certificate is not None and entry.seq > st.delivered_height:
+            st.certificates.setdefault(entry.seq, entry.certificate)
+            decide(st, entry.seq, entry.digest)
+    primary = st.primary(m.view, plan.checkpoint.seq + 1)
+    for proposal in m.pre_prepares:
+        if proposal.seq <= st.delivered_height or proposal.seq > st.high:
+            continue
+        if primary == st.me:
+            _adopt_own_proposal(st, proposal)
+        else:
+            offer_pre_prepare(st, proposal)
+    if primary == st.me:
+        end_seq, end_digest = plan.end
+        st.next_seq, st.tip = end_seq + 1, end_digest
+        st.last_proposal = st.now
+    st.progress()
+    st.buffer_dirty = True
+    st.emit(EnteredView(m.view, primary))
+
+
+def _adopt_own_proposal(st: ReplicaState, proposal: PrePrepare) -> None:
+    """The new primary's re-proposal: accepted; shown to the application if new to it."""
+    slot = st.log.slot(proposal.seq)
+    if proposal.digest not in slot.payloads:
+        try:
+            st.app.validate_proposal(
+                Proposal(proposal.seq, proposal.parent, proposal.digest, proposal.payload), st.now
+            )
+        except InvalidProposal:
+            st.count("reproposal_unknown_to_application")
+    slot.pre_prepare = proposal
+    slot.payloads[proposal.digest] = proposal.payload
