@@ -1,16 +1,41 @@
 """Built-in contracts (escrow/orders, referral, trust) as handlers plugged into the executor.
 
 `build_executor(chain_id)` is the one place that assembles the transaction handlers and block
-hooks every node runs; all nodes of a network must run the same table. Order, referral and
-trust handlers arrive with their issues; until then those transaction types fail with
-`not_implemented`.
+hooks every node runs; all nodes of a network must run the same table, in the same order.
+
+* `contracts.escrow`: the `order.*` handlers and the deadline hook (`run_deadlines`), over the
+  records of `contracts.orders`, the due-queue of `contracts.deadlines` and the arithmetic of
+  `contracts.payout`;
+* `contracts.referral`: `referral.bind`.
+
+Trust handlers arrive with their issue; until then `trust.attest` fails with `not_implemented`.
 """
 
 from __future__ import annotations
 
-from ledger.execution import CORE_HANDLERS, Executor
+from collections.abc import Mapping
+from typing import Final
+
+from contracts import escrow, referral
+from ledger.execution import CORE_HANDLERS, BlockHook, Executor, Handler
+
+CONTRACT_HANDLERS: Final[Mapping[str, Handler]] = {
+    "order.create": escrow.apply_create,
+    "order.pay": escrow.apply_pay,
+    "order.ship": escrow.apply_ship,
+    "order.confirm": escrow.apply_confirm,
+    "order.cancel": escrow.apply_cancel,
+    "order.dispute": escrow.apply_dispute,
+    "order.resolve": escrow.apply_resolve,
+    "referral.bind": referral.apply_bind,
+}
+
+BLOCK_HOOKS: Final[tuple[BlockHook, ...]] = (escrow.run_deadlines,)
+"""Run in this order at the start of every block."""
 
 
 def build_executor(chain_id: str) -> Executor:
     """The executor with every built-in handler and block hook."""
-    return Executor(chain_id, handlers=dict(CORE_HANDLERS), block_hooks=())
+    return Executor(
+        chain_id, handlers={**CORE_HANDLERS, **CONTRACT_HANDLERS}, block_hooks=BLOCK_HOOKS
+    )

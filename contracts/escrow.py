@@ -1,0 +1,420 @@
+"""The order state machine: handlers for `order.*` transactions and the deadline block hook.
+
+Theory of operation. An order moves through
+
+    CREATED --pay--> FUNDED --ship--> SHIPPED --confirm--> RECEIVED --(return window)--> COMPLETED
+       |               |                 |                    |
+       cancel          cancel            +------ dispute -----+--> DISPUTED --resolve--> RESOLVED
+       v               v                                            |
+    CANCELLED       REFUNDED <------------- (dispute deadline) -----+
+
+and every open state has a deadline, ``entered + window`` with the window read from a chain
+parameter when the state is entered, and a default outcome when it passes:
+
+    CREATED  cancel_window_s     -> CANCELLED (nothing was held)
+    FUNDED   ship_deadline_s     -> REFUNDED  (full refund; the buyer need not act)
+    SHIPPED  confirm_window_s    -> RECEIVED  (its return window starts at that deadline)
+    RECEIVED return_window_s     -> COMPLETED (the one payout)
+    DISPUTED dispute_deadline_s  -> REFUNDED  (full refund)
+
+An action is allowed strictly before the current state's deadline; the default fires in the
+first block whose time is at or after it, at the start of the block (`run_deadlines`, in order of
+deadline, then order id), so in a block at time t no open order has a deadline <= t. A state
+whose deadline is already due when it is entered (a zero return window, or a long gap between
+blocks) takes its default at once. Terminal states (COMPLETED, CANCELLED, REFUNDED, RESOLVED)
+accept nothing: the order is settled exactly once.
+
+Money: `order.pay` moves the total from the buyer into escrow (`Supply.escrow`); settlement
+(`_settle`) moves all of it out again, split by `contracts.payout.settle`, only to the buyer,
+the merchant, the sharer and the sharer's inviter. Every handler checks first and changes last.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from contracts.deadlines import pop_due, schedule
+from contracts.orders import (
+    CANCELLED,
+    COMPLETED,
+    CREATED,
+    DISPUTED,
+    FUNDED,
+    RECEIVED,
+    REFUNDED,
+    RESOLVED,
+    SHIPPED,
+    Order,
+    get_order,
+    index_parties,
+    put_order,
+    require_order,
+)
+from contracts.payout import goods_value, settle
+from contracts.referral import get_inviter
+from ledger.accounts import (
+    get_parameter,
+    get_supply,
+    put_account,
+    put_supply,
+    require_account,
+)
+from ledger.errors import (
+    AmountMismatch,
+    CommissionTooHigh,
+    DeadlineNotReached,
+    DeadlinePassed,
+    InsufficientBalance,
+    InvalidAmount,
+    InvalidArbiter,
+    InvalidBuyer,
+    InvalidSharer,
+    OrderClosed,
+    RefundTooLarge,
+    WrongActor,
+    WrongOrderState,
+)
+from ledger.execution import BlockContext, Events, require_role
+from ledger.keys import format_address
+from ledger.schema import MAX_AMOUNT
+from ledger.state import State
+from ledger.transactions import (
+    OrderAction,
+    OrderCreate,
+    OrderDispute,
+    OrderPay,
+    OrderResolve,
+    OrderShip,
+    SignedTransaction,
+)
+
+WINDOWS: Final[dict[str, str]] = {
+    CREATED: "cancel_window_s",
+    FUNDED: "ship_deadline_s",
+    SHIPPED: "confirm_window_s",
+    RECEIVED: "return_window_s",
+    DISPUTED: "dispute_deadline_s",
+}
+"""Open state -> the parameter that gives its window."""
+
+
+# --- transitions ------------------------------------------------------------------------------
+
+
+def _event(kind: str, order_id: bytes, **fields: Any) -> dict[str, Any]:
+    return {"event": kind, "order_id": order_id, **fields}
+
+
+def _enter(
+    state: State,
+    order_id: bytes,
+    order: Order,
+    new_state: str,
+    at_s: int,
+    now_s: int,
+    events: Events,
+) -> None:
+    """Move `order` to `new_state` as of `at_s`; schedule its deadline, or take the default at
+    once if that deadline is not after `now_s` (the executing block's time)."""
+    order.state = new_state
+    order.updated_s = at_s
+    events.append(_event("order.state", order_id, state=new_state, at_s=at_s))
+    window = WINDOWS.get(new_state)
+    if window is None:
+        order.due_s = None
+        put_order(state, order_id, order)
+        return
+    window_s = get_parameter(state, window)
+    order.due_s = at_s + window_s
+    if order.due_s <= now_s:
+        _default(state, order_id, order, now_s, events)
+        return
+    schedule(state, order_id, new_state, at_s, window_s)
+    put_order(state, order_id, order)
+
+
+def _default(state: State, order_id: bytes, order: Order, now_s: int, events: Events) -> None:
+    """The outcome of `order`'s current state when its deadline `order.due_s` has come."""
+    due_s = order.due_s
+    if due_s is None:
+        return
+    if order.state == CREATED:
+        _enter(state, order_id, order, CANCELLED, due_s, now_s, events)
+    elif order.state == SHIPPED:
+        _enter(state, order_id, order, RECEIVED, due_s, now_s, events)
+    elif order.state == RECEIVED:
+        _settle(state, order_id, order, 0, events)
+        _enter(state, order_id, order, COMPLETED, due_s, now_s, events)
+    elif order.state in (FUNDED, DISPUTED):
+        _settle(state, order_id, order, order.held, events)
+        _enter(state, order_id, order, REFUNDED, due_s, now_s, events)
+
+
+def _settle(state: State, order_id: bytes, order: Order, refund: int, events: Events) -> None:
+    """Pay out everything `order` holds: `refund` to the buyer, the rest per payout.settle.
+
+    Cannot fail: every payee is a registered account (checked at creation; accounts are never
+    removed) and no balance can overflow (all balances together are at most minted <= 2**63-1).
+    """
+    plan = settle(
+        held=order.held,
+        goods=order.goods,
+        refund=refund,
+        rate_bps=order.commission_bps,
+        second_level_bps=order.inviter_share_bps,
+        has_sharer=order.sharer is not None,
+        has_inviter=order.inviter is not None,
+    )
+    supply = get_supply(state)
+    supply.escrow -= order.held
+    put_supply(state, supply)
+    payees = (
+        (order.buyer, "buyer", plan.refund),
+        (order.merchant, "merchant", plan.merchant),
+        (order.sharer, "sharer", plan.sharer),
+        (order.inviter, "inviter", plan.inviter),
+    )
+    for address, role, amount in payees:
+        if address is None or amount == 0:
+            continue
+        account = require_account(state, address, role)
+        account.balance += amount
+        put_account(state, account)
+        events.append(_event("order.payout", order_id, to=address, role=role, amount=amount))
+    order.held = 0
+    order.refunded = plan.refund
+    order.merchant_paid = plan.merchant
+    order.sharer_paid = plan.sharer
+    order.inviter_paid = plan.inviter
+
+
+def run_deadlines(state: State, context: BlockContext) -> None:
+    """Block hook: take the default outcome of every order whose deadline is <= block time.
+
+    Cost: the due-queue's (one read per window in use, one per due entry); orders that are not
+    due are never read. Superseded entries (the order left that state in time) are skipped.
+    Timed transitions have no receipt; the order record shows them (state, updated_s, payouts).
+    """
+    for entry in pop_due(state, context.time_s):
+        order = get_order(state, entry.subject)
+        if order is None or order.state != entry.tag or order.due_s != entry.due_s:
+            continue
+        _default(state, entry.subject, order, context.time_s, [])
+
+
+# --- checks -----------------------------------------------------------------------------------
+
+
+def _open_order(state: State, order_id: bytes) -> Order:
+    order = require_order(state, order_id)
+    if order.is_terminal:
+        raise OrderClosed(f"order {order_id.hex()} is {order.state}; it accepts nothing more")
+    return order
+
+
+def _require_party(order: Order, order_id: bytes, sender: bytes, *roles: str) -> None:
+    if all(getattr(order, role) != sender for role in roles):
+        raise WrongActor(
+            f"{format_address(sender)} is not the {' or '.join(roles)} of order {order_id.hex()}"
+        )
+
+
+def _require_state(order: Order, order_id: bytes, action: str, *allowed: str) -> None:
+    if order.state not in allowed:
+        raise WrongOrderState(
+            f"cannot {action} order {order_id.hex()} in state {order.state}; "
+            f"allowed in {', '.join(allowed)}"
+        )
+
+
+def _require_before_deadline(order: Order, order_id: bytes, context: BlockContext) -> None:
+    if order.due_s is not None and context.time_s >= order.due_s:
+        raise DeadlinePassed(
+            f"order {order_id.hex()} {order.state} deadline {order.due_s} has passed "
+            f"(block time {context.time_s})"
+        )
+
+
+# --- handlers ---------------------------------------------------------------------------------
+
+
+def apply_create(state: State, tx: SignedTransaction, context: BlockContext) -> Events:
+    """`order.create`: a merchant opens an order for a registered buyer (order id = tx hash)."""
+    body: OrderCreate = tx.body
+    merchant = tx.sender_address
+    require_role(require_account(state, merchant, "sender"), "merchant")
+    require_account(state, body.buyer, "buyer")
+    if body.buyer == merchant:
+        raise InvalidBuyer(f"merchant {format_address(merchant)} cannot be its own buyer")
+    if (body.sharer is None) != (body.commission_bps is None):
+        raise InvalidSharer("sharer and commission_bps must be given together or not at all")
+    if body.sharer is not None and body.commission_bps is not None:
+        require_account(state, body.sharer, "sharer")
+        if body.sharer in (body.buyer, merchant):
+            role = "buyer" if body.sharer == body.buyer else "merchant"
+            raise InvalidSharer(f"sharer {format_address(body.sharer)} is the order's {role}")
+        cap = get_parameter(state, "max_commission_bps")
+        if body.commission_bps > cap:
+            raise CommissionTooHigh(
+                f"commission {body.commission_bps} bps exceeds max_commission_bps {cap}"
+            )
+    arbiter = require_account(state, body.arbiter, "arbiter")
+    if not arbiter.has_role("arbiter"):
+        raise InvalidArbiter(f"{format_address(body.arbiter)} lacks the 'arbiter' role")
+    if body.arbiter in (body.buyer, merchant, body.sharer):
+        raise InvalidArbiter(f"arbiter {format_address(body.arbiter)} is a party of the order")
+    goods = goods_value((item.quantity, item.unit_price) for item in body.items)
+    total = goods + body.shipping
+    if total > MAX_AMOUNT:
+        raise InvalidAmount(f"order total {total} exceeds 2**63-1")
+    if total < 1:
+        raise InvalidAmount("order total is 0; an order must cost at least 1 fen")
+    inviter, inviter_share = _second_level(state, body.sharer, (body.buyer, merchant, body.arbiter))
+    order_id = context.tx_hash
+    order = Order(
+        merchant=merchant,
+        buyer=body.buyer,
+        arbiter=body.arbiter,
+        sharer=body.sharer,
+        commission_bps=body.commission_bps or 0,
+        inviter=inviter,
+        inviter_share_bps=inviter_share,
+        goods=goods,
+        shipping=body.shipping,
+        state=CREATED,
+        created_s=context.time_s,
+        updated_s=context.time_s,
+        due_s=None,
+        shipment_hash=None,
+        reason_hash=None,
+        disputed_by=None,
+        held=0,
+        refunded=0,
+        merchant_paid=0,
+        sharer_paid=0,
+        inviter_paid=0,
+    )
+    index_parties(state, order_id, order)
+    events: Events = [_event("order.created", order_id, buyer=body.buyer, total=total)]
+    _enter(state, order_id, order, CREATED, context.time_s, context.time_s, events)
+    return events
+
+
+def _second_level(
+    state: State, sharer: bytes | None, excluded: tuple[bytes | None, ...]
+) -> tuple[bytes | None, int]:
+    """(inviter, share bps) of the second level, fixed at creation: only with referral_levels 2,
+    a sharer who bound an inviter, and an inviter who is not the buyer, merchant or arbiter."""
+    if sharer is None or get_parameter(state, "referral_levels") < 2:
+        return None, 0
+    inviter = get_inviter(state, sharer)
+    if inviter is None or inviter in excluded:
+        return None, 0
+    return inviter, get_parameter(state, "second_level_share_bps")
+
+
+def apply_pay(state: State, tx: SignedTransaction, context: BlockContext) -> Events:
+    """`order.pay`: the buyer pays exactly the total into escrow (CREATED -> FUNDED)."""
+    body: OrderPay = tx.body
+    order = _open_order(state, body.order_id)
+    _require_party(order, body.order_id, tx.sender_address, "buyer")
+    _require_state(order, body.order_id, "pay", CREATED)
+    _require_before_deadline(order, body.order_id, context)
+    if body.amount != order.total:
+        raise AmountMismatch(
+            f"payment {body.amount} is not the order total {order.total} "
+            f"(goods {order.goods} + shipping {order.shipping})"
+        )
+    buyer = require_account(state, tx.sender_address, "buyer")
+    if buyer.balance < order.total:
+        raise InsufficientBalance(
+            f"order total {order.total} exceeds balance {buyer.balance} of "
+            f"{format_address(tx.sender_address)}"
+        )
+    buyer.balance -= order.total
+    put_account(state, buyer)
+    supply = get_supply(state)
+    supply.escrow += order.total
+    put_supply(state, supply)
+    order.held = order.total
+    events: Events = [_event("order.paid", body.order_id, amount=order.total)]
+    _enter(state, body.order_id, order, FUNDED, context.time_s, context.time_s, events)
+    return events
+
+
+def apply_ship(state: State, tx: SignedTransaction, context: BlockContext) -> Events:
+    """`order.ship`: the merchant ships before the ship deadline (FUNDED -> SHIPPED)."""
+    body: OrderShip = tx.body
+    order = _open_order(state, body.order_id)
+    _require_party(order, body.order_id, tx.sender_address, "merchant")
+    _require_state(order, body.order_id, "ship", FUNDED)
+    _require_before_deadline(order, body.order_id, context)
+    order.shipment_hash = body.shipment_hash
+    events: Events = []
+    _enter(state, body.order_id, order, SHIPPED, context.time_s, context.time_s, events)
+    return events
+
+
+def apply_confirm(state: State, tx: SignedTransaction, context: BlockContext) -> Events:
+    """`order.confirm`: the buyer confirms receipt (SHIPPED -> RECEIVED; return window starts)."""
+    body: OrderAction = tx.body
+    order = _open_order(state, body.order_id)
+    _require_party(order, body.order_id, tx.sender_address, "buyer")
+    _require_state(order, body.order_id, "confirm", SHIPPED)
+    _require_before_deadline(order, body.order_id, context)
+    events: Events = []
+    _enter(state, body.order_id, order, RECEIVED, context.time_s, context.time_s, events)
+    return events
+
+
+def apply_cancel(state: State, tx: SignedTransaction, context: BlockContext) -> Events:
+    """`order.cancel`: either side before funding (-> CANCELLED); the merchant before shipping,
+    or the buyer once the ship deadline has passed (-> REFUNDED in full)."""
+    body: OrderAction = tx.body
+    sender = tx.sender_address
+    order = _open_order(state, body.order_id)
+    _require_party(order, body.order_id, sender, "buyer", "merchant")
+    _require_state(order, body.order_id, "cancel", CREATED, FUNDED)
+    events: Events = []
+    if order.state == CREATED:
+        _require_before_deadline(order, body.order_id, context)
+        _enter(state, body.order_id, order, CANCELLED, context.time_s, context.time_s, events)
+        return events
+    if sender == order.buyer and order.due_s is not None and context.time_s < order.due_s:
+        raise DeadlineNotReached(
+            f"the merchant may ship order {body.order_id.hex()} until {order.due_s} "
+            f"(block time {context.time_s}); it is refunded automatically then"
+        )
+    _settle(state, body.order_id, order, order.held, events)
+    _enter(state, body.order_id, order, REFUNDED, context.time_s, context.time_s, events)
+    return events
+
+
+def apply_dispute(state: State, tx: SignedTransaction, context: BlockContext) -> Events:
+    """`order.dispute`: buyer or merchant, after funding and before completion (-> DISPUTED)."""
+    body: OrderDispute = tx.body
+    order = _open_order(state, body.order_id)
+    _require_party(order, body.order_id, tx.sender_address, "buyer", "merchant")
+    _require_state(order, body.order_id, "dispute", FUNDED, SHIPPED, RECEIVED)
+    _require_before_deadline(order, body.order_id, context)
+    order.disputed_by = tx.sender_address
+    order.reason_hash = body.reason_hash
+    events: Events = []
+    _enter(state, body.order_id, order, DISPUTED, context.time_s, context.time_s, events)
+    return events
+
+
+def apply_resolve(state: State, tx: SignedTransaction, context: BlockContext) -> Events:
+    """`order.resolve`: the order's arbiter refunds `refund` and settles the rest (-> RESOLVED)."""
+    body: OrderResolve = tx.body
+    order = _open_order(state, body.order_id)
+    _require_party(order, body.order_id, tx.sender_address, "arbiter")
+    require_role(require_account(state, tx.sender_address, "sender"), "arbiter")
+    _require_state(order, body.order_id, "resolve", DISPUTED)
+    _require_before_deadline(order, body.order_id, context)
+    if body.refund > order.held:
+        raise RefundTooLarge(f"refund {body.refund} exceeds the {order.held} held in escrow")
+    events: Events = []
+    _settle(state, body.order_id, order, body.refund, events)
+    _enter(state, body.order_id, order, RESOLVED, context.time_s, context.time_s, events)
+    return events

@@ -1,0 +1,156 @@
+"""Order records in state: the layout, the states and the per-party index.
+
+An order lives under ``b"order:" || order id`` (the id is the hash of its `order.create`
+transaction) as a canonical array (`ORDER_FIELDS` gives the positions; docs/protocol.md
+"Orders and escrow" has the table). Every party of an order is indexed under
+``b"party:" || address || order id`` -> its role (text), written once at creation, so an
+account's orders can be listed in order-id order by a prefix scan.
+
+Invariants: `state` is one of `STATES`; a terminal order holds nothing (`held == 0`) and has no
+deadline (`due_s is None`); a funded order's settlement parts sum to its total, an unfunded
+one's to 0. The state machine that keeps them is `contracts.escrow`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Final
+
+from ledger.encoding import decode, encode
+from ledger.errors import UnknownOrder
+from ledger.state import State
+
+ORDER_PREFIX: Final = b"order:"
+PARTY_PREFIX: Final = b"party:"
+ORDER_ID_SIZE: Final = 32
+
+CREATED: Final = "CREATED"
+FUNDED: Final = "FUNDED"
+SHIPPED: Final = "SHIPPED"
+RECEIVED: Final = "RECEIVED"
+DISPUTED: Final = "DISPUTED"
+COMPLETED: Final = "COMPLETED"
+CANCELLED: Final = "CANCELLED"
+REFUNDED: Final = "REFUNDED"
+RESOLVED: Final = "RESOLVED"
+
+OPEN_STATES: Final = (CREATED, FUNDED, SHIPPED, RECEIVED, DISPUTED)
+TERMINAL_STATES: Final = (COMPLETED, CANCELLED, REFUNDED, RESOLVED)
+STATES: Final = OPEN_STATES + TERMINAL_STATES
+ROLES: Final = ("merchant", "buyer", "arbiter", "sharer", "inviter")
+"""Roles an account can have in an order (the value of its party-index record)."""
+
+
+@dataclass(slots=True)
+class Order:
+    """One order (mutable while a transition works on it; stored as a record)."""
+
+    merchant: bytes
+    """Address of the merchant who created the order."""
+    buyer: bytes
+    """Address of the buyer who pays."""
+    arbiter: bytes
+    """Address of the arbiter who resolves a dispute."""
+    sharer: bytes | None
+    """Address of the sharer whose link the buyer used, if any."""
+    commission_bps: int
+    """Commission rate on the goods value (0 without a sharer)."""
+    inviter: bytes | None
+    """Second-level payee: the sharer's inviter, fixed at creation (None with one level)."""
+    inviter_share_bps: int
+    """Share of the commission paid to `inviter` (0 without one)."""
+    goods: int
+    """Sum of quantity * unit_price over the items, in fen."""
+    shipping: int
+    """Shipping fee in fen."""
+    state: str
+    """One of STATES."""
+    created_s: int
+    """Block time of creation."""
+    updated_s: int
+    """Time of the last transition: the block time, or the deadline for a timed one."""
+    due_s: int | None
+    """Deadline of the current state (None once terminal)."""
+    shipment_hash: bytes | None
+    """Hash of the shipment reference, once shipped."""
+    reason_hash: bytes | None
+    """Hash of the off-chain complaint, if the dispute gave one."""
+    disputed_by: bytes | None
+    """Who opened the dispute, if any."""
+    held: int
+    """Fen currently held in escrow for this order."""
+    refunded: int
+    """Fen returned to the buyer at settlement."""
+    merchant_paid: int
+    """Fen paid to the merchant at settlement."""
+    sharer_paid: int
+    """Fen paid to the sharer at settlement."""
+    inviter_paid: int
+    """Fen paid to the sharer's inviter at settlement."""
+
+    @property
+    def total(self) -> int:
+        """What the buyer pays into escrow."""
+        return self.goods + self.shipping
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+    @property
+    def settled(self) -> int:
+        """Sum of the settlement parts."""
+        return self.refunded + self.merchant_paid + self.sharer_paid + self.inviter_paid
+
+    def parties(self) -> list[tuple[bytes, str]]:
+        """(address, role) of everyone indexed for this order, in ROLES order."""
+        listed = [(self.merchant, "merchant"), (self.buyer, "buyer"), (self.arbiter, "arbiter")]
+        if self.sharer is not None:
+            listed.append((self.sharer, "sharer"))
+        if self.inviter is not None:
+            listed.append((self.inviter, "inviter"))
+        return listed
+
+
+ORDER_FIELDS: Final = tuple(f.name for f in dataclasses.fields(Order))
+"""Record positions: the record is the array of these fields, in this order."""
+
+
+def order_key(order_id: bytes) -> bytes:
+    return ORDER_PREFIX + order_id
+
+
+def party_key(address: bytes, order_id: bytes) -> bytes:
+    return PARTY_PREFIX + address + order_id
+
+
+def encode_order(order: Order) -> bytes:
+    return encode([getattr(order, name) for name in ORDER_FIELDS])
+
+
+def decode_order(raw: bytes) -> Order:
+    """An order from its stored record (state bytes, written only by `put_order`)."""
+    return Order(*decode(raw))
+
+
+def get_order(state: State, order_id: bytes) -> Order | None:
+    raw = state.get(order_key(order_id))
+    return None if raw is None else decode_order(raw)
+
+
+def require_order(state: State, order_id: bytes) -> Order:
+    order = get_order(state, order_id)
+    if order is None:
+        raise UnknownOrder(f"no order {order_id.hex()}")
+    return order
+
+
+def put_order(state: State, order_id: bytes, order: Order) -> None:
+    state.set(order_key(order_id), encode_order(order))
+
+
+def index_parties(state: State, order_id: bytes, order: Order) -> None:
+    """Write the party-index records of a new order."""
+    for address, role in order.parties():
+        state.set(party_key(address, order_id), encode(role))

@@ -1,0 +1,97 @@
+"""A development chain that runs the contracts, for order, escrow and referral tests.
+
+`OrderChain` is `tests.chainkit.Chain` with `contracts.build_executor` and block-level helpers:
+every call runs a real block (block hooks first, so due deadlines fire) at an explicit time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from contracts import build_executor
+from contracts.orders import Order, get_order
+from ledger.genesis import Genesis, parse_genesis
+from ledger.receipts import Receipt
+from ledger.transactions import OrderCreate, OrderItem
+from secnode.devnet import dev_genesis_document
+from tests.chainkit import Chain
+
+WINDOWS = {
+    "cancel_window_s": 50,
+    "ship_deadline_s": 30,
+    "confirm_window_s": 20,
+    "return_window_s": 10,
+    "dispute_deadline_s": 40,
+}
+"""Small windows (seconds of block time) used by default in these tests."""
+
+
+def order_genesis(**parameters: int) -> Genesis:
+    """The development genesis with short windows and `parameters` on top."""
+    document = dev_genesis_document()
+    document["parameters"] = {**document["parameters"], **WINDOWS, **parameters}
+    return parse_genesis(document, "order test genesis")
+
+
+@dataclass
+class OrderChain(Chain):
+    """A chain with the contracts; `run` executes one block at a given block time."""
+
+    def __post_init__(self) -> None:
+        Chain.__post_init__(self)
+        self.executor = build_executor(self.genesis.chain_id)
+
+    @property
+    def now(self) -> int:
+        """Time (s) of the last block."""
+        return self.head.timestamp_ms // 1000
+
+    def run(self, txs: list[Any], at_s: int | None = None) -> list[Receipt]:
+        """One block at `at_s` (default: one second after the head) holding `txs`."""
+        at_s = self.now + 1 if at_s is None else at_s
+        return list(self.block(txs, timestamp_ms=at_s * 1000).receipts)
+
+    def send(self, name: str, tx_type: str, body: Any, at_s: int | None = None) -> Receipt:
+        """Sign and run one transaction in its own block."""
+        receipts = self.run([self.sign(name, tx_type, body)], at_s)
+        if len(receipts) != 1:
+            raise AssertionError(f"{tx_type} from {name} was not included: {receipts}")
+        return receipts[0]
+
+    def create(
+        self,
+        *,
+        merchant: str = "merchant1",
+        buyer: str = "buyer1",
+        arbiter: str = "arbiter",
+        items: tuple[tuple[str, int, int], ...] = (("tea", 2, 1_000),),
+        shipping: int = 500,
+        sharer: str | None = None,
+        commission_bps: int | None = None,
+        at_s: int | None = None,
+    ) -> bytes:
+        """Create an order that must succeed; return its id."""
+        body = OrderCreate(
+            self.address(buyer),
+            tuple(OrderItem(sku, quantity, price) for sku, quantity, price in items),
+            shipping,
+            self.address(arbiter),
+            None if sharer is None else self.address(sharer),
+            commission_bps,
+        )
+        receipt = self.send(merchant, "order.create", body, at_s)
+        if not receipt.ok:
+            raise AssertionError(f"order.create failed: {receipt.code} {receipt.message}")
+        return receipt.tx_hash
+
+    def order(self, order_id: bytes) -> Order:
+        order = get_order(self.state, order_id)
+        if order is None:
+            raise AssertionError(f"no order {order_id.hex()}")
+        return order
+
+
+def shipment(reference: str) -> bytes:
+    return hashlib.sha256(reference.encode()).digest()
