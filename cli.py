@@ -62,8 +62,13 @@ def cmd_genesis_new(args: argparse.Namespace) -> int:
     from secnode.home import create_network
 
     hosts = args.hosts.split(",") if args.hosts else None
+    bases = {
+        name: value
+        for name, value in (("p2p_base", args.p2p_port_base), ("rpc_base", args.rpc_port_base))
+        if value is not None
+    }
     plans = create_network(
-        Path(args.out), args.validators, dev=args.dev, hosts=hosts, chain_id=args.chain_id
+        Path(args.out), args.validators, dev=args.dev, hosts=hosts, chain_id=args.chain_id, **bases
     )
     nodes = [
         {
@@ -130,10 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help="machine-readable output")
     show.set_defaults(handler=cmd_keys_show)
 
-    bench = commands.add_parser("bench", help="benchmarks: ledger | p2p")
+    bench = commands.add_parser("bench", help="benchmarks: cluster | ledger | p2p")
     bench_kinds = bench.add_subparsers(dest="bench_kind", metavar="KIND", required=True)
     bench_kinds.add_parser("ledger", help="ledger hot paths as ratios to Ed25519 verify")
     bench_kinds.add_parser("p2p", help="encrypted transport vs a plain asyncio stream")
+    bench_kinds.add_parser("cluster", help="4 local validators under load: tx/s, finality, CPU")
     commands.add_parser("sim", help="deterministic PBFT fault simulator (sec sim --help)")
     genesis = commands.add_parser("genesis", help="create a network: genesis + node homes")
     genesis_commands = genesis.add_subparsers(
@@ -149,6 +155,18 @@ def build_parser() -> argparse.ArgumentParser:
     new_network.add_argument("--out", required=True, help="directory to create")
     new_network.add_argument("--hosts", help="comma-separated HOST[:PORT] per validator")
     new_network.add_argument("--chain-id", help="chain id (default sec-devnet)")
+    new_network.add_argument(
+        "--p2p-port-base",
+        type=int,
+        metavar="PORT",
+        help="P2P port of node0; on one machine node i gets PORT+i (default 26600)",
+    )
+    new_network.add_argument(
+        "--rpc-port-base",
+        type=int,
+        metavar="PORT",
+        help="RPC port of node0; on one machine node i gets PORT+i (default 8545)",
+    )
     new_network.add_argument(
         "--dev", action="store_true", help="use the PUBLIC development keys (never for value)"
     )
@@ -180,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
 DELEGATED: dict[tuple[str, ...], str] = {
     ("bench", "ledger"): "secnode.bench.ledger:main",
     ("bench", "p2p"): "p2p.bench:main",
+    ("bench", "cluster"): "secnode.bench.cluster:main",
     ("sim",): "consensus.sim.runner:main",
 }
 """Commands whose options are parsed by the package that implements them."""

@@ -56,9 +56,35 @@ def _canonical(value: Value, depth: int) -> Value:
     raise EncodeError(f"type {type(value).__name__} cannot be encoded")
 
 
+def _already_canonical(value: Value, depth: int) -> bool:
+    """True if `value` may be packed as it is: allowed types only, every map's keys sorted.
+
+    Sorting str keys by code point equals sorting their UTF-8 bytes (UTF-8 preserves code point
+    order), so `keys == sorted(keys)` is the canonical-order test. Does not raise: anything
+    unusual answers False and takes the slow path, which raises with a precise message.
+    """
+    if depth > MAX_DEPTH:
+        return False
+    kind = type(value)
+    if kind is bytes or kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return _INT_MIN <= value <= _INT_MAX
+    if kind is list:
+        return all(_already_canonical(item, depth + 1) for item in value)
+    if kind is dict:
+        keys = list(value)
+        if keys != sorted(keys) or not all(type(k) is str for k in keys):
+            return False
+        return all(_already_canonical(item, depth + 1) for item in value.values())
+    return False
+
+
 def encode(value: Value) -> bytes:
     """Encode `value` canonically. Tuples encode as arrays; bytearray as bytes."""
-    packed: bytes = msgpack.packb(_canonical(value, 0), use_bin_type=True)
+    if not _already_canonical(value, 0):
+        value = _canonical(value, 0)
+    packed: bytes = msgpack.packb(value, use_bin_type=True)
     return packed
 
 
@@ -82,10 +108,17 @@ def decode(data: bytes, max_size: int = DEFAULT_MAX_SIZE) -> Value:
         raise DecodeError("trailing bytes after the encoded value") from exc
     except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as exc:
         raise DecodeError(f"not valid msgpack: {exc}") from exc
-    try:
-        canonical = encode(value)
-    except EncodeError as exc:
-        raise DecodeError(f"value not allowed: {exc}") from exc
+    # Fast path: a decoded value whose maps are already in canonical order re-packs to the input
+    # iff every item used its shortest form (the C packer always picks the shortest).
+    if _already_canonical(value, 0):
+        canonical = msgpack.packb(value, use_bin_type=True)
+    else:
+        try:
+            canonical = encode(value)
+        except EncodeError as exc:
+            raise DecodeError(f"value not allowed: {exc}") from exc
+        if canonical == bytes(data):  # only reachable for values _already_canonical refuses
+            raise DecodeError("value not allowed in canonical encoding")
     if canonical != bytes(data):
         raise DecodeError("non-canonical encoding (non-minimal form, unsorted or duplicate keys)")
     return value

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import time
 from collections import defaultdict
@@ -334,5 +335,17 @@ def serve(home: Path) -> int:
             loop.add_signal_handler(signum, node.stop)
         await node.run()
 
+    profile_path = os.environ.get("SEC_PROFILE")
+    if profile_path:  # where the time goes: SEC_PROFILE=FILE writes a cProfile dump on exit
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+        try:
+            asyncio.run(main())
+        finally:
+            profiler.disable()
+            profiler.dump_stats(f"{profile_path}.{config.name}")
+        return 0
     asyncio.run(main())
     return 0
