@@ -69,7 +69,7 @@ def _already_canonical(value: Value, depth: int) -> bool:
     if kind is bytes or kind is str or kind is bool or value is None:
         return True
     if kind is int:
-        return _INT_MIN <= value <= _INT_MAX
+        return bool(_INT_MIN <= value <= _INT_MAX)
     if kind is list:
         return all(_already_canonical(item, depth + 1) for item in value)
     if kind is dict:
