@@ -108,9 +108,10 @@ def parent_ready(st: ReplicaState, seq: int, parent: bytes) -> bool:
     """True if block `parent` at seq-1 is delivered or accepted; raise if it cannot be."""
     previous = seq - 1
     if previous == st.delivered_height:
-        if parent == st.delivered_digest:
-            return True
-        raise RejectedProposal(f"parent of seq {seq} is not the delivered block {previous}")
+        if parent != st.delivered_digest:
+            raise RejectedProposal(f"parent of seq {seq} is not the delivered block {previous}")
+        # A block delivered during this very input is not executed by the application yet.
+        return previous <= st.executed_height
     decided = st.decided.get(previous)
     if decided is not None and decided != parent:
         raise RejectedProposal(f"parent of seq {seq} is not the decided block {previous}")
@@ -373,9 +374,6 @@ def try_deliver(st: ReplicaState) -> None:
         st.progress()
         st.log.discard(seq)
         checkpoints.on_delivered(st, seq, digest)
-        child = st.log.peek(seq + 1)
-        if child is not None and child.pending is not None:
-            retry_pending(st, child)
 
 
 # --- proposing -----------------------------------------------------------------------------------

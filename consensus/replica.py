@@ -138,6 +138,7 @@ class Replica:
                 stable = record.proof
         st.stable = stable
         st.delivered_height, st.delivered_digest = height, digest
+        st.executed_height = height
         st.decided_through = max(height, stable.seq)
         st.next_seq, st.tip = height + 1, digest
         st.horizon = height + config.min_validator_change_delay
@@ -252,6 +253,11 @@ class Replica:
         return self._state.delivered_height
 
     @property
+    def decided_height(self) -> int:
+        """Every height up to this one is decided here (delivered or awaiting its certificate)."""
+        return self._state.decided_through
+
+    @property
     def stable_checkpoint(self) -> int:
         return self._state.low
 
@@ -288,11 +294,22 @@ class Replica:
         if horizon != st.horizon:
             st.horizon = horizon
             st.update_high()
+        if st.executed_height < st.delivered_height:
+            # The driver executed the blocks delivered by earlier inputs (contract rule 3).
+            st.executed_height = st.delivered_height
+            child = st.log.peek(st.delivered_height + 1)
+            if child is not None and child.pending is not None:
+                st.retry_child = True
         return st
 
     def _settle(self) -> list[Action]:
         """Run the consequences of an input to a fix point, then return the actions."""
         st = self._state
+        if st.retry_child:
+            st.retry_child = False
+            child = st.log.peek(st.delivered_height + 1)
+            if child is not None:
+                normal.retry_pending(st, child)
         for _ in range(MAX_SETTLE_ROUNDS):
             if st.requested_view > st.view:
                 view_change.start_view_change(st, st.requested_view)

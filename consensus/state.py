@@ -91,6 +91,7 @@ class ReplicaState:
         "decided_through",
         "delivered_digest",
         "delivered_height",
+        "executed_height",
         "help",
         "high",
         "horizon",
@@ -105,6 +106,7 @@ class ReplicaState:
         "peer_checkpoints",
         "requested_view",
         "resend_at",
+        "retry_child",
         "schedule",
         "signed",
         "signer",
@@ -145,6 +147,8 @@ class ReplicaState:
         """Consecutive view changes without a delivered block (timeout backoff exponent)."""
         self.delivered_height = height
         self.delivered_digest = digest
+        self.executed_height = height
+        """Delivered before the current input began: the application has executed these."""
         self.horizon = height + config.min_validator_change_delay
         """Highest height whose validator set is surely known (fixed at each input's start)."""
         self.decided: dict[int, bytes] = {}
@@ -184,6 +188,8 @@ class ReplicaState:
         self.requested_view = 0
         """A view change asked for by a handler, carried out when the input settles."""
         self.buffer_dirty = False
+        self.retry_child = False
+        """A pending pre-prepare waits on a block the application has now executed."""
         """Buffered messages may have become processable (view, watermark or horizon moved)."""
         self.peer_checkpoints: dict[bytes, Checkpoint] = {}
         """Each validator's highest verified checkpoint beyond our window (catch-up hints)."""
@@ -304,6 +310,8 @@ class ReplicaState:
                 deadlines.append(deadline)
         if self.catch_up_target > self.delivered_height:
             deadlines.append(self.catch_up_at)
+        if self.executed_height < self.delivered_height:
+            deadlines.append(self.now)  # build on the new blocks as soon as they are executed
         return min(deadlines)
 
     def finish(self) -> list[Action]:

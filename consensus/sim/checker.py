@@ -42,6 +42,8 @@ class Checker:
         self.decided: dict[int, bytes] = {}
         self.signatures: dict[tuple[bytes, str, int, int], bytes] = {}
         self.rejections: dict[str, int] = {}
+        self.counters: dict[str, int] = {}
+        """What the scenario exercised (view changes, catch-up blocks, ...)."""
         self.heal_height = 0
         self.heal_time = 0.0
 
@@ -100,9 +102,14 @@ class Checker:
             if value > bound:
                 self.violation(f"node {node.index} holds {value} {name}, bound {bound}")
 
+    def count(self, name: str, amount: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + amount
+
     def rejected(self, node: SimNode, error: MessageRejected) -> None:
         name = type(error).__name__
         self.rejections[name] = self.rejections.get(name, 0) + 1
+        if not error.benign:
+            self.count("rejected hostile input")
 
     # --- liveness --------------------------------------------------------------------------------
 

@@ -9,7 +9,8 @@ command that reproduces it. The last line is always
 
     N scenarios, V safety violations, L liveness failures
 
-and the exit status is 1 if V or L is non-zero. `--beyond-threshold` runs the negative control
+counting scenarios (V: scenarios with a safety violation, L: with a liveness failure); the exit
+status is 1 if V or L is non-zero. `--beyond-threshold` runs the negative control
 (f+1 Byzantine twins) which must report safety violations.
 
 The only wall clock in the package is here, for the progress lines; it never affects a result.
@@ -51,6 +52,8 @@ class ScenarioResult:
     """Ran with real Ed25519."""
     description: str
     """What the scenario did."""
+    counters: tuple[tuple[str, int], ...] = ()
+    """What it exercised: view changes, catch-up blocks, crashes, rejected input..."""
 
     def reproduce(self) -> str:
         extra = " --beyond-threshold" if self.beyond_threshold else ""
@@ -96,6 +99,7 @@ def run_scenario(
         world.queue.processed,
         setup.real_crypto,
         plan.description,
+        tuple(sorted(checker.counters.items())),
     )
 
 
@@ -180,20 +184,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.seeds < 1:
         print("sec sim: --seeds must be at least 1", file=sys.stderr)
         return 2
+    # The negative control is one attack (f+1 twinned keys), whatever --faults says.
+    faults = ("twins",) if args.beyond_threshold else args.faults
     jobs = plan_jobs(
-        args.seeds,
-        args.seed_start,
-        args.faults,
-        args.validators,
-        args.beyond_threshold,
-        args.crypto,
+        args.seeds, args.seed_start, faults, args.validators, args.beyond_threshold, args.crypto
     )
     started = time.monotonic()
     progress_every = max(1, min(500, args.seeds // 20))
     safety = liveness = 0
+    totals: dict[str, int] = {}
     for done, result in enumerate(_results(jobs, args.jobs), start=1):
-        safety += len(result.safety)
-        liveness += len(result.liveness)
+        safety += bool(result.safety)
+        liveness += bool(result.liveness)
+        totals["blocks"] = totals.get("blocks", 0) + result.height
+        totals["real Ed25519 scenarios"] = totals.get("real Ed25519 scenarios", 0) + int(
+            result.real_crypto
+        )
+        for name, value in result.counters:
+            totals[name] = totals.get(name, 0) + value
         if args.verbose:
             verdict = "ok" if not (result.safety or result.liveness) else "FAIL"
             crypto = "ed25519" if result.real_crypto else "fast"
@@ -216,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{liveness} liveness failures ({elapsed:.0f}s)",
                 flush=True,
             )
+    print("exercised: " + ", ".join(f"{name} {value}" for name, value in sorted(totals.items())))
     print(f"{len(jobs)} scenarios, {safety} safety violations, {liveness} liveness failures")
     return 1 if safety or liveness else 0
 

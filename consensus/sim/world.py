@@ -154,6 +154,8 @@ class SimNode:
     def crash(self) -> None:
         if self.replica is None:
             return
+        if self.world.checker is not None:
+            self.world.checker.count("crashes")
         self.replica = None
         self.app.crash()
         self.token += 1
@@ -249,12 +251,16 @@ class SimNode:
                 ]
             elif isinstance(action, RequestCatchUp):
                 self.fetch(action)
-            elif isinstance(action, FaultDetected | EnteredView):
-                pass
+            elif isinstance(action, EnteredView) and self.world.checker is not None:
+                self.world.checker.count("views entered")
+            elif isinstance(action, FaultDetected) and self.world.checker is not None:
+                self.world.checker.count("faults detected")
         self.inputs += 1
         if self.world.checker is not None and not self.inputs % 16 and self.replica is not None:
             self.world.checker.usage(self, self.replica.resource_usage())
         for height, validators in changes:
+            if self.world.checker is not None:
+                self.world.checker.count("validator changes applied")
             effective = height + self.world.change_delay
             self.app.changes.append((height, effective, validators))
             if self.replica is not None:
@@ -329,4 +335,6 @@ class SimNode:
                 if self.world.checker is not None:
                     self.world.checker.rejected(self, exc)
                 continue
+            if self.world.checker is not None:
+                self.world.checker.count("catch-up blocks accepted")
             self.execute(actions)
