@@ -135,15 +135,21 @@ def _build(leaves: list[bytes]) -> dict[int, bytes]:
     pending: list[int] = []  # pending[j]: depth of the branch joining stack entries j and j + 1
     for index, (leaf, path) in enumerate(zip(leaves, paths, strict=True)):
         meet = meets[index + 1]
-        nodes[_position(path, max(meets[index], meet) + 1)] = leaf
+        depth = max(meets[index], meet) + 1
+        nodes[(1 << depth) | (path >> (PATH_BITS - depth))] = leaf  # _position, inlined
         hashes.append(leaf[_LEAF_HASH])
         tops.append(0)
         samples.append(path)
         while pending and pending[-1] > meet:
             depth = pending.pop()
-            right_hash = _lift(nodes, hashes.pop(), tops.pop(), samples.pop(), depth)
-            record = _lift(nodes, hashes[-1], tops[-1], samples[-1], depth) + right_hash
-            nodes[_position(samples[-1], depth)] = record
+            right_hash, right_top, right_sample = hashes.pop(), tops.pop(), samples.pop()
+            if right_top > depth + 1:  # only a branch deeper than a child needs a chain
+                right_hash = _lift(nodes, right_hash, right_top, right_sample, depth)
+            left_hash, sample = hashes[-1], samples[-1]
+            if tops[-1] > depth + 1:
+                left_hash = _lift(nodes, left_hash, tops[-1], sample, depth)
+            record = left_hash + right_hash
+            nodes[(1 << depth) | (sample >> (PATH_BITS - depth))] = record
             hashes[-1] = hashlib.sha256(_NODE_PREFIX + record).digest()
             tops[-1] = depth
         pending.append(meet)
@@ -275,10 +281,10 @@ class StateTree:
         """The 32-byte state root; rehashes only the branches changed since the last call."""
         if self._root_hash is not None:
             return self._root_hash
-        delta, changed = self._delta, self._changed
+        delta, base, changed = self._delta, self._base, self._changed
         fresh: dict[int, bytes] = {}  # new hashes of the stale branches
         for position in sorted(self._stale, reverse=True):  # deeper positions are larger
-            record = self._record(position)
+            record = delta.get(position) or base[position]  # self._record, inlined
             left, right = 2 * position, 2 * position + 1
             left_hash = fresh.get(left)
             if left_hash is None:
