@@ -347,6 +347,8 @@ def try_deliver(st: ReplicaState) -> None:
     """Emit `CommitBlock` for every consecutive height with a certificate and a payload."""
     while st.delivered_height < st.horizon:
         seq = st.delivered_height + 1
+        if seq not in st.certificates and seq not in st.catch_up_blocks:
+            return
         fetched = st.catch_up_blocks.pop(seq, None)
         if fetched is not None:
             digest, payload, certificate = fetched

@@ -74,6 +74,7 @@ class ReplicaState:
     """All mutable state of one replica (see the module docstring for the invariants)."""
 
     __slots__ = (
+        "_primary",
         "answered",
         "app",
         "armed_at",
@@ -140,6 +141,8 @@ class ReplicaState:
         self.app = app
         self.verifier = verifier
         self.schedule = schedule
+        self._primary: tuple[int, ValidatorSet | None, Address] = (-1, None, signer.address)
+        """Memo of the last primary lookup: (view, validator set, primary)."""
         self.now = now
         self.view = 0
         self.status = Status.NORMAL
@@ -205,7 +208,13 @@ class ReplicaState:
         return self.schedule.at(seq)
 
     def primary(self, view: int, seq: int) -> Address:
-        return primary_of(self.schedule.at(seq), view)
+        validators = self.schedule.at(seq)
+        cached = self._primary
+        if cached[0] == view and cached[1] is validators:
+            return cached[2]
+        address = primary_of(validators, view)
+        self._primary = (view, validators, address)
+        return address
 
     def current_primary(self) -> Address:
         return self.primary(self.view, self.stable.seq + 1)

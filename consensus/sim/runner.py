@@ -131,7 +131,7 @@ def parse_faults(text: str) -> tuple[str, ...]:
     unknown = [name for name in names if name not in FAULT_CLASSES]
     if unknown or not names:
         raise argparse.ArgumentTypeError(
-            f"unknown fault class {', '.join(unknown) or text!r}; choose from "
+            f"unknown fault class {', '.join(unknown) or repr(text)}; choose from "
             f"{', '.join(FAULT_CLASSES)} or all"
         )
     return names

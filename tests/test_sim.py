@@ -1,0 +1,90 @@
+"""The deterministic fault simulator: hundreds of seeded scenarios over every fault class, the
+negative control (beyond f Byzantine replicas the checker must find violations), reproducibility
+of a seed, real-Ed25519 scenarios, and the `sec sim` command line."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+
+import pytest
+
+from consensus.sim.runner import ScenarioResult, main, plan_jobs, run_scenario
+from consensus.sim.scenarios import FAULT_CLASSES
+
+CI_SCENARIOS = 32 * len(FAULT_CLASSES)
+"""512: every fault class 32 times, half with 4 validators and half with 7."""
+
+
+def _run(job: tuple[int, str, int, bool, str]) -> ScenarioResult:
+    seed, fault, validators, beyond, crypto = job
+    return run_scenario(seed, fault, validators, beyond_threshold=beyond, crypto=crypto)
+
+
+@pytest.mark.slow
+def test_hundreds_of_scenarios_over_every_fault_class_are_safe_and_live() -> None:
+    jobs = plan_jobs(CI_SCENARIOS, 10_000, FAULT_CLASSES, None, False, "auto")
+    assert {job[1] for job in jobs} == set(FAULT_CLASSES)
+    assert {job[2] for job in jobs} == {4, 7}
+    workers = min(4, os.cpu_count() or 1)
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(_run, jobs, chunksize=8))
+    failures = [
+        f"{r.reproduce()}: {(r.safety + r.liveness)[:2]}" for r in results if r.safety or r.liveness
+    ]
+    assert not failures, "\n".join(failures)
+    assert sum(r.real_crypto for r in results) >= CI_SCENARIOS // 30
+    exercised = {name for r in results for name, value in r.counters if value}
+    assert {
+        "catch-up blocks accepted",
+        "crashes",
+        "faults detected",
+        "rejected hostile input",
+        "validator changes applied",
+        "views entered",
+    } <= exercised
+
+
+@pytest.mark.parametrize("validators", [4, 7])
+def test_negative_control_beyond_f_byzantine_violates_safety(validators: int) -> None:
+    for seed in range(3):
+        result = run_scenario(seed, "twins", validators, beyond_threshold=True)
+        assert result.safety, f"seed {seed}: the checker missed f+1 Byzantine twins"
+        assert "another honest node delivered" in result.safety[0]
+
+
+def test_a_seed_reproduces_exactly() -> None:
+    first = run_scenario(4242, "mixed", 4)
+    second = run_scenario(4242, "mixed", 4)
+    assert first == second
+    assert first.events > 100
+
+
+@pytest.mark.parametrize("fault", ["crash", "twins", "catch-up", "validators", "hostile"])
+def test_scenarios_with_real_ed25519(fault: str) -> None:
+    result = run_scenario(7, fault, 4, crypto="ed25519")
+    assert result.real_crypto
+    assert not result.safety and not result.liveness, result.safety + result.liveness
+
+
+def test_command_prints_the_summary_as_its_last_line(capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["--seeds", "3", "--faults", "baseline,drop", "--validators", "4"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert status == 0
+    assert lines[-1] == "3 scenarios, 0 safety violations, 0 liveness failures"
+
+
+def test_command_negative_control_names_failing_seeds(capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["--seeds", "2", "--beyond-threshold", "--validators", "4", "--seed-start", "5"])
+    out = capsys.readouterr().out
+    assert status == 1
+    assert out.strip().splitlines()[-1] == "2 scenarios, 2 safety violations, 0 liveness failures"
+    assert "FAIL seed=5 fault=twins n=4" in out
+    assert "--seed-start 5 --seeds 1 --faults twins --validators 4 --beyond-threshold" in out
+
+
+def test_command_rejects_an_unknown_fault_class(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--faults", "meteor"])
+    assert exit_info.value.code == 2
+    assert "unknown fault class meteor" in capsys.readouterr().err
