@@ -257,10 +257,8 @@ class SignedTransaction:
     """The canonical encoding of the envelope (what is hashed, gossiped and stored)."""
     hash: bytes
     """SHA-256 of `encoded`."""
-
-    @property
-    def sender_address(self) -> Address:
-        return address_of(self.sender)
+    sender_address: Address
+    """`address_of(sender)`, computed once at parse time (it is read on every hot path)."""
 
     def signing_bytes(self) -> bytes:
         return signing_bytes(self.chain_id, self.sender, self.nonce, self.type, self.body)
@@ -309,7 +307,15 @@ def parse_transaction(wire: Any, encoded: bytes | None = None) -> SignedTransact
             f"transaction is {len(encoded)} bytes, more than the cap of {MAX_TRANSACTION_SIZE}"
         )
     return SignedTransaction(
-        chain_id, sender, nonce, tx_type, body, signature, encoded, hashlib.sha256(encoded).digest()
+        chain_id,
+        sender,
+        nonce,
+        tx_type,
+        body,
+        signature,
+        encoded,
+        hashlib.sha256(encoded).digest(),
+        address_of(sender),
     )
 
 
