@@ -85,7 +85,7 @@ class ConsensusDriver:
         self._feeding = False
         self._queue: list[Callable[[float], list[Action]]] = []
         self._known_changes = {h for h, _ in pending_validator_changes(app.state)}
-        self._proposed_at: dict[bytes, float] = {}
+        self._pending_scheduled = False
         self._stopped = False
 
     # --- inputs ------------------------------------------------------------------------------
@@ -134,6 +134,15 @@ class ConsensusDriver:
         self.feed(step)
 
     def on_transactions_pending(self) -> None:
+        """Tell the replica there is work, once per event-loop iteration however many
+        transactions arrived in it (each notification runs the replica's proposal logic)."""
+        if self._pending_scheduled or self._stopped:
+            return
+        self._pending_scheduled = True
+        asyncio.get_running_loop().call_soon(self._notify_pending)
+
+    def _notify_pending(self) -> None:
+        self._pending_scheduled = False
         self.feed(self.replica.on_pending_transactions)
 
     # --- actions -----------------------------------------------------------------------------
