@@ -6,6 +6,8 @@ Safety (any violation fails the scenario):
 * every delivered commit certificate verifies against the validator set for its height;
 * no honest node ever signs two different messages for one (kind, view, seq), also across
   crashes and restarts (this is what the persistence contract protects);
+* no two conflicting commit certificates can be assembled at one height, even by f Byzantine
+  validators adding their own signatures to every honest CERTIFY signature ever sent;
 * bounded buffers: every replica's buffers and logs stay within the configured caps.
 
 Liveness: once the faults are healed (at most f faulty left), every honest node delivers at
@@ -19,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from consensus.actions import CommitBlock
 from consensus.errors import MessageRejected
-from consensus.messages import Message
+from consensus.messages import Certify, Message
 from consensus.replica import ResourceUsage
 from consensus.state import signed_key
 from ledger.errors import InvalidCertificate
@@ -41,6 +43,8 @@ class Checker:
         self.liveness: list[str] = []
         self.decided: dict[int, bytes] = {}
         self.signatures: dict[tuple[bytes, str, int, int], bytes] = {}
+        self.certifiers: dict[int, dict[bytes, set[bytes]]] = {}
+        """height -> digest -> honest validators that sent CERTIFY for it."""
         self.rejections: dict[str, int] = {}
         self.counters: dict[str, int] = {}
         """What the scenario exercised (view changes, catch-up blocks, ...)."""
@@ -78,6 +82,8 @@ class Checker:
             )
 
     def signed(self, node: SimNode, message: Message) -> None:
+        if isinstance(message, Certify):
+            self._certified(node, message)
         kind, view, seq = signed_key(message)
         key = (node.address, kind, view, seq)
         first = self.signatures.setdefault(key, message.signature)
@@ -85,6 +91,21 @@ class Checker:
             self.violation(
                 f"honest node {node.index} signed two different {kind} messages for "
                 f"view {view} seq {seq} (crashes so far: {node.crashes})"
+            )
+
+    def _certified(self, node: SimNode, message: Certify) -> None:
+        by_digest = self.certifiers.setdefault(message.seq, {})
+        signers = by_digest.setdefault(message.digest, set())
+        if node.address in signers:
+            return
+        signers.add(node.address)
+        validators = node.schedule().at(message.seq)
+        byzantine = validators.max_faulty
+        assemblable = [d for d, s in by_digest.items() if len(s) + byzantine >= validators.quorum]
+        if len(assemblable) > 1:
+            self.violation(
+                f"two conflicting commit certificates can be assembled at height {message.seq} "
+                f"(honest certificate signatures for {len(assemblable)} blocks)"
             )
 
     def usage(self, node: SimNode, usage: ResourceUsage) -> None:
