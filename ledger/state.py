@@ -8,8 +8,8 @@ Layers, from durable to volatile:
 
 Invariants: reads see overlay-then-committed; `rollback_tx` leaves the overlay as `begin_tx`
 found it; `compute_root` folds the overlay into a copy of the committed tree (cost ~ keys
-changed x tree depth; the tree is persistent, so the copy is O(1)); `self.tree` always matches
-`committed`.
+changed x tree depth; copies share an immutable base, so a copy costs O(recent changes));
+`self.tree` always matches `committed`.
 
 Record values are canonical encodings (see docs/protocol.md, "State"). Keys are namespaced:
 b"acct:" + address, b"param:" + name, b"supply", b"validators", b"order:" + id, ...
