@@ -16,6 +16,7 @@ document, proposer = 20 zero bytes, and no certificate (it is trusted through th
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -142,11 +143,13 @@ def transactions_root(
     return merkle_root([leaf_hash(tx.encoded) for tx in transactions])
 
 
-def decode_block(data: bytes) -> Block:
+def decode_block(data: bytes, known: Mapping[bytes, SignedTransaction] | None = None) -> Block:
     """Decode and structurally validate a block (the one entry point for untrusted blocks).
 
     Checks the schema of header and every transaction and that `tx_root` matches; it does not
-    execute anything or check signatures.
+    execute anything or check signatures. `known` maps transaction hashes to transactions
+    already parsed (the mempool): a transaction whose bytes hash to a known one is reused
+    instead of parsed again (same hash, same bytes, same parse).
     """
     try:
         value = decode(data, max_size=MAX_BLOCK_SIZE)
@@ -164,6 +167,11 @@ def decode_block(data: bytes) -> Block:
             raise MalformedBlock(
                 f"transaction {index} must be at most {MAX_TRANSACTION_SIZE} bytes"
             )
+        if known is not None:
+            cached = known.get(hashlib.sha256(raw).digest())
+            if cached is not None:
+                transactions.append(cached)
+                continue
         try:
             transactions.append(parse_transaction(decode(raw, MAX_TRANSACTION_SIZE), raw))
         except (DecodeError, MalformedTransaction) as exc:

@@ -177,10 +177,9 @@ class LedgerApp:
     def verify_payload(self, seq: int, digest: bytes, payload: bytes) -> None:
         self._decode(seq, digest, payload)
 
-    @staticmethod
-    def _decode(seq: int, digest: bytes, payload: bytes) -> Block:
+    def _decode(self, seq: int, digest: bytes, payload: bytes) -> Block:
         try:
-            block = decode_block(payload)
+            block = decode_block(payload, self.mempool.by_hash)
         except LedgerError as exc:
             raise InvalidProposal(f"block {seq}: {exc}") from exc
         if block.height != seq:

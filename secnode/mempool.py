@@ -15,7 +15,7 @@ Invariants: every pending transaction passed admission; per sender at most one p
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass
 
 from ledger.accounts import Account
@@ -80,6 +80,11 @@ class Mempool:
         while nonce in queue:
             nonce += 1
         return nonce
+
+    @property
+    def by_hash(self) -> Mapping[bytes, SignedTransaction]:
+        """Pending transactions by hash (a live read-only view)."""
+        return self._by_hash
 
     def get(self, tx_hash: bytes) -> SignedTransaction | None:
         return self._by_hash.get(tx_hash)
