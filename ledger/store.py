@@ -163,6 +163,12 @@ class ChainStore:
     def load_state_rows(self) -> dict[bytes, bytes]:
         return {key[1:]: value for key, value in self.kv.iterate(b"S")}
 
+    def state_rows(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Committed state entries whose key starts with `prefix`, in key order (as of the
+        head; for queries such as listing an account's orders, not for execution)."""
+        for key, value in self.kv.iterate(b"S" + prefix):
+            yield key[1:], value
+
     def close(self) -> None:
         self.kv.close()
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from contracts.orders import Order
 from ledger.accounts import Account, mask_to_roles
 from ledger.blocks import BlockHeader
 from ledger.certificates import CommitCertificate
@@ -110,6 +111,45 @@ def account_json(account: Account) -> dict[str, Any]:
         "balance": account.balance,
         "roles": mask_to_roles(account.roles),
         "name": account.name,
+    }
+
+
+def _optional_address(value: bytes | None) -> str | None:
+    return None if value is None else format_address(value)
+
+
+def _optional_hex(value: bytes | None) -> str | None:
+    return None if value is None else value.hex()
+
+
+def order_json(order_id: bytes, order: Order) -> dict[str, Any]:
+    """An order record (contracts.orders) with its id, total and settlement."""
+    return {
+        "order_id": order_id.hex(),
+        "state": order.state,
+        "merchant": format_address(order.merchant),
+        "buyer": format_address(order.buyer),
+        "arbiter": format_address(order.arbiter),
+        "sharer": _optional_address(order.sharer),
+        "commission_bps": order.commission_bps,
+        "inviter": _optional_address(order.inviter),
+        "inviter_share_bps": order.inviter_share_bps,
+        "goods": order.goods,
+        "shipping": order.shipping,
+        "total": order.total,
+        "held": order.held,
+        "created_s": order.created_s,
+        "updated_s": order.updated_s,
+        "due_s": order.due_s,
+        "shipment_hash": _optional_hex(order.shipment_hash),
+        "reason_hash": _optional_hex(order.reason_hash),
+        "disputed_by": _optional_address(order.disputed_by),
+        "settlement": {
+            "refunded": order.refunded,
+            "merchant": order.merchant_paid,
+            "sharer": order.sharer_paid,
+            "inviter": order.inviter_paid,
+        },
     }
 
 

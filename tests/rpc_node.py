@@ -23,11 +23,11 @@ from typing import Any, TypeVar
 import aiohttp
 from aiohttp import web
 
+from contracts import build_executor
 from ledger.accounts import get_account
 from ledger.blocks import BlockHeader
 from ledger.certificates import build_certificate, commit_signing_bytes
 from ledger.chain import BlockResult, build_block
-from ledger.execution import Executor
 from ledger.genesis import Genesis
 from ledger.keys import PrivateKey
 from ledger.store import ChainStore, MemoryStore, open_chain
@@ -53,7 +53,7 @@ class RpcTestNode:
         self.state = state
         self.head: BlockHeader = head
         self.mempool = Mempool(self.genesis.chain_id)
-        self.executor = Executor(self.genesis.chain_id)
+        self.executor = build_executor(self.genesis.chain_id)
         self.auto_commit = auto_commit
         self.syncing = False
         self.admitted = asyncio.Event()

@@ -25,6 +25,8 @@ METHODS = (
     "sec_getCommit",
     "sec_getValidators",
     "sec_getAccount",
+    "sec_getOrder",
+    "sec_listOrders",
     "rpc.discover",
 )
 

@@ -57,7 +57,7 @@ STANDARD_ERRORS: Final = (PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALI
 NOT_FOUND: Final = ErrorCode(
     -32000,
     "not_found",
-    "the requested block, transaction or account does not exist (yet)",
+    "the requested block, transaction, account or order does not exist (yet)",
     '{"what", "key"}',
 )
 REJECTED: Final = ErrorCode(

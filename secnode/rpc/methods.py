@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from contracts.orders import PARTY_PREFIX, Order, decode_order, order_key
 from ledger.accounts import Account, account_key
 from ledger.blocks import Block
 from ledger.encoding import decode
@@ -21,6 +22,7 @@ from ledger.errors import DecodeError, MalformedTransaction, StoreError
 from ledger.keys import format_address, parse_address
 from ledger.merkle import inclusion_proof, leaf_hash
 from ledger.receipts import Receipt
+from ledger.schema import to_wire
 from ledger.transactions import decode_transaction
 from secnode import jsonview
 from secnode.mempool import MempoolRejected
@@ -41,6 +43,8 @@ from secnode.rpc.openrpc import build_document
 from secnode.rpc.view import NodeView
 
 DEFAULT_MAX_COMMIT_WAITERS: Final = 256
+MAX_ORDERS_EXAMINED: Final = 1_000
+"""sec_listOrders looks at most this many index entries per call (a filtered page may be short)."""
 
 
 class RpcMethods:
@@ -255,6 +259,92 @@ class RpcMethods:
             result["value"] = None if raw is None else raw.hex()
         return m.AccountResult.model_validate(result)
 
+    async def get_order(self, params: m.GetOrderParams) -> m.OrderResult:
+        order_id = bytes.fromhex(params.order_id)
+        key = order_key(order_id)
+        state = self.view.state
+        raw = state.get_committed(key)
+        root = state.committed_root()
+        height = self._head_height()
+        if raw is None and not params.prove:
+            raise not_found("order", order_id.hex())
+        result: dict[str, Any] = {
+            "order_id": order_id.hex(),
+            "exists": raw is not None,
+            "order": None,
+            "items": None,
+            "created_height": None,
+            "height": height,
+            "state_root": root.hex(),
+        }
+        if raw is not None:
+            result["order"] = jsonview.order_json(order_id, _decode_order(raw, order_id))
+            location = self.view.store.find_transaction(order_id)
+            if location is not None:
+                created = self._block(location[0]).transactions[location[1]]
+                if created.type == "order.create":
+                    result["created_height"] = location[0]
+                    result["items"] = jsonview.json_value(to_wire(created.body)["items"])
+        if params.prove:
+            result["proof"] = jsonview.state_proof_json(state.prove(key))
+            result["value"] = None if raw is None else raw.hex()
+        return m.OrderResult.model_validate(result)
+
+    async def list_orders(self, params: m.ListOrdersParams) -> m.ListOrdersResult:
+        address = parse_address(params.party)
+        prefix = PARTY_PREFIX + address
+        cursor = None if params.cursor is None else bytes.fromhex(params.cursor)
+        height = self._head_height()
+        entries: list[dict[str, Any]] = []
+        examined = 0
+        last = b""
+        next_cursor: str | None = None
+        for key, value in self.view.store.state_rows(prefix):
+            order_id = key[len(prefix) :]
+            if cursor is not None and order_id <= cursor:
+                continue
+            if len(entries) == params.limit or examined == MAX_ORDERS_EXAMINED:
+                next_cursor = last.hex()
+                break
+            examined += 1
+            last = order_id
+            role = _decode_role(value, order_id)
+            if params.role is not None and role != params.role:
+                continue
+            raw = self.view.state.get_committed(order_key(order_id))
+            if raw is None:
+                raise StoreError(f"party index names order {order_id.hex()}, which is absent")
+            order = _decode_order(raw, order_id)
+            if params.state is not None and order.state != params.state:
+                continue
+            entries.append({"role": role, "order": jsonview.order_json(order_id, order)})
+        return m.ListOrdersResult.model_validate(
+            {
+                "party": format_address(address),
+                "orders": entries,
+                "next_cursor": next_cursor,
+                "height": height,
+            }
+        )
+
+
+def _decode_order(raw: bytes, order_id: bytes) -> Order:
+    """The committed order record; a record of any other shape is store corruption."""
+    try:
+        return decode_order(raw)
+    except (DecodeError, TypeError) as exc:
+        raise StoreError(f"order record {order_id.hex()}: {exc}") from None
+
+
+def _decode_role(raw: bytes, order_id: bytes) -> str:
+    try:
+        role = decode(raw)
+    except DecodeError as exc:
+        raise StoreError(f"party index entry of order {order_id.hex()}: {exc}") from None
+    if not isinstance(role, str):
+        raise StoreError(f"party index entry of order {order_id.hex()} is not a role")
+    return role
+
 
 def _decode_account(raw: bytes, address: bytes) -> Account:
     """The committed account record (ledger.accounts layout: [public_key, nonce, balance,
@@ -310,6 +400,21 @@ _DESCRIPTIONS: Final[dict[str, tuple[str, str]]] = {
         "verify with ledger.state_tree.verify_state_proof(state_root, b'acct:' + address, "
         "value, proof). Without prove an unknown account is not_found.",
     ),
+    "sec_getOrder": (
+        "An order, optionally with a state proof.",
+        "Read from committed state: the order record (state, parties, amounts, deadline of the "
+        "current state, settlement) and the lines of its order.create transaction. prove=true "
+        "adds the state proof of the record under state_root (non-membership with exists=false "
+        "for an unknown id); verify with ledger.state_tree.verify_state_proof(state_root, "
+        "b'order:' + order_id, value, proof). Without prove an unknown order is not_found.",
+    ),
+    "sec_listOrders": (
+        "An account's orders, by state and role, paginated by order id.",
+        "Orders where `party` is merchant, buyer, arbiter, sharer or inviter, in increasing "
+        "order id, optionally only one state and/or role. Pass next_cursor back as cursor for "
+        "the next page; null means the listing is complete. A page may hold fewer than limit "
+        "orders (each call examines at most 1000 index entries).",
+    ),
     "rpc.discover": (
         "This API as an OpenRPC 1.2.6 document.",
         "Generated from the same models that validate the parameters.",
@@ -354,6 +459,8 @@ def method_table(
             impl.get_account,
             (NOT_FOUND.code,),
         ),
+        ("sec_getOrder", m.GetOrderParams, m.OrderResult, impl.get_order, (NOT_FOUND.code,)),
+        ("sec_listOrders", m.ListOrdersParams, m.ListOrdersResult, impl.list_orders, ()),
     ]
     table: dict[str, Method] = {}
     for name, params, result, call, errors in specs:

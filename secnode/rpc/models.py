@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, model_validator
 
+from contracts.orders import ROLES, STATES
 from ledger.errors import InvalidAddress
 from ledger.keys import parse_address
 from ledger.transactions import MAX_TRANSACTION_SIZE
@@ -109,6 +110,28 @@ class GetAccountParams(_Params):
     prove: bool = Field(
         False, description="include a state proof (membership, or non-membership if absent)"
     )
+
+
+class GetOrderParams(_Params):
+    order_id: Hash = Field(description="order id: the hash of its order.create transaction")
+    prove: bool = Field(
+        False, description="include a state proof (membership, or non-membership if absent)"
+    )
+
+
+OrderState = Literal[STATES]  # type: ignore[valid-type]  # a Literal of the state names
+OrderRole = Literal[ROLES]  # type: ignore[valid-type]  # a Literal of the role names
+MAX_ORDER_PAGE = 100
+
+
+class ListOrdersParams(_Params):
+    party: AddressText = Field(description="account whose orders to list")
+    state: OrderState | None = Field(None, description="only orders in this state")
+    role: OrderRole | None = Field(None, description="only orders where the party has this role")
+    cursor: Hash | None = Field(
+        None, description="next_cursor of the previous page; orders with larger ids follow"
+    )
+    limit: int = Field(20, ge=1, le=MAX_ORDER_PAGE, description="at most this many orders")
 
 
 # --- ledger objects as JSON --------------------------------------------------------------------
@@ -266,6 +289,80 @@ class AccountResult(_Result):
     state_root: str = Field(description="committed state root at that height")
     proof: StateProof | None = Field(None, description="with prove=true")
     value: str | None = Field(None, description="with prove=true: the raw record, hex")
+
+
+class OrderItem(_Result):
+    sku: str
+    quantity: int
+    unit_price: int = Field(description="fen per unit")
+
+
+class Settlement(_Result):
+    """Where the escrow went; all zero until the order is settled."""
+
+    refunded: int = Field(description="fen back to the buyer")
+    merchant: int = Field(description="fen to the merchant")
+    sharer: int = Field(description="fen to the sharer (commission)")
+    inviter: int = Field(description="fen to the sharer's inviter (second-level commission)")
+
+
+class Order(_Result):
+    """An order record (docs/protocol.md, "Orders and escrow")."""
+
+    order_id: str
+    state: str = Field(
+        description="CREATED, FUNDED, SHIPPED, RECEIVED, DISPUTED (open), "
+        "COMPLETED, CANCELLED, REFUNDED, RESOLVED (terminal)"
+    )
+    merchant: str
+    buyer: str
+    arbiter: str
+    sharer: str | None
+    commission_bps: int
+    inviter: str | None = Field(description="second-level payee, fixed at creation")
+    inviter_share_bps: int
+    goods: int = Field(description="sum of quantity * unit_price, fen")
+    shipping: int
+    total: int = Field(description="goods + shipping: what the buyer pays into escrow")
+    held: int = Field(description="fen in escrow now")
+    created_s: int = Field(description="block time of creation, seconds")
+    updated_s: int = Field(description="time of the last transition, seconds")
+    due_s: int | None = Field(
+        description="deadline of the current state (its default outcome fires in the first "
+        "block at or after it); null once terminal"
+    )
+    shipment_hash: str | None
+    reason_hash: str | None
+    disputed_by: str | None
+    settlement: Settlement
+
+
+class OrderResult(_Result):
+    order_id: str
+    exists: bool
+    order: Order | None = Field(description="null when the order does not exist")
+    items: list[OrderItem] | None = Field(
+        description="lines of the order.create transaction (null if absent)"
+    )
+    created_height: int | None = Field(description="block of the order.create transaction")
+    height: int = Field(description="committed height the answer is read at")
+    state_root: str = Field(description="committed state root at that height")
+    proof: StateProof | None = Field(None, description="with prove=true")
+    value: str | None = Field(None, description="with prove=true: the raw record, hex")
+
+
+class OrderListEntry(_Result):
+    role: str = Field(description="the party's role in this order")
+    order: Order
+
+
+class ListOrdersResult(_Result):
+    party: str
+    orders: list[OrderListEntry] = Field(description="in increasing order id")
+    next_cursor: str | None = Field(
+        description="pass as cursor for the next page; null when the listing is complete"
+    )
+    height: int = Field(description="committed height the answer is read at")
 
 
 class OpenRpcDocument(RootModel[dict[str, Any]]):
