@@ -137,13 +137,23 @@ def create_network(
     dev: bool = False,
     hosts: list[str] | None = None,
     chain_id: str | None = None,
+    p2p_base: int = P2P_BASE_PORT,
+    rpc_base: int = RPC_BASE_PORT,
 ) -> list[NodePlan]:
-    """Write genesis.json, one home per validator and the account keys under `out`."""
+    """Write genesis.json, one home per validator and the account keys under `out`.
+
+    Without `hosts`, node i listens on 127.0.0.1 at P2P port `p2p_base` + i and RPC port
+    `rpc_base` + i; with `hosts`, every node uses `rpc_base` (and `p2p_base` unless its entry
+    names a port) on its own host."""
     if validators < 1:
         raise ConfigError("a network needs at least one validator")
+    for option, base in (("--p2p-port-base", p2p_base), ("--rpc-port-base", rpc_base)):
+        last = base + (0 if hosts is not None else validators - 1)
+        if base < 1 or last > 65535:
+            raise ConfigError(f"{option} {base}: ports {base}..{last} are not all in 1..65535")
     if (out / "genesis.json").exists():
         raise ConfigError(f"{out / 'genesis.json'} already exists; choose an empty --out")
-    plans = plan_nodes(validators, dev=dev, hosts=hosts)
+    plans = plan_nodes(validators, dev=dev, hosts=hosts, p2p_base=p2p_base, rpc_base=rpc_base)
     account_keys = {
         name: account_key(name) if dev else PrivateKey.generate() for name, _, _ in DEV_ACCOUNTS
     }

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from consensus.config import ReplicaConfig, ValidatorSchedule
+from consensus.errors import ConfigError as ConsensusConfigError
+from consensus.errors import RestoreError
 from consensus.records import decode_record
 from consensus.replica import Replica
 from contracts import build_executor
@@ -37,7 +39,7 @@ from ledger.validator_state import current_validators, pending_validator_changes
 from ledger.validators import ValidatorSet
 from p2p import Handlers, P2PConfig, P2PHost, PeerAddress, RequestRejected, allowlist
 from secnode.app import Committed, LedgerApp
-from secnode.config import NodeConfig, load_config, split_host_port
+from secnode.config import CONFIG_FILE, ConfigError, NodeConfig, load_config, split_host_port
 from secnode.driver import ConsensusDriver
 from secnode.mempool import Mempool, MempoolConfig, MempoolRejected
 from secnode.metrics import Metrics
@@ -114,7 +116,14 @@ class Node:
         genesis = load_genesis(paths.resolve(config.genesis_file))
         store, state, _ = open_chain(LevelDBStore(paths.resolve(config.data_dir)), genesis)
         records = [value for _, value in store.records()]
-        return cls(config, key, genesis, store, state, records)
+        try:
+            return cls(config, key, genesis, store, state, records)
+        except ConsensusConfigError as exc:  # e.g. a view timeout not above the block interval
+            store.close()
+            raise ConfigError(f"{home / CONFIG_FILE}: [consensus] {exc}") from None
+        except RestoreError as exc:
+            store.close()
+            raise LedgerError(f"cannot resume consensus from {config.data_dir}: {exc}") from None
 
     def _schedule(self) -> ValidatorSchedule:
         schedule = ValidatorSchedule.of(current_validators(self.state))
