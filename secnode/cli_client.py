@@ -1,6 +1,7 @@
 """`sec tx ...` and `sec query ...`: the CLI's JSON-RPC client commands.
 
-`sec tx VERB` builds a transaction body, takes the sender's next nonce from the node
+`sec tx VERB` builds a transaction body (the order and referral verbs are in
+`secnode.cli_orders`), takes the sender's next nonce from the node
 (sec_getAccount, or --nonce), signs it locally with --key (a key file, or dev:NAME for a public
 development account), and submits it with sec_sendTransaction; --wait waits for the commit and
 prints the receipt. `sec query` reads status, blocks, transactions and accounts, and verifies the
@@ -232,8 +233,12 @@ def _sender_nonce(client: RpcClient, address: bytes) -> int:
     return nonce
 
 
-def submit(args: argparse.Namespace, tx_type: str, body: Body) -> int:
-    """Sign and submit one transaction; print the outcome (see the module docstring)."""
+def submit(
+    args: argparse.Namespace, tx_type: str, body: Body, *, creates_order: bool = False
+) -> int:
+    """Sign and submit one transaction; print the outcome (see the module docstring).
+
+    With `creates_order` the output also names the order id (the transaction hash)."""
     key = load_signing_key(args.key)
     client = _client(args, args.timeout if args.wait else 0.0)
     chain_id: str = client.call("sec_status")["chain_id"]
@@ -253,11 +258,14 @@ def submit(args: argparse.Namespace, tx_type: str, body: Body) -> int:
     else:
         raise ClientInputError(f"{NONCE_RETRIES} pending transactions ahead; retry with --nonce")
     output = {"type": tx_type, "sender": format_address(key.address), "nonce": nonce, **result}
+    if creates_order:
+        output["order_id"] = result["hash"]
     if args.json:
         print_json(output)
     else:
         rows: list[tuple[str, Any]] = [
             ("hash", result["hash"]),
+            *([("order", result["hash"])] if creates_order else []),
             ("type", tx_type),
             ("sender", output["sender"]),
             ("nonce", nonce),
@@ -542,3 +550,7 @@ def add_client_commands(
     account.add_argument("address", metavar="ADDRESS", help=ADDRESS_HELP)
     account.add_argument("--prove", action="store_true", help="fetch and verify a state proof")
     account.set_defaults(handler=_guarded(_query_account))
+
+    from secnode.cli_orders import add_order_commands  # imports this module's helpers
+
+    add_order_commands(verbs, what, parents, common)

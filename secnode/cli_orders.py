@@ -1,0 +1,305 @@
+"""`sec tx order ...`, `sec tx referral bind` and `sec query order|orders`.
+
+The order verbs build the `order.*` bodies (docs/protocol.md §5.5) and submit them like every
+`sec tx` verb (`secnode.cli_client.submit`): signed locally, nonce from the node, `--wait` for
+the receipt. The order id is the hash of the `order.create` transaction; `create` prints it.
+`pay` without `--amount` asks the node for the order total. Shipment references and dispute
+reasons are hashed with SHA-256 (only the hash goes on chain).
+
+`sec query order ID [--prove]` shows an order (verifying its state proof with `--prove`);
+`sec query orders --party ADDRESS` lists an account's orders (filters, pages, `--all`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from contracts.orders import ROLES, STATES, order_key
+from ledger.keys import format_address
+from ledger.state_tree import verify_state_proof
+from ledger.transactions import (
+    OrderAction,
+    OrderCreate,
+    OrderDispute,
+    OrderItem,
+    OrderPay,
+    OrderResolve,
+    OrderShip,
+    ReferralBind,
+)
+from secnode.cli_client import (
+    ADDRESS_HELP,
+    ClientInputError,
+    _amount,
+    _client,
+    _count,
+    _guarded,
+    _hash,
+    print_fields,
+    print_json,
+    resolve_address,
+    submit,
+)
+from secnode.jsonview import hex_from_json, state_proof_from_json
+
+MAX_PAGES: Final = 10_000
+"""`sec query orders --all` stops after this many pages (a node that never ends a listing)."""
+
+
+def _seconds(value: int | None) -> str:
+    if value is None:
+        return "-"
+    stamp = datetime.fromtimestamp(value, tz=UTC).isoformat(timespec="seconds")
+    return f"{value} ({stamp.replace('+00:00', 'Z')})"
+
+
+def parse_item(text: str) -> OrderItem:
+    """SKU:QUANTITY:UNIT_PRICE (the SKU may itself contain colons)."""
+    parts = text.rsplit(":", 2)
+    if len(parts) != 3 or not parts[0]:
+        raise argparse.ArgumentTypeError(f"must be SKU:QUANTITY:UNIT_PRICE, got {text!r}")
+    sku, quantity, price = parts
+    if not (quantity.isdigit() and price.isdigit()):
+        raise argparse.ArgumentTypeError(f"quantity and unit price must be integers in {text!r}")
+    if not 1 <= int(quantity) <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"quantity must be in [1, 1000000], got {quantity}")
+    return OrderItem(sku, int(quantity), int(price))
+
+
+def _bps(text: str) -> int:
+    if not text.isdigit() or int(text) > 10_000:
+        raise argparse.ArgumentTypeError(f"must be basis points in [0, 10000], got {text!r}")
+    return int(text)
+
+
+def _limit(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 100:
+        raise argparse.ArgumentTypeError(f"must be an integer in [1, 100], got {text!r}")
+    return int(text)
+
+
+def _reference_hash(text: str) -> bytes:
+    return hashlib.sha256(text.encode()).digest()
+
+
+def _order_id(args: argparse.Namespace) -> bytes:
+    return bytes.fromhex(_hash(args.order, "--order"))
+
+
+# --- sec tx order / referral ---------------------------------------------------------------------
+
+
+def _tx_create(args: argparse.Namespace) -> int:
+    if (args.sharer is None) != (args.commission_bps is None):
+        raise ClientInputError("--sharer and --commission-bps go together (both or neither)")
+    body = OrderCreate(
+        resolve_address(args.buyer, "--buyer"),
+        tuple(args.item),
+        args.shipping,
+        resolve_address(args.arbiter, "--arbiter"),
+        None if args.sharer is None else resolve_address(args.sharer, "--sharer"),
+        args.commission_bps,
+    )
+    return submit(args, "order.create", body, creates_order=True)
+
+
+def _tx_pay(args: argparse.Namespace) -> int:
+    order_id = _order_id(args)
+    amount = args.amount
+    if amount is None:
+        answer = _client(args).call("sec_getOrder", {"order_id": order_id.hex()})
+        amount = answer["order"]["total"]
+    return submit(args, "order.pay", OrderPay(order_id, amount))
+
+
+def _tx_ship(args: argparse.Namespace) -> int:
+    if args.shipment_hash is not None:
+        shipment = bytes.fromhex(_hash(args.shipment_hash, "--shipment-hash"))
+    else:
+        shipment = _reference_hash(args.shipment)
+    return submit(args, "order.ship", OrderShip(_order_id(args), shipment))
+
+
+def _tx_confirm(args: argparse.Namespace) -> int:
+    return submit(args, "order.confirm", OrderAction(_order_id(args)))
+
+
+def _tx_cancel(args: argparse.Namespace) -> int:
+    return submit(args, "order.cancel", OrderAction(_order_id(args)))
+
+
+def _tx_dispute(args: argparse.Namespace) -> int:
+    reason = None if args.reason is None else _reference_hash(args.reason)
+    return submit(args, "order.dispute", OrderDispute(_order_id(args), reason))
+
+
+def _tx_resolve(args: argparse.Namespace) -> int:
+    return submit(args, "order.resolve", OrderResolve(_order_id(args), args.refund))
+
+
+def _tx_bind(args: argparse.Namespace) -> int:
+    return submit(args, "referral.bind", ReferralBind(resolve_address(args.inviter, "--inviter")))
+
+
+# --- sec query order / orders --------------------------------------------------------------------
+
+
+def _order_rows(order: dict[str, Any]) -> list[tuple[str, Any]]:
+    settlement = order["settlement"]
+    rows: list[tuple[str, Any]] = [
+        ("order", order["order_id"]),
+        ("state", order["state"]),
+        ("merchant", order["merchant"]),
+        ("buyer", order["buyer"]),
+        ("arbiter", order["arbiter"]),
+    ]
+    if order["sharer"] is not None:
+        rows.append(("sharer", f"{order['sharer']} ({order['commission_bps']} bps)"))
+    if order["inviter"] is not None:
+        rows.append(("inviter", f"{order['inviter']} ({order['inviter_share_bps']} bps)"))
+    rows += [
+        ("goods", f"{order['goods']} fen"),
+        ("shipping", f"{order['shipping']} fen"),
+        ("total", f"{order['total']} fen"),
+        ("held", f"{order['held']} fen"),
+        ("created", _seconds(order["created_s"])),
+        ("updated", _seconds(order["updated_s"])),
+        ("due", _seconds(order["due_s"])),
+    ]
+    if any(settlement.values()):
+        rows += [(f"paid {who}", f"{amount} fen") for who, amount in settlement.items()]
+    return rows
+
+
+def _query_order(args: argparse.Namespace) -> int:
+    order_id = _hash(args.order_id, "ORDER_ID")
+    answer = _client(args).call("sec_getOrder", {"order_id": order_id, "prove": args.prove})
+    if args.prove:
+        value = answer.get("value")
+        verify_state_proof(
+            hex_from_json(answer["state_root"], "state_root"),
+            order_key(bytes.fromhex(order_id)),
+            None if value is None else hex_from_json(value, "value"),
+            state_proof_from_json(answer["proof"]),
+        )
+    if args.json:
+        print_json({**answer, "verified": True} if args.prove else answer)
+        return 0
+    if answer["order"] is None:
+        rows: list[tuple[str, Any]] = [("order", order_id), ("exists", "no")]
+    else:
+        rows = _order_rows(answer["order"])
+        for item in answer.get("items") or []:
+            line = f"{item['sku']} x {item['quantity']} @ {item['unit_price']} fen"
+            rows.append(("item", line))
+    rows += [("height", answer["height"]), ("state root", answer["state_root"])]
+    if args.prove:
+        kind = "membership" if answer["exists"] else "non-membership"
+        rows.append(("proof", f"{kind} verified under the state root"))
+    print_fields(rows)
+    return 0
+
+
+def _query_orders(args: argparse.Namespace) -> int:
+    party = format_address(resolve_address(args.party, "--party"))
+    params: dict[str, Any] = {"party": party, "limit": args.limit}
+    for name in ("state", "role"):
+        if getattr(args, name) is not None:
+            params[name] = getattr(args, name)
+    if args.cursor is not None:
+        params["cursor"] = _hash(args.cursor, "--cursor")
+    client = _client(args)
+    entries: list[dict[str, Any]] = []
+    for _ in range(MAX_PAGES):
+        page = client.call("sec_listOrders", params)
+        entries += page["orders"]
+        if not args.all or page["next_cursor"] is None:
+            break
+        params["cursor"] = page["next_cursor"]
+    else:
+        raise ClientInputError(f"the listing did not end after {MAX_PAGES} pages")
+    result = {**page, "orders": entries}
+    if args.json:
+        print_json(result)
+        return 0
+    for entry in entries:
+        order = entry["order"]
+        due = "" if order["due_s"] is None else f" due {order['due_s']}"
+        print(
+            f"{order['order_id']}  {order['state']:<9}  {entry['role']:<8}  "
+            f"{order['total']} fen{due}"
+        )
+    if page["next_cursor"] is not None and not args.all:
+        print(f"more: --cursor {page['next_cursor']}")
+    return 0
+
+
+# --- parser -------------------------------------------------------------------------------------
+
+
+def add_order_commands(
+    verbs: argparse._SubParsersAction[argparse.ArgumentParser],
+    what: argparse._SubParsersAction[argparse.ArgumentParser],
+    parents: list[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+) -> None:
+    """Add `tx order ...`, `tx referral bind` and `query order|orders`."""
+    order = verbs.add_parser("order", help="orders and escrow")
+    actions = order.add_subparsers(dest="order_action", metavar="ACTION", required=True)
+
+    def action(name: str, help_text: str, handler: Any) -> argparse.ArgumentParser:
+        parser = actions.add_parser(name, help=help_text, parents=parents)
+        parser.set_defaults(handler=_guarded(handler))
+        if name != "create":
+            parser.add_argument("--order", required=True, metavar="ID", help="order id (hex)")
+        return parser
+
+    create = action("create", "merchant: open an order for a buyer", _tx_create)
+    create.add_argument("--buyer", required=True, metavar="ADDRESS", help=ADDRESS_HELP)
+    create.add_argument(
+        "--item",
+        required=True,
+        action="append",
+        type=parse_item,
+        metavar="SKU:QTY:PRICE",
+        help="an order line, unit price in fen (repeat for more lines)",
+    )
+    create.add_argument("--shipping", type=_count, default=0, metavar="FEN", help="default 0")
+    create.add_argument("--arbiter", required=True, metavar="ADDRESS", help=ADDRESS_HELP)
+    create.add_argument("--sharer", metavar="ADDRESS", help="whose link the buyer used")
+    create.add_argument("--commission-bps", type=_bps, metavar="BPS", help="with --sharer")
+    pay = action("pay", "buyer: pay the total into escrow", _tx_pay)
+    pay.add_argument("--amount", type=_amount, metavar="FEN", help="default: the order total")
+    ship = action("ship", "merchant: mark shipped", _tx_ship)
+    reference = ship.add_mutually_exclusive_group(required=True)
+    reference.add_argument("--shipment", metavar="TEXT", help="shipment reference (hashed)")
+    reference.add_argument("--shipment-hash", metavar="HEX", help="its SHA-256, 64 hex")
+    action("confirm", "buyer: confirm receipt", _tx_confirm)
+    action("cancel", "buyer or merchant: cancel (refund if funded)", _tx_cancel)
+    dispute = action("dispute", "buyer or merchant: open a dispute", _tx_dispute)
+    dispute.add_argument("--reason", metavar="TEXT", help="the complaint (only its hash is sent)")
+    resolve = action("resolve", "arbiter: refund part and settle the rest", _tx_resolve)
+    resolve.add_argument("--refund", required=True, type=_count, metavar="FEN")
+
+    referral = verbs.add_parser("referral", help="referral bindings")
+    referral_actions = referral.add_subparsers(dest="referral_action", metavar="ACTION")
+    referral_actions.required = True
+    bind = referral_actions.add_parser("bind", help="record who invited you", parents=parents)
+    bind.add_argument("--inviter", required=True, metavar="ADDRESS", help=ADDRESS_HELP)
+    bind.set_defaults(handler=_guarded(_tx_bind))
+
+    query_order = what.add_parser("order", help="an order (optionally proven)", parents=[common])
+    query_order.add_argument("order_id", metavar="ORDER_ID")
+    query_order.add_argument("--prove", action="store_true", help="fetch and verify a proof")
+    query_order.set_defaults(handler=_guarded(_query_order))
+    orders = what.add_parser("orders", help="an account's orders", parents=[common])
+    orders.add_argument("--party", required=True, metavar="ADDRESS", help=ADDRESS_HELP)
+    orders.add_argument("--state", choices=STATES)
+    orders.add_argument("--role", choices=ROLES)
+    orders.add_argument("--cursor", metavar="ID", help="continue after this order id")
+    orders.add_argument("--limit", type=_limit, default=20, metavar="N", help="1-100, default 20")
+    orders.add_argument("--all", action="store_true", help="follow every page")
+    orders.set_defaults(handler=_guarded(_query_orders))
