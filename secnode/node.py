@@ -198,7 +198,12 @@ class Node:
                 max_batch_size=self.config.rpc.max_batch,
             ),
         )
-        runner, self.rpc_port = await start_rpc_server(rpc_app, rpc_host, rpc_port)
+        try:
+            runner, self.rpc_port = await start_rpc_server(rpc_app, rpc_host, rpc_port)
+        except OSError as exc:  # most often: the port is taken (another node, a testnet)
+            self.store.close()
+            raise ConfigError(f"rpc.listen {self.config.rpc.listen}: {_reason(exc)}") from None
+        listening = False
         try:
             async with asyncio.TaskGroup() as tasks:
                 driver = ConsensusDriver(
@@ -216,6 +221,7 @@ class Node:
                 )
                 tasks.create_task(self.host.run())
                 await self.host.wait_listening()
+                listening = True
                 driver.start()
                 log.info(
                     "node %s serving: chain %s height %d, p2p %s, rpc %s:%d",
@@ -229,6 +235,12 @@ class Node:
                 await self._stop.wait()
                 driver.stop()
                 self.host.stop()
+        except* OSError as failures:
+            if listening:
+                raise
+            # P2PHost.run raises OSError only when it cannot bind the listening socket.
+            reason = _reason(failures.exceptions[0])
+            raise ConfigError(f"p2p.listen {self.config.p2p.listen}: {reason}") from None
         finally:
             await runner.cleanup()
             self.store.close()
@@ -323,6 +335,12 @@ class Node:
                 waiters.remove(future)
                 if not waiters:
                     del self._waiters[tx_hash]
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error)
 
 
 def configure_logging(level: str) -> None:
