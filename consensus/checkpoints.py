@@ -48,6 +48,9 @@ def on_delivered(st: ReplicaState, seq: int, digest: bytes) -> None:
 
 def handle_checkpoint(st: ReplicaState, m: Checkpoint) -> None:
     if m.seq <= st.low:
+        # The sender may lack a stable checkpoint this high (e.g. it caught up by fetching
+        # blocks): our own checkpoint message helps it assemble one.
+        st.help_laggard(m.sender, m.seq)
         raise StaleMessage(f"checkpoint {m.seq} is at or below the stable checkpoint {st.low}")
     validators = st.validators(m.seq)
     if m.seq > st.horizon:

@@ -83,6 +83,8 @@ class ReplicaConfig:
                 f"watermark_window {self.watermark_window} must be between checkpoint_interval "
                 f"{self.checkpoint_interval} and twice it"
             )
+        if self.max_timeout_doublings < 0:
+            raise ConfigError("max_timeout_doublings must not be negative")
         if self.max_in_flight > self.checkpoint_interval:
             raise ConfigError("max_in_flight must not exceed checkpoint_interval")
         if self.max_future_total < self.max_future_per_peer:

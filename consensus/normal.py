@@ -20,7 +20,7 @@ Per height n in view v:
 from __future__ import annotations
 
 from consensus import checkpoints
-from consensus.actions import CommitBlock, FaultDetected, Persist, Send
+from consensus.actions import CommitBlock, FaultDetected, Persist
 from consensus.app import Proposal
 from consensus.errors import (
     DuplicateMessage,
@@ -55,7 +55,7 @@ def handle_pre_prepare(st: ReplicaState, m: PrePrepare) -> None:
         )
     where = st.where(m.view, m.seq)
     if where is Where.STALE:
-        help_laggard(st, m.sender, m.seq)
+        st.help_laggard(m.sender, m.seq)
         raise StaleMessage(f"pre-prepare for view {m.view} seq {m.seq} is old")
     validators = st.validators(m.seq)
     if m.sender != st.primary(m.view, m.seq):
@@ -155,7 +155,7 @@ def retry_pending(st: ReplicaState, slot: Slot) -> None:
 def handle_prepare(st: ReplicaState, m: Prepare) -> None:
     where = st.where(m.view, m.seq)
     if where is Where.STALE:
-        help_laggard(st, m.sender, m.seq)
+        st.help_laggard(m.sender, m.seq)
         raise StaleMessage(f"prepare for view {m.view} seq {m.seq} is old")
     validators = st.validators(m.seq)
     if m.sender == st.primary(m.view, m.seq):
@@ -177,7 +177,7 @@ def handle_prepare(st: ReplicaState, m: Prepare) -> None:
 def handle_commit(st: ReplicaState, m: Commit) -> None:
     where = st.where(m.view, m.seq)
     if where is Where.STALE:
-        help_laggard(st, m.sender, m.seq)
+        st.help_laggard(m.sender, m.seq)
         raise StaleMessage(f"commit for view {m.view} seq {m.seq} is old")
     validators = st.validators(m.seq)
     if where is Where.FUTURE:
@@ -197,6 +197,7 @@ def handle_commit(st: ReplicaState, m: Commit) -> None:
 def handle_certify(st: ReplicaState, m: Certify) -> None:
     where = st.where(None, m.seq)
     if where is Where.STALE:
+        st.help_laggard(m.sender, m.seq)  # the sender may lack this block's certificate
         raise StaleMessage(f"certify for seq {m.seq} is old")
     validators = st.validators(m.seq)
     if where is Where.FUTURE:
@@ -432,29 +433,3 @@ def try_propose(st: ReplicaState) -> None:
     slot.payloads[digest] = payload
     st.next_seq, st.tip, st.last_proposal = seq + 1, digest, st.now
     check_prepared(st, slot)
-
-
-# --- helping replicas that are behind -------------------------------------------------------------
-
-
-def help_laggard(st: ReplicaState, sender: bytes, seq: int) -> None:
-    """A peer sent a message for a height we are past: send it what lets it catch up.
-
-    Our CERTIFY for a delivered height (with 2f others it forms the certificate), or our stable
-    CHECKPOINT (f+1 of them make it fetch blocks). Once per (peer, height); sent with the next
-    action list, since the stale message itself is rejected.
-    """
-    if sender == st.me:
-        return
-    if seq <= st.low:
-        key = ("checkpoint", 0, st.low)
-        marker = -1 - st.low
-    else:
-        key = ("certify", 0, seq)
-        marker = seq
-    if (sender, marker) in st.answered:
-        return
-    message = st.signed.get(key)
-    if message is not None:
-        st.answered.add((sender, marker))
-        st.help.append(Send(sender, message))  # type: ignore[arg-type]  # sender is an Address

@@ -1,9 +1,10 @@
 """Signature and proof checks, and the assembly of proofs from votes.
 
 `Verifier` binds the chain id and the signature scheme. Each check raises the error named for
-the broken rule and never changes anything; checks of proofs embedded in view changes go through
-a bounded cache of successful verifications, so a prepared proof carried by 2f+1 view-change
-messages is verified once.
+the broken rule and never changes anything. Single messages are verified once (the log
+recognises duplicates before verifying); signatures inside proofs go through a bounded cache of
+successful verifications, so a prepared proof carried by 2f+1 view-change messages is verified
+once.
 """
 
 from __future__ import annotations
@@ -90,9 +91,8 @@ class Verifier:
     def check_message(self, validators: ValidatorSet, message: Signed) -> None:
         """Raise unless `message` is signed by its sender, a member of `validators`."""
         key = self.public_key(validators, message.sender)
-        if not self.cache.verify(
-            self.scheme, key, message.signing_bytes(self.chain_id), message.signature
-        ):
+        # Single messages are deduplicated by the log before this check, so no cache here.
+        if not self.scheme.verify(key, message.signing_bytes(self.chain_id), message.signature):
             raise InvalidSignature(
                 f"{type(message).__name__} signature of {short(message.sender)} does not verify"
             )

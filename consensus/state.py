@@ -75,6 +75,7 @@ class ReplicaState:
 
     __slots__ = (
         "_primary",
+        "_timeouts",
         "answered",
         "app",
         "armed_at",
@@ -142,6 +143,9 @@ class ReplicaState:
         self.verifier = verifier
         self.schedule = schedule
         self._primary: tuple[int, ValidatorSet | None, Address] = (-1, None, signer.address)
+        self._timeouts = tuple(
+            config.timeout(attempt) for attempt in range(config.max_timeout_doublings + 1)
+        )
         """Memo of the last primary lookup: (view, validator set, primary)."""
         self.now = now
         self.view = 0
@@ -289,6 +293,27 @@ class ReplicaState:
     def _send(self, message: Message, to: Address | None) -> None:
         self.emit(Broadcast(message) if to is None else Send(to, message))
 
+    def help_laggard(self, sender: bytes, seq: int) -> None:
+        """A peer sent a message for a height we are past: send it what lets it catch up.
+
+        Our CERTIFY for a delivered height (with 2f others it forms the certificate), or our
+        stable CHECKPOINT (f+1 of them make it fetch blocks, 2f+1 give it a stable checkpoint).
+        Once per (peer, height); sent with the next action list, since the stale message itself
+        is rejected.
+        """
+        if sender == self.me:
+            return
+        if seq <= self.low:
+            key, marker = ("checkpoint", 0, self.low), -1 - self.low
+        else:
+            key, marker = ("certify", 0, seq), seq
+        if (sender, marker) in self.answered:
+            return
+        message = self.signed.get(key)
+        if message is not None:
+            self.answered.add((sender, marker))
+            self.help.append(Send(Address(sender), message))
+
     # --- time ----------------------------------------------------------------------------------
 
     def progress(self) -> None:
@@ -297,11 +322,13 @@ class ReplicaState:
         self.resend_at = self.now + self.config.resend_interval
 
     def view_deadline(self) -> float | None:
+        timeouts = self._timeouts
+        timeout = timeouts[min(self.attempt, len(timeouts) - 1)]
         if self.status is Status.NORMAL:
-            return self.last_progress + self.config.timeout(self.attempt)
+            return self.last_progress + timeout
         if self.armed_at is None:
             return None
-        return self.armed_at + self.config.timeout(self.attempt)
+        return self.armed_at + timeout
 
     def proposal_deadline(self) -> float | None:
         if self.status is not Status.NORMAL or self.primary(self.view, self.next_seq) != self.me:

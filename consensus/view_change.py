@@ -62,7 +62,6 @@ from consensus.normal import decide, find_payload, offer_pre_prepare, request_vi
 from consensus.proofs import primary_of, short
 from consensus.state import ReplicaState, Status
 from ledger.certificates import CommitCertificate
-from ledger.keys import Address
 
 # --- the plan (pure) ------------------------------------------------------------------------------
 
@@ -201,7 +200,7 @@ def send_view_change(st: ReplicaState) -> None:
 
 def handle_view_change(st: ReplicaState, m: ViewChange) -> None:
     if m.view < st.view or (m.view == st.view and st.status is Status.NORMAL):
-        _help_with_view(st, m.sender)
+        _help_with_view(st, m)
         raise StaleMessage(f"view change to {m.view} from {short(m.sender)}; we are in {st.view}")
     if m.view > st.view + st.config.max_view_ahead:
         raise ViewTooFarAhead(f"view change to {m.view}; current view is {st.view}")
@@ -233,43 +232,52 @@ def verify_view_change(st: ReplicaState, m: ViewChange) -> None:
     st.verifier.check_checkpoint_proof(
         st.validators(checkpoint.seq), checkpoint, st.config.genesis_digest
     )
-    limit = min(checkpoint.seq + st.config.watermark_window, st.horizon)
+    limit = checkpoint.seq + st.config.watermark_window
     fence = st.schedule.next_change_after(checkpoint.seq + 1)
     if fence is not None:
         limit = min(limit, fence - 1)
-    previous = checkpoint.seq
+    heights = [p.seq for p in m.prepared]
+    if heights != sorted(set(heights)) or (heights and not checkpoint.seq < heights[0]):
+        raise InvalidProof("prepared proofs must be for ascending heights above the checkpoint")
+    certified = [c.height for c in m.certificates]
+    if certified != sorted(set(certified)) or (certified and not checkpoint.seq < certified[0]):
+        raise InvalidProof("certificates must be for ascending heights above the checkpoint")
+    if set(heights) & set(certified):
+        raise InvalidProof("a height has both a prepared proof and a certificate")
+    highest = max(heights[-1:] + certified[-1:], default=checkpoint.seq)
+    if highest > limit:
+        raise InvalidProof(f"height {highest} is beyond the window of checkpoint {checkpoint.seq}")
+    if highest > st.horizon:
+        # Honest, but this replica is too far behind to know the validators of those heights.
+        raise OutOfWindow(f"view change reaches height {highest}; this replica is behind")
     for proof in m.prepared:
-        if not previous < proof.seq <= limit:
-            raise InvalidProof(f"prepared proof for seq {proof.seq} out of order or window")
         if proof.view >= m.view:
             raise InvalidProof(f"prepared proof of view {proof.view} in a change to {m.view}")
         st.verifier.check_prepared_proof(st.validators(proof.seq), proof)
-        previous = proof.seq
-    prepared = {p.seq for p in m.prepared}
-    previous = checkpoint.seq
     for certificate in m.certificates:
-        height = certificate.height
-        if not previous < height <= limit or height in prepared:
-            raise InvalidProof(f"certificate for height {height} out of order, window or doubled")
-        st.verifier.check_certificate(st.validators(height), certificate)
-        previous = height
+        st.verifier.check_certificate(st.validators(certificate.height), certificate)
     if m.payloads and len(m.payloads) != len(m.prepared):
         raise MalformedMessage("a view change attaches one payload per prepared proof")
     if any(len(p) > st.config.max_payload_bytes for p in m.payloads):
         raise MessageTooLarge("view-change payload above max_payload_bytes")
 
 
-def _help_with_view(st: ReplicaState, sender: Address) -> None:
-    """A peer asks for a view we are past: send our NEW-VIEW (or our higher view change)."""
+def _help_with_view(st: ReplicaState, m: ViewChange) -> None:
+    """A peer asks for a view we are past: send our NEW-VIEW (or our higher view change), and
+    our certificate signatures for the heights it shows it has no certificate for."""
+    sender = m.sender
     marker = -(2**62) - st.view
     if sender == st.me or (sender, marker) in st.answered:
         return
+    st.answered.add((sender, marker))
     message = (
         st.new_view if st.status is Status.NORMAL else st.signed.get(("view-change", st.view, 0))
     )
     if message is not None:
-        st.answered.add((sender, marker))
         st.help.append(Send(sender, message))
+    known = max([m.checkpoint.seq] + [c.height for c in m.certificates])
+    for seq in range(max(known, st.low) + 1, st.delivered_height + 1):
+        st.help_laggard(sender, seq)
 
 
 def _join_if_overtaken(st: ReplicaState) -> None:

@@ -78,6 +78,8 @@ def run_scenario(
     world.queue.run_until(plan.fault_end, stop=violated)
     plan.healed = True
     world.network.heal()
+    for node in world.nodes:
+        node.crash_during_next = False  # a pending mid-list crash belongs to the fault phase
     for step in plan.on_heal:
         step()
     checker.mark_healed()
