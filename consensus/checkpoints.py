@@ -100,6 +100,7 @@ def make_stable(st: ReplicaState, proof: CheckpointProof) -> None:
     if proof.seq <= st.low:
         return
     st.stable = proof
+    st.dirty = True
     st.update_high()
     seq = proof.seq
     st.emit(Persist(CheckpointRecord(proof)))
@@ -186,3 +187,4 @@ def accept_catch_up_block(
     except InvalidProposal as exc:
         raise InvalidProof(f"payload of block {seq} does not match its certificate: {exc}") from exc
     st.catch_up_blocks[seq] = (digest, payload, certificate)
+    st.dirty = True

@@ -130,6 +130,7 @@ def accept_pre_prepare(st: ReplicaState, m: PrePrepare) -> None:
     slot.pre_prepare = m
     slot.pending = None
     slot.payloads[m.digest] = m.payload
+    st.dirty = True
     if m.sender != st.me and st.is_member(m.seq):
         view, seq, digest = m.view, m.seq, m.digest
         prepare = st.publish(lambda s: Prepare(view, seq, digest, st.me, s))
@@ -290,6 +291,7 @@ def check_certified(st: ReplicaState, slot: Slot, digest: bytes) -> None:
     if len(signatures) < st.validators(slot.seq).quorum:
         return
     st.certificates[slot.seq] = build_certificate(slot.seq, digest, signatures)
+    st.dirty = True
     decide(st, slot.seq, digest)
 
 
@@ -303,6 +305,7 @@ def decide(st: ReplicaState, seq: int, digest: bytes) -> None:
             st.count("conflicting_decision")  # impossible with at most f faulty validators
         return
     st.decided[seq] = digest
+    st.dirty = True
     while st.decided_through + 1 in st.decided:
         st.decided_through += 1
     if st.is_member(seq):

@@ -169,6 +169,7 @@ class Replica:
     def start(self, now: float) -> list[Action]:
         """First call after construction or restore: sets the timer, re-sends restored state."""
         st = self._begin(now)
+        st.dirty = True
         if st.signed:
             _resend(st)
         return self._settle()
@@ -186,6 +187,7 @@ class Replica:
     def on_tick(self, now: float) -> list[Action]:
         """Timers: view change on stall, re-sending, proposals, catch-up retries."""
         st = self._begin(now)
+        st.dirty = True
         deadline = st.view_deadline()
         if deadline is not None and now >= deadline:
             normal.request_view_change(st, st.view + 1)
@@ -199,6 +201,7 @@ class Replica:
         """The application has transactions: a primary with room will ask `make_proposal`."""
         st = self._begin(now)
         st.work_pending = True
+        st.dirty = True
         return self._settle()
 
     def on_catch_up_block(
@@ -229,6 +232,7 @@ class Replica:
                 f"{st.horizon} were processed with the old set"
             )
         st.schedule = st.schedule.with_change(effective_height, validators)
+        st.dirty = True
         st.update_high()
         self._begin(now)
         return self._settle()
@@ -297,6 +301,7 @@ class Replica:
         if st.executed_height < st.delivered_height:
             # The driver executed the blocks delivered by earlier inputs (contract rule 3).
             st.executed_height = st.delivered_height
+            st.dirty = True
             child = st.log.peek(st.delivered_height + 1)
             if child is not None and child.pending is not None:
                 st.retry_child = True
@@ -305,6 +310,9 @@ class Replica:
     def _settle(self) -> list[Action]:
         """Run the consequences of an input to a fix point, then return the actions."""
         st = self._state
+        if not (st.dirty or st.buffer_dirty or st.retry_child or st.requested_view > st.view):
+            return st.finish()  # the input only stored a vote or a buffered message
+        st.dirty = False
         if st.retry_child:
             st.retry_child = False
             child = st.log.peek(st.delivered_height + 1)
@@ -316,6 +324,7 @@ class Replica:
             normal.try_commit(st, st.decided_through + 1)
             normal.try_deliver(st)
             normal.try_propose(st)
+            st.dirty = False
             if not st.buffer_dirty:
                 break
             st.buffer_dirty = False

@@ -93,6 +93,7 @@ class ReplicaState:
         "decided_through",
         "delivered_digest",
         "delivered_height",
+        "dirty",
         "executed_height",
         "help",
         "high",
@@ -197,6 +198,8 @@ class ReplicaState:
         self.buffer_dirty = False
         self.retry_child = False
         """A pending pre-prepare waits on a block the application has now executed."""
+        self.dirty = True
+        """Something happened that may let the replica commit, deliver or propose."""
         """Buffered messages may have become processable (view, watermark or horizon moved)."""
         self.peer_checkpoints: dict[bytes, Checkpoint] = {}
         """Each validator's highest verified checkpoint beyond our window (catch-up hints)."""

@@ -149,6 +149,7 @@ def start_view_change(st: ReplicaState, view: int) -> None:
     if view <= st.view:
         return
     st.view = view
+    st.dirty = True
     st.status = Status.VIEW_CHANGE
     st.attempt += 1
     st.armed_at = None
@@ -276,6 +277,8 @@ def _help_with_view(st: ReplicaState, m: ViewChange) -> None:
     if message is not None:
         st.help.append(Send(sender, message))
     known = max([m.checkpoint.seq] + [c.height for c in m.certificates])
+    if known < st.low:
+        st.help_laggard(sender, known + 1)  # our stable checkpoint: it must fetch blocks
     for seq in range(max(known, st.low) + 1, st.delivered_height + 1):
         st.help_laggard(sender, seq)
 
@@ -402,6 +405,7 @@ def verify_new_view(st: ReplicaState, m: NewView) -> NewViewPlan:
 def enter_view(st: ReplicaState, m: NewView, plan: NewViewPlan) -> None:
     """Start view `m.view` in normal status: adopt the plan's checkpoint, decisions, proposals."""
     st.view = m.view
+    st.dirty = True
     st.status = Status.NORMAL
     st.new_view = m
     st.armed_at = None

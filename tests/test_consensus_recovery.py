@@ -5,16 +5,24 @@ from __future__ import annotations
 
 import pytest
 
-from consensus.actions import Broadcast, DiscardRecords, RequestCatchUp
-from consensus.errors import InvalidProof, StaleMessage, ValidatorScheduleError
-from consensus.messages import Commit, Prepare, PrePrepare, ViewChange
+from consensus.actions import Broadcast, DiscardRecords, RequestCatchUp, Send
+from consensus.errors import InvalidProof, OutOfWindow, StaleMessage, ValidatorScheduleError
+from consensus.messages import (
+    Certify,
+    CheckpointProof,
+    Commit,
+    Prepare,
+    PreparedProof,
+    PrePrepare,
+    ViewChange,
+)
 from consensus.records import SignedRecord
 from consensus.sim.cluster import Cluster
 from consensus.state import signed_key
 from ledger.certificates import CommitCertificate, CommitSignature, verify_certificate
 from ledger.keys import Address
 
-from .test_consensus_replica import proposal, roles
+from .test_consensus_replica import proposal, roles, sign
 
 
 def grow(cluster: Cluster, height: int, among: list[int] | None = None) -> None:
@@ -275,3 +283,36 @@ def test_pre_prepare_round_trips_through_records() -> None:
     ]
     assert all(m in sent for m in resent)
     assert Address(cluster.signers[primary].address) == cluster.replica(primary).address
+
+
+# --- helping replicas that are behind ------------------------------------------------------------
+
+
+def test_a_stale_certificate_signature_is_answered_with_ours() -> None:
+    cluster = Cluster(4)
+    cluster.start()
+    grow(cluster, 2)
+    laggard, helper = 0, 1
+    their_certify = next(
+        a.message
+        for batch in cluster.actions[laggard]
+        for a in batch
+        if isinstance(a, Broadcast) and isinstance(a.message, Certify) and a.message.seq == 1
+    )
+    with pytest.raises(StaleMessage):
+        cluster.replica(helper).on_message(their_certify, cluster.now)
+    reply = cluster.replica(helper).on_tick(cluster.now)
+    sent = [a for a in reply if isinstance(a, Send) and a.to == cluster.signers[laggard].address]
+    assert [(type(a.message).__name__, a.message.seq) for a in sent] == [("Certify", 1)]
+
+
+def test_invalid_view_change_beyond_the_known_validators_is_benign() -> None:
+    cluster = Cluster(4)
+    cluster.start()
+    horizon = cluster.replica(0).height + cluster.config.min_validator_change_delay
+    far = PreparedProof(0, horizon + 1, bytes(32), bytes(32), Address(bytes(20)), bytes(64), ())
+    genesis = CheckpointProof(0, cluster.genesis_digest(), ())
+    change = ViewChange(1, genesis, (far,), (), (), Address(bytes(20)), b"")
+    with pytest.raises(OutOfWindow) as error:
+        cluster.send(0, sign(cluster, 1, change))
+    assert error.value.benign

@@ -54,10 +54,10 @@ def sim_config() -> ReplicaConfig:
     return ReplicaConfig(
         chain_id="sec-sim",
         genesis_digest=GENESIS_DIGEST,
-        checkpoint_interval=8,
-        watermark_window=16,
+        checkpoint_interval=4,
+        watermark_window=8,
         max_in_flight=4,
-        min_validator_change_delay=8,
+        min_validator_change_delay=6,
         batch_wait=0.05,
         empty_block_interval=1.0,
         view_timeout=2.5,
@@ -125,7 +125,7 @@ def build(
         first = next(i for i in range(n) if signers[i].address == primary0)
         order.remove(first)
         order.insert(0, first)
-    plan = Plan(fault_end=rng.uniform(4.0, 8.0), description=fault)
+    plan = Plan(fault_end=rng.uniform(3.0, 6.0), description=fault)
     builder = _BUILDERS.get(fault)
     if builder is None:
         raise ValueError(f"unknown fault class {fault!r}")
@@ -202,7 +202,7 @@ def _partition(
     world: World, plan: Plan, signers: list[KeyedSigner], bad: list[int], n: int
 ) -> None:
     rng = world.rng
-    plan.fault_end = rng.uniform(6.0, 10.0)
+    plan.fault_end = rng.uniform(4.0, 8.0)
     _honest(world, signers, {})
     time = rng.uniform(0.2, 1.0)
     while time < plan.fault_end:
@@ -223,7 +223,7 @@ def _partition(
 
 def _crash(world: World, plan: Plan, signers: list[KeyedSigner], bad: list[int], n: int) -> None:
     rng = world.rng
-    plan.fault_end = rng.uniform(6.0, 10.0)
+    plan.fault_end = rng.uniform(4.0, 8.0)
     _honest(world, signers, {})
     for _ in range(rng.randint(2, 6)):
         node = rng.choice(world.nodes)
@@ -255,7 +255,7 @@ def _byzantine(make: Callable[[random.Random], Behavior]) -> Builder:
 
 def _twins(world: World, plan: Plan, signers: list[KeyedSigner], bad: list[int], n: int) -> None:
     rng = world.rng
-    plan.fault_end = rng.uniform(5.0, 9.0)
+    plan.fault_end = rng.uniform(4.0, 7.0)
     _honest(world, signers, {}, twins=tuple(bad))
     for index in bad:
         world.add_node(SimNode(world, len(world.nodes), signers[index], honest=False))
@@ -300,7 +300,7 @@ def _silent(world: World, plan: Plan, signers: list[KeyedSigner], bad: list[int]
 
 def _catch_up(world: World, plan: Plan, signers: list[KeyedSigner], bad: list[int], n: int) -> None:
     rng = world.rng
-    plan.fault_end = rng.uniform(10.0, 14.0)
+    plan.fault_end = rng.uniform(8.0, 11.0)
     _honest(world, signers, {index: Hostile(rng) for index in bad})
     laggard = rng.choice([node for node in world.nodes if node.honest])
     others = [node.index for node in world.nodes if node is not laggard]
@@ -316,7 +316,7 @@ def _validators(
     world: World, plan: Plan, signers: list[KeyedSigner], bad: list[int], n: int
 ) -> None:
     rng = world.rng
-    plan.fault_end = rng.uniform(6.0, 9.0)
+    plan.fault_end = rng.uniform(5.0, 8.0)
     _honest(world, signers, {})
     members = signers[:n]
     leaving = rng.randrange(n)
@@ -388,6 +388,6 @@ def _schedule_transactions(world: World, plan: Plan) -> None:
             if node.replica is not None:
                 node.app.add_transaction(counter[0])
                 node.transactions_arrived()
-        world.queue.at(world.queue.now + rng.expovariate(1.5), submit)
+        world.queue.at(world.queue.now + rng.expovariate(0.8), submit)
 
     world.queue.at(rng.uniform(0.0, 0.3), submit)
