@@ -241,7 +241,8 @@ class ConsensusDriver:
         """Fetch the missing blocks from the named peers in turn; the replica checks each
         certificate, so no single peer is trusted."""
         try:
-            peers = [k for a in request.peers if (k := self._public_key(a)) is not None]
+            others = [a for a in request.peers if a != self.app.proposer]  # never ask ourselves
+            peers = [k for a in others if (k := self._public_key(a)) is not None]
             next_height = max(request.from_height, self.app.head.height + 1)
             attempts = 0
             while next_height <= request.to_height and peers and attempts < 3 * len(peers):
