@@ -135,11 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help="machine-readable output")
     show.set_defaults(handler=cmd_keys_show)
 
-    bench = commands.add_parser("bench", help="benchmarks: cluster | ledger | p2p")
+    bench = commands.add_parser("bench", help="benchmarks: cluster | ledger | p2p | trust")
     bench_kinds = bench.add_subparsers(dest="bench_kind", metavar="KIND", required=True)
     bench_kinds.add_parser("ledger", help="ledger hot paths as ratios to Ed25519 verify")
     bench_kinds.add_parser("p2p", help="encrypted transport vs a plain asyncio stream")
     bench_kinds.add_parser("cluster", help="4 local validators under load: tx/s, finality, CPU")
+    bench_kinds.add_parser("trust", help="one trust epoch: 100k accounts, 1M attestations")
     commands.add_parser("sim", help="deterministic PBFT fault simulator (sec sim --help)")
     genesis = commands.add_parser("genesis", help="create a network: genesis + node homes")
     genesis_commands = genesis.add_subparsers(
@@ -199,6 +200,7 @@ DELEGATED: dict[tuple[str, ...], str] = {
     ("bench", "ledger"): "secnode.bench.ledger:main",
     ("bench", "p2p"): "p2p.bench:main",
     ("bench", "cluster"): "secnode.bench.cluster:main",
+    ("bench", "trust"): "secnode.bench.trust:main",
     ("sim",): "consensus.sim.runner:main",
 }
 """Commands whose options are parsed by the package that implements them."""

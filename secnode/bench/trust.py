@@ -1,0 +1,174 @@
+"""`sec bench trust`: one trust epoch over a synthetic marketplace, timed stage by stage.
+
+The graph (seeded, so runs are comparable): ACCOUNTS accounts, 2% of them merchants and 3%
+sharers, the first 10 merchants pre-trusted; ATTESTATIONS attestations over a year of
+completed orders: 50% buyer -> merchant (merchants drawn with a Zipf-like bias), 35% merchant
+-> buyer, 15% buyer -> sharer; 90% are +1; order totals log-uniform from 1 fen to 100 000 yuan.
+Almost every pair is distinct, the expensive case for the sparse matrix.
+
+Stages, as the node and an auditor run them (docs/protocol.md §17):
+  load      decode the canonical leaf bytes of every attestation (what state and RPC pages hold)
+  inputs    the inputs root: RFC 6962 over the 10**6 leaves (the node keeps it incrementally;
+            an auditor computes it once)
+  scores    contracts.eigentrust.compute_scores: local trust, normalisation, iterations
+  root      the scores root over every account
+  reference contracts.eigentrust.reference_scores on the same input (skip with --no-reference);
+            the run fails unless it is bit-identical to `scores`
+Goal (issue 7): scores <= 5 s on one core for 100 000 accounts and 1 000 000 attestations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgpack
+
+from contracts.eigentrust import (
+    Attestation,
+    TrustParameters,
+    compute_scores,
+    encode_attestation,
+    inputs_root,
+    reference_scores,
+    scores_root,
+)
+from ledger.merkle import leaf_hash, merkle_root
+
+T = TypeVar("T")
+DAY = 86_400
+START_S = 1_800_000_000
+
+
+def synthetic_epoch(
+    accounts: int, attestations: int, seed: int, iterations: int
+) -> tuple[list[Attestation], TrustParameters]:
+    """The marketplace of the module docstring."""
+    rng = random.Random(seed)
+    addresses = [rng.randbytes(20) for _ in range(accounts)]
+    merchants = addresses[: max(1, accounts // 50)]
+    sharers = addresses[len(merchants) : len(merchants) + max(1, accounts * 3 // 100)]
+    buyers = addresses[len(merchants) + len(sharers) :] or addresses
+    records = []
+    for sequence in range(attestations):
+        buyer = buyers[rng.randrange(len(buyers))]
+        kind = rng.random()
+        if kind < 0.5:
+            pair = (buyer, merchants[int(len(merchants) * rng.random() ** 3)])
+        elif kind < 0.85:
+            pair = (merchants[int(len(merchants) * rng.random() ** 3)], buyer)
+        else:
+            pair = (buyer, sharers[rng.randrange(len(sharers))])
+        records.append(
+            Attestation(
+                rng.randbytes(32),
+                pair[0],
+                pair[1],
+                1 if rng.random() < 0.9 else -1,
+                int(10 ** rng.uniform(0, 7)),
+                START_S + rng.randrange(365 * DAY),
+                1 + sequence // 100,
+            )
+        )
+    params = TrustParameters(
+        iterations=iterations,
+        alpha_ppm=150_000,
+        pair_cap=4,
+        pair_window_s=30 * DAY,
+        pretrusted=tuple(sorted(merchants[:10])),
+    )
+    return records, params
+
+
+def _timed(function: Callable[[], T]) -> tuple[T, dict[str, float]]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = function()
+    return result, {
+        "wall_s": round(time.perf_counter() - wall, 3),
+        "cpu_s": round(time.process_time() - cpu, 3),
+    }
+
+
+def _decode(leaves: list[bytes]) -> list[Attestation]:
+    unpack = msgpack.unpackb
+    return [Attestation(*unpack(leaf)) for leaf in leaves]
+
+
+def run(
+    accounts: int, attestations: int, seed: int, iterations: int, reference: bool
+) -> dict[str, Any]:
+    records, params = synthetic_epoch(accounts, attestations, seed, iterations)
+    leaves = [encode_attestation(record) for record in records]
+    loaded, load = _timed(lambda: _decode(leaves))
+    if loaded != records:
+        raise SystemExit("decoding the leaves did not give the attestations back")
+    root_in, inputs = _timed(lambda: merkle_root([leaf_hash(leaf) for leaf in leaves]))
+    if root_in != inputs_root(records):
+        raise SystemExit("the inputs root of the leaves is not that of the attestations")
+    scores, compute = _timed(lambda: compute_scores(loaded, params))
+    root_out, root = _timed(lambda: scores_root(scores))
+    report: dict[str, Any] = {
+        "accounts": len(scores),
+        "attestations": len(records),
+        "pairs": len({(r.attester, r.subject) for r in records}),
+        "iterations": iterations,
+        "seed": seed,
+        "inputs_root": root_in.hex(),
+        "scores_root": root_out.hex(),
+        "stages": {"load": load, "inputs": inputs, "scores": compute, "root": root},
+    }
+    if reference:
+        expected, timing = _timed(lambda: reference_scores(loaded, params))
+        report["stages"]["reference"] = timing
+        report["bit_identical"] = expected == scores
+    return report
+
+
+def render(report: dict[str, Any]) -> str:
+    lines = [
+        f"trust epoch: {report['accounts']} accounts, {report['attestations']} attestations "
+        f"({report['pairs']} distinct pairs), {report['iterations']} iterations, "
+        f"seed {report['seed']}",
+    ]
+    for stage, timing in report["stages"].items():
+        lines.append(f"  {stage:<10} {timing['wall_s']:8.3f} s wall  {timing['cpu_s']:8.3f} s cpu")
+    lines.append(f"  scores root {report['scores_root']}")
+    if "bit_identical" in report:
+        verdict = "yes" if report["bit_identical"] else "NO"
+        lines.append(f"  bit-identical to the reference: {verdict}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="sec bench trust",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--accounts", type=int, default=100_000, help="default 100,000")
+    parser.add_argument("--attestations", type=int, default=1_000_000, help="default 1,000,000")
+    parser.add_argument("--iterations", type=int, default=20, help="default 20 (the genesis's)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--no-reference", action="store_true", help="skip the (slow) reference comparison"
+    )
+    parser.add_argument("--json", metavar="FILE", help="also write the report as JSON to FILE")
+    args = parser.parse_args(argv)
+    if args.accounts < 20 or args.attestations < 1 or not 1 <= args.iterations <= 200:
+        parser.error("need --accounts >= 20, --attestations >= 1, 1 <= --iterations <= 200")
+    report = run(
+        args.accounts, args.attestations, args.seed, args.iterations, not args.no_reference
+    )
+    print(render(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    if report.get("bit_identical") is False:
+        print("sec bench trust: the fast scores differ from the reference", file=sys.stderr)
+        return 1
+    return 0
