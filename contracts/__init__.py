@@ -6,9 +6,9 @@ hooks every node runs; all nodes of a network must run the same table, in the sa
 * `contracts.escrow`: the `order.*` handlers and the deadline hook (`run_deadlines`), over the
   records of `contracts.orders`, the due-queue of `contracts.deadlines` and the arithmetic of
   `contracts.payout`;
-* `contracts.referral`: `referral.bind`.
-
-Trust handlers arrive with their issue; until then `trust.attest` fails with `not_implemented`.
+* `contracts.referral`: `referral.bind`;
+* `contracts.trust`: `trust.attest` and the attestation log; `contracts.epochs`: the trust
+  epoch hook (`run_trust_epochs`), over the fixed-point EigenTrust of `contracts.eigentrust`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from contracts import escrow, referral
+from contracts import epochs, escrow, referral, trust
 from ledger.execution import CORE_HANDLERS, BlockHook, Executor, Handler
 
 CONTRACT_HANDLERS: Final[Mapping[str, Handler]] = {
@@ -28,9 +28,10 @@ CONTRACT_HANDLERS: Final[Mapping[str, Handler]] = {
     "order.dispute": escrow.apply_dispute,
     "order.resolve": escrow.apply_resolve,
     "referral.bind": referral.apply_bind,
+    "trust.attest": trust.apply_attest,
 }
 
-BLOCK_HOOKS: Final[tuple[BlockHook, ...]] = (escrow.run_deadlines,)
+BLOCK_HOOKS: Final[tuple[BlockHook, ...]] = (escrow.run_deadlines, epochs.run_trust_epochs)
 """Run in this order at the start of every block."""
 
 

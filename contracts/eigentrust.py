@@ -84,8 +84,10 @@ class TrustParameters:
     pretrusted: tuple[bytes, ...]
     """The genesis pre-trusted addresses, sorted."""
 
-    def to_wire(self) -> dict[str, object]:
+    def to_wire(self) -> dict[str, Any]:
+        """The map committed in epoch records (docs/protocol.md §17.3)."""
         return {
+            "scale": SCALE,
             "iterations": self.iterations,
             "alpha_ppm": self.alpha_ppm,
             "pair_cap": self.pair_cap,

@@ -202,6 +202,34 @@ class ReferralCycle(ExecutionError):
     code = "referral_cycle"
 
 
+
+# --- contracts: trust attestations (contracts/trust.py; docs/protocol.md §17) ---
+
+
+class OrderNotCompleted(ExecutionError):
+    """An attestation about an order that is not COMPLETED or RESOLVED."""
+
+    code = "order_not_completed"
+
+
+class InvalidSubject(ExecutionError):
+    """An attestation about someone the attester may not attest about for this order (allowed:
+    buyer -> merchant, buyer -> sharer, merchant -> buyer)."""
+
+    code = "invalid_subject"
+
+
+class AttestWindowClosed(ExecutionError):
+    """An attestation at or after completion + attest_window_s."""
+
+    code = "attest_window_closed"
+
+
+class AlreadyAttested(ExecutionError):
+    """A second attestation for the same (order, attester, subject)."""
+
+    code = "already_attested"
+
 # --- blocks ---
 
 

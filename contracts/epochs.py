@@ -1,0 +1,318 @@
+"""Trust epochs: when an epoch's inputs are fixed, when its scores are committed, the records.
+
+Theory of operation (docs/protocol.md §17.3). With E = trust_epoch_blocks and
+D = trust_epoch_delay, both read from state when the block hook runs:
+
+* **Inputs fixed.** The hook at the start of block b, when b - 1 is a positive multiple of E,
+  fixes epoch k (k = 1, 2, ... in order) with input height h = b - 1: its inputs are the
+  attestations recorded in blocks 1..h (the first `count` of the log), its inputs root is the
+  log's root at that moment, and its parameters are the trust parameters and the genesis
+  pre-trusted set at that moment. These go into the pending queue.
+* **Scores committed.** The hook at the start of block h + D (D >= 1, so at the earliest the
+  same hook that fixed the inputs) computes the epoch (`contracts.eigentrust.compute_scores`)
+  and writes every account's record under ``trust:score:`` || address, the epoch record under
+  ``trust:epoch`` (the latest) and ``trust:epoch:`` || k (8 bytes, kept for every epoch).
+
+The D blocks in between let a node compute the epoch off the critical path, after it commits
+block h (`ScoreCache`); the hook uses a cached result when one is given and computes it
+otherwise, so the committed records are the same either way.
+
+Invariants: the universe of an epoch contains that of every earlier one (inputs only grow,
+the pre-trusted set is fixed at genesis), so after epoch k is committed every score record is
+epoch k's; a record is only rewritten when its value changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+import msgpack
+
+from contracts.eigentrust import SCALE, TrustParameters, TrustScore, compute_scores, scores_root
+from contracts.trust import frontier_root, get_log, load_attestations
+from ledger.accounts import get_parameter
+from ledger.encoding import decode, encode
+from ledger.errors import DecodeError
+from ledger.execution import BlockContext
+from ledger.genesis import PRETRUSTED_KEY
+from ledger.state import State
+
+PENDING_KEY: Final = b"trust:pending"
+EPOCH_KEY: Final = b"trust:epoch"
+EPOCH_PREFIX: Final = b"trust:epoch:"
+SCORE_PREFIX: Final = b"trust:score:"
+
+
+def score_key(address: bytes) -> bytes:
+    return SCORE_PREFIX + address
+
+
+def epoch_key(epoch: int) -> bytes:
+    return EPOCH_PREFIX + epoch.to_bytes(8, "big")
+
+
+def encode_score_record(score: TrustScore) -> bytes:
+    """The state record of one account's score: encode([score, positive, negative])."""
+    return encode([score.score, score.positive, score.negative])
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEpoch:
+    """An epoch whose inputs are fixed and whose scores are not committed yet."""
+
+    epoch: int
+    """Epoch number, 1 for the first."""
+    input_height: int
+    """The last block whose attestations are inputs."""
+    due_height: int
+    """The block whose hook commits the scores (input_height + trust_epoch_delay)."""
+    attestations: int
+    """Number of inputs: attestations 0 .. attestations - 1."""
+    inputs_root: bytes
+    """RFC 6962 root over the inputs' leaf bytes."""
+    parameters: TrustParameters
+    """What the epoch is computed with."""
+
+    def to_wire(self) -> list[Any]:
+        return [
+            self.epoch,
+            self.input_height,
+            self.due_height,
+            self.attestations,
+            self.inputs_root,
+            self.parameters.to_wire(),
+        ]
+
+    @classmethod
+    def from_wire(cls, value: list[Any]) -> PendingEpoch:
+        epoch, input_height, due_height, attestations, root, parameters = value
+        return cls(
+            epoch, input_height, due_height, attestations, root, parse_parameters(parameters)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EpochRecord:
+    """A committed epoch, as stored under trust:epoch and trust:epoch:<k>."""
+
+    epoch: int
+    """Epoch number."""
+    input_height: int
+    """The last block whose attestations are inputs."""
+    committed_height: int
+    """The block that wrote the scores."""
+    attestations: int
+    """Number of inputs."""
+    accounts: int
+    """Number of accounts scored (the leaves of the scores root)."""
+    inputs_root: bytes
+    """RFC 6962 root over the inputs' leaf bytes, in sequence order."""
+    scores_root: bytes
+    """RFC 6962 root over encode([address, score, positive, negative]), by address."""
+    parameters: TrustParameters
+    """What the epoch was computed with."""
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "input_height": self.input_height,
+            "committed_height": self.committed_height,
+            "attestations": self.attestations,
+            "accounts": self.accounts,
+            "inputs_root": self.inputs_root,
+            "scores_root": self.scores_root,
+            "parameters": self.parameters.to_wire(),
+        }
+
+    def encode(self) -> bytes:
+        return encode(self.to_wire())
+
+
+_RECORD_FIELDS: Final = frozenset(
+    {
+        "epoch",
+        "input_height",
+        "committed_height",
+        "attestations",
+        "accounts",
+        "inputs_root",
+        "scores_root",
+        "parameters",
+    }
+)
+_PARAMETER_FIELDS: Final = frozenset(
+    {"scale", "iterations", "alpha_ppm", "pair_cap", "pair_window_s", "pretrusted"}
+)
+
+
+def _count(value: Any, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise DecodeError(f"{what} must be a non-negative integer, got {value!r}")
+    return value
+
+
+def _hash(value: Any, what: str) -> bytes:
+    if not isinstance(value, bytes) or len(value) != 32:
+        raise DecodeError(f"{what} must be 32 bytes")
+    return value
+
+
+def parse_parameters(value: Any) -> TrustParameters:
+    """Trust parameters from their wire map (untrusted input: every field is checked)."""
+    if not isinstance(value, dict) or set(value) != _PARAMETER_FIELDS:
+        raise DecodeError(f"trust parameters must be a map of {sorted(_PARAMETER_FIELDS)}")
+    if value["scale"] != SCALE:
+        raise DecodeError(f"trust parameters have scale {value['scale']!r}, not {SCALE}")
+    pretrusted = value["pretrusted"]
+    if not isinstance(pretrusted, list) or not all(
+        isinstance(a, bytes) and len(a) == 20 for a in pretrusted
+    ):
+        raise DecodeError("pretrusted must be a list of 20-byte addresses")
+    if pretrusted != sorted(set(pretrusted)):
+        raise DecodeError("pretrusted must be sorted and without duplicates")
+    iterations = _count(value["iterations"], "iterations")
+    alpha = _count(value["alpha_ppm"], "alpha_ppm")
+    cap = _count(value["pair_cap"], "pair_cap")
+    window = _count(value["pair_window_s"], "pair_window_s")
+    if alpha > 1_000_000 or cap < 1 or window < 1:
+        raise DecodeError("alpha_ppm must be <= 10**6, pair_cap and pair_window_s >= 1")
+    return TrustParameters(iterations, alpha, cap, window, tuple(pretrusted))
+
+
+def parse_epoch_record(raw: bytes) -> EpochRecord:
+    """An epoch record from its bytes (untrusted input: canonical decoding, every field)."""
+    value = decode(raw)
+    if not isinstance(value, dict) or set(value) != _RECORD_FIELDS:
+        raise DecodeError(f"an epoch record is a map of {sorted(_RECORD_FIELDS)}")
+    return EpochRecord(
+        epoch=_count(value["epoch"], "epoch"),
+        input_height=_count(value["input_height"], "input_height"),
+        committed_height=_count(value["committed_height"], "committed_height"),
+        attestations=_count(value["attestations"], "attestations"),
+        accounts=_count(value["accounts"], "accounts"),
+        inputs_root=_hash(value["inputs_root"], "inputs_root"),
+        scores_root=_hash(value["scores_root"], "scores_root"),
+        parameters=parse_parameters(value["parameters"]),
+    )
+
+
+def parse_score_record(raw: bytes) -> tuple[int, int, int]:
+    """(score, positive, negative) from a score record (untrusted input)."""
+    value = decode(raw)
+    if not isinstance(value, list) or len(value) != 3:
+        raise DecodeError("a score record is [score, positive, negative]")
+    score, positive, negative = (_count(v, "score record entry") for v in value)
+    return score, positive, negative
+
+
+# --- reads ------------------------------------------------------------------------------------
+
+
+def get_pretrusted(state: State) -> tuple[bytes, ...]:
+    raw = state.get(PRETRUSTED_KEY)
+    return () if raw is None else tuple(msgpack.unpackb(raw))
+
+
+def current_parameters(state: State) -> TrustParameters:
+    return TrustParameters(
+        iterations=get_parameter(state, "trust_iterations"),
+        alpha_ppm=get_parameter(state, "trust_alpha_ppm"),
+        pair_cap=get_parameter(state, "trust_pair_cap"),
+        pair_window_s=get_parameter(state, "trust_pair_window_s"),
+        pretrusted=get_pretrusted(state),
+    )
+
+
+def get_epoch(state: State, epoch: int | None = None) -> EpochRecord | None:
+    """The latest committed epoch, or epoch number `epoch`; None if there is none."""
+    raw = state.get(EPOCH_KEY if epoch is None else epoch_key(epoch))
+    return None if raw is None else parse_epoch_record(raw)
+
+
+def get_score(state: State, address: bytes) -> tuple[int, int, int] | None:
+    """(score, positive, negative) of `address` in the latest epoch; None if unscored."""
+    raw = state.get(score_key(address))
+    if raw is None:
+        return None
+    score, positive, negative = msgpack.unpackb(raw)
+    return score, positive, negative
+
+
+def get_pending(state: State) -> tuple[int, list[PendingEpoch]]:
+    """(number of the next epoch, epochs whose inputs are fixed but scores not committed)."""
+    raw = state.get(PENDING_KEY)
+    if raw is None:
+        return 1, []
+    next_epoch, queue = decode(raw)
+    return next_epoch, [PendingEpoch.from_wire(entry) for entry in queue]
+
+
+# --- the block hook ---------------------------------------------------------------------------
+
+
+class ScoreCache(Protocol):
+    """Scores computed ahead of time (see the module docstring). Must return exactly
+    `compute_scores` of the pending epoch's inputs and parameters, or None."""
+
+    def scores_for(self, pending: PendingEpoch) -> list[TrustScore] | None: ...
+
+
+def compute_epoch(state: State, pending: PendingEpoch) -> list[TrustScore]:
+    """The scores of `pending` from the attestations in `state`."""
+    return compute_scores(load_attestations(state, pending.attestations), pending.parameters)
+
+
+def commit_epoch(
+    state: State, pending: PendingEpoch, height: int, scores: list[TrustScore]
+) -> EpochRecord:
+    """Write `scores` (those of `pending`) and the epoch record."""
+    for score in scores:
+        key = score_key(score.address)
+        record = encode_score_record(score)
+        if state.get(key) != record:
+            state.set(key, record)
+    epoch = EpochRecord(
+        epoch=pending.epoch,
+        input_height=pending.input_height,
+        committed_height=height,
+        attestations=pending.attestations,
+        accounts=len(scores),
+        inputs_root=pending.inputs_root,
+        scores_root=scores_root(scores),
+        parameters=pending.parameters,
+    )
+    encoded = epoch.encode()
+    state.set(EPOCH_KEY, encoded)
+    state.set(epoch_key(epoch.epoch), encoded)
+    return epoch
+
+
+def run_trust_epochs(state: State, context: BlockContext, cache: ScoreCache | None = None) -> None:
+    """Block hook: fix the inputs of a new epoch, commit the epochs that are due."""
+    next_epoch, queue = get_pending(state)
+    height = context.height
+    changed = False
+    if height >= 2 and (height - 1) % get_parameter(state, "trust_epoch_blocks") == 0:
+        count, frontier = get_log(state)
+        queue.append(
+            PendingEpoch(
+                epoch=next_epoch,
+                input_height=height - 1,
+                due_height=height - 1 + get_parameter(state, "trust_epoch_delay"),
+                attestations=count,
+                inputs_root=frontier_root(frontier),
+                parameters=current_parameters(state),
+            )
+        )
+        next_epoch += 1
+        changed = True
+    for pending in [entry for entry in queue if entry.due_height <= height]:
+        scores = None if cache is None else cache.scores_for(pending)
+        if scores is None:
+            scores = compute_epoch(state, pending)
+        commit_epoch(state, pending, height, scores)
+        queue.remove(pending)
+        changed = True
+    if changed:
+        state.set(PENDING_KEY, encode([next_epoch, [entry.to_wire() for entry in queue]]))

@@ -1,0 +1,223 @@
+"""Trust attestations: the `trust.attest` handler and the append-only attestation log.
+
+Rules (docs/protocol.md §17.1), checked in this order, each with its own error:
+
+* the order exists (`unknown_order`) and is COMPLETED or RESOLVED (`order_not_completed`);
+* the sender is the order's buyer or merchant (`wrong_actor`);
+* the subject is one the sender may attest about: buyer -> merchant, buyer -> sharer (if the
+  order has one), merchant -> buyer (`invalid_subject`);
+* the block time is before completion + attest_window_s (`attest_window_closed`), completion
+  being the order's `updated_s` (the time it reached its terminal state);
+* no attestation yet for this (order, attester, subject) (`already_attested`).
+The value (+1 or -1) is checked by the transaction schema.
+
+State layout (all records canonical encodings; §17.2):
+
+    trust:att:      || seq (8 bytes BE)           -> leaf [order_id, attester, subject, value,
+                                                       order_total, completed_s, height]
+    trust:log                                      -> [count, frontier]
+    trust:attested: || order_id || attester || subject -> seq
+    trust:counts:   || address                     -> [about it, by it]
+    trust:subject:  || address || index (8 bytes)  -> seq   (index < its "about it" count)
+    trust:attester: || address || index (8 bytes)  -> seq   (index < its "by it" count)
+
+Invariant: attestations are numbered 0, 1, 2, ... in execution order and never change; the
+log's frontier holds the roots of the perfect subtrees of the RFC 6962 tree over the leaves
+0..count-1 (one per set bit of count, largest first), so `log_root` is the Merkle root of all
+attestations so far in O(log count), and an epoch's inputs root is read from it for free.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgpack
+
+from contracts.eigentrust import Attestation, encode_attestation
+from contracts.orders import COMPLETED, RESOLVED, Order, require_order
+from ledger.accounts import get_parameter
+from ledger.encoding import encode
+from ledger.errors import (
+    AlreadyAttested,
+    AttestWindowClosed,
+    InvalidSubject,
+    OrderNotCompleted,
+    WrongActor,
+)
+from ledger.execution import BlockContext, Events
+from ledger.keys import format_address
+from ledger.merkle import EMPTY_ROOT, leaf_hash, node_hash
+from ledger.state import State
+from ledger.transactions import Attest, SignedTransaction
+
+ATTESTATION_PREFIX: Final = b"trust:att:"
+LOG_KEY: Final = b"trust:log"
+ATTESTED_PREFIX: Final = b"trust:attested:"
+COUNTS_PREFIX: Final = b"trust:counts:"
+BY_SUBJECT_PREFIX: Final = b"trust:subject:"
+BY_ATTESTER_PREFIX: Final = b"trust:attester:"
+ATTESTABLE_STATES: Final = (COMPLETED, RESOLVED)
+
+
+def attestation_key(sequence: int) -> bytes:
+    return ATTESTATION_PREFIX + sequence.to_bytes(8, "big")
+
+
+def attested_key(order_id: bytes, attester: bytes, subject: bytes) -> bytes:
+    return ATTESTED_PREFIX + order_id + attester + subject
+
+
+def counts_key(address: bytes) -> bytes:
+    return COUNTS_PREFIX + address
+
+
+def index_key(prefix: bytes, address: bytes, index: int) -> bytes:
+    return prefix + address + index.to_bytes(8, "big")
+
+
+# --- reads ------------------------------------------------------------------------------------
+
+
+def get_log(state: State) -> tuple[int, list[bytes]]:
+    """(number of attestations, frontier) of the attestation log."""
+    raw = state.get(LOG_KEY)
+    if raw is None:
+        return 0, []
+    count, frontier = msgpack.unpackb(raw)
+    return count, frontier
+
+
+def frontier_root(frontier: list[bytes]) -> bytes:
+    """The RFC 6962 root of the tree whose perfect subtrees are `frontier` (largest first)."""
+    if not frontier:
+        return EMPTY_ROOT
+    root = frontier[-1]
+    for subtree in reversed(frontier[:-1]):
+        root = node_hash(subtree, root)
+    return root
+
+
+def log_root(state: State) -> bytes:
+    return frontier_root(get_log(state)[1])
+
+
+def get_attestation_bytes(state: State, sequence: int) -> bytes | None:
+    return state.get(attestation_key(sequence))
+
+
+def decode_attestation(raw: bytes) -> Attestation:
+    """An attestation from its leaf bytes (trusted state bytes, written by `apply_attest`)."""
+    return Attestation(*msgpack.unpackb(raw))
+
+
+def load_attestations(state: State, count: int) -> list[Attestation]:
+    """Attestations 0..count-1 in sequence order (they must exist)."""
+    get = state.get
+    unpack = msgpack.unpackb
+    records = []
+    for sequence in range(count):
+        raw = get(ATTESTATION_PREFIX + sequence.to_bytes(8, "big"))
+        if raw is None:
+            raise LookupError(f"attestation {sequence} of {count} is missing from state")
+        records.append(Attestation(*unpack(raw)))
+    return records
+
+
+def get_counts(state: State, address: bytes) -> tuple[int, int]:
+    """(attestations about `address`, attestations by `address`)."""
+    raw = state.get(counts_key(address))
+    if raw is None:
+        return 0, 0
+    about, by = msgpack.unpackb(raw)
+    return about, by
+
+
+# --- the handler ------------------------------------------------------------------------------
+
+
+def _allowed_subjects(order: Order, attester: bytes) -> tuple[bytes, ...]:
+    if attester == order.buyer:
+        return (order.merchant,) if order.sharer is None else (order.merchant, order.sharer)
+    return (order.buyer,)
+
+
+def _append(state: State, attestation: Attestation) -> int:
+    """Record `attestation` as the next in the log, with its indexes; return its number."""
+    count, frontier = get_log(state)
+    leaf = encode_attestation(attestation)
+    state.set(attestation_key(count), leaf)
+    frontier.append(leaf_hash(leaf))
+    size = count
+    while size & 1:
+        right = frontier.pop()
+        frontier[-1] = node_hash(frontier[-1], right)
+        size >>= 1
+    state.set(LOG_KEY, encode([count + 1, frontier]))
+    state.set(
+        attested_key(attestation.order_id, attestation.attester, attestation.subject),
+        encode(count),
+    )
+    subject_about, subject_by = get_counts(state, attestation.subject)
+    state.set(index_key(BY_SUBJECT_PREFIX, attestation.subject, subject_about), encode(count))
+    state.set(counts_key(attestation.subject), encode([subject_about + 1, subject_by]))
+    # Read after the subject's write: the rules keep attester != subject, this keeps it exact.
+    attester_about, attester_by = get_counts(state, attestation.attester)
+    state.set(index_key(BY_ATTESTER_PREFIX, attestation.attester, attester_by), encode(count))
+    state.set(counts_key(attestation.attester), encode([attester_about, attester_by + 1]))
+    return count
+
+
+def apply_attest(state: State, tx: SignedTransaction, context: BlockContext) -> Events:
+    """`trust.attest`: a party of a completed or resolved order attests about another party."""
+    body: Attest = tx.body
+    attester = tx.sender_address
+    order = require_order(state, body.order_id)
+    if order.state not in ATTESTABLE_STATES:
+        raise OrderNotCompleted(
+            f"order {body.order_id.hex()} is {order.state}; only a COMPLETED or RESOLVED order "
+            "can be attested"
+        )
+    if attester not in (order.buyer, order.merchant):
+        raise WrongActor(
+            f"{format_address(attester)} is not the buyer or merchant of order "
+            f"{body.order_id.hex()}"
+        )
+    allowed = _allowed_subjects(order, attester)
+    if body.subject not in allowed:
+        role = "buyer" if attester == order.buyer else "merchant"
+        raise InvalidSubject(
+            f"the {role} of order {body.order_id.hex()} may attest about "
+            f"{' or '.join(format_address(a) for a in allowed)}, not {format_address(body.subject)}"
+        )
+    window_s = get_parameter(state, "attest_window_s")
+    if context.time_s >= order.updated_s + window_s:
+        raise AttestWindowClosed(
+            f"order {body.order_id.hex()} completed at {order.updated_s}; attestations were "
+            f"accepted until {order.updated_s + window_s} (block time {context.time_s})"
+        )
+    if state.get(attested_key(body.order_id, attester, body.subject)) is not None:
+        raise AlreadyAttested(
+            f"{format_address(attester)} already attested about {format_address(body.subject)} "
+            f"for order {body.order_id.hex()}"
+        )
+    sequence = _append(
+        state,
+        Attestation(
+            body.order_id,
+            attester,
+            body.subject,
+            body.value,
+            order.total,
+            order.updated_s,
+            context.height,
+        ),
+    )
+    return [
+        {
+            "event": "trust.attested",
+            "order_id": body.order_id,
+            "subject": body.subject,
+            "value": body.value,
+            "sequence": sequence,
+        }
+    ]
