@@ -68,6 +68,7 @@ def handle_checkpoint(st: ReplicaState, m: Checkpoint) -> None:
     if existing is not None:
         if existing == m:
             raise DuplicateMessage(f"checkpoint {m.seq} of {short(m.sender)} seen before")
+        st.verifier.check_message(validators, m)  # a forgery must not blame the sender
         raise Equivocation(f"{short(m.sender)} signed two checkpoints at {m.seq}")
     st.verifier.check_message(validators, m)
     st.checkpoint_votes.setdefault(m.seq, {})[m.sender] = m

@@ -37,6 +37,7 @@ from consensus.proofs import build_prepared_proof, short
 from consensus.records import PreparedRecord
 from consensus.state import ReplicaState, Status, Where
 from ledger.certificates import build_certificate
+from ledger.validators import ValidatorSet
 
 
 def request_view_change(st: ReplicaState, view: int) -> None:
@@ -219,10 +220,12 @@ def _reject_second_vote(
     st: ReplicaState,
     existing: Prepare | Commit | Certify,
     m: Prepare | Commit | Certify,
-    validators: object,
+    validators: ValidatorSet,
 ) -> None:
+    """A sender's second vote for a slot: a duplicate, or (if validly signed) equivocation."""
     if existing == m:
         raise DuplicateMessage(f"{m.KIND} of {short(m.sender)} for seq {m.seq} seen before")
+    st.verifier.check_message(validators, m)  # a forgery must not blame the claimed sender
     raise Equivocation(
         f"{short(m.sender)} sent a second {m.KIND} for seq {m.seq} "
         f"({m.digest.hex()[:12]} after {existing.digest.hex()[:12]}); the first counts"

@@ -209,6 +209,7 @@ def handle_view_change(st: ReplicaState, m: ViewChange) -> None:
     if existing is not None:
         if existing.without_payloads() == m.without_payloads():
             raise DuplicateMessage(f"view change to {m.view} from {short(m.sender)} seen before")
+        verify_view_change(st, m)  # a forgery must not blame the claimed sender
         raise Equivocation(f"{short(m.sender)} sent two different view changes for {m.view}")
     verify_view_change(st, m)
     # Attachments are kept only for the views this replica may soon need (memory bound).

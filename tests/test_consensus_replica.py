@@ -199,6 +199,14 @@ def test_invalid_second_vote_is_equivocation(cluster: Cluster) -> None:
         cluster.send(target, second)
 
 
+def test_invalid_forged_second_vote_does_not_blame_the_sender(cluster: Cluster) -> None:
+    _, target, other = roles(cluster)
+    cluster.send(target, sign(cluster, other, Commit(0, 1, bytes(32), Address(bytes(20)), b"")))
+    forged = sign(cluster, other, Commit(0, 1, b"\x01" * 32, Address(bytes(20)), b""))
+    with pytest.raises(InvalidSignature):
+        cluster.send(target, dataclasses.replace(forged, signature=bytes(64)))
+
+
 def test_invalid_second_certificate_signature_is_equivocation(cluster: Cluster) -> None:
     _, target, other = roles(cluster)
     cluster.send(target, sign(cluster, other, Certify(1, bytes(32), Address(bytes(20)), b"")))
