@@ -120,7 +120,7 @@ def test_killed_primary_is_replaced_by_a_view_change_and_commits_continue(
     cluster.assert_same_chain(ALL)
 
 
-def test_node_down_for_50_blocks_catches_up_on_restart_and_agrees(cluster: Cluster) -> None:
+def test_node_down_for_50_blocks_catches_up_on_restart_agrees_and_votes(cluster: Cluster) -> None:
     view = network_view(cluster, ALL)
     victim = (cluster.primary(view) + 1) % 4  # a backup: no view change muddles the test
     others = [i for i in ALL if i != victim]
@@ -137,6 +137,13 @@ def test_node_down_for_50_blocks_catches_up_on_restart_and_agrees(cluster: Clust
     cluster.wait_for_heights([victim], max_height(cluster, others), timeout=60)
     cluster.assert_same_chain(ALL)
     cluster.assert_state_agrees(ALL, dev_address("merchant2"))
+
+    # It votes again: with another backup killed, progress needs the restarted node.
+    second = next(i for i in others if i != cluster.primary(network_view(cluster, ALL)))
+    cluster.kill(second)
+    remaining = [i for i in ALL if i != second]
+    cluster.wait_for_heights(remaining, max_height(cluster, remaining) + 10, timeout=45)
+    cluster.assert_same_chain(remaining)
 
 
 def test_two_of_four_down_stops_commits_and_restoring_them_resumes_without_fork(
