@@ -63,7 +63,7 @@ class P2PSection(_Strict):
 
 class RPCSection(_Strict):
     listen: str = Field(default="127.0.0.1:8545", description="HOST:PORT of JSON-RPC/HTTP")
-    max_body_bytes: int = Field(default=1 << 20, ge=1024, le=64 << 20)
+    max_body_bytes: int = Field(default=2 << 20, ge=1024, le=64 << 20)
     max_batch: int = Field(default=100, ge=1, le=10_000)
 
     _listen = field_validator("listen")(classmethod(lambda cls, v: _check_host_port(v)))

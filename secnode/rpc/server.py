@@ -14,15 +14,19 @@ failure with a JSON-RPC error).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Final
 
+import aiohttp
 from aiohttp import web
 
 from secnode.metrics import CONTENT_TYPE, Metrics
 from secnode.rpc.jsonrpc import Dispatcher, Limits
 from secnode.rpc.methods import DEFAULT_MAX_COMMIT_WAITERS, method_table
 from secnode.rpc.view import NodeView
+
+log = logging.getLogger("secnode.rpc")
 
 DEFAULT_RPC_PORT: Final = 8545
 """RPC port of node0 in the local testnet; node i uses DEFAULT_RPC_PORT + i."""
@@ -66,7 +70,12 @@ def make_app(view: NodeView, metrics: Metrics, config: RpcConfig | None = None) 
     )
 
     async def rpc(request: web.Request) -> web.Response:
-        body = await _read_capped(request, config.max_body_bytes)
+        try:
+            body = await _read_capped(request, config.max_body_bytes)
+        except (ConnectionResetError, web.HTTPException, aiohttp.ClientPayloadError) as exc:
+            # The client hung up or sent a broken body: nobody to answer, nothing to log loudly.
+            log.info("RPC request body unreadable: %s", exc)
+            raise web.HTTPBadRequest(text="unreadable request body") from None
         if isinstance(body, int):
             refusal = web.Response(
                 status=413, body=dispatcher.oversized(body), content_type="application/json"
@@ -109,6 +118,10 @@ async def start_rpc_server(app: web.Application, host: str, port: int) -> tuple[
 
     Stop with `await runner.cleanup()`.
     """
+    # aiohttp logs every malformed request (oversized header, bad chunking) at ERROR with a
+    # traceback; a hostile client could flood the node log that way. They are answered with
+    # 400 regardless, so aiohttp's own server logger only speaks for real server failures.
+    logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
