@@ -193,6 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     from secnode.cli_client import add_client_commands  # sec tx ..., sec query ...
 
     add_client_commands(commands)
+
+    from secnode.cli_audit import add_audit_commands  # sec audit trust|chain
+
+    add_audit_commands(commands)
     return parser
 
 

@@ -554,3 +554,7 @@ def add_client_commands(
     from secnode.cli_orders import add_order_commands  # imports this module's helpers
 
     add_order_commands(verbs, what, parents, common)
+
+    from secnode.cli_audit import add_trust_commands  # tx attest, query trust|attestations
+
+    add_trust_commands(verbs, what, parents, common)

@@ -27,6 +27,9 @@ METHODS = (
     "sec_getAccount",
     "sec_getOrder",
     "sec_listOrders",
+    "sec_getAttestations",
+    "sec_getTrustScore",
+    "sec_getTrustEpoch",
     "rpc.discover",
 )
 

@@ -1,0 +1,359 @@
+"""The auditor: verify a trust score, or a whole chain, without trusting the node asked.
+
+Everything is checked against the genesis document the auditor holds (docs/protocol.md §15,
+§17.5). Each check has a name; the first that fails raises `AuditFailure(check, detail)`.
+
+`audit_trust(node, genesis, address)`:
+  header       the bundle's header hashes to its block hash, is for this chain and commits to
+               the state root the proofs are under;
+  certificates every block 1..H has a certificate of a quorum of its validator set and links to
+               its parent by prev_hash, from the genesis block the auditor computes itself.
+               Validator changes are followed as follows: while every header names the
+               genesis set (validators_hash) each certificate is checked against it; if a
+               header names another set, the chain is replayed from genesis (`replay_chain`),
+               which tracks the set through execution. (A set that never changes is the common
+               case and costs one certificate check per block.)
+  epoch proof  the epoch record's state proof under the certified state root;
+  score proof  the score record's state proof (membership, or non-membership: score 0);
+  answer       the reported numbers are those of the proven records;
+  parameters   the epoch's pre-trusted set is the genesis one;
+  inputs       every page of the epoch's inputs proves against the inputs root;
+  recompute    the epoch recomputed from the inputs has the scores root bit for bit, and the
+               account's recomputed record is the proven one.
+
+`replay_chain(node, genesis, up_to)`: every block from 1: its certificate (checked against the
+validator set the replayed state says certifies it), its transactions (raw bytes, whose RFC
+6962 root must be the header's tx_root), then execution from the genesis state, which checks
+receipts_root, state_root and validators_hash. Reports the first divergence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from contracts import build_executor
+from contracts.eigentrust import Attestation, compute_scores, scores_root
+from contracts.epochs import (
+    EPOCH_KEY,
+    EpochRecord,
+    parse_epoch_record,
+    parse_score_record,
+    score_key,
+)
+from ledger.blocks import Block, BlockHeader, parse_header
+from ledger.certificates import CommitCertificate, CommitSignature, verify_certificate
+from ledger.chain import execute_block
+from ledger.encoding import decode
+from ledger.errors import LedgerError
+from ledger.genesis import Genesis, genesis_block, genesis_state
+from ledger.keys import Address, format_address, parse_address
+from ledger.merkle import leaf_hash, merkle_root, verify_inclusion
+from ledger.state import State
+from ledger.state_tree import verify_state_proof
+from ledger.transactions import SignedTransaction, decode_transaction
+from ledger.validator_state import current_validators
+from ledger.validators import ValidatorSet
+from secnode.jsonview import hashes_from_json, hex_from_json, state_proof_from_json
+
+PAGE_SIZE = 4096
+
+
+class Node(Protocol):
+    """What the auditor needs of a node: JSON-RPC calls (secnode.rpc_client.RpcClient)."""
+
+    def call(self, method: str, params: dict[str, Any] | None = None) -> Any: ...
+
+
+class AuditFailure(Exception):
+    """A check failed: `check` names it, the message says what was wrong."""
+
+    def __init__(self, check: str, detail: str) -> None:
+        super().__init__(f"{check}: {detail}")
+        self.check = check
+        self.detail = detail
+
+
+Report = Callable[[str, str], None]
+"""Called with (check, what was verified) after each check that passed."""
+Progress = Callable[[int, int], None]
+"""Called with (height done, target height) while walking the chain."""
+
+
+def _quiet(check: str, detail: str) -> None:
+    return None
+
+
+def _no_progress(done: int, total: int) -> None:
+    return None
+
+
+@dataclass
+class _Check:
+    """Turns a ledger or shape error inside a `with` block into AuditFailure(check)."""
+
+    name: str
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, trace: object) -> None:
+        if exc is None or isinstance(exc, AuditFailure):
+            return
+        if isinstance(exc, LedgerError | KeyError | TypeError | ValueError | IndexError):
+            raise AuditFailure(self.name, f"{type(exc).__name__}: {exc}") from exc
+
+
+# --- JSON -> ledger objects --------------------------------------------------------------------
+
+
+def header_from_json(value: dict[str, Any]) -> BlockHeader:
+    wire = {
+        "chain_id": value["chain_id"],
+        "height": value["height"],
+        "prev_hash": hex_from_json(value["prev_hash"], "prev_hash"),
+        "timestamp_ms": value["timestamp_ms"],
+        "proposer": parse_address(value["proposer"]),
+        "view": value["view"],
+        "tx_root": hex_from_json(value["tx_root"], "tx_root"),
+        "receipts_root": hex_from_json(value["receipts_root"], "receipts_root"),
+        "state_root": hex_from_json(value["state_root"], "state_root"),
+        "validators_hash": hex_from_json(value["validators_hash"], "validators_hash"),
+    }
+    return parse_header(wire)
+
+
+def certificate_from_json(value: dict[str, Any]) -> CommitCertificate:
+    signatures = tuple(
+        CommitSignature(
+            Address(parse_address(entry["validator"])),
+            hex_from_json(entry["signature"], "signature"),
+        )
+        for entry in value["signatures"]
+    )
+    return CommitCertificate(
+        value["height"], hex_from_json(value["block_hash"], "block_hash"), signatures
+    )
+
+
+def attestation_from_leaf(leaf: bytes) -> Attestation:
+    """An attestation from untrusted leaf bytes: canonical decoding, every field checked."""
+    value = decode(leaf)
+    if not isinstance(value, list) or len(value) != 7:
+        raise ValueError("an attestation leaf is a 7-item array")
+    order_id, attester, subject, sign, total, completed_s, height = value
+    sizes = ((order_id, 32), (attester, 20), (subject, 20))
+    if not all(isinstance(v, bytes) and len(v) == n for v, n in sizes):
+        raise ValueError("attestation order_id/attester/subject have the wrong size")
+    counts = (total, completed_s, height)
+    if (
+        sign not in (1, -1)
+        or isinstance(sign, bool)
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counts)
+    ):
+        raise ValueError("attestation value must be +1 or -1 and the counts non-negative")
+    return Attestation(order_id, attester, subject, sign, total, completed_s, height)
+
+
+# --- the certified chain ---------------------------------------------------------------------
+
+
+def _genesis_header(genesis: Genesis) -> tuple[State, BlockHeader]:
+    state = genesis_state(genesis)
+    header = genesis_block(genesis, state.compute_root()).header
+    state.commit_block()
+    return state, header
+
+
+def _commit(node: Node, height: int) -> tuple[BlockHeader, CommitCertificate | None]:
+    with _Check("certificates"):
+        answer = node.call("sec_getCommit", {"height": height})
+        header = header_from_json(answer["header"])
+        certificate = answer["certificate"]
+        return header, None if certificate is None else certificate_from_json(certificate)
+
+
+def _check_link(header: BlockHeader, parent: BlockHeader, genesis: Genesis) -> None:
+    if header.chain_id != genesis.chain_id:
+        raise AuditFailure("certificates", f"block {header.height} is for chain {header.chain_id}")
+    if header.height != parent.height + 1 or header.prev_hash != parent.hash():
+        raise AuditFailure(
+            "certificates", f"block {header.height} does not link to block {parent.height}"
+        )
+
+
+def _check_certificate(
+    header: BlockHeader, certificate: CommitCertificate | None, validators: ValidatorSet, chain: str
+) -> None:
+    if certificate is None:
+        raise AuditFailure("certificates", f"block {header.height} has no commit certificate")
+    with _Check("certificates"):
+        verify_certificate(
+            certificate, chain, validators, height=header.height, block_hash=header.hash()
+        )
+
+
+def certified_headers(
+    node: Node, genesis: Genesis, up_to: int, progress: Progress = _no_progress
+) -> BlockHeader:
+    """The certified header at `up_to` (see the module docstring); AuditFailure otherwise."""
+    _, parent = _genesis_header(genesis)
+    served, _ = _commit(node, 0)
+    if served.hash() != parent.hash():
+        raise AuditFailure("certificates", "the node's genesis block is not this genesis")
+    validators = genesis.validator_set()
+    for height in range(1, up_to + 1):
+        header, certificate = _commit(node, height)
+        _check_link(header, parent, genesis)
+        if header.validators_hash != validators.hash():
+            return replay_chain(node, genesis, up_to, progress)
+        _check_certificate(header, certificate, validators, genesis.chain_id)
+        parent = header
+        progress(height, up_to)
+    return parent
+
+
+def _transactions(node: Node, height: int) -> tuple[SignedTransaction, ...]:
+    with _Check("transactions"):
+        block = node.call("sec_getBlock", {"height": height})
+        transactions = []
+        for tx_hash in block["tx_hashes"]:
+            raw = hex_from_json(node.call("sec_getTransaction", {"hash": tx_hash})["raw"], "raw")
+            tx = decode_transaction(raw)
+            if tx.hash.hex() != tx_hash:
+                raise AuditFailure("transactions", f"block {height}: {tx_hash} has other bytes")
+            transactions.append(tx)
+        return tuple(transactions)
+
+
+def replay_chain(
+    node: Node, genesis: Genesis, up_to: int, progress: Progress = _no_progress
+) -> BlockHeader:
+    """Verify and re-execute blocks 1..up_to; return the header at up_to."""
+    executor = build_executor(genesis.chain_id)
+    state, parent = _genesis_header(genesis)
+    served, _ = _commit(node, 0)
+    if served.hash() != parent.hash():
+        raise AuditFailure("genesis", "the node's genesis block is not this genesis")
+    for height in range(1, up_to + 1):
+        header, certificate = _commit(node, height)
+        _check_link(header, parent, genesis)
+        block = Block(header, _transactions(node, height))
+        try:
+            execute_block(executor, state, parent, block)
+        except LedgerError as exc:
+            raise AuditFailure("execution", f"block {height}: {exc}") from exc
+        _check_certificate(header, certificate, current_validators(state), genesis.chain_id)
+        state.commit_block()
+        parent = header
+        progress(height, up_to)
+    return parent
+
+
+# --- trust ---------------------------------------------------------------------------------
+
+
+def _inputs(node: Node, epoch: EpochRecord, epoch_raw: bytes) -> list[Attestation]:
+    records: list[Attestation] = []
+    pages = max(1, -(-epoch.attestations // PAGE_SIZE))
+    for page in range(pages):
+        with _Check("inputs"):
+            answer = node.call(
+                "sec_getTrustEpoch", {"epoch": epoch.epoch, "page": page, "page_size": PAGE_SIZE}
+            )
+            if hex_from_json(answer["value"], "value") != epoch_raw:
+                raise AuditFailure("inputs", f"page {page} is of another epoch record")
+            leaves = [hex_from_json(leaf, "leaf") for leaf in answer["leaves"]]
+            expected = min(PAGE_SIZE, epoch.attestations - page * PAGE_SIZE)
+            if len(leaves) != expected:
+                raise AuditFailure(
+                    "inputs", f"page {page} has {len(leaves)} leaves, not {expected}"
+                )
+            if epoch.attestations:
+                proof = answer["page"]
+                verify_inclusion(
+                    merkle_root([leaf_hash(leaf) for leaf in leaves]),
+                    page,
+                    pages,
+                    hashes_from_json(proof["hashes"], "page.hashes"),
+                    epoch.inputs_root,
+                )
+            records.extend(attestation_from_leaf(leaf) for leaf in leaves)
+    return records
+
+
+def audit_trust(
+    node: Node,
+    genesis: Genesis,
+    address: bytes,
+    report: Report = _quiet,
+    progress: Progress = _no_progress,
+) -> tuple[int, int, int]:
+    """Verify `address`'s trust score as served by `node`; (score, positive, negative)."""
+    name = format_address(address)
+    with _Check("answer"):
+        bundle = node.call("sec_getTrustScore", {"address": name})
+        height = bundle["height"]
+        state_root = hex_from_json(bundle["state_root"], "state_root")
+        score_raw = (
+            None
+            if bundle["values"]["score"] is None
+            else hex_from_json(bundle["values"]["score"], "values.score")
+        )
+        epoch_raw = hex_from_json(bundle["values"]["epoch"], "values.epoch")
+    with _Check("header"):
+        header = header_from_json(bundle["header"])
+        if header.hash().hex() != bundle["block_hash"] or header.height != height:
+            raise AuditFailure("header", "the header does not hash to the block hash given")
+        if header.chain_id != genesis.chain_id:
+            raise AuditFailure("header", f"the header is for chain {header.chain_id}")
+        if header.state_root != state_root:
+            raise AuditFailure("header", "the proofs' state root is not the header's")
+    report("header", f"block {height} {bundle['block_hash']}")
+    certified = certified_headers(node, genesis, height, progress)
+    if certified.hash() != header.hash():
+        raise AuditFailure("certificates", f"the certified block {height} is not the bundle's")
+    with _Check("certificates"):
+        served = certificate_from_json(bundle["certificate"] or {})
+        if served.block_hash != header.hash():
+            raise AuditFailure("certificates", "the bundle's certificate is for another block")
+    report("certificates", f"blocks 1..{height} certified from the genesis validator set")
+    with _Check("epoch proof"):
+        verify_state_proof(
+            state_root, EPOCH_KEY, epoch_raw, state_proof_from_json(bundle["proofs"]["epoch"])
+        )
+        epoch = parse_epoch_record(epoch_raw)
+    report("epoch proof", f"epoch {epoch.epoch} under state root {state_root.hex()}")
+    with _Check("score proof"):
+        verify_state_proof(
+            state_root,
+            score_key(address),
+            score_raw,
+            state_proof_from_json(bundle["proofs"]["score"]),
+        )
+        proven = (0, 0, 0) if score_raw is None else parse_score_record(score_raw)
+    report("score proof", "membership" if score_raw is not None else "non-membership (score 0)")
+    answered = (bundle["score"], bundle["positive"], bundle["negative"])
+    if answered != proven or bundle["epoch"]["epoch"] != epoch.epoch:
+        raise AuditFailure("answer", f"reported {answered}, the proven record says {proven}")
+    pretrusted = tuple(sorted(genesis.account_address(n) for n in genesis.pretrusted))
+    if epoch.parameters.pretrusted != pretrusted:
+        raise AuditFailure("parameters", "the epoch's pre-trusted set is not the genesis one")
+    report("parameters", f"{epoch.parameters.iterations} iterations, pre-trusted from genesis")
+    inputs = _inputs(node, epoch, epoch_raw)
+    report("inputs", f"{len(inputs)} attestations prove against the inputs root")
+    scores = compute_scores(inputs, epoch.parameters)
+    root = scores_root(scores)
+    if root != epoch.scores_root or len(scores) != epoch.accounts:
+        raise AuditFailure(
+            "recompute",
+            f"recomputed scores root {root.hex()} over {len(scores)} accounts, the epoch "
+            f"commits {epoch.scores_root.hex()} over {epoch.accounts}",
+        )
+    mine = next((s for s in scores if s.address == address), None)
+    expected = (0, 0, 0) if mine is None else (mine.score, mine.positive, mine.negative)
+    if expected != proven or (mine is None) != (score_raw is None):
+        raise AuditFailure("recompute", f"recomputed {expected}, the proven record says {proven}")
+    report("recompute", f"scores root {root.hex()} over {len(scores)} accounts")
+    return proven
