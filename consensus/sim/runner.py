@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         args.seeds, args.seed_start, faults, args.validators, args.beyond_threshold, args.crypto
     )
     started = time.monotonic()
-    progress_every = max(1, min(500, args.seeds // 20))
+    progress_every = max(25, min(500, args.seeds // 20))  # short runs print no progress
     safety = liveness = 0
     totals: dict[str, int] = {}
     for done, result in enumerate(_results(jobs, args.jobs), start=1):
