@@ -237,7 +237,7 @@ def check_prepared(st: ReplicaState, slot: Slot) -> None:
     if m is None:
         return
     if slot.prepared is None or slot.prepared.view < m.view:
-        needed = 2 * st.validators(m.seq).max_faulty
+        needed = st.validators(m.seq).quorum - 1  # 2f when n = 3f + 1
         matching = [p for p in slot.matching_prepares(m.digest) if p.sender != m.sender]
         if len(matching) < needed:
             return

@@ -122,7 +122,7 @@ class Verifier:
             raise InvalidProof(f"{what}: {len(seen)} signatures, {needed} needed")
 
     def check_prepared_proof(self, validators: ValidatorSet, proof: PreparedProof) -> None:
-        """Raise `InvalidProof` unless the primary and 2f distinct backups signed the proof."""
+        """Raise `InvalidProof` unless the primary and quorum - 1 distinct backups signed it."""
         what = f"prepared proof for seq {proof.seq} view {proof.view}"
         primary = primary_of(validators, proof.view)
         if proof.primary != primary:
@@ -135,7 +135,7 @@ class Verifier:
             validators,
             proof.prepares,
             proof.prepare_signing_bytes(self.chain_id),
-            2 * validators.max_faulty,
+            validators.quorum - 1,  # 2f backups when n = 3f + 1
             what,
             excluded=primary,
         )

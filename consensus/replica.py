@@ -170,6 +170,7 @@ class Replica:
         """First call after construction or restore: sets the timer, re-sends restored state."""
         st = self._begin(now)
         st.dirty = True
+        st.progress()  # time spent loading before start must not count as a stalled primary
         if st.signed:
             _resend(st)
         return self._settle()

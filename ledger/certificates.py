@@ -1,10 +1,11 @@
 """Commit certificates: transferable proof that a quorum of validators committed a block.
 
 A certificate for a block at `height` with header hash `block_hash` holds signatures of distinct
-validators over `commit_signing_bytes(chain_id, height, block_hash)`. These are exactly the
-signatures PBFT replicas put on their COMMIT messages, so the certificate is assembled from the
-commit quorum without a second round. The view is deliberately not signed: PBFT's view-change
-rule guarantees at most one digest can gather 2f+1 commits at a sequence number in any views.
+validators over `commit_signing_bytes(chain_id, height, block_hash)`. Replicas sign these bytes
+in PBFT's CERTIFY round, only after the block is decided (committed-local), never earlier: the
+bytes carry no view, and a signature given at "prepared" could end up on two different blocks
+of one height across views (docs/consensus.md has the counterexample). So two conflicting
+certificates for one height cannot both exist while at most f validators are faulty.
 
 Invariant: `verify_certificate` accepts only if at least `quorum` distinct members of the
 validator set signed; unknown signers, duplicates and bad signatures are rejected with a reason.

@@ -101,6 +101,7 @@ class Node:
         self.host = P2PHost(self._p2p_config(), self.signer)
         self._waiters: dict[bytes, list[asyncio.Future[tuple[int, int]]]] = defaultdict(list)
         self._stop = asyncio.Event()
+        self._enough_peers = asyncio.Event()
         self.driver: ConsensusDriver | None = None
         self.rpc_port: int | None = None
         self.started_at = time.time()
@@ -222,6 +223,7 @@ class Node:
                 tasks.create_task(self.host.run())
                 await self.host.wait_listening()
                 listening = True
+                await self._wait_for_peers()
                 driver.start()
                 log.info(
                     "node %s serving: chain %s height %d, p2p %s, rpc %s:%d",
@@ -252,7 +254,31 @@ class Node:
     # --- p2p handlers ------------------------------------------------------------------------
 
     def _peers_changed(self) -> None:
-        self.metrics.set_peers(len(self.host.connected_peers()))
+        connected = len(self.host.connected_peers())
+        self.metrics.set_peers(connected)
+        if connected >= self._peers_needed():
+            self._enough_peers.set()
+
+    def _peers_needed(self) -> int:
+        """2f other validators: with them this node can take part in a quorum."""
+        validators = current_validators(self.state)
+        return min(validators.quorum - 1, len(self.config.p2p.peers))
+
+    async def _wait_for_peers(self) -> None:
+        """Start the consensus timers once a quorum is reachable (bounded wait), so a node
+        that starts before its peers does not time out alone into a view change."""
+        limit = 2 * self.config.consensus.view_change_timeout_s
+        if len(self.host.connected_peers()) >= self._peers_needed():
+            return
+        try:
+            await asyncio.wait_for(self._enough_peers.wait(), limit)
+        except TimeoutError:
+            log.warning(
+                "only %d of %d peers connected after %.0f s; starting consensus anyway",
+                len(self.host.connected_peers()),
+                self._peers_needed(),
+                limit,
+            )
 
     def _on_gossiped_transaction(self, peer: PublicKey, data: bytes) -> bool:
         try:
