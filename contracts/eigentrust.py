@@ -34,6 +34,7 @@ from array import array
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from itertools import accumulate, compress, repeat
 from operator import add, eq, floordiv, itemgetter, lt, mod, mul, ne, sub
 from typing import Any, Final, NamedTuple
@@ -177,7 +178,8 @@ def _local_trust(
             map(lt, _column(attestations, 3), repeat(0)),
         ),
     )
-    weights = map(order_weight, _column(attestations, 4))
+    # order_weight, C-level: 1 + bisect_right(steps, total) == bisect_right((0, *steps), total)
+    weights = map(partial(bisect_right, (0, *_WEIGHT_STEPS)), _column(attestations, 4))
     sums: dict[int, int] = {}
     get = sums.get
     for group, weight in zip(groups, weights, strict=True):

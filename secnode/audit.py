@@ -49,7 +49,7 @@ from ledger.encoding import decode
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis, genesis_block, genesis_state
 from ledger.keys import Address, format_address, parse_address
-from ledger.merkle import leaf_hash, merkle_root, verify_inclusion
+from ledger.merkle import EMPTY_ROOT, leaf_hash, merkle_root, verify_inclusion
 from ledger.state import State
 from ledger.state_tree import verify_state_proof
 from ledger.transactions import SignedTransaction, decode_transaction
@@ -270,6 +270,8 @@ def _inputs(node: Node, epoch: EpochRecord, epoch_raw: bytes) -> list[Attestatio
                 raise AuditFailure(
                     "inputs", f"page {page} has {len(leaves)} leaves, not {expected}"
                 )
+            if not epoch.attestations and epoch.inputs_root != EMPTY_ROOT:
+                raise AuditFailure("inputs", "an epoch without inputs must have the empty root")
             if epoch.attestations:
                 proof = answer["page"]
                 verify_inclusion(

@@ -14,25 +14,33 @@ Stages, as the node and an auditor run them (docs/protocol.md §17):
   root      the scores root over every account
   reference contracts.eigentrust.reference_scores on the same input (skip with --no-reference);
             the run fails unless it is bit-identical to `scores`
+  numpy     only if numpy is importable (it is not a dependency): the same arithmetic in int64
+            arrays, to measure what an accelerator would gain; must be bit-identical too
 Goal (issue 7): scores <= 5 s on one core for 100 000 accounts and 1 000 000 attestations.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import random
 import sys
 import time
 from collections.abc import Callable
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
 import msgpack
 
 from contracts.eigentrust import (
+    FEN_PER_YUAN,
+    PPM,
+    SCALE,
     Attestation,
     TrustParameters,
+    TrustScore,
     compute_scores,
     encode_attestation,
     inputs_root,
@@ -95,6 +103,57 @@ def _timed(function: Callable[[], T]) -> tuple[T, dict[str, float]]:
     }
 
 
+def _numpy_scores(
+    attestations: list[Attestation], params: TrustParameters, np: Any
+) -> list[TrustScore]:
+    """compute_scores in numpy int64 (exact here: docs/protocol.md §17.4 bounds the sums by
+    2 * 10**18; the bench graph keeps s_ij * SCALE and the group keys far below 2**63)."""
+    m = len(attestations)
+    attesters = list(map(itemgetter(1), attestations))
+    subjects = list(map(itemgetter(2), attestations))
+    accounts = sorted(set(attesters).union(subjects, params.pretrusted))
+    n = len(accounts)
+    index = dict(zip(accounts, range(n), strict=True))
+
+    def column(values: Any) -> Any:
+        return np.fromiter(values, np.int64, m)
+
+    source = column(map(index.__getitem__, attesters))
+    target = column(map(index.__getitem__, subjects))
+    value = column(map(itemgetter(3), attestations))
+    steps = np.array([FEN_PER_YUAN * 10**k for k in range(1, 17)], dtype=np.int64)
+    weight = 1 + np.searchsorted(steps, column(map(itemgetter(4), attestations)), side="right")
+    window = column(map(itemgetter(5), attestations)) // params.pair_window_s
+    window -= window.min()
+    span = 2 * (int(window.max()) + 1)
+    groups, group_of = np.unique(
+        (target * n + source) * span + 2 * window + (value < 0), return_inverse=True
+    )
+    capped = np.minimum(np.bincount(group_of, weights=weight).astype(np.int64), params.pair_cap)
+    pairs, pair_of = np.unique(groups // span, return_inverse=True)
+    trust = np.bincount(pair_of, weights=np.where(groups & 1, -capped, capped)).astype(np.int64)
+    pairs, trust = pairs[trust > 0], trust[trust > 0]
+    rows = pairs % n
+    row_sums = np.bincount(rows, weights=trust, minlength=n).astype(np.int64)
+    weights = trust * SCALE // row_sums[rows]
+    rows, pairs, weights = rows[weights > 0], pairs[weights > 0], weights[weights > 0]
+    columns, starts = np.unique(pairs // n, return_index=True)
+    dangling = np.nonzero(row_sums == 0)[0]
+    chosen = set(params.pretrusted) or set(accounts)
+    share = SCALE // len(chosen)
+    p = np.array([share if a in chosen else 0 for a in accounts], dtype=np.int64)
+    t = p.copy()
+    for _ in range(params.iterations):
+        flows = np.zeros(n, np.int64)
+        if len(weights):
+            flows[columns] = np.add.reduceat(weights * t[rows], starts)
+        u = (flows + int(t[dangling].sum()) * p) // SCALE
+        t = ((PPM - params.alpha_ppm) * u + params.alpha_ppm * p) // PPM
+    positive = np.bincount(target[value > 0], minlength=n).tolist()
+    negative = np.bincount(target[value < 0], minlength=n).tolist()
+    return list(map(TrustScore, accounts, t.tolist(), positive, negative))
+
+
 def _decode(leaves: list[bytes]) -> list[Attestation]:
     unpack = msgpack.unpackb
     return [Attestation(*unpack(leaf)) for leaf in leaves]
@@ -127,6 +186,13 @@ def run(
         expected, timing = _timed(lambda: reference_scores(loaded, params))
         report["stages"]["reference"] = timing
         report["bit_identical"] = expected == scores
+    try:
+        numpy = importlib.import_module("numpy")
+    except ImportError:
+        return report
+    accelerated, timing = _timed(lambda: _numpy_scores(loaded, params, numpy))
+    report["stages"]["numpy"] = timing
+    report["numpy_identical"] = accelerated == scores
     return report
 
 
@@ -142,6 +208,9 @@ def render(report: dict[str, Any]) -> str:
     if "bit_identical" in report:
         verdict = "yes" if report["bit_identical"] else "NO"
         lines.append(f"  bit-identical to the reference: {verdict}")
+    if "numpy_identical" in report:
+        verdict = "yes" if report["numpy_identical"] else "NO"
+        lines.append(f"  numpy (not a dependency) bit-identical: {verdict}")
     return "\n".join(lines)
 
 
@@ -168,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     print(render(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
-    if report.get("bit_identical") is False:
+    if report.get("bit_identical") is False or report.get("numpy_identical") is False:
         print("sec bench trust: the fast scores differ from the reference", file=sys.stderr)
         return 1
     return 0
