@@ -196,8 +196,9 @@ def _check_certificate(
 
 def certified_headers(
     node: Node, genesis: Genesis, up_to: int, progress: Progress = _no_progress
-) -> BlockHeader:
-    """The certified header at `up_to` (see the module docstring); AuditFailure otherwise."""
+) -> tuple[BlockHeader, bool]:
+    """The certified header at `up_to` and whether the chain had to be replayed (the validator
+    set changed; see the module docstring); AuditFailure otherwise."""
     _, parent = _genesis_header(genesis)
     served, _ = _commit(node, 0)
     if served.hash() != parent.hash():
@@ -207,11 +208,11 @@ def certified_headers(
         header, certificate = _commit(node, height)
         _check_link(header, parent, genesis)
         if header.validators_hash != validators.hash():
-            return replay_chain(node, genesis, up_to, progress)
+            return replay_chain(node, genesis, up_to, progress), True
         _check_certificate(header, certificate, validators, genesis.chain_id)
         parent = header
         progress(height, up_to)
-    return parent
+    return parent, False
 
 
 def _transactions(node: Node, height: int) -> tuple[SignedTransaction, ...]:
@@ -313,14 +314,17 @@ def audit_trust(
         if header.state_root != state_root:
             raise AuditFailure("header", "the proofs' state root is not the header's")
     report("header", f"block {height} {bundle['block_hash']}")
-    certified = certified_headers(node, genesis, height, progress)
+    certified, replayed = certified_headers(node, genesis, height, progress)
     if certified.hash() != header.hash():
         raise AuditFailure("certificates", f"the certified block {height} is not the bundle's")
     with _Check("certificates"):
         served = certificate_from_json(bundle["certificate"] or {})
         if served.block_hash != header.hash():
             raise AuditFailure("certificates", "the bundle's certificate is for another block")
-    report("certificates", f"blocks 1..{height} certified from the genesis validator set")
+    if replayed:
+        report("certificates", f"blocks 1..{height} replayed from genesis (validator change)")
+    else:
+        report("certificates", f"blocks 1..{height} certified by the genesis validator set")
     with _Check("epoch proof"):
         verify_state_proof(
             state_root, EPOCH_KEY, epoch_raw, state_proof_from_json(bundle["proofs"]["epoch"])

@@ -390,3 +390,47 @@ def test_audit_trust_names_the_failed_check_of_a_lying_node(
     assert status == 1, out
     assert f"FAILED  {check}" in out, out
     assert "VERIFIED" not in out
+
+
+# --- validator changes (last: it changes the shared network's validator set) --------------------
+
+
+def test_audit_trust_follows_a_validator_change_by_replaying_the_chain(
+    shopped: Network, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = shopped.served.url
+    status, out, _ = run(
+        capsys,
+        "tx",
+        "validator-update",
+        "--key",
+        "dev:admin",
+        "--remove",
+        "dev:node3",
+        "--rpc",
+        url,
+        "--wait",
+        "--json",
+    )
+    assert status == 0, out
+    effective = json.loads(out)["receipt"]["events"][0]["effective_height"]
+    head = shopped.served.call(lambda: shopped.node.head.height)
+    shopped.blocks(effective - head + 1)  # node0..2 still make a quorum (2) of the new set
+    status, out, _ = run(capsys, "query", "status", "--rpc", url, "--json")
+    assert json.loads(out)["height"] > effective
+    status, out, _ = run(
+        capsys,
+        "audit",
+        "trust",
+        "dev:merchant1",
+        "--rpc",
+        url,
+        "--genesis",
+        str(shopped.genesis_file),
+    )
+    assert status == 0, out
+    assert "replayed from genesis (validator change)" in out and "VERIFIED" in out
+    status, out, _ = run(
+        capsys, "audit", "chain", "--rpc", url, "--genesis", str(shopped.genesis_file)
+    )
+    assert status == 0 and "VERIFIED" in out, out
