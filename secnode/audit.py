@@ -261,7 +261,8 @@ def _inputs(node: Node, epoch: EpochRecord, epoch_raw: bytes) -> list[Attestatio
     for page in range(pages):
         with _Check("inputs"):
             answer = node.call(
-                "sec_getTrustEpoch", {"epoch": epoch.epoch, "page": page, "page_size": PAGE_SIZE}
+                "sec_getTrustEpoch",
+                {"epoch": epoch.epoch, "page": page, "page_size": PAGE_SIZE, "decoded": False},
             )
             if hex_from_json(answer["value"], "value") != epoch_raw:
                 raise AuditFailure("inputs", f"page {page} is of another epoch record")

@@ -313,6 +313,9 @@ def test_get_trust_epoch_pages_prove_against_the_inputs_root(shopped: Network) -
     assert whole["page"]["pages"] == 1 and len(whole["leaves"]) == 3
     root = bytes.fromhex(whole["epoch"]["inputs_root"])
     assert merkle_root([leaf_hash(bytes.fromhex(x)) for x in whole["leaves"]]) == root
+    assert len(whole["attestations"]) == 3
+    bare = client.call("sec_getTrustEpoch", {"page_size": 16, "decoded": False})
+    assert bare["attestations"] == [] and bare["leaves"] == whole["leaves"]
     error = _rpc_error(client, "sec_getTrustEpoch", {"page": 1, "page_size": 16})
     assert error == -32602
     assert _rpc_error(client, "sec_getTrustEpoch", {"page_size": 100}) == -32602

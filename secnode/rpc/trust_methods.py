@@ -16,6 +16,8 @@ each leaf once.
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -96,6 +98,7 @@ class GetTrustEpochParams(_Params):
     epoch: int | None = Field(None, ge=1, le=2**63 - 1, description="default: the latest")
     page: int = Field(0, ge=0, le=2**63 - 1, description="page of the inputs to include")
     page_size: PageSize = DEFAULT_PAGE_SIZE
+    decoded: bool = Field(True, description="also return the page's attestations decoded")
 
     @model_validator(mode="after")
     def _power_of_two(self) -> GetTrustEpochParams:
@@ -189,7 +192,7 @@ class TrustEpochResult(_Result):
     state_root: str
     page: PageProof
     leaves: list[str] = Field(description="canonical leaf bytes, hex, in sequence order")
-    attestations: list[AttestationJson]
+    attestations: list[AttestationJson] = Field(description="the leaves decoded ([] if not asked)")
 
 
 # --- JSON views --------------------------------------------------------------------------------
@@ -237,6 +240,7 @@ class TrustMethods:
         self.view = view
         self._leaf_hashes: list[bytes] = []
         self._page_roots: dict[tuple[int, int], list[bytes]] = {}
+        self._hashing = threading.Lock()
 
     def _head(self) -> int:
         height = self.view.store.head_height()
@@ -335,6 +339,12 @@ class TrustMethods:
         return hashes
 
     def _roots(self, count: int, size: int) -> list[bytes]:
+        """Page roots of the first `count` leaves (run in a worker thread: it may hash 10**6
+        leaves; committed leaves never change, so reading them off the loop is safe)."""
+        with self._hashing:
+            return self._roots_locked(count, size)
+
+    def _roots_locked(self, count: int, size: int) -> list[bytes]:
         key = (count, size)
         roots = self._page_roots.get(key)
         if roots is None:
@@ -364,14 +374,15 @@ class TrustMethods:
         pages = max(1, -(-epoch.attestations // size))
         if params.page >= pages:
             raise invalid_params([("page", f"epoch {number} has {pages} pages of {size}")])
+        roots = []
+        if epoch.attestations:
+            roots = await asyncio.to_thread(self._roots, epoch.attestations, size)
+        # Everything below is read after the await, in one go: one committed height. The epoch
+        # record and its leaves are immutable, so the roots computed above still hold.
+        proof = inclusion_proof(roots, params.page) if roots else []
         start = params.page * size
         end = min(start + size, epoch.attestations)
         leaves = [self._leaf(sequence) for sequence in range(start, end)]
-        proof = (
-            inclusion_proof(self._roots(epoch.attestations, size), params.page)
-            if epoch.attestations
-            else []
-        )
         return TrustEpochResult.model_validate(
             {
                 "epoch": epoch_json(epoch),
@@ -389,7 +400,9 @@ class TrustMethods:
                 "attestations": [
                     attestation_json(sequence, leaf)
                     for sequence, leaf in zip(range(start, end), leaves, strict=True)
-                ],
+                ]
+                if params.decoded
+                else [],
             }
         )
 
