@@ -202,7 +202,6 @@ class ReferralCycle(ExecutionError):
     code = "referral_cycle"
 
 
-
 # --- contracts: trust attestations (contracts/trust.py; docs/protocol.md §17) ---
 
 
@@ -229,6 +228,7 @@ class AlreadyAttested(ExecutionError):
     """A second attestation for the same (order, attester, subject)."""
 
     code = "already_attested"
+
 
 # --- blocks ---
 
