@@ -14,6 +14,7 @@ hooks every node runs; all nodes of a network must run the same table, in the sa
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Final
 
 from contracts import epochs, escrow, referral, trust
@@ -35,8 +36,11 @@ BLOCK_HOOKS: Final[tuple[BlockHook, ...]] = (escrow.run_deadlines, epochs.run_tr
 """Run in this order at the start of every block."""
 
 
-def build_executor(chain_id: str) -> Executor:
-    """The executor with every built-in handler and block hook."""
-    return Executor(
-        chain_id, handlers={**CORE_HANDLERS, **CONTRACT_HANDLERS}, block_hooks=BLOCK_HOOKS
-    )
+def build_executor(chain_id: str, score_cache: epochs.ScoreCache | None = None) -> Executor:
+    """The executor with every built-in handler and block hook. `score_cache` gives the trust
+    epoch hook scores computed ahead of time (the same records either way: contracts.epochs)."""
+    hooks = BLOCK_HOOKS
+    if score_cache is not None:
+        trust_hook = partial(epochs.run_trust_epochs, cache=score_cache)
+        hooks = tuple(trust_hook if h is epochs.run_trust_epochs else h for h in BLOCK_HOOKS)
+    return Executor(chain_id, handlers={**CORE_HANDLERS, **CONTRACT_HANDLERS}, block_hooks=hooks)

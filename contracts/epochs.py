@@ -288,23 +288,32 @@ def commit_epoch(
     return epoch
 
 
+def epoch_fixed_after(state: State, height: int) -> PendingEpoch | None:
+    """The epoch the hook of block `height + 1` will fix, predicted from `state` as of the end
+    of block `height` (None if that block fixes none). The hook reads exactly these values at
+    the start of block `height + 1`, so a result computed from the prediction is the epoch's."""
+    if height < 1 or height % get_parameter(state, "trust_epoch_blocks") != 0:
+        return None
+    next_epoch, _ = get_pending(state)
+    count, frontier = get_log(state)
+    return PendingEpoch(
+        epoch=next_epoch,
+        input_height=height,
+        due_height=height + get_parameter(state, "trust_epoch_delay"),
+        attestations=count,
+        inputs_root=frontier_root(frontier),
+        parameters=current_parameters(state),
+    )
+
+
 def run_trust_epochs(state: State, context: BlockContext, cache: ScoreCache | None = None) -> None:
     """Block hook: fix the inputs of a new epoch, commit the epochs that are due."""
     next_epoch, queue = get_pending(state)
     height = context.height
     changed = False
-    if height >= 2 and (height - 1) % get_parameter(state, "trust_epoch_blocks") == 0:
-        count, frontier = get_log(state)
-        queue.append(
-            PendingEpoch(
-                epoch=next_epoch,
-                input_height=height - 1,
-                due_height=height - 1 + get_parameter(state, "trust_epoch_delay"),
-                attestations=count,
-                inputs_root=frontier_root(frontier),
-                parameters=current_parameters(state),
-            )
-        )
+    fixed = epoch_fixed_after(state, height - 1)
+    if fixed is not None:
+        queue.append(fixed)
         next_epoch += 1
         changed = True
     for pending in [entry for entry in queue if entry.due_height <= height]:

@@ -18,6 +18,7 @@ import os
 import signal
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +46,7 @@ from secnode.mempool import Mempool, MempoolConfig, MempoolRejected
 from secnode.metrics import Metrics
 from secnode.rpc.server import RpcConfig, make_app, start_rpc_server
 from secnode.rpc.view import NodeStatus
+from secnode.trust_precompute import PrecomputedScores
 
 log = logging.getLogger("secnode.node")
 
@@ -87,8 +89,10 @@ class Node:
             ),
         )
         head = store.head().header
+        self.trust_scores = PrecomputedScores()
+        self._tasks: asyncio.TaskGroup | None = None
         self.app = LedgerApp(
-            build_executor(genesis.chain_id),
+            build_executor(genesis.chain_id, self.trust_scores),
             store,
             state,
             head,
@@ -207,6 +211,7 @@ class Node:
         listening = False
         try:
             async with asyncio.TaskGroup() as tasks:
+                self._tasks = tasks
                 driver = ConsensusDriver(
                     self.replica, self.app, self.host, self.metrics, tasks, self._on_commit
                 )
@@ -309,10 +314,24 @@ class Node:
                 if not future.done():
                     future.set_result((block.height, index))
         self.metrics.set_mempool(len(self.mempool), self.mempool.size_bytes)
+        self.trust_scores.after_commit(self.state, block.height, self._in_worker_thread)
         if block.height % 100 == 0 or block.transactions:
             log.info(
                 "committed block %d with %d transactions", block.height, len(block.transactions)
             )
+
+    def _in_worker_thread(self, work: Callable[[], None]) -> None:
+        """Run `work` (a trust epoch precomputation) in a thread, as a task of the node."""
+        if self._tasks is None:
+            return
+
+        async def run() -> None:
+            try:
+                await asyncio.to_thread(work)
+            except Exception:  # the top of this task: the epoch's block computes it itself
+                log.exception("trust epoch precomputation failed")
+
+        self._tasks.create_task(run())
 
     # --- NodeView ----------------------------------------------------------------------------
 

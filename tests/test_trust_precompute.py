@@ -1,0 +1,106 @@
+"""Trust epochs computed ahead of time (secnode.trust_precompute): the block that commits an
+epoch uses the precomputed scores, and the chain is the same, root for root, as without them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from contracts import build_executor
+from contracts.epochs import epoch_fixed_after, get_epoch, get_pending
+from contracts.trust import attestation_key
+from ledger.transactions import Attest, OrderAction, OrderPay, OrderShip
+from secnode.trust_precompute import PrecomputedScores
+from tests.orderkit import OrderChain, order_genesis, shipment
+
+TOTAL = 2 * 1_000 + 500
+
+
+def now(work: Callable[[], None]) -> None:
+    """A 'worker thread' that runs the work at once (the node uses asyncio.to_thread)."""
+    work()
+
+
+def never(work: Callable[[], None]) -> None:
+    """A worker that never gets to run (the precomputation is late)."""
+
+
+def make_chain(cache: PrecomputedScores | None) -> OrderChain:
+    chain = OrderChain(
+        genesis=order_genesis(trust_epoch_blocks=10, trust_epoch_delay=3, attest_window_s=10_000)
+    )
+    if cache is not None:
+        chain.executor = build_executor(chain.genesis.chain_id, cache)
+    return chain
+
+
+def shop(chain: OrderChain) -> None:
+    """One completed order and two attestations, in blocks at fixed times."""
+    order_id = chain.create(buyer="buyer2", at_s=chain.now + 1)
+    chain.send("buyer2", "order.pay", OrderPay(order_id, TOTAL))
+    chain.send("merchant1", "order.ship", OrderShip(order_id, shipment("s")))
+    chain.send("buyer2", "order.confirm", OrderAction(order_id))
+    chain.run([], at_s=chain.now + 11)
+    chain.send("buyer2", "trust.attest", Attest(order_id, chain.address("merchant1"), 1))
+    chain.send("merchant1", "trust.attest", Attest(order_id, chain.address("buyer2"), 1))
+
+
+def run_blocks(
+    chain: OrderChain, until: int, cache: PrecomputedScores | None, spawn: Callable[..., None]
+) -> list[bytes]:
+    roots = []
+    while chain.head.height < until:
+        chain.run([])
+        roots.append(chain.head.state_root)
+        if cache is not None:
+            cache.after_commit(chain.state, chain.head.height, spawn)
+    return roots
+
+
+def test_the_epoch_block_uses_the_precomputed_scores_and_the_chain_is_unchanged() -> None:
+    cache = PrecomputedScores()
+    plain, ahead = make_chain(None), make_chain(cache)
+    shop(plain)
+    shop(ahead)
+    assert plain.head.state_root == ahead.head.state_root
+    assert run_blocks(ahead, 25, cache, now) == run_blocks(plain, 25, None, now)
+    assert cache.hits == 2  # the epochs fixed after blocks 10 and 20, committed in 13 and 23
+    epoch = get_epoch(ahead.state)
+    assert epoch is not None and epoch == get_epoch(plain.state) and epoch.epoch == 2
+
+
+def test_a_late_precomputation_changes_nothing() -> None:
+    cache = PrecomputedScores()
+    plain, ahead = make_chain(None), make_chain(cache)
+    shop(plain)
+    shop(ahead)
+    assert run_blocks(ahead, 15, cache, never) == run_blocks(plain, 15, None, never)
+    assert cache.hits == 0
+
+
+def test_the_prediction_is_the_epoch_the_next_block_fixes() -> None:
+    chain = make_chain(None)
+    shop(chain)
+    run_blocks(chain, 9, None, now)
+    assert epoch_fixed_after(chain.state, 9) is None
+    chain.run([])
+    predicted = epoch_fixed_after(chain.state, 10)
+    chain.run([])
+    _, (fixed,) = get_pending(chain.state)
+    assert predicted == fixed
+
+
+def test_leaves_that_do_not_match_the_inputs_root_are_never_used() -> None:
+    cache = PrecomputedScores()
+    chain = make_chain(cache)
+    shop(chain)
+    run_blocks(chain, 9, cache, now)
+    chain.run([])
+    # Corrupt a committed leaf behind the state's back: the worker must refuse it.
+    key = attestation_key(0)
+    original = chain.state.committed[key]
+    chain.state.committed[key] = original[:-1] + bytes([original[-1] ^ 1])
+    cache.after_commit(chain.state, 10, now)
+    chain.state.committed[key] = original
+    run_blocks(chain, 13, cache, now)
+    assert cache.hits == 0
+    assert get_epoch(chain.state) is not None
