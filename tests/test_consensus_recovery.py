@@ -303,7 +303,8 @@ def test_a_stale_certificate_signature_is_answered_with_ours() -> None:
         cluster.replica(helper).on_message(their_certify, cluster.now)
     reply = cluster.replica(helper).on_tick(cluster.now)
     sent = [a for a in reply if isinstance(a, Send) and a.to == cluster.signers[laggard].address]
-    assert [(type(a.message).__name__, a.message.seq) for a in sent] == [("Certify", 1)]
+    assert [type(a.message).__name__ for a in sent] == ["Certify"]
+    assert all(isinstance(a.message, Certify) and a.message.seq == 1 for a in sent)
 
 
 def test_invalid_view_change_beyond_the_known_validators_is_benign() -> None:

@@ -44,12 +44,14 @@ M = TypeVar("M", bound=Message)
 def sign(cluster: Cluster, index: int, message: M, chain_id: str | None = None) -> M:
     """`message` from node `index`, properly signed (for `chain_id`, default the cluster's)."""
     signer = cluster.signers[index]
-    draft = dataclasses.replace(message, sender=signer.address)  # type: ignore[type-var]
+    draft = dataclasses.replace(message, sender=signer.address)
     chain = chain_id or cluster.config.chain_id
-    return dataclasses.replace(draft, signature=signer.sign(draft.signing_bytes(chain)))  # type: ignore[type-var]
+    return dataclasses.replace(draft, signature=signer.sign(draft.signing_bytes(chain)))
 
 
-def block(seq: int = 1, parent: bytes = GENESIS_DIGEST, tag: bytes = b"a", ts: int = 10):
+def block(
+    seq: int = 1, parent: bytes = GENESIS_DIGEST, tag: bytes = b"a", ts: int = 10
+) -> tuple[bytes, bytes]:
     payload = ToyBlock(seq, parent, ts, tag, (), ()).encode()
     return block_digest(payload), payload
 
