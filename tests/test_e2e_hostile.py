@@ -214,12 +214,6 @@ def rpc_port(cluster: Cluster, index: int) -> int:
     return int(cluster.nodes[index].rpc_url.rpartition(":")[2])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TracebackLogged,
-    reason="known bug (reported): secnode/rpc/server.py lets aiohttp log malformed HTTP and a "
-    "client hanging up mid-body at ERROR with a traceback",
-)
 def test_garbage_on_the_rpc_port_is_logged_without_a_traceback(tmp_path: Path) -> None:
     """Bad requests are the client's fault: at most a one-line note, never a traceback (a
     stream of them would otherwise flood the log at ERROR)."""

@@ -180,7 +180,8 @@ def test_shopping_flow_dispute_and_missed_ship_deadline(cluster: Cluster) -> Non
     assert shipped_late.returncode == 1
     assert json.loads(shipped_late.stdout)["receipt"]["code"] == "order_closed"
 
-    # Every node holds the same order records.
+    # Every node holds the same order records (once every node has node0's blocks).
+    cluster.wait_for_heights(range(4), cluster.call(0, "sec_status")["height"], timeout=WAIT_S)
     for index in range(4):
         for order in (order_id, disputed, late):
             assert _order(cluster, index, order)["state"] == _order(cluster, 0, order)["state"]
