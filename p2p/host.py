@@ -218,6 +218,18 @@ class P2PHost:
         self._seen.observe(digest, None)
         return self._relay(digest, frame)
 
+    def send_transaction(self, peer: PublicKey, transaction: bytes) -> bool:
+        """Send one transaction to one peer, bypassing the seen-cache: for re-syncing pending
+        transactions with a peer that (re)connected. False if the peer is not connected.
+        Mind the peer's send-queue caps (overflowing them drops the peer as slow)."""
+        connection = self._registry.get(peer)
+        if connection is None:
+            return False
+        frame = transaction_frame(transaction, self._tuning.max_frame_size)
+        sent = connection.enqueue(frame)
+        self.stats.transaction_frames_sent += int(sent)
+        return sent
+
     def broadcast_consensus(self, payload: bytes) -> int:
         """Send a consensus message to every connected peer; returns how many. Not relayed:
         validators are expected to be fully meshed. Raises MessageTooLarge."""

@@ -50,6 +50,9 @@ from secnode.trust_precompute import PrecomputedScores
 
 log = logging.getLogger("secnode.node")
 
+RESYNC_LIMIT = 2_000
+"""Pending transactions re-sent to a peer when it connects (oldest first)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Paths:
@@ -221,7 +224,7 @@ class Node:
                         on_transaction=self._on_gossiped_transaction,
                         on_consensus=driver.on_consensus_bytes,
                         on_request=self._on_request,
-                        on_peer_connected=lambda peer: self._peers_changed(),
+                        on_peer_connected=self._on_peer_connected,
                         on_peer_disconnected=lambda peer, reason: self._peers_changed(),
                     )
                 )
@@ -263,6 +266,15 @@ class Node:
         self.metrics.set_peers(connected)
         if connected >= self._peers_needed():
             self._enough_peers.set()
+
+    def _on_peer_connected(self, peer: PublicKey) -> None:
+        """Re-sync pending transactions with a peer that (re)connected: gossip reaches only the
+        peers connected at admission time, and a primary that missed a transaction would never
+        propose it. Bounded well below the peer's send-queue cap."""
+        self._peers_changed()
+        for index, tx in enumerate(self.mempool.by_hash.values()):
+            if index >= RESYNC_LIMIT or not self.host.send_transaction(peer, tx.encoded):
+                break
 
     def _peers_needed(self) -> int:
         """2f other validators: with them this node can take part in a quorum."""
