@@ -27,6 +27,9 @@ sim: $(PY)
 
 bench: $(PY)
 	$(VENV)/bin/sec bench ledger
+	$(VENV)/bin/sec bench cluster
+	$(VENV)/bin/sec bench trust
+	$(VENV)/bin/sec bench p2p
 
 testnet: $(PY)
 	$(VENV)/bin/sec testnet
