@@ -59,7 +59,7 @@ def cmd_keys_show(args: argparse.Namespace) -> int:
 
 
 def cmd_genesis_new(args: argparse.Namespace) -> int:
-    from secnode.home import create_network
+    from secnode.home import create_network, new_chain_id
 
     hosts = args.hosts.split(",") if args.hosts else None
     bases = {
@@ -68,7 +68,12 @@ def cmd_genesis_new(args: argparse.Namespace) -> int:
         if value is not None
     }
     plans = create_network(
-        Path(args.out), args.validators, dev=args.dev, hosts=hosts, chain_id=args.chain_id, **bases
+        Path(args.out),
+        args.validators,
+        dev=args.dev,
+        hosts=hosts,
+        chain_id=args.chain_id or new_chain_id(),  # a network of its own: no replay between two
+        **bases,
     )
     nodes = [
         {
@@ -155,7 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     new_network.add_argument("--validators", type=int, default=4, help="number of validators")
     new_network.add_argument("--out", required=True, help="directory to create")
     new_network.add_argument("--hosts", help="comma-separated HOST[:PORT] per validator")
-    new_network.add_argument("--chain-id", help="chain id (default sec-devnet)")
+    new_network.add_argument(
+        "--chain-id", help="chain id (default: sec-<8 random hex digits>, new for each network)"
+    )
     new_network.add_argument(
         "--p2p-port-base",
         type=int,
