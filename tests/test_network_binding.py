@@ -110,3 +110,14 @@ def test_invalid_sign_with_a_key_file_made_for_another_network(
         path, devnet.account_key("buyer1"), overwrite=True, genesis_hash=devnet.dev_genesis_hash()
     )
     assert cli.main([*argv, "--amount", "4"]) == 0
+
+
+def test_keys_new_records_the_genesis_it_is_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    genesis = Path(__file__).resolve().parents[1] / "genesis.json"
+    path = tmp_path / "shop.key"
+    status = cli.main(["keys", "new", "--out", str(path), "--genesis", str(genesis), "--json"])
+    assert status == 0
+    assert json.loads(capsys.readouterr().out)["genesis"] == devnet.dev_genesis_hash().hex()
+    assert read_key_record(path).genesis_hash == devnet.dev_genesis_hash()
