@@ -32,15 +32,21 @@ def _emit(args: argparse.Namespace, human: str, data: dict[str, Any]) -> None:
 
 
 def cmd_keys_new(args: argparse.Namespace) -> int:
+    genesis_hash = None
+    if args.genesis:
+        from ledger.genesis import load_genesis
+
+        genesis_hash = load_genesis(Path(args.genesis)).document_hash()
     key = PrivateKey.generate()
     path = Path(args.out)
-    write_key_file(path, key, overwrite=args.force)
+    write_key_file(path, key, overwrite=args.force, genesis_hash=genesis_hash)
     address = format_address(key.address)
-    _emit(
-        args,
-        f"wrote {path} (mode 0600)\naddress     {address}\npublic key  {key.public_key.hex()}",
-        {"path": str(path), "address": address, "public_key": key.public_key.hex()},
-    )
+    data = {"path": str(path), "address": address, "public_key": key.public_key.hex()}
+    human = f"wrote {path} (mode 0600)\naddress     {address}\npublic key  {key.public_key.hex()}"
+    if genesis_hash is not None:
+        data["genesis"] = genesis_hash.hex()
+        human += f"\nfor genesis {genesis_hash.hex()}"
+    _emit(args, human, data)
     return 0
 
 
@@ -59,7 +65,7 @@ def cmd_keys_show(args: argparse.Namespace) -> int:
 
 
 def cmd_genesis_new(args: argparse.Namespace) -> int:
-    from secnode.home import create_network
+    from secnode.home import create_network, new_chain_id
 
     hosts = args.hosts.split(",") if args.hosts else None
     bases = {
@@ -68,7 +74,12 @@ def cmd_genesis_new(args: argparse.Namespace) -> int:
         if value is not None
     }
     plans = create_network(
-        Path(args.out), args.validators, dev=args.dev, hosts=hosts, chain_id=args.chain_id, **bases
+        Path(args.out),
+        args.validators,
+        dev=args.dev,
+        hosts=hosts,
+        chain_id=args.chain_id or new_chain_id(),  # a network of its own: no replay between two
+        **bases,
     )
     nodes = [
         {
@@ -128,6 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
     new = key_commands.add_parser("new", help="generate a key file (mode 0600)")
     new.add_argument("--out", required=True, help="path of the key file to write")
     new.add_argument("--force", action="store_true", help="overwrite an existing file")
+    new.add_argument(
+        "--genesis",
+        metavar="FILE",
+        help="genesis.json of the network the key is for: recorded, and `sec tx` refuses to "
+        "sign with the key for a node of another network",
+    )
     new.add_argument("--json", action="store_true", help="machine-readable output")
     new.set_defaults(handler=cmd_keys_new)
     show = key_commands.add_parser("show", help="print a key file's address and public key")
@@ -155,7 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     new_network.add_argument("--validators", type=int, default=4, help="number of validators")
     new_network.add_argument("--out", required=True, help="directory to create")
     new_network.add_argument("--hosts", help="comma-separated HOST[:PORT] per validator")
-    new_network.add_argument("--chain-id", help="chain id (default sec-devnet)")
+    new_network.add_argument(
+        "--chain-id", help="chain id (default: sec-<8 random hex digits>, new for each network)"
+    )
     new_network.add_argument(
         "--p2p-port-base",
         type=int,

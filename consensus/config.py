@@ -4,7 +4,9 @@
 memory a hostile peer can make a replica hold is a function of these numbers alone.
 
 `ValidatorSchedule` maps heights to validator sets. A change committed at height h takes effect
-at the effective height e the ledger chose (e >= h + `min_validator_change_delay`). The core adds
+at the effective height e the ledger chose (e >= h + `min_validator_change_delay`, which may not
+exceed the ledger's `MIN_VALIDATOR_CHANGE_DELAY`, so every delay the ledger accepts is one the
+replica accepts too). The core adds
 two rules of its own (docs/consensus.md, "Validator set changes"):
 
 * the last height of an epoch (e - 1) is always a checkpoint height, and
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 
 from consensus.errors import ConfigError, ValidatorScheduleError
 from ledger.certificates import HASH_SIZE
+from ledger.parameters import MIN_VALIDATOR_CHANGE_DELAY
 from ledger.validators import ValidatorSet
 
 
@@ -37,8 +40,9 @@ class ReplicaConfig:
     """L: heights above the stable checkpoint a replica processes (high = low + L)."""
     max_in_flight: int = 4
     """Undecided heights the primary may have proposed at once (pipelining depth)."""
-    min_validator_change_delay: int = 8
-    """Smallest effective-height delay a validator change can have (chain parameter)."""
+    min_validator_change_delay: int = MIN_VALIDATOR_CHANGE_DELAY
+    """Smallest effective-height delay a validator change can have; at most the ledger's
+    `MIN_VALIDATOR_CHANGE_DELAY`, the lower bound of the chain parameter."""
     batch_wait: float = 0.05
     """Minimum time between two proposals of one primary (lets a batch fill)."""
     empty_block_interval: float = 2.0
@@ -78,6 +82,12 @@ class ReplicaConfig:
         for name, value in integers.items():
             if value < 1:
                 raise ConfigError(f"{name} must be at least 1, got {value}")
+        if self.min_validator_change_delay > MIN_VALIDATOR_CHANGE_DELAY:
+            raise ConfigError(
+                f"min_validator_change_delay {self.min_validator_change_delay} exceeds the "
+                f"ledger's MIN_VALIDATOR_CHANGE_DELAY {MIN_VALIDATOR_CHANGE_DELAY}: the chain "
+                "could commit a change this replica refuses"
+            )
         if not self.checkpoint_interval <= self.watermark_window <= 2 * self.checkpoint_interval:
             raise ConfigError(
                 f"watermark_window {self.watermark_window} must be between checkpoint_interval "

@@ -90,9 +90,15 @@ BlockHook = Callable[[State, BlockContext], None]
 
 
 def check_admission(
-    state: State, tx: SignedTransaction, chain_id: str, *, verify_signature: bool
+    state: State,
+    tx: SignedTransaction,
+    chain_id: str,
+    *,
+    verify_signature: bool,
+    genesis_hash: bytes,
 ) -> Account:
-    """Raise unless `tx` may be executed now; return the sender's account."""
+    """Raise unless `tx` may be executed now on the network of `genesis_hash`; return the
+    sender's account."""
     if tx.chain_id != chain_id:
         raise WrongChain(f"transaction is for chain {tx.chain_id!r}, this is {chain_id!r}")
     sender = get_account(state, tx.sender_address)
@@ -107,7 +113,7 @@ def check_admission(
             f"nonce {tx.nonce} for {format_address(tx.sender_address)}, expected {sender.nonce}"
         )
     if verify_signature:
-        verify_transaction(tx)
+        verify_transaction(tx, genesis_hash)
     return sender
 
 
@@ -230,6 +236,9 @@ class Executor:
 
     chain_id: str
     """Transactions for any other chain are inadmissible."""
+    genesis_hash: bytes
+    """Genesis document hash of this network: part of what every sender signs, so a
+    transaction signed for another network (even with the same chain id) is inadmissible."""
     handlers: Mapping[str, Handler] = field(default_factory=lambda: dict(CORE_HANDLERS))
     """Transaction type -> handler. Types without a handler fail with `not_implemented`."""
     block_hooks: Sequence[BlockHook] = ()
@@ -248,7 +257,13 @@ class Executor:
         verify_signature: bool = True,
     ) -> Receipt:
         """Execute one admissible transaction (raises if inadmissible; then nothing changed)."""
-        check_admission(state, tx, self.chain_id, verify_signature=verify_signature)
+        check_admission(
+            state,
+            tx,
+            self.chain_id,
+            verify_signature=verify_signature,
+            genesis_hash=self.genesis_hash,
+        )
         tx_context = BlockContext(context.chain_id, context.height, context.time_s, tx.hash)
         handler = self.handlers.get(tx.type)
         state.begin_tx()

@@ -201,8 +201,23 @@ def parse_address(text: str) -> Address:
 KEY_FILE_TYPE: Final = "sec-ed25519-key/v1"
 
 
-def write_key_file(path: Path, key: PrivateKey, *, overwrite: bool = False) -> None:
-    """Write `key` as JSON with mode 0600 (created that way, never world-readable in between)."""
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """A key file's contents."""
+
+    key: PrivateKey
+    """The private key."""
+    genesis_hash: bytes | None
+    """Genesis document hash of the network the key was made for (optional field "genesis";
+    None in key files written before it existed, or made with no network in mind). `sec`
+    refuses to sign with this key for a node whose genesis differs."""
+
+
+def write_key_file(
+    path: Path, key: PrivateKey, *, overwrite: bool = False, genesis_hash: bytes | None = None
+) -> None:
+    """Write `key` as JSON with mode 0600 (created that way, never world-readable in between),
+    recording `genesis_hash` (the network it is for) when given."""
     if path.exists() and not overwrite:
         raise KeyFileError(f"{path} already exists; refusing to overwrite a key")
     document = {
@@ -211,6 +226,8 @@ def write_key_file(path: Path, key: PrivateKey, *, overwrite: bool = False) -> N
         "public_key": key.public_key.hex(),
         "address": format_address(key.address),
     }
+    if genesis_hash is not None:
+        document["genesis"] = genesis_hash.hex()
     path.parent.mkdir(parents=True, exist_ok=True)
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
     descriptor = os.open(path, flags, 0o600)
@@ -223,6 +240,11 @@ def write_key_file(path: Path, key: PrivateKey, *, overwrite: bool = False) -> N
 
 def read_key_file(path: Path) -> PrivateKey:
     """Load a key file, checking permissions, format and that the stored public key matches."""
+    return read_key_record(path).key
+
+
+def read_key_record(path: Path) -> KeyRecord:
+    """Load a key file with its optional genesis (checked as `read_key_file` does)."""
     try:
         mode = path.stat().st_mode
         text = path.read_text()
@@ -250,4 +272,13 @@ def read_key_file(path: Path) -> PrivateKey:
         raise KeyFileError(f"key file {path}: seed is {len(seed)} bytes, expected {SEED_SIZE}")
     if document.get("public_key") not in (None, key.public_key.hex()):
         raise KeyFileError(f"key file {path}: public_key does not match the seed")
-    return key
+    genesis = document.get("genesis")
+    if genesis is None:
+        return KeyRecord(key, None)
+    try:
+        genesis_hash = bytes.fromhex(genesis) if isinstance(genesis, str) else b""
+    except ValueError:
+        genesis_hash = b""
+    if len(genesis_hash) != 32:
+        raise KeyFileError(f"key file {path}: 'genesis' is not 64 hex characters: {genesis!r}")
+    return KeyRecord(key, genesis_hash)

@@ -23,6 +23,15 @@ class ParameterSpec:
 
 DAY: Final = 86_400
 
+MIN_VALIDATOR_CHANGE_DELAY: Final = 8
+"""The smallest `validator_change_delay` the chain accepts, and the most a replica may require.
+
+The one source of this bound: `consensus.config.ReplicaConfig` imports it (consensus depends on
+ledger, never the reverse). A replica processes heights up to `delivered + delay` with the
+schedule it knows, so a change must take effect no sooner than that; a parameter value below
+this bound would be committed by the ledger and refused by every replica, splitting them.
+"""
+
 PARAMETERS: Final[dict[str, ParameterSpec]] = {
     "ship_deadline_s": ParameterSpec(7 * DAY, 1, 365 * DAY, "seconds after funding to ship"),
     "confirm_window_s": ParameterSpec(
@@ -58,7 +67,10 @@ PARAMETERS: Final[dict[str, ParameterSpec]] = {
         2, 1, 10_000, "blocks from an epoch's input height to the block that commits its scores"
     ),
     "validator_change_delay": ParameterSpec(
-        8, 2, 10_000, "blocks between a committed validator.update and its effect"
+        MIN_VALIDATOR_CHANGE_DELAY,
+        MIN_VALIDATOR_CHANGE_DELAY,
+        10_000,
+        "blocks between a committed validator.update and its effect",
     ),
 }
 
@@ -82,5 +94,11 @@ def check_parameter(name: str, value: int) -> str | None:
     if isinstance(value, bool) or not isinstance(value, int):
         return f"parameter {name} must be an integer"
     if not spec.minimum <= value <= spec.maximum:
-        return f"parameter {name}={value} outside [{spec.minimum}, {spec.maximum}]"
+        reason = f"parameter {name}={value} outside [{spec.minimum}, {spec.maximum}]"
+        if name == "validator_change_delay" and value < spec.minimum:
+            reason += (
+                f" (MIN_VALIDATOR_CHANGE_DELAY={MIN_VALIDATOR_CHANGE_DELAY}: replicas process "
+                "that many heights ahead with the validator set they know)"
+            )
+        return reason
     return None

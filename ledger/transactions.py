@@ -3,8 +3,10 @@
 Envelope (wire map, canonical encoding, see docs/protocol.md "Transactions"):
     {"chain_id": str, "sender": 32-byte public key, "nonce": int, "type": str,
      "body": map, "signature": 64 bytes}
-The sender signs  b"SEC/tx/v1" || encode([chain_id, sender, nonce, type, body]).
-The transaction hash is SHA-256 of the canonical encoding of the whole envelope.
+The sender signs  b"SEC/tx/v2" || encode([chain_id, genesis_hash, sender, nonce, type, body]),
+where genesis_hash is the SHA-256 document hash of the network's genesis (not in the envelope:
+every verifier knows its own). So a signature binds one network, not just a chain id that two
+networks may share. The transaction hash is SHA-256 of the canonical encoding of the envelope.
 
 Invariant: a `SignedTransaction` only exists with a body that passed its schema; the signature
 is checked separately (`verify_transaction`) so that the mempool verifies it once and caches the
@@ -232,9 +234,17 @@ BODY_TYPES: Final[dict[str, type[Any]]] = {
 Body = Any  # one of the classes in BODY_TYPES
 
 
-def signing_bytes(chain_id: str, sender: bytes, nonce: int, tx_type: str, body: Body) -> bytes:
-    """The exact bytes an account signs for a transaction."""
-    return b"SEC/tx/v1" + encode([chain_id, sender, nonce, tx_type, to_wire(body)])
+TX_SIGNING_DOMAIN: Final = b"SEC/tx/v2"
+"""v2 added the genesis hash; a v1 signature verifies nowhere."""
+
+
+def signing_bytes(
+    chain_id: str, genesis_hash: bytes, sender: bytes, nonce: int, tx_type: str, body: Body
+) -> bytes:
+    """The exact bytes an account signs for a transaction on the network of `genesis_hash`."""
+    return TX_SIGNING_DOMAIN + encode(
+        [chain_id, genesis_hash, sender, nonce, tx_type, to_wire(body)]
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,8 +270,11 @@ class SignedTransaction:
     sender_address: Address
     """`address_of(sender)`, computed once at parse time (it is read on every hot path)."""
 
-    def signing_bytes(self) -> bytes:
-        return signing_bytes(self.chain_id, self.sender, self.nonce, self.type, self.body)
+    def signing_bytes(self, genesis_hash: bytes) -> bytes:
+        """What the sender signed if it meant the network of `genesis_hash`."""
+        return signing_bytes(
+            self.chain_id, genesis_hash, self.sender, self.nonce, self.type, self.body
+        )
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -333,15 +346,22 @@ def decode_transaction(data: bytes) -> SignedTransaction:
 
 
 def sign_transaction(
-    key: PrivateKey, chain_id: str, nonce: int, tx_type: str, body: Body
+    key: PrivateKey,
+    chain_id: str,
+    nonce: int,
+    tx_type: str,
+    body: Body,
+    *,
+    genesis_hash: bytes,
 ) -> SignedTransaction:
-    """Build and sign a transaction; the body is re-validated through its schema."""
+    """Build and sign a transaction for the network of `genesis_hash` (its genesis document
+    hash); the body is re-validated through its schema."""
     if tx_type not in BODY_TYPES:
         raise MalformedTransaction(f"type: unknown transaction type {tx_type!r}")
     if not isinstance(body, BODY_TYPES[tx_type]):
         raise MalformedTransaction(f"body for {tx_type} must be {BODY_TYPES[tx_type].__name__}")
     sender = key.public_key
-    signature = key.sign(signing_bytes(chain_id, sender, nonce, tx_type, body))
+    signature = key.sign(signing_bytes(chain_id, genesis_hash, sender, nonce, tx_type, body))
     wire = {
         "chain_id": chain_id,
         "sender": bytes(sender),
@@ -353,7 +373,11 @@ def sign_transaction(
     return parse_transaction(wire)
 
 
-def verify_transaction(tx: SignedTransaction) -> None:
-    """Raise InvalidSignature unless the sender's key signed this transaction."""
-    if not verify_signature(tx.sender, tx.signing_bytes(), tx.signature):
-        raise InvalidSignature(f"signature does not verify for {tx.describe()}")
+def verify_transaction(tx: SignedTransaction, genesis_hash: bytes) -> None:
+    """Raise InvalidSignature unless the sender's key signed this transaction for the network
+    whose genesis document hash is `genesis_hash`."""
+    if not verify_signature(tx.sender, tx.signing_bytes(genesis_hash), tx.signature):
+        raise InvalidSignature(
+            f"signature does not verify for {tx.describe()} on chain {tx.chain_id!r} with "
+            f"genesis {genesis_hash.hex()[:16]}... (another key, or signed for another network)"
+        )

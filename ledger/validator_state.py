@@ -1,10 +1,18 @@
 """The validator set as state: current set, and scheduled changes with their effective height.
 
-Record under b"validators": {"current": [public keys], "pending": [[height, [public keys]]]}.
-An admin `validator.update` committed at height h takes effect at height
-h + `validator_change_delay` (a chain parameter, default 8), or at the latest pending change's
-height if that is later: blocks from that height on must be certified by the new set.
-`activate_due_validators` is a block hook that performs the switch.
+Record under b"validators": {"current": [public keys], "pending": [[height, [public keys]]],
+"history": [[until, [public keys]]]} ("history" only once a change has taken effect, so a
+genesis state is unchanged). An admin `validator.update` committed at height h takes effect at
+height h + `validator_change_delay` (a chain parameter, at least MIN_VALIDATOR_CHANGE_DELAY), or
+one height after the latest pending change if that is later: blocks from that height on must be
+certified by the new set. `activate_due_validators` is a block hook that performs the switch and
+moves the old set to "history" with the first height it no longer rules.
+
+Invariants: pending effective heights strictly increase, and a later update never replaces a
+pending one (it takes effect after it, built on top of it), so the ledger and the replicas, which
+learn each pending change once, always hold the same schedule. "history" is ascending by `until`;
+with "current" and "pending" it answers `validators_at` for every height from 1, after a restart
+too (it is state, not memory). It grows by one entry per change that took effect (admin-only).
 """
 
 from __future__ import annotations
@@ -42,8 +50,11 @@ def init_validators(state: State, validators: ValidatorSet) -> None:
 
 
 def validators_at(state: State, height: int) -> ValidatorSet:
-    """The set that certifies `height` as far as the state knows (current + due changes)."""
+    """The set that certifies `height` as far as the state knows (history, current, pending)."""
     record = _load(state)
+    for until, old in record.get("history", []):
+        if height < until:
+            return ValidatorSet.from_public_keys(old)
     keys = record["current"]
     for effective, pending in record["pending"]:
         if effective <= height:
@@ -71,13 +82,13 @@ def schedule_validator_update(
         raise InvalidValidatorUpdate("the update would leave no validators")
     effective = height + get_parameter(state, "validator_change_delay")
     if record["pending"]:
-        # Built on the latest pending set, so it must not take effect before it (the delay
-        # parameter may have been lowered meanwhile): pending changes stay in height order.
-        effective = max(effective, record["pending"][-1][0])
+        # Built on the latest pending set, so it takes effect strictly after it (the delay may
+        # have been lowered meanwhile, or both may be in one block): never replacing a pending
+        # change keeps one entry per effective height, which the replicas learn exactly once.
+        effective = max(effective, record["pending"][-1][0] + 1)
     new_set = ValidatorSet.from_public_keys(keys.values())
-    pending = [entry for entry in record["pending"] if entry[0] != effective]
-    pending.append([effective, new_set.to_wire()])
-    state.set(VALIDATORS_KEY, encode({"current": record["current"], "pending": pending}))
+    record["pending"] = [*record["pending"], [effective, new_set.to_wire()]]
+    state.set(VALIDATORS_KEY, encode(record))
     return effective
 
 
@@ -87,6 +98,13 @@ def activate_due_validators(state: State, height: int) -> bool:
     due = [entry for entry in record["pending"] if entry[0] <= height]
     if not due:
         return False
+    history = list(record.get("history", []))
+    current = record["current"]
+    for effective, keys in due:
+        history.append([effective, current])  # `current` ruled every height below `effective`
+        current = keys
     remaining = [entry for entry in record["pending"] if entry[0] > height]
-    state.set(VALIDATORS_KEY, encode({"current": due[-1][1], "pending": remaining}))
+    state.set(
+        VALIDATORS_KEY, encode({"current": current, "pending": remaining, "history": history})
+    )
     return True

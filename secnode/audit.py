@@ -232,7 +232,7 @@ def replay_chain(
     node: Node, genesis: Genesis, up_to: int, progress: Progress = _no_progress
 ) -> BlockHeader:
     """Verify and re-execute blocks 1..up_to; return the header at up_to."""
-    executor = build_executor(genesis.chain_id)
+    executor = build_executor(genesis.chain_id, genesis.document_hash())
     state, parent = _genesis_header(genesis)
     served, _ = _commit(node, 0)
     if served.hash() != parent.hash():

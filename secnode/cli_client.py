@@ -24,7 +24,13 @@ from pathlib import Path
 from typing import Any, Final
 
 from ledger.errors import LedgerError
-from ledger.keys import PUBLIC_KEY_SIZE, PrivateKey, format_address, parse_address, read_key_file
+from ledger.keys import (
+    PUBLIC_KEY_SIZE,
+    PrivateKey,
+    format_address,
+    parse_address,
+    read_key_record,
+)
 from ledger.merkle import leaf_hash, verify_inclusion
 from ledger.schema import MAX_AMOUNT
 from ledger.state_tree import verify_state_proof
@@ -83,6 +89,12 @@ def _dev_key(name: str, option: str, *, validator: bool = False) -> PrivateKey:
 
 def load_signing_key(spec: str) -> PrivateKey:
     """--key FILE or --key dev:NAME (announcing on stderr that dev keys are public)."""
+    return load_signing_record(spec)[0]
+
+
+def load_signing_record(spec: str) -> tuple[PrivateKey, bytes | None]:
+    """`load_signing_key` plus the genesis hash the key file was made for (None for dev keys
+    and for key files that record none)."""
     if spec.startswith(DEV_PREFIX):
         name = spec[len(DEV_PREFIX) :]
         key = _dev_key(name, "--key")
@@ -91,8 +103,24 @@ def load_signing_key(spec: str) -> PrivateKey:
             "anyone can sign as this account",
             file=sys.stderr,
         )
-        return key
-    return read_key_file(Path(spec))
+        return key, None
+    record = read_key_record(Path(spec))
+    return record.key, record.genesis_hash
+
+
+def check_key_network(spec: str, made_for: bytes | None, rpc: str, status: dict[str, Any]) -> bytes:
+    """The node's genesis hash from its `sec_status`; raise ClientInputError if the key file
+    `spec` was made for another network (a signature there would be for the wrong network)."""
+    node_genesis = hex_from_json(status["genesis_hash"], "sec_status genesis_hash")
+    if len(node_genesis) != 32:
+        raise ClientInputError(f"{rpc} answered a genesis_hash of {len(node_genesis)} bytes")
+    if made_for is not None and made_for != node_genesis:
+        raise ClientInputError(
+            f"--key {spec} was made for the network with genesis {made_for.hex()}, but the node "
+            f"at {rpc} runs chain {status['chain_id']!r} with genesis {node_genesis.hex()}; "
+            "refusing to sign for another network"
+        )
+    return node_genesis
 
 
 def resolve_address(text: str, option: str, *, validator: bool = False) -> bytes:
@@ -239,13 +267,15 @@ def submit(
     """Sign and submit one transaction; print the outcome (see the module docstring).
 
     With `creates_order` the output also names the order id (the transaction hash)."""
-    key = load_signing_key(args.key)
+    key, made_for = load_signing_record(args.key)
     client = _client(args, args.timeout if args.wait else 0.0)
-    chain_id: str = client.call("sec_status")["chain_id"]
+    status = client.call("sec_status")
+    genesis_hash = check_key_network(args.key, made_for, args.rpc, status)
+    chain_id: str = status["chain_id"]
     nonce = args.nonce if args.nonce is not None else _sender_nonce(client, key.address)
     params = {"wait": "commit" if args.wait else "mempool", "timeout_s": args.timeout}
     for _ in range(NONCE_RETRIES):
-        tx = sign_transaction(key, chain_id, nonce, tx_type, body)
+        tx = sign_transaction(key, chain_id, nonce, tx_type, body, genesis_hash=genesis_hash)
         try:
             result = client.call("sec_sendTransaction", {"tx": tx.encoded.hex(), **params})
             break

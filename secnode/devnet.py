@@ -8,6 +8,7 @@ validators "validator:<name>", accounts "account:<name>". The committed `genesis
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Final
 
 from ledger.genesis import Genesis, parse_genesis
@@ -80,3 +81,9 @@ def dev_genesis_document(validators: int = 4) -> dict[str, Any]:
 
 def dev_genesis(validators: int = 4) -> Genesis:
     return parse_genesis(dev_genesis_document(validators), "development genesis")
+
+
+@functools.cache
+def dev_genesis_hash(validators: int = 4) -> bytes:
+    """Genesis document hash of the development network (part of every signature on it)."""
+    return dev_genesis(validators).document_hash()

@@ -30,7 +30,7 @@ from consensus.actions import (
     Send,
     SetTimer,
 )
-from consensus.errors import MessageRejected
+from consensus.errors import MessageRejected, ValidatorScheduleError
 from consensus.messages import decode_message, encode_message
 from consensus.records import decode_record, encode_record, record_is_obsolete
 from consensus.replica import Replica
@@ -87,6 +87,8 @@ class ConsensusDriver:
         self._known_changes = {h for h, _ in pending_validator_changes(app.state)}
         self._pending_scheduled = False
         self._stopped = False
+        self.on_halt: Callable[[str], None] | None = None
+        """Called (once) when the node must stop rather than diverge from the ledger."""
 
     # --- inputs ------------------------------------------------------------------------------
 
@@ -220,7 +222,20 @@ class ConsensusDriver:
         self, committed: int, effective: int, validators: ValidatorSet, now: float
     ) -> list[Action]:
         log.info("validator set changes at height %d (%d validators)", effective, validators.size)
-        return self.replica.on_validator_set(committed, effective, validators, now)
+        try:
+            return self.replica.on_validator_set(committed, effective, validators, now)
+        except ValidatorScheduleError as exc:
+            # The ledger committed a schedule the replica cannot follow: going on would certify
+            # blocks with a set the chain no longer recognizes. Stop loudly instead.
+            reason = (
+                f"cannot apply the validator change committed at height {committed} "
+                f"(effective at {effective}): {exc}"
+            )
+            log.critical("%s; stopping the node rather than diverging from the ledger", reason)
+            self.stop()
+            if self.on_halt is not None:
+                self.on_halt(reason)
+            return []
 
     def _discard(self, action: DiscardRecords) -> None:
         obsolete: list[tuple[bytes, bytes | None]] = []

@@ -3,12 +3,16 @@
 A network directory made by `create_network` holds `genesis.json`, one home per validator
 (`node0/` ...) with its own config.toml, node.key and a copy of the genesis, and `accounts/`
 with the key files of the genesis accounts (fresh random keys unless `dev` is set, in which case
-the public development keys of secnode.devnet are used and every file says so).
+the public development keys of secnode.devnet are used and every file says so). Every key file
+written here records the genesis document hash of its network, so `sec` refuses to sign with it
+for a node of another network. `new_chain_id` gives `sec genesis new` a chain id of its own per
+network (transactions sign chain id and genesis hash: docs/protocol.md, "Signing domain").
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +39,12 @@ from secnode.devnet import (
 
 P2P_BASE_PORT = 26600
 RPC_BASE_PORT = 8545
+
+
+def new_chain_id() -> str:
+    """A fresh chain id, "sec-" + 8 random hex digits: two networks made independently get
+    different ids (and different genesis hashes) with overwhelming probability."""
+    return f"sec-{secrets.token_hex(4)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,12 +114,20 @@ def node_config(plan: NodePlan, everyone: list[NodePlan], *, listen_all: bool) -
     )
 
 
-def write_home(home: Path, plan: NodePlan, config: NodeConfig, genesis_path: Path) -> None:
-    """Create one node home (refuses to overwrite an existing config)."""
+def write_home(
+    home: Path,
+    plan: NodePlan,
+    config: NodeConfig,
+    genesis_path: Path,
+    *,
+    genesis_hash: bytes | None = None,
+) -> None:
+    """Create one node home (refuses to overwrite an existing config); the node key records
+    `genesis_hash` when given."""
     if (home / CONFIG_FILE).exists():
         raise ConfigError(f"{home / CONFIG_FILE} already exists; refusing to overwrite a node home")
     home.mkdir(parents=True, exist_ok=True)
-    write_key_file(home / config.key_file, plan.key, overwrite=True)
+    write_key_file(home / config.key_file, plan.key, overwrite=True, genesis_hash=genesis_hash)
     shutil.copyfile(genesis_path, home / config.genesis_file)
     (home / CONFIG_FILE).write_text(render_config(config))
 
@@ -158,13 +176,15 @@ def create_network(
         name: account_key(name) if dev else PrivateKey.generate() for name, _, _ in DEV_ACCOUNTS
     }
     document = genesis_document(plans, dev=dev, chain_id=chain_id, account_keys=account_keys)
-    parse_genesis(document, "generated genesis")  # never write a genesis that fails to load
+    # Never write a genesis that fails to load; its hash is what the key files are made for.
+    genesis_hash = parse_genesis(document, "generated genesis").document_hash()
     out.mkdir(parents=True, exist_ok=True)
     genesis_path = out / "genesis.json"
     genesis_path.write_text(json.dumps(document, indent=2) + "\n")
     for name, key in account_keys.items():
-        write_key_file(out / "accounts" / f"{name}.key", key, overwrite=True)
+        path = out / "accounts" / f"{name}.key"
+        write_key_file(path, key, overwrite=True, genesis_hash=genesis_hash)
     for plan in plans:
         config = node_config(plan, plans, listen_all=hosts is not None)
-        write_home(out / plan.name, plan, config, genesis_path)
+        write_home(out / plan.name, plan, config, genesis_path, genesis_hash=genesis_hash)
     return plans

@@ -51,8 +51,12 @@ AccountLookup = Callable[[bytes], Account | None]
 class Mempool:
     """Pending transactions by hash and by (sender, nonce)."""
 
-    def __init__(self, chain_id: str, config: MempoolConfig | None = None) -> None:
+    def __init__(
+        self, chain_id: str, config: MempoolConfig | None = None, *, genesis_hash: bytes
+    ) -> None:
         self.chain_id = chain_id
+        self.genesis_hash = genesis_hash
+        """Part of the signed bytes: a transaction signed for another network fails here."""
         self.config = config or MempoolConfig()
         self._by_hash: dict[bytes, SignedTransaction] = {}
         self._by_sender: dict[bytes, dict[int, SignedTransaction]] = {}
@@ -127,9 +131,11 @@ class Mempool:
             or self._bytes + len(tx.encoded) > self.config.max_bytes
         ):
             raise MempoolRejected("mempool_full", "the mempool is full; retry later")
-        if not verify_signature(tx.sender, tx.signing_bytes(), tx.signature):
+        if not verify_signature(tx.sender, tx.signing_bytes(self.genesis_hash), tx.signature):
             raise MempoolRejected(
-                "invalid_signature", f"signature does not verify for {tx.describe()}"
+                "invalid_signature",
+                f"signature does not verify for {tx.describe()} on chain {self.chain_id!r} with "
+                f"genesis {self.genesis_hash.hex()[:16]}... (another key, or another network)",
             )
         self._by_hash[tx.hash] = tx
         self._by_sender.setdefault(sender, {})[tx.nonce] = tx

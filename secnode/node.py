@@ -36,7 +36,7 @@ from ledger.state import State
 from ledger.store import ChainStore, open_chain
 from ledger.store_leveldb import LevelDBStore
 from ledger.transactions import SignedTransaction, decode_transaction
-from ledger.validator_state import current_validators, pending_validator_changes
+from ledger.validator_state import current_validators, pending_validator_changes, validators_at
 from ledger.validators import ValidatorSet
 from p2p import Handlers, P2PConfig, P2PHost, PeerAddress, RequestRejected, allowlist
 from secnode.app import Committed, LedgerApp
@@ -90,12 +90,13 @@ class Node:
                 max_per_sender=config.mempool.max_per_sender,
                 nonce_window=config.mempool.nonce_window,
             ),
+            genesis_hash=genesis.document_hash(),
         )
         head = store.head().header
         self.trust_scores = PrecomputedScores()
         self._tasks: asyncio.TaskGroup | None = None
         self.app = LedgerApp(
-            build_executor(genesis.chain_id, self.trust_scores),
+            build_executor(genesis.chain_id, genesis.document_hash(), self.trust_scores),
             store,
             state,
             head,
@@ -112,6 +113,8 @@ class Node:
         self.driver: ConsensusDriver | None = None
         self.rpc_port: int | None = None
         self.started_at = time.time()
+        self.halt_reason: str | None = None
+        """Why the node stopped itself (None after a requested stop)."""
 
     # --- construction ------------------------------------------------------------------------
 
@@ -218,6 +221,7 @@ class Node:
                 driver = ConsensusDriver(
                     self.replica, self.app, self.host, self.metrics, tasks, self._on_commit
                 )
+                driver.on_halt = self.halt
                 self.driver = driver
                 self.host.set_handlers(
                     Handlers(
@@ -257,6 +261,11 @@ class Node:
             log.info("node %s stopped at height %d", self.config.name, self.app.head.height)
 
     def stop(self) -> None:
+        self._stop.set()
+
+    def halt(self, reason: str) -> None:
+        """Stop because continuing would diverge from the chain; `serve` exits with `reason`."""
+        self.halt_reason = reason
         self._stop.set()
 
     # --- p2p handlers ------------------------------------------------------------------------
@@ -364,7 +373,9 @@ class Node:
         )
 
     def validators_at(self, height: int) -> ValidatorSet:
-        return self.replica.schedule.at(max(height, 1))
+        # From the committed state's history, not the replica's schedule: a restarted replica
+        # starts its schedule at the current set, which would answer it for earlier heights.
+        return validators_at(self.state, max(height, 1))
 
     async def submit(self, tx: SignedTransaction) -> None:
         self.mempool.admit(tx, self._lookup)
@@ -418,6 +429,8 @@ def serve(home: Path) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, node.stop)
         await node.run()
+        if node.halt_reason is not None:
+            raise LedgerError(f"node {config.name} halted: {node.halt_reason}")
 
     profile_path = os.environ.get("SEC_PROFILE")
     if profile_path:  # where the time goes: SEC_PROFILE=FILE writes a cProfile dump on exit

@@ -14,7 +14,7 @@ from ledger.keys import PrivateKey
 from ledger.receipts import Receipt
 from ledger.state import State
 from ledger.transactions import SignedTransaction, sign_transaction
-from secnode.devnet import DEV_CHAIN_ID, account_key, dev_genesis, validator_key
+from secnode.devnet import account_key, dev_genesis, validator_key
 
 
 @dataclass
@@ -29,7 +29,7 @@ class Chain:
     extra_keys: dict[str, PrivateKey] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.executor = Executor(self.genesis.chain_id)
+        self.executor = Executor(self.genesis.chain_id, self.genesis.document_hash())
         self.state = genesis_state(self.genesis)
         self.head = genesis_block(self.genesis, self.state.compute_root()).header
         self.state.commit_block()
@@ -46,7 +46,14 @@ class Chain:
         if nonce is None:
             nonce = self.nonces.get(name, 0)
             self.nonces[name] = nonce + 1
-        return sign_transaction(self.key(name), DEV_CHAIN_ID, nonce, tx_type, body)
+        return sign_transaction(
+            self.key(name),
+            self.genesis.chain_id,
+            nonce,
+            tx_type,
+            body,
+            genesis_hash=self.genesis.document_hash(),
+        )
 
     def apply(self, tx: SignedTransaction, time_s: int = 1_800_000_000) -> Receipt:
         """Execute one transaction directly (no block) and commit it."""

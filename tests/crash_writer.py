@@ -20,7 +20,7 @@ from secnode.devnet import account_key, dev_genesis, validator_key
 def main() -> None:
     genesis = dev_genesis()
     store, state, head = open_chain(LevelDBStore(Path(sys.argv[1])), genesis)
-    executor = Executor(genesis.chain_id)
+    executor = Executor(genesis.chain_id, genesis.document_hash())
     names = ["buyer1", "buyer2", "buyer3", "sharer1", "sharer2"]
     from ledger.accounts import get_account
 
@@ -39,6 +39,7 @@ def main() -> None:
                         account.nonce + n,
                         "credit.transfer",
                         Transfer(target, 1 + n),
+                        genesis_hash=genesis.document_hash(),
                     )
                 )
         result = build_block(

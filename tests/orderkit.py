@@ -41,7 +41,7 @@ class OrderChain(Chain):
 
     def __post_init__(self) -> None:
         Chain.__post_init__(self)
-        self.executor = build_executor(self.genesis.chain_id)
+        self.executor = build_executor(self.genesis.chain_id, self.genesis.document_hash())
 
     @property
     def now(self) -> int:

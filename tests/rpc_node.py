@@ -33,7 +33,7 @@ from ledger.keys import PrivateKey
 from ledger.store import ChainStore, MemoryStore, open_chain
 from ledger.transactions import Body, SignedTransaction, sign_transaction
 from ledger.validators import ValidatorSet
-from secnode.devnet import DEV_CHAIN_ID, account_key, dev_genesis, validator_key
+from secnode.devnet import DEV_CHAIN_ID, account_key, dev_genesis, dev_genesis_hash, validator_key
 from secnode.mempool import Mempool
 from secnode.metrics import Metrics
 from secnode.rpc.server import RpcConfig, make_app, start_rpc_server
@@ -52,8 +52,8 @@ class RpcTestNode:
         self.store: ChainStore = store
         self.state = state
         self.head: BlockHeader = head
-        self.mempool = Mempool(self.genesis.chain_id)
-        self.executor = build_executor(self.genesis.chain_id)
+        self.mempool = Mempool(self.genesis.chain_id, genesis_hash=self.genesis.document_hash())
+        self.executor = build_executor(self.genesis.chain_id, self.genesis.document_hash())
         self.auto_commit = auto_commit
         self.syncing = False
         self.admitted = asyncio.Event()
@@ -194,7 +194,14 @@ def sign(
     name: str, nonce: int, tx_type: str, body: Body, key: PrivateKey | None = None
 ) -> SignedTransaction:
     """A transaction from dev account `name` (or `key`) on the dev chain."""
-    return sign_transaction(key or account_key(name), DEV_CHAIN_ID, nonce, tx_type, body)
+    return sign_transaction(
+        key or account_key(name),
+        DEV_CHAIN_ID,
+        nonce,
+        tx_type,
+        body,
+        genesis_hash=dev_genesis_hash(),
+    )
 
 
 @dataclass

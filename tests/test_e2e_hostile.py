@@ -98,10 +98,12 @@ async def check_handshakes(cluster: Cluster, intruder_port: int) -> None:
     genesis validator's key completes the handshake (with the intruder, which allowlists the
     genesis validators), so the refusals are about the key."""
     stranger = PrivateKey.generate()
+    # `sec genesis new` gives every network its own chain id (not DEV_CHAIN_ID).
+    chain_id = json.loads((cluster.directory / "genesis.json").read_text())["chain_id"]
     for node in cluster.nodes:
         with pytest.raises(HandshakeAborted, match="instead of confirming"):
-            await ScriptedPeer.connect(node.p2p_port, stranger, DEV_CHAIN_ID)
-    peer = await ScriptedPeer.connect(intruder_port, validator_key("node3"), DEV_CHAIN_ID)
+            await ScriptedPeer.connect(node.p2p_port, stranger, chain_id)
+    peer = await ScriptedPeer.connect(intruder_port, validator_key("node3"), chain_id)
     await peer.close()
 
 

@@ -75,6 +75,7 @@ def test_invalid_wrong_chain_is_inadmissible() -> None:
         0,
         "credit.transfer",
         Transfer(chain.address("sharer1"), 1),
+        genesis_hash=chain.genesis.document_hash(),
     )
     with pytest.raises(WrongChain, match="other-chain"):
         chain.apply(tx)
@@ -106,7 +107,14 @@ def test_invalid_unregistered_sender_is_inadmissible() -> None:
 def test_invalid_signature_is_inadmissible() -> None:
     chain = Chain()
     good = chain.sign("buyer1", "credit.transfer", Transfer(chain.address("sharer1"), 1))
-    forged = sign_transaction(chain.key("buyer2"), good.chain_id, 0, good.type, good.body)
+    forged = sign_transaction(
+        chain.key("buyer2"),
+        good.chain_id,
+        0,
+        good.type,
+        good.body,
+        genesis_hash=chain.genesis.document_hash(),
+    )
     from ledger.transactions import parse_transaction
 
     wire = good.to_wire() | {"signature": forged.signature}

@@ -326,7 +326,13 @@ INVALID: list[tuple[str, Mutation, str]] = [
     (
         "parameter below its range",
         lambda d: d["parameters"].update(validator_change_delay=1),
-        r"parameters\.validator_change_delay: .*1 outside \[2, 10000\]",
+        r"parameters\.validator_change_delay: .*1 outside \[8, 10000\]",
+    ),
+    (
+        # Below the replicas' bound: a genesis the ledger accepts must be one consensus follows.
+        "validator change delay below the replica bound",
+        lambda d: d["parameters"].update(validator_change_delay=7),
+        r"validator_change_delay=7 outside \[8, 10000\] \(MIN_VALIDATOR_CHANGE_DELAY=8",
     ),
     (
         "parameter as text",

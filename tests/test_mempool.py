@@ -13,7 +13,10 @@ from tests.chainkit import Chain
 
 def _setup(**config: int) -> tuple[Chain, Mempool]:
     chain = Chain()
-    return chain, Mempool(chain.genesis.chain_id, MempoolConfig(**config))
+    pool = Mempool(
+        chain.genesis.chain_id, MempoolConfig(**config), genesis_hash=chain.genesis.document_hash()
+    )
+    return chain, pool
 
 
 def _lookup(chain: Chain):  # type: ignore[no-untyped-def]
@@ -70,6 +73,7 @@ def test_invalid_wrong_chain() -> None:
         0,
         "credit.transfer",
         Transfer(chain.address("sharer1"), 1),
+        genesis_hash=chain.genesis.document_hash(),
     )
     _reject(pool, chain, tx, "wrong_chain")
 

@@ -152,7 +152,12 @@ async def test_invalid_send_transaction_rejected_sender_chain_signature() -> Non
         stranger = sign("", 0, "credit.transfer", body, key=PrivateKey.from_label("stranger"))
         assert await _rejection(served, stranger) == "unknown_account"
         other_chain = sign_transaction(
-            devnet.account_key("buyer1"), "other-chain", 0, "credit.transfer", body
+            devnet.account_key("buyer1"),
+            "other-chain",
+            0,
+            "credit.transfer",
+            body,
+            genesis_hash=devnet.dev_genesis_hash(),
         )
         assert await _rejection(served, other_chain) == "wrong_chain"
         wire = bytearray(_transfer("buyer1", 0).encoded)

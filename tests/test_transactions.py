@@ -40,8 +40,11 @@ from ledger.transactions import (
     signing_bytes,
     verify_transaction,
 )
+from secnode.devnet import dev_genesis_hash
 
 CHAIN = "sec-devnet"
+GENESIS = dev_genesis_hash()
+"""The committed genesis.json's document hash: part of every signature on the dev network."""
 KEY = PrivateKey.from_label("account:buyer1")
 OTHER = PrivateKey.from_label("account:sharer1").address
 MERCHANT = PrivateKey.from_label("account:merchant1").address
@@ -99,7 +102,8 @@ OPTIONAL_FIELDS = [
 
 
 def _sign(tx_type: str = "credit.transfer", body: Any = None, nonce: int = 0) -> SignedTransaction:
-    return sign_transaction(KEY, CHAIN, nonce, tx_type, SAMPLES[tx_type] if body is None else body)
+    body = SAMPLES[tx_type] if body is None else body
+    return sign_transaction(KEY, CHAIN, nonce, tx_type, body, genesis_hash=GENESIS)
 
 
 def _wire(tx_type: str = "credit.transfer") -> dict[str, Any]:
@@ -123,16 +127,16 @@ def test_samples_cover_every_transaction_type() -> None:
     ids=[f"{t}-{i}" for i, (t, _) in enumerate(ROUNDTRIP_CASES)],
 )
 def test_sign_encode_decode_roundtrip(tx_type: str, body: Any) -> None:
-    tx = sign_transaction(KEY, CHAIN, 42, tx_type, body)
+    tx = sign_transaction(KEY, CHAIN, 42, tx_type, body, genesis_hash=GENESIS)
     decoded = decode_transaction(tx.encoded)
     assert decoded == tx
     assert decoded.body == body
     assert decoded.hash == tx.hash == hashlib.sha256(tx.encoded).digest()
     assert encode(decoded.to_wire()) == tx.encoded
     # Ed25519 is deterministic, so signing again gives the same bytes and the same hash.
-    assert sign_transaction(KEY, CHAIN, 42, tx_type, body).hash == tx.hash
-    verify_transaction(decoded)
-    assert verify_signature(KEY.public_key, decoded.signing_bytes(), decoded.signature)
+    assert sign_transaction(KEY, CHAIN, 42, tx_type, body, genesis_hash=GENESIS).hash == tx.hash
+    verify_transaction(decoded, GENESIS)
+    assert verify_signature(KEY.public_key, decoded.signing_bytes(GENESIS), decoded.signature)
     assert decoded.sender_address == KEY.address
 
 
@@ -140,9 +144,9 @@ def test_sign_encode_decode_roundtrip(tx_type: str, body: Any) -> None:
 def test_signing_bytes_are_domain_prefix_and_encoded_list(tx_type: str) -> None:
     tx = _sign(tx_type)
     body_wire = to_wire(SAMPLES[tx_type])
-    expected = b"SEC/tx/v1" + encode([CHAIN, KEY.public_key, 0, tx_type, body_wire])
-    assert tx.signing_bytes() == expected
-    assert signing_bytes(CHAIN, KEY.public_key, 0, tx_type, SAMPLES[tx_type]) == expected
+    expected = b"SEC/tx/v2" + encode([CHAIN, GENESIS, KEY.public_key, 0, tx_type, body_wire])
+    assert tx.signing_bytes(GENESIS) == expected
+    assert signing_bytes(CHAIN, GENESIS, KEY.public_key, 0, tx_type, SAMPLES[tx_type]) == expected
 
 
 def test_envelope_wire_is_exactly_the_six_fields() -> None:
@@ -161,14 +165,17 @@ def test_optional_field_none_is_omitted_from_the_wire(tx_type: str, name: str) -
 
 
 def test_hash_is_stable_and_distinct_per_transaction() -> None:
-    hashes = {sign_transaction(KEY, CHAIN, n, "credit.burn", Burn(1)).hash for n in range(3)}
+    hashes = {
+        sign_transaction(KEY, CHAIN, n, "credit.burn", Burn(1), genesis_hash=GENESIS).hash
+        for n in range(3)
+    }
     assert len(hashes) == 3
 
 
 def test_largest_order_within_the_size_cap_is_accepted() -> None:
     items = tuple(OrderItem("s" * 64, 1_000_000, MAX_AMOUNT) for _ in range(64))
     body = OrderCreate(KEY.address, items, MAX_AMOUNT, ARBITER, OTHER, 10_000)
-    tx = sign_transaction(KEY, CHAIN, MAX_NONCE, "order.create", body)
+    tx = sign_transaction(KEY, CHAIN, MAX_NONCE, "order.create", body, genesis_hash=GENESIS)
     assert len(tx.encoded) <= MAX_TRANSACTION_SIZE
     assert decode_transaction(tx.encoded) == tx
 
@@ -249,7 +256,7 @@ def _oversized_order() -> OrderCreate:
 
 def test_invalid_oversized_transaction_cannot_be_signed() -> None:
     with pytest.raises(MalformedTransaction, match="more than the cap"):
-        sign_transaction(KEY, CHAIN, 0, "order.create", _oversized_order())
+        sign_transaction(KEY, CHAIN, 0, "order.create", _oversized_order(), genesis_hash=GENESIS)
 
 
 def test_invalid_oversized_transaction_cannot_be_decoded() -> None:
@@ -343,43 +350,61 @@ def test_invalid_tampered_transaction_fails_signature(
     tamper(wire)
     tx = decode_transaction(encode(wire))  # still well-formed ...
     with pytest.raises(InvalidSignature, match="signature does not verify"):
-        verify_transaction(tx)  # ... but not what the sender signed
+        verify_transaction(tx, GENESIS)  # ... but not what the sender signed
 
 
 def test_invalid_type_is_signed() -> None:
     wire = _wire("order.confirm")
     wire["type"] = "order.cancel"  # same body class, different meaning
     with pytest.raises(InvalidSignature):
-        verify_transaction(decode_transaction(encode(wire)))
+        verify_transaction(decode_transaction(encode(wire)), GENESIS)
 
 
 def test_invalid_chain_id_is_signed() -> None:
     devnet = _sign()
-    other = sign_transaction(KEY, "sec-testnet", 0, "credit.transfer", SAMPLES["credit.transfer"])
-    assert devnet.signing_bytes() != other.signing_bytes()
+    other = sign_transaction(
+        KEY, "sec-testnet", 0, "credit.transfer", SAMPLES["credit.transfer"], genesis_hash=GENESIS
+    )
+    assert devnet.signing_bytes(GENESIS) != other.signing_bytes(GENESIS)
     replayed = decode_transaction(encode(devnet.to_wire() | {"chain_id": "sec-testnet"}))
     with pytest.raises(InvalidSignature):
-        verify_transaction(replayed)
-    verify_transaction(other)
+        verify_transaction(replayed, GENESIS)
+    verify_transaction(other, GENESIS)
+
+
+def test_invalid_genesis_is_signed() -> None:
+    # Two networks with the same chain id and the same key registered: a signature made for
+    # one verifies only against that network's genesis hash.
+    tx = _sign()
+    other_genesis = hashlib.sha256(b"another network").digest()
+    assert tx.signing_bytes(GENESIS) != tx.signing_bytes(other_genesis)
+    with pytest.raises(InvalidSignature, match=f"genesis {other_genesis.hex()[:16]}"):
+        verify_transaction(tx, other_genesis)
+    verify_transaction(tx, GENESIS)
 
 
 def test_invalid_signature_by_another_key() -> None:
     forged = sign_transaction(
-        PrivateKey.from_label("account:buyer2"), CHAIN, 0, "credit.transfer", Transfer(OTHER, 500)
+        PrivateKey.from_label("account:buyer2"),
+        CHAIN,
+        0,
+        "credit.transfer",
+        Transfer(OTHER, 500),
+        genesis_hash=GENESIS,
     )
     wire = _wire() | {"signature": forged.signature}
     with pytest.raises(InvalidSignature):
-        verify_transaction(decode_transaction(encode(wire)))
+        verify_transaction(decode_transaction(encode(wire)), GENESIS)
 
 
 def test_invalid_sign_unknown_type() -> None:
     with pytest.raises(MalformedTransaction, match=r"unknown transaction type 'credit\.steal'"):
-        sign_transaction(KEY, CHAIN, 0, "credit.steal", Burn(1))
+        sign_transaction(KEY, CHAIN, 0, "credit.steal", Burn(1), genesis_hash=GENESIS)
 
 
 def test_invalid_sign_body_of_wrong_class() -> None:
     with pytest.raises(MalformedTransaction, match=r"body for credit\.burn must be Burn"):
-        sign_transaction(KEY, CHAIN, 0, "credit.burn", Transfer(OTHER, 1))
+        sign_transaction(KEY, CHAIN, 0, "credit.burn", Transfer(OTHER, 1), genesis_hash=GENESIS)
 
 
 @pytest.mark.parametrize(
@@ -393,7 +418,7 @@ def test_invalid_sign_body_of_wrong_class() -> None:
 )
 def test_invalid_sign_revalidates_the_body(tx_type: str, body: Any, match: str) -> None:
     with pytest.raises(MalformedTransaction, match=match):
-        sign_transaction(KEY, CHAIN, 0, tx_type, body)
+        sign_transaction(KEY, CHAIN, 0, tx_type, body, genesis_hash=GENESIS)
 
 
 @pytest.mark.parametrize("nonce", [-1, MAX_NONCE + 1])
@@ -497,10 +522,14 @@ def test_protocol_document_worked_example() -> None:
     sharer = PrivateKey.from_label("account:sharer1").address
     assert format_address(KEY.address) == "sec12h9tjj93usyg7zlar3ys2d50k3chymguddax0q"
     assert format_address(sharer) == "sec1qwfg89y02uv4q5pkla6nzps6daam32v9m3lgpr"
-    tx = sign_transaction(KEY, CHAIN, 0, "credit.transfer", Transfer(sharer, 500))
-    assert tx.signing_bytes().hex() == (
-        "5345432f74782f763195aa7365632d6465766e6574c420082f3a87224d268eed989c8fae169dc7f21da7e264"
-        "ca9e34461ce3d72532c3f700af6372656469742e7472616e7366657282a6616d6f756e74cd01f4a2746fc414"
-        "039283948f5719505036ff7531061a6f7bb8a985"
+    tx = sign_transaction(
+        KEY, CHAIN, 0, "credit.transfer", Transfer(sharer, 500), genesis_hash=GENESIS
     )
-    assert tx.hash.hex() == "927affe5a001dc50a27098aaa447bc4b910e1b397595bd6fd84b52b67eece63b"
+    assert tx.signing_bytes(GENESIS).hex() == (
+        "5345432f74782f763296aa7365632d6465766e6574c4209e773a5b88c50077ae27120deb6f705b3928e65e99"
+        "a00aa0b1c0f7c5df15cbf1c420082f3a87224d268eed989c8fae169dc7f21da7e264ca9e34461ce3d72532c3"
+        "f700af6372656469742e7472616e7366657282a6616d6f756e74cd01f4a2746fc414039283948f5719505036"
+        "ff7531061a6f7bb8a985"
+    )
+    assert tx.hash.hex() == "61c84814ce0a93ed788bf46f2e3b0a63f2e3d8e1b9a800a9592ed7ccd2cc38e5"
+    assert GENESIS.hex() == "9e773a5b88c50077ae27120deb6f705b3928e65e99a00aa0b1c0f7c5df15cbf1"

@@ -29,7 +29,9 @@ def make_chain(cache: PrecomputedScores | None) -> OrderChain:
         genesis=order_genesis(trust_epoch_blocks=10, trust_epoch_delay=3, attest_window_s=10_000)
     )
     if cache is not None:
-        chain.executor = build_executor(chain.genesis.chain_id, cache)
+        chain.executor = build_executor(
+            chain.genesis.chain_id, chain.genesis.document_hash(), cache
+        )
     return chain
 
 

@@ -36,6 +36,7 @@ from typing import Any
 
 import aiohttp
 
+from ledger.genesis import load_genesis
 from ledger.keys import PrivateKey
 from ledger.transactions import SignedTransaction, Transfer, sign_transaction
 from secnode.bench.ledger import measure_verify
@@ -280,13 +281,15 @@ async def measure(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
         total = int(args.max_rate * (args.duration + args.duration) * 1.2)
         per_account = total // args.accounts + 1
         print(f"pre-signing {per_account * args.accounts:,} transfers ...", file=sys.stderr)
+        genesis = load_genesis(cluster.directory / "genesis.json")
         txs = [
             sign_transaction(
                 bench_key(i),
-                "sec-devnet",
+                genesis.chain_id,
                 n,
                 "credit.transfer",
                 Transfer(bench_key((i + 1) % args.accounts).address, 1),
+                genesis_hash=genesis.document_hash(),
             )
             for n in range(per_account)
             for i in range(args.accounts)

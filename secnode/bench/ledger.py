@@ -91,13 +91,22 @@ def build_large_state(accounts: int, senders: list[PrivateKey]) -> State:
     return State(committed)
 
 
-def _transfers(senders: list[PrivateKey], rounds: int, chain_id: str) -> list[SignedTransaction]:
+def _transfers(
+    senders: list[PrivateKey], rounds: int, chain_id: str, genesis_hash: bytes
+) -> list[SignedTransaction]:
     txs = []
     for nonce in range(rounds):
         for index, key in enumerate(senders):
             target = senders[(index + 1) % len(senders)].address
             txs.append(
-                sign_transaction(key, chain_id, nonce, "credit.transfer", Transfer(target, 1))
+                sign_transaction(
+                    key,
+                    chain_id,
+                    nonce,
+                    "credit.transfer",
+                    Transfer(target, 1),
+                    genesis_hash=genesis_hash,
+                )
             )
     return txs
 
@@ -114,9 +123,9 @@ def run(accounts: int, block_size: int, blocks: int) -> dict[str, Any]:
     started = time.perf_counter()
     state = build_large_state(accounts, senders)
     build_seconds = time.perf_counter() - started
-    executor = Executor(chain_id)
+    executor = Executor(chain_id, genesis.document_hash())
     print(f"signing {block_size * blocks:,} transfers ...", file=sys.stderr)
-    txs = _transfers(senders, blocks, chain_id)
+    txs = _transfers(senders, blocks, chain_id, genesis.document_hash())
 
     execute_times, root_times, commit_times = [], [], []
     changed_keys = 0

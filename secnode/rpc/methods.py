@@ -117,6 +117,7 @@ class RpcMethods:
         status = self.view.status()
         return m.StatusResult(
             chain_id=self.view.genesis.chain_id,
+            genesis_hash=self.view.genesis.document_hash().hex(),
             node_name=status.node_name,
             node_address=format_address(status.node_address),
             height=status.height,

@@ -216,6 +216,9 @@ class Validator(_Result):
 
 class StatusResult(_Result):
     chain_id: str
+    genesis_hash: str = Field(
+        description="SHA-256 document hash of the genesis, hex: signed in every transaction"
+    )
     node_name: str
     node_address: str
     height: int
