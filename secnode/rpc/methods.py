@@ -41,6 +41,7 @@ from secnode.rpc.errors import (
 from secnode.rpc.jsonrpc import Method
 from secnode.rpc.openrpc import build_document
 from secnode.rpc.trust_methods import trust_method_table
+from secnode.rpc.validator_methods import validator_method_table
 from secnode.rpc.view import NodeView
 
 DEFAULT_MAX_COMMIT_WAITERS: Final = 256
@@ -468,6 +469,7 @@ def method_table(
         summary, description = _DESCRIPTIONS[name]
         table[name] = Method(name, summary, description, params, result, call, errors)
     table.update(trust_method_table(view))
+    table.update(validator_method_table(view))
     document: dict[str, Any] = {}
 
     async def discover(params: m.NoParams) -> m.OpenRpcDocument:
