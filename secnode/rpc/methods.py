@@ -387,13 +387,14 @@ _DESCRIPTIONS: Final[dict[str, tuple[str, str]]] = {
     ),
     "sec_getCommit": (
         "A block header with its commit certificate.",
-        "The certificate holds 2f+1 validator signatures over the header hash. Genesis (height "
-        "0) has none: certificate is null, the block is trusted through the genesis file.",
+        "The certificate holds a quorum ((n+f)//2+1) of validator signatures over the header "
+        "hash. Genesis (height 0) has none: certificate is null, the block is trusted through "
+        "the genesis file.",
     ),
     "sec_getValidators": (
         "The validator set that certifies a block (default: the latest).",
-        "Members in set order (sorted by address), quorum 2f+1 and f, and the validators_hash "
-        "that the block header commits to.",
+        "Members in set order (sorted by address), quorum (n+f)//2+1 and f, and the "
+        "validators_hash that the block header commits to.",
     ),
     "sec_getAccount": (
         "An account, optionally with a state proof.",
