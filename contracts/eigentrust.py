@@ -9,11 +9,14 @@ docs/protocol.md §17 is the normative text; in short:
 
 1. Universe U: the pre-trusted accounts, every attester and every subject, sorted by address.
 2. Beta counts of j: the number of +1 and of -1 attestations about j (unweighted).
-3. Weight of an attestation: `order_weight(order_total)` = decimal digits of the order total in
-   whole yuan (fen // 100, at least 1): 1 below 10 yuan, 2 below 100, 3 below 1 000, ...
+3. Value of an attestation: its order total in fen if that is at least `min_order_fen`, else 0
+   (an order below the minimum carries no weight). Rule version 2 (`RULE_VERSION`).
 4. Window of an attestation: `completed_s // pair_window_s` (completion time of its order).
-5. Local trust s_ij = sum over windows w of min(cap, P_ijw) - min(cap, N_ijw), P and N the
-   summed weights of i's +1 and -1 attestations about j for orders completed in window w.
+5. Local trust s_ij = sum over windows w of min(cap, weight(V+_ijw)) - min(cap, weight(V-_ijw)),
+   V+ and V- the summed values of i's +1 and -1 attestations about j for orders completed in
+   window w, weight(v) = decimal digits of v in whole yuan (0 if v = 0): a cap in value, not in
+   count. Loop rule: where s_ij > 0 and s_ji > 0, the edge whose first valued +1 attestation
+   comes later in sequence closes the loop and its s is 0.
 6. Normalised trust: S_i = sum_j max(s_ij, 0); if S_i > 0, c_ij = max(s_ij, 0) * SCALE // S_i,
    else i is *dangling* and spreads its trust like the pre-trusted distribution.
 7. Pre-trusted distribution: p_j = SCALE // |P| for j in P (else 0); with no pre-trusted
@@ -36,7 +39,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from itertools import accumulate, compress, repeat
-from operator import add, eq, floordiv, itemgetter, lt, mod, mul, ne, sub
+from operator import add, and_, eq, floordiv, ge, gt, itemgetter, lt, mod, mul, ne, sub
 from typing import Any, Final, NamedTuple
 
 from ledger.encoding import encode
@@ -49,6 +52,11 @@ PPM: Final = 10**6
 FEN_PER_YUAN: Final = 100
 _WEIGHT_STEPS: Final = tuple(FEN_PER_YUAN * 10**k for k in range(1, 19))
 """Order totals (fen) at which the weight grows by one: 10 yuan, 100 yuan, ..."""
+RULE_VERSION: Final = 2
+"""Version of the local-trust rule in epoch parameters: 2 = value-weighted, minimum order
+value, value cap per pair and window, loop rule (docs/protocol.md §17.4.1)."""
+DEFAULT_MIN_ORDER_FEN: Final = 100
+"""Default of trust_min_order_fen: an order below one yuan carries no weight."""
 
 
 class Attestation(NamedTuple):
@@ -79,15 +87,20 @@ class TrustParameters:
     alpha_ppm: int
     """Weight of the pre-trusted distribution in each iteration, ppm (trust_alpha_ppm)."""
     pair_cap: int
-    """Max weight an attester adds about one subject per window, each sign (trust_pair_cap)."""
+    """Max weight an attester adds about one subject per window, each sign (trust_pair_cap):
+    the weight of a summed value, so a cap of 100 * 10**(pair_cap - 1) fen in value."""
     pair_window_s: int
     """Length of the pair-cap window in seconds of block time (trust_pair_window_s)."""
     pretrusted: tuple[bytes, ...]
     """The genesis pre-trusted addresses, sorted."""
+    min_order_fen: int = DEFAULT_MIN_ORDER_FEN
+    """Smallest order total (fen) whose attestation carries weight (trust_min_order_fen)."""
 
     def to_wire(self) -> dict[str, Any]:
         """The map committed in epoch records (docs/protocol.md §17.3)."""
         return {
+            "version": RULE_VERSION,
+            "min_order_fen": self.min_order_fen,
             "scale": SCALE,
             "iterations": self.iterations,
             "alpha_ppm": self.alpha_ppm,
@@ -164,32 +177,54 @@ def _local_trust(
     n: int,
     params: TrustParameters,
 ) -> dict[int, int]:
-    """s_ij keyed by j * n + i (column-major), for every pair with an attestation."""
+    """s_ij keyed by j * n + i (column-major), for every pair with a valued attestation."""
     windows = list(map(floordiv, _column(attestations, 5), repeat(params.pair_window_s)))
     low = min(windows)
     span = 2 * (max(windows) - low + 1)
+    values = _column(attestations, 3)
+    totals = _column(attestations, 4)
+    valued = list(map(ge, totals, repeat(params.min_order_fen)))
+    pairs = list(map(add, map(mul, subjects, repeat(n)), attesters))
     # group key = (pair * windows + window - low) * 2 + (1 if the attestation is -1 else 0)
     groups = map(
         add,
-        map(mul, map(add, map(mul, subjects, repeat(n)), attesters), repeat(span)),
-        map(
-            add,
-            map(mul, map(sub, windows, repeat(low)), repeat(2)),
-            map(lt, _column(attestations, 3), repeat(0)),
-        ),
+        map(mul, pairs, repeat(span)),
+        map(add, map(mul, map(sub, windows, repeat(low)), repeat(2)), map(lt, values, repeat(0))),
     )
-    # order_weight, C-level: 1 + bisect_right(steps, total) == bisect_right((0, *steps), total)
-    weights = map(partial(bisect_right, (0, *_WEIGHT_STEPS)), _column(attestations, 4))
     sums: dict[int, int] = {}
     get = sums.get
-    for group, weight in zip(groups, weights, strict=True):
-        sums[group] = get(group, 0) + weight
+    for group, total in compress(zip(groups, totals, strict=True), valued):
+        sums[group] = get(group, 0) + total
     cap = params.pair_cap
+    # order_weight, C-level: 1 + bisect_right(steps, total) == bisect_right((0, *steps), total)
+    weight = partial(bisect_right, (0, *_WEIGHT_STEPS))
     trust: dict[int, int] = {}
     get = trust.get
     for group, total in sums.items():
         pair = group // span
-        trust[pair] = get(pair, 0) + (-min(cap, total) if group & 1 else min(cap, total))
+        credit = min(cap, weight(total))
+        trust[pair] = get(pair, 0) + (-credit if group & 1 else credit)
+    return _break_loops(trust, pairs, map(and_, valued, map(gt, values, repeat(0))), n)
+
+
+def _break_loops(
+    trust: dict[int, int], pairs: list[int], positive: Iterable[bool], n: int
+) -> dict[int, int]:
+    """The loop rule: of two positive edges i -> j and j -> i, the one whose first valued +1
+    attestation comes later (in sequence) closes the loop and gets no credit."""
+    first: dict[int, int] = {}
+    setdefault = first.setdefault
+    for sequence, pair in compress(enumerate(pairs), positive):
+        setdefault(pair, sequence)
+    closing = []
+    for pair, value in trust.items():
+        if value > 0:
+            subject, attester = divmod(pair, n)
+            reverse = attester * n + subject
+            if trust.get(reverse, 0) > 0 and first[pair] > first[reverse]:
+                closing.append(pair)
+    for pair in closing:
+        trust[pair] = 0
     return trust
 
 
@@ -306,19 +341,39 @@ def reference_scores(
         else:
             negative[a.subject] += 1
     sums: dict[tuple[bytes, bytes, int], list[int]] = {}
-    for a in attestations:
-        weight = 1
-        yuan = a.order_total // FEN_PER_YUAN
-        while yuan >= 10:
-            yuan //= 10
-            weight += 1
+    first: dict[tuple[bytes, bytes], int] = {}
+    for sequence, a in enumerate(attestations):
+        if a.order_total < params.min_order_fen:
+            continue
+        if a.value == 1:
+            first.setdefault((a.attester, a.subject), sequence)
         window = a.completed_s // params.pair_window_s
         entry = sums.setdefault((a.attester, a.subject, window), [0, 0])
-        entry[0 if a.value == 1 else 1] += weight
+        entry[0 if a.value == 1 else 1] += a.order_total
+
+    def weight(value: int) -> int:
+        if value == 0:
+            return 0
+        digits = 1
+        yuan = value // FEN_PER_YUAN
+        while yuan >= 10:
+            yuan //= 10
+            digits += 1
+        return digits
+
     local: dict[bytes, dict[bytes, int]] = {i: {} for i in accounts}
     for (i, j, _), (plus, minus) in sorted(sums.items()):
         row = local[i]
-        row[j] = row.get(j, 0) + min(params.pair_cap, plus) - min(params.pair_cap, minus)
+        cap = params.pair_cap
+        row[j] = row.get(j, 0) + min(cap, weight(plus)) - min(cap, weight(minus))
+    closing = [
+        (i, j)
+        for i in accounts
+        for j, s in local[i].items()
+        if s > 0 and local[j].get(i, 0) > 0 and first[(i, j)] > first[(j, i)]
+    ]
+    for i, j in closing:
+        local[i][j] = 0
     pretrusted = set(params.pretrusted) or set(accounts)
     p = {j: (SCALE // len(pretrusted) if j in pretrusted else 0) for j in accounts}
     normalised: dict[bytes, dict[bytes, int] | None] = {}

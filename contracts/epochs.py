@@ -29,7 +29,14 @@ from typing import Any, Final, Protocol
 
 import msgpack
 
-from contracts.eigentrust import SCALE, TrustParameters, TrustScore, compute_scores, scores_root
+from contracts.eigentrust import (
+    RULE_VERSION,
+    SCALE,
+    TrustParameters,
+    TrustScore,
+    compute_scores,
+    scores_root,
+)
 from contracts.trust import frontier_root, get_log, load_attestations
 from ledger.accounts import get_parameter
 from ledger.encoding import decode, encode
@@ -142,7 +149,16 @@ _RECORD_FIELDS: Final = frozenset(
     }
 )
 _PARAMETER_FIELDS: Final = frozenset(
-    {"scale", "iterations", "alpha_ppm", "pair_cap", "pair_window_s", "pretrusted"}
+    {
+        "version",
+        "min_order_fen",
+        "scale",
+        "iterations",
+        "alpha_ppm",
+        "pair_cap",
+        "pair_window_s",
+        "pretrusted",
+    }
 )
 
 
@@ -162,6 +178,11 @@ def parse_parameters(value: Any) -> TrustParameters:
     """Trust parameters from their wire map (untrusted input: every field is checked)."""
     if not isinstance(value, dict) or set(value) != _PARAMETER_FIELDS:
         raise DecodeError(f"trust parameters must be a map of {sorted(_PARAMETER_FIELDS)}")
+    if value["version"] != RULE_VERSION:
+        raise DecodeError(
+            f"trust parameters have rule version {value['version']!r}; this node computes "
+            f"version {RULE_VERSION} (docs/protocol.md §17.4.1)"
+        )
     if value["scale"] != SCALE:
         raise DecodeError(f"trust parameters have scale {value['scale']!r}, not {SCALE}")
     pretrusted = value["pretrusted"]
@@ -175,9 +196,12 @@ def parse_parameters(value: Any) -> TrustParameters:
     alpha = _count(value["alpha_ppm"], "alpha_ppm")
     cap = _count(value["pair_cap"], "pair_cap")
     window = _count(value["pair_window_s"], "pair_window_s")
-    if alpha > 1_000_000 or cap < 1 or window < 1:
-        raise DecodeError("alpha_ppm must be <= 10**6, pair_cap and pair_window_s >= 1")
-    return TrustParameters(iterations, alpha, cap, window, tuple(pretrusted))
+    minimum = _count(value["min_order_fen"], "min_order_fen")
+    if alpha > 1_000_000 or cap < 1 or window < 1 or minimum < 1:
+        raise DecodeError(
+            "alpha_ppm must be <= 10**6, pair_cap, pair_window_s and min_order_fen >= 1"
+        )
+    return TrustParameters(iterations, alpha, cap, window, tuple(pretrusted), minimum)
 
 
 def parse_epoch_record(raw: bytes) -> EpochRecord:
@@ -221,6 +245,7 @@ def current_parameters(state: State) -> TrustParameters:
         pair_cap=get_parameter(state, "trust_pair_cap"),
         pair_window_s=get_parameter(state, "trust_pair_window_s"),
         pretrusted=get_pretrusted(state),
+        min_order_fen=get_parameter(state, "trust_min_order_fen"),
     )
 
 

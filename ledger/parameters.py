@@ -63,6 +63,9 @@ PARAMETERS: Final[dict[str, ParameterSpec]] = {
         4, 1, 1_000_000, "max weight one attester adds about one subject per window"
     ),
     "trust_pair_window_s": ParameterSpec(30 * DAY, 1, 3650 * DAY, "window of the pair cap"),
+    "trust_min_order_fen": ParameterSpec(
+        100, 1, 10**15, "smallest order total (fen) whose attestation carries trust weight"
+    ),
     "trust_epoch_delay": ParameterSpec(
         2, 1, 10_000, "blocks from an epoch's input height to the block that commits its scores"
     ),

@@ -25,6 +25,14 @@ Everything is checked against the genesis document the auditor holds (docs/proto
 validator set the replayed state says certifies it), its transactions (raw bytes, whose RFC
 6962 root must be the header's tx_root), then execution from the genesis state, which checks
 receipts_root, state_root and validators_hash. Reports the first divergence.
+
+`audit_chain(node, genesis, up_to)`: `replay_chain`, then `validators`: the node's
+sec_getValidatorsWithProof answer (replaying on to its height if the node moved on) must be a
+block the replay certified, its record must prove under that block's state root, and it must be
+the replayed state's record byte for byte.
+
+The freshness of an answer (not older than what this auditor verified before, `--max-age`) is
+checked by the caller through `on_header` (secnode.audit_freshness).
 """
 
 from __future__ import annotations
@@ -53,7 +61,7 @@ from ledger.merkle import EMPTY_ROOT, leaf_hash, merkle_root, verify_inclusion
 from ledger.state import State
 from ledger.state_tree import verify_state_proof
 from ledger.transactions import SignedTransaction, decode_transaction
-from ledger.validator_state import current_validators
+from ledger.validator_state import VALIDATORS_KEY, current_validators
 from ledger.validators import ValidatorSet
 from secnode.jsonview import hashes_from_json, hex_from_json, state_proof_from_json
 
@@ -228,28 +236,94 @@ def _transactions(node: Node, height: int) -> tuple[SignedTransaction, ...]:
         return tuple(transactions)
 
 
+class _Replay:
+    """The replayed chain so far: the state after `parent`, which it has verified."""
+
+    def __init__(self, node: Node, genesis: Genesis) -> None:
+        self.node = node
+        self.genesis = genesis
+        self.executor = build_executor(genesis.chain_id, genesis.document_hash())
+        self.state, self.parent = _genesis_header(genesis)
+        served, _ = _commit(node, 0)
+        if served.hash() != self.parent.hash():
+            raise AuditFailure("genesis", "the node's genesis block is not this genesis")
+
+    def advance(self, up_to: int, progress: Progress) -> BlockHeader:
+        """Verify and re-execute the blocks after `parent` up to `up_to`."""
+        state, genesis = self.state, self.genesis
+        for height in range(self.parent.height + 1, up_to + 1):
+            header, certificate = _commit(self.node, height)
+            _check_link(header, self.parent, genesis)
+            block = Block(header, _transactions(self.node, height))
+            try:
+                execute_block(self.executor, state, self.parent, block)
+            except LedgerError as exc:
+                raise AuditFailure("execution", f"block {height}: {exc}") from exc
+            _check_certificate(header, certificate, current_validators(state), genesis.chain_id)
+            state.commit_block()
+            self.parent = header
+            progress(height, up_to)
+        return self.parent
+
+
 def replay_chain(
     node: Node, genesis: Genesis, up_to: int, progress: Progress = _no_progress
 ) -> BlockHeader:
     """Verify and re-execute blocks 1..up_to; return the header at up_to."""
-    executor = build_executor(genesis.chain_id, genesis.document_hash())
-    state, parent = _genesis_header(genesis)
-    served, _ = _commit(node, 0)
-    if served.hash() != parent.hash():
-        raise AuditFailure("genesis", "the node's genesis block is not this genesis")
-    for height in range(1, up_to + 1):
-        header, certificate = _commit(node, height)
-        _check_link(header, parent, genesis)
-        block = Block(header, _transactions(node, height))
-        try:
-            execute_block(executor, state, parent, block)
-        except LedgerError as exc:
-            raise AuditFailure("execution", f"block {height}: {exc}") from exc
-        _check_certificate(header, certificate, current_validators(state), genesis.chain_id)
-        state.commit_block()
-        parent = header
-        progress(height, up_to)
-    return parent
+    return _Replay(node, genesis).advance(up_to, progress)
+
+
+MAX_CATCH_UP_BLOCKS = 10_000
+"""How far past the replayed height a validators answer may be before the audit gives up."""
+
+
+def audit_chain(
+    node: Node,
+    genesis: Genesis,
+    up_to: int,
+    progress: Progress = _no_progress,
+    report: Report = _quiet,
+    *,
+    check_validators: bool = True,
+) -> BlockHeader:
+    """`replay_chain` to `up_to`, then the `validators` check (module docstring); return the
+    newest header verified (at `up_to`, or at the validators answer's height if later).
+    Without `check_validators` (a height pinned below the head: proofs exist only at the head)
+    the replay alone."""
+    replay = _Replay(node, genesis)
+    header = replay.advance(up_to, progress)
+    report("replay", f"blocks 1..{up_to}: certificates, transaction roots, state roots")
+    if not check_validators:
+        return header
+    with _Check("validators"):
+        answer = node.call("sec_getValidatorsWithProof", {})
+        served = header_from_json(answer["header"])
+        value = hex_from_json(answer["value"], "value")
+        proof = state_proof_from_json(answer["proof"])
+    if served.height < up_to:
+        raise AuditFailure(
+            "validators", f"the node answered at height {served.height}, below {up_to}"
+        )
+    if served.height - up_to > MAX_CATCH_UP_BLOCKS:
+        raise AuditFailure(
+            "validators", f"the node answered at height {served.height}, far past {up_to}"
+        )
+    header = replay.advance(served.height, progress)
+    if served.hash() != header.hash():
+        raise AuditFailure(
+            "validators", f"the proof's block {served.height} is not the certified one"
+        )
+    with _Check("validators"):
+        verify_state_proof(header.state_root, VALIDATORS_KEY, value, proof)
+    if value != replay.state.get(VALIDATORS_KEY):
+        raise AuditFailure(
+            "validators", f"the proven record at height {served.height} is not the replayed one"
+        )
+    report(
+        "validators",
+        f"record proven under the state root of block {served.height}, equal to the replay",
+    )
+    return header
 
 
 # --- trust ---------------------------------------------------------------------------------
@@ -293,8 +367,10 @@ def audit_trust(
     address: bytes,
     report: Report = _quiet,
     progress: Progress = _no_progress,
+    on_header: Callable[[BlockHeader], None] | None = None,
 ) -> tuple[int, int, int]:
-    """Verify `address`'s trust score as served by `node`; (score, positive, negative)."""
+    """Verify `address`'s trust score as served by `node`; (score, positive, negative).
+    `on_header` sees the answer's header before anything costly is checked (freshness)."""
     name = format_address(address)
     with _Check("answer"):
         bundle = node.call("sec_getTrustScore", {"address": name})
@@ -314,6 +390,8 @@ def audit_trust(
             raise AuditFailure("header", f"the header is for chain {header.chain_id}")
         if header.state_root != state_root:
             raise AuditFailure("header", "the proofs' state root is not the header's")
+    if on_header is not None:
+        on_header(header)
     report("header", f"block {height} {bundle['block_hash']}")
     certified, replayed = certified_headers(node, genesis, height, progress)
     if certified.hash() != header.hash():

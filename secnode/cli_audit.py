@@ -12,16 +12,25 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import Any, Final
 
 from contracts.eigentrust import SCALE
 from contracts.epochs import EPOCH_KEY, score_key
+from ledger.blocks import BlockHeader
 from ledger.genesis import Genesis, load_genesis
 from ledger.keys import format_address
 from ledger.state_tree import verify_state_proof
 from ledger.transactions import Attest
-from secnode.audit import AuditFailure, audit_trust, replay_chain
+from secnode.audit import AuditFailure, audit_chain, audit_trust
+from secnode.audit_freshness import (
+    Freshness,
+    block_time_text,
+    default_state_path,
+    load_state,
+    save_state,
+)
 from secnode.cli_client import (
     ADDRESS_HELP,
     ClientInputError,
@@ -42,6 +51,16 @@ MAX_ATTESTATION_PAGES: Final = 10_000
 def score_text(score: int) -> str:
     """A fixed-point score as a decimal fraction of all trust, exactly (9 decimals)."""
     return f"{score // SCALE}.{score % SCALE:09d}"
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return value
 
 
 def _value(text: str) -> int:
@@ -157,9 +176,96 @@ class _Bar:
         print(f"\r{self.label} [{bar}] {done}/{total}", end=end, file=sys.stderr, flush=True)
 
 
+class _Memory:
+    """The auditor's state file around one run (secnode.audit_freshness)."""
+
+    def __init__(self, args: argparse.Namespace, genesis: Genesis) -> None:
+        self.path = Path(args.state) if args.state is not None else default_state_path()
+        self.chain = genesis.document_hash().hex()
+        self.chains = load_state(self.path)
+        self.freshness = Freshness(
+            chain=self.chain,
+            node=args.rpc,
+            seen=self.chains.get(self.chain),
+            now_ms=int(time.time() * 1000),
+            max_age_s=args.max_age,
+            state_path=self.path,
+        )
+
+    def accept(self, header: BlockHeader, *, pinned: bool = False) -> None:
+        self.chains[self.chain] = self.freshness.accept(header, pinned=pinned)
+        save_state(self.path, self.chains)
+
+
+def _verified_at(header: BlockHeader) -> dict[str, Any]:
+    return {
+        "height": header.height,
+        "block_hash": header.hash().hex(),
+        "block_time_ms": header.timestamp_ms,
+        "block_time": block_time_text(header.timestamp_ms),
+    }
+
+
+def _failed(args: argparse.Namespace, failure: AuditFailure, passed: list[dict[str, str]]) -> int:
+    if args.json:
+        print_json(
+            {"verified": False, "failed": failure.check, "detail": failure.detail, "passed": passed}
+        )
+    else:
+        print(f"FAILED  {failure.check:<13} {failure.detail}")
+    return 1
+
+
 def _audit_trust(args: argparse.Namespace) -> int:
     genesis = _genesis(args)
     address = resolve_address(args.address, "ADDRESS")
+    client = _client(args)
+    passed: list[dict[str, str]] = []
+    headers: list[BlockHeader] = []
+
+    def report(check: str, detail: str) -> None:
+        passed.append({"check": check, "detail": detail})
+        if not args.json:
+            print(f"ok      {check:<13} {detail}")
+
+    try:
+        memory = _Memory(args, genesis)
+
+        def on_header(header: BlockHeader) -> None:
+            memory.freshness.check_height(header.height)
+            memory.freshness.check_age(header)
+            headers.append(header)
+
+        score, positive, negative = audit_trust(
+            client, genesis, address, report, _Bar("certificates"), on_header
+        )
+        memory.accept(headers[-1])
+    except AuditFailure as failure:
+        return _failed(args, failure, passed)
+    verified = _verified_at(headers[-1])
+    if args.json:
+        print_json(
+            {
+                "verified": True,
+                "address": format_address(address),
+                "score": score,
+                "positive": positive,
+                "negative": negative,
+                **verified,
+                "passed": passed,
+            }
+        )
+    else:
+        print(
+            f"VERIFIED {format_address(address)}: score {score_text(score)} "
+            f"({score} / 10^9), +{positive} / -{negative} at height {verified['height']}, "
+            f"block time {verified['block_time']}"
+        )
+    return 0
+
+
+def _audit_chain(args: argparse.Namespace) -> int:
+    genesis = _genesis(args)
     client = _client(args)
     passed: list[dict[str, str]] = []
 
@@ -169,59 +275,31 @@ def _audit_trust(args: argparse.Namespace) -> int:
             print(f"ok      {check:<13} {detail}")
 
     try:
-        score, positive, negative = audit_trust(
-            client, genesis, address, report, _Bar("certificates")
+        memory = _Memory(args, genesis)
+        head = client.call("sec_status")["height"]
+        memory.freshness.check_height(head)
+        height = args.to if args.to is not None else head
+        header = audit_chain(
+            client,
+            genesis,
+            height,
+            _Bar("blocks"),
+            report,
+            check_validators=args.to is None or args.to >= head,
         )
+        memory.accept(header, pinned=args.to is not None)
     except AuditFailure as failure:
-        if args.json:
-            print_json(
-                {
-                    "verified": False,
-                    "failed": failure.check,
-                    "detail": failure.detail,
-                    "passed": passed,
-                }
-            )
-        else:
-            print(f"FAILED  {failure.check:<13} {failure.detail}")
-        return 1
+        return _failed(args, failure, passed)
+    verified = _verified_at(header)
     if args.json:
         print_json(
-            {
-                "verified": True,
-                "address": format_address(address),
-                "score": score,
-                "positive": positive,
-                "negative": negative,
-                "passed": passed,
-            }
+            {"verified": True, "state_root": header.state_root.hex(), **verified, "passed": passed}
         )
     else:
         print(
-            f"VERIFIED {format_address(address)}: score {score_text(score)} "
-            f"({score} / 10^9), +{positive} / -{negative}"
-        )
-    return 0
-
-
-def _audit_chain(args: argparse.Namespace) -> int:
-    genesis = _genesis(args)
-    client = _client(args)
-    height = args.to if args.to is not None else client.call("sec_status")["height"]
-    try:
-        header = replay_chain(client, genesis, height, _Bar("blocks"))
-    except AuditFailure as failure:
-        if args.json:
-            print_json({"verified": False, "failed": failure.check, "detail": failure.detail})
-        else:
-            print(f"FAILED  {failure.check}: {failure.detail}")
-        return 1
-    if args.json:
-        print_json({"verified": True, "height": height, "state_root": header.state_root.hex()})
-    else:
-        print(
-            f"VERIFIED blocks 1..{height}: certificates, transaction roots and state roots; "
-            f"state root {header.state_root.hex()}"
+            f"VERIFIED blocks 1..{header.height}: certificates, transaction roots and state "
+            f"roots; state root {header.state_root.hex()}; height {header.height}, block time "
+            f"{verified['block_time']}"
         )
     return 0
 
@@ -267,6 +345,18 @@ def add_audit_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentP
         default=str(DEFAULT_GENESIS),
         metavar="FILE",
         help="the genesis the auditor trusts (default: the committed genesis.json)",
+    )
+    common.add_argument(
+        "--state",
+        metavar="FILE",
+        help="where the auditor remembers the newest height it verified per chain "
+        "(default: $SEC_AUDIT_STATE or ~/.sec/audit-state.json); older answers are refused",
+    )
+    common.add_argument(
+        "--max-age",
+        type=_seconds,
+        metavar="SECONDS",
+        help="refuse an answer whose block time is older than this",
     )
     audit = subparsers.add_parser("audit", help="verify against genesis, trusting no node")
     kinds = audit.add_subparsers(dest="audit_kind", metavar="WHAT", required=True)

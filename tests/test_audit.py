@@ -34,6 +34,14 @@ def address(name: str) -> str:
     return format_address(account_key(name).address)
 
 
+@pytest.fixture(autouse=True)
+def audit_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's auditor remembers into its own file, never the user's ~/.sec."""
+    path = tmp_path / "audit-state.json"
+    monkeypatch.setenv("SEC_AUDIT_STATE", str(path))
+    return path
+
+
 def run(capsys: pytest.CaptureFixture[str], *arguments: str) -> tuple[int, str, str]:
     status = cli.main(list(arguments))
     captured = capsys.readouterr()
@@ -393,6 +401,106 @@ def test_audit_trust_names_the_failed_check_of_a_lying_node(
     assert status == 1, out
     assert f"FAILED  {check}" in out, out
     assert "VERIFIED" not in out
+
+
+# --- freshness and the validators proof ----------------------------------------------------------
+
+
+def _audit(capsys: pytest.CaptureFixture[str], network: Network, *arguments: str) -> Any:
+    status, out, _ = run(
+        capsys, "audit", *arguments, "--genesis", str(network.genesis_file), "--json"
+    )
+    answer = json.loads(out)
+    assert (status == 0) == answer["verified"], out
+    return answer
+
+
+def test_audit_prints_the_height_and_block_time_it_verified(
+    shopped: Network, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = shopped.served.url
+    head = shopped.served.call(lambda: shopped.node.head)
+    status, out, _ = run(
+        capsys,
+        "audit",
+        "trust",
+        "dev:merchant1",
+        "--rpc",
+        url,
+        "--genesis",
+        str(shopped.genesis_file),
+    )
+    assert status == 0, out
+    assert f"at height {head.height}, block time 20" in out
+    status, out, _ = run(
+        capsys, "audit", "chain", "--rpc", url, "--genesis", str(shopped.genesis_file)
+    )
+    assert status == 0, out
+    assert f"height {head.height}, block time 20" in out
+    assert "ok      validators" in out
+    answer = _audit(capsys, shopped, "chain", "--rpc", url)
+    assert answer["height"] == head.height and answer["block_time_ms"] == head.timestamp_ms
+
+
+def test_invalid_answer_older_than_a_verified_height_is_refused(
+    shopped: Network, capsys: pytest.CaptureFixture[str], audit_state: Path
+) -> None:
+    url = shopped.served.url
+    assert _audit(capsys, shopped, "trust", "dev:merchant1", "--rpc", url)["verified"]
+    seen = json.loads(audit_state.read_text())
+    [entry] = seen["chains"].values()
+    head = shopped.served.call(lambda: shopped.node.head.height)
+    assert entry["height"] == head and entry["node"] == url
+    # A lagging node of the same chain (its own copy, two blocks behind): refused at once.
+    with pytest.MonkeyPatch.context() as patch:
+        from ledger.genesis import parse_genesis
+
+        document = json.loads(shopped.genesis_file.read_text())
+        patch.setattr(tests.rpc_node, "dev_genesis", lambda: parse_genesis(document))
+        lagging = ServedNode().start()
+    try:
+        for _ in range(2):
+            lagging.call(lagging.node.commit_pending)
+        answer = _audit(capsys, shopped, "chain", "--rpc", lagging.url)
+    finally:
+        lagging.stop()
+    assert answer["failed"] == "freshness"
+    assert f"node {lagging.url} answered at height 2, older than height {head}" in answer["detail"]
+    assert url in answer["detail"] and str(audit_state) in answer["detail"]
+    # A trust answer below a height verified elsewhere is refused the same way.
+    entry["height"] = head + 5
+    audit_state.write_text(json.dumps(seen))
+    answer = _audit(capsys, shopped, "trust", "dev:merchant1", "--rpc", url)
+    assert answer["failed"] == "freshness" and answer["passed"] == []
+    assert f"answered at height {head}, older than height {head + 5}" in answer["detail"]
+
+
+def test_invalid_answer_older_than_max_age_is_refused(
+    shopped: Network, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = shopped.served.url
+    # The dev chain's block times are from its 2025 genesis: far more than a minute old.
+    for kind in (("trust", "dev:merchant1"), ("chain",)):
+        answer = _audit(capsys, shopped, *kind, "--rpc", url, "--max-age", "60")
+        assert answer["failed"] == "freshness", answer
+        assert "--max-age is 60 s" in answer["detail"]
+        assert _audit(capsys, shopped, *kind, "--rpc", url, "--max-age", "1e10")["verified"]
+
+
+def _wrong_validators(kind: str, key: bytes, value: Any) -> Any:
+    if kind == "value" and key == b"validators":
+        record = decode(value)
+        return encode({**record, "pending": [[10**6, record["current"]]]})
+    return value
+
+
+def test_audit_chain_fails_on_a_validators_record_that_does_not_prove(
+    shopped: Network, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = shopped.serve_tampered(_wrong_validators)
+    answer = _audit(capsys, shopped, "chain", "--rpc", url)
+    assert answer["failed"] == "validators", answer
+    assert [p["check"] for p in answer["passed"]] == ["replay"]
 
 
 # --- validator changes (last: it changes the shared network's validator set) --------------------

@@ -95,7 +95,8 @@ def test_purchases_lead_to_attestations_an_epoch_and_a_verified_audit(cluster: C
     for node, name in ((1, "merchant1"), (2, "sharer1"), (3, "buyer2")):
         result = run_cli(
             "audit", "trust", f"dev:{name}", "--rpc", cluster.nodes[node].rpc_url,
-            "--genesis", genesis, timeout=120,
+            "--genesis", genesis, "--state", str(cluster.directory / f"audit-{node}.json"),
+            timeout=120,
         )  # fmt: skip
         assert f"VERIFIED {dev_address(name)}" in result.stdout, result.stdout
         assert "ok      recompute" in result.stdout
@@ -109,6 +110,7 @@ def test_purchases_lead_to_attestations_an_epoch_and_a_verified_audit(cluster: C
     height = scores[0]["height"]
     replay = run_cli(
         "audit", "chain", "--rpc", cluster.nodes[0].rpc_url, "--genesis", genesis,
-        "--to", str(height), timeout=300,
+        "--to", str(height), "--state", str(cluster.directory / "audit-chain.json"),
+        timeout=300,
     )  # fmt: skip
     assert f"VERIFIED blocks 1..{height}" in replay.stdout, replay.stdout

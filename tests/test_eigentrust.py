@@ -3,6 +3,7 @@ properties the EigenTrust paper's setting promises (docs/protocol.md §17)."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
@@ -157,7 +158,8 @@ def graphs(draw: st.DrawFn) -> tuple[list[Attestation], TrustParameters]:
         pair_cap=draw(st.integers(1, 20)),
         pair_window_s=draw(st.sampled_from((1, DAY, 30 * DAY, 10**9))),
     )
-    return attestations, params
+    minimum = draw(st.sampled_from((1, 100, 10_000, 10**9)))
+    return attestations, dataclasses.replace(params, min_order_fen=minimum)
 
 
 @settings(max_examples=300, deadline=None)
@@ -303,3 +305,79 @@ def test_bench_runs_small_and_matches_the_reference(capsys: pytest.CaptureFixtur
 
     assert main(["--accounts", "300", "--attestations", "3000", "--iterations", "5"]) == 0
     assert "bit-identical to the reference: yes" in capsys.readouterr().out
+
+
+# --- wash trading (docs/protocol.md §17.4.1) -----------------------------------------------------
+
+MERCHANT = 50
+SYBILS = range(60, 65)
+
+
+def real_sale(total: int) -> list[Attestation]:
+    """The merchant's one real sale to pre-trusted buyer 1; both rate each other."""
+    return [
+        attest(1, MERCHANT, total=total, sequence=5000),
+        attest(MERCHANT, 1, total=total, sequence=5001),
+    ]
+
+
+def wash_ring(total: int, merchant_first: bool) -> list[Attestation]:
+    """Twenty orders from five sybils, each rated both ways, in either order."""
+    ring = []
+    for k in range(20):
+        sybil = SYBILS[k % len(SYBILS)]
+        by_sybil = attest(sybil, MERCHANT, total=total, sequence=6000 + 2 * k)
+        by_merchant = attest(MERCHANT, sybil, total=total, sequence=6001 + 2 * k)
+        ring += [by_merchant, by_sybil] if merchant_first else [by_sybil, by_merchant]
+    return ring
+
+
+@pytest.mark.parametrize(
+    ("total", "merchant_first"),
+    [(1, False), (1, True), (10_000, False), (10_000, True), (10**8, False)],
+)
+def test_a_wash_trading_ring_gains_at_most_what_the_real_sale_earns(
+    total: int, merchant_first: bool
+) -> None:
+    """The reported attack (1-fen orders), and the same ring paying real value both ways."""
+    params = parameters(pretrusted=(1, 2))
+    honest = honest_history(random.Random(11)) + real_sale(total)
+    alone = by_address(compute_scores(honest, params))[address(MERCHANT)].score
+    ringed = honest + wash_ring(total, merchant_first)
+    scores = compute_scores(ringed, params)
+    assert scores == reference_scores(ringed, params)
+    with_ring = by_address(scores)[address(MERCHANT)].score
+    assert with_ring - alone <= alone, (alone, with_ring)
+    assert with_ring <= alone, "the ring must not raise the merchant at all"
+
+
+def test_an_order_below_the_minimum_value_carries_no_weight() -> None:
+    params = parameters(pretrusted=(1,))
+    base = [attest(1, 2), attest(1, 3, sequence=1)]
+    dust = [attest(2, 4, total=99, sequence=10 + k) for k in range(50)]
+    without = by_address(compute_scores(base, params))
+    with_dust = by_address(compute_scores(base + dust, params))
+    assert with_dust[address(4)].score == 0
+    assert with_dust[address(4)].positive == 50  # beta counts still count every attestation
+    # Node 2's trust, with no valued edge out, spreads like the pre-trusted distribution.
+    assert with_dust[address(3)].score == without[address(3)].score
+
+
+def test_the_pair_cap_is_in_value_not_in_count() -> None:
+    params = parameters(pretrusted=(1,), pair_cap=4)
+    base = [attest(1, 2), attest(2, 5, total=10_000, sequence=1)]
+    many = [attest(2, 4, total=200, sequence=10 + k) for k in range(20)]  # 4 000 fen in all
+    one = [attest(2, 4, total=4_000, sequence=10)]
+    split = [s.score for s in compute_scores(base + many, params)]
+    assert split == [s.score for s in compute_scores(base + one, params)]
+
+
+def test_the_edge_that_closes_a_loop_gets_no_credit() -> None:
+    params = parameters(pretrusted=(1,))
+    # 1 -> 2 first, then 2 -> 1 closes the loop; 2 then trusts nobody and is dangling.
+    loop = [attest(1, 2, sequence=0), attest(2, 1, sequence=1), attest(2, 3, sequence=2)]
+    only_three = [attest(1, 2, sequence=0), attest(2, 3, sequence=2)]
+    assert compute_scores(loop, params)[1:] == compute_scores(only_three, params)[1:]
+    # Reversed order: now 1 -> 2 closes the loop and 2 gets nothing from the pre-trusted 1.
+    reverse = [attest(2, 1, sequence=0), attest(1, 2, sequence=1)]
+    assert by_address(compute_scores(reverse, params))[address(2)].score == 0

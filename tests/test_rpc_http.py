@@ -30,6 +30,7 @@ METHODS = (
     "sec_getAttestations",
     "sec_getTrustScore",
     "sec_getTrustEpoch",
+    "sec_getValidatorsWithProof",
     "rpc.discover",
 )
 

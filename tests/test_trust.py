@@ -336,3 +336,41 @@ def test_an_epoch_with_a_delay_longer_than_the_epoch_queues() -> None:
     epoch = get_epoch(chain.state)
     assert epoch is not None and (epoch.epoch, epoch.input_height) == (1, 2)
     assert chain.state.get(PENDING_KEY) is not None
+
+
+def test_the_minimum_order_value_and_rule_version_are_committed_with_the_epoch() -> None:
+    chain = make_chain(trust_epoch_blocks=5, trust_epoch_delay=1, trust_min_order_fen=3_000)
+    order_id = complete(chain)  # 2 500 fen: below this chain's minimum
+    assert attest(chain, "buyer2", order_id, "merchant1").ok
+    run_to(chain, chain.head.height + 6)
+    epoch = get_epoch(chain.state)
+    assert epoch is not None and epoch.attestations == 1
+    assert epoch.parameters.min_order_fen == 3_000
+    raw = chain.state.get(EPOCH_KEY)
+    assert raw is not None
+    wire = decode(raw)["parameters"]
+    assert (wire["version"], wire["min_order_fen"]) == (2, 3_000)
+    # Below the minimum, the attestation still counts in the beta counts.
+    merchant = get_score(chain.state, chain.address("merchant1"))
+    assert merchant is not None and merchant[1:] == (1, 0)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"version": 1}, "rule version 1"),
+        ({"min_order_fen": 0}, "min_order_fen >= 1"),
+    ],
+)
+def test_invalid_epoch_parameters_of_another_rule(change: dict[str, Any], message: str) -> None:
+    from contracts.eigentrust import TrustParameters
+    from contracts.epochs import parse_parameters
+    from ledger.errors import DecodeError
+
+    wire = TrustParameters(20, 150_000, 4, 86_400, ()).to_wire()
+    assert parse_parameters(wire) == TrustParameters(20, 150_000, 4, 86_400, ())
+    with pytest.raises(DecodeError, match=message):
+        parse_parameters(wire | change)
+    without = {k: v for k, v in wire.items() if k != "version"}
+    with pytest.raises(DecodeError, match="must be a map of"):
+        parse_parameters(without)

@@ -122,16 +122,33 @@ def _numpy_scores(
     target = column(map(index.__getitem__, subjects))
     value = column(map(itemgetter(3), attestations))
     steps = np.array([FEN_PER_YUAN * 10**k for k in range(1, 17)], dtype=np.int64)
-    weight = 1 + np.searchsorted(steps, column(map(itemgetter(4), attestations)), side="right")
+    total = column(map(itemgetter(4), attestations))
+    valued = total >= params.min_order_fen
     window = column(map(itemgetter(5), attestations)) // params.pair_window_s
     window -= window.min()
     span = 2 * (int(window.max()) + 1)
+    pair_key = target * n + source
     groups, group_of = np.unique(
-        (target * n + source) * span + 2 * window + (value < 0), return_inverse=True
+        (pair_key * span + 2 * window + (value < 0))[valued], return_inverse=True
     )
-    capped = np.minimum(np.bincount(group_of, weights=weight).astype(np.int64), params.pair_cap)
+    sums = np.zeros(len(groups), np.int64)
+    np.add.at(sums, group_of, total[valued])
+    capped = np.minimum(1 + np.searchsorted(steps, sums, side="right"), params.pair_cap)
     pairs, pair_of = np.unique(groups // span, return_inverse=True)
-    trust = np.bincount(pair_of, weights=np.where(groups & 1, -capped, capped)).astype(np.int64)
+    trust = np.zeros(len(pairs), np.int64)
+    np.add.at(trust, pair_of, np.where(groups & 1, -capped, capped))
+    # The loop rule: of two positive edges i -> j and j -> i, the later-opened one gets 0.
+    opened = valued & (value > 0)
+    first_keys, first_index = np.unique(pair_key[opened], return_index=True)
+    first_sequence = np.nonzero(opened)[0][first_index]
+    positive = trust > 0
+    reverse = (pairs % n) * n + pairs // n
+    where = np.minimum(np.searchsorted(pairs, reverse), len(pairs) - 1)
+    mutual = positive & (pairs[where] == reverse) & positive[where]
+    mine = first_sequence[np.searchsorted(first_keys, pairs[mutual])]
+    theirs = first_sequence[np.searchsorted(first_keys, reverse[mutual])]
+    closing = np.nonzero(mutual)[0][mine > theirs]
+    trust[closing] = 0
     pairs, trust = pairs[trust > 0], trust[trust > 0]
     rows = pairs % n
     row_sums = np.bincount(rows, weights=trust, minlength=n).astype(np.int64)

@@ -41,6 +41,7 @@ from secnode.rpc.errors import (
 from secnode.rpc.jsonrpc import Method
 from secnode.rpc.openrpc import build_document
 from secnode.rpc.trust_methods import trust_method_table
+from secnode.rpc.validator_methods import validator_method_table
 from secnode.rpc.view import NodeView
 
 DEFAULT_MAX_COMMIT_WAITERS: Final = 256
@@ -387,13 +388,14 @@ _DESCRIPTIONS: Final[dict[str, tuple[str, str]]] = {
     ),
     "sec_getCommit": (
         "A block header with its commit certificate.",
-        "The certificate holds 2f+1 validator signatures over the header hash. Genesis (height "
-        "0) has none: certificate is null, the block is trusted through the genesis file.",
+        "The certificate holds a quorum ((n+f)//2+1) of validator signatures over the header "
+        "hash. Genesis (height 0) has none: certificate is null, the block is trusted through "
+        "the genesis file.",
     ),
     "sec_getValidators": (
         "The validator set that certifies a block (default: the latest).",
-        "Members in set order (sorted by address), quorum 2f+1 and f, and the validators_hash "
-        "that the block header commits to.",
+        "Members in set order (sorted by address), quorum (n+f)//2+1 and f, and the "
+        "validators_hash that the block header commits to.",
     ),
     "sec_getAccount": (
         "An account, optionally with a state proof.",
@@ -469,6 +471,7 @@ def method_table(
         summary, description = _DESCRIPTIONS[name]
         table[name] = Method(name, summary, description, params, result, call, errors)
     table.update(trust_method_table(view))
+    table.update(validator_method_table(view))
     document: dict[str, Any] = {}
 
     async def discover(params: m.NoParams) -> m.OpenRpcDocument:

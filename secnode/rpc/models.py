@@ -267,7 +267,7 @@ class CommitResult(_Result):
     hash: str
     header: BlockHeader
     certificate: CommitCertificate | None = Field(
-        description="2f+1 validator signatures; null for genesis, trusted via the genesis file"
+        description="a quorum of signatures; null for genesis, trusted via the genesis file"
     )
 
 
@@ -275,7 +275,7 @@ class ValidatorsResult(_Result):
     height: int = Field(description="the block these validators certify")
     validators: list[Validator]
     size: int
-    quorum: int = Field(description="2f+1 signatures needed for a certificate")
+    quorum: int = Field(description="(n+f)//2+1 signatures needed for a certificate")
     max_faulty: int = Field(description="f")
     hash: str = Field(description="validators_hash, as in the block header")
 

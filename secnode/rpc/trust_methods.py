@@ -117,7 +117,10 @@ class AttestationJson(_Result):
     subject: str
     value: int = Field(description="+1 or -1")
     order_total: int = Field(description="fen")
-    weight: int = Field(description="order_weight(order_total): digits of the whole yuan")
+    weight: int = Field(
+        description="order_weight(order_total): digits of the whole yuan of this order alone; "
+        "a pair is credited by its summed value per window (docs/protocol.md §17.4.1)"
+    )
     completed_s: int = Field(description="block time the order completed or was resolved")
     height: int = Field(description="block that recorded the attestation")
 
@@ -132,6 +135,8 @@ class GetAttestationsResult(_Result):
 
 
 class TrustParametersJson(_Result):
+    version: int = Field(description="local-trust rule version (2: value-weighted, §17.4.1)")
+    min_order_fen: int = Field(description="smallest order total whose attestation has weight")
     scale: int = Field(description="fixed-point one (10**9)")
     iterations: int
     alpha_ppm: int

@@ -1,0 +1,150 @@
+"""RPC method sec_getValidatorsWithProof: the validators record, proven under a certified root.
+
+A light client that verifies headers from genesis (docs/protocol.md §15) must learn each new
+validator set from something it can check. This method serves the `"validators"` state record
+(§12.3: `current` and the `pending` schedule) with its state proof (§11.2) under the state root
+of the head block, together with that header and its commit certificate, all read from one
+committed height without an `await` in between.
+
+Invariant: the answer is self-consistent or an error: the committed state root is the head
+header's `state_root`, and `current` hashes to the head header's `validators_hash` (the set
+that certifies block H is `current` after block H, because activation happens at the start of
+a block and a change takes effect at least two blocks after the one that schedules it).
+
+Proofs exist only at the head (the node keeps no historical state), so `height`, when given,
+pins the answer: if the head is elsewhere the call fails with not_found naming the head height,
+and the client asks again. A client following the chain sees every change in `pending` at least
+`validator_change_delay` blocks before it takes effect.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ledger.encoding import decode
+from ledger.errors import StoreError
+from ledger.validator_state import VALIDATORS_KEY
+from ledger.validators import ValidatorSet
+from secnode import jsonview
+from secnode.rpc import models as m
+from secnode.rpc.errors import NOT_FOUND, not_found
+from secnode.rpc.jsonrpc import Method
+from secnode.rpc.view import NodeView
+
+METHOD: Final = "sec_getValidatorsWithProof"
+
+
+class _Result(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class PendingValidators(_Result):
+    effective_height: int = Field(description="first block this set certifies")
+    hash: str = Field(description="its validators_hash")
+    validators: list[m.Validator]
+
+
+class ValidatorsWithProofResult(_Result):
+    height: int = Field(description="the head block whose state root the proof is under")
+    block_hash: str
+    state_root: str = Field(description="the header's state_root")
+    header: m.BlockHeader
+    certificate: m.CommitCertificate | None = Field(
+        description="the head's commit certificate; null only at height 0 (genesis)"
+    )
+    value: str = Field(description="the raw validators record (canonical encoding), hex")
+    proof: m.StateProof = Field(description='membership proof of key "validators"')
+    validators: list[m.Validator] = Field(description="current: the set that certified height")
+    hash: str = Field(description="validators_hash of current (= header.validators_hash)")
+    quorum: int = Field(description="signatures a certificate of this set needs: (n+f)//2+1")
+    pending: list[PendingValidators] = Field(description="scheduled sets, by effective height")
+
+
+def _set_json(keys: Any) -> tuple[ValidatorSet, list[dict[str, Any]]]:
+    validators = ValidatorSet.from_public_keys(keys)
+    return validators, jsonview.validators_json(validators)
+
+
+async def get_validators_with_proof(
+    view: NodeView, params: m.HeightParams
+) -> ValidatorsWithProofResult:
+    """See the module docstring. Reads one committed height (no await below)."""
+    head = view.store.head_height()
+    if head is None:
+        raise StoreError("the store has no head block")
+    if params.height is not None and params.height != head:
+        raise not_found(
+            "validators proof at height",
+            f"{params.height} (proofs are served at the head only; the head is {head})",
+        )
+    state = view.state
+    root = state.committed_root()
+    block = view.store.get_block(head)
+    if block is None:
+        raise StoreError(f"the store has no head block {head}")
+    if block.header.state_root != root:
+        raise StoreError(f"committed state root is not that of head block {head}")
+    raw = state.get_committed(VALIDATORS_KEY)
+    if raw is None:
+        raise StoreError("committed state has no validators record")
+    record = decode(raw)
+    current, current_json = _set_json(record["current"])
+    if current.hash() != block.header.validators_hash:
+        raise StoreError(f"the validators record does not match head block {head}'s header")
+    pending = []
+    for effective, keys in record["pending"]:
+        validators, members = _set_json(keys)
+        pending.append(
+            {
+                "effective_height": effective,
+                "hash": validators.hash().hex(),
+                "validators": members,
+            }
+        )
+    certificate = view.store.get_certificate(head)
+    return ValidatorsWithProofResult.model_validate(
+        {
+            "height": head,
+            "block_hash": block.hash().hex(),
+            "state_root": root.hex(),
+            "header": jsonview.header_json(block.header),
+            "certificate": None if certificate is None else jsonview.certificate_json(certificate),
+            "value": raw.hex(),
+            "proof": jsonview.state_proof_json(state.prove(VALIDATORS_KEY)),
+            "validators": current_json,
+            "hash": current.hash().hex(),
+            "quorum": current.quorum,
+            "pending": pending,
+        }
+    )
+
+
+SUMMARY: Final = "The validators record with a state proof under the head's certified root."
+DESCRIPTION: Final = (
+    'The "validators" state record (current set and pending schedule, docs/protocol.md §12.3) '
+    "as raw bytes and decoded, its membership proof under the head block's state_root, and "
+    "that header with its commit certificate, so a light client can learn a new validator set "
+    "without trusting this node (§15 step 3). Proofs are served at the head only: `height`, if "
+    "given, must be the head height, else not_found naming the head; ask again."
+)
+
+
+def validator_method_table(view: NodeView) -> dict[str, Method]:
+    """sec_getValidatorsWithProof by name (merged into the node's method table)."""
+
+    async def call(params: m.HeightParams) -> ValidatorsWithProofResult:
+        return await get_validators_with_proof(view, params)
+
+    return {
+        METHOD: Method(
+            METHOD,
+            SUMMARY,
+            DESCRIPTION,
+            m.HeightParams,
+            ValidatorsWithProofResult,
+            call,
+            (NOT_FOUND.code,),
+        )
+    }
