@@ -6,9 +6,13 @@ them: at most `capacity` at once, at most `per_source` from one source (an IPv4 
 the /64 prefix of an IPv6 address: one host usually holds a whole /64). A newcomer is never
 refused for lack of room; instead the pool names a *victim* to close:
 
-* if the newcomer's own source is at `per_source`, that source's oldest pending connection;
-* else, if the pool is full, the oldest pending connection of the source holding the most
-  (ties: the source whose oldest connection is oldest).
+* if the newcomer's own source is at `per_source`, a pending connection of that source;
+* else, if the pool is full, a pending connection of the source holding the most (ties: the
+  source whose oldest connection is oldest).
+
+Within the chosen source the victim is its oldest connection that has not yet delivered
+handshake message 1 (`mark_spoke`), or its oldest connection if all have. A genuine peer sends
+message 1 the moment it connects, so idle sockets go first even when they are newer.
 
 Why evict instead of refuse: a slowloris attacker *holds* sockets open. Refusing newcomers lets
 whoever holds the pool keep everyone else out for as long as it likes (repeatedly, so a dropped
@@ -67,6 +71,10 @@ class PendingHandshake(Generic[T]):
     """What the caller needs to close the connection if it is evicted."""
     order: int = field(default=0)
     """Arrival order in the pool (smaller is older)."""
+    spoke: bool = False
+    """Whether handshake message 1 arrived (set by `HandshakePool.mark_spoke`)."""
+    evicted: bool = False
+    """Whether the pool chose this entry as a victim (the caller closes it; logs nothing more)."""
 
 
 class HandshakePool(Generic[T]):
@@ -100,10 +108,15 @@ class HandshakePool(Generic[T]):
         victim = self._choose_victim(source)
         if victim is not None:
             self.release(victim)
+            victim.evicted = True
         entry = PendingHandshake(source, handle, next(self._arrivals))
         self._by_source.setdefault(source, {})[entry] = None
         self._size += 1
         return entry, victim
+
+    def mark_spoke(self, entry: PendingHandshake[T]) -> None:
+        """Record that `entry` delivered handshake message 1: it is evicted after silent ones."""
+        entry.spoke = True
 
     def release(self, entry: PendingHandshake[T]) -> bool:
         """Take `entry` out (handshake finished, failed or evicted); False if it was not in."""
@@ -119,12 +132,20 @@ class HandshakePool(Generic[T]):
     def _choose_victim(self, source: str) -> PendingHandshake[T] | None:
         own = self._by_source.get(source)
         if own is not None and len(own) >= self._per_source:
-            return next(iter(own))
+            return _oldest_silent_first(own)
         if self._size < self._capacity:
             return None
         # The pool is full and the newcomer's source is under its share: take from the source
-        # holding the most, its oldest first.
+        # holding the most.
         fullest = max(
             self._by_source.values(), key=lambda held: (len(held), -next(iter(held)).order)
         )
-        return next(iter(fullest))
+        return _oldest_silent_first(fullest)
+
+
+def _oldest_silent_first(held: dict[PendingHandshake[T], None]) -> PendingHandshake[T]:
+    """The oldest entry that has not spoken, else the oldest (`held` is in arrival order)."""
+    for entry in held:
+        if not entry.spoke:
+            return entry
+    return next(iter(held))

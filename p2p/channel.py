@@ -19,7 +19,7 @@ a completed handshake; any failure closes the socket.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Container
+from collections.abc import Callable, Container
 from typing import Final
 
 from ledger.keys import PublicKey
@@ -176,9 +176,11 @@ async def accept(
     chain_id: str,
     allowed: Container[PublicKey],
     tuning: Tuning,
+    on_first_message: Callable[[], None] | None = None,
 ) -> SecureChannel:
     """Authenticate an inbound connection; raise HandshakeError. The caller decides whether to
-    keep the peer and then calls `confirm` (or closes the channel)."""
+    keep the peer and then calls `confirm` (or closes the channel). `on_first_message` is
+    called once handshake message 1 has arrived (admission prefers evicting silent sockets)."""
     first_deadline = min(tuning.first_message_timeout, tuning.handshake_timeout)
     message_1: bytes | None = None
     try:
@@ -186,6 +188,8 @@ async def accept(
             handshake = ResponderHandshake(identity, chain_id, allowed)
             async with asyncio.timeout(first_deadline):
                 message_1 = await read_handshake_message(reader)
+            if on_first_message is not None:
+                on_first_message()
             write_handshake_message(writer, handshake.respond(message_1))
             keys = handshake.finish(await read_handshake_message(reader))
     except TimeoutError:

@@ -2,15 +2,18 @@
 
 Theory of operation. `run()` listens and owns every task in one TaskGroup: a dial loop per
 configured peer (which also drives that peer's outbound connection), and a task per inbound
-connection (handshake, then drive). Authenticated connections live in the registry
-(p2p/registry.py: one per peer, with a tie-break both ends agree on). Inbound payloads go to the
-node's `Handlers` (p2p/handlers.py); transactions pass the gossip seen-cache first
-(p2p/gossip.py). Nothing the node calls waits on a peer except `request` and `wait_sent`; a peer
-that cannot keep up is dropped instead (p2p/peer.py).
+connection (handshake, then drive). Inbound connections wait for their handshake in a bounded
+pool with a per-source share (p2p/admission.py), so strangers holding idle sockets cannot keep
+an allowlisted peer out. Authenticated connections live in the registry (p2p/registry.py: one
+per peer, with a tie-break both ends agree on). Inbound payloads go to the node's `Handlers`
+(p2p/handlers.py); transactions pass the gossip seen-cache first (p2p/gossip.py). Nothing the
+node calls waits on a peer except `request` and `wait_sent`; a peer that cannot keep up is
+dropped instead (p2p/peer.py).
 
-Invariants: only allowlisted, non-banned keys are ever registered; after `stop()` no new
-connection is registered and `run()` returns once every connection has said goodbye (or after a
-grace period); a bug in a handler ends one connection, never the host.
+Invariants: only keys on the allowlist in force (`set_allowed_keys`) and not banned are ever
+registered, and a key taken off it loses its connection; after `stop()` no new connection is
+registered and `run()` returns once every connection has said goodbye (or after a grace
+period); a bug in a handler ends one connection, never the host.
 """
 
 from __future__ import annotations
@@ -345,8 +348,8 @@ class P2PHost:
             return
         origin = writer.get_extra_info("peername")
         entry, victim = self._pending.admit(source_of(origin), writer.transport)
-        if victim is not None:
-            log.info(
+        if victim is not None:  # DEBUG, not INFO: under a flood, logging would be the cost
+            log.debug(
                 "p2p closed a pending handshake from %s to admit %s (%d pending)",
                 victim.source,
                 origin,
@@ -368,10 +371,17 @@ class P2PHost:
         origin = writer.get_extra_info("peername")
         try:
             channel = await accept(
-                reader, writer, self._identity, config.chain_id, self._allowed, self._tuning
+                reader,
+                writer,
+                self._identity,
+                config.chain_id,
+                self._allowed,
+                self._tuning,
+                on_first_message=lambda: self._pending.mark_spoke(entry),
             )
         except HandshakeError as exc:
-            self._log_refusal(f"inbound connection from {origin}", exc)
+            if not entry.evicted:  # an evicted one was counted in stats.handshakes_evicted
+                self._log_refusal(f"inbound connection from {origin}", exc)
             return
         except OSError as exc:
             log.info("p2p inbound handshake from %s failed: %s", origin, exc)

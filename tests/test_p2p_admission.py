@@ -47,6 +47,7 @@ def test_pool_evicts_the_oldest_of_a_source_at_its_limit() -> None:
     assert (none_1, none_2, none_3) == (None, None, None)
     _, victim = pool.admit("10.0.0.1", "a3")
     assert victim is first
+    assert first.evicted
     assert pool.pending_from("10.0.0.1") == 2
     assert len(pool) == 3
     assert not pool.release(first)  # already out: releasing it changes nothing
@@ -68,6 +69,26 @@ def test_pool_when_full_takes_from_the_fullest_source_oldest_first() -> None:
     assert victim is oldest_b
     assert len(pool) == 4
     assert [pool.pending_from(s) for s in ("10.0.0.1", "10.0.0.2")] == [1, 1]
+
+
+def test_pool_evicts_silent_connections_before_ones_that_spoke() -> None:
+    """A genuine peer sends message 1 at once: newer idle sockets go before it."""
+    pool: HandshakePool[str] = HandshakePool(capacity=3, per_source=3)
+    genuine, _ = pool.admit("10.0.0.1", "genuine")
+    pool.mark_spoke(genuine)
+    pool.admit("10.0.0.1", "idle-1")
+    pool.admit("10.0.0.1", "idle-2")
+    evicted = [pool.admit("10.0.0.1", f"idle-{n}")[1] for n in range(3, 9)]
+    assert [victim.handle for victim in evicted if victim is not None] == [
+        f"idle-{n}" for n in range(1, 7)
+    ]
+    assert pool.release(genuine)
+    # When every connection has spoken, the oldest goes.
+    pool = HandshakePool(capacity=3, per_source=3)
+    spoken = [pool.admit("10.0.0.2", f"spoke-{n}")[0] for n in range(3)]
+    for entry in spoken:
+        pool.mark_spoke(entry)
+    assert pool.admit("10.0.0.2", "new")[1] is spoken[0]
 
 
 def test_pool_never_exceeds_its_bounds() -> None:
@@ -101,9 +122,11 @@ def test_source_is_the_ipv4_address_or_the_ipv6_64() -> None:
 class SilentSockets:
     """An attacker holding TCP connections that never send a byte; counts those the host closes."""
 
-    def __init__(self) -> None:
+    def __init__(self, reopen_up_to: int = 0) -> None:
         self.opened = 0
         self.closed = 0
+        self._reopen_up_to = reopen_up_to
+        """Replace each socket the host closes with a new one, until this many were opened."""
         self._changed = asyncio.Event()
         self._writers: list[asyncio.StreamWriter] = []
         self._watchers: list[asyncio.Task[None]] = []
@@ -114,7 +137,7 @@ class SilentSockets:
                 "127.0.0.1", port, local_addr=(source, 0)
             )
             self._writers.append(writer)
-            self._watchers.append(asyncio.create_task(self._watch(reader)))
+            self._watchers.append(asyncio.create_task(self._watch(reader, port, source)))
             self.opened += 1
 
     async def wait_closed_by_host(self, at_least: int) -> None:
@@ -126,13 +149,17 @@ class SilentSockets:
         except TimeoutError:
             pytest.fail(f"the host closed {self.closed} silent sockets, expected {at_least}")
 
-    async def _watch(self, reader: asyncio.StreamReader) -> None:
+    async def _watch(self, reader: asyncio.StreamReader, port: int, source: str) -> None:
         with contextlib.suppress(ConnectionError):
             await reader.read()
         self.closed += 1
         self._changed.set()
+        if self.opened < self._reopen_up_to:
+            with contextlib.suppress(ConnectionError):
+                await self.open(port, 1, source)
 
     async def aclose(self) -> None:
+        self._reopen_up_to = 0
         for writer in self._writers:
             writer.transport.abort()
         for watcher in self._watchers:
@@ -141,9 +168,11 @@ class SilentSockets:
 
 
 @contextlib.asynccontextmanager
-async def attacked_host(tuning: Tuning = PATIENT) -> AsyncIterator[tuple[P2PHost, SilentSockets]]:
+async def attacked_host(
+    tuning: Tuning = PATIENT, reopen_up_to: int = 0
+) -> AsyncIterator[tuple[P2PHost, SilentSockets]]:
     host = P2PHost(P2PConfig(CHAIN, ALLOWED, tuning=tuning), HOST_KEY, Recorder().handlers())
-    attacker = SilentSockets()
+    attacker = SilentSockets(reopen_up_to)
     async with host.running():
         try:
             yield host, attacker
@@ -185,6 +214,17 @@ async def test_invalid_silent_sockets_from_many_sources_cannot_starve_an_allowli
             await attacker.open(host.listen_port, PATIENT.max_pending_handshakes_per_source, source)
         assert attacker.opened > PATIENT.max_pending_handshakes
         await attacker.wait_closed_by_host(attacker.opened - PATIENT.max_pending_handshakes)
+        await genuine_peer_connects(host)
+
+
+@pytest.mark.asyncio
+async def test_invalid_attacker_reopening_every_closed_socket_cannot_starve_a_peer() -> None:
+    """From ten sources, the attacker replaces each socket the host closes at once (as fast
+    as this event loop lets it), so the pool is never short of idle sockets."""
+    async with attacked_host(reopen_up_to=2_000) as (host, attacker):
+        for index in range(2, 12):
+            await attacker.open(host.listen_port, 10, f"127.0.0.{index}")
+        await attacker.wait_closed_by_host(100 - PATIENT.max_pending_handshakes)
         await genuine_peer_connects(host)
 
 
