@@ -182,7 +182,8 @@ class P2PConfig:
     """The chain's identifier; bound into every handshake so chains never cross-connect."""
 
     allowed_keys: frozenset[PublicKey]
-    """Node keys allowed to connect: genesis validators plus configured observer nodes."""
+    """Node keys allowed to connect at start: validators plus configured observers and peers.
+    `P2PHost.set_allowed_keys` replaces it at runtime (when the validator set changes)."""
 
     peers: tuple[PeerAddress, ...] = ()
     """Peers this host dials and keeps connected; each key must be in `allowed_keys`."""
