@@ -30,6 +30,8 @@ Using it from the node::
         host.broadcast_consensus(message)      # to every connected peer (not relayed)
         host.send_consensus(peer, message)     # to one peer
         block = await host.request(peer, b"...")   # catch-up; raises a RequestError
+        host.set_allowed_keys(new_allowlist)   # e.g. after a validator set change: closes
+                                               # the links of keys no longer allowed
         ...
         host.stop()
 

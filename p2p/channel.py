@@ -10,14 +10,16 @@ single keepalive frame - the *confirmation*. `dial` returns only once the confir
 decrypts, so the initiator knows that the responder derived the same keys and accepted it (a
 refused initiator sees the connection close instead, never a half-open "connected" state).
 
-Invariants: the whole handshake, confirmation included, runs under `handshake_timeout`; a
-channel is only ever built from a completed handshake; any failure closes the socket.
+Invariants: the whole handshake, confirmation included, runs under `handshake_timeout`, and an
+inbound connection must deliver message 1 within `first_message_timeout` (a silent socket is
+closed after that, not after the whole handshake deadline); a channel is only ever built from
+a completed handshake; any failure closes the socket.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Container
+from collections.abc import Callable, Container
 from typing import Final
 
 from ledger.keys import PublicKey
@@ -174,16 +176,28 @@ async def accept(
     chain_id: str,
     allowed: Container[PublicKey],
     tuning: Tuning,
+    on_first_message: Callable[[], None] | None = None,
 ) -> SecureChannel:
     """Authenticate an inbound connection; raise HandshakeError. The caller decides whether to
-    keep the peer and then calls `confirm` (or closes the channel)."""
+    keep the peer and then calls `confirm` (or closes the channel). `on_first_message` is
+    called once handshake message 1 has arrived (admission prefers evicting silent sockets)."""
+    first_deadline = min(tuning.first_message_timeout, tuning.handshake_timeout)
+    message_1: bytes | None = None
     try:
         async with asyncio.timeout(tuning.handshake_timeout):
             handshake = ResponderHandshake(identity, chain_id, allowed)
-            write_handshake_message(writer, handshake.respond(await read_handshake_message(reader)))
+            async with asyncio.timeout(first_deadline):
+                message_1 = await read_handshake_message(reader)
+            if on_first_message is not None:
+                on_first_message()
+            write_handshake_message(writer, handshake.respond(message_1))
             keys = handshake.finish(await read_handshake_message(reader))
     except TimeoutError:
         writer.transport.abort()
+        if message_1 is None:
+            raise HandshakeTimeout(
+                f"{_peer_name(writer)} sent no handshake message 1 within {first_deadline} s"
+            ) from None
         raise HandshakeTimeout(
             f"handshake from {_peer_name(writer)} took over {tuning.handshake_timeout} s"
         ) from None

@@ -51,7 +51,16 @@ class Tuning:
     """Seconds allowed for the whole handshake, inbound or outbound."""
 
     max_pending_handshakes: int = 64
-    """Inbound connections still handshaking at once; more are closed on arrival."""
+    """Inbound connections still handshaking at once; a newcomer beyond it evicts the oldest
+    pending connection of the source holding the most (p2p/admission.py)."""
+
+    max_pending_handshakes_per_source: int = 8
+    """Pending inbound handshakes from one IPv4 address or IPv6 /64; a newcomer beyond it
+    evicts that source's oldest pending connection."""
+
+    first_message_timeout: float = 1.0
+    """Seconds an inbound connection has to deliver handshake message 1 (its first bytes);
+    the whole handshake must still finish within `handshake_timeout`."""
 
     dial_timeout: float = 5.0
     """Seconds allowed to open the TCP connection to a configured peer."""
@@ -173,7 +182,8 @@ class P2PConfig:
     """The chain's identifier; bound into every handshake so chains never cross-connect."""
 
     allowed_keys: frozenset[PublicKey]
-    """Node keys allowed to connect: genesis validators plus configured observer nodes."""
+    """Node keys allowed to connect at start: validators plus configured observers and peers.
+    `P2PHost.set_allowed_keys` replaces it at runtime (when the validator set changes)."""
 
     peers: tuple[PeerAddress, ...] = ()
     """Peers this host dials and keeps connected; each key must be in `allowed_keys`."""
@@ -190,23 +200,27 @@ class P2PConfig:
     def __post_init__(self) -> None:
         if not self.chain_id:
             raise InvalidConfig("chain_id must not be empty")
-        if not isinstance(self.allowed_keys, frozenset):
-            raise InvalidConfig(
-                f"allowed_keys must be a frozenset, got {type(self.allowed_keys).__name__}"
-            )
-        for key in self.allowed_keys:
-            _check_key("allowed key", key)
+        check_allowlist(self.allowed_keys, self.peers)
         seen: set[PublicKey] = set()
         for peer in self.peers:
-            if peer.public_key not in self.allowed_keys:
-                raise InvalidConfig(
-                    f"peer {peer.host}:{peer.port} key {peer.public_key.hex()} is not allowlisted"
-                )
             if peer.public_key in seen:
                 raise InvalidConfig(f"peer key {peer.public_key.hex()} is listed twice")
             seen.add(peer.public_key)
         if not 0 <= self.listen_port < 65536:
             raise InvalidConfig(f"listen_port {self.listen_port} outside 0..65535")
+
+
+def check_allowlist(allowed: object, peers: Iterable[PeerAddress]) -> None:
+    """Raise InvalidConfig unless `allowed` is a frozenset of node keys holding every peer's."""
+    if not isinstance(allowed, frozenset):
+        raise InvalidConfig(f"allowed_keys must be a frozenset, got {type(allowed).__name__}")
+    for key in allowed:
+        _check_key("allowed key", key)
+    for peer in peers:
+        if peer.public_key not in allowed:
+            raise InvalidConfig(
+                f"peer {peer.host}:{peer.port} key {peer.public_key.hex()} is not allowlisted"
+            )
 
 
 def allowlist(keys: Iterable[bytes]) -> frozenset[PublicKey]:

@@ -161,6 +161,11 @@ class SessionExhausted(PeerDropped):
     """The 64-bit record counter would wrap; the connection must be re-established."""
 
 
+class PeerNoLongerAllowed(PeerDropped):
+    """The peer's key was taken off the allowlist (e.g. a validator removed by a committed
+    block); not a ban, but its connections are refused until it is allowed again."""
+
+
 class RemoteClosed(PeerDropped):
     """The peer closed the connection (cleanly, between records)."""
 

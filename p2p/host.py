@@ -2,15 +2,18 @@
 
 Theory of operation. `run()` listens and owns every task in one TaskGroup: a dial loop per
 configured peer (which also drives that peer's outbound connection), and a task per inbound
-connection (handshake, then drive). Authenticated connections live in the registry
-(p2p/registry.py: one per peer, with a tie-break both ends agree on). Inbound payloads go to the
-node's `Handlers` (p2p/handlers.py); transactions pass the gossip seen-cache first
-(p2p/gossip.py). Nothing the node calls waits on a peer except `request` and `wait_sent`; a peer
-that cannot keep up is dropped instead (p2p/peer.py).
+connection (handshake, then drive). Inbound connections wait for their handshake in a bounded
+pool with a per-source share (p2p/admission.py), so strangers holding idle sockets cannot keep
+an allowlisted peer out. Authenticated connections live in the registry (p2p/registry.py: one
+per peer, with a tie-break both ends agree on). Inbound payloads go to the node's `Handlers`
+(p2p/handlers.py); transactions pass the gossip seen-cache first (p2p/gossip.py). Nothing the
+node calls waits on a peer except `request` and `wait_sent`; a peer that cannot keep up is
+dropped instead (p2p/peer.py).
 
-Invariants: only allowlisted, non-banned keys are ever registered; after `stop()` no new
-connection is registered and `run()` returns once every connection has said goodbye (or after a
-grace period); a bug in a handler ends one connection, never the host.
+Invariants: only keys on the allowlist in force (`set_allowed_keys`) and not banned are ever
+registered, and a key taken off it loses its connection; after `stop()` no new connection is
+registered and `run()` returns once every connection has said goodbye (or after a grace
+period); a bug in a handler ends one connection, never the host.
 """
 
 from __future__ import annotations
@@ -24,9 +27,10 @@ from dataclasses import dataclass
 from typing import Final
 
 from ledger.keys import PublicKey
+from p2p.admission import HandshakePool, PendingHandshake, source_of
 from p2p.backoff import Backoff
 from p2p.channel import STREAM_LIMIT, accept, confirm, dial
-from p2p.config import P2PConfig, PeerAddress
+from p2p.config import P2PConfig, PeerAddress, check_allowlist
 from p2p.errors import (
     ConnectionReplaced,
     HandlerFailed,
@@ -37,8 +41,10 @@ from p2p.errors import (
     MisbehavingPeer,
     P2PError,
     PeerBanned,
+    PeerNoLongerAllowed,
     PeerNotConnected,
     RemoteClosed,
+    UnknownPeer,
 )
 from p2p.frames import consensus_frame, transaction_frame
 from p2p.gossip import SeenCache, transaction_digest
@@ -66,6 +72,8 @@ class HostStats:
     """Transaction frames queued to peers (own broadcasts and relays)."""
     handshakes_refused: int = 0
     """Inbound or outbound handshakes that failed or were refused."""
+    handshakes_evicted: int = 0
+    """Pending inbound handshakes closed to make room for a newer connection (admission.py)."""
     peers_dropped: int = 0
     """Connections we closed because the peer was slow, dead, misbehaving or corrupted the
     stream, or a handler failed (not counting clean closes, replacements and shutdown)."""
@@ -91,6 +99,10 @@ class P2PHost:
         self._seen = SeenCache(self._tuning.seen_cache_size)
         self._bans = BanList()
         self._handshakes: set[asyncio.Task[None]] = set()
+        self._pending: HandshakePool[asyncio.WriteTransport] = HandshakePool(
+            self._tuning.max_pending_handshakes, self._tuning.max_pending_handshakes_per_source
+        )
+        self._allowed = config.allowed_keys
         self._drivers = 0
         self._no_drivers = asyncio.Event()
         self._no_drivers.set()
@@ -256,6 +268,35 @@ class P2PHost:
         transfers under the send-queue caps. Raises PeerNotConnected or PeerDisconnected."""
         await self._connection(peer).wait_sent()
 
+    @property
+    def allowed_keys(self) -> frozenset[PublicKey]:
+        """The keys allowed to connect now (the config's, until `set_allowed_keys`)."""
+        return self._allowed
+
+    def set_allowed_keys(self, keys: frozenset[PublicKey]) -> list[PublicKey]:
+        """Replace the allowlist at runtime and close the connections of peers no longer on it;
+        returns their keys, sorted. Handshakes already under way are checked again against the
+        new list before they are registered, so a removed key never gets in afterwards.
+
+        Raises InvalidConfig (and changes nothing) if a key is malformed or a configured peer's
+        key is missing: the host keeps dialling its configured peers, so they must stay allowed."""
+        check_allowlist(keys, self._config.peers)
+        self._allowed = keys
+        removed = [key for key in self.connected_peers() if key not in keys]
+        for key in removed:
+            connection = self._registry.get(key)
+            if connection is not None:
+                connection.close(
+                    PeerNoLongerAllowed(f"{describe_key(key)} was taken off the allowlist")
+                )
+        if removed:
+            log.info(
+                "p2p allowlist now has %d keys; closing %s",
+                len(keys),
+                ", ".join(describe_key(key) for key in removed),
+            )
+        return removed
+
     def penalize(
         self, peer: PublicKey, detail: str, offense: Offense = Offense.INVALID_PAYLOAD
     ) -> None:
@@ -305,34 +346,48 @@ class P2PHost:
         if tasks is None or self._stopping:
             writer.transport.abort()
             return
-        if len(self._handshakes) >= self._tuning.max_pending_handshakes:
-            log.warning(
-                "p2p refused a connection from %s: %d handshakes already pending",
-                writer.get_extra_info("peername"),
-                len(self._handshakes),
+        origin = writer.get_extra_info("peername")
+        entry, victim = self._pending.admit(source_of(origin), writer.transport)
+        if victim is not None:  # DEBUG, not INFO: under a flood, logging would be the cost
+            log.debug(
+                "p2p closed a pending handshake from %s to admit %s (%d pending)",
+                victim.source,
+                origin,
+                len(self._pending),
             )
-            self.stats.handshakes_refused += 1
-            writer.transport.abort()
-            return
-        task = tasks.create_task(self._serve_inbound(reader, writer), name="p2p inbound")
+            self.stats.handshakes_evicted += 1
+            victim.handle.abort()
+        task = tasks.create_task(self._serve_inbound(reader, writer, entry), name="p2p inbound")
         self._handshakes.add(task)
         task.add_done_callback(self._handshakes.discard)
 
     async def _serve_inbound(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        entry: PendingHandshake[asyncio.WriteTransport],
     ) -> None:
         config = self._config
         origin = writer.get_extra_info("peername")
         try:
             channel = await accept(
-                reader, writer, self._identity, config.chain_id, config.allowed_keys, self._tuning
+                reader,
+                writer,
+                self._identity,
+                config.chain_id,
+                self._allowed,
+                self._tuning,
+                on_first_message=lambda: self._pending.mark_spoke(entry),
             )
         except HandshakeError as exc:
-            self._log_refusal(f"inbound connection from {origin}", exc)
+            if not entry.evicted:  # an evicted one was counted in stats.handshakes_evicted
+                self._log_refusal(f"inbound connection from {origin}", exc)
             return
         except OSError as exc:
             log.info("p2p inbound handshake from %s failed: %s", origin, exc)
             return
+        finally:
+            self._pending.release(entry)
         current = asyncio.current_task()
         if current is not None:  # authenticated: no longer counts as a pending handshake
             self._handshakes.discard(current)
@@ -372,7 +427,7 @@ class P2PHost:
                 continue
             try:
                 channel = await dial(
-                    peer, self._identity, self._config.chain_id, self._config.allowed_keys, tuning
+                    peer, self._identity, self._config.chain_id, self._allowed, tuning
                 )
             except HandshakeAborted as exc:
                 log.info("p2p dial %s: %s", target, exc)
@@ -394,6 +449,10 @@ class P2PHost:
     def _adopt(self, connection: PeerConnection) -> Adoption:
         """Register an authenticated connection unless the host stops or the tie-break refuses."""
         if self._stopping:
+            return Adoption.REFUSED
+        if connection.peer_id not in self._allowed:  # removed while its handshake ran
+            refused = UnknownPeer(f"node key {connection.name} is no longer on the allowlist")
+            self._log_refusal(f"connection with {connection.name}", refused)
             return Adoption.REFUSED
         adoption = self._registry.adopt(connection)
         if adoption is Adoption.REFUSED:

@@ -53,6 +53,11 @@ log = logging.getLogger("secnode.node")
 RESYNC_LIMIT = 2_000
 """Pending transactions re-sent to a peer when it connects (oldest first)."""
 
+CHARGED_REJECTIONS = frozenset({"invalid_signature"})
+"""Mempool rejection codes charged to the gossiping peer: what no honest relay can send (a
+node relays only what its mempool admitted, signature checked). Duplicates, used or pending
+nonces, unknown senders, full pools and expiry depend on the relay's view and are free."""
+
 
 @dataclass(frozen=True, slots=True)
 class Paths:
@@ -174,16 +179,30 @@ class Node:
             now=time.time(),
         )
 
+    def _allowed_keys(self) -> frozenset[PublicKey]:
+        """Who may connect, from the committed state: the current validators and every set
+        scheduled to take effect (an incoming validator must catch up before its turn), plus
+        the configured observers and peers. Not the genesis set: a removed validator is out."""
+        p2p = self.config.p2p
+        keys = [bytes(m.public_key) for m in current_validators(self.state).members]
+        for _, scheduled in pending_validator_changes(self.state):
+            keys += [bytes(m.public_key) for m in scheduled.members]
+        keys += [bytes.fromhex(k) for k in p2p.observers]
+        keys += [bytes.fromhex(p.public_key) for p in p2p.peers]
+        return allowlist(keys)
+
+    def _refresh_allowlist(self) -> None:
+        """After a commit: follow a validator set change (closes removed validators' links)."""
+        allowed = self._allowed_keys()
+        if allowed != self.host.allowed_keys:
+            self.host.set_allowed_keys(allowed)
+
     def _p2p_config(self) -> P2PConfig:
         p2p = self.config.p2p
-        validator_keys = [bytes.fromhex(v.public_key) for v in self.genesis.validators]
-        validator_keys += [bytes(m.public_key) for m in current_validators(self.state).members]
-        observer_keys = [bytes.fromhex(k) for k in p2p.observers]
-        peer_keys = [bytes.fromhex(p.public_key) for p in p2p.peers]
         host, port = split_host_port(p2p.listen)
         return P2PConfig(
             chain_id=self.genesis.chain_id,
-            allowed_keys=allowlist([*validator_keys, *observer_keys, *peer_keys]),
+            allowed_keys=self._allowed_keys(),
             peers=tuple(
                 PeerAddress(
                     public_key=PublicKey(bytes.fromhex(peer.public_key)),
@@ -307,10 +326,19 @@ class Node:
             )
 
     def _on_gossiped_transaction(self, peer: PublicKey, data: bytes) -> bool:
+        """Admit a gossiped transaction; True relays it on. Bytes that are not a transaction,
+        and the rejections in CHARGED_REJECTIONS, are charged to the peer as bad consensus
+        signatures are (`host.penalize`), so junk cannot buy our CPU for free."""
         try:
             tx = decode_transaction(data)
+        except LedgerError as exc:
+            self.host.penalize(peer, f"gossiped transaction is malformed: {exc}")
+            return False
+        try:
             self.mempool.admit(tx, self._lookup)
         except MempoolRejected as exc:
+            if exc.code in CHARGED_REJECTIONS:
+                self.host.penalize(peer, f"gossiped transaction {exc.code}: {exc}")
             return exc.code == "duplicate"
         except LedgerError:
             return False
@@ -335,6 +363,7 @@ class Node:
                 if not future.done():
                     future.set_result((block.height, index))
         self.metrics.set_mempool(len(self.mempool), self.mempool.size_bytes)
+        self._refresh_allowlist()
         self.trust_scores.after_commit(self.state, block.height, self._in_worker_thread)
         if block.height % 100 == 0 or block.transactions:
             log.info(
