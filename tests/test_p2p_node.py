@@ -29,7 +29,7 @@ from p2p.frames import transaction_frame
 from p2p.testing import ScriptedPeer
 from secnode.app import Committed
 from secnode.config import NodeConfig, P2PSection
-from secnode.devnet import DEV_CHAIN_ID, account_key, dev_genesis, validator_key
+from secnode.devnet import DEV_CHAIN_ID, account_key, dev_genesis, dev_genesis_hash, validator_key
 from secnode.node import Node
 
 DEADLINE = 10.0
@@ -62,7 +62,12 @@ async def connect(node: Node, key: PrivateKey) -> ScriptedPeer:
 def transfer(sender: str, nonce: int) -> SignedTransaction:
     recipient = account_key("sharer1").address
     return sign_transaction(
-        account_key(sender), DEV_CHAIN_ID, nonce, "credit.transfer", Transfer(recipient, 1)
+        account_key(sender),
+        DEV_CHAIN_ID,
+        nonce,
+        "credit.transfer",
+        Transfer(recipient, 1),
+        genesis_hash=dev_genesis_hash(),
     )
 
 
@@ -145,12 +150,24 @@ async def test_what_an_honest_relay_may_send_is_not_charged() -> None:
         stranger = PrivateKey.from_label("p2p-node-stranger")
         recipient = account_key("sharer1").address
         honest_rejections = [
-            sign_transaction(stranger, DEV_CHAIN_ID, n, "credit.transfer", Transfer(recipient, 1))
+            sign_transaction(
+                stranger,
+                DEV_CHAIN_ID,
+                n,
+                "credit.transfer",
+                Transfer(recipient, 1),
+                genesis_hash=dev_genesis_hash(),
+            )
             for n in range(5)
         ] + [transfer("buyer2", 5_000 + n) for n in range(5)]
         conflicting = [
             sign_transaction(
-                account_key("buyer3"), DEV_CHAIN_ID, 0, "credit.transfer", Transfer(recipient, n)
+                account_key("buyer3"),
+                DEV_CHAIN_ID,
+                0,
+                "credit.transfer",
+                Transfer(recipient, n),
+                genesis_hash=dev_genesis_hash(),
             )
             for n in range(1, 7)
         ]
