@@ -45,6 +45,21 @@ def pending_validator_changes(state: State) -> list[tuple[int, ValidatorSet]]:
     return [(h, ValidatorSet.from_public_keys(keys)) for h, keys in _load(state)["pending"]]
 
 
+def validator_schedule(state: State) -> list[tuple[int, ValidatorSet]]:
+    """Every (first height, set) the state knows, ascending, the first at height 1: the sets of
+    "history", then "current" (from the last `until`), then every "pending" change. Restarted
+    replicas take their schedule from here, so it covers past and scheduled heights alike."""
+    record = _load(state)
+    entries: list[tuple[int, ValidatorSet]] = []
+    start = 1
+    for until, old in record.get("history", []):
+        entries.append((start, ValidatorSet.from_public_keys(old)))
+        start = until
+    entries.append((start, ValidatorSet.from_public_keys(record["current"])))
+    entries.extend((h, ValidatorSet.from_public_keys(keys)) for h, keys in record["pending"])
+    return entries
+
+
 def init_validators(state: State, validators: ValidatorSet) -> None:
     state.set(VALIDATORS_KEY, encode({"current": validators.to_wire(), "pending": []}))
 

@@ -36,7 +36,12 @@ from ledger.state import State
 from ledger.store import ChainStore, open_chain
 from ledger.store_leveldb import LevelDBStore
 from ledger.transactions import SignedTransaction, decode_transaction
-from ledger.validator_state import current_validators, pending_validator_changes, validators_at
+from ledger.validator_state import (
+    current_validators,
+    pending_validator_changes,
+    validator_schedule,
+    validators_at,
+)
 from ledger.validators import ValidatorSet
 from p2p import Handlers, P2PConfig, P2PHost, PeerAddress, RequestRejected, allowlist
 from secnode.app import Committed, LedgerApp
@@ -142,11 +147,9 @@ class Node:
             raise LedgerError(f"cannot resume consensus from {config.data_dir}: {exc}") from None
 
     def _schedule(self) -> ValidatorSchedule:
-        schedule = ValidatorSchedule.of(current_validators(self.state))
-        for effective, validators in pending_validator_changes(self.state):
-            if effective > self.app.head.height + 1:
-                schedule = schedule.with_change(effective, validators)
-        return schedule
+        """Past, current and pending sets from the committed state (a pending change effective
+        at head + 1 included: the state activates it only when that block executes)."""
+        return ValidatorSchedule(tuple(validator_schedule(self.state)))
 
     def _restore_replica(self, encoded_records: list[bytes]) -> Replica:
         consensus = self.config.consensus

@@ -201,3 +201,48 @@ def test_validators_of_past_heights_after_a_restart_come_from_the_store(tmp_path
             assert node.validators_at(height).hash() == block.header.validators_hash
     finally:
         node.store.close()
+
+
+@pytest.mark.parametrize("restart_at", [8, 12])
+def test_restarted_replica_schedule_covers_past_and_next_heights(
+    tmp_path: Path, restart_at: int
+) -> None:
+    """A replica restarted just before a change (head = effective - 1) must use the new set at
+    head + 1, and one restarted after it must certify old heights with the old set: its
+    schedule comes from the committed state, not from the current set alone."""
+    create_network(tmp_path, 4, dev=True)
+    home = tmp_path / "node0"
+    genesis = load_genesis(home / "genesis.json")
+    data = home / load_config(home).data_dir
+    store, state, head = open_chain(LevelDBStore(data), genesis)
+    executor = Executor(genesis.chain_id, genesis.document_hash())
+    update = sign_transaction(
+        account_key("admin"),
+        genesis.chain_id,
+        0,
+        "validator.update",
+        ValidatorUpdate((validator_key("node4").public_key,), ()),
+        genesis_hash=genesis.document_hash(),
+    )
+    old = current_validators(state)
+    for height in range(1, restart_at + 1):  # the change commits at 1 and takes effect at 9
+        result = build_block(
+            executor,
+            state,
+            head,
+            [update] if height == 1 else [],
+            timestamp_ms=head.timestamp_ms + 1000,
+            proposer=validator_key("node0").address,
+            view=0,
+        )
+        store.commit_block(result.block, None, result.receipts, state.commit_block())
+        head = result.block.header
+    store.close()
+    node = Node.open(home)
+    try:
+        schedule = node.replica.schedule
+        assert schedule.at(8) == old
+        assert schedule.at(9).size == 5
+        assert schedule.at(restart_at + 1).size == 5
+    finally:
+        node.store.close()
