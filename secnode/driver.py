@@ -16,7 +16,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from consensus.actions import (
     Action,
@@ -41,7 +41,7 @@ from ledger.errors import LedgerError
 from ledger.keys import PublicKey, address_of, format_address
 from ledger.validator_state import pending_validator_changes
 from ledger.validators import ValidatorSet
-from p2p import P2PError, P2PHost, RequestRejected
+from p2p import P2PError, RequestRejected
 from secnode.app import Committed, LedgerApp
 from secnode.metrics import Metrics
 
@@ -55,6 +55,20 @@ class CatchUpFailed(Exception):
     """A peer's catch-up response was malformed (the peer is skipped)."""
 
 
+class PeerHost(Protocol):
+    """What the driver needs from the p2p layer (`p2p.P2PHost` implements it)."""
+
+    def is_connected(self, peer: PublicKey) -> bool: ...
+
+    def send_consensus(self, peer: PublicKey, payload: bytes) -> None: ...
+
+    def broadcast_consensus(self, payload: bytes) -> int: ...
+
+    async def request(self, peer: PublicKey, payload: bytes) -> bytes: ...
+
+    def penalize(self, peer: PublicKey, detail: str) -> None: ...
+
+
 def record_key(encoded: bytes) -> bytes:
     return b"rec:" + hashlib.sha256(encoded).digest()
 
@@ -66,7 +80,7 @@ class ConsensusDriver:
         self,
         replica: Replica,
         app: LedgerApp,
-        host: P2PHost,
+        host: PeerHost,
         metrics: Metrics,
         tasks: asyncio.TaskGroup,
         on_commit: Callable[[Committed, float], None],

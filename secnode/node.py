@@ -16,7 +16,6 @@ import asyncio
 import logging
 import os
 import signal
-import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from ledger.validator_state import current_validators, pending_validator_changes
 from ledger.validators import ValidatorSet
 from p2p import Handlers, P2PConfig, P2PHost, PeerAddress, RequestRejected, allowlist
 from secnode.app import Committed, LedgerApp
+from secnode.clock import NodeClock, clock_from_environment
 from secnode.config import CONFIG_FILE, ConfigError, NodeConfig, load_config, split_host_port
 from secnode.driver import ConsensusDriver
 from secnode.mempool import Mempool, MempoolConfig, MempoolRejected
@@ -75,8 +75,11 @@ class Node:
         store: ChainStore,
         state: State,
         replica_records: list[bytes],
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.config = config
+        self.clock: Callable[[], float] = NodeClock() if clock is None else clock
+        """The node's one source of "now" (see `secnode.clock`)."""
         self.key = key
         self.signer = Signer(key)
         self.genesis = genesis
@@ -90,6 +93,7 @@ class Node:
                 max_per_sender=config.mempool.max_per_sender,
                 nonce_window=config.mempool.nonce_window,
             ),
+            # TODO(clock): pass clock=self.clock once Mempool takes a clock (mempool branch).
         )
         head = store.head().header
         self.trust_scores = PrecomputedScores()
@@ -111,7 +115,7 @@ class Node:
         self._enough_peers = asyncio.Event()
         self.driver: ConsensusDriver | None = None
         self.rpc_port: int | None = None
-        self.started_at = time.time()
+        self.started_at = self.clock()
 
     # --- construction ------------------------------------------------------------------------
 
@@ -119,13 +123,14 @@ class Node:
     def open(cls, home: Path) -> Node:
         """Load everything from a node home (raises LedgerError subclasses with clear text)."""
         config = load_config(home)
+        clock = clock_from_environment()  # before opening anything: a bad offset is a config error
         paths = Paths(home, config)
         key = read_key_file(paths.resolve(config.key_file))
         genesis = load_genesis(paths.resolve(config.genesis_file))
         store, state, _ = open_chain(LevelDBStore(paths.resolve(config.data_dir)), genesis)
         records = [value for _, value in store.records()]
         try:
-            return cls(config, key, genesis, store, state, records)
+            return cls(config, key, genesis, store, state, records, clock)
         except ConsensusConfigError as exc:  # e.g. a view timeout not above the block interval
             store.close()
             raise ConfigError(f"{home / CONFIG_FILE}: [consensus] {exc}") from None
@@ -168,7 +173,7 @@ class Node:
             digest=head.hash(),
             records=records,
             certificates=certificates,
-            now=time.time(),
+            now=self.clock(),
         )
 
     def _p2p_config(self) -> P2PConfig:
@@ -216,7 +221,13 @@ class Node:
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
                 driver = ConsensusDriver(
-                    self.replica, self.app, self.host, self.metrics, tasks, self._on_commit
+                    self.replica,
+                    self.app,
+                    self.host,
+                    self.metrics,
+                    tasks,
+                    self._on_commit,
+                    clock=self.clock,
                 )
                 self.driver = driver
                 self.host.set_handlers(
