@@ -6,9 +6,13 @@ of blocks the core has already handed over, and must not call back into the repl
 
 Guarantees the core gives the application:
 
-* `make_proposal(seq, parent, ...)` and `validate_proposal(p, ...)` are called only when the
-  block `parent` at `seq - 1` is either delivered (`CommitBlock`) or was itself accepted through
-  `validate_proposal`/`make_proposal` before: the application can always build on it.
+* `make_proposal(seq, parent, ...)` is called only when `can_build_on(seq, parent)` has just
+  answered True. The core's own bookkeeping cannot promise that by itself: after a restart, or
+  once a conflicting block was committed at a lower height, the core may still hold a block the
+  application has dropped (or never executed), so the application is asked, not assumed.
+* `validate_proposal(p, ...)` is called only when the block `parent` at `seq - 1` is delivered
+  (`CommitBlock`) or the core accepted it before; if the application cannot execute on it, it
+  raises `InvalidProposal` like for any other unusable block.
 * `CommitBlock` actions arrive strictly in height order, exactly once per height, and each block
   was either validated by this replica or checked with `verify_payload` against its certificate.
 """
@@ -35,6 +39,12 @@ class Proposal:
 
 class Application(Protocol):
     """Implemented by the node (ledger + mempool) and by the simulator's toy chain."""
+
+    def can_build_on(self, seq: int, parent: bytes) -> bool:
+        """True if the application holds the state after block `parent` at height `seq - 1`
+        (committed, or validated/made by it and not dropped since), so `make_proposal(seq,
+        parent, ...)` can build on it. Cheap, no side effects."""
+        ...
 
     def make_proposal(
         self, seq: int, parent: bytes, now: float, *, required: bool

@@ -416,6 +416,11 @@ def try_propose(st: ReplicaState) -> None:
     except RejectedProposal:
         st.count("primary_tip_not_decided_chain")
         ready = False
+    if ready and not st.app.can_build_on(seq, parent):
+        # The log still holds a parent the application dropped or never executed (a restart,
+        # or a conflicting block committed below it): never ask it to build there.
+        st.count("primary_tip_not_executable")
+        ready = False
     proposal = st.app.make_proposal(seq, parent, st.now, required=required) if ready else None
     if proposal is None:
         # Nothing to propose, or the parent is not usable yet: try again after a while.

@@ -122,6 +122,13 @@ class LedgerApp:
 
     # --- consensus.app.Application -----------------------------------------------------------
 
+    def can_build_on(self, seq: int, parent: bytes) -> bool:
+        chain = self._chain_to(parent)
+        if chain is None:
+            return False
+        parent_height = chain[0].block.height if chain else self.head.height
+        return parent_height == seq - 1
+
     def make_proposal(
         self, seq: int, parent: bytes, now: float, *, required: bool
     ) -> Proposal | None:

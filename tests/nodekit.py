@@ -15,13 +15,14 @@ from pathlib import Path
 
 from consensus.messages import PrePrepare, decode_message
 from ledger.blocks import Block, decode_block
+from ledger.certificates import CommitCertificate, build_certificate, commit_signing_bytes
 from ledger.genesis import load_genesis
 from ledger.keys import PublicKey, read_key_file
 from ledger.store import open_chain
 from ledger.store_leveldb import LevelDBStore
 from secnode.app import Committed
 from secnode.config import load_config
-from secnode.devnet import validator_key
+from secnode.devnet import DEV_CHAIN_ID, validator_key
 from secnode.driver import ConsensusDriver
 from secnode.home import create_network
 from secnode.node import Node, Paths
@@ -56,6 +57,31 @@ def open_node(
     store, state, _ = open_chain(LevelDBStore(paths.resolve(config.data_dir)), genesis)
     records = [value for _, value in store.records()]
     return Node(config, key, genesis, store, state, records, clock)
+
+
+class ManualClock:
+    """A node clock that moves only when told to (and never backwards)."""
+
+    def __init__(self, start: float) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> float:
+        if seconds < 0:
+            raise ValueError(f"a clock never goes backwards (asked for {seconds} s)")
+        self.now += seconds
+        return self.now
+
+
+def certify(height: int, digest: bytes, signers: tuple[str, ...]) -> CommitCertificate:
+    """A real commit certificate for block `digest` at `height`, signed by `signers`."""
+    message = commit_signing_bytes(DEV_CHAIN_ID, height, digest)
+    signatures: dict[bytes, bytes] = {
+        validator_key(n).address: validator_key(n).sign(message) for n in signers
+    }
+    return build_certificate(height, digest, signatures)
 
 
 def public_key(name: str) -> PublicKey:
@@ -100,13 +126,13 @@ class ScriptedPeers:
         self.penalties.append((peer, detail))
 
     def proposals(self) -> list[Block]:
-        """Blocks this node proposed (the payloads of its broadcast PRE-PREPAREs)."""
-        out = []
+        """Blocks this node proposed (its broadcast PRE-PREPAREs' payloads, resends once)."""
+        out: dict[bytes, Block] = {}
         for payload in self.broadcasts:
             message = decode_message(payload)
-            if isinstance(message, PrePrepare):
-                out.append(decode_block(message.payload))
-        return out
+            if isinstance(message, PrePrepare) and message.digest not in out:
+                out[message.digest] = decode_block(message.payload)
+        return list(out.values())
 
 
 def start_driver(

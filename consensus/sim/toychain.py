@@ -128,6 +128,9 @@ class ToyChain:
             return known[1]
         return None
 
+    def can_build_on(self, seq: int, parent: bytes) -> bool:
+        return self._parent_timestamp(parent, seq - 1) is not None
+
     def make_proposal(
         self, seq: int, parent: bytes, now: float, *, required: bool
     ) -> Proposal | None:
