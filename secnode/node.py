@@ -116,6 +116,8 @@ class Node:
         self.driver: ConsensusDriver | None = None
         self.rpc_port: int | None = None
         self.started_at = self.clock()
+        self.failure: str | None = None
+        """Why the node stopped itself (the driver's fail-stop), if it did."""
 
     # --- construction ------------------------------------------------------------------------
 
@@ -228,6 +230,7 @@ class Node:
                     tasks,
                     self._on_commit,
                     clock=self.clock,
+                    on_fatal=self._on_fatal,
                 )
                 self.driver = driver
                 self.host.set_handlers(
@@ -268,6 +271,11 @@ class Node:
             log.info("node %s stopped at height %d", self.config.name, self.app.head.height)
 
     def stop(self) -> None:
+        self._stop.set()
+
+    def _on_fatal(self, reason: str) -> None:
+        """The driver failed to carry out a committed step: stop cleanly (fail-stop)."""
+        self.failure = reason
         self._stop.set()
 
     # --- p2p handlers ------------------------------------------------------------------------
@@ -419,9 +427,12 @@ def configure_logging(level: str) -> None:
 
 
 def serve(home: Path) -> int:
-    """`sec node start --home HOME`: run until SIGINT/SIGTERM; 0 on a clean stop."""
+    """`sec node start --home HOME`: run until SIGINT/SIGTERM; 0 on a clean stop, 1 when the
+    node stopped itself (its driver's fail-stop, logged as CRITICAL)."""
     config = load_config(home)
     configure_logging(config.log_level)
+
+    failures: list[str] = []
 
     async def main() -> None:
         node = Node.open(home)
@@ -429,6 +440,8 @@ def serve(home: Path) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, node.stop)
         await node.run()
+        if node.failure is not None:
+            failures.append(node.failure)
 
     profile_path = os.environ.get("SEC_PROFILE")
     if profile_path:  # where the time goes: SEC_PROFILE=FILE writes a cProfile dump on exit
@@ -441,6 +454,6 @@ def serve(home: Path) -> int:
         finally:
             profiler.disable()
             profiler.dump_stats(f"{profile_path}.{config.name}")
-        return 0
-    asyncio.run(main())
-    return 0
+    else:
+        asyncio.run(main())
+    return 1 if failures else 0

@@ -12,8 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from consensus.actions import Action, CommitBlock, RequestCatchUp
+from consensus.replica import Replica
 from ledger.blocks import decode_block
+from ledger.encoding import encode
+from p2p import InvalidPayload, RequestRejected
 from secnode.app import LedgerApp
+from secnode.devnet import validator_key
+from secnode.driver import ConsensusDriver
 from secnode.node import Node
 from tests.nodekit import (
     NAMES,
@@ -23,6 +29,7 @@ from tests.nodekit import (
     make_network,
     name_of,
     open_node,
+    public_key,
     start_driver,
 )
 
@@ -107,3 +114,224 @@ async def test_ledger_app_says_which_parents_it_can_build_on(tmp_path: Path) -> 
         assert decode_block(proposal.payload).height == 1
     finally:
         node.store.close()
+
+
+# --- finding 1: nothing a peer answers can end the node ------------------------------------------
+
+BEHIND, BAD, GOOD = "node3", "node1", "node2"
+SIGNERS = ("node0", "node1", "node2")
+
+
+async def catch_up(driver: ConsensusDriver, *ask: str) -> None:
+    """Run one catch-up round for height 1 asking `ask` in order; wait until it ends."""
+    request = RequestCatchUp(1, 1, tuple(validator_key(name).address for name in ask))
+    before = asyncio.all_tasks()
+    driver.feed(lambda now: [request])
+    started = asyncio.all_tasks() - before
+    assert len(started) == 1, "the driver did not start one catch-up task"
+    async with asyncio.timeout(10):
+        await asyncio.gather(*started)
+    assert not driver.syncing
+
+
+def garbage_answers(digest: bytes, payload: bytes) -> dict[str, bytes]:
+    good_certificate = certify(1, digest, SIGNERS).to_wire()
+    return {
+        "undecodable": b"\xc1\xc1\xc1",
+        "not a list": encode({"blocks": 1}),
+        "too many blocks": encode([[1, payload, good_certificate]] * 2),
+        "entry not a triple": encode([[1, payload]]),
+        "corrupt block": encode([[1, b"\x93not a block", good_certificate]]),
+        "wrong height": encode([[2, payload, good_certificate]]),
+        "boolean height": encode([[True, payload, good_certificate]]),
+        "malformed certificate": encode([[1, payload, {"height": 1}]]),
+        "certificate of one signer": encode([[1, payload, certify(1, digest, (BAD,)).to_wire()]]),
+        "certificate of another block": encode(
+            [[1, payload, certify(1, b"\x01" * 32, SIGNERS).to_wire()]]
+        ),
+    }
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "undecodable",
+        "not a list",
+        "too many blocks",
+        "entry not a triple",
+        "corrupt block",
+        "wrong height",
+        "boolean height",
+        "malformed certificate",
+        "certificate of one signer",
+        "certificate of another block",
+    ],
+)
+@pytest.mark.asyncio
+async def test_invalid_catch_up_answer_is_charged_and_the_next_peer_asked(
+    tmp_path: Path, kind: str
+) -> None:
+    network = make_network(tmp_path)
+    clock = ManualClock(time.time())
+    digest, payload = other_block(network, BAD, clock)
+    good = encode([[1, payload, certify(1, digest, SIGNERS).to_wire()]])
+    node = open_node(network, BEHIND, clock=clock)
+    peers = ScriptedPeers(
+        answers={
+            public_key(BAD): [garbage_answers(digest, payload)[kind]],
+            public_key(GOOD): [good],
+        }
+    )
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            driver, commits = start_driver(node, peers, tasks)
+            await catch_up(driver, BAD, GOOD)
+            driver.stop()
+    finally:
+        node.store.close()
+    assert [p for p, _ in peers.penalties] == [public_key(BAD)], peers.penalties
+    assert peers.requested == [public_key(BAD), public_key(GOOD)]
+    assert [c.block.hash() for c in commits] == [digest]
+
+
+@pytest.mark.asyncio
+async def test_unexpected_error_handling_one_answer_drops_only_that_peer(
+    tmp_path: Path,
+) -> None:
+    network = make_network(tmp_path)
+    clock = ManualClock(time.time())
+    digest, payload = other_block(network, BAD, clock)
+    good = encode([[1, payload, certify(1, digest, SIGNERS).to_wire()]])
+    node = open_node(network, BEHIND, clock=clock)
+    peers = ScriptedPeers(
+        answers={
+            public_key(BAD): [ValueError("a bug somewhere below the request")],
+            public_key(GOOD): [good],
+        }
+    )
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            driver, commits = start_driver(node, peers, tasks)
+            await catch_up(driver, BAD, GOOD)
+            driver.stop()
+    finally:
+        node.store.close()
+    assert peers.requested == [public_key(BAD), public_key(GOOD)]
+    assert peers.penalties == [], "a failure of ours is not charged to the peer"
+    assert [c.block.hash() for c in commits] == [digest]
+
+
+@pytest.mark.asyncio
+async def test_invalid_catch_up_request_is_charged(tmp_path: Path) -> None:
+    network = make_network(tmp_path)
+    node = open_node(network, BEHIND)
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            driver, _ = start_driver(node, ScriptedPeers(), tasks)
+            for request in (b"\xc1", encode([1, 2]), encode({"from": 1})):
+                with pytest.raises(InvalidPayload):
+                    driver.serve_catch_up(request)
+            with pytest.raises(RequestRejected, match="bad range"):
+                driver.serve_catch_up(encode({"from": 5, "to": 1}))
+            driver.stop()
+    finally:
+        node.store.close()
+
+
+# --- a failing consensus step never leaves a callback or a task ----------------------------------
+
+
+@pytest.mark.asyncio
+async def test_failing_step_in_a_callback_is_logged_and_the_node_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Fault injection: the replica's proposal step raises (a bug). The call_soon callback
+    (`_notify_pending`) must not hand the exception to asyncio, and the node keeps working."""
+    network = make_network(tmp_path)
+    clock = ManualClock(time.time())
+    node = open_node(network, primary_name(network), clock=clock)
+    peers = ScriptedPeers()
+    escaped: list[dict[str, object]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda loop, context: escaped.append(context))
+
+    def broken(self: Replica, now: float) -> list[Action]:
+        raise RuntimeError("injected bug in the proposal step")
+
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            driver, _ = start_driver(node, peers, tasks)
+            with monkeypatch.context() as patch:
+                patch.setattr(Replica, "on_pending_transactions", broken)
+                driver.on_transactions_pending()
+                notified = asyncio.Event()
+                asyncio.get_running_loop().call_soon(notified.set)  # runs after the callback
+                await notified.wait()
+            assert driver.step_failures == 1
+            clock.advance(node.config.consensus.empty_block_interval_s)
+            driver.feed(node.replica.on_tick)  # the node still proposes
+            driver.stop()
+    finally:
+        asyncio.get_running_loop().set_exception_handler(None)
+        node.store.close()
+    assert escaped == []
+    assert "injected bug" in caplog.text
+    assert [b.height for b in peers.proposals()] == [1]
+
+
+@pytest.mark.asyncio
+async def test_failing_commit_stops_the_node_cleanly(tmp_path: Path) -> None:
+    """A decided block that cannot be stored or executed here is fail-stop, reported once."""
+    network = make_network(tmp_path)
+    clock = ManualClock(time.time())
+    digest, payload = other_block(network, BAD, clock)
+    node = open_node(network, BEHIND, clock=clock)
+    reasons: list[str] = []
+    certificate = certify(1, digest, SIGNERS)
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            driver, commits = start_driver(node, ScriptedPeers(), tasks)
+            driver.on_fatal = reasons.append
+            driver.feed(lambda now: [CommitBlock(1, digest, b"\x93corrupt", certificate)])
+            driver.feed(lambda now: [CommitBlock(1, digest, payload, certificate)])  # ignored
+    finally:
+        node.store.close()
+    assert len(reasons) == 1
+    assert "carrying out consensus actions failed" in reasons[0]
+    assert driver.failure == reasons[0]
+    assert commits == []
+
+
+@pytest.mark.asyncio
+async def test_unappliable_validator_change_stops_the_node(tmp_path: Path) -> None:
+    network = make_network(tmp_path)
+    node = open_node(network, BEHIND)
+    reasons: list[str] = []
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            driver, _ = start_driver(node, ScriptedPeers(), tasks)
+            driver.on_fatal = reasons.append
+            validators = node.replica.schedule.at(1)
+            driver.feed(functools.partial(driver._report_change, 0, 1, validators))
+    finally:
+        node.store.close()
+    assert len(reasons) == 1
+    assert "validator change at height 1" in reasons[0]
+
+
+@pytest.mark.asyncio
+async def test_failing_trust_precompute_stays_inside_its_task(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    network = make_network(tmp_path)
+    node = open_node(network, BEHIND)
+
+    def broken() -> None:
+        raise RuntimeError("injected trust precompute failure")
+
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            node._tasks = tasks
+            node._in_worker_thread(broken)
+    finally:
+        node.store.close()
+    assert "trust epoch precomputation failed" in caplog.text
