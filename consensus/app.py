@@ -57,13 +57,16 @@ class Application(Protocol):
         """
         ...
 
-    def validate_proposal(self, proposal: Proposal, now: float) -> None:
+    def validate_proposal(self, proposal: Proposal, now: float, *, fresh: bool = False) -> None:
         """Raise `consensus.errors.InvalidProposal` unless the block may be ordered.
 
         Deterministic checks: parent and height match, the payload hashes to the digest, the
-        timestamp is after the parent's, the state root is right. A check against `now` may only
-        reject timestamps too far in the future, never old ones: a block prepared in an earlier
-        view is re-proposed later and must still pass.
+        timestamp is after the parent's, the state root is right. Checks against `now`: a
+        timestamp too far in the future is always refused; one too far in the past only when
+        `fresh` is True, i.e. the block comes in a normal-case PRE-PREPARE of the view it was
+        built in. A block prepared in an earlier view and re-proposed in a NEW-VIEW (or a
+        primary's own block re-read after a restart) is not fresh and must still pass however
+        old it is (docs/consensus.md, "Block time bounds").
         """
         ...
 

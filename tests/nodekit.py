@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from consensus.messages import PrePrepare, decode_message
+from consensus.messages import Message, PrePrepare, decode_message
 from ledger.blocks import Block, decode_block
 from ledger.certificates import CommitCertificate, build_certificate, commit_signing_bytes
 from ledger.genesis import load_genesis
@@ -92,6 +92,15 @@ def name_of(address: bytes) -> str:
     return next(n for n in NAMES if validator_key(n).address == address)
 
 
+def primary_name(network: Path) -> str:
+    """The primary of view 0 at height 1."""
+    probe = open_node(network, "node0")
+    try:
+        return name_of(probe.replica.primary)
+    finally:
+        probe.store.close()
+
+
 @dataclass
 class ScriptedPeers:
     """The p2p side of a driver under test (see the module docstring)."""
@@ -124,6 +133,10 @@ class ScriptedPeers:
 
     def penalize(self, peer: PublicKey, detail: str) -> None:
         self.penalties.append((peer, detail))
+
+    def messages(self) -> list[Message]:
+        """Every consensus message this node broadcast, in order."""
+        return [decode_message(payload) for payload in self.broadcasts]
 
     def proposals(self) -> list[Block]:
         """Blocks this node proposed (its broadcast PRE-PREPAREs' payloads, resends once)."""

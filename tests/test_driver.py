@@ -27,19 +27,11 @@ from tests.nodekit import (
     ScriptedPeers,
     certify,
     make_network,
-    name_of,
     open_node,
+    primary_name,
     public_key,
     start_driver,
 )
-
-
-def primary_name(network: Path) -> str:
-    probe = open_node(network, "node0")
-    try:
-        return name_of(probe.replica.primary)
-    finally:
-        probe.store.close()
 
 
 def other_block(network: Path, name: str, clock: ManualClock) -> tuple[bytes, bytes]:
