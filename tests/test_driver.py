@@ -86,7 +86,45 @@ async def test_primary_does_not_build_on_a_parent_it_cannot_execute(tmp_path: Pa
             driver.stop()
     finally:
         node.store.close()
+    assert driver.step_failures == 0
     assert [b.height for b in peers.proposals()] == [1, 2], "proposed on an unexecutable parent"
+
+
+@pytest.mark.asyncio
+async def test_restarted_primary_catching_up_does_not_crash(tmp_path: Path) -> None:
+    """Finding 12 as reported: the primary proposes 1 and 2, is killed, restarts into its old
+    view (re-reading its own PRE-PREPAREs), and catch-up brings the block 1 the others
+    committed. Neither the catch-up task nor a later tick may raise, and it proposes nothing on
+    its orphaned block 2."""
+    network = make_network(tmp_path)
+    clock = ManualClock(time.time())
+    primary = primary_name(network)
+    others = tuple(n for n in NAMES if n != primary)
+    digest, payload = other_block(network, others[0], clock)
+    node = open_node(network, primary, clock=clock)
+    before = ScriptedPeers()
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            driver, _ = start_driver(node, before, tasks)
+            await propose_two_blocks(node, clock, before)
+            driver.stop()
+    finally:
+        node.store.close()
+    restarted = open_node(network, primary, clock=clock)
+    answer = encode([[1, payload, certify(1, digest, others).to_wire()]])
+    after = ScriptedPeers(answers={public_key(others[0]): [answer]})
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            driver, commits = start_driver(restarted, after, tasks)
+            await catch_up(driver, others[0])
+            assert [c.block.hash() for c in commits] == [digest]
+            clock.advance(restarted.config.consensus.empty_block_interval_s)
+            driver.feed(restarted.replica.on_tick)
+            driver.stop()
+    finally:
+        restarted.store.close()
+    assert driver.step_failures == 0
+    assert {b.height for b in after.proposals()} <= {1, 2}, "proposed on an orphaned parent"
 
 
 @pytest.mark.asyncio
