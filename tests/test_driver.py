@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import random
 import time
 from pathlib import Path
 
 import pytest
 
 from consensus.actions import Action, CommitBlock, RequestCatchUp
+from consensus.messages import Prepare, PrePrepare, decode_message
 from consensus.replica import Replica
 from ledger.blocks import decode_block
 from ledger.encoding import encode
@@ -365,3 +367,45 @@ async def test_failing_trust_precompute_stays_inside_its_task(
     finally:
         node.store.close()
     assert "trust epoch precomputation failed" in caplog.text
+
+
+@pytest.mark.asyncio
+async def test_mutated_consensus_messages_never_break_the_backup(tmp_path: Path) -> None:
+    """A peer sending 400 seeded mutations of a genuine PRE-PREPARE: each is refused (and
+    charged) or ignored, no step fails, and the genuine one is still prepared afterwards."""
+    network = make_network(tmp_path)
+    clock = ManualClock(time.time())
+    primary = primary_name(network)
+    backup = next(n for n in NAMES if n != primary)
+    proposer = open_node(network, primary, clock=clock)
+    sent = ScriptedPeers()
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            driver, _ = start_driver(proposer, sent, tasks)
+            clock.advance(proposer.config.consensus.empty_block_interval_s)
+            driver.feed(proposer.replica.on_tick)
+            driver.stop()
+    finally:
+        proposer.store.close()
+    (genuine,) = [p for p in sent.broadcasts if isinstance(decode_message(p), PrePrepare)]
+    rng = random.Random(11)
+    node = open_node(network, backup, clock=clock)
+    received = ScriptedPeers()
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            driver, _ = start_driver(node, received, tasks)
+            for _ in range(400):
+                mutated = bytearray(genuine)
+                for _ in range(rng.randint(1, 4)):
+                    mutated[rng.randrange(len(mutated))] = rng.randrange(256)
+                if rng.random() < 0.2:
+                    del mutated[rng.randrange(len(mutated)) :]
+                if bytes(mutated) != genuine:
+                    driver.on_consensus_bytes(public_key(primary), bytes(mutated))
+            assert driver.step_failures == 0
+            driver.on_consensus_bytes(public_key(primary), genuine)
+            driver.stop()
+    finally:
+        node.store.close()
+    assert [m.seq for m in received.messages() if isinstance(m, Prepare)] == [1]
+    assert received.penalties, "garbage from the primary was never charged"
