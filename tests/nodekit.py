@@ -9,6 +9,8 @@ requests with whatever a test scripts per peer (bytes, or an exception to raise)
 from __future__ import annotations
 
 import asyncio
+import json
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,9 +32,15 @@ from secnode.node import Node, Paths
 NAMES = ("node0", "node1", "node2", "node3")
 
 
-def make_network(root: Path) -> Path:
-    """Write a 4-validator dev network under `root` (ports are never bound by these tests)."""
+def make_network(root: Path, **parameters: int) -> Path:
+    """Write a 4-validator dev network under `root` (ports are never bound by these tests),
+    with chain `parameters` overriding the development ones in every home's genesis."""
     create_network(root, 4, dev=True)
+    if parameters:
+        for path in [root / "genesis.json", *(root / name / "genesis.json" for name in NAMES)]:
+            document = json.loads(path.read_text())
+            document["parameters"].update(parameters)
+            path.write_text(json.dumps(document, indent=2) + "\n")
     return root
 
 
@@ -165,3 +173,65 @@ def start_driver(
     node.driver = driver
     driver.start()
     return driver, commits
+
+
+class Mesh:
+    """Real nodes wired in memory: consensus messages are queued and delivered by `deliver`,
+    catch-up requests are answered by the target's driver. Each node shares one clock."""
+
+    def __init__(self, nodes: dict[str, Node], tasks: asyncio.TaskGroup) -> None:
+        self.nodes = nodes
+        self.queue: deque[tuple[str, str, bytes]] = deque()
+        self.links = {name: MeshLink(self, name) for name in nodes}
+        self.drivers = {
+            name: start_driver(node, self.links[name], tasks)[0] for name, node in nodes.items()
+        }
+
+    def deliver(self, limit: int = 100_000) -> None:
+        for _ in range(limit):
+            if not self.queue:
+                return
+            source, target, payload = self.queue.popleft()
+            self.drivers[target].on_consensus_bytes(public_key(source), payload)
+        raise AssertionError(f"more than {limit} messages in flight: a message storm")
+
+    async def run(self, clock: ManualClock, seconds: float, step: float = 0.25) -> None:
+        """Advance the shared clock in steps, ticking every node and delivering everything."""
+        for _ in range(round(seconds / step)):
+            clock.advance(step)
+            for name, driver in self.drivers.items():
+                driver.feed(self.nodes[name].replica.on_tick)
+            self.deliver()
+            await asyncio.sleep(0)  # let catch-up tasks and call_soon callbacks run
+
+    def stop(self) -> None:
+        for driver in self.drivers.values():
+            driver.stop()
+
+
+class MeshLink(ScriptedPeers):
+    """One node's side of a `Mesh` (records like `ScriptedPeers`, and delivers)."""
+
+    def __init__(self, mesh: Mesh, me: str) -> None:
+        super().__init__()
+        self.mesh = mesh
+        self.me = me
+
+    def _names(self) -> list[str]:
+        return [n for n in self.mesh.nodes if n != self.me]
+
+    def send_consensus(self, peer: PublicKey, payload: bytes) -> None:
+        super().send_consensus(peer, payload)
+        target = next(n for n in self._names() if public_key(n) == peer)
+        self.mesh.queue.append((self.me, target, payload))
+
+    def broadcast_consensus(self, payload: bytes) -> int:
+        super().broadcast_consensus(payload)
+        for target in self._names():
+            self.mesh.queue.append((self.me, target, payload))
+        return len(self._names())
+
+    async def request(self, peer: PublicKey, payload: bytes) -> bytes:
+        self.requested.append(peer)
+        target = next(n for n in self._names() if public_key(n) == peer)
+        return self.mesh.drivers[target].serve_catch_up(payload)

@@ -15,11 +15,14 @@ from consensus.errors import InvalidProposal
 from consensus.messages import Certify, Commit, Prepare, PrePrepare, encode_message
 from consensus.sim.cluster import Cluster
 from consensus.sim.toychain import ToyBlock
+from contracts.orders import CANCELLED, get_order
 from ledger.blocks import Block, decode_block
-from secnode.devnet import DEV_GENESIS_TIME_MS
+from ledger.transactions import OrderCreate, OrderItem, sign_transaction
+from secnode.devnet import DEV_CHAIN_ID, DEV_GENESIS_TIME_MS, account_key
 from tests.nodekit import (
     NAMES,
     ManualClock,
+    Mesh,
     ScriptedPeers,
     make_network,
     open_node,
@@ -153,3 +156,49 @@ def test_block_time_window_of_the_ledger_app(tmp_path: Path) -> None:
                 assert not node.app.can_build_on(2, old.digest), "a refused block is not kept"
         finally:
             node.store.close()
+
+
+@pytest.mark.asyncio
+async def test_escrow_deadline_fires_although_the_primary_stamps_parent_plus_one_ms(
+    tmp_path: Path,
+) -> None:
+    """Four real nodes in memory; the view-0 primary stamps every block `parent + 1 ms`. An
+    order is created with a 20 s cancel window. On old code the backups took those blocks and
+    block time crawled (the order stayed CREATED for good); now they refuse them, the view
+    changes to an honest primary, and the order is cancelled once its window has passed."""
+    network = make_network(tmp_path, cancel_window_s=20)
+    clock = ManualClock(time.time())
+    byzantine = primary_name(network)
+    nodes = {name: open_node(network, name, clock=clock) for name in NAMES}
+    nodes[byzantine].app.clock_ms = lambda now: 0  # build_block then uses parent + 1 ms
+    create = sign_transaction(
+        account_key("merchant1"),
+        DEV_CHAIN_ID,
+        0,
+        "order.create",
+        OrderCreate(
+            account_key("buyer1").address,
+            (OrderItem("tea", 1, 1_000),),
+            0,
+            account_key("arbiter").address,
+            None,
+            None,
+        ),
+    )
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            mesh = Mesh(nodes, tasks)
+            for node in nodes.values():
+                node.mempool.admit(create, node._lookup)
+            await mesh.run(clock, 40.0)
+            mesh.stop()
+    finally:
+        for node in nodes.values():
+            node.store.close()
+    honest = [nodes[n] for n in NAMES if n != byzantine]
+    for node in honest:
+        order = get_order(node.state, create.hash)
+        assert order is not None, f"order not created on {node.config.name}"
+        assert order.state == CANCELLED, f"{node.config.name}: order is {order.state}"
+        assert node.replica.view >= 1
+    assert all(mesh.drivers[n].step_failures == 0 for n in NAMES)
