@@ -409,3 +409,51 @@ async def test_mutated_consensus_messages_never_break_the_backup(tmp_path: Path)
         node.store.close()
     assert [m.seq for m in received.messages() if isinstance(m, Prepare)] == [1]
     assert received.penalties, "garbage from the primary was never charged"
+
+
+@pytest.mark.asyncio
+async def test_failing_step_in_a_timer_is_logged_and_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault injection: the replica's tick raises when the driver's timer (`call_later`)
+    fires. The exception stays inside the driver and a retry tick is scheduled."""
+    network = make_network(tmp_path)
+    node = open_node(network, BEHIND)
+    escaped: list[dict[str, object]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda loop, context: escaped.append(context))
+    ticked = asyncio.Event()
+
+    def broken(self: Replica, now: float) -> list[Action]:
+        ticked.set()
+        raise RuntimeError("injected bug in the tick")
+
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            driver, _ = start_driver(node, ScriptedPeers(), tasks)
+            with monkeypatch.context() as patch:
+                patch.setattr(Replica, "on_tick", broken)
+                driver._set_timer(node.clock())  # due now: fires on the next loop iteration
+                async with asyncio.timeout(10):
+                    await ticked.wait()
+                done = asyncio.Event()
+                loop.call_soon(done.set)
+                await done.wait()
+            assert driver.step_failures == 1
+            assert driver._retry is not None, "no retry tick after a failed tick"
+            driver.stop()
+    finally:
+        loop.set_exception_handler(None)
+        node.store.close()
+    assert escaped == []
+
+
+@pytest.mark.asyncio
+async def test_invalid_gossiped_transaction_is_refused_without_raising(tmp_path: Path) -> None:
+    network = make_network(tmp_path)
+    node = open_node(network, BEHIND)
+    try:
+        for garbage in (b"", b"\xc1", encode([1, 2, 3]), b"\x00" * 70_000):
+            assert node._on_gossiped_transaction(public_key(GOOD), garbage) is False
+    finally:
+        node.store.close()
