@@ -9,7 +9,8 @@ Public API (details in docs/consensus.md):
 * Actions (`consensus.actions`): `Send`, `Broadcast`, `SetTimer`, `CommitBlock`, `Persist`,
   `DiscardRecords`, `RequestCatchUp`, `FaultDetected`, `EnteredView`; the driver carries them out
   in order and makes each `Persist` durable before any later action.
-* `Application` (`consensus.app`): `make_proposal`, `validate_proposal`, `verify_payload`.
+* `Application` (`consensus.app`): `can_build_on`, `make_proposal`, `validate_proposal`,
+  `verify_payload`.
 * Messages (`consensus.messages`): `decode_message(bytes)` is the one entry point for wire bytes;
   `encode_message(m)` the inverse.
 * Persistence records (`consensus.records`): `SignedRecord`, `PreparedRecord`,

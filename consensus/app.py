@@ -6,9 +6,13 @@ of blocks the core has already handed over, and must not call back into the repl
 
 Guarantees the core gives the application:
 
-* `make_proposal(seq, parent, ...)` and `validate_proposal(p, ...)` are called only when the
-  block `parent` at `seq - 1` is either delivered (`CommitBlock`) or was itself accepted through
-  `validate_proposal`/`make_proposal` before: the application can always build on it.
+* `make_proposal(seq, parent, ...)` is called only when `can_build_on(seq, parent)` has just
+  answered True. The core's own bookkeeping cannot promise that by itself: after a restart, or
+  once a conflicting block was committed at a lower height, the core may still hold a block the
+  application has dropped (or never executed), so the application is asked, not assumed.
+* `validate_proposal(p, ...)` is called only when the block `parent` at `seq - 1` is delivered
+  (`CommitBlock`) or the core accepted it before; if the application cannot execute on it, it
+  raises `InvalidProposal` like for any other unusable block.
 * `CommitBlock` actions arrive strictly in height order, exactly once per height, and each block
   was either validated by this replica or checked with `verify_payload` against its certificate.
 """
@@ -36,6 +40,12 @@ class Proposal:
 class Application(Protocol):
     """Implemented by the node (ledger + mempool) and by the simulator's toy chain."""
 
+    def can_build_on(self, seq: int, parent: bytes) -> bool:
+        """True if the application holds the state after block `parent` at height `seq - 1`
+        (committed, or validated/made by it and not dropped since), so `make_proposal(seq,
+        parent, ...)` can build on it. Cheap, no side effects."""
+        ...
+
     def make_proposal(
         self, seq: int, parent: bytes, now: float, *, required: bool
     ) -> Proposal | None:
@@ -47,13 +57,16 @@ class Application(Protocol):
         """
         ...
 
-    def validate_proposal(self, proposal: Proposal, now: float) -> None:
+    def validate_proposal(self, proposal: Proposal, now: float, *, fresh: bool = False) -> None:
         """Raise `consensus.errors.InvalidProposal` unless the block may be ordered.
 
         Deterministic checks: parent and height match, the payload hashes to the digest, the
-        timestamp is after the parent's, the state root is right. A check against `now` may only
-        reject timestamps too far in the future, never old ones: a block prepared in an earlier
-        view is re-proposed later and must still pass.
+        timestamp is after the parent's, the state root is right. Checks against `now`: a
+        timestamp too far in the future is always refused; one too far in the past only when
+        `fresh` is True, i.e. the block comes in a normal-case PRE-PREPARE of the view it was
+        built in. A block prepared in an earlier view and re-proposed in a NEW-VIEW (or a
+        primary's own block re-read after a restart) is not fresh and must still pass however
+        old it is (docs/consensus.md, "Block time bounds").
         """
         ...
 

@@ -99,8 +99,12 @@ def offer_pre_prepare(st: ReplicaState, m: PrePrepare) -> None:
 
 
 def _validate(st: ReplicaState, m: PrePrepare) -> None:
+    # Fresh unless it is one of this view's NEW-VIEW re-proposals: those are exempt from the
+    # lower block-time bound (docs/consensus.md, "Block time bounds").
+    fresh = st.new_view is None or m not in st.new_view.pre_prepares
     try:
-        st.app.validate_proposal(Proposal(m.seq, m.parent, m.digest, m.payload), st.now)
+        proposal = Proposal(m.seq, m.parent, m.digest, m.payload)
+        st.app.validate_proposal(proposal, st.now, fresh=fresh)
     except InvalidProposal as exc:
         raise RejectedProposal(f"block at seq {m.seq} view {m.view} rejected: {exc}") from exc
 
@@ -415,6 +419,11 @@ def try_propose(st: ReplicaState) -> None:
         ready = parent_ready(st, seq, parent)
     except RejectedProposal:
         st.count("primary_tip_not_decided_chain")
+        ready = False
+    if ready and not st.app.can_build_on(seq, parent):
+        # The log still holds a parent the application dropped or never executed (a restart,
+        # or a conflicting block committed below it): never ask it to build there.
+        st.count("primary_tip_not_executable")
         ready = False
     proposal = st.app.make_proposal(seq, parent, st.now, required=required) if ready else None
     if proposal is None:

@@ -122,6 +122,13 @@ class LedgerApp:
 
     # --- consensus.app.Application -----------------------------------------------------------
 
+    def can_build_on(self, seq: int, parent: bytes) -> bool:
+        chain = self._chain_to(parent)
+        if chain is None:
+            return False
+        parent_height = chain[0].block.height if chain else self.head.height
+        return parent_height == seq - 1
+
     def make_proposal(
         self, seq: int, parent: bytes, now: float, *, required: bool
     ) -> Proposal | None:
@@ -154,17 +161,13 @@ class LedgerApp:
         self._remember(state, result.block, result.receipts, parent)
         return Proposal(seq, parent, result.block.hash(), result.block.encode())
 
-    def validate_proposal(self, proposal: Proposal, now: float) -> None:
+    def validate_proposal(self, proposal: Proposal, now: float, *, fresh: bool = False) -> None:
         if proposal.digest in self.speculative:
             return  # validated before (a re-proposal after a view change)
         block = self._decode(proposal.seq, proposal.digest, proposal.payload)
         if block.header.prev_hash != proposal.parent:
             raise InvalidProposal("block prev_hash does not match the proposal's parent")
-        if block.header.timestamp_ms > self.clock_ms(now) + self.max_clock_drift_ms:
-            raise InvalidProposal(
-                f"block time {block.header.timestamp_ms} is more than "
-                f"{self.max_clock_drift_ms} ms ahead of the local clock"
-            )
+        self._check_block_time(block.header.timestamp_ms, self.clock_ms(now), fresh=fresh)
         state, parent_header = self._state_on(proposal.parent)
         try:
             result = execute_block(
@@ -173,6 +176,21 @@ class LedgerApp:
         except LedgerError as exc:
             raise InvalidProposal(str(exc)) from exc
         self._remember(state, block, result.receipts, proposal.parent)
+
+    def _check_block_time(self, block_ms: int, local_ms: int, *, fresh: bool) -> None:
+        """Block time within `max_clock_drift_ms` of the local clock: never further ahead; and,
+        for a fresh proposal, never further behind (so a primary cannot freeze or pick time).
+        The header rule (after the parent's time) is checked by `execute_block`."""
+        drift = self.max_clock_drift_ms
+        if block_ms > local_ms + drift:
+            raise InvalidProposal(
+                f"block time {block_ms} is more than {drift} ms ahead of the local clock {local_ms}"
+            )
+        if fresh and block_ms < local_ms - drift:
+            raise InvalidProposal(
+                f"block time {block_ms} of a fresh proposal is more than {drift} ms behind "
+                f"the local clock {local_ms}"
+            )
 
     def verify_payload(self, seq: int, digest: bytes, payload: bytes) -> None:
         self._decode(seq, digest, payload)

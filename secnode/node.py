@@ -16,7 +16,6 @@ import asyncio
 import logging
 import os
 import signal
-import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ from ledger.validator_state import (
 from ledger.validators import ValidatorSet
 from p2p import Handlers, P2PConfig, P2PHost, PeerAddress, RequestRejected, allowlist
 from secnode.app import Committed, LedgerApp
+from secnode.clock import NodeClock, clock_from_environment
 from secnode.config import CONFIG_FILE, ConfigError, NodeConfig, load_config, split_host_port
 from secnode.driver import ConsensusDriver
 from secnode.mempool import Mempool, MempoolConfig, MempoolRejected
@@ -85,8 +85,11 @@ class Node:
         store: ChainStore,
         state: State,
         replica_records: list[bytes],
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.config = config
+        self.clock: Callable[[], float] = NodeClock() if clock is None else clock
+        """The node's one source of "now" (see `secnode.clock`)."""
         self.key = key
         self.signer = Signer(key)
         self.genesis = genesis
@@ -122,9 +125,9 @@ class Node:
         self._enough_peers = asyncio.Event()
         self.driver: ConsensusDriver | None = None
         self.rpc_port: int | None = None
-        self.started_at = time.time()
-        self.halt_reason: str | None = None
-        """Why the node stopped itself (None after a requested stop)."""
+        self.started_at = self.clock()
+        self.failure: str | None = None
+        """Why the node stopped itself (the driver's fail-stop), if it did."""
 
     # --- construction ------------------------------------------------------------------------
 
@@ -132,13 +135,14 @@ class Node:
     def open(cls, home: Path) -> Node:
         """Load everything from a node home (raises LedgerError subclasses with clear text)."""
         config = load_config(home)
+        clock = clock_from_environment()  # before opening anything: a bad offset is a config error
         paths = Paths(home, config)
         key = read_key_file(paths.resolve(config.key_file))
         genesis = load_genesis(paths.resolve(config.genesis_file))
         store, state, _ = open_chain(LevelDBStore(paths.resolve(config.data_dir)), genesis)
         records = [value for _, value in store.records()]
         try:
-            return cls(config, key, genesis, store, state, records)
+            return cls(config, key, genesis, store, state, records, clock)
         except ConsensusConfigError as exc:  # e.g. a view timeout not above the block interval
             store.close()
             raise ConfigError(f"{home / CONFIG_FILE}: [consensus] {exc}") from None
@@ -179,7 +183,7 @@ class Node:
             digest=head.hash(),
             records=records,
             certificates=certificates,
-            now=time.time(),
+            now=self.clock(),
         )
 
     def _allowed_keys(self) -> frozenset[PublicKey]:
@@ -241,9 +245,15 @@ class Node:
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
                 driver = ConsensusDriver(
-                    self.replica, self.app, self.host, self.metrics, tasks, self._on_commit
+                    self.replica,
+                    self.app,
+                    self.host,
+                    self.metrics,
+                    tasks,
+                    self._on_commit,
+                    clock=self.clock,
+                    on_fatal=self._on_fatal,
                 )
-                driver.on_halt = self.halt
                 self.driver = driver
                 self.host.set_handlers(
                     Handlers(
@@ -285,9 +295,9 @@ class Node:
     def stop(self) -> None:
         self._stop.set()
 
-    def halt(self, reason: str) -> None:
-        """Stop because continuing would diverge from the chain; `serve` exits with `reason`."""
-        self.halt_reason = reason
+    def _on_fatal(self, reason: str) -> None:
+        """The driver failed to carry out a committed step: stop cleanly (fail-stop)."""
+        self.failure = reason
         self._stop.set()
 
     # --- p2p handlers ------------------------------------------------------------------------
@@ -451,9 +461,12 @@ def configure_logging(level: str) -> None:
 
 
 def serve(home: Path) -> int:
-    """`sec node start --home HOME`: run until SIGINT/SIGTERM; 0 on a clean stop."""
+    """`sec node start --home HOME`: run until SIGINT/SIGTERM; 0 on a clean stop, 1 when the
+    node stopped itself (its driver's fail-stop, logged as CRITICAL)."""
     config = load_config(home)
     configure_logging(config.log_level)
+
+    failures: list[str] = []
 
     async def main() -> None:
         node = Node.open(home)
@@ -461,8 +474,8 @@ def serve(home: Path) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, node.stop)
         await node.run()
-        if node.halt_reason is not None:
-            raise LedgerError(f"node {config.name} halted: {node.halt_reason}")
+        if node.failure is not None:
+            failures.append(node.failure)
 
     profile_path = os.environ.get("SEC_PROFILE")
     if profile_path:  # where the time goes: SEC_PROFILE=FILE writes a cProfile dump on exit
@@ -475,6 +488,6 @@ def serve(home: Path) -> int:
         finally:
             profiler.disable()
             profiler.dump_stats(f"{profile_path}.{config.name}")
-        return 0
-    asyncio.run(main())
-    return 0
+    else:
+        asyncio.run(main())
+    return 1 if failures else 0

@@ -136,9 +136,14 @@ def test_replica_refusing_a_committed_schedule_halts_the_node(tmp_path: Path) ->
         async def report() -> None:
             async with asyncio.TaskGroup() as tasks:
                 driver = ConsensusDriver(
-                    node.replica, node.app, node.host, node.metrics, tasks, lambda c, now: None
+                    node.replica,
+                    node.app,
+                    node.host,
+                    node.metrics,
+                    tasks,
+                    lambda c, now: None,
+                    on_fatal=node._on_fatal,
                 )
-                driver.on_halt = node.halt
                 five = ValidatorSet.from_public_keys(
                     [validator_key(f"node{i}").public_key for i in range(5)]
                 )
@@ -149,9 +154,9 @@ def test_replica_refusing_a_committed_schedule_halts_the_node(tmp_path: Path) ->
         asyncio.run(report())
     finally:
         node.store.close()
-    assert node.halt_reason is not None
+    assert node.failure is not None
     assert "cannot apply the validator change committed at height 0 (effective at 3)" in (
-        node.halt_reason
+        node.failure
     )
     assert node._stop.is_set()
 

@@ -128,6 +128,9 @@ class ToyChain:
             return known[1]
         return None
 
+    def can_build_on(self, seq: int, parent: bytes) -> bool:
+        return self._parent_timestamp(parent, seq - 1) is not None
+
     def make_proposal(
         self, seq: int, parent: bytes, now: float, *, required: bool
     ) -> Proposal | None:
@@ -149,7 +152,7 @@ class ToyChain:
             self.in_flight[tx] = seq
         return Proposal(seq, parent, digest, payload)
 
-    def validate_proposal(self, proposal: Proposal, now: float) -> None:
+    def validate_proposal(self, proposal: Proposal, now: float, *, fresh: bool = False) -> None:
         block = ToyBlock.decode(proposal.payload)
         if block.seq != proposal.seq or block.parent != proposal.parent:
             raise InvalidProposal("block header disagrees with the proposal's height or parent")
@@ -162,6 +165,8 @@ class ToyChain:
             raise InvalidProposal("timestamp is not after the parent's")
         if block.timestamp_ms > int(now * 1000) + self.max_drift_ms:
             raise InvalidProposal("timestamp too far in the future")
+        if fresh and block.timestamp_ms < int(now * 1000) - self.max_drift_ms:
+            raise InvalidProposal("timestamp of a fresh proposal too far in the past")
         self.known[proposal.digest] = (block.seq, block.timestamp_ms)
         for tx in block.txs:
             self.in_flight[tx] = max(self.in_flight.get(tx, 0), block.seq)
