@@ -42,7 +42,7 @@ from p2p import Handlers, P2PConfig, P2PHost, PeerAddress, RequestRejected, allo
 from secnode.app import Committed, LedgerApp
 from secnode.config import CONFIG_FILE, ConfigError, NodeConfig, load_config, split_host_port
 from secnode.driver import ConsensusDriver
-from secnode.mempool import Mempool, MempoolConfig, MempoolRejected
+from secnode.mempool import Mempool, MempoolRejected
 from secnode.metrics import Metrics
 from secnode.rpc.server import RpcConfig, make_app, start_rpc_server
 from secnode.rpc.view import NodeStatus
@@ -83,14 +83,7 @@ class Node:
         self.store = store
         self.state = state
         self.metrics = Metrics()
-        self.mempool = Mempool(
-            genesis.chain_id,
-            MempoolConfig(
-                max_transactions=config.mempool.max_transactions,
-                max_per_sender=config.mempool.max_per_sender,
-                nonce_window=config.mempool.nonce_window,
-            ),
-        )
+        self.mempool = Mempool(genesis.chain_id, config.mempool.mempool_config())
         head = store.head().header
         self.trust_scores = PrecomputedScores()
         self._tasks: asyncio.TaskGroup | None = None
