@@ -106,7 +106,7 @@ class MempoolSection(_Strict):
     )
     sender_share: float = Field(
         default=_MEMPOOL.sender_share,
-        gt=0,
+        ge=0.001,  # at most ~2,000 senders above their share: displacement stays cheap
         le=1,
         description="fraction of the pool a sender holds before it can be displaced",
     )

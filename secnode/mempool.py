@@ -156,9 +156,14 @@ class Mempool:
         """The gapped transactions: when each became gapped, oldest first."""
         self._over: set[bytes] = set()
         """Senders above their share."""
+        self._over_heap: list[tuple[float, bytes]] = []
+        """Lazy max-heap of (-load, sender) for `_over`: pushed at each change of a sender
+        above its share, stale entries dropped when met, rebuilt when it outgrows `_over`."""
         self._ready: list[tuple[float, bytes, bytes, int]] = []
         """Heap of (admitted at, hash, sender, nonce) of transactions at their sender's base."""
         self._bytes = 0
+        self._share_count = self.config.share_count
+        self._share_bytes = self.config.share_bytes
 
     def __len__(self) -> int:
         return len(self._by_hash)
@@ -283,7 +288,7 @@ class Mempool:
                 "mempool_full", f"{full} and nonce {tx.nonce} is not the sender's next nonce"
             )
         held, held_bytes = (0, 0) if queue is None else (len(queue.txs), queue.size)
-        if held + 1 > config.share_count or held_bytes + size > config.share_bytes:
+        if held + 1 > self._share_count or held_bytes + size > self._share_bytes:
             raise MempoolRejected(
                 "mempool_full",
                 f"{full} and the sender holds {held} transactions ({held_bytes} bytes), "
@@ -297,40 +302,78 @@ class Mempool:
             need_count -= 1
             need_bytes -= len(self._by_hash[tx_hash].encoded)
         if need_count > 0 or need_bytes > 0:
-            victims.extend(self._plan_over_share(need_count, need_bytes))
+            victims.extend(self._plan_over_share(need_count, need_bytes, fast=not victims))
         return victims
 
-    def _plan_over_share(self, need_count: int, need_bytes: int) -> list[bytes]:
-        """Highest-nonce ready transactions of the senders furthest above their share, until
-        `need_*` are met, each sender kept at or above its share (all gapped ones are already
-        planned away, so only ready runs remain)."""
-        config = self.config
-        heap: list[tuple[float, bytes, int, int, int]] = []
+    def _plan_over_share(self, need_count: int, need_bytes: int, fast: bool) -> list[bytes]:
+        """Highest-nonce ready transactions of the senders above their share, the one furthest
+        above first, each down to (never below) its share, until `need_*` are met. All gapped
+        transactions are already planned away, so only ready runs count. `fast` (the pool held
+        no gapped transaction): the furthest sender comes from a lazy heap in O(log n) and
+        nearly always suffices; otherwise the k senders above their share are ranked, O(k log k)
+        with k at most about 2 / sender_share."""
+        if fast:
+            furthest = self._furthest_over_share()
+            if furthest is not None:
+                victims, left_count, left_bytes = self._excess(furthest, need_count, need_bytes)
+                if left_count <= 0 and left_bytes <= 0:
+                    return victims
+        ranked = []
         for sender in self._over:
             queue = self._queues[sender]
             count, size = queue.ready_count, queue.size - queue.gapped_size
-            if count > config.share_count or size > config.share_bytes:
-                load = max(count / config.share_count, size / config.share_bytes)
-                heap.append((-load, sender, count, size, queue.ready_end - 1))
-        heapq.heapify(heap)
-        victims: list[bytes] = []
-        while (need_count > 0 or need_bytes > 0) and heap:
-            _, sender, count, size, top = heapq.heappop(heap)
-            victim = self._queues[sender].txs[top]
+            if count > self._share_count or size > self._share_bytes:
+                ranked.append((-self._load(count, size), sender))
+        ranked.sort()
+        victims = []
+        for _, sender in ranked:
+            taken, need_count, need_bytes = self._excess(sender, need_count, need_bytes)
+            victims += taken
+            if need_count <= 0 and need_bytes <= 0:
+                return victims
+        raise MempoolRejected(
+            "mempool_full",
+            f"the mempool is full ({len(self._by_hash)} transactions, {self._bytes} bytes) "
+            "and no gapped transaction or sender above its share is left to displace",
+        )
+
+    def _excess(
+        self, sender: bytes, need_count: int, need_bytes: int
+    ) -> tuple[list[bytes], int, int]:
+        """The sender's highest ready nonces while it is above its share and room is needed;
+        returns them and the room still needed."""
+        queue = self._queues[sender]
+        count, size = queue.ready_count, queue.size - queue.gapped_size
+        top = queue.ready_end - 1
+        victims = []
+        while (need_count > 0 or need_bytes > 0) and (
+            count > self._share_count or size > self._share_bytes
+        ):
+            victim = queue.txs[top]
             victims.append(victim.hash)
-            need_count -= 1
-            need_bytes -= len(victim.encoded)
-            count, size = count - 1, size - len(victim.encoded)
-            if count > config.share_count or size > config.share_bytes:
-                load = max(count / config.share_count, size / config.share_bytes)
-                heapq.heappush(heap, (-load, sender, count, size, top - 1))
-        if need_count > 0 or need_bytes > 0:
-            raise MempoolRejected(
-                "mempool_full",
-                f"the mempool is full ({len(self._by_hash)} transactions, {self._bytes} bytes) "
-                "and no gapped transaction or sender above its share is left to displace",
-            )
-        return victims
+            need_count, need_bytes = need_count - 1, need_bytes - len(victim.encoded)
+            count, size, top = count - 1, size - len(victim.encoded), top - 1
+        return victims, need_count, need_bytes
+
+    def _load(self, count: int, size: int) -> float:
+        """How far a holding is from its share (above 1: above its share)."""
+        return max(count / self._share_count, size / self._share_bytes)
+
+    def _furthest_over_share(self) -> bytes | None:
+        """The sender furthest above its share, from the lazy heap (stale entries, whose load
+        is no longer the sender's, are dropped on the way)."""
+        heap = self._over_heap
+        while heap:
+            negative_load, sender = heap[0]
+            queue = self._queues.get(sender)
+            if (
+                queue is not None
+                and sender in self._over
+                and self._load(len(queue.txs), queue.size) == -negative_load
+            ):
+                return sender
+            heapq.heappop(heap)
+        return None
 
     # --- selection, commits, the request timer ----------------------------------------------
 
@@ -511,8 +554,15 @@ class Mempool:
             heapq.heapify(self._ready)
 
     def _update_share(self, sender: bytes, queue: _Queue) -> None:
-        if len(queue.txs) > self.config.share_count or queue.size > self.config.share_bytes:
+        if len(queue.txs) > self._share_count or queue.size > self._share_bytes:
             self._over.add(sender)
+            heapq.heappush(self._over_heap, (-self._load(len(queue.txs), queue.size), sender))
+            if len(self._over_heap) > 4 * len(self._over) + 64:
+                self._over_heap = [
+                    (-self._load(len(self._queues[s].txs), self._queues[s].size), s)
+                    for s in self._over
+                ]
+                heapq.heapify(self._over_heap)
         else:
             self._over.discard(sender)
 

@@ -361,3 +361,28 @@ def test_oldest_ready_since_index_stays_small() -> None:
         pool.remove_committed([tx], committed)
         assert pool.oldest_ready_since(committed) is not None
     assert len(pool._ready) <= 2 * 1 + 1024 + 1
+
+
+def test_invalid_mempool_full_when_displacing_would_take_a_sender_below_its_share() -> None:
+    """buyer1 is above its share only through a gapped transaction: once that is displaced,
+    its ready run is at its share and none of it may go, so a large transaction that needs
+    more room than the gapped one frees is refused."""
+    chain = Chain()
+    lookup = _lookup(chain)
+    run = [_transfer(chain, "buyer1", n) for n in (0, 1)]
+    gapped = _transfer(chain, "buyer1", 3)
+    other = _transfer(chain, "buyer2", 0)
+    held = [*run, gapped, other]
+    config = MempoolConfig(
+        max_transactions=5, max_bytes=sum(len(t.encoded) for t in held), sender_share=0.5
+    )
+    pool = Mempool(chain.genesis.chain_id, config)
+    for tx in held:
+        pool.admit(tx, lookup)
+    assert pool.is_above_share(chain.address("buyer1")) and config.share_count == 2
+    large = chain.sign(
+        "buyer3", "credit.transfer", Transfer(chain.address("sharer1"), 1, "x" * 140), 0
+    )
+    assert len(large.encoded) > len(gapped.encoded)
+    _reject(pool, chain, large, "mempool_full")
+    assert all(tx.hash in pool for tx in held)
