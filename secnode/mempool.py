@@ -38,8 +38,9 @@ at or above the sender's base; `len(self) <= max_transactions` and `size_bytes <
 a gapped transaction is in `_gapped` and a ready one is not; at admission a gapped transaction
 is at most `max_nonce_gap` above its sender's next nonce; an executable transaction of a sender
 under its share is admitted whenever the gapped transactions plus the excess of senders above
-their share free enough room for it. Cost: admit, select per transaction and commit per
-transaction are O(1) amortised (O(log n) for the ready heap and for displacement).
+their share free enough room for it. Cost: admit and commit are O(1) amortised per
+transaction (O(log n) for the heaps; displacement O(log n) unless gapped transactions alone
+free too little); select is O(senders + selected), as before.
 """
 
 from __future__ import annotations

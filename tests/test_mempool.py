@@ -11,8 +11,9 @@ from ledger.accounts import Account, get_account
 from ledger.genesis import parse_genesis
 from ledger.keys import PrivateKey
 from ledger.transactions import SignedTransaction, Transfer, parse_transaction, sign_transaction
+from secnode.config import ConfigError, parse_config
 from secnode.devnet import account_key, dev_genesis_document
-from secnode.mempool import Mempool, MempoolConfig, MempoolRejected
+from secnode.mempool import InvalidMempoolConfig, Mempool, MempoolConfig, MempoolRejected
 from tests.chainkit import Chain
 
 
@@ -386,3 +387,33 @@ def test_invalid_mempool_full_when_displacing_would_take_a_sender_below_its_shar
     assert len(large.encoded) > len(gapped.encoded)
     _reject(pool, chain, large, "mempool_full")
     assert all(tx.hash in pool for tx in held)
+
+
+def test_mempool_config_from_the_node_config() -> None:
+    config = parse_config({"name": "n", "mempool": {"max_nonce_gap": 4, "gap_ttl_s": 5}}, "t")
+    built = config.mempool.mempool_config()
+    assert built.max_nonce_gap == 4 and built.gap_ttl_s == 5
+    assert built.max_age_s == MempoolConfig().max_age_s  # one source of defaults
+
+
+@pytest.mark.parametrize(
+    ("section", "field"),
+    [
+        ({"sender_share": 0.0001}, "mempool.sender_share"),
+        ({"sender_share": 1.5}, "mempool.sender_share"),
+        ({"max_nonce_gap": -1}, "mempool.max_nonce_gap"),
+        ({"max_age_s": 0}, "mempool.max_age_s"),
+        ({"gap_ttl_s": -1.0}, "mempool.gap_ttl_s"),
+        ({"max_bytes": 100}, "mempool.max_bytes"),
+    ],
+)
+def test_invalid_mempool_config(section: dict[str, float], field: str) -> None:
+    with pytest.raises(ConfigError, match=field):
+        parse_config({"name": "n", "mempool": section}, "config.toml")
+
+
+def test_invalid_mempool_config_in_code() -> None:
+    with pytest.raises(InvalidMempoolConfig, match="max_nonce_gap must be >= 0, not -1"):
+        MempoolConfig(max_nonce_gap=-1)
+    with pytest.raises(InvalidMempoolConfig, match="sender_share"):
+        MempoolConfig(sender_share=0)
