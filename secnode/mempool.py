@@ -275,8 +275,9 @@ class Mempool:
         self, tx: SignedTransaction, queue: _Queue | None, executable: bool
     ) -> list[bytes]:
         """The hashes to evict so that `tx` fits (none if it fits); raises `mempool_full` if
-        it may not displace anything or the displaceable transactions free too little. Reads
-        only: the caller evicts after the signature has verified."""
+        it may not displace anything or the displaceable transactions free too little. Changes
+        nothing (beyond dropping stale heap entries): the caller evicts after the signature
+        has verified."""
         config = self.config
         size = len(tx.encoded)
         need_count = len(self._by_hash) + 1 - config.max_transactions
