@@ -19,6 +19,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ledger.errors import LedgerError
+from ledger.transactions import MAX_TRANSACTION_SIZE
+from secnode.mempool import MempoolConfig
 
 CONFIG_FILE = "config.toml"
 
@@ -85,10 +87,34 @@ class ConsensusSection(_Strict):
     )
 
 
+_MEMPOOL = MempoolConfig()
+"""The defaults live in one place, `secnode.mempool.MempoolConfig`."""
+
+
 class MempoolSection(_Strict):
-    max_transactions: int = Field(default=50_000, ge=1)
-    max_per_sender: int = Field(default=1_000, ge=1)
-    nonce_window: int = Field(default=1_000, ge=1)
+    """Admission, displacement and expiry bounds (docs/operations.md, "Mempool admission and
+    eviction")."""
+
+    max_transactions: int = Field(default=_MEMPOOL.max_transactions, ge=1)
+    max_bytes: int = Field(default=_MEMPOOL.max_bytes, ge=MAX_TRANSACTION_SIZE)
+    max_per_sender: int = Field(default=_MEMPOOL.max_per_sender, ge=1)
+    nonce_window: int = Field(default=_MEMPOOL.nonce_window, ge=1)
+    max_nonce_gap: int = Field(
+        default=_MEMPOOL.max_nonce_gap,
+        ge=0,
+        description="how far above the sender's next nonce a transaction may be",
+    )
+    sender_share: float = Field(
+        default=_MEMPOOL.sender_share,
+        ge=0.001,  # at most ~2,000 senders above their share: displacement stays cheap
+        le=1,
+        description="fraction of the pool a sender holds before it can be displaced",
+    )
+    max_age_s: float = Field(default=_MEMPOOL.max_age_s, gt=0, le=86_400)
+    gap_ttl_s: float = Field(default=_MEMPOOL.gap_ttl_s, gt=0, le=86_400)
+
+    def mempool_config(self) -> MempoolConfig:
+        return MempoolConfig(**self.model_dump())
 
 
 class NodeConfig(_Strict):

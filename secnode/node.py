@@ -47,7 +47,7 @@ from secnode.app import Committed, LedgerApp
 from secnode.clock import NodeClock, clock_from_environment
 from secnode.config import CONFIG_FILE, ConfigError, NodeConfig, load_config, split_host_port
 from secnode.driver import ConsensusDriver
-from secnode.mempool import Mempool, MempoolConfig, MempoolRejected
+from secnode.mempool import Mempool, MempoolRejected
 from secnode.metrics import Metrics
 from secnode.rpc.server import RpcConfig, make_app, start_rpc_server
 from secnode.rpc.view import NodeStatus
@@ -98,11 +98,8 @@ class Node:
         self.metrics = Metrics()
         self.mempool = Mempool(
             genesis.chain_id,
-            MempoolConfig(
-                max_transactions=config.mempool.max_transactions,
-                max_per_sender=config.mempool.max_per_sender,
-                nonce_window=config.mempool.nonce_window,
-            ),
+            config.mempool.mempool_config(),
+            clock=self.clock,
             genesis_hash=genesis.document_hash(),
         )
         head = store.head().header

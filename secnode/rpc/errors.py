@@ -94,6 +94,7 @@ MEMPOOL_REASONS: Final = (
     "nonce_too_low",
     "nonce_too_high",
     "nonce_pending",
+    "nonce_gap",
     "sender_limit",
     "mempool_full",
     "invalid_signature",
