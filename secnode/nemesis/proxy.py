@@ -84,6 +84,8 @@ class LinkLayer:
             self._call(self._close())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=CALL_TIMEOUT_S)
+        if not self._thread.is_alive():
+            self._loop.close()
 
     # --- on the loop -------------------------------------------------------------------------
 
@@ -116,6 +118,13 @@ class LinkLayer:
                 link.server.close()
             for writer in list(link.writers):
                 writer.transport.abort()
+        for link in self.links.values():
+            if link.server is not None:
+                await link.server.wait_closed()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _forward(
         self, link: Link, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
