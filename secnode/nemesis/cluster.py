@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from secnode.byzantine import ENVIRONMENT_VARIABLE as BYZANTINE_VARIABLE
 from secnode.config import CONFIG_FILE, load_config, render_config
 from secnode.home import create_network
 from secnode.nemesis.proxy import LinkLayer
@@ -50,6 +51,17 @@ def _die_with_parent() -> None:
     """In the child between fork and exec: the kernel kills the node if the nemesis dies."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+CLOCK_OFFSET_VARIABLE: Final = "SEC_CLOCK_OFFSET_S"
+"""Read by the node at start (another change adds it): seconds added to its wall clock."""
+FAULT_VARIABLES: Final = (BYZANTINE_VARIABLE, CLOCK_OFFSET_VARIABLE)
+"""Environment variables that turn a node faulty: only a fault of the schedule sets them."""
+
+
+def _honest_environment() -> dict[str, str]:
+    """The nemesis's own environment without any fault variable it may have inherited."""
+    return {k: v for k, v in os.environ.items() if k not in FAULT_VARIABLES}
 
 
 def free_ports(count: int) -> list[int]:
@@ -146,7 +158,7 @@ class NemesisCluster:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env={**os.environ, **node.environment},
+                env={**_honest_environment(), **node.environment},
                 cwd=ROOT,
                 start_new_session=True,
                 preexec_fn=_die_with_parent,

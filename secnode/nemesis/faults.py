@@ -25,11 +25,9 @@ from typing import Final
 
 from secnode.byzantine import BEHAVIOURS
 from secnode.byzantine import ENVIRONMENT_VARIABLE as BYZANTINE_VARIABLE
-from secnode.nemesis.cluster import NemesisCluster
+from secnode.nemesis.cluster import CLOCK_OFFSET_VARIABLE, NemesisCluster
 
 KINDS: Final = ("kill", "pause", "partition", "skew", "byzantine")
-CLOCK_OFFSET_VARIABLE: Final = "SEC_CLOCK_OFFSET_S"
-"""Read by the node at start (another change adds it): seconds added to its wall clock."""
 MAX_SKEW_S: Final = 3.0
 """Well inside the default max_clock_drift_s (10 s): a skewed honest node must still vote."""
 FAULT_SECONDS: Final = (2.0, 4.0)
