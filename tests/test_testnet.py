@@ -53,6 +53,16 @@ class RunningTestnet:
         except (OSError, ValueError):
             return None
 
+    def described_pid(self, name: str) -> int | None:
+        """The node's PID as DIR/testnet.json tells it (what any version of the testnet wrote)."""
+        try:
+            info = json.loads((self.directory / "testnet.json").read_text())
+        except (OSError, ValueError):
+            return None
+        pids = {entry["name"]: entry["pid"] for entry in info["nodes"]}
+        pid: int | None = pids.get(name)
+        return pid
+
     def wait_height(self, indices: list[int], above: int, timeout: float = 90.0) -> None:
         def reached() -> bool:
             return all((h := self.height(i)) is not None and h > above for i in indices)
@@ -112,13 +122,16 @@ def test_a_killed_node_is_reported_the_others_keep_committing_and_restart_brings
 ) -> None:
     with running_testnet(tmp_path) as net:
         net.wait_height(list(range(NODES)), 2)
-        victim = wait_until(lambda: net.pid("node1"), 10, "node1's pid file")
+        victim = wait_until(lambda: net.described_pid("node1"), 10, "node1's pid")
+        assert net.pid("node1") == victim
         os.kill(victim, signal.SIGKILL)
         wait_until(lambda: "node1 killed by SIGKILL" in net.said(), 10, "the report", net.said)
         assert str(net.directory / "node1" / "node.log") in net.said()
         assert net.process.poll() is None, f"the supervisor ended\n{net.said()}"
         survivors = [0, 2, 3]
-        top = max(h for i in survivors if (h := net.height(i)) is not None)
+        tops = [h for i in survivors if (h := net.height(i)) is not None]
+        assert len(tops) == len(survivors), f"the others went down with node1\n{net.said()}"
+        top = max(tops)
         net.wait_height(survivors, top + 3)  # three of four still commit: f = 1 tolerated
         assert net.height(1) is None
 
@@ -135,7 +148,7 @@ def test_a_killed_node_is_reported_the_others_keep_committing_and_restart_brings
 def test_restart_crashed_starts_a_killed_node_again(tmp_path: Path) -> None:
     with running_testnet(tmp_path, "--restart-crashed") as net:
         net.wait_height(list(range(NODES)), 2)
-        victim = wait_until(lambda: net.pid("node2"), 10, "node2's pid file")
+        victim = wait_until(lambda: net.described_pid("node2"), 10, "node2's pid")
         os.kill(victim, signal.SIGKILL)
         wait_until(
             lambda: "node2 restarted (--restart-crashed)" in net.said(), 20, "restart", net.said
