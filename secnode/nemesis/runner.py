@@ -121,6 +121,7 @@ class Nemesis:
         report = self.report
         report.cycles += 1
         report.faults[fault.kind] += 1
+        began = time.monotonic()
         inject(cluster, fault)
         self.stop_clients.wait(fault.duration_s)  # the fault holds; clients keep submitting
         heal(cluster, fault)
@@ -151,6 +152,7 @@ class Nemesis:
         else:
             report.worst_recovery_s = max(report.worst_recovery_s, recovery.recovered_s)
         self._check(cluster, checker, where, result)
+        result.wall_s = time.monotonic() - began
         report.results.append(result)
         self._print_progress(result)
 
@@ -245,6 +247,7 @@ class Nemesis:
             f"resumed {seconds(result.resumed_s)}, recovered {seconds(result.recovered_s)}"
             f", heights {result.heights}"
             f", views {result.views}, acknowledged {self.acknowledgements.count()}"
+            f" [{result.wall_s:.0f} s]"
         )
         print(line, flush=True)
         for problem in result.problems:
