@@ -26,7 +26,9 @@ from secnode.nemesis.load import Acknowledged
 from secnode.rpc_client import RpcClientError
 
 BATCH: Final = 50
-TRACEBACK_MARKERS: Final = ("Traceback (most recent call last)", "Exception in callback")
+TRACEBACK_START: Final = "Traceback (most recent call last)"
+CHAINED: Final = "above exception"
+CALLBACK: Final = "Exception in callback"
 
 
 @dataclass(slots=True)
@@ -36,8 +38,8 @@ class LogScan:
     offsets: dict[Path, int] = field(default_factory=dict)
 
     def new_tracebacks(self, path: Path) -> list[str]:
-        """Lines since the last scan that start a traceback, each with the line that names the
-        exception (the last line of the traceback, best effort)."""
+        """One line per traceback written since the last scan: the exception it ends with, and
+        the asyncio callback it escaped from when the log says so."""
         start = self.offsets.get(path, 0)
         try:
             with path.open("rb") as log:
@@ -49,13 +51,15 @@ class LogScan:
         lines = data.decode(errors="replace").splitlines()
         found = []
         for number, line in enumerate(lines):
-            if any(marker in line for marker in TRACEBACK_MARKERS):
-                tail = lines[number + 1 : number + 60]
-                cause = next(
-                    (t for t in tail if t and not t.startswith((" ", "Traceback"))),
-                    line,
-                )
-                found.append(cause.strip()[:300])
+            if not line.startswith(TRACEBACK_START):
+                continue
+            before = lines[max(0, number - 2) : number]
+            if any(CHAINED in previous for previous in before):
+                continue  # the same failure, told again as a chained exception
+            cause = next((t for t in lines[number + 1 :] if t and not t.startswith(" ")), line)
+            where = next((b for b in reversed(before) if CALLBACK in b), "")
+            note = f" (asyncio: {where.strip()[:120]})" if where else ""
+            found.append(f"{cause.strip()[:300]}{note}")
         return found
 
 
