@@ -30,7 +30,7 @@ from secnode.nemesis.cluster import CLOCK_OFFSET_VARIABLE, NemesisCluster
 KINDS: Final = ("kill", "pause", "partition", "skew", "byzantine")
 MAX_SKEW_S: Final = 3.0
 """Well inside the default max_clock_drift_s (10 s): a skewed honest node must still vote."""
-FAULT_SECONDS: Final = (2.0, 4.0)
+FAULT_SECONDS: Final = (1.5, 3.0)
 """Each fault lasts a uniformly drawn time in this range."""
 
 

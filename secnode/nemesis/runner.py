@@ -4,7 +4,7 @@ One run: create a development network in OUT/net whose P2P links pass through a 
 start the four node processes, start the client threads, then for each cycle
 
 1. draw the cycle's fault from the seeded `Schedule` and inject it;
-2. hold it for its duration (2-4 s), then heal it;
+2. hold it for its duration (1.5-3 s), then heal it;
 3. wait for recovery: the chain commits past the height it had at the heal (`resumed`), and
    every node has caught up and all four report one `view` in sec_status (`recovered`),
    bounded by `RECOVERY_BOUND_S`;
@@ -39,7 +39,7 @@ from secnode.testnet import failure_reason
 
 VALIDATORS: Final = 4
 READY_BOUND_S: Final = 90.0
-RECOVERY_BOUND_S: Final = 20.0
+RECOVERY_BOUND_S: Final = 15.0
 """After a heal: the chain must commit again, every node catch up and share one view, in this."""
 FINAL_CATCH_UP_S: Final = 30.0
 POLL_S: Final = 0.25
