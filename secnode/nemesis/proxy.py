@@ -139,6 +139,10 @@ class LinkLayer:
         except (OSError, TimeoutError):
             writer.transport.abort()  # target down: the dialler sees a dropped connection
             return
+        if link.cut:  # cut while we were connecting
+            writer.transport.abort()
+            upstream_writer.transport.abort()
+            return
         link.writers.update((writer, upstream_writer))
         try:
             await asyncio.gather(_pump(reader, upstream_writer), _pump(upstream_reader, writer))

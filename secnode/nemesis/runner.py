@@ -108,7 +108,8 @@ class Nemesis:
             for crash in cluster.reap_crashes():
                 raise NetworkDidNotStart(f"{crash.node} {crash.how} at start: {crash.reason}")
             statuses = [cluster.status(i) for i in range(VALIDATORS)]
-            if all(s is not None and s["height"] >= 2 and s["peers"] >= 2 for s in statuses):
+            meshed = VALIDATORS - 1
+            if all(s is not None and s["height"] >= 2 and s["peers"] >= meshed for s in statuses):
                 print(f"nemesis: {VALIDATORS} validators up in {self.out / 'net'}", flush=True)
                 return
             time.sleep(POLL_S)
@@ -190,7 +191,10 @@ class Nemesis:
         new = self.acknowledgements.since(self._acknowledgements_seen)
         self._acknowledgements_seen += len(new)
         for lost in checker.check_acknowledged(new, final=True):
+            result.problems.append(f"LOST {lost}")
             self.report.lost.append(f"final check: {lost}")
+        for problem in result.problems:
+            print(f"final check ! {problem}", flush=True)
 
     def _wait_recovered(self, cluster: NemesisCluster, heal_top: int) -> Recovery:
         started = time.monotonic()
