@@ -32,6 +32,8 @@ class CycleResult:
     heights: list[int | None]
     views: list[int | None]
     problems: list[str] = field(default_factory=list)
+    excused: list[int] = field(default_factory=list)
+    """Nodes not judged for recovery: their peers may ban them after their Byzantine run."""
     wall_s: float = 0.0
     """Seconds the whole cycle took: inject, hold, heal, recover, check."""
 

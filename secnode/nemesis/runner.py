@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from p2p.config import Tuning
 from secnode.config import ConfigError
 from secnode.nemesis.checker import Checker
 from secnode.nemesis.cluster import Crash, NemesisCluster
@@ -43,6 +44,9 @@ RECOVERY_BOUND_S: Final = 15.0
 """After a heal: the chain must commit again, every node catch up and share one view, in this."""
 FINAL_CATCH_UP_S: Final = 30.0
 POLL_S: Final = 0.25
+BAN_GRACE_S: Final = Tuning().ban_duration + 5.0
+"""After its Byzantine run a node's peers may ban it (rightly) for p2p's ban_duration: it is not
+judged for recovery (catch-up, view) until this has passed since the heal."""
 RESUME_BLOCKS: Final = 2
 """The chain has resumed once it committed this many blocks above the height at the heal."""
 
@@ -72,6 +76,8 @@ class Nemesis:
         self.checker: Checker | None = None
         self._crashes: list[Crash] = []
         self._acknowledgements_seen = 0
+        self._excused: dict[int, float] = {}
+        """Node index -> time.monotonic() until which it is not judged (after a Byzantine run)."""
 
     def run(self) -> Report:
         network = self.out / "net"
@@ -126,6 +132,9 @@ class Nemesis:
         inject(cluster, fault)
         self.stop_clients.wait(fault.duration_s)  # the fault holds; clients keep submitting
         heal(cluster, fault)
+        if fault.kind == "byzantine":
+            self._excused[fault.target] = time.monotonic() + BAN_GRACE_S
+        excused = self._excused_now()
         heal_top = max((h for h in self._heights(cluster) if h is not None), default=0)
         recovery = self._wait_recovered(cluster, heal_top)
         result = CycleResult(
@@ -135,6 +144,7 @@ class Nemesis:
             recovery.recovered_s,
             recovery.heights,
             recovery.views,
+            excused=excused,
         )
         where = f"cycle {fault.cycle} ({fault.describe()})"
         if recovery.resumed_s is None:
@@ -143,7 +153,8 @@ class Nemesis:
             )
             report.stalls.append(f"{where}: heights {recovery.heights}")
         elif recovery.recovered_s is None:
-            views = {v for v in recovery.views if v is not None}
+            judged = [i for i in range(VALIDATORS) if i not in excused]
+            views = {recovery.views[i] for i in judged}
             if len(views) > 1:
                 result.problems.append(f"view split: views {recovery.views}")
                 report.splits.append(f"{where}: views {recovery.views} heights {recovery.heights}")
@@ -181,7 +192,8 @@ class Nemesis:
     def _final_checks(self, cluster: NemesisCluster, checker: Checker) -> None:
         acknowledged = self.acknowledgements.since(0)
         top = max((a.height for a in acknowledged), default=0)
-        deadline = time.monotonic() + FINAL_CATCH_UP_S
+        excused_until = max(self._excused.values(), default=0.0)
+        deadline = max(time.monotonic(), excused_until) + FINAL_CATCH_UP_S
         while time.monotonic() < deadline:
             if all(h is not None and h >= top for h in self._heights(cluster)):
                 break
@@ -197,30 +209,38 @@ class Nemesis:
             print(f"final check ! {problem}", flush=True)
 
     def _wait_recovered(self, cluster: NemesisCluster, heal_top: int) -> Recovery:
+        """Poll until the chain resumed above `heal_top` and every judged node caught up and
+        shares one view, or the bound passes. A node excused after its Byzantine run (its peers
+        may ban it for `p2p` `ban_duration`, rightly) is not judged meanwhile."""
         started = time.monotonic()
         target = heal_top + RESUME_BLOCKS
         resumed: float | None = None
         heights: list[int | None] = []
         views: list[int | None] = []
         while True:
-            elapsed = time.monotonic() - started
+            now = time.monotonic()
+            elapsed = now - started
             statuses = [cluster.status(i) for i in range(VALIDATORS)]
             heights = [None if s is None else s["height"] for s in statuses]
             views = [None if s is None else s["view"] for s in statuses]
             known = [h for h in heights if h is not None]
             if resumed is None and known and max(known) >= target:
                 resumed = elapsed
+            judged = [i for i in range(VALIDATORS) if self._excused.get(i, 0.0) <= now]
             if (
                 resumed is not None
-                and len(known) == VALIDATORS
-                and min(known) >= target
-                and len(set(views)) == 1
+                and all((h := heights[i]) is not None and h >= target for i in judged)
+                and len({views[i] for i in judged}) == 1
             ):
                 return Recovery(resumed, elapsed, heights, views)
             if elapsed > self.recovery_bound_s:
                 return Recovery(resumed, None, heights, views)
             self._crashes += cluster.reap_crashes()  # a crashed node is restarted at once
             time.sleep(POLL_S)
+
+    def _excused_now(self) -> list[int]:
+        now = time.monotonic()
+        return sorted(i for i, until in self._excused.items() if until > now)
 
     def _primary(self, cluster: NemesisCluster) -> int | None:
         """Index of the primary of the view most nodes are in (None if no node answers):
@@ -253,6 +273,9 @@ class Nemesis:
             f", views {result.views}, acknowledged {self.acknowledgements.count()}"
             f" [{result.wall_s:.0f} s]"
         )
+        if result.excused:
+            names = ", ".join(f"node{i}" for i in result.excused)
+            line += f" ({names} not judged: may be banned after its Byzantine run)"
         print(line, flush=True)
         for problem in result.problems:
             print(f"  ! {problem}", flush=True)
