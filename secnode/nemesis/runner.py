@@ -57,6 +57,8 @@ class Recovery:
     recovered_s: float | None
     heights: list[int | None]
     views: list[int | None]
+    shut_out: list[int]
+    """Ex-Byzantine nodes not judged: within BAN_GRACE_S of their run and short of peers."""
 
 
 class Nemesis:
@@ -134,7 +136,6 @@ class Nemesis:
         heal(cluster, fault)
         if fault.kind == "byzantine":
             self._excused[fault.target] = time.monotonic() + BAN_GRACE_S
-        excused = self._excused_now()
         heal_top = max((h for h in self._heights(cluster) if h is not None), default=0)
         recovery = self._wait_recovered(cluster, heal_top)
         result = CycleResult(
@@ -144,7 +145,7 @@ class Nemesis:
             recovery.recovered_s,
             recovery.heights,
             recovery.views,
-            excused=excused,
+            excused=recovery.shut_out,
         )
         where = f"cycle {fault.cycle} ({fault.describe()})"
         if recovery.resumed_s is None:
@@ -153,7 +154,7 @@ class Nemesis:
             )
             report.stalls.append(f"{where}: heights {recovery.heights}")
         elif recovery.recovered_s is None:
-            judged = [i for i in range(VALIDATORS) if i not in excused]
+            judged = [i for i in range(VALIDATORS) if i not in recovery.shut_out]
             views = {recovery.views[i] for i in judged}
             if len(views) > 1:
                 result.problems.append(f"view split: views {recovery.views}")
@@ -211,7 +212,8 @@ class Nemesis:
     def _wait_recovered(self, cluster: NemesisCluster, heal_top: int) -> Recovery:
         """Poll until the chain resumed above `heal_top` and every judged node caught up and
         shares one view, or the bound passes. A node excused after its Byzantine run (its peers
-        may ban it for `p2p` `ban_duration`, rightly) is not judged meanwhile."""
+        may ban it for `p2p` `ban_duration`, rightly) is not judged while it is shut out (it
+        has fewer than all its peers)."""
         started = time.monotonic()
         target = heal_top + RESUME_BLOCKS
         resumed: float | None = None
@@ -226,21 +228,22 @@ class Nemesis:
             known = [h for h in heights if h is not None]
             if resumed is None and known and max(known) >= target:
                 resumed = elapsed
-            judged = [i for i in range(VALIDATORS) if self._excused.get(i, 0.0) <= now]
+            shut_out = [
+                i
+                for i, s in enumerate(statuses)
+                if self._excused.get(i, 0.0) > now and s is not None and s["peers"] < VALIDATORS - 1
+            ]
+            judged = [i for i in range(VALIDATORS) if i not in shut_out]
             if (
                 resumed is not None
                 and all((h := heights[i]) is not None and h >= target for i in judged)
                 and len({views[i] for i in judged}) == 1
             ):
-                return Recovery(resumed, elapsed, heights, views)
+                return Recovery(resumed, elapsed, heights, views, shut_out)
             if elapsed > self.recovery_bound_s:
-                return Recovery(resumed, None, heights, views)
+                return Recovery(resumed, None, heights, views, shut_out)
             self._crashes += cluster.reap_crashes()  # a crashed node is restarted at once
             time.sleep(POLL_S)
-
-    def _excused_now(self) -> list[int]:
-        now = time.monotonic()
-        return sorted(i for i, until in self._excused.items() if until > now)
 
     def _primary(self, cluster: NemesisCluster) -> int | None:
         """Index of the primary of the view most nodes are in (None if no node answers):
@@ -275,7 +278,7 @@ class Nemesis:
         )
         if result.excused:
             names = ", ".join(f"node{i}" for i in result.excused)
-            line += f" ({names} not judged: may be banned after its Byzantine run)"
+            line += f" ({names} not judged: shut out by its peers after its Byzantine run)"
         print(line, flush=True)
         for problem in result.problems:
             print(f"  ! {problem}", flush=True)
