@@ -327,6 +327,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"sec nemesis: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # the network is already down; say what was seen so far
+        print(f"interrupted: {nemesis.report.line()}", file=sys.stderr)
+        return 130
     print(report.line())
     details = report.details()
     if details:
