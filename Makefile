@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install test test-fast lint sim bench testnet
+.PHONY: install test test-fast lint sim bench testnet nemesis
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -33,3 +33,10 @@ bench: $(PY)
 
 testnet: $(PY)
 	$(VENV)/bin/sec testnet
+
+# Fault cycles over a real 4-validator network; override e.g. `make nemesis CYCLES=20 SEED=2`.
+CYCLES ?= 200
+SEED ?= 1
+nemesis: $(PY)
+	rm -rf nemesis-out/seed-$(SEED)
+	$(VENV)/bin/sec nemesis --cycles $(CYCLES) --seed $(SEED) --out nemesis-out/seed-$(SEED)

@@ -108,7 +108,12 @@ def cmd_testnet(args: argparse.Namespace) -> int:
 
     if args.nodes < 1:
         raise CommandError("--nodes must be at least 1")
-    return run(Path(args.dir), args.nodes)
+    bases = {
+        name: value
+        for name, value in (("p2p_base", args.p2p_port_base), ("rpc_base", args.rpc_port_base))
+        if value is not None
+    }
+    return run(Path(args.dir), args.nodes, restart_crashed=args.restart_crashed, **bases)
 
 
 # --- delegations to package entry points ----------------------------------------------------------
@@ -203,10 +208,21 @@ def build_parser() -> argparse.ArgumentParser:
         "testnet",
         help="the one-command local network (4 validator processes on LevelDB)",
         description="Start N validators as separate processes from the committed development "
-        "genesis (public keys!). Ctrl-C stops them; running again resumes the same chain.",
+        "genesis (public keys!). A node that ends is reported and the others keep running; "
+        "`sec testnet restart NODE [--dir DIR]` (re)starts one from another terminal. "
+        "Ctrl-C stops them; running again resumes the same chain.",
     )
     testnet.add_argument("--nodes", type=int, default=4, help="validators (default 4)")
     testnet.add_argument("--dir", default="testnet", help="network directory (default ./testnet)")
+    testnet.add_argument(
+        "--restart-crashed", action="store_true", help="start again a node that ran and ended"
+    )
+    testnet.add_argument(
+        "--p2p-port-base", type=int, help="first P2P port (default 26600; new DIR only)"
+    )
+    testnet.add_argument(
+        "--rpc-port-base", type=int, help="first RPC port (default 8545; new DIR only)"
+    )
     testnet.set_defaults(handler=cmd_testnet)
 
     from secnode.cli_client import add_client_commands  # sec tx ..., sec query ...
@@ -225,6 +241,8 @@ DELEGATED: dict[tuple[str, ...], str] = {
     ("bench", "cluster"): "secnode.bench.cluster:main",
     ("bench", "trust"): "secnode.bench.trust:main",
     ("sim",): "consensus.sim.runner:main",
+    ("testnet", "restart"): "secnode.testnet:restart_main",
+    ("nemesis",): "secnode.nemesis.runner:main",
 }
 """Commands whose options are parsed by the package that implements them."""
 

@@ -44,6 +44,7 @@ from ledger.validator_state import (
 from ledger.validators import ValidatorSet
 from p2p import Handlers, P2PConfig, P2PHost, PeerAddress, RequestRejected, allowlist
 from secnode.app import Committed, LedgerApp
+from secnode.byzantine import make_host
 from secnode.clock import NodeClock, clock_from_environment
 from secnode.config import CONFIG_FILE, ConfigError, NodeConfig, load_config, split_host_port
 from secnode.driver import ConsensusDriver
@@ -116,7 +117,8 @@ class Node:
             max_clock_drift_s=config.consensus.max_clock_drift_s,
         )
         self.replica = self._restore_replica(replica_records)
-        self.host = P2PHost(self._p2p_config(), self.signer)
+        # TEST-ONLY FAULT hook: a plain P2PHost unless SEC_BYZANTINE is set (secnode/byzantine.py)
+        self.host: P2PHost = make_host(self._p2p_config(), self.signer, genesis.chain_id)
         self._waiters: dict[bytes, list[asyncio.Future[tuple[int, int]]]] = defaultdict(list)
         self._stop = asyncio.Event()
         self._enough_peers = asyncio.Event()
