@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from consensus.actions import Action, CommitBlock, RequestCatchUp
+from consensus.actions import Action, CommitBlock, RequestCatchUp, Send
 from consensus.messages import Prepare, PrePrepare, decode_message
 from consensus.replica import Replica
 from ledger.blocks import decode_block
 from ledger.encoding import encode
-from p2p import InvalidPayload, RequestRejected
+from ledger.keys import PublicKey
+from p2p import InvalidPayload, PeerNotConnected, RequestRejected
 from secnode.app import LedgerApp
 from secnode.devnet import validator_key
 from secnode.driver import ConsensusDriver
@@ -455,5 +456,37 @@ async def test_invalid_gossiped_transaction_is_refused_without_raising(tmp_path:
     try:
         for garbage in (b"", b"\xc1", encode([1, 2, 3]), b"\x00" * 70_000):
             assert node._on_gossiped_transaction(public_key(GOOD), garbage) is False
+    finally:
+        node.store.close()
+
+
+class _ClosingLinks(ScriptedPeers):
+    """Every link looks connected but is closing: sends raise, as `P2PHost` does."""
+
+    def send_consensus(self, peer: PublicKey, payload: bytes) -> None:
+        raise PeerNotConnected("node9 is disconnecting: test")
+
+
+@pytest.mark.asyncio
+async def test_send_to_a_closing_link_is_a_lost_message_not_a_failing_step(
+    tmp_path: Path,
+) -> None:
+    """Seen by the nemesis before the driver fix: `is_connected` said yes, the link closed
+    before the send, and `PeerNotConnected` escaped the step. It is a lost message."""
+    network = make_network(tmp_path)
+    clock = ManualClock(time.time())
+    node = open_node(network, primary_name(network), clock=clock)
+    peers = _ClosingLinks()
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            driver, _ = start_driver(node, peers, tasks)
+            clock.advance(node.config.consensus.empty_block_interval_s)
+            driver.feed(node.replica.on_tick)  # an empty block: a PRE-PREPARE to broadcast
+            message = peers.messages()[0]
+            other = validator_key(BEHIND).address
+            driver.feed(lambda now: [Send(other, message)])
+            assert driver.step_failures == 0
+            assert driver.failure is None
+            driver.stop()
     finally:
         node.store.close()
