@@ -50,7 +50,7 @@ def handle_checkpoint(st: ReplicaState, m: Checkpoint) -> None:
     if m.seq <= st.low:
         # The sender may lack a stable checkpoint this high (e.g. it caught up by fetching
         # blocks): our own checkpoint message helps it assemble one.
-        st.help_laggard(m.sender, m.seq)
+        st.help_laggard(m, m.seq)
         raise StaleMessage(f"checkpoint {m.seq} is at or below the stable checkpoint {st.low}")
     validators = st.validators(m.seq)
     if m.seq > st.horizon:

@@ -159,6 +159,9 @@ class Replica:
         while st.decided_through + 1 in st.decided:
             st.decided_through += 1
         _restore_view(st)
+        st.view_change_high = max(
+            (key[1] for key in st.signed if key[0] == "view-change"), default=0
+        )
         if stable.seq > height:
             signers = tuple(Address(v.sender) for v in stable.votes)
             checkpoints.note_behind(st, stable.seq, signers)
@@ -192,6 +195,8 @@ class Replica:
         deadline = st.view_deadline()
         if deadline is not None and now >= deadline:
             normal.request_view_change(st, st.view + 1)
+        _check_request_timer(st)
+        view_change.try_return(st)
         if now >= st.resend_at:
             _resend(st)
             st.resend_at = now + st.config.resend_interval
@@ -247,6 +252,18 @@ class Replica:
     @property
     def view(self) -> int:
         return self._state.view
+
+    @property
+    def group_view(self) -> int | None:
+        """The highest view at least f+1 validators (this one included) are known to be in,
+        from verified messages; None until f+1 validators' views are known."""
+        return self._state.group_view()
+
+    @property
+    def view_in_sync(self) -> bool:
+        """False when this replica is known to be in another view than the group's."""
+        group = self._state.group_view()
+        return group is None or group == self._state.view
 
     @property
     def in_view_change(self) -> bool:
@@ -354,6 +371,23 @@ def _dispatch(st: ReplicaState, message: Message) -> None:
         view_change.handle_view_change(st, message)
     else:
         view_change.handle_new_view(st, message)
+
+
+def _check_request_timer(st: ReplicaState) -> None:
+    """PBFT's request timer (Castro-Liskov §4.5.2): a backup in normal operation that has held
+    an executable transaction for `request_timer` seconds of the current view votes for the
+    next view. The clock starts again when a view begins, so one vote per view and age window;
+    a transaction the blocks include leaves the application's pool and stops counting."""
+    if st.status is not Status.NORMAL or st.current_primary() == st.me:
+        return
+    if not st.is_member(st.low + 1):
+        return
+    since = st.app.oldest_waiting_since()
+    if since is None:
+        return
+    if st.now >= max(since, st.view_started) + st.config.request_timer:
+        st.count("request_timer_expired")
+        normal.request_view_change(st, st.view + 1)
 
 
 def _ready(st: ReplicaState, message: Message) -> bool:

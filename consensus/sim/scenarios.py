@@ -386,7 +386,7 @@ def _schedule_transactions(world: World, plan: Plan) -> None:
         counter[0] += 1
         for node in world.nodes:
             if node.replica is not None:
-                node.app.add_transaction(counter[0])
+                node.app.add_transaction(counter[0], node.local())
                 node.transactions_arrived()
         world.queue.at(world.queue.now + rng.expovariate(0.8), submit)
 
