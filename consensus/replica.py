@@ -74,6 +74,10 @@ class ResourceUsage:
     """Own signed messages kept for re-sending and restart safety."""
     catch_up_blocks: int
     """Fetched blocks waiting for their height (<= max_catch_up_blocks)."""
+    answered: int = 0
+    """Help already sent, remembered per (peer, height or view) (<= n x (watermark_window + 4))."""
+    peer_views: int = 0
+    """Validators whose latest view is known (<= validators)."""
 
 
 class Replica:
@@ -305,6 +309,8 @@ class Replica:
             view_changes=sum(len(c) for c in st.view_changes.values()),
             signed=len(st.signed),
             catch_up_blocks=len(st.catch_up_blocks),
+            answered=len(st.answered),
+            peer_views=len(st.peer_views),
         )
 
     # --- internals -----------------------------------------------------------------------------
@@ -337,6 +343,7 @@ class Replica:
             if child is not None:
                 normal.retry_pending(st, child)
         for _ in range(MAX_SETTLE_ROUNDS):
+            view_change.join_if_overtaken(st)
             if st.requested_view > st.view:
                 view_change.start_view_change(st, st.requested_view)
             normal.try_commit(st, st.decided_through + 1)

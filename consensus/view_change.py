@@ -235,7 +235,7 @@ def handle_view_change(st: ReplicaState, m: ViewChange) -> None:
     _show_our_view(st, m.sender)
     if m.view == st.view:
         _index_payloads(st, stored)
-    _join_if_overtaken(st)
+    join_if_overtaken(st)
     if m.view == st.view and st.status is Status.VIEW_CHANGE:
         check_quorum(st)
 
@@ -313,10 +313,18 @@ def _show_our_view(st: ReplicaState, sender: bytes) -> None:
         st.answer(sender, marker, st.new_view)
 
 
-def _join_if_overtaken(st: ReplicaState) -> None:
-    """f+1 validators want a higher view: at least one honest one does, so follow (§4.5.2)."""
+def join_if_overtaken(st: ReplicaState) -> None:
+    """f+1 validators want, or are in, a higher view: at least one honest one is, so follow to
+    the smallest such view (§4.5.2). Evidence: their view changes, and any verified message of
+    theirs in a higher view (`peer_views`), so a replica that restarted into an old view joins
+    the others before its timer, even while it keeps delivering certified blocks."""
     validators = st.validators(st.low + 1)
     lowest: dict[bytes, int] = {}
+    for sender, view in st.peer_views.items():
+        if view > st.view and sender != st.me and sender in validators:
+            lowest[sender] = view
+    if len(lowest) <= validators.max_faulty and not st.view_changes:
+        return
     for view, changes in st.view_changes.items():
         if view <= st.view:
             continue
@@ -403,15 +411,17 @@ def may_return(st: ReplicaState, view: int) -> bool:
 
     Alone: fewer than a quorum of view changes for our target (the timer that would move us on
     is not armed) and `view` is the group's view (f+1 validators, one honest, are known there).
-    Caught up: no fetch outstanding. Patient: our view change has had one view timeout to gather
-    followers. Safe: `try_commit` sends no COMMIT below `view_change_high`.
+    Caught up: delivered to within the pipelining depth of what the group is known to have
+    decided (it keeps deciding meanwhile, so "equal" may never hold). Patient: our view change
+    has had one view timeout to gather followers. Safe: `try_commit` sends no COMMIT below
+    `view_change_high`.
     """
     return (
         st.status is Status.VIEW_CHANGE
         and st.armed_at is None
         and view < st.view
         and st.group_view() == view
-        and st.catch_up_target <= st.delivered_height
+        and st.catch_up_target <= st.delivered_height + st.config.max_in_flight
         and st.now >= st.view_started + st.config.view_timeout
     )
 

@@ -117,6 +117,8 @@ class Checker:
             "view_changes": (self.validators + 1) * (config.max_view_ahead + 2),
             "signed": 4 * (config.watermark_window + 2) + 2 * (config.max_view_ahead + 2),
             "catch_up_blocks": config.max_catch_up_blocks,
+            "answered": self.validators * (config.watermark_window + 4),
+            "peer_views": self.validators,
         }
         for name, bound in bounds.items():
             value = getattr(usage, name)

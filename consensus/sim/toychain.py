@@ -205,6 +205,10 @@ class ToyChain:
             self.known = {d: v for d, v in self.known.items() if v[0] > seq}
         return block
 
+    def committed_txs(self) -> set[int]:
+        """Transaction ids in committed blocks (tests; linear in the chain)."""
+        return {tx for _, payload, _ in self.blocks for tx in ToyBlock.decode(payload).txs}
+
     def block(self, seq: int) -> tuple[bytes, bytes, CommitCertificate] | None:
         if 1 <= seq <= self.height:
             return self.blocks[seq - 1]

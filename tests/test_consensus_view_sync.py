@@ -1,0 +1,189 @@
+"""Views converge after faults (issue 11, findings 4, 11, 13, 14): a replica in an old view
+learns the group's view, a replica alone in a higher view comes back, a backup votes against a
+censoring primary, an out-of-date view change is ignored without blame, and forged stale
+messages leave no trace."""
+
+from __future__ import annotations
+
+import pytest
+
+from consensus.actions import Broadcast
+from consensus.errors import InvalidSignature, MessageRejected, NotAValidator, OutOfWindow
+from consensus.messages import CheckpointProof, Commit, Prepare, ViewChange
+from consensus.sim.cluster import Cluster, cluster_config
+from ledger.certificates import CommitCertificate
+from ledger.keys import Address
+
+from .test_consensus_recovery import grow
+from .test_consensus_replica import sign
+
+
+def sent_since(cluster: Cluster, index: int, start: int) -> list[object]:
+    """Messages node `index` broadcast in its action lists from position `start` on."""
+    return [
+        a.message
+        for batch in cluster.actions[index][start:]
+        for a in batch
+        if isinstance(a, Broadcast)
+    ]
+
+
+def group_views(cluster: Cluster, indices: list[int]) -> set[int]:
+    return {cluster.replica(i).view for i in indices}
+
+
+# --- finding 13: views stay split after healing --------------------------------------------------
+
+
+def test_replica_alone_in_a_higher_view_comes_back_to_the_group() -> None:
+    cluster = Cluster(4)
+    cluster.start()
+    primary = cluster.primary_index()
+    loner = (primary + 1) % 4
+    others = [i for i in range(4) if i != loner]
+    cluster.isolate(loner)
+    cluster.submit()
+    cluster.run_until(lambda: cluster.replica(loner).in_view_change, timeout=20)
+    grow(cluster, 4, others)
+    assert cluster.replica(loner).view == 1 and group_views(cluster, others) == {0}
+    cluster.heal()
+    cluster.advance(1.5)  # a block in view 0 shows the loner where the others are
+    assert cluster.replica(loner).group_view == 0
+    assert not cluster.replica(loner).view_in_sync
+    cluster.run_until(lambda: cluster.replica(loner).view == 0, timeout=20)
+    assert cluster.replica(loner).view_in_sync and not cluster.replica(loner).in_view_change
+    mark = len(cluster.actions[loner])
+    cluster.submit()
+    grow(cluster, cluster.apps[primary].height + 2)
+    votes = sent_since(cluster, loner, mark)
+    assert any(isinstance(m, Prepare) and m.view == 0 for m in votes)
+    # It sent VIEW-CHANGE(1) and may be asked for it again: no COMMIT below view 1.
+    assert not any(isinstance(m, Commit) and m.view < 1 for m in votes)
+
+
+def test_replica_alone_in_a_higher_view_commits_again_once_the_group_passes_it() -> None:
+    cluster = Cluster(4)
+    cluster.start()
+    primary = cluster.primary_index()
+    loner = (primary + 1) % 4
+    cluster.isolate(loner)
+    cluster.run_until(lambda: cluster.replica(loner).in_view_change, timeout=20)
+    cluster.heal()
+    cluster.run_until(lambda: cluster.replica(loner).view == 0, timeout=20)
+    cluster.isolate(primary)  # the group now changes view for a reason of its own
+    survivors = [i for i in range(4) if i != primary]
+    cluster.submit()
+    cluster.run_until(lambda: group_views(cluster, survivors) == {1}, timeout=40)
+    mark = len(cluster.actions[loner])
+    cluster.submit()
+    grow(cluster, max(cluster.heights()) + 2, survivors)
+    assert any(isinstance(m, Commit) and m.view == 1 for m in sent_since(cluster, loner, mark))
+
+
+def test_restarted_primary_in_its_old_view_learns_the_new_view_before_its_timer() -> None:
+    cluster = Cluster(4)
+    cluster.start()
+    cluster.submit()
+    grow(cluster, 2)
+    old = cluster.primary_index()
+    cluster.crash(old)
+    survivors = [i for i in range(4) if i != old]
+    cluster.submit()
+    cluster.run_until(lambda: group_views(cluster, survivors) == {1}, timeout=40)
+    grow(cluster, max(cluster.heights()) + 1, survivors)
+    cluster.restart(old)
+    assert cluster.replica(old).view == 0 and not cluster.replica(old).in_view_change
+    cluster.advance(cluster.config.view_timeout * 0.6)
+    assert cluster.replica(old).view == 1
+    assert cluster.replica(old).view_in_sync
+
+
+def test_restarted_backup_joins_the_view_of_f_plus_one_others_before_its_timer() -> None:
+    cluster = Cluster(4)
+    cluster.start()
+    cluster.submit()
+    grow(cluster, 2)
+    primary = cluster.primary_index()
+    backup = (primary + 1) % 4
+    cluster.crash(backup)
+    cluster.isolate(primary)
+    cluster.submit()
+    rest = [i for i in range(4) if i not in (primary, backup)]
+    cluster.advance(cluster.config.view_timeout + 0.5)  # the two alone cannot change view
+    cluster.heal()
+    cluster.restart(backup)  # in view 0; its certified blocks keep its own timer quiet
+    cluster.isolate(primary)
+    cluster.run_until(lambda: group_views(cluster, [*rest, backup]) == {1}, timeout=40)
+    assert cluster.replica(backup).view_in_sync
+
+
+# --- finding 4: a primary can censor --------------------------------------------------------------
+
+
+def test_backups_vote_out_a_primary_that_censors_a_transaction() -> None:
+    config = cluster_config(request_timeout=6.0)
+    cluster = Cluster(4, config=config)
+    cluster.start()
+    censor = cluster.primary_index()
+    cluster.apps[censor].censor = lambda tx: tx == 1
+    cluster.submit(2)
+    cluster.run_until(lambda: all(1 in app.committed_txs() for app in cluster.apps), timeout=40)
+    assert all(cluster.replica(i).view >= 1 for i in range(4))
+
+
+def test_request_timer_does_not_fire_while_blocks_include_the_transactions() -> None:
+    config = cluster_config(request_timeout=6.0)
+    cluster = Cluster(4, config=config)
+    cluster.start()
+    for _ in range(30):
+        cluster.submit()
+        cluster.advance(0.5)
+    assert {cluster.replica(i).view for i in range(4)} == {0}
+    assert all(cluster.replica(i).stats.get("request_timer_expired", 0) == 0 for i in range(4))
+
+
+# --- finding 14: an honest restarted node gets banned ---------------------------------------------
+
+
+def test_view_change_beyond_the_window_of_its_checkpoint_is_ignored_not_punished() -> None:
+    cluster = Cluster(4)
+    cluster.start()
+    window = cluster.config.watermark_window
+    genesis = CheckpointProof(0, cluster.genesis_digest(), ())
+    ahead = CommitCertificate(window + 1, bytes(32), ())
+    change = ViewChange(1, genesis, (), (ahead,), (), Address(bytes(20)), b"")
+    with pytest.raises(OutOfWindow) as error:
+        cluster.send(0, sign(cluster, 1, change))
+    assert error.value.benign
+
+
+# --- finding 11: forged stale messages grow memory ------------------------------------------------
+
+
+def test_forged_stale_prepares_leave_no_trace() -> None:
+    cluster = Cluster(4)
+    cluster.start()
+    cluster.submit()
+    grow(cluster, 2)
+    replica = cluster.replica(0)
+    before = replica.resource_usage().answered
+    for i in range(200):
+        forged = Prepare(0, 1, bytes(32), Address(i.to_bytes(20, "big")), bytes(64))
+        with pytest.raises(MessageRejected) as error:
+            replica.on_message(forged, cluster.now)
+    assert isinstance(error.value, NotAValidator)
+    assert replica.resource_usage().answered == before
+
+
+def test_invalid_stale_prepare_with_a_validator_name_and_a_bad_signature() -> None:
+    cluster = Cluster(4)
+    cluster.link = lambda source, target, message: (source, target) != (3, 0)
+    cluster.start()
+    cluster.submit()
+    grow(cluster, 2)
+    replica = cluster.replica(0)
+    before = replica.resource_usage().answered
+    forged = Prepare(0, 1, bytes(32), cluster.signers[3].address, bytes(64))
+    with pytest.raises(InvalidSignature):
+        replica.on_message(forged, cluster.now)
+    assert replica.resource_usage().answered == before
