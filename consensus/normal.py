@@ -86,11 +86,12 @@ def handle_pre_prepare(st: ReplicaState, m: PrePrepare) -> None:
         request_view_change(st, st.view + 1)
         return
     st.verifier.check_message(validators, m)
-    st.saw_view(m.sender, m.view)
     if not parent_ready(st, m.seq, m.parent):
         st.log.slot(m.seq).pending = m
+        st.saw_view(m.sender, m.view)
         return
     _validate(st, m)
+    st.saw_view(m.sender, m.view)
     accept_pre_prepare(st, m)
 
 
