@@ -121,13 +121,13 @@ def test_restarted_backup_joins_the_view_of_f_plus_one_others_before_its_timer()
 
 
 def test_backups_vote_out_a_primary_that_censors_a_transaction() -> None:
-    config = cluster_config(request_timeout=6.0)
-    cluster = Cluster(4, config=config)
+    cluster = Cluster(4)  # default request timer: 5 view timeouts
     cluster.start()
     censor = cluster.primary_index()
     cluster.apps[censor].censor = lambda tx: tx == 1
     cluster.submit(2)
-    cluster.run_until(lambda: all(1 in app.committed_txs() for app in cluster.apps), timeout=40)
+    cluster.run_until(lambda: 2 in cluster.apps[censor].committed_txs(), timeout=10)
+    cluster.run_until(lambda: all(1 in app.committed_txs() for app in cluster.apps), timeout=60)
     assert all(cluster.replica(i).view >= 1 for i in range(4))
 
 
