@@ -9,7 +9,7 @@ import pytest
 
 from consensus.actions import Broadcast
 from consensus.errors import InvalidSignature, MessageRejected, NotAValidator, OutOfWindow
-from consensus.messages import CheckpointProof, Commit, Prepare, ViewChange
+from consensus.messages import Checkpoint, CheckpointProof, Commit, Prepare, ViewChange
 from consensus.sim.cluster import Cluster, cluster_config
 from ledger.certificates import CommitCertificate
 from ledger.keys import Address
@@ -187,3 +187,35 @@ def test_invalid_stale_prepare_with_a_validator_name_and_a_bad_signature() -> No
     with pytest.raises(InvalidSignature):
         replica.on_message(forged, cluster.now)
     assert replica.resource_usage().answered == before
+
+
+def test_view_change_of_a_replica_that_fetched_blocks_past_its_window_is_accepted() -> None:
+    cluster = Cluster(4)
+    cluster.start()
+    primary = cluster.primary_index()
+    laggard = (primary + 1) % 4
+    cluster.crash(laggard)
+    cluster.submit()
+    grow(cluster, 3 * cluster.config.watermark_window, [i for i in range(4) if i != laggard])
+    # It learns of far checkpoints (and fetches the blocks) but no checkpoint near its own
+    # height reaches it, so its stable checkpoint stays 0 while it delivers far past 0 + L.
+    horizon = cluster.config.min_validator_change_delay
+    cluster.link = lambda source, target, message: (
+        not (
+            target == laggard
+            and isinstance(message, Checkpoint)
+            and message.seq <= cluster.apps[laggard].height + horizon
+        )
+    )
+    cluster.restart(laggard)
+    cluster.run_until(
+        lambda: cluster.apps[laggard].height > cluster.config.watermark_window + 2, timeout=30
+    )
+    replica = cluster.replica(laggard)
+    assert replica.stable_checkpoint == 0
+    cluster.rejections.clear()
+    cluster.apply(laggard, replica.on_tick(cluster.now + 1000))  # its timer: a view change
+    change = next(m for m in sent_since(cluster, laggard, -1) if isinstance(m, ViewChange))
+    assert all(c.height <= cluster.config.watermark_window for c in change.certificates)
+    cluster.deliver()
+    assert not [e for e in cluster.rejections if not e.benign]
