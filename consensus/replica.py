@@ -389,6 +389,8 @@ def _check_request_timer(st: ReplicaState) -> None:
         return
     if not st.is_member(st.low + 1):
         return
+    if st.catch_up_target > st.delivered_height + st.config.max_in_flight:
+        return  # behind: the pool may hold what the group already committed
     since = st.app.oldest_waiting_since()
     if since is None:
         return
