@@ -63,6 +63,10 @@ def handle_checkpoint(st: ReplicaState, m: Checkpoint) -> None:
         _check_far_checkpoints(st)
         return
     if not is_checkpoint_height(st, m.seq):
+        if m.seq == st.horizon:
+            # A set change committed in the next block may end an epoch here; the sender may
+            # know it already. Honest, so ignored, not punished.
+            raise OutOfWindow(f"checkpoint {m.seq} at the horizon; its epoch is not known yet")
         raise MalformedMessage(f"{m.seq} is not a checkpoint height")
     existing = st.checkpoint_votes.get(m.seq, {}).get(m.sender)
     if existing is not None:

@@ -246,6 +246,8 @@ def verify_view_change(st: ReplicaState, m: ViewChange) -> None:
     if checkpoint.seq > st.horizon:
         raise OutOfWindow(f"view change from checkpoint {checkpoint.seq}; this replica is behind")
     if checkpoint.seq and not is_checkpoint_height(st, checkpoint.seq):
+        if checkpoint.seq == st.horizon:  # an epoch end we cannot know yet (see checkpoints)
+            raise OutOfWindow(f"view change from checkpoint {checkpoint.seq} at the horizon")
         raise InvalidProof(f"{checkpoint.seq} is not a checkpoint height")
     validators = st.validators(checkpoint.seq + 1)
     st.verifier.check_message(validators, m)

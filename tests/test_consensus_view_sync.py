@@ -219,3 +219,13 @@ def test_view_change_of_a_replica_that_fetched_blocks_past_its_window_is_accepte
     assert all(c.height <= cluster.config.watermark_window for c in change.certificates)
     cluster.deliver()
     assert not [e for e in cluster.rejections if not e.benign]
+
+
+def test_checkpoint_at_the_horizon_of_an_unknown_epoch_is_ignored_not_punished() -> None:
+    cluster = Cluster(4)
+    cluster.start()
+    horizon = cluster.config.min_validator_change_delay  # 6: not a multiple of K = 4
+    claim = sign(cluster, 1, Checkpoint(horizon, bytes(32), Address(bytes(20)), b""))
+    with pytest.raises(OutOfWindow) as error:
+        cluster.send(0, claim)
+    assert error.value.benign
