@@ -451,6 +451,8 @@ def return_to_group(
         enter_view(st, message, plan)
         return
     st.new_view = None
+    st.next_seq, st.tip = st.delivered_height + 1, st.delivered_digest
+    st.last_proposal = st.now
     st.dirty = True
     st.view_started = st.now
     st.progress()
