@@ -227,7 +227,11 @@ def handle_view_change(st: ReplicaState, m: ViewChange) -> None:
             raise DuplicateMessage(f"view change to {m.view} from {short(m.sender)} seen before")
         verify_view_change(st, m)  # a forgery must not blame the claimed sender
         raise Equivocation(f"{short(m.sender)} sent two different view changes for {m.view}")
-    verify_view_change(st, m)
+    try:
+        verify_view_change(st, m)
+    except OutOfWindow:
+        _note_view_of_peer_ahead(st, m)
+        raise
     # Attachments are kept only for the views this replica may soon need (memory bound).
     stored = m if m.view <= st.view + 1 else m.without_payloads()
     st.view_changes.setdefault(m.view, {})[m.sender] = stored
@@ -303,6 +307,19 @@ def _help_with_view(st: ReplicaState, m: ViewChange) -> None:
         st.help_laggard(m, known + 1)  # our stable checkpoint: it must fetch blocks
     for seq in range(max(known, st.low) + 1, st.delivered_height + 1):
         st.help_laggard(m, seq)
+
+
+def _note_view_of_peer_ahead(st: ReplicaState, m: ViewChange) -> None:
+    """A view change this replica is too far behind to check in full still shows, once its
+    signature verifies, that its sender is moving to `m.view`: a replica that is catching up
+    then knows the group's view (and joins f+1 of them) instead of trusting stale views."""
+    if m.view <= st.peer_views.get(m.sender, -1):
+        return
+    validators = st.validators(st.low + 1)
+    if m.sender not in validators:
+        return  # perhaps a member of a set we do not know yet: not its fault
+    st.verifier.check_message(validators, m)
+    st.saw_view(m.sender, m.view)
 
 
 def _show_our_view(st: ReplicaState, sender: bytes) -> None:

@@ -229,3 +229,27 @@ def test_checkpoint_at_the_horizon_of_an_unknown_epoch_is_ignored_not_punished()
     with pytest.raises(OutOfWindow) as error:
         cluster.send(0, claim)
     assert error.value.benign
+
+
+def test_replica_far_behind_learns_the_view_from_view_changes_it_cannot_check() -> None:
+    cluster = Cluster(4)
+    cluster.start()
+    primary = cluster.primary_index()
+    laggard = (primary + 1) % 4
+    rest = [i for i in range(4) if i not in (primary, laggard)]
+    cluster.crash(laggard)
+    cluster.submit()
+    grow(cluster, 3 * cluster.config.watermark_window, [primary, *rest])
+    for index in rest:  # two validators give up on the primary: view changes to view 1
+        cluster.apply(index, cluster.replica(index).on_tick(cluster.now + 1000))
+    changes = [m for i in rest for m in sent_since(cluster, i, -1) if isinstance(m, ViewChange)]
+    cluster.isolate(laggard)
+    cluster.restart(laggard)  # far behind, in view 0
+    replica = cluster.replica(laggard)
+    assert replica.view == 0 and len(changes) == 2
+    for change in changes:
+        with pytest.raises(OutOfWindow):
+            replica.on_message(change, cluster.now)
+    assert replica.group_view == 1 and not replica.view_in_sync
+    replica.on_tick(cluster.now)
+    assert replica.in_view_change and replica.view == 1  # f+1 = 2 of them: it joins
