@@ -387,8 +387,9 @@ def _check_request_timer(st: ReplicaState) -> None:
     a transaction the blocks include leaves the application's pool and stops counting."""
     if st.status is not Status.NORMAL or st.current_primary() == st.me:
         return
-    if not st.is_member(st.low + 1):
+    if not st.is_member(st.low + 1) or st.now < st.request_check_at:
         return
+    st.request_check_at = st.now + st.config.resend_interval  # bounds the application's cost
     if st.catch_up_target > st.delivered_height + st.config.max_in_flight:
         return  # behind: the pool may hold what the group already committed
     since = st.app.oldest_waiting_since()

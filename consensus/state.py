@@ -108,6 +108,7 @@ class ReplicaState:
         "outbox",
         "peer_checkpoints",
         "peer_views",
+        "request_check_at",
         "requested_view",
         "resend_at",
         "retry_child",
@@ -212,6 +213,8 @@ class ReplicaState:
         """Highest view this replica signed a VIEW-CHANGE for: it sends no COMMIT in a lower
         view (docs/consensus.md, "Coming back from a lone view change")."""
         self.view_started = now
+        self.request_check_at = now
+        """The request timer asks the application at most once per `resend_interval`."""
         """When the current view (or the view change to it) began: the request timer's floor."""
         self.timer: float | None = None
         self.stats: dict[str, int] = {}

@@ -253,3 +253,16 @@ def test_replica_far_behind_learns_the_view_from_view_changes_it_cannot_check() 
     assert replica.group_view == 1 and not replica.view_in_sync
     replica.on_tick(cluster.now)
     assert replica.in_view_change and replica.view == 1  # f+1 = 2 of them: it joins
+
+
+def test_censoring_primary_is_voted_out_while_it_keeps_blocks_coming_fast() -> None:
+    cluster = Cluster(4, config=cluster_config(request_timeout=6.0))
+    cluster.start()
+    censor = cluster.primary_index()
+    cluster.apps[censor].censor = lambda tx: tx == 1
+    deadline = cluster.now + 40
+    while not all(1 in app.committed_txs() for app in cluster.apps):
+        assert cluster.now < deadline, f"tx 1 not committed; heights {cluster.heights()}"
+        cluster.submit()  # a block every few tenths of a second: the stall timers never fire
+        cluster.advance(0.3, step=0.02)
+    assert all(cluster.replica(i).view >= 1 for i in range(4))
