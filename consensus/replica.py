@@ -163,6 +163,10 @@ class Replica:
         while st.decided_through + 1 in st.decided:
             st.decided_through += 1
         _restore_view(st)
+        st.normal_view = max(
+            (k[1] for k in st.signed if k[0] in ("pre-prepare", "prepare", "commit", "new-view")),
+            default=0,
+        )
         st.view_change_high = max(
             (key[1] for key in st.signed if key[0] == "view-change"), default=0
         )

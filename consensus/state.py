@@ -104,6 +104,7 @@ class ReplicaState:
         "me",
         "new_view",
         "next_seq",
+        "normal_view",
         "now",
         "outbox",
         "peer_checkpoints",
@@ -213,6 +214,10 @@ class ReplicaState:
         """Highest view this replica signed a VIEW-CHANGE for: it sends no COMMIT in a lower
         view (docs/consensus.md, "Coming back from a lone view change")."""
         self.view_started = now
+        self.normal_view = 0
+        """The last view this replica worked in (normal status). It may come back to it (see
+        `view_change.return_to_group`), so its signed messages of that view are kept until
+        their heights are stable: it must never sign a different one for the same slot."""
         self.request_check_at = now
         """The request timer asks the application at most once per `resend_interval`."""
         """When the current view (or the view change to it) began: the request timer's floor."""

@@ -459,6 +459,7 @@ def return_to_group(
     st.count("returned_to_group_view")
     st.view = view
     st.status = Status.NORMAL
+    st.normal_view = view
     st.requested_view = 0
     st.armed_at = None
     st.log.reset_view()
@@ -528,6 +529,7 @@ def enter_view(st: ReplicaState, m: NewView, plan: NewViewPlan) -> None:
     st.new_view = m
     st.armed_at = None
     st.view_started = st.now
+    st.normal_view = m.view
     st.log.reset_view()
     for old in [v for v in st.view_changes if v <= m.view]:
         del st.view_changes[old]

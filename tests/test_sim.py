@@ -109,3 +109,11 @@ def test_checker_requires_one_view_for_the_view_sync_classes() -> None:
     assert loner is not None
     loner.on_tick(setup.world.config.view_timeout * 2)  # times out alone: a view change
     assert not setup.checker.one_view()
+
+
+def test_a_primary_back_from_a_lone_view_change_never_re_signs_its_old_slots() -> None:
+    # Found by `sec sim`: the primary of view 0 timed out alone, a checkpoint garbage-collected
+    # its view-0 proposals while it was away, and back in view 0 it proposed again at a height
+    # it had signed before. Its last working view's messages are now kept until stable.
+    result = run_scenario(1482, "drop", 4)
+    assert not result.safety and not result.liveness
