@@ -428,8 +428,10 @@ def handle_new_view(st: ReplicaState, m: NewView) -> None:
 def may_return(st: ReplicaState, view: int) -> bool:
     """True if this replica, alone in a view change above the group, may go back to `view`.
 
-    Alone: fewer than a quorum of view changes for our target (the timer that would move us on
-    is not armed) and `view` is the group's view (f+1 validators, one honest, are known there).
+    Never below the last view it worked in (`normal_view`): a NEW-VIEW put f+1 honest validators
+    at or above it, and older views' signed messages are no longer kept. Alone: fewer than a
+    quorum of view changes for our target (the timer that would move us on is not armed) and
+    `view` is the group's view (f+1 validators, one honest, are known there).
     Caught up: delivered to within the pipelining depth of what the group is known to have
     decided (it keeps deciding meanwhile, so "equal" may never hold). Patient: our view change
     has had one view timeout to gather followers. Safe: `try_commit` sends no COMMIT below
@@ -438,7 +440,7 @@ def may_return(st: ReplicaState, view: int) -> bool:
     return (
         st.status is Status.VIEW_CHANGE
         and st.armed_at is None
-        and view < st.view
+        and st.normal_view <= view < st.view
         and st.group_view() == view
         and st.catch_up_target <= st.delivered_height + st.config.max_in_flight
         and st.now >= st.view_started + st.config.view_timeout
