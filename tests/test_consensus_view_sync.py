@@ -99,22 +99,23 @@ def test_restarted_primary_in_its_old_view_learns_the_new_view_before_its_timer(
 
 
 def test_restarted_backup_joins_the_view_of_f_plus_one_others_before_its_timer() -> None:
-    cluster = Cluster(4)
+    cluster = Cluster(7)
     cluster.start()
     cluster.submit()
     grow(cluster, 2)
     primary = cluster.primary_index()
-    backup = (primary + 1) % 4
+    backup = (primary + 1) % 7
+    rest = [i for i in range(7) if i not in (primary, backup)]
     cluster.crash(backup)
     cluster.isolate(primary)
     cluster.submit()
-    rest = [i for i in range(4) if i not in (primary, backup)]
-    cluster.advance(cluster.config.view_timeout + 0.5)  # the two alone cannot change view
-    cluster.heal()
-    cluster.restart(backup)  # in view 0; its certified blocks keep its own timer quiet
-    cluster.isolate(primary)
-    cluster.run_until(lambda: group_views(cluster, [*rest, backup]) == {1}, timeout=40)
-    assert cluster.replica(backup).view_in_sync
+    cluster.run_until(lambda: group_views(cluster, rest) == {1}, timeout=40)
+    grow(cluster, max(cluster.heights()) + 2, rest)
+    cluster.restart(backup)  # in view 0, in normal status: only their messages can tell it
+    assert cluster.replica(backup).view == 0 and not cluster.replica(backup).in_view_change
+    cluster.submit()
+    cluster.advance(cluster.config.view_timeout * 0.6)
+    assert cluster.replica(backup).view == 1 and cluster.replica(backup).view_in_sync
 
 
 # --- finding 4: a primary can censor --------------------------------------------------------------
