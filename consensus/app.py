@@ -70,6 +70,16 @@ class Application(Protocol):
         """
         ...
 
+    def oldest_waiting_since(self) -> float | None:
+        """When (on the clock the replica is given) the oldest pending transaction that could
+        execute on the committed state started waiting; None if there is none.
+
+        Drives the request timer: a backup that sees one wait too long while it is in normal
+        operation votes for a view change (the primary may be censoring it). Called on ticks,
+        so it must be cheap.
+        """
+        ...
+
     def verify_payload(self, seq: int, digest: bytes, payload: bytes) -> None:
         """Raise `InvalidProposal` unless `payload` is a block at `seq` whose hash is `digest`.
 

@@ -50,7 +50,7 @@ def handle_checkpoint(st: ReplicaState, m: Checkpoint) -> None:
     if m.seq <= st.low:
         # The sender may lack a stable checkpoint this high (e.g. it caught up by fetching
         # blocks): our own checkpoint message helps it assemble one.
-        st.help_laggard(m.sender, m.seq)
+        st.help_laggard(m, m.seq)
         raise StaleMessage(f"checkpoint {m.seq} is at or below the stable checkpoint {st.low}")
     validators = st.validators(m.seq)
     if m.seq > st.horizon:
@@ -63,6 +63,10 @@ def handle_checkpoint(st: ReplicaState, m: Checkpoint) -> None:
         _check_far_checkpoints(st)
         return
     if not is_checkpoint_height(st, m.seq):
+        if m.seq == st.horizon:
+            # A set change committed in the next block may end an epoch here; the sender may
+            # know it already. Honest, so ignored, not punished.
+            raise OutOfWindow(f"checkpoint {m.seq} at the horizon; its epoch is not known yet")
         raise MalformedMessage(f"{m.seq} is not a checkpoint height")
     existing = st.checkpoint_votes.get(m.seq, {}).get(m.sender)
     if existing is not None:
@@ -120,21 +124,26 @@ def make_stable(st: ReplicaState, proof: CheckpointProof) -> None:
         del st.peer_checkpoints[sender]
     st.answered.clear()
     keep = ("checkpoint", 0, seq)
-    for key in [k for k in st.signed if _obsolete_key(k, seq, st.view) and k != keep]:
+    kept_view = min(st.view, st.normal_view)
+    obsolete = [k for k in st.signed if _obsolete_key(k, seq, st.view, kept_view) and k != keep]
+    for key in obsolete:
         del st.signed[key]
-    st.emit(DiscardRecords(seq, st.view))
+    st.emit(DiscardRecords(seq, kept_view))
     st.buffer_dirty = True
     if seq > st.delivered_height:
         note_behind(st, seq, tuple(Address(v.sender) for v in proof.votes))
 
 
-def _obsolete_key(key: tuple[str, int, int], seq: int, view: int) -> bool:
+def _obsolete_key(key: tuple[str, int, int], seq: int, view: int, kept_view: int) -> bool:
+    """Signed messages no longer needed: heights at or below the stable checkpoint, view
+    changes of old views, and normal-case votes of views below `kept_view` (the last view the
+    replica worked in, which it may return to)."""
     kind, key_view, key_seq = key
     if kind in ("view-change", "new-view"):
         return key_view < view
     if key_seq <= seq:
         return True
-    return kind in ("pre-prepare", "prepare", "commit") and key_view < view
+    return kind in ("pre-prepare", "prepare", "commit") and key_view < kept_view
 
 
 # --- catch-up ------------------------------------------------------------------------------------

@@ -25,6 +25,10 @@ from ledger.certificates import HASH_SIZE
 from ledger.parameters import MIN_VALIDATOR_CHANGE_DELAY
 from ledger.validators import ValidatorSet
 
+REQUEST_TIMEOUT_FACTOR = 5.0
+"""Default request timeout in view timeouts: well above a busy pool's queueing time, so load
+alone never changes the view, and short enough that a censored transaction waits seconds."""
+
 
 @dataclass(frozen=True, slots=True)
 class ReplicaConfig:
@@ -49,6 +53,9 @@ class ReplicaConfig:
     """An idle primary still proposes (possibly empty) blocks this often."""
     view_timeout: float = 6.0
     """No block delivered for this long triggers a view change (doubled per failed attempt)."""
+    request_timeout: float | None = None
+    """A backup that holds an executable transaction this long in one view votes for a view
+    change (PBFT's request timer). None: `REQUEST_TIMEOUT_FACTOR` x `view_timeout`."""
     max_timeout_doublings: int = 6
     """Cap on the view-timeout backoff exponent."""
     resend_interval: float = 1.0
@@ -93,6 +100,11 @@ class ReplicaConfig:
                 f"watermark_window {self.watermark_window} must be between checkpoint_interval "
                 f"{self.checkpoint_interval} and twice it"
             )
+        if self.request_timeout is not None and not self.request_timeout > self.view_timeout:
+            raise ConfigError(
+                f"request_timeout {self.request_timeout} must exceed view_timeout "
+                f"{self.view_timeout}, or a slow block changes the view"
+            )
         if self.max_timeout_doublings < 0:
             raise ConfigError("max_timeout_doublings must not be negative")
         if self.max_in_flight > self.checkpoint_interval:
@@ -112,6 +124,13 @@ class ReplicaConfig:
         ):
             if not seconds > 0:
                 raise ConfigError(f"{name} must be positive, got {seconds}")
+
+    @property
+    def request_timer(self) -> float:
+        """The request timeout in effect (see `request_timeout`)."""
+        if self.request_timeout is not None:
+            return self.request_timeout
+        return REQUEST_TIMEOUT_FACTOR * self.view_timeout
 
     def timeout(self, attempt: int) -> float:
         """The view timeout after `attempt` consecutive view changes without a new block."""

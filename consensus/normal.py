@@ -46,6 +46,13 @@ def request_view_change(st: ReplicaState, view: int) -> None:
         st.requested_view = max(st.requested_view, view)
 
 
+def note_stale(st: ReplicaState, m: PrePrepare | Prepare | Commit) -> None:
+    """A stale normal-case message: help its sender catch up in height and in view."""
+    st.help_laggard(m, m.seq)
+    if m.view < st.view:
+        st.help_lower_view(m, m.view, m.seq)
+
+
 # --- pre-prepare ---------------------------------------------------------------------------------
 
 
@@ -56,7 +63,7 @@ def handle_pre_prepare(st: ReplicaState, m: PrePrepare) -> None:
         )
     where = st.where(m.view, m.seq)
     if where is Where.STALE:
-        st.help_laggard(m.sender, m.seq)
+        note_stale(st, m)
         raise StaleMessage(f"pre-prepare for view {m.view} seq {m.seq} is old")
     validators = st.validators(m.seq)
     if m.sender != st.primary(m.view, m.seq):
@@ -64,6 +71,7 @@ def handle_pre_prepare(st: ReplicaState, m: PrePrepare) -> None:
     if where is Where.FUTURE:
         st.verifier.check_message(validators, m)
         st.buffer.add(m)
+        st.saw_view(m.sender, m.view)
         return
     slot = st.log.peek(m.seq)
     existing = None if slot is None else (slot.pre_prepare or slot.pending)
@@ -80,8 +88,10 @@ def handle_pre_prepare(st: ReplicaState, m: PrePrepare) -> None:
     st.verifier.check_message(validators, m)
     if not parent_ready(st, m.seq, m.parent):
         st.log.slot(m.seq).pending = m
+        st.saw_view(m.sender, m.view)
         return
     _validate(st, m)
+    st.saw_view(m.sender, m.view)
     accept_pre_prepare(st, m)
 
 
@@ -161,7 +171,7 @@ def retry_pending(st: ReplicaState, slot: Slot) -> None:
 def handle_prepare(st: ReplicaState, m: Prepare) -> None:
     where = st.where(m.view, m.seq)
     if where is Where.STALE:
-        st.help_laggard(m.sender, m.seq)
+        note_stale(st, m)
         raise StaleMessage(f"prepare for view {m.view} seq {m.seq} is old")
     validators = st.validators(m.seq)
     if m.sender == st.primary(m.view, m.seq):
@@ -169,12 +179,14 @@ def handle_prepare(st: ReplicaState, m: Prepare) -> None:
     if where is Where.FUTURE:
         st.verifier.check_message(validators, m)
         st.buffer.add(m)
+        st.saw_view(m.sender, m.view)
         return
     slot = st.log.peek(m.seq)
     existing = None if slot is None else slot.prepares.get(m.sender)
     if existing is not None:
         _reject_second_vote(st, existing, m, validators)
     st.verifier.check_message(validators, m)
+    st.saw_view(m.sender, m.view)
     slot = st.log.slot(m.seq)
     slot.prepares[m.sender] = m
     check_prepared(st, slot)
@@ -183,18 +195,20 @@ def handle_prepare(st: ReplicaState, m: Prepare) -> None:
 def handle_commit(st: ReplicaState, m: Commit) -> None:
     where = st.where(m.view, m.seq)
     if where is Where.STALE:
-        st.help_laggard(m.sender, m.seq)
+        note_stale(st, m)
         raise StaleMessage(f"commit for view {m.view} seq {m.seq} is old")
     validators = st.validators(m.seq)
     if where is Where.FUTURE:
         st.verifier.check_message(validators, m)
         st.buffer.add(m)
+        st.saw_view(m.sender, m.view)
         return
     slot = st.log.peek(m.seq)
     existing = None if slot is None else slot.commits.get(m.sender)
     if existing is not None:
         _reject_second_vote(st, existing, m, validators)
     st.verifier.check_message(validators, m)
+    st.saw_view(m.sender, m.view)
     slot = st.log.slot(m.seq)
     slot.commits[m.sender] = m
     check_committed(st, slot, m.digest)
@@ -203,7 +217,7 @@ def handle_commit(st: ReplicaState, m: Commit) -> None:
 def handle_certify(st: ReplicaState, m: Certify) -> None:
     where = st.where(None, m.seq)
     if where is Where.STALE:
-        st.help_laggard(m.sender, m.seq)  # the sender may lack this block's certificate
+        st.help_laggard(m, m.seq)  # the sender may lack this block's certificate
         raise StaleMessage(f"certify for seq {m.seq} is old")
     validators = st.validators(m.seq)
     if where is Where.FUTURE:
@@ -263,8 +277,15 @@ def try_commit(st: ReplicaState, seq: int) -> None:
 
     A height this replica already decided is committed again when it is prepared in the current
     view with the decided block: replicas that missed the decision need 2f+1 commits of one view.
+
+    No COMMIT in a view below one this replica already sent a VIEW-CHANGE for: that message
+    would not report the commit, and a NEW-VIEW may still use it (docs/consensus.md, "Coming
+    back from a lone view change").
     """
     if st.status is not Status.NORMAL or seq > st.decided_through + 1:
+        return
+    if st.view < st.view_change_high:
+        st.count("commit_withheld_below_own_view_change")
         return
     slot = st.log.peek(seq)
     proof = None if slot is None else slot.prepared

@@ -74,6 +74,10 @@ class ResourceUsage:
     """Own signed messages kept for re-sending and restart safety."""
     catch_up_blocks: int
     """Fetched blocks waiting for their height (<= max_catch_up_blocks)."""
+    answered: int = 0
+    """Help already sent, remembered per (peer, height or view) (<= n x (watermark_window + 4))."""
+    peer_views: int = 0
+    """Validators whose latest view is known (<= validators)."""
 
 
 class Replica:
@@ -159,6 +163,13 @@ class Replica:
         while st.decided_through + 1 in st.decided:
             st.decided_through += 1
         _restore_view(st)
+        st.normal_view = max(
+            (k[1] for k in st.signed if k[0] in ("pre-prepare", "prepare", "commit", "new-view")),
+            default=0,
+        )
+        st.view_change_high = max(
+            (key[1] for key in st.signed if key[0] == "view-change"), default=0
+        )
         if stable.seq > height:
             signers = tuple(Address(v.sender) for v in stable.votes)
             checkpoints.note_behind(st, stable.seq, signers)
@@ -192,6 +203,8 @@ class Replica:
         deadline = st.view_deadline()
         if deadline is not None and now >= deadline:
             normal.request_view_change(st, st.view + 1)
+        _check_request_timer(st)
+        view_change.try_return(st)
         if now >= st.resend_at:
             _resend(st)
             st.resend_at = now + st.config.resend_interval
@@ -249,6 +262,18 @@ class Replica:
         return self._state.view
 
     @property
+    def group_view(self) -> int | None:
+        """The highest view at least f+1 validators (this one included) are known to be in,
+        from verified messages; None until f+1 validators' views are known."""
+        return self._state.group_view()
+
+    @property
+    def view_in_sync(self) -> bool:
+        """False when this replica is known to be in another view than the group's."""
+        group = self._state.group_view()
+        return group is None or group == self._state.view
+
+    @property
     def in_view_change(self) -> bool:
         return self._state.status is Status.VIEW_CHANGE
 
@@ -288,6 +313,8 @@ class Replica:
             view_changes=sum(len(c) for c in st.view_changes.values()),
             signed=len(st.signed),
             catch_up_blocks=len(st.catch_up_blocks),
+            answered=len(st.answered),
+            peer_views=len(st.peer_views),
         )
 
     # --- internals -----------------------------------------------------------------------------
@@ -320,6 +347,7 @@ class Replica:
             if child is not None:
                 normal.retry_pending(st, child)
         for _ in range(MAX_SETTLE_ROUNDS):
+            view_change.join_if_overtaken(st)
             if st.requested_view > st.view:
                 view_change.start_view_change(st, st.requested_view)
             normal.try_commit(st, st.decided_through + 1)
@@ -354,6 +382,26 @@ def _dispatch(st: ReplicaState, message: Message) -> None:
         view_change.handle_view_change(st, message)
     else:
         view_change.handle_new_view(st, message)
+
+
+def _check_request_timer(st: ReplicaState) -> None:
+    """PBFT's request timer (Castro-Liskov §4.5.2): a backup in normal operation that has held
+    an executable transaction for `request_timer` seconds of the current view votes for the
+    next view. The clock starts again when a view begins, so one vote per view and age window;
+    a transaction the blocks include leaves the application's pool and stops counting."""
+    if st.status is not Status.NORMAL or st.current_primary() == st.me:
+        return
+    if not st.is_member(st.low + 1) or st.now < st.request_check_at:
+        return
+    st.request_check_at = st.now + st.config.resend_interval  # bounds the application's cost
+    if st.catch_up_target > st.delivered_height + st.config.max_in_flight:
+        return  # behind: the pool may hold what the group already committed
+    since = st.app.oldest_waiting_since()
+    if since is None:
+        return
+    if st.now >= max(since, st.view_started) + st.config.request_timer:
+        st.count("request_timer_expired")
+        normal.request_view_change(st, st.view + 1)
 
 
 def _ready(st: ReplicaState, message: Message) -> bool:

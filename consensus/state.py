@@ -104,9 +104,12 @@ class ReplicaState:
         "me",
         "new_view",
         "next_seq",
+        "normal_view",
         "now",
         "outbox",
         "peer_checkpoints",
+        "peer_views",
+        "request_check_at",
         "requested_view",
         "resend_at",
         "retry_child",
@@ -121,7 +124,9 @@ class ReplicaState:
         "vc_payloads",
         "verifier",
         "view",
+        "view_change_high",
         "view_changes",
+        "view_started",
         "work_pending",
     )
 
@@ -203,6 +208,19 @@ class ReplicaState:
         """Buffered messages may have become processable (view, watermark or horizon moved)."""
         self.peer_checkpoints: dict[bytes, Checkpoint] = {}
         """Each validator's highest verified checkpoint beyond our window (catch-up hints)."""
+        self.peer_views: dict[bytes, int] = {}
+        """Highest view each validator of the current set was seen in, from a verified message."""
+        self.view_change_high = 0
+        """Highest view this replica signed a VIEW-CHANGE for: it sends no COMMIT in a lower
+        view (docs/consensus.md, "Coming back from a lone view change")."""
+        self.view_started = now
+        self.normal_view = 0
+        """The last view this replica worked in (normal status). It may come back to it (see
+        `view_change.return_to_group`), so its signed messages of that view are kept until
+        their heights are stable: it must never sign a different one for the same slot."""
+        self.request_check_at = now
+        """The request timer asks the application at most once per `resend_interval`."""
+        """When the current view (or the view change to it) began: the request timer's floor."""
         self.timer: float | None = None
         self.stats: dict[str, int] = {}
         self.high = 0
@@ -296,14 +314,16 @@ class ReplicaState:
     def _send(self, message: Message, to: Address | None) -> None:
         self.emit(Broadcast(message) if to is None else Send(to, message))
 
-    def help_laggard(self, sender: bytes, seq: int) -> None:
+    def help_laggard(self, message: Message, seq: int) -> None:
         """A peer sent a message for a height we are past: send it what lets it catch up.
 
         Our CERTIFY for a delivered height (with 2f others it forms the certificate), or our
         stable CHECKPOINT (f+1 of them make it fetch blocks, 2f+1 give it a stable checkpoint).
         Once per (peer, height); sent with the next action list, since the stale message itself
-        is rejected.
+        is rejected. Only a validator is helped, and only after its signature verified
+        (`InvalidSignature` / `NotAValidator` otherwise), so forged senders leave no trace.
         """
+        sender = message.sender
         if sender == self.me:
             return
         if seq <= self.low:
@@ -312,10 +332,71 @@ class ReplicaState:
             key, marker = ("certify", 0, seq), seq
         if (sender, marker) in self.answered:
             return
-        message = self.signed.get(key)
-        if message is not None:
-            self.answered.add((sender, marker))
-            self.help.append(Send(Address(sender), message))
+        reply = self.signed.get(key)
+        if reply is None:
+            return
+        self.verify_sender(message, seq)
+        self.answer(sender, marker, reply)
+
+    def help_lower_view(self, message: Message, view: int, seq: int) -> None:
+        """`message` shows a validator in `view`, below ours: note where it is, and send it our
+        NEW-VIEW (or our VIEW-CHANGE while changing view) once per sender and view of ours, so a
+        replica that restarted into an old view learns the view the others are in."""
+        sender = message.sender
+        if sender == self.me:
+            return
+        marker = -(2**62) - self.view
+        reply = (
+            self.new_view
+            if self.status is Status.NORMAL
+            else self.signed.get(("view-change", self.view, 0))
+        )
+        answer = reply is not None and (sender, marker) not in self.answered
+        if view <= self.peer_views.get(sender, -1) and not answer:
+            return
+        self.verify_sender(message, seq)
+        self.saw_view(sender, view)
+        if answer and reply is not None:
+            self.answer(sender, marker, reply)
+
+    def verify_sender(self, message: Message, seq: int) -> None:
+        """Raise `NotAValidator` / `InvalidSignature` unless a validator of `seq` signed it."""
+        self.verifier.check_message(self.validators(seq), message)
+
+    def answer(self, sender: bytes, marker: int, reply: Message) -> None:
+        """Send `reply` to `sender` once per `marker`; the memo of answers stays bounded."""
+        cap = self.validators(self.low + 1).size * (self.config.watermark_window + 4)
+        if len(self.answered) >= cap:
+            self.answered.clear()  # worst case: a peer is helped twice
+        self.answered.add((sender, marker))
+        self.help.append(Send(Address(sender), reply))
+
+    def saw_view(self, sender: bytes, view: int) -> None:
+        """A verified message shows validator `sender` in `view` (or moving to it)."""
+        if view <= self.peer_views.get(sender, -1):
+            return
+        validators = self.validators(self.low + 1)
+        if sender not in validators:
+            return
+        if len(self.peer_views) >= validators.size:
+            for old in [s for s in self.peer_views if s not in validators]:
+                del self.peer_views[old]
+        self.peer_views[sender] = view
+
+    def group_view(self) -> int | None:
+        """The highest view at least f+1 validators (this one included) are known to be in.
+
+        Views only increase for an honest replica, so each peer's latest view is a lower bound
+        of where it is now. None while fewer than f+1 validators' views are known.
+        """
+        validators = self.validators(self.low + 1)
+        views = [v for s, v in self.peer_views.items() if s != self.me and s in validators]
+        if self.me in validators:
+            views.append(self.view)
+        needed = validators.max_faulty + 1
+        if len(views) < needed:
+            return None
+        return sorted(views, reverse=True)[needed - 1]
 
     # --- time ----------------------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from consensus.actions import Broadcast, EnteredView, Send
+from consensus.actions import Broadcast, EnteredView
 from consensus.app import Proposal
 from consensus.checkpoints import is_checkpoint_height, make_stable
 from consensus.errors import (
@@ -153,6 +153,7 @@ def start_view_change(st: ReplicaState, view: int) -> None:
     st.status = Status.VIEW_CHANGE
     st.attempt += 1
     st.armed_at = None
+    st.view_started = st.now
     st.new_view = None
     st.log.reset_view()
     for old in [v for v in st.view_changes if v < view]:
@@ -175,10 +176,14 @@ def send_view_change(st: ReplicaState) -> None:
     if isinstance(existing, ViewChange):
         st.emit(Broadcast(existing))
         st.view_changes.setdefault(st.view, {})[st.me] = existing
+        st.view_change_high = max(st.view_change_high, st.view)
         return
     if not st.is_member(st.low + 1):
         return
-    certificates = tuple(st.certificates[h] for h in sorted(st.certificates) if h > st.low)
+    # Certificates beyond the window of our checkpoint (blocks fetched by catch-up) would only
+    # make peers drop the message: the plan never looks past that window.
+    limit = window_limit(st, st.low)
+    certificates = tuple(st.certificates[h] for h in sorted(st.certificates) if st.low < h <= limit)
     certified = {c.height for c in certificates}
     proofs: list[PreparedProof] = []
     payloads: list[bytes] = []
@@ -186,6 +191,8 @@ def send_view_change(st: ReplicaState) -> None:
         slot = st.log.peek(height)
         if slot is None or slot.prepared is None or height <= st.low or height in certified:
             continue
+        if height > limit:
+            break
         proofs.append(slot.prepared)
         payloads.append(slot.prepared_payload)
     view, stable = st.view, st.stable
@@ -194,6 +201,14 @@ def send_view_change(st: ReplicaState) -> None:
     )
     if change is not None:
         st.view_changes.setdefault(view, {})[st.me] = change
+        st.view_change_high = max(st.view_change_high, view)
+
+
+def window_limit(st: ReplicaState, checkpoint: int) -> int:
+    """Highest height a view change from stable checkpoint `checkpoint` may speak for."""
+    limit = checkpoint + st.config.watermark_window
+    fence = st.schedule.next_change_after(checkpoint + 1)
+    return limit if fence is None else min(limit, fence - 1)
 
 
 # --- receiving view changes ---------------------------------------------------------------------
@@ -208,16 +223,23 @@ def handle_view_change(st: ReplicaState, m: ViewChange) -> None:
     existing = st.view_changes.get(m.view, {}).get(m.sender)
     if existing is not None:
         if existing.without_payloads() == m.without_payloads():
+            _show_our_view(st, m.sender)
             raise DuplicateMessage(f"view change to {m.view} from {short(m.sender)} seen before")
         verify_view_change(st, m)  # a forgery must not blame the claimed sender
         raise Equivocation(f"{short(m.sender)} sent two different view changes for {m.view}")
-    verify_view_change(st, m)
+    try:
+        verify_view_change(st, m)
+    except OutOfWindow:
+        _note_view_of_peer_ahead(st, m)
+        raise
     # Attachments are kept only for the views this replica may soon need (memory bound).
     stored = m if m.view <= st.view + 1 else m.without_payloads()
     st.view_changes.setdefault(m.view, {})[m.sender] = stored
+    st.saw_view(m.sender, m.view)
+    _show_our_view(st, m.sender)
     if m.view == st.view:
         _index_payloads(st, stored)
-    _join_if_overtaken(st)
+    join_if_overtaken(st)
     if m.view == st.view and st.status is Status.VIEW_CHANGE:
         check_quorum(st)
 
@@ -228,16 +250,15 @@ def verify_view_change(st: ReplicaState, m: ViewChange) -> None:
     if checkpoint.seq > st.horizon:
         raise OutOfWindow(f"view change from checkpoint {checkpoint.seq}; this replica is behind")
     if checkpoint.seq and not is_checkpoint_height(st, checkpoint.seq):
+        if checkpoint.seq == st.horizon:  # an epoch end we cannot know yet (see checkpoints)
+            raise OutOfWindow(f"view change from checkpoint {checkpoint.seq} at the horizon")
         raise InvalidProof(f"{checkpoint.seq} is not a checkpoint height")
     validators = st.validators(checkpoint.seq + 1)
     st.verifier.check_message(validators, m)
     st.verifier.check_checkpoint_proof(
         st.validators(checkpoint.seq), checkpoint, st.config.genesis_digest
     )
-    limit = checkpoint.seq + st.config.watermark_window
-    fence = st.schedule.next_change_after(checkpoint.seq + 1)
-    if fence is not None:
-        limit = min(limit, fence - 1)
+    limit = window_limit(st, checkpoint.seq)
     heights = [p.seq for p in m.prepared]
     if heights != sorted(set(heights)) or (heights and not checkpoint.seq < heights[0]):
         raise InvalidProof("prepared proofs must be for ascending heights above the checkpoint")
@@ -248,7 +269,9 @@ def verify_view_change(st: ReplicaState, m: ViewChange) -> None:
         raise InvalidProof("a height has both a prepared proof and a certificate")
     highest = max(heights[-1:] + certified[-1:], default=checkpoint.seq)
     if highest > limit:
-        raise InvalidProof(f"height {highest} is beyond the window of checkpoint {checkpoint.seq}")
+        # Honest: a replica that fetched blocks past its own window may report them (older
+        # versions did). Ignored, never punished; the sender re-sends a trimmed one.
+        raise OutOfWindow(f"height {highest} is beyond the window of checkpoint {checkpoint.seq}")
     if highest > st.horizon:
         # Honest, but this replica is too far behind to know the validators of those heights.
         raise OutOfWindow(f"view change reaches height {highest}; this replica is behind")
@@ -271,23 +294,56 @@ def _help_with_view(st: ReplicaState, m: ViewChange) -> None:
     marker = -(2**62) - st.view
     if sender == st.me or (sender, marker) in st.answered:
         return
-    st.answered.add((sender, marker))
+    st.verify_sender(m, m.checkpoint.seq + 1)  # membership and signature before any change
+    st.saw_view(sender, m.view)
     message = (
         st.new_view if st.status is Status.NORMAL else st.signed.get(("view-change", st.view, 0))
     )
+    st.answered.add((sender, marker))
     if message is not None:
-        st.help.append(Send(sender, message))
+        st.answer(sender, marker, message)
     known = max([m.checkpoint.seq] + [c.height for c in m.certificates])
     if known < st.low:
-        st.help_laggard(sender, known + 1)  # our stable checkpoint: it must fetch blocks
+        st.help_laggard(m, known + 1)  # our stable checkpoint: it must fetch blocks
     for seq in range(max(known, st.low) + 1, st.delivered_height + 1):
-        st.help_laggard(sender, seq)
+        st.help_laggard(m, seq)
 
 
-def _join_if_overtaken(st: ReplicaState) -> None:
-    """f+1 validators want a higher view: at least one honest one does, so follow (§4.5.2)."""
+def _note_view_of_peer_ahead(st: ReplicaState, m: ViewChange) -> None:
+    """A view change this replica is too far behind to check in full still shows, once its
+    signature verifies, that its sender is moving to `m.view`: a replica that is catching up
+    then knows the group's view (and joins f+1 of them) instead of trusting stale views."""
+    if m.view <= st.peer_views.get(m.sender, -1):
+        return
+    validators = st.validators(st.low + 1)
+    if m.sender not in validators:
+        return  # perhaps a member of a set we do not know yet: not its fault
+    st.verifier.check_message(validators, m)
+    st.saw_view(m.sender, m.view)
+
+
+def _show_our_view(st: ReplicaState, sender: bytes) -> None:
+    """A validator (verified) asks for a view above our normal one: send it our NEW-VIEW once
+    per view of ours, so that, alone up there, it can come back (`return_to_group`)."""
+    if st.status is not Status.NORMAL or st.new_view is None or sender == st.me:
+        return
+    marker = -(2**62) - st.view
+    if (sender, marker) not in st.answered:
+        st.answer(sender, marker, st.new_view)
+
+
+def join_if_overtaken(st: ReplicaState) -> None:
+    """f+1 validators want, or are in, a higher view: at least one honest one is, so follow to
+    the smallest such view (§4.5.2). Evidence: their view changes, and any verified message of
+    theirs in a higher view (`peer_views`), so a replica that restarted into an old view joins
+    the others before its timer, even while it keeps delivering certified blocks."""
     validators = st.validators(st.low + 1)
     lowest: dict[bytes, int] = {}
+    for sender, view in st.peer_views.items():
+        if view > st.view and sender != st.me and sender in validators:
+            lowest[sender] = view
+    if len(lowest) <= validators.max_faulty and not st.view_changes:
+        return
     for view, changes in st.view_changes.items():
         if view <= st.view:
             continue
@@ -352,12 +408,76 @@ def _try_new_view(st: ReplicaState) -> None:
 
 
 def handle_new_view(st: ReplicaState, m: NewView) -> None:
+    if m.view < st.view and may_return(st, m.view):
+        plan = verify_new_view(st, m)
+        return_to_group(st, m.view, (m, plan))
+        return
     if m.view < st.view or (m.view == st.view and st.status is Status.NORMAL):
         raise StaleMessage(f"new view {m.view}; we are in view {st.view}")
     if m.view > st.view + st.config.max_view_ahead:
         raise ViewTooFarAhead(f"new view {m.view}; current view is {st.view}")
     plan = verify_new_view(st, m)
+    for change in m.view_changes:
+        st.saw_view(change.sender, m.view)
     enter_view(st, m, plan)
+
+
+# --- coming back from a lone view change ----------------------------------------------------------
+
+
+def may_return(st: ReplicaState, view: int) -> bool:
+    """True if this replica, alone in a view change above the group, may go back to `view`.
+
+    Never below the last view it worked in (`normal_view`): a NEW-VIEW put f+1 honest validators
+    at or above it, and older views' signed messages are no longer kept. Alone: fewer than a
+    quorum of view changes for our target (the timer that would move us on is not armed) and
+    `view` is the group's view (f+1 validators, one honest, are known there).
+    Caught up: delivered to within the pipelining depth of what the group is known to have
+    decided (it keeps deciding meanwhile, so "equal" may never hold). Patient: our view change
+    has had one view timeout to gather followers. Safe: `try_commit` sends no COMMIT below
+    `view_change_high`.
+    """
+    return (
+        st.status is Status.VIEW_CHANGE
+        and st.armed_at is None
+        and st.normal_view <= view < st.view
+        and st.group_view() == view
+        and st.catch_up_target <= st.delivered_height + st.config.max_in_flight
+        and st.now >= st.view_started + st.config.view_timeout
+    )
+
+
+def try_return(st: ReplicaState) -> None:
+    """On a tick: go back to view 0 if that is the group's view (it needs no NEW-VIEW); for
+    a later view the group's NEW-VIEW brings us back (`handle_new_view`)."""
+    if may_return(st, 0):
+        return_to_group(st, 0, None)
+
+
+def return_to_group(
+    st: ReplicaState, view: int, new_view: tuple[NewView, NewViewPlan] | None
+) -> None:
+    """Resume normal operation in the group's `view` (below ours; see `may_return`)."""
+    st.count("returned_to_group_view")
+    st.view = view
+    st.status = Status.NORMAL
+    st.normal_view = view
+    st.requested_view = 0
+    st.armed_at = None
+    st.log.reset_view()
+    st.vc_payloads = {}
+    if new_view is not None:
+        message, plan = new_view
+        enter_view(st, message, plan)
+        return
+    st.new_view = None
+    st.next_seq, st.tip = st.delivered_height + 1, st.delivered_digest
+    st.last_proposal = st.now
+    st.dirty = True
+    st.view_started = st.now
+    st.progress()
+    st.buffer_dirty = True
+    st.emit(EnteredView(view, st.current_primary()))
 
 
 def verify_new_view(st: ReplicaState, m: NewView) -> NewViewPlan:
@@ -410,6 +530,8 @@ def enter_view(st: ReplicaState, m: NewView, plan: NewViewPlan) -> None:
     st.status = Status.NORMAL
     st.new_view = m
     st.armed_at = None
+    st.view_started = st.now
+    st.normal_view = m.view
     st.log.reset_view()
     for old in [v for v in st.view_changes if v <= m.view]:
         del st.view_changes[old]

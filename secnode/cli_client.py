@@ -369,7 +369,7 @@ def _query_status(args: argparse.Namespace) -> int:
             ("height", status["height"]),
             ("head", status["head_hash"]),
             ("head time", _time(status["head_time_ms"])),
-            ("view", status["view"]),
+            ("view", _view_text(status)),
             ("view changes", status["view_changes"]),
             ("validator", "yes" if status["is_validator"] else "no"),
             ("peers", status["peers"]),
@@ -378,6 +378,13 @@ def _query_status(args: argparse.Namespace) -> int:
         ]
     )
     return 0
+
+
+def _view_text(status: dict[str, Any]) -> str:
+    """The view, and a warning when the node is known to be outside the group's view."""
+    if status.get("view_in_sync", True):
+        return str(status["view"])
+    return f"{status['view']} (NOT in the group's view {status.get('group_view')}: not voting)"
 
 
 def _query_block(args: argparse.Namespace) -> int:

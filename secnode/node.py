@@ -411,6 +411,8 @@ class Node:
             is_validator=self.signer.address in validators,
             peers=len(self.host.connected_peers()),
             syncing=bool(self.driver and self.driver.syncing),
+            view_in_sync=self.replica.view_in_sync,
+            group_view=self.replica.group_view,
         )
 
     def validators_at(self, height: int) -> ValidatorSet:

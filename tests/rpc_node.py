@@ -56,6 +56,8 @@ class RpcTestNode:
         self.executor = build_executor(self.genesis.chain_id, self.genesis.document_hash())
         self.auto_commit = auto_commit
         self.syncing = False
+        self.group_view: int | None = None
+        """Set to a view other than 0 to play a node outside the group's view."""
         self.admitted = asyncio.Event()
         """Set whenever a transaction enters the mempool."""
         self._new_block = asyncio.Event()
@@ -72,6 +74,8 @@ class RpcTestNode:
             is_validator=True,
             peers=3,
             syncing=self.syncing,
+            view_in_sync=self.group_view in (None, 0),
+            group_view=self.group_view,
         )
 
     def validators_at(self, height: int) -> ValidatorSet:

@@ -16,6 +16,7 @@ import cli
 from ledger.accounts import get_account
 from ledger.keys import PrivateKey, format_address, write_key_file
 from secnode import devnet
+from secnode.cli_client import _view_text
 from tests.rpc_node import ServedNode
 
 
@@ -315,3 +316,9 @@ def test_invalid_answer_of_the_wrong_shape_is_one_line(
             server.shutdown()
             thread.join(10)
     assert status == 1 and "unexpected answer" in _one_line_error(err)
+
+
+def test_query_status_says_when_the_node_is_outside_the_group_view() -> None:
+    assert _view_text({"view": 3, "view_in_sync": True, "group_view": 3}) == "3"
+    text = _view_text({"view": 5, "view_in_sync": False, "group_view": 3})
+    assert text.startswith("5") and "NOT in the group's view 3" in text

@@ -49,6 +49,20 @@ async def test_health_reports_ok_then_syncing() -> None:
 
 
 @pytest.mark.asyncio
+async def test_health_says_when_the_node_is_outside_the_group_view() -> None:
+    async with serve() as served:
+        async with served.session.get(served.url + "/health") as response:
+            health = await response.json()
+        assert health["view_in_sync"] is True and health["group_view"] is None
+        served.node.group_view = 7  # f+1 validators are in view 7, this node in view 0
+        async with served.session.get(served.url + "/health") as response:
+            health = await response.json()
+        assert health["view_in_sync"] is False and health["group_view"] == 7
+        status = await served.result("sec_status")
+        assert status["view_in_sync"] is False and status["group_view"] == 7
+
+
+@pytest.mark.asyncio
 async def test_metrics_exposes_the_named_metrics() -> None:
     async with serve() as served:
         tx = sign("buyer1", 0, "credit.transfer", Transfer(devnet.account_key("buyer2").address, 1))

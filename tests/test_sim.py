@@ -9,11 +9,12 @@ from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
+from consensus.errors import InvalidProof, OutOfWindow
 from consensus.sim.runner import ScenarioResult, main, plan_jobs, run_scenario
-from consensus.sim.scenarios import FAULT_CLASSES
+from consensus.sim.scenarios import FAULT_CLASSES, build
 
 CI_SCENARIOS = 32 * len(FAULT_CLASSES)
-"""512: every fault class 32 times, half with 4 validators and half with 7."""
+"""Every fault class 32 times, half with 4 validators and half with 7."""
 
 
 def _run(job: tuple[int, str, int, bool, str]) -> ScenarioResult:
@@ -88,3 +89,31 @@ def test_command_rejects_an_unknown_fault_class(capsys: pytest.CaptureFixture[st
         main(["--faults", "meteor"])
     assert exit_info.value.code == 2
     assert "unknown fault class meteor" in capsys.readouterr().err
+
+
+def test_checker_flags_an_honest_node_blamed_for_its_own_message() -> None:
+    setup = build(3, "baseline", 4)
+    checker, nodes = setup.checker, setup.world.nodes
+    checker.rejected(nodes[0], OutOfWindow("late"), nodes[1])
+    assert not checker.safety
+    checker.rejected(nodes[0], InvalidProof("beyond the window"), nodes[1])
+    assert checker.safety and "blamed honest node 1" in checker.safety[0]
+
+
+def test_checker_requires_one_view_for_the_view_sync_classes() -> None:
+    setup = build(2, "lone-view", 4)
+    for node in setup.world.nodes:
+        node.boot()
+    assert setup.checker.require_one_view and setup.checker.one_view()
+    loner = setup.world.nodes[0].replica
+    assert loner is not None
+    loner.on_tick(setup.world.config.view_timeout * 2)  # times out alone: a view change
+    assert not setup.checker.one_view()
+
+
+def test_a_primary_back_from_a_lone_view_change_never_re_signs_its_old_slots() -> None:
+    # Found by `sec sim`: the primary of view 0 timed out alone, a checkpoint garbage-collected
+    # its view-0 proposals while it was away, and back in view 0 it proposed again at a height
+    # it had signed before. Its last working view's messages are now kept until stable.
+    result = run_scenario(1482, "drop", 4)
+    assert not result.safety and not result.liveness

@@ -176,3 +176,17 @@ class Silent:
 
     def serve(self, node: SimNode, blocks: list[Block]) -> list[Block]:
         return []
+
+
+class Censor:
+    """Follows the protocol to the letter, but its proposals leave out one client's
+    transactions (set on its toy chain by the scenario): only the request timer exposes it."""
+
+    def outgoing(self, node: SimNode, target: SimNode, message: Message) -> list[Message | bytes]:
+        return [message]
+
+    def observe(self, node: SimNode, message: Message) -> None:
+        return None
+
+    def serve(self, node: SimNode, blocks: list[Block]) -> list[Block]:
+        return blocks

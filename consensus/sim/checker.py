@@ -12,7 +12,12 @@ Safety (any violation fails the scenario):
 
 Liveness: once the faults are healed (at most f faulty left), every honest node delivers at
 least `LIVENESS_BLOCKS` blocks beyond the highest height any honest node had at healing time,
-within `liveness_bound` simulated seconds.
+within `liveness_bound` simulated seconds. Scenario classes about views also require every
+honest validator to end up in one view, the group's (`require_one_view`); the censorship class
+requires every censored transaction to be committed by every honest node (`must_commit`).
+
+Blame: a message an honest node sent is never rejected by another honest node as hostile
+(a non-benign `MessageRejected` is what a driver penalises; an honest node must never earn it).
 """
 
 from __future__ import annotations
@@ -50,6 +55,10 @@ class Checker:
         """What the scenario exercised (view changes, catch-up blocks, ...)."""
         self.heal_height = 0
         self.heal_time = 0.0
+        self.require_one_view = False
+        """All honest validators must end in one view, the group's (view-sync classes)."""
+        self.must_commit: set[int] = set()
+        """Transactions every honest node must commit (censorship class)."""
 
     def violation(self, text: str) -> None:
         if len(self.safety) < MAX_REPORTED:
@@ -117,6 +126,8 @@ class Checker:
             "view_changes": (self.validators + 1) * (config.max_view_ahead + 2),
             "signed": 4 * (config.watermark_window + 2) + 2 * (config.max_view_ahead + 2),
             "catch_up_blocks": config.max_catch_up_blocks,
+            "answered": self.validators * (config.watermark_window + 4),
+            "peer_views": self.validators,
         }
         for name, bound in bounds.items():
             value = getattr(usage, name)
@@ -126,11 +137,18 @@ class Checker:
     def count(self, name: str, amount: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + amount
 
-    def rejected(self, node: SimNode, error: MessageRejected) -> None:
+    def rejected(
+        self, node: SimNode, error: MessageRejected, source: SimNode | None = None
+    ) -> None:
         name = type(error).__name__
         self.rejections[name] = self.rejections.get(name, 0) + 1
         if not error.benign:
             self.count("rejected hostile input")
+            if source is not None and source.honest and node.honest:
+                self.violation(
+                    f"node {node.index} blamed honest node {source.index} for its message: "
+                    f"{name}: {error}"
+                )
 
     # --- liveness --------------------------------------------------------------------------------
 
@@ -143,7 +161,26 @@ class Checker:
 
     def live_enough(self) -> bool:
         target = self.heal_height + LIVENESS_BLOCKS
-        return all(n.app.height >= target for n in self.honest_nodes())
+        honest = self.honest_nodes()
+        if not all(n.app.height >= target for n in honest):
+            return False
+        if self.must_commit and not all(self.must_commit <= n.app.committed_tx for n in honest):
+            return False
+        return not self.require_one_view or self.one_view()
+
+    def one_view(self) -> bool:
+        """Every honest validator is up, out of view change, in the same view, the group's."""
+        views = set()
+        for node in self.honest_nodes():
+            replica = node.replica
+            if replica is None:
+                return False
+            if replica.address not in node.schedule().at(replica.height + 1):
+                continue
+            if replica.in_view_change or not replica.view_in_sync:
+                return False
+            views.add(replica.view)
+        return len(views) <= 1
 
     def judge_liveness(self, bound: float) -> None:
         target = self.heal_height + LIVENESS_BLOCKS
@@ -155,3 +192,19 @@ class Checker:
                     f"{target} expected within {bound:.0f}s after healing at "
                     f"t={self.heal_time:.1f}"
                 )
+            missing = sorted(self.must_commit - node.app.committed_tx)
+            if missing:
+                self.liveness.append(
+                    f"node {node.index} never committed censored transactions {missing[:5]} "
+                    f"within {bound:.0f}s after healing"
+                )
+        if self.require_one_view and not self.one_view() and not self.liveness:
+            views = {
+                n.index: (n.replica.view, n.replica.in_view_change, n.replica.group_view)
+                for n in self.honest_nodes()
+                if n.replica is not None
+            }
+            self.liveness.append(
+                f"honest validators not back in one view within {bound:.0f}s after healing: "
+                f"(view, in view change, group view) by node {views}"
+            )

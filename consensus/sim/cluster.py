@@ -221,7 +221,7 @@ class Cluster:
         for _ in range(count):
             self.tx += 1
             for index, replica in enumerate(self.replicas):
-                self.apps[index].add_transaction(self.tx)
+                self.apps[index].add_transaction(self.tx, self.now)
                 if replica is not None:
                     self.apply(index, replica.on_pending_transactions(self.now))
         self.deliver()

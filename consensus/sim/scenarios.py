@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from consensus.config import ReplicaConfig
 from consensus.crypto import ED25519, SignatureScheme
 from consensus.proofs import primary_of
-from consensus.sim.byzantine import Equivocator, Hostile, Replayer, Silent
+from consensus.sim.byzantine import Censor, Equivocator, Hostile, Replayer, Silent
 from consensus.sim.checker import Checker
 from consensus.sim.fastcrypto import FAST, FastSigner
 from consensus.sim.network import Conditions
@@ -42,6 +42,10 @@ FAULT_CLASSES: tuple[str, ...] = (
     "validators",
     "hostile",
     "mixed",
+    "stale-primary",
+    "lone-view",
+    "behind-view-change",
+    "censor",
 )
 """Every fault class; `all` on the command line means these."""
 
@@ -134,6 +138,7 @@ def build(
     else:
         builder(world, plan, signers, order[:f], n)
     _schedule_transactions(world, plan)
+    checker.require_one_view = world.checker_require_one_view
     return Setup(world, plan, checker, real)
 
 
@@ -357,6 +362,100 @@ def _mixed(world: World, plan: Plan, signers: list[KeyedSigner], bad: list[int],
         node.offset = rng.uniform(-0.2, 0.2)
 
 
+def _primary_index(world: World, signers: list[KeyedSigner], n: int) -> int:
+    validators = ValidatorSet.from_public_keys([s.public_key for s in signers[:n]])
+    first = primary_of(validators, 0)
+    return next(i for i in range(n) if signers[i].address == first)
+
+
+def _stale_primary(
+    world: World, plan: Plan, signers: list[KeyedSigner], bad: list[int], n: int
+) -> None:
+    """The primary of view 0 crashes; the others change view and go on; it restarts into view
+    0 (its records say so) and must learn their view, not drag them back or sit apart."""
+    rng = world.rng
+    plan.fault_end = rng.uniform(6.0, 9.0)
+    _honest(world, signers, {})
+    world.checker_require_one_view = True
+    primary = world.nodes[_primary_index(world, signers, n)]
+    crash = primary.crash_mid_list if rng.random() < 0.5 else primary.crash
+    _later(world, plan, rng.uniform(0.5, 1.5), crash)
+    if rng.random() < 0.5:  # comes back before the healing, cut off: it stays in view 0
+        back = rng.uniform(plan.fault_end - 2.0, plan.fault_end - 0.5)
+        others = [node.index for node in world.nodes if node is not primary]
+        _later(world, plan, back - 0.01, lambda: world.network.partition([others, [primary.index]]))
+        _later(world, plan, back, primary.restart)
+    plan.on_heal.append(primary.restart)
+    world.network.conditions = Conditions(delay_max=rng.uniform(0.01, 0.1))
+    plan.description = f"stale-primary: node {primary.index}, primary of view 0, restarts late"
+
+
+def _lone_view(
+    world: World, plan: Plan, signers: list[KeyedSigner], bad: list[int], n: int
+) -> None:
+    """One validator is cut off long enough to time out alone into a higher view; after the
+    healing it must be back in the group's view (it may restart while alone)."""
+    rng = world.rng
+    plan.fault_end = rng.uniform(6.0, 10.0)
+    _honest(world, signers, {})
+    world.checker_require_one_view = True
+    loner = rng.choice(world.nodes)
+    others = [node.index for node in world.nodes if node is not loner]
+    _later(
+        world,
+        plan,
+        rng.uniform(0.3, 1.0),
+        lambda: world.network.partition([others, [loner.index]]),
+    )
+    if rng.random() < 0.4:
+        restart = rng.uniform(4.0, plan.fault_end - 0.3)
+        _later(world, plan, restart - 0.2, loner.crash)
+        _later(world, plan, restart, loner.restart)
+    plan.on_heal.append(loner.restart)
+    world.network.conditions = Conditions(delay_max=rng.uniform(0.01, 0.1))
+    plan.description = f"lone-view: node {loner.index} cut off, alone in a higher view"
+
+
+def _behind_view_change(
+    world: World, plan: Plan, signers: list[KeyedSigner], bad: list[int], n: int
+) -> None:
+    """A validator is down while the others run far past its window; it restarts, fetches the
+    blocks, and must take part in a view change at once (the primary is cut off): its view
+    change, from an old checkpoint, must not be refused as hostile."""
+    rng = world.rng
+    plan.fault_end = rng.uniform(13.0, 16.0)
+    _honest(world, signers, {})
+    world.checker_require_one_view = True
+    primary = world.nodes[_primary_index(world, signers, n)]
+    laggard = rng.choice([node for node in world.nodes if node is not primary])
+    _later(world, plan, rng.uniform(0.3, 0.8), laggard.crash)
+    back = plan.fault_end - rng.uniform(4.0, 6.0)
+    others = [node.index for node in world.nodes if node is not primary]
+    _later(world, plan, back, laggard.restart)
+    _later(world, plan, back, lambda: world.network.partition([others, [primary.index]]))
+    plan.on_heal.append(laggard.restart)
+    plan.description = (
+        f"behind-view-change: node {laggard.index} restarts far behind, primary "
+        f"{primary.index} cut off"
+    )
+
+
+def _censor(world: World, plan: Plan, signers: list[KeyedSigner], bad: list[int], n: int) -> None:
+    """The primary of view 0 follows the protocol but never proposes one client's transactions
+    (ids divisible by 3). The backups' request timer must vote it out, so those commit."""
+    rng = world.rng
+    censor = _primary_index(world, signers, n)
+    _honest(world, signers, {censor: Censor()})
+    world.nodes[censor].app.censor = _censored
+    world.censored = _censored
+    world.network.conditions = Conditions(delay_max=rng.uniform(0.01, 0.1))
+    plan.description = f"censor: primary {censor} leaves out every third transaction"
+
+
+def _censored(tx: int) -> bool:
+    return tx % 3 == 0
+
+
 _BUILDERS: dict[str, Builder] = {
     "baseline": _baseline,
     "delay": _delay,
@@ -374,6 +473,10 @@ _BUILDERS: dict[str, Builder] = {
     "validators": _validators,
     "hostile": _byzantine(Hostile),
     "mixed": _mixed,
+    "stale-primary": _stale_primary,
+    "lone-view": _lone_view,
+    "behind-view-change": _behind_view_change,
+    "censor": _censor,
 }
 
 
@@ -384,9 +487,14 @@ def _schedule_transactions(world: World, plan: Plan) -> None:
 
     def submit() -> None:
         counter[0] += 1
+        censored = world.censored
+        if censored is not None and censored(counter[0]) and not plan.healed:
+            checker = world.checker
+            if checker is not None:
+                checker.must_commit.add(counter[0])
         for node in world.nodes:
             if node.replica is not None:
-                node.app.add_transaction(counter[0])
+                node.app.add_transaction(counter[0], node.local())
                 node.transactions_arrived()
         world.queue.at(world.queue.now + rng.expovariate(0.8), submit)
 

@@ -12,6 +12,7 @@ survive a simulated crash); validated-but-uncommitted blocks and the mempool are
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,12 +93,17 @@ class ToyChain:
         self.blocks: list[tuple[bytes, bytes, CommitCertificate]] = []
         self.timestamps: list[int] = [0]
         self.changes: list[tuple[int, int, ValidatorSet]] = []
+        self.committed_tx: set[int] = set()
+        """Transaction ids in committed blocks."""
         """(committed height, effective height, set) in commit order."""
         # volatile
         self.known: dict[bytes, tuple[int, int]] = {}
-        self.mempool: dict[int, None] = {}
+        self.mempool: dict[int, float] = {}
+        """tx id -> local time it arrived."""
         self.in_flight: dict[int, int] = {}
         """tx id -> height of an uncommitted block that carries it (not proposed twice)."""
+        self.censor: Callable[[int], bool] | None = None
+        """Scenario instruction: this node's proposals leave out the transactions it matches."""
         self.planned_changes: dict[int, tuple[bytes, ...]] = {}
         """Scenario instruction: a proposal at this height carries a validator change."""
 
@@ -115,8 +121,12 @@ class ToyChain:
         self.mempool.clear()
         self.in_flight.clear()
 
-    def add_transaction(self, tx: int) -> None:
-        self.mempool[tx] = None
+    def add_transaction(self, tx: int, now: float = 0.0) -> None:
+        self.mempool.setdefault(tx, now)
+
+    def oldest_waiting_since(self) -> float | None:
+        """Every toy transaction can execute: the oldest arrival time in the pool."""
+        return min(self.mempool.values(), default=None)
 
     def _parent_timestamp(self, parent: bytes, seq: int) -> int | None:
         if 0 <= seq <= self.height:
@@ -138,8 +148,13 @@ class ToyChain:
         if parent_time is None:
             return None
         height = self.height
+        censor = self.censor
         txs = tuple(
-            [tx for tx in self.mempool if self.in_flight.get(tx, 0) <= height][: self.max_batch]
+            [
+                tx
+                for tx in self.mempool
+                if self.in_flight.get(tx, 0) <= height and (censor is None or not censor(tx))
+            ][: self.max_batch]
         )
         change = self.planned_changes.get(seq, ())
         if not txs and not required and not change:
@@ -193,9 +208,14 @@ class ToyChain:
         for tx in block.txs:
             self.mempool.pop(tx, None)
             self.in_flight.pop(tx, None)
+            self.committed_tx.add(tx)
         if len(self.known) > 512:
             self.known = {d: v for d, v in self.known.items() if v[0] > seq}
         return block
+
+    def committed_txs(self) -> set[int]:
+        """Transaction ids in committed blocks."""
+        return self.committed_tx
 
     def block(self, seq: int) -> tuple[bytes, bytes, CommitCertificate] | None:
         if 1 <= seq <= self.height:

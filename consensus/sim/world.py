@@ -13,6 +13,7 @@ action list, which is exactly what the persistence ordering must survive.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from consensus.actions import (
@@ -91,6 +92,10 @@ class World:
         self.network = Network(self.queue, rng)
         self.nodes: list[SimNode] = []
         self.checker: Checker | None = None
+        self.checker_require_one_view = False
+        """Set by a scenario: honest validators must end in one view (`Checker.one_view`)."""
+        self.censored: Callable[[int], bool] | None = None
+        """Set by the censorship scenario: the transactions a Byzantine primary leaves out."""
 
     def add_node(self, node: SimNode) -> None:
         self.nodes.append(node)
@@ -206,7 +211,7 @@ class SimNode:
             actions = replica.on_message(message, self.local())
         except MessageRejected as exc:
             if checker is not None:
-                checker.rejected(self, exc)
+                checker.rejected(self, exc, self.world.nodes[source])
             return
         self.execute(actions)
 

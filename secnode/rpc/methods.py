@@ -130,6 +130,8 @@ class RpcMethods:
             peers=status.peers,
             syncing=status.syncing,
             mempool_size=len(self.view.mempool),
+            view_in_sync=status.view_in_sync,
+            group_view=status.group_view,
         )
 
     async def send_transaction(self, params: m.SendTransactionParams) -> m.SendTransactionResult:

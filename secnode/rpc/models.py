@@ -230,6 +230,12 @@ class StatusResult(_Result):
     peers: int
     syncing: bool
     mempool_size: int = Field(description="transactions waiting in the mempool")
+    view_in_sync: bool = Field(
+        True, description="false when this node is known to be in another view than the group's"
+    )
+    group_view: int | None = Field(
+        None, description="highest view at least f+1 validators are known to be in, or null"
+    )
 
 
 class SendTransactionResult(_Result):

@@ -99,6 +99,8 @@ def make_app(view: NodeView, metrics: Metrics, config: RpcConfig | None = None) 
             "peers": status.peers,
             "syncing": status.syncing,
             "is_validator": status.is_validator,
+            "view_in_sync": status.view_in_sync,
+            "group_view": status.group_view,
         }
         return web.json_response(document, status=503 if status.syncing else 200)
 

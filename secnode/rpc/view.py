@@ -42,6 +42,11 @@ class NodeStatus:
     """Connected, authenticated peers."""
     syncing: bool
     """True while catching up from peers."""
+    view_in_sync: bool = True
+    """False when the replica is known to be in another view than the group's (it then only
+    follows the chain; it does not add fault tolerance)."""
+    group_view: int | None = None
+    """The highest view at least f+1 validators are known to be in (None: not known yet)."""
 
 
 class NodeView(Protocol):
