@@ -247,16 +247,9 @@ class LedgerApp:
     def oldest_waiting_since(self) -> float | None:
         """The request timer's input (`consensus.app.Application`): when, on the node clock, the
         oldest pending transaction that can execute on the committed state entered the pool."""
-        # Mempool.oldest_ready_since(next_nonce) arrives with the mempool fix (issue 11, item 6);
-        # looked up by name so this branch type-checks with and without it.
-        oldest: Callable[[Callable[[bytes], int]], float | None] | None = getattr(
-            self.mempool, "oldest_ready_since", None
-        )
-        if oldest is None:
-            return None
 
         def next_nonce(address: bytes) -> int:
             account = get_account(self.state, address)
             return 0 if account is None else account.nonce
 
-        return oldest(next_nonce)
+        return self.mempool.oldest_ready_since(next_nonce)
