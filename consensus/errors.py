@@ -27,6 +27,12 @@ class InvalidProposal(ConsensusError):
     """Raised by the application: a proposed block fails a deterministic validity check."""
 
 
+class UnjudgeableProposal(InvalidProposal):
+    """Raised by the application: this node cannot accept the block *now* for a reason of its
+    own (its clock, or a parent it does not hold), which an honest primary may cause. Refused
+    like any invalid block, but never charged to the sender."""
+
+
 class ValidatorScheduleError(ConsensusError):
     """A validator-set change reported with an effective height the core cannot honour."""
 
@@ -68,6 +74,12 @@ class InvalidNewView(InvalidProof):
 
 class RejectedProposal(MessageRejected):
     """A PRE-PREPARE whose block the application refused (wraps `InvalidProposal`)."""
+
+
+class ProposalNotJudged(RejectedProposal):
+    """A PRE-PREPARE refused for a local reason (wraps `UnjudgeableProposal`): not scored."""
+
+    benign = True
 
 
 class Equivocation(MessageRejected):

@@ -27,8 +27,10 @@ from consensus.errors import (
     Equivocation,
     InvalidProposal,
     MessageTooLarge,
+    ProposalNotJudged,
     RejectedProposal,
     StaleMessage,
+    UnjudgeableProposal,
     WrongPrimary,
 )
 from consensus.log import Slot
@@ -115,6 +117,8 @@ def _validate(st: ReplicaState, m: PrePrepare) -> None:
     try:
         proposal = Proposal(m.seq, m.parent, m.digest, m.payload)
         st.app.validate_proposal(proposal, st.now, fresh=fresh)
+    except UnjudgeableProposal as exc:
+        raise ProposalNotJudged(f"block at seq {m.seq} view {m.view} refused: {exc}") from exc
     except InvalidProposal as exc:
         raise RejectedProposal(f"block at seq {m.seq} view {m.view} rejected: {exc}") from exc
 

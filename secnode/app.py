@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from consensus.app import Proposal
-from consensus.errors import InvalidProposal
+from consensus.errors import InvalidProposal, UnjudgeableProposal
 from ledger.accounts import get_account
 from ledger.blocks import Block, BlockHeader, decode_block
 from ledger.certificates import CommitCertificate
@@ -106,7 +106,9 @@ class LedgerApp:
     def _state_on(self, parent: bytes) -> tuple[State, BlockHeader]:
         chain = self._chain_to(parent)
         if chain is None:
-            raise InvalidProposal(f"parent {parent.hex()[:16]} is neither committed nor validated")
+            raise UnjudgeableProposal(
+                f"parent {parent.hex()[:16]} is neither committed nor validated"
+            )
         if not chain:
             return self.state.speculate([], self.state.tree), self.head
         return (
@@ -183,11 +185,11 @@ class LedgerApp:
         The header rule (after the parent's time) is checked by `execute_block`."""
         drift = self.max_clock_drift_ms
         if block_ms > local_ms + drift:
-            raise InvalidProposal(
+            raise UnjudgeableProposal(
                 f"block time {block_ms} is more than {drift} ms ahead of the local clock {local_ms}"
             )
         if fresh and block_ms < local_ms - drift:
-            raise InvalidProposal(
+            raise UnjudgeableProposal(
                 f"block time {block_ms} of a fresh proposal is more than {drift} ms behind "
                 f"the local clock {local_ms}"
             )

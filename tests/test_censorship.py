@@ -50,7 +50,7 @@ async def test_a_censoring_primary_is_voted_out_and_the_transaction_commits(
     nodes = {name: open_node(network, name, clock=clock) for name in NAMES}
     victim = _transfer(nodes[censor], "buyer1", 0)
     primary_pool = nodes[censor].mempool
-    primary_pool.select = _censoring(primary_pool.select, victim.hash)  # type: ignore[method-assign]
+    primary_pool.select = _censoring(primary_pool.select, victim.hash)  # type: ignore[method-assign,assignment]
     try:
         async with asyncio.TaskGroup() as tasks:
             mesh = Mesh(nodes, tasks)

@@ -19,7 +19,7 @@ from typing import Any
 import msgpack
 
 from consensus.app import Proposal
-from consensus.errors import InvalidProposal
+from consensus.errors import InvalidProposal, UnjudgeableProposal
 from ledger.certificates import CommitCertificate
 from ledger.validators import ValidatorSet
 
@@ -175,13 +175,13 @@ class ToyChain:
             raise InvalidProposal("payload does not hash to the digest")
         parent_time = self._parent_timestamp(block.parent, block.seq - 1)
         if parent_time is None:
-            raise InvalidProposal(f"parent of block {block.seq} is unknown")
+            raise UnjudgeableProposal(f"parent of block {block.seq} is unknown")
         if block.timestamp_ms <= parent_time:
             raise InvalidProposal("timestamp is not after the parent's")
         if block.timestamp_ms > int(now * 1000) + self.max_drift_ms:
-            raise InvalidProposal("timestamp too far in the future")
+            raise UnjudgeableProposal("timestamp too far in the future")
         if fresh and block.timestamp_ms < int(now * 1000) - self.max_drift_ms:
-            raise InvalidProposal("timestamp of a fresh proposal too far in the past")
+            raise UnjudgeableProposal("timestamp of a fresh proposal too far in the past")
         self.known[proposal.digest] = (block.seq, block.timestamp_ms)
         for tx in block.txs:
             self.in_flight[tx] = max(self.in_flight.get(tx, 0), block.seq)
