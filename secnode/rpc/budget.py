@@ -1,0 +1,146 @@
+"""What a call may cost: cost units, reply bytes, and the worker threads for heavy replies.
+
+Cost units are a static price per method, raised by the parameters that make a call heavier
+(`full` blocks, `prove`, page sizes). They are known once the params are validated, before
+anything runs, so a batch's cost (the sum) is checked against `max_request_cost` up front and
+charged to the client's rate limit (secnode.rpc.ratelimit) as one amount.
+
+Reply bytes are capped per HTTP reply (`max_reply_bytes`). Every response is counted as it is
+encoded; a method whose reply size is known before it is built (a full block: proportional to
+its stored bytes) reserves an estimate first with `reserve_reply_bytes`, so an oversized reply
+is refused without being built.
+
+Heavy work (decoding a big block, building its JSON) runs in a worker thread through `Worker`,
+at most `threads` at a time, so the event loop (and consensus on it) keeps running. A worker
+thread reads only immutable data: committed blocks and receipts (a height never changes once
+committed) and the store's own reads; never the in-memory `State`, which commits mutate on the
+loop thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final, TypeVar
+
+from pydantic import BaseModel
+
+from secnode.rpc.errors import over_budget
+
+T = TypeVar("T")
+
+METHOD_COSTS: Final[dict[str, int]] = {
+    "sec_status": 1,
+    "sec_sendTransaction": 2,
+    "sec_getTransaction": 4,
+    "sec_getBlock": 2,
+    "sec_getCommit": 3,
+    "sec_getValidators": 3,
+    "sec_getAccount": 2,
+    "sec_getOrder": 3,
+    "sec_listOrders": 2,
+    "sec_getAttestations": 2,
+    "sec_getTrustScore": 20,
+    "sec_getTrustEpoch": 10,
+    "rpc.discover": 10,
+}
+"""Base cost of each method, in units (about: one unit per cheap store read)."""
+DEFAULT_METHOD_COST: Final = 10
+"""Cost of a method missing from the table (e.g. one added later)."""
+INVALID_ENTRY_COST: Final = 1
+"""Cost of a batch entry that is malformed or names no method (it is answered, not run)."""
+FULL_BLOCK_COST: Final = 100
+"""Extra cost of `full: true` (a block's transactions and receipts as JSON)."""
+PROOF_COST: Final = 10
+"""Extra cost of `prove: true` (a state proof)."""
+LEAVES_PER_UNIT: Final = 16
+"""sec_getTrustEpoch: one more unit per this many leaves of `page_size`."""
+
+DEFAULT_MAX_REQUEST_COST: Final = 1_000
+DEFAULT_MAX_REPLY_BYTES: Final = 8 * 1024 * 1024
+DEFAULT_WORKER_THREADS: Final = 2
+
+REPLY_BYTES_PER_STORED_BYTE: Final = 4
+"""A full block's JSON is at most this many times its stored block + receipts bytes (hex
+doubles every byte string; JSON keys and integers in decimal add the rest; measured about 2.6
+for transfer blocks, tests/test_rpc_budget.py checks the bound)."""
+
+
+def call_cost(method: str, params: BaseModel) -> int:
+    """The cost in units of one call of `method` with validated `params`."""
+    cost = METHOD_COSTS.get(method, DEFAULT_METHOD_COST)
+    if getattr(params, "full", False) is True:
+        cost += FULL_BLOCK_COST
+    if getattr(params, "prove", False) is True:
+        cost += PROOF_COST
+    limit = getattr(params, "limit", None)
+    if type(limit) is int:
+        cost += limit
+    page_size = getattr(params, "page_size", None)
+    if type(page_size) is int:
+        cost += page_size // LEAVES_PER_UNIT
+    return cost
+
+
+class ReplyBudget:
+    """Reply bytes left for one HTTP reply (shared by the calls of a batch)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def fits(self, size: int) -> bool:
+        return self.used + size <= self.limit
+
+
+@dataclass(slots=True)
+class CallReply:
+    """The share of one call in its `ReplyBudget`: what it reserved before building."""
+
+    budget: ReplyBudget
+    reserved: int = 0
+
+    def settle(self, size: int) -> bool:
+        """Replace the reservation by the actual encoded `size`; False (and nothing counted)
+        if that does not fit."""
+        self.budget.used -= self.reserved
+        self.reserved = 0
+        if not self.budget.fits(size):
+            return False
+        self.budget.used += size
+        return True
+
+
+current_call: contextvars.ContextVar[CallReply | None] = contextvars.ContextVar(
+    "current_call", default=None
+)
+"""Set by the dispatcher around each call (each call of a batch runs in its own task)."""
+
+
+def reserve_reply_bytes(size: int) -> None:
+    """Claim `size` bytes of the current reply before building it; raise over_budget (and
+    claim nothing) if they do not fit. Outside a dispatcher call it only checks nothing."""
+    call = current_call.get()
+    if call is None:
+        return
+    if not call.budget.fits(size):
+        raise over_budget("reply_bytes", call.budget.used + size, call.budget.limit, "reply")
+    call.budget.used += size
+    call.reserved += size
+
+
+class Worker:
+    """Runs heavy pure functions in threads, at most `threads` at once (others queue)."""
+
+    def __init__(self, threads: int = DEFAULT_WORKER_THREADS) -> None:
+        self.threads = threads
+        self._slots = asyncio.Semaphore(threads)
+        self.ran = 0
+        """Functions run so far (for tests)."""
+
+    async def run(self, function: Callable[[], T]) -> T:
+        async with self._slots:
+            self.ran += 1
+            return await asyncio.to_thread(function)
