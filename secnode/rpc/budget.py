@@ -64,7 +64,7 @@ DEFAULT_WORKER_THREADS: Final = 2
 
 REPLY_BYTES_PER_STORED_BYTE: Final = 4
 """A full block's JSON is at most this many times its stored block + receipts bytes (hex
-doubles every byte string; JSON keys and integers in decimal add the rest; measured about 2.6
+doubles every byte string; JSON keys and integers in decimal add the rest; measured about 2.5
 for transfer blocks, tests/test_rpc_budget.py checks the bound)."""
 
 
