@@ -16,6 +16,7 @@ import ledger.blocks
 import ledger.store
 from ledger.blocks import Block
 from ledger.keys import format_address
+from ledger.merkle import inclusion_proof, leaf_hash, merkle_root
 from ledger.store import Batch, ChainStore, KeyValueStore, open_chain
 from ledger.store_leveldb import LevelDBStore
 from ledger.transactions import OrderCreate, OrderItem, SignedTransaction, Transfer
@@ -23,7 +24,7 @@ from secnode import devnet, jsonview
 from secnode.rpc import models as m
 from secnode.rpc.budget import REPLY_BYTES_PER_STORED_BYTE, ReplyBudget
 from secnode.rpc.jsonrpc import Dispatcher, Limits
-from secnode.rpc.methods import RpcMethods, method_table
+from secnode.rpc.methods import RpcMethods, method_table, path_from_levels, tree_levels
 from secnode.rpc.ratelimit import RateLimit, RateLimiter
 from secnode.rpc.server import RpcConfig
 from tests.rpc_node import RpcTestNode, serve, sign
@@ -360,3 +361,12 @@ async def test_full_block_is_built_while_the_event_loop_keeps_running(
 def test_reply_budget_counts_what_fits() -> None:
     budget = ReplyBudget(10)
     assert budget.fits(10) and not budget.fits(11)
+
+
+def test_proofs_from_cached_tree_levels_equal_the_rfc_paths() -> None:
+    for size in range(1, 70):
+        leaves = [leaf_hash(bytes([i % 256, i // 256])) for i in range(size)]
+        levels = tree_levels(leaves)
+        assert levels[-1] == (merkle_root(leaves),)
+        for index in range(size):
+            assert path_from_levels(levels, index) == inclusion_proof(leaves, index), (size, index)

@@ -20,7 +20,7 @@ from ledger.blocks import Block
 from ledger.encoding import decode
 from ledger.errors import DecodeError, MalformedTransaction, StoreError
 from ledger.keys import format_address, parse_address
-from ledger.merkle import inclusion_proof, leaf_hash
+from ledger.merkle import leaf_hash, node_hash
 from ledger.receipts import Receipt
 from ledger.schema import to_wire
 from ledger.store import LruCache
@@ -48,8 +48,8 @@ from secnode.rpc.view import NodeView
 DEFAULT_MAX_COMMIT_WAITERS: Final = 256
 MAX_ORDERS_EXAMINED: Final = 1_000
 """sec_listOrders looks at most this many index entries per call (a filtered page may be short)."""
-LEAF_CACHE_SIZE: Final = 64
-"""Blocks whose transaction leaf hashes are kept for inclusion proofs."""
+TREE_CACHE_SIZE: Final = 64
+"""Blocks whose transaction Merkle tree (every level) is kept for inclusion proofs."""
 
 
 class RpcMethods:
@@ -65,7 +65,7 @@ class RpcMethods:
         self.max_commit_waiters = max_commit_waiters
         self.worker = worker or Worker()
         self._waiting = 0
-        self._leaves: LruCache[bytes, tuple[bytes, ...]] = LruCache(LEAF_CACHE_SIZE)
+        self._trees: LruCache[bytes, tuple[tuple[bytes, ...], ...]] = LruCache(TREE_CACHE_SIZE)
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -92,14 +92,15 @@ class RpcMethods:
             raise not_found("block", str(height))
         return block
 
-    def _leaf_hashes(self, block: Block) -> tuple[bytes, ...]:
-        """Leaf hashes of the block's transactions, computed once per block header hash."""
+    def _tree(self, block: Block) -> tuple[tuple[bytes, ...], ...]:
+        """Every level of the block's transaction tree, built once per block (n - 1 hashes), so
+        each later inclusion proof costs log n look-ups instead of n hashes."""
         key = block.hash()
-        leaves = self._leaves.get(key)
-        if leaves is None:
-            leaves = tuple(leaf_hash(t.encoded) for t in block.transactions)
-            self._leaves.put(key, leaves)
-        return leaves
+        tree = self._trees.get(key)
+        if tree is None:
+            tree = tree_levels([leaf_hash(t.encoded) for t in block.transactions])
+            self._trees.put(key, tree)
+        return tree
 
     def _receipt(self, height: int, index: int) -> Receipt:
         receipts = self.view.store.get_receipts(height)
@@ -197,13 +198,9 @@ class RpcMethods:
                 f"transaction index row for {tx_hash.hex()} does not match block {height}"
             )
         tx = block.transactions[index]
-        leaves = self._leaf_hashes(block)
+        tree = self._tree(block)
         proof = jsonview.inclusion_proof_json(
-            index,
-            len(leaves),
-            leaves[index],
-            inclusion_proof(list(leaves), index),
-            block.header.tx_root,
+            index, len(tree[0]), tree[0][index], path_from_levels(tree, index), block.header.tx_root
         )
         return m.TransactionResult(
             hash=tx_hash.hex(),
@@ -365,6 +362,32 @@ class RpcMethods:
                 "height": height,
             }
         )
+
+
+def tree_levels(leaves: list[bytes]) -> tuple[tuple[bytes, ...], ...]:
+    """The levels of the RFC 6962 tree over `leaves`, leaves first, root last: neighbours are
+    paired and an odd last node is carried up unchanged, which builds exactly the RFC's
+    left-balanced tree (ledger.merkle.merkle_root does the same)."""
+    levels = [tuple(leaves)]
+    while len(levels[-1]) > 1:
+        level = levels[-1]
+        paired = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            paired.append(level[-1])
+        levels.append(tuple(paired))
+    return tuple(levels)
+
+
+def path_from_levels(levels: tuple[tuple[bytes, ...], ...], index: int) -> list[bytes]:
+    """RFC 6962 §2.1.1 PATH(index) read off `tree_levels` (equal to ledger.merkle's
+    inclusion_proof): the sibling at each level, skipped where a carried-up node has none."""
+    path = []
+    for level in levels[:-1]:
+        sibling = index ^ 1
+        if sibling < len(level):
+            path.append(level[sibling])
+        index //= 2
+    return path
 
 
 def _block_result(block: Block, receipts: list[Receipt] | None) -> m.BlockResult:
