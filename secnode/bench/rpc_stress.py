@@ -1,0 +1,383 @@
+"""`sec bench rpc`: does a hostile RPC client slow consensus? Commit latency, quiet vs hammered.
+
+1. Starts a throw-away 4-validator network (secnode.bench.cluster machinery) and fills it: big
+   blocks of transfers (about `--block-txs` each) and `--orders` orders of one merchant.
+2. Quiet phase: an honest client offers transfers open-loop at `--rate` tx/s to the last node
+   and records each one's commit latency (submit -> seen in a committed block of that node).
+3. Hostile phase, same length, same honest load: meanwhile `--hostile` connections per target
+   hammer node0 and node1 (the view-0 primary and one more, so every quorum includes a hammered
+   node) flat out with the worst calls: batches of sec_getBlock full=true on the big blocks
+   (also 100-call batches that only the cost budget stops), sec_getTransaction batches, deep
+   sec_listOrders pages, and state proofs (sec_getAccount / sec_getOrder with prove=true).
+   The hostile client connects from 127.0.0.2 so its rate limit is its own, as it would be for
+   a remote attacker; the honest client uses 127.0.0.1.
+4. Prints commit latency p50/p99 of both phases and the ratio of the p99s (target <= 2), the
+   hostile replies by outcome, and view changes seen; writes the report as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import random
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from ledger.keys import format_address
+from ledger.transactions import (
+    OrderCreate,
+    OrderItem,
+    SignedTransaction,
+    Transfer,
+    sign_transaction,
+)
+from secnode import devnet
+from secnode.bench.cluster import (
+    Cluster,
+    bench_key,
+    create_cluster,
+    percentile,
+    rpc,
+    start_cluster,
+    wait_ready,
+)
+
+HOSTILE_ADDRESS = "127.0.0.2"
+CHAIN = "sec-devnet"
+
+
+def _call(method: str, params: dict[str, Any], request_id: int = 1) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
+
+
+async def _send_all(session: aiohttp.ClientSession, url: str, txs: list[SignedTransaction]) -> None:
+    for start in range(0, len(txs), 100):
+        batch = [
+            _call("sec_sendTransaction", {"tx": tx.encoded.hex()}, i)
+            for i, tx in enumerate(txs[start : start + 100])
+        ]
+        await rpc(session, url, batch)
+
+
+async def _wait_committed(
+    session: aiohttp.ClientSession, url: str, tx: SignedTransaction, limit_s: float
+) -> None:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        reply = await rpc(session, url, _call("sec_getTransaction", {"hash": tx.hash.hex()}))
+        if reply.get("result", {}).get("status") == "committed":
+            return
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"transaction {tx.hash.hex()} not committed within {limit_s:.0f} s")
+
+
+class Targets:
+    """What the hostile client asks for: big blocks, committed hashes, orders, accounts."""
+
+    def __init__(self) -> None:
+        self.big_heights: list[int] = []
+        self.tx_hashes: list[str] = []
+        self.order_ids: list[str] = []
+        self.accounts: list[str] = []
+        self.merchant = format_address(devnet.account_key("merchant1").address)
+
+
+async def fill(
+    session: aiohttp.ClientSession, cluster: Cluster, args: argparse.Namespace
+) -> tuple[Targets, int]:
+    """Commit big transfer blocks and the merchant's orders; return targets and next nonces."""
+    url = cluster.rpc_urls[-1]
+    targets = Targets()
+    accounts = args.accounts
+    rounds = max(1, args.block_txs // accounts)
+    for block in range(args.big_blocks):
+        txs = [
+            sign_transaction(
+                bench_key(i),
+                CHAIN,
+                block * rounds + n,
+                "credit.transfer",
+                Transfer(bench_key((i + 1) % accounts).address, 1),
+            )
+            for n in range(rounds)
+            for i in range(accounts)
+        ]
+        await _send_all(session, url, txs)
+        await _wait_committed(session, url, txs[-1], 60)
+    buyer, arbiter = devnet.account_key("buyer1").address, devnet.account_key("arbiter").address
+    orders = [
+        sign_transaction(
+            devnet.account_key("merchant1"),
+            CHAIN,
+            n,
+            "order.create",
+            OrderCreate(buyer, (OrderItem("tea", 1, 100 + n),), 500, arbiter, None, None),
+        )
+        for n in range(args.orders)
+    ]
+    await _send_all(session, url, orders)
+    if orders:
+        await _wait_committed(session, url, orders[-1], 60)
+    targets.order_ids = sorted(tx.hash.hex() for tx in orders)
+    status = await rpc(session, url, _call("sec_status", {}))
+    for height in range(1, status["result"]["height"] + 1):
+        reply = await rpc(session, url, _call("sec_getBlock", {"height": height}))
+        if reply["result"]["tx_count"] >= args.block_txs // 2:
+            targets.big_heights.append(height)
+            targets.tx_hashes.extend(reply["result"]["tx_hashes"])
+    if not targets.big_heights:
+        raise RuntimeError("no big block was committed; raise --block-txs or --big-blocks")
+    targets.accounts = [format_address(bench_key(i).address) for i in range(accounts)]
+    return targets, args.big_blocks * rounds
+
+
+def hostile_batch(targets: Targets, rng: random.Random) -> list[dict[str, Any]]:
+    """One of the worst batches a client may send (most pass the budget; one kind does not)."""
+    kind = rng.randrange(5)
+    if kind == 0:  # as many full big blocks as the cost budget lets through
+        return [
+            _call("sec_getBlock", {"height": rng.choice(targets.big_heights), "full": True}, i)
+            for i in range(9)
+        ]
+    if kind == 1:  # the 84 MB batch of the finding: refused by the cost budget, unbuilt
+        return [
+            _call("sec_getBlock", {"height": rng.choice(targets.big_heights), "full": True}, i)
+            for i in range(100)
+        ]
+    if kind == 2:
+        return [
+            _call("sec_getTransaction", {"hash": rng.choice(targets.tx_hashes)}, i)
+            for i in range(100)
+        ]
+    if kind == 3:  # deep pages
+        return [
+            _call(
+                "sec_listOrders",
+                {
+                    "party": targets.merchant,
+                    "limit": 100,
+                    "cursor": rng.choice(targets.order_ids) if targets.order_ids else None,
+                },
+                i,
+            )
+            for i in range(9)
+        ]
+    calls = []
+    for i in range(80):
+        if i % 2 or not targets.order_ids:
+            params = {"address": rng.choice(targets.accounts), "prove": True}
+            calls.append(_call("sec_getAccount", params, i))
+        else:
+            params = {"order_id": rng.choice(targets.order_ids), "prove": True}
+            calls.append(_call("sec_getOrder", params, i))
+    return calls
+
+
+async def hammer(
+    url: str, targets: Targets, seed: int, stop: asyncio.Event, tally: dict[str, int]
+) -> None:
+    """One hostile connection: send the next batch as soon as the last one is answered."""
+    rng = random.Random(seed)
+    connector = aiohttp.TCPConnector(local_addr=(HOSTILE_ADDRESS, 0), limit=1)
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        while not stop.is_set():
+            try:
+                async with session.post(url + "/rpc", json=hostile_batch(targets, rng)) as reply:
+                    body = await reply.read()
+                    status = reply.status
+            except aiohttp.ClientError:
+                tally["transport_error"] = tally.get("transport_error", 0) + 1
+                continue
+            tally["reply_bytes"] = tally.get("reply_bytes", 0) + len(body)
+            if status == 429:
+                tally["rate_limited"] = tally.get("rate_limited", 0) + 1
+                await asyncio.sleep(float(reply.headers.get("Retry-After", "1")) / 10)
+                continue
+            answers = json.loads(body)
+            for answer in answers if isinstance(answers, list) else [answers]:
+                error = answer.get("error")
+                outcome = "ok" if error is None else str(error.get("code"))
+                tally[outcome] = tally.get(outcome, 0) + 1
+
+
+async def latency_phase(
+    session: aiohttp.ClientSession,
+    url: str,
+    txs: list[SignedTransaction],
+    rate: float,
+) -> list[float]:
+    """Offer `txs` one by one at `rate` tx/s; commit latency of each (seconds)."""
+    status = await rpc(session, url, _call("sec_status", {}))
+    next_height = status["result"]["height"] + 1
+    submitted: dict[str, float] = {}
+    committed: dict[str, float] = {}
+    done = asyncio.Event()
+
+    async def follow() -> None:
+        nonlocal next_height
+        while not done.is_set():
+            reply = await rpc(session, url, _call("sec_getBlock", {"height": next_height}))
+            if "result" not in reply:
+                await asyncio.sleep(0.005)
+                continue
+            now = time.monotonic()
+            for tx_hash in reply["result"]["tx_hashes"]:
+                committed.setdefault(tx_hash, now)
+            next_height += 1
+            if submitted and len(submitted) == len(txs) and submitted.keys() <= committed.keys():
+                done.set()
+
+    follower = asyncio.ensure_future(follow())
+    started = time.monotonic()
+    pending: set[asyncio.Task[Any]] = set()
+    for n, tx in enumerate(txs):
+        delay = started + n / rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        submitted[tx.hash.hex()] = time.monotonic()
+        task = asyncio.ensure_future(
+            rpc(session, url, _call("sec_sendTransaction", {"tx": tx.encoded.hex()}))
+        )
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+    if pending:
+        await asyncio.wait(pending)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(done.wait(), 30)
+    done.set()
+    await follower
+    return [committed[h] - t for h, t in submitted.items() if h in committed]
+
+
+def _transfers(first_nonce: int, count: int, accounts: int) -> list[SignedTransaction]:
+    return [
+        sign_transaction(
+            bench_key(n % accounts),
+            CHAIN,
+            first_nonce + n // accounts,
+            "credit.transfer",
+            Transfer(bench_key((n + 1) % accounts).address, 1),
+        )
+        for n in range(count)
+    ]
+
+
+async def measure(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        await wait_ready(session, cluster, 60)
+        print("network ready; filling big blocks and orders ...", file=sys.stderr)
+        targets, nonce = await fill(session, cluster, args)
+        honest_url = cluster.rpc_urls[-1]
+        count = int(args.rate * args.duration)
+        per_phase = (count // args.accounts + 1) * args.accounts
+        quiet_txs = _transfers(nonce, per_phase, args.accounts)
+        hostile_txs = _transfers(nonce + per_phase // args.accounts, per_phase, args.accounts)
+        before = await rpc(session, honest_url, _call("sec_status", {}))
+
+        print(f"quiet phase: {args.rate:.0f} tx/s for {args.duration:.0f} s ...", file=sys.stderr)
+        quiet = await latency_phase(session, honest_url, quiet_txs, args.rate)
+        middle = await rpc(session, honest_url, _call("sec_status", {}))
+
+        print(
+            f"hostile phase: same load, {args.hostile} hostile connections on each of node0 "
+            f"and node1 ...",
+            file=sys.stderr,
+        )
+        stop = asyncio.Event()
+        tally: dict[str, int] = {}
+        hammers = [
+            asyncio.ensure_future(hammer(url, targets, seed, stop, tally))
+            for seed, url in enumerate(cluster.rpc_urls[:2] * args.hostile)
+        ]
+        try:
+            hostile = await latency_phase(session, honest_url, hostile_txs, args.rate)
+        finally:
+            stop.set()
+            await asyncio.gather(*hammers, return_exceptions=True)
+        after = await rpc(session, honest_url, _call("sec_status", {}))
+    quiet_p99 = percentile(quiet, 0.99)
+    hostile_p99 = percentile(hostile, 0.99)
+    return {
+        "validators": len(cluster.rpc_urls),
+        "rate_tx_per_s": args.rate,
+        "duration_s": args.duration,
+        "big_blocks": targets.big_heights,
+        "orders": len(targets.order_ids),
+        "quiet_p50_ms": percentile(quiet, 0.50) * 1e3,
+        "quiet_p99_ms": quiet_p99 * 1e3,
+        "quiet_samples": len(quiet),
+        "quiet_lost": len(quiet_txs) - len(quiet),
+        "hostile_p50_ms": percentile(hostile, 0.50) * 1e3,
+        "hostile_p99_ms": hostile_p99 * 1e3,
+        "hostile_samples": len(hostile),
+        "hostile_lost": len(hostile_txs) - len(hostile),
+        "p99_ratio": hostile_p99 / quiet_p99 if quiet_p99 > 0 else float("nan"),
+        "hostile_outcomes": tally,
+        "view_changes_quiet": middle["result"]["view_changes"] - before["result"]["view_changes"],
+        "view_changes_hostile": after["result"]["view_changes"] - middle["result"]["view_changes"],
+    }
+
+
+def render(report: dict[str, Any]) -> str:
+    outcomes = dict(report["hostile_outcomes"])
+    reply_mb = outcomes.pop("reply_bytes", 0) / 1e6
+    return "\n".join(
+        [
+            f"rpc stress benchmark: {report['validators']} validators, honest load "
+            f"{report['rate_tx_per_s']:.0f} tx/s, {report['duration_s']:.0f} s per phase",
+            f"  commit latency quiet     p50 {report['quiet_p50_ms']:7.0f} ms   "
+            f"p99 {report['quiet_p99_ms']:7.0f} ms   [{report['quiet_samples']} samples, "
+            f"{report['quiet_lost']} not seen]",
+            f"  commit latency hostile   p50 {report['hostile_p50_ms']:7.0f} ms   "
+            f"p99 {report['hostile_p99_ms']:7.0f} ms   [{report['hostile_samples']} samples, "
+            f"{report['hostile_lost']} not seen]",
+            f"  p99 hostile / quiet      {report['p99_ratio']:7.2f}   (target <= 2.0)",
+            f"  view changes             quiet {report['view_changes_quiet']}, "
+            f"hostile {report['view_changes_hostile']}",
+            f"  hostile replies          {outcomes}  ({reply_mb:.0f} MB received)",
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="sec bench rpc",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--rate", type=float, default=50.0, help="honest tx/s (50)")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds per phase (20)")
+    parser.add_argument("--hostile", type=int, default=4, help="hostile connections per node (4)")
+    parser.add_argument("--accounts", type=int, default=100, help="sending accounts (100)")
+    parser.add_argument("--block-txs", type=int, default=1000, help="txs per big block (1000)")
+    parser.add_argument("--big-blocks", type=int, default=3, help="big blocks to fill (3)")
+    parser.add_argument("--orders", type=int, default=300, help="orders of merchant1 (300)")
+    parser.add_argument(
+        "--json", metavar="FILE", default="bench-rpc.json", help="report file (bench-rpc.json)"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the network directory")
+    args = parser.parse_args(argv)
+    directory = Path(tempfile.mkdtemp(prefix="sec-bench-rpc-"))
+    cluster = create_cluster(directory, 4, args.accounts, max(args.block_txs, 2000))
+    print(f"starting 4 validators in {directory} ...", file=sys.stderr)
+    start_cluster(cluster)
+    try:
+        report = asyncio.run(measure(args, cluster))
+    finally:
+        cluster.stop()
+        if not args.keep:
+            shutil.rmtree(directory, ignore_errors=True)
+    print(render(report))
+    Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"report written to {args.json}", file=sys.stderr)
+    return 0
