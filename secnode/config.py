@@ -70,9 +70,9 @@ class RPCSection(_Strict):
     )
     max_reply_bytes: int = Field(default=8 << 20, ge=64 << 10, le=1 << 30)
     rate_limit_per_s: float = Field(
-        default=5_000.0, ge=0, description="cost units per second per client IP (0: off)"
+        default=2_000.0, ge=0, description="cost units per second per client IP (0: off)"
     )
-    rate_limit_burst: float = Field(default=10_000.0, ge=1, description="bucket size, units")
+    rate_limit_burst: float = Field(default=4_000.0, ge=1, description="bucket size, units")
 
     _listen = field_validator("listen")(classmethod(lambda cls, v: _check_host_port(v)))
 

@@ -33,7 +33,7 @@ T = TypeVar("T")
 
 METHOD_COSTS: Final[dict[str, int]] = {
     "sec_status": 1,
-    "sec_sendTransaction": 2,
+    "sec_sendTransaction": 1,
     "sec_getTransaction": 4,
     "sec_getBlock": 2,
     "sec_getCommit": 3,
@@ -46,13 +46,15 @@ METHOD_COSTS: Final[dict[str, int]] = {
     "sec_getTrustEpoch": 10,
     "rpc.discover": 10,
 }
-"""Base cost of each method, in units (about: one unit per cheap store read)."""
+"""Base cost of each method, in units (a unit is about 1 ms of node CPU or less: a cheap store
+read, one signature check; the price is rounded up where a call can be heavier)."""
 DEFAULT_METHOD_COST: Final = 10
 """Cost of a method missing from the table (e.g. one added later)."""
 INVALID_ENTRY_COST: Final = 1
 """Cost of a batch entry that is malformed or names no method (it is answered, not run)."""
-FULL_BLOCK_COST: Final = 100
-"""Extra cost of `full: true` (a block's transactions and receipts as JSON)."""
+FULL_BLOCK_COST: Final = 200
+"""Extra cost of `full: true`: a block of up to 2,000 transactions takes up to about 0.2 s of
+CPU to decode and serialize, and a unit is meant to be about 1 ms of node CPU."""
 PROOF_COST: Final = 10
 """Extra cost of `prove: true` (a state proof)."""
 LEAVES_PER_UNIT: Final = 16
@@ -60,7 +62,7 @@ LEAVES_PER_UNIT: Final = 16
 
 DEFAULT_MAX_REQUEST_COST: Final = 1_000
 DEFAULT_MAX_REPLY_BYTES: Final = 8 * 1024 * 1024
-DEFAULT_WORKER_THREADS: Final = 2
+DEFAULT_WORKER_THREADS: Final = 1
 
 REPLY_BYTES_PER_STORED_BYTE: Final = 4
 """A full block's JSON is at most this many times its stored block + receipts bytes (hex

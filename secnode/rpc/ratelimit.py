@@ -16,8 +16,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Final
 
-DEFAULT_RATE_PER_S: Final = 5_000.0
-DEFAULT_BURST: Final = 10_000.0
+DEFAULT_RATE_PER_S: Final = 2_000.0
+DEFAULT_BURST: Final = 4_000.0
 DEFAULT_MAX_CLIENTS: Final = 10_000
 
 
