@@ -4,6 +4,7 @@ cursor seeks and heavy replies off the event loop (docs/rpc.md "Budgets and rate
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -372,3 +373,34 @@ def test_proofs_from_cached_tree_levels_equal_the_rfc_paths() -> None:
         assert levels[-1] == (merkle_root(leaves),)
         for index in range(size):
             assert path_from_levels(levels, index) == inclusion_proof(leaves, index), (size, index)
+
+
+@pytest.mark.asyncio
+async def test_calls_of_a_batch_take_turns_with_the_rest_of_the_event_loop() -> None:
+    """Between any two calls of a batch the loop runs other work (consensus): a ticker that
+    advances once per loop iteration has moved on between successive calls."""
+    node = RpcTestNode()
+    ticks = 0
+    seen: list[int] = []
+    original = node.status
+
+    def status() -> Any:
+        seen.append(ticks)
+        return original()
+
+    node.status = status  # type: ignore[method-assign]
+    stop = asyncio.Event()
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not stop.is_set():
+            await asyncio.sleep(0)
+            ticks += 1
+
+    dispatcher = Dispatcher(method_table(node), Limits())
+    async with asyncio.TaskGroup() as group:
+        group.create_task(ticker())
+        answers = await _answer(dispatcher, [_request("sec_status", {}, i) for i in range(10)])
+        stop.set()
+    assert len(answers) == 10 and all("result" in a for a in answers)
+    assert all(later > earlier for earlier, later in itertools.pairwise(seen)), seen

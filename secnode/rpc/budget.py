@@ -10,6 +10,9 @@ encoded; a method whose reply size is known before it is built (a full block: pr
 its stored bytes) reserves an estimate first with `reserve_reply_bytes`, so an oversized reply
 is refused without being built.
 
+Calls that do not wait for consensus take turns on the loop through the `Turnstile`, one call
+per loop turn, so consensus messages are handled between any two calls of a batch.
+
 Heavy work (decoding a big block, building its JSON) runs in a worker thread through `Worker`,
 at most `threads` at a time, so the event loop (and consensus on it) keeps running. A worker
 thread reads only immutable data: committed blocks and receipts (a height never changes once
@@ -20,8 +23,9 @@ loop thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final, TypeVar
 
@@ -133,6 +137,55 @@ def reserve_reply_bytes(size: int) -> None:
     call.reserved += size
 
 
+@dataclass(slots=True)
+class _Hold:
+    turnstile: Turnstile
+    held: bool = True
+
+
+_current_hold: contextvars.ContextVar[_Hold | None] = contextvars.ContextVar(
+    "current_hold", default=None
+)
+
+
+class Turnstile:
+    """One RPC call at a time runs on the event loop, and calls take turns through the loop.
+
+    Without it the calls of a batch (or of many connections) that never await run back to
+    back in one loop iteration, and consensus messages that arrived meanwhile wait for all of
+    them. A call that waits for its turn is woken by `asyncio.Lock.release` through
+    `call_soon`, so the loop polls its sockets (and runs consensus) between any two calls.
+    A call gives its turn up while it waits for a worker thread (`Worker.run`).
+    """
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        await self._lock.acquire()
+        hold = _Hold(self)
+        token = _current_hold.set(hold)
+        try:
+            # Let the loop go round once before the call runs: calls that never suspend would
+            # otherwise pass the lock on within one loop iteration, with no I/O polled between.
+            await asyncio.sleep(0)
+            yield
+        finally:
+            _current_hold.reset(token)
+            if hold.held:
+                self._lock.release()
+
+    async def _give_up_during(self, hold: _Hold, work: Awaitable[T]) -> T:
+        self._lock.release()
+        hold.held = False
+        try:
+            return await work
+        finally:
+            await self._lock.acquire()  # if cancelled here, `turn` sees held False
+            hold.held = True
+
+
 class Worker:
     """Runs heavy pure functions in threads, at most `threads` at once (others queue)."""
 
@@ -143,6 +196,14 @@ class Worker:
         """Functions run so far (for tests)."""
 
     async def run(self, function: Callable[[], T]) -> T:
+        """`function()` in a thread; a caller holding the `Turnstile` gives its turn up
+        meanwhile, so other calls run on the loop while this one waits."""
+        hold = _current_hold.get()
+        if hold is not None and hold.held:
+            return await hold.turnstile._give_up_during(hold, self._run(function))
+        return await self._run(function)
+
+    async def _run(self, function: Callable[[], T]) -> T:
         async with self._slots:
             self.ran += 1
             return await asyncio.to_thread(function)

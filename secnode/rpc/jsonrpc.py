@@ -23,6 +23,8 @@ Theory of operation:
   with retry_after_s when it is empty). Responses are counted as they are encoded; one that
   would push the reply past `Limits.max_reply_bytes` is replaced by an over_budget error.
   Error responses are not counted (at most `max_batch_size` of them, each small).
+* Calls that do not wait for a commit take turns on the event loop (`Turnstile`): one call
+  per loop turn, so a batch never holds the loop for longer than its slowest call.
 * Every call is reported to the `observe(method, outcome)` hook once; method is the method
   name if it exists, "unknown" if not, "none" if the request had no usable method, so the
   label set stays bounded.
@@ -46,6 +48,7 @@ from secnode.rpc.budget import (
     INVALID_ENTRY_COST,
     CallReply,
     ReplyBudget,
+    Turnstile,
     Worker,
     call_cost,
     current_call,
@@ -90,6 +93,8 @@ class Method:
     """Application error codes this method may return (for rpc.discover)."""
     heavy: bool = False
     """Its result may be big: it is serialized in a worker thread, off the event loop."""
+    waits: bool = False
+    """It may wait for consensus (a commit): it runs outside the `Turnstile`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +204,7 @@ class Dispatcher:
         self.limits = limits
         self.limiter = limiter
         self.worker = worker or Worker()
+        self.turnstile = Turnstile()
         self._clock = clock
         self._observe = observe or (lambda method, outcome: None)
 
@@ -307,11 +313,11 @@ class Dispatcher:
         if method is None or params is None:
             return internal_error()
         try:
-            result = await method.call(params)
-            if method.heavy:
-                payload = await self.worker.run(lambda: _encode_result(result))
+            if method.waits:
+                payload = await self._run_method(method, params)
             else:
-                payload = _encode_result(result)
+                async with self.turnstile.turn():
+                    payload = await self._run_method(method, params)
         except RpcError as exc:
             return exc
         except Exception as exc:
@@ -334,6 +340,12 @@ class Dispatcher:
             return over_budget("reply_bytes", budget.used + len(response), budget.limit, "reply")
         self._observe(entry.label, "ok")
         return response
+
+    async def _run_method(self, method: Method, params: BaseModel) -> bytes:
+        result = await method.call(params)
+        if method.heavy:
+            return await self.worker.run(lambda: _encode_result(result))
+        return _encode_result(result)
 
 
 def _encode_result(result: BaseModel) -> bytes:

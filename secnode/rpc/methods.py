@@ -544,8 +544,8 @@ def method_table(
     table: dict[str, Method] = {}
     for name, params, result, call, errors in specs:
         summary, description = _DESCRIPTIONS[name]
-        heavy = name == "sec_getBlock"
-        table[name] = Method(name, summary, description, params, result, call, errors, heavy)
+        heavy, waits = name == "sec_getBlock", name == "sec_sendTransaction"
+        table[name] = Method(name, summary, description, params, result, call, errors, heavy, waits)
     table.update(trust_method_table(view))
     document: dict[str, Any] = {}
 
