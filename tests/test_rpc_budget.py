@@ -23,7 +23,12 @@ from ledger.store_leveldb import LevelDBStore
 from ledger.transactions import OrderCreate, OrderItem, SignedTransaction, Transfer
 from secnode import devnet, jsonview
 from secnode.rpc import models as m
-from secnode.rpc.budget import REPLY_BYTES_PER_STORED_BYTE, ReplyBudget
+from secnode.rpc.budget import (
+    REPLY_BYTES_PER_STORED_BYTE,
+    DutyCycle,
+    ReplyBudget,
+    Turnstile,
+)
 from secnode.rpc.jsonrpc import Dispatcher, Limits
 from secnode.rpc.methods import RpcMethods, method_table, path_from_levels, tree_levels
 from secnode.rpc.ratelimit import RateLimit, RateLimiter
@@ -404,3 +409,40 @@ async def test_calls_of_a_batch_take_turns_with_the_rest_of_the_event_loop() -> 
         stop.set()
     assert len(answers) == 10 and all("result" in a for a in answers)
     assert all(later > earlier for earlier, later in itertools.pairwise(seen)), seen
+
+
+@pytest.mark.asyncio
+async def test_rpc_reads_keep_to_their_share_of_the_loop() -> None:
+    """After a read that held the loop for d seconds, the next one waits (1/share - 1) * d:
+    with share 0.5 a hammering client gets at most half of the loop (fake clock, recorded
+    sleeps; the turn given up while a worker thread runs is not counted)."""
+    now = 100.0
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    turnstile = Turnstile(DutyCycle(0.5, clock=lambda: now, sleep=sleep))
+    async with turnstile.turn():
+        now += 0.2  # the call holds the loop for 0.2 s
+
+    async def in_thread() -> None:
+        nonlocal now
+        now += 5.0  # a worker thread's time is not the loop's
+
+    async with turnstile.turn():
+        now += 0.1
+        await turnstile._give_up_during(_current_hold_for_test(), in_thread())
+    async with turnstile.turn():
+        pass
+    assert sleeps == [0.0, pytest.approx(0.2), pytest.approx(0.1)]  # not 5.1
+    with pytest.raises(ValueError, match="share 0 is not in"):
+        DutyCycle(0)
+
+
+def _current_hold_for_test() -> Any:
+    from secnode.rpc import budget
+
+    hold = budget._current_hold.get()
+    assert hold is not None
+    return hold

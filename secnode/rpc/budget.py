@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final, TypeVar
@@ -67,6 +68,8 @@ LEAVES_PER_UNIT: Final = 16
 DEFAULT_MAX_REQUEST_COST: Final = 1_000
 DEFAULT_MAX_REPLY_BYTES: Final = 8 * 1024 * 1024
 DEFAULT_WORKER_THREADS: Final = 1
+DEFAULT_RPC_SHARE: Final = 0.5
+"""Most of the loop's time (and of the worker thread's) that RPC reads may take."""
 
 REPLY_BYTES_PER_STORED_BYTE: Final = 4
 """A full block's JSON is at most this many times its stored block + receipts bytes (hex
@@ -141,56 +144,101 @@ def reserve_reply_bytes(size: int) -> None:
 class _Hold:
     turnstile: Turnstile
     held: bool = True
+    away_s: float = 0.0
+    """Time the turn was given up (waiting for a worker thread) while the call ran."""
 
 
 _current_hold: contextvars.ContextVar[_Hold | None] = contextvars.ContextVar(
     "current_hold", default=None
 )
 
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class DutyCycle:
+    """Keeps work to at most `share` of wall time: after work that took d seconds, the next
+    may start only (1 / share - 1) * d seconds later (share 0.5: as long again). Clock and
+    sleep are injected."""
+
+    def __init__(
+        self,
+        share: float = DEFAULT_RPC_SHARE,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        if not 0 < share <= 1:
+            raise ValueError(f"duty cycle share {share!r} is not in (0, 1]")
+        self.share = share
+        self.clock = clock
+        self._sleep = sleep
+        self._ready_at = 0.0
+
+    async def wait_turn(self) -> None:
+        """Wait until the rest owed for earlier work is over (at least one loop turn)."""
+        delay = self._ready_at - self.clock()
+        await self._sleep(max(delay, 0.0))
+
+    def spent(self, seconds: float) -> None:
+        rest = max(seconds, 0.0) * (1 / self.share - 1)
+        self._ready_at = max(self._ready_at, self.clock()) + rest
+
 
 class Turnstile:
-    """One RPC call at a time runs on the event loop, and calls take turns through the loop.
+    """One RPC call at a time runs on the event loop, calls take turns through the loop, and
+    together they use at most `duty.share` of the loop's time.
 
     Without it the calls of a batch (or of many connections) that never await run back to
     back in one loop iteration, and consensus messages that arrived meanwhile wait for all of
     them. A call that waits for its turn is woken by `asyncio.Lock.release` through
-    `call_soon`, so the loop polls its sockets (and runs consensus) between any two calls.
-    A call gives its turn up while it waits for a worker thread (`Worker.run`).
+    `call_soon`, and every turn starts with a sleep (at least 0), so the loop polls its sockets
+    (and runs consensus) between any two calls. After a call that held the loop for d seconds
+    the next one waits out the rest the duty cycle owes, so however many clients hammer the
+    node, consensus keeps at least 1 - share of the loop. A call gives its turn up while it
+    waits for a worker thread (`Worker.run`); that time is not counted.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, duty: DutyCycle | None = None) -> None:
         self._lock = asyncio.Lock()
+        self.duty = duty or DutyCycle()
 
     @contextlib.asynccontextmanager
     async def turn(self) -> AsyncIterator[None]:
         await self._lock.acquire()
         hold = _Hold(self)
         token = _current_hold.set(hold)
+        started: float | None = None
         try:
-            # Let the loop go round once before the call runs: calls that never suspend would
-            # otherwise pass the lock on within one loop iteration, with no I/O polled between.
-            await asyncio.sleep(0)
+            await self.duty.wait_turn()
+            started = self.duty.clock()
             yield
         finally:
             _current_hold.reset(token)
+            if started is not None:
+                self.duty.spent(self.duty.clock() - started - hold.away_s)
             if hold.held:
                 self._lock.release()
 
     async def _give_up_during(self, hold: _Hold, work: Awaitable[T]) -> T:
         self._lock.release()
         hold.held = False
+        left = self.duty.clock()
         try:
             return await work
         finally:
             await self._lock.acquire()  # if cancelled here, `turn` sees held False
             hold.held = True
+            hold.away_s += self.duty.clock() - left
 
 
 class Worker:
-    """Runs heavy pure functions in threads, at most `threads` at once (others queue)."""
+    """Runs heavy pure functions in threads, at most `threads` at once (others queue), paced
+    by a duty cycle so that a busy thread leaves the loop its share of the GIL."""
 
-    def __init__(self, threads: int = DEFAULT_WORKER_THREADS) -> None:
+    def __init__(
+        self, threads: int = DEFAULT_WORKER_THREADS, duty: DutyCycle | None = None
+    ) -> None:
         self.threads = threads
+        self.duty = duty or DutyCycle()
         self._slots = asyncio.Semaphore(threads)
         self.ran = 0
         """Functions run so far (for tests)."""
@@ -205,5 +253,10 @@ class Worker:
 
     async def _run(self, function: Callable[[], T]) -> T:
         async with self._slots:
+            await self.duty.wait_turn()
             self.ran += 1
-            return await asyncio.to_thread(function)
+            started = self.duty.clock()
+            try:
+                return await asyncio.to_thread(function)
+            finally:
+                self.duty.spent(self.duty.clock() - started)

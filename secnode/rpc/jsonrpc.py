@@ -199,12 +199,13 @@ class Dispatcher:
         limiter: RateLimiter | None = None,
         clock: Callable[[], float] = time.monotonic,
         worker: Worker | None = None,
+        turnstile: Turnstile | None = None,
     ) -> None:
         self.methods = methods
         self.limits = limits
         self.limiter = limiter
         self.worker = worker or Worker()
-        self.turnstile = Turnstile()
+        self.turnstile = turnstile or Turnstile()
         self._clock = clock
         self._observe = observe or (lambda method, outcome: None)
 

@@ -28,7 +28,10 @@ from secnode.metrics import CONTENT_TYPE, Metrics
 from secnode.rpc.budget import (
     DEFAULT_MAX_REPLY_BYTES,
     DEFAULT_MAX_REQUEST_COST,
+    DEFAULT_RPC_SHARE,
     DEFAULT_WORKER_THREADS,
+    DutyCycle,
+    Turnstile,
     Worker,
 )
 from secnode.rpc.jsonrpc import Dispatcher, Limits
@@ -63,6 +66,8 @@ class RpcConfig:
     """Cost units a client may spend at once."""
     worker_threads: int = DEFAULT_WORKER_THREADS
     """Threads that serialize heavy replies (full blocks) off the event loop."""
+    rpc_share: float = DEFAULT_RPC_SHARE
+    """Most of the event loop's time (and of the worker thread's) RPC reads may take."""
 
 
 async def _read_capped(request: web.Request, cap: int) -> bytes | int:
@@ -83,7 +88,7 @@ async def _read_capped(request: web.Request, cap: int) -> bytes | int:
 def make_app(view: NodeView, metrics: Metrics, config: RpcConfig | None = None) -> web.Application:
     """The node's HTTP application (routes in the module docstring)."""
     config = config or RpcConfig()
-    worker = Worker(config.worker_threads)
+    worker = Worker(config.worker_threads, DutyCycle(config.rpc_share))
     dispatcher = Dispatcher(
         method_table(view, config.max_commit_waiters, worker),
         Limits(
@@ -95,6 +100,7 @@ def make_app(view: NodeView, metrics: Metrics, config: RpcConfig | None = None) 
         observe=metrics.record_rpc,
         limiter=RateLimiter(RateLimit(config.rate_limit_per_s, config.rate_limit_burst)),
         worker=worker,
+        turnstile=Turnstile(DutyCycle(config.rpc_share)),
     )
 
     async def rpc(request: web.Request) -> web.Response:
