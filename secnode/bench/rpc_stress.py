@@ -2,17 +2,18 @@
 
 1. Starts a throw-away 4-validator network (secnode.bench.cluster machinery) and fills it: big
    blocks of transfers (about `--block-txs` each) and `--orders` orders of one merchant.
-2. Quiet phase: an honest client offers transfers open-loop at `--rate` tx/s to the last node
-   and records each one's commit latency (submit -> seen in a committed block of that node).
-3. Hostile phase, same length, same honest load: meanwhile `--hostile` connections per target
-   hammer node0 and node1 (the view-0 primary and one more, so every quorum includes a hammered
-   node) flat out with the worst calls: batches of sec_getBlock full=true on the big blocks
-   (also 100-call batches that only the cost budget stops), sec_getTransaction batches, deep
-   sec_listOrders pages, and state proofs (sec_getAccount / sec_getOrder with prove=true).
-   The hostile client runs in its own process and connects from 127.0.0.2, so its rate limit
-   is its own, as it would be for a remote attacker; the honest client uses 127.0.0.1.
-4. Prints commit latency p50/p99 of both phases and the ratio of the p99s (target <= 2), the
-   hostile replies by outcome, and view changes seen; writes the report as JSON.
+2. Quiet windows: an honest client offers transfers open-loop at `--rate` tx/s to the last
+   node and records each one's commit latency (submit -> seen in a committed block of it).
+3. Hostile windows, as long, same honest load, alternating with the quiet ones (`--rounds`):
+   meanwhile `--hostile` connections per target hammer node0 and node1 (the view-0 primary and
+   one more, so every quorum includes a hammered node) flat out with the worst calls: batches
+   of sec_getBlock full=true on the big blocks (also 100-call batches that only the cost
+   budget stops), sec_getTransaction batches, deep sec_listOrders pages, and state proofs
+   (sec_getAccount / sec_getOrder with prove=true). The hostile client runs in its own
+   process and connects from 127.0.0.2, so its rate limit is its own, as a remote attacker's
+   would be; the honest client uses 127.0.0.1.
+4. Prints commit latency p50/p90/p99 of both kinds of window and the ratio of the p99s
+   (target <= 2), the hostile replies by outcome, and view changes; writes the report as JSON.
 """
 
 from __future__ import annotations
@@ -299,6 +300,34 @@ def _transfers(first_nonce: int, count: int, accounts: int) -> list[SignedTransa
     ]
 
 
+async def hostile_window(
+    session: aiohttp.ClientSession,
+    cluster: Cluster,
+    targets: Targets,
+    args: argparse.Namespace,
+    txs: list[SignedTransaction],
+    tally: dict[str, int],
+) -> list[float]:
+    """A latency phase while the hostile process hammers node0 and node1."""
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    results = context.Queue()
+    attacker = context.Process(
+        target=hostile_process,
+        args=(cluster.rpc_urls[:2], targets, args.hostile, stop, results),
+        daemon=True,
+    )
+    attacker.start()
+    try:
+        return await latency_phase(session, cluster.rpc_urls[-1], txs, args.rate)
+    finally:
+        stop.set()
+        counts: dict[str, int] = await asyncio.to_thread(results.get, True, 150)
+        attacker.join(10)
+        for outcome, count in counts.items():
+            tally[outcome] = tally.get(outcome, 0) + count
+
+
 async def measure(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
     timeout = aiohttp.ClientTimeout(total=120)
     async with aiohttp.ClientSession(timeout=timeout) as session:
@@ -306,58 +335,58 @@ async def measure(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
         print("network ready; filling big blocks and orders ...", file=sys.stderr)
         targets, nonce = await fill(session, cluster, args)
         honest_url = cluster.rpc_urls[-1]
-        count = int(args.rate * args.duration)
-        per_phase = (count // args.accounts + 1) * args.accounts
-        quiet_txs = _transfers(nonce, per_phase, args.accounts)
-        hostile_txs = _transfers(nonce + per_phase // args.accounts, per_phase, args.accounts)
-        before = await rpc(session, honest_url, _call("sec_status", {}))
-
-        print(f"quiet phase: {args.rate:.0f} tx/s for {args.duration:.0f} s ...", file=sys.stderr)
-        quiet = await latency_phase(session, honest_url, quiet_txs, args.rate)
-        middle = await rpc(session, honest_url, _call("sec_status", {}))
-
-        print(
-            f"hostile phase: same load, {args.hostile} hostile connections on each of node0 "
-            f"and node1 ...",
-            file=sys.stderr,
-        )
-        context = multiprocessing.get_context("spawn")
-        stop = context.Event()
-        results = context.Queue()
-        attacker = context.Process(
-            target=hostile_process,
-            args=(cluster.rpc_urls[:2], targets, args.hostile, stop, results),
-            daemon=True,
-        )
-        attacker.start()
-        try:
-            hostile = await latency_phase(session, honest_url, hostile_txs, args.rate)
-        finally:
-            stop.set()
-            tally: dict[str, int] = await asyncio.to_thread(results.get, True, 150)
-            attacker.join(10)
-        after = await rpc(session, honest_url, _call("sec_status", {}))
+        window = args.duration / args.rounds
+        rounds_per_window = int(args.rate * window) // args.accounts + 1
+        quiet: list[float] = []
+        hostile: list[float] = []
+        offered = {"quiet": 0, "hostile": 0}
+        view_changes = {"quiet": 0, "hostile": 0}
+        tally: dict[str, int] = {}
+        # Quiet and hostile windows alternate, so a drift of the machine's background load
+        # affects both alike.
+        for round_index in range(args.rounds):
+            for kind in ("quiet", "hostile"):
+                txs = _transfers(nonce, rounds_per_window * args.accounts, args.accounts)
+                nonce += rounds_per_window
+                offered[kind] += len(txs)
+                print(
+                    f"round {round_index + 1}/{args.rounds}: {kind} window, {args.rate:.0f} "
+                    f"tx/s for {window:.0f} s ...",
+                    file=sys.stderr,
+                )
+                before = await rpc(session, honest_url, _call("sec_status", {}))
+                if kind == "quiet":
+                    quiet += await latency_phase(session, honest_url, txs, args.rate)
+                else:
+                    hostile += await hostile_window(session, cluster, targets, args, txs, tally)
+                after = await rpc(session, honest_url, _call("sec_status", {}))
+                view_changes[kind] += (
+                    after["result"]["view_changes"] - before["result"]["view_changes"]
+                )
     quiet_p99 = percentile(quiet, 0.99)
     hostile_p99 = percentile(hostile, 0.99)
     return {
         "validators": len(cluster.rpc_urls),
         "rate_tx_per_s": args.rate,
         "duration_s": args.duration,
+        "rounds": args.rounds,
         "big_blocks": targets.big_heights,
         "biggest_block_txs": targets.biggest,
         "orders": len(targets.order_ids),
         "quiet_p50_ms": percentile(quiet, 0.50) * 1e3,
+        "quiet_p90_ms": percentile(quiet, 0.90) * 1e3,
         "quiet_p99_ms": quiet_p99 * 1e3,
         "quiet_samples": len(quiet),
-        "quiet_lost": len(quiet_txs) - len(quiet),
+        "quiet_lost": offered["quiet"] - len(quiet),
         "hostile_p50_ms": percentile(hostile, 0.50) * 1e3,
+        "hostile_p90_ms": percentile(hostile, 0.90) * 1e3,
         "hostile_p99_ms": hostile_p99 * 1e3,
         "hostile_samples": len(hostile),
-        "hostile_lost": len(hostile_txs) - len(hostile),
+        "hostile_lost": offered["hostile"] - len(hostile),
         "p99_ratio": hostile_p99 / quiet_p99 if quiet_p99 > 0 else float("nan"),
         "hostile_outcomes": tally,
-        "view_changes_quiet": middle["result"]["view_changes"] - before["result"]["view_changes"],
-        "view_changes_hostile": after["result"]["view_changes"] - middle["result"]["view_changes"],
+        "view_changes_quiet": view_changes["quiet"],
+        "view_changes_hostile": view_changes["hostile"],
     }
 
 
@@ -367,12 +396,15 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(
         [
             f"rpc stress benchmark: {report['validators']} validators, honest load "
-            f"{report['rate_tx_per_s']:.0f} tx/s, {report['duration_s']:.0f} s per phase; "
+            f"{report['rate_tx_per_s']:.0f} tx/s, {report['duration_s']:.0f} s quiet and "
+            f"{report['duration_s']:.0f} s hostile in {report['rounds']} alternating rounds; "
             f"hostile reads of blocks up to {report['biggest_block_txs']} txs",
             f"  commit latency quiet     p50 {report['quiet_p50_ms']:7.0f} ms   "
+            f"p90 {report['quiet_p90_ms']:7.0f} ms   "
             f"p99 {report['quiet_p99_ms']:7.0f} ms   [{report['quiet_samples']} samples, "
             f"{report['quiet_lost']} not seen]",
             f"  commit latency hostile   p50 {report['hostile_p50_ms']:7.0f} ms   "
+            f"p90 {report['hostile_p90_ms']:7.0f} ms   "
             f"p99 {report['hostile_p99_ms']:7.0f} ms   [{report['hostile_samples']} samples, "
             f"{report['hostile_lost']} not seen]",
             f"  p99 hostile / quiet      {report['p99_ratio']:7.2f}   (target <= 2.0)",
@@ -390,7 +422,10 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--rate", type=float, default=10.0, help="honest tx/s (10)")
-    parser.add_argument("--duration", type=float, default=20.0, help="seconds per phase (20)")
+    parser.add_argument(
+        "--duration", type=float, default=30.0, help="seconds quiet and seconds hostile (30)"
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="alternating windows (3)")
     parser.add_argument("--hostile", type=int, default=4, help="hostile connections per node (4)")
     parser.add_argument("--accounts", type=int, default=100, help="sending accounts (100)")
     parser.add_argument("--block-txs", type=int, default=1000, help="txs per big block (1000)")
