@@ -73,6 +73,9 @@ class RPCSection(_Strict):
         default=2_000.0, ge=0, description="cost units per second per client IP (0: off)"
     )
     rate_limit_burst: float = Field(default=4_000.0, ge=1, description="bucket size, units")
+    rpc_share: float = Field(
+        default=0.5, gt=0, le=1, description="most of the event loop's time RPC reads may take"
+    )
 
     _listen = field_validator("listen")(classmethod(lambda cls, v: _check_host_port(v)))
 

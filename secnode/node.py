@@ -208,6 +208,7 @@ class Node:
                 max_reply_bytes=self.config.rpc.max_reply_bytes,
                 rate_limit_per_s=self.config.rpc.rate_limit_per_s,
                 rate_limit_burst=self.config.rpc.rate_limit_burst,
+                rpc_share=self.config.rpc.rpc_share,
             ),
         )
         try:

@@ -446,3 +446,22 @@ def _current_hold_for_test() -> Any:
     hold = budget._current_hold.get()
     assert hold is not None
     return hold
+
+
+@pytest.mark.asyncio
+async def test_invalid_refused_bodies_are_charged_to_the_client() -> None:
+    """Garbage and over-budget batches are not free: they drain the sender's bucket."""
+    node = RpcTestNode()
+    limiter = RateLimiter(RateLimit(rate_per_s=1, burst=150))
+    dispatcher = Dispatcher(method_table(node), Limits(), limiter=limiter, clock=lambda: 0.0)
+    garbage = await dispatcher.respond(b"x" * (128 * 1024), "10.0.0.1")
+    assert garbage.retry_after_s is None and b"-32700" in (garbage.body or b"")
+    too_big = [_request("sec_getBlock", {"full": True}, i) for i in range(100)]
+    refused = await dispatcher.respond(json.dumps(too_big).encode(), "10.0.0.1")
+    assert b"-32005" in (refused.body or b"")
+    # 3 + 100 units spent of 150: a 100-unit batch must now wait
+    batch = [_request("sec_status", {}, i) for i in range(100)]
+    limited = await dispatcher.respond(json.dumps(batch).encode(), "10.0.0.1")
+    assert limited.retry_after_s == pytest.approx(53.0)
+    assert b"-32006" in (limited.body or b"")
+    assert (await dispatcher.respond(json.dumps(batch).encode(), "10.0.0.2")).retry_after_s is None

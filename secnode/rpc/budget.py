@@ -57,6 +57,8 @@ DEFAULT_METHOD_COST: Final = 10
 """Cost of a method missing from the table (e.g. one added later)."""
 INVALID_ENTRY_COST: Final = 1
 """Cost of a batch entry that is malformed or names no method (it is answered, not run)."""
+BODY_BYTES_PER_UNIT: Final = 64 * 1024
+"""A body that fails to parse is charged one unit plus one per this many bytes."""
 FULL_BLOCK_COST: Final = 200
 """Extra cost of `full: true`: a block of up to 2,000 transactions takes up to about 0.2 s of
 CPU to decode and serialize, and a unit is meant to be about 1 ms of node CPU."""

@@ -43,6 +43,7 @@ from typing import Any, Final
 from pydantic import BaseModel, ValidationError
 
 from secnode.rpc.budget import (
+    BODY_BYTES_PER_UNIT,
     DEFAULT_MAX_REPLY_BYTES,
     DEFAULT_MAX_REQUEST_COST,
     INVALID_ENTRY_COST,
@@ -247,6 +248,8 @@ class Dispatcher:
         try:
             message = json.loads(body, parse_constant=_reject_constant)
         except (ValueError, RecursionError) as exc:
+            # A refused body still cost the parse: it is charged, so garbage is not free.
+            self._rate_limited(client, 1 + len(body) // BODY_BYTES_PER_UNIT, spend=True)
             reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
             return self._refuse(parse_error(reason))
         batch = isinstance(message, list)
@@ -259,6 +262,8 @@ class Dispatcher:
         entries = [self._prepare(entry) for entry in (message if batch else [message])]
         cost = sum(entry.cost for entry in entries)
         if cost > self.limits.max_request_cost:
+            # Charged for the validation it took (one unit an entry), not for what it asked.
+            self._rate_limited(client, len(entries) * INVALID_ENTRY_COST, spend=True)
             what = "batch" if batch else "call"
             return self._refuse(over_budget("cost", cost, self.limits.max_request_cost, what))
         if (error := self._rate_limited(client, cost, spend=True)) is not None:
