@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import multiprocessing
+import queue
 import random
 import shutil
 import sys
@@ -195,7 +196,7 @@ async def hammer(url: str, targets: Targets, seed: int, stop: Any, tally: dict[s
     and parsing megabytes here would take CPU from the nodes and the honest client."""
     rng = random.Random(seed)
     connector = aiohttp.TCPConnector(local_addr=(HOSTILE_ADDRESS, 0), limit=1)
-    timeout = aiohttp.ClientTimeout(total=120)
+    timeout = aiohttp.ClientTimeout(total=30)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         while not stop.is_set():
             try:
@@ -203,7 +204,7 @@ async def hammer(url: str, targets: Targets, seed: int, stop: Any, tally: dict[s
                     body = await reply.read()
                     status = reply.status
                     retry_after = float(reply.headers.get("Retry-After", "1"))
-            except aiohttp.ClientError:
+            except (aiohttp.ClientError, TimeoutError):
                 tally["transport_error"] = tally.get("transport_error", 0) + 1
                 await asyncio.sleep(0.1)
                 continue
@@ -322,8 +323,13 @@ async def hostile_window(
         return await latency_phase(session, cluster.rpc_urls[-1], txs, args.rate)
     finally:
         stop.set()
-        counts: dict[str, int] = await asyncio.to_thread(results.get, True, 150)
+        try:
+            counts: dict[str, int] = await asyncio.to_thread(results.get, True, 60)
+        except queue.Empty:
+            counts = {"attacker_lost": 1}
         attacker.join(10)
+        if attacker.is_alive():
+            attacker.kill()
         for outcome, count in counts.items():
             tally[outcome] = tally.get(outcome, 0) + count
 
