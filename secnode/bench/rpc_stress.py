@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import multiprocessing
 import queue
 import random
@@ -369,6 +370,11 @@ async def measure(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
                 view_changes[kind] += (
                     after["result"]["view_changes"] - before["result"]["view_changes"]
                 )
+    # A transaction never seen committed counts as infinitely late, so losing them cannot
+    # flatter the percentiles.
+    quiet_seen, hostile_seen = len(quiet), len(hostile)
+    quiet += [math.inf] * (offered["quiet"] - quiet_seen)
+    hostile += [math.inf] * (offered["hostile"] - hostile_seen)
     quiet_p99 = percentile(quiet, 0.99)
     hostile_p99 = percentile(hostile, 0.99)
     return {
@@ -382,14 +388,14 @@ async def measure(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
         "quiet_p50_ms": percentile(quiet, 0.50) * 1e3,
         "quiet_p90_ms": percentile(quiet, 0.90) * 1e3,
         "quiet_p99_ms": quiet_p99 * 1e3,
-        "quiet_samples": len(quiet),
-        "quiet_lost": offered["quiet"] - len(quiet),
+        "quiet_samples": quiet_seen,
+        "quiet_lost": offered["quiet"] - quiet_seen,
         "hostile_p50_ms": percentile(hostile, 0.50) * 1e3,
         "hostile_p90_ms": percentile(hostile, 0.90) * 1e3,
         "hostile_p99_ms": hostile_p99 * 1e3,
-        "hostile_samples": len(hostile),
-        "hostile_lost": offered["hostile"] - len(hostile),
-        "p99_ratio": hostile_p99 / quiet_p99 if quiet_p99 > 0 else float("nan"),
+        "hostile_samples": hostile_seen,
+        "hostile_lost": offered["hostile"] - hostile_seen,
+        "p99_ratio": hostile_p99 / quiet_p99 if 0 < quiet_p99 < math.inf else math.nan,
         "hostile_outcomes": tally,
         "view_changes_quiet": view_changes["quiet"],
         "view_changes_hostile": view_changes["hostile"],
@@ -453,6 +459,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             shutil.rmtree(directory, ignore_errors=True)
     print(render(report))
-    Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    finite = {
+        k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in report.items()
+    }  # JSON has no Infinity: unseen is null
+    Path(args.json).write_text(json.dumps(finite, indent=2) + "\n")
     print(f"report written to {args.json}", file=sys.stderr)
     return 0
