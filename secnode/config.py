@@ -74,7 +74,7 @@ class RPCSection(_Strict):
     )
     rate_limit_burst: float = Field(default=4_000.0, ge=1, description="bucket size, units")
     rpc_share: float = Field(
-        default=0.5, gt=0, le=1, description="most of the event loop's time RPC reads may take"
+        default=0.25, gt=0, le=1, description="most of the event loop's time RPC reads may take"
     )
 
     _listen = field_validator("listen")(classmethod(lambda cls, v: _check_host_port(v)))

@@ -70,7 +70,7 @@ LEAVES_PER_UNIT: Final = 16
 DEFAULT_MAX_REQUEST_COST: Final = 1_000
 DEFAULT_MAX_REPLY_BYTES: Final = 8 * 1024 * 1024
 DEFAULT_WORKER_THREADS: Final = 1
-DEFAULT_RPC_SHARE: Final = 0.5
+DEFAULT_RPC_SHARE: Final = 0.25
 """Most of the loop's time (and of the worker thread's) that RPC reads may take."""
 
 REPLY_BYTES_PER_STORED_BYTE: Final = 4
