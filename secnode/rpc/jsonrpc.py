@@ -245,6 +245,25 @@ class Dispatcher:
             return Reply(self.oversized(len(body)))
         if (error := self._rate_limited(client, 1, spend=False)) is not None:
             return self._refuse(error)
+        # Parsing, validating and pricing a body is RPC work on the loop too: it takes a turn.
+        async with self.turnstile.turn():
+            checked = self._parse_and_price(body, client)
+        if isinstance(checked, Reply):
+            return checked
+        entries, batch = checked
+        budget = ReplyBudget(self.limits.max_reply_bytes)
+        if not batch:
+            return Reply(await self._run(entries[0], budget))
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(self._run(entry, budget)) for entry in entries]
+        responses = [r for r in (task.result() for task in tasks) if r is not None]
+        return Reply(b"[" + b",".join(responses) + b"]" if responses else None)
+
+    def _parse_and_price(
+        self, body: bytes, client: str | None
+    ) -> Reply | tuple[list[_Prepared], bool]:
+        """The body's prepared entries and whether it is a batch, once it passed the cost
+        budget and the client paid for it; else the refusal."""
         try:
             message = json.loads(body, parse_constant=_reject_constant)
         except (ValueError, RecursionError) as exc:
@@ -268,13 +287,7 @@ class Dispatcher:
             return self._refuse(over_budget("cost", cost, self.limits.max_request_cost, what))
         if (error := self._rate_limited(client, cost, spend=True)) is not None:
             return self._refuse(error)
-        budget = ReplyBudget(self.limits.max_reply_bytes)
-        if not batch:
-            return Reply(await self._run(entries[0], budget))
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(self._run(entry, budget)) for entry in entries]
-        responses = [r for r in (task.result() for task in tasks) if r is not None]
-        return Reply(b"[" + b",".join(responses) + b"]" if responses else None)
+        return entries, batch
 
     def _prepare(self, request: Any) -> _Prepared:
         """Validate one request object and price it; a malformed one carries its error."""
