@@ -86,6 +86,22 @@ async def _wait_committed(
     raise RuntimeError(f"transaction {tx.hash.hex()} not committed within {limit_s:.0f} s")
 
 
+async def _wait_mempool(
+    session: aiohttp.ClientSession, urls: list[str], count: int, limit_s: float
+) -> None:
+    """Wait until every node holds at least `count` pending transactions (gossip is done)."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        sizes = [
+            (await rpc(session, url, _call("sec_status", {})))["result"]["mempool_size"]
+            for url in urls
+        ]
+        if min(sizes) >= count:
+            return
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"mempools did not reach {count} transactions within {limit_s:.0f} s")
+
+
 class Targets:
     """What the hostile client asks for: big blocks, committed hashes, orders, accounts."""
 
@@ -118,7 +134,11 @@ async def fill(
             for n in range(rounds)
             for i in range(accounts)
         ]
-        await _send_all(session, url, txs)
+        # Every account's first transaction last: until it arrives nothing is ready, then
+        # all of them are, and the primary proposes them as one big block.
+        await _send_all(session, url, txs[accounts:])
+        await _wait_mempool(session, cluster.rpc_urls, len(txs) - accounts, 60)
+        await _send_all(session, url, txs[:accounts])
         await _wait_committed(session, url, txs[-1], 60)
     buyer, arbiter = devnet.account_key("buyer1").address, devnet.account_key("arbiter").address
     orders = [
