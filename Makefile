@@ -30,6 +30,7 @@ bench: $(PY)
 	$(VENV)/bin/sec bench cluster
 	$(VENV)/bin/sec bench trust
 	$(VENV)/bin/sec bench p2p
+	$(VENV)/bin/sec bench rpc
 
 testnet: $(PY)
 	$(VENV)/bin/sec testnet

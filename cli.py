@@ -163,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_kinds.add_parser("p2p", help="encrypted transport vs a plain asyncio stream")
     bench_kinds.add_parser("cluster", help="4 local validators under load: tx/s, finality, CPU")
     bench_kinds.add_parser("trust", help="one trust epoch: 100k accounts, 1M attestations")
+    bench_kinds.add_parser("rpc", help="commit latency p50/p99 quiet vs a hostile RPC client")
     commands.add_parser("sim", help="deterministic PBFT fault simulator (sec sim --help)")
     genesis = commands.add_parser("genesis", help="create a network: genesis + node homes")
     genesis_commands = genesis.add_subparsers(
@@ -240,6 +241,7 @@ DELEGATED: dict[tuple[str, ...], str] = {
     ("bench", "p2p"): "p2p.bench:main",
     ("bench", "cluster"): "secnode.bench.cluster:main",
     ("bench", "trust"): "secnode.bench.trust:main",
+    ("bench", "rpc"): "secnode.bench.rpc_stress:main",
     ("sim",): "consensus.sim.runner:main",
     ("testnet", "restart"): "secnode.testnet:restart_main",
     ("nemesis",): "secnode.nemesis.runner:main",

@@ -10,6 +10,11 @@ Row layout (keys; all heights are 8-byte big-endian so they sort):
     b"M:head" -> encode([height, block hash]) b"M:genesis" -> genesis document hash
     b"P" + name -> consensus persistence records (opaque to the ledger)
 
+Read caches: decoded blocks and receipt lists are kept in small LRU caches (`BLOCK_CACHE_SIZE`
+entries each). A height's block and receipts never change once committed, so a cached entry is
+never stale; the caches are locked, so RPC worker threads may read blocks concurrently with the
+event loop (`decoded_blocks` counts real decodes, for tests and metrics).
+
 Invariant: `commit_block` writes a block, its certificate, receipts, index rows, its state
 changes and the new head in ONE atomic batch, so after a crash at any instant the store holds
 exactly the blocks up to `head` and the state as of `head` (checked by `open_chain`).
@@ -17,8 +22,10 @@ exactly the blocks up to `head` and the state as of `head` (checked by `open_cha
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from typing import Final, Protocol
+from typing import Final, Generic, Protocol, TypeVar
 
 from ledger.blocks import Block, BlockHeader, decode_block
 from ledger.certificates import CommitCertificate
@@ -29,6 +36,8 @@ from ledger.receipts import Receipt
 from ledger.state import State
 
 HEAD_KEY: Final = b"M:head"
+BLOCK_CACHE_SIZE: Final = 64
+"""Decoded blocks (and receipt lists) kept; a 2,000-transaction block is about 2 MB decoded."""
 GENESIS_KEY: Final = b"M:genesis"
 
 Batch = Sequence[tuple[bytes, bytes | None]]
@@ -42,7 +51,10 @@ class KeyValueStore(Protocol):
 
     def write(self, batch: Batch, *, sync: bool = True) -> None: ...
 
-    def iterate(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]: ...
+    def iterate(self, prefix: bytes, start: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """Rows whose key starts with `prefix`, in key order, from the first key >= `start`
+        (a seek: rows before `start` are not visited)."""
+        ...
 
     def close(self) -> None: ...
 
@@ -63,12 +75,44 @@ class MemoryStore:
             else:
                 self.rows[key] = value
 
-    def iterate(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        for key in sorted(k for k in self.rows if k.startswith(prefix)):
+    def iterate(self, prefix: bytes, start: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        keys = sorted(k for k in self.rows if k.startswith(prefix))
+        for key in keys if start is None else (k for k in keys if k >= start):
             yield key, self.rows[key]
 
     def close(self) -> None:
         pass
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class LruCache(Generic[K, V]):
+    """A bounded, thread-safe least-recently-used map."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._entries: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            value = self._entries.get(key)
+            if value is not None:
+                self._entries.move_to_end(key)
+            return value
+
+    def put(self, key: K, value: V) -> None:
+        with self._lock:
+            self._entries[key] = value
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.capacity:
+                self._entries.popitem(last=False)
+
+    def discard(self, key: K) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
 
 
 def _height_key(prefix: bytes, height: int) -> bytes:
@@ -80,6 +124,10 @@ class ChainStore:
 
     def __init__(self, kv: KeyValueStore) -> None:
         self.kv = kv
+        self._blocks: LruCache[int, Block] = LruCache(BLOCK_CACHE_SIZE)
+        self._receipts: LruCache[int, tuple[Receipt, ...]] = LruCache(BLOCK_CACHE_SIZE)
+        self.decoded_blocks = 0
+        """Blocks decoded from their stored bytes so far (cache misses of `get_block`)."""
 
     # --- writing ----------------------------------------------------------------------------
 
@@ -108,6 +156,8 @@ class ChainStore:
         batch.extend(extra)
         batch.append((HEAD_KEY, encode([height, block_hash])))
         self.kv.write(batch, sync=True)
+        self._blocks.discard(height)
+        self._receipts.discard(height)
 
     def put_records(self, records: Batch) -> None:
         """Durably write consensus persistence rows (keys are prefixed with b"P")."""
@@ -127,8 +177,30 @@ class ChainStore:
         return height
 
     def get_block(self, height: int) -> Block | None:
+        """The committed block at `height` (decoded once, then served from the LRU cache)."""
+        block = self._blocks.get(height)
+        if block is not None:
+            return block
         raw = self.kv.get(_height_key(b"B", height))
-        return None if raw is None else decode_block(raw)
+        if raw is None:
+            return None
+        block = decode_block(raw)
+        self.decoded_blocks += 1
+        self._blocks.put(height, block)
+        return block
+
+    def cached_block(self, height: int) -> Block | None:
+        """The block at `height` if it is decoded already (never reads the database)."""
+        return self._blocks.get(height)
+
+    def stored_size(self, height: int) -> int | None:
+        """Bytes of the stored block plus its receipts (None if there is no such block): what a
+        reply about the whole block is proportional to, known without decoding anything."""
+        block = self.kv.get(_height_key(b"B", height))
+        if block is None:
+            return None
+        receipts = self.kv.get(_height_key(b"R", height))
+        return len(block) + (0 if receipts is None else len(receipts))
 
     def get_block_bytes(self, height: int) -> bytes | None:
         return self.kv.get(_height_key(b"B", height))
@@ -145,8 +217,15 @@ class ChainStore:
         return None if raw is None else CommitCertificate.from_wire(decode(raw))
 
     def get_receipts(self, height: int) -> list[Receipt] | None:
+        cached = self._receipts.get(height)
+        if cached is not None:
+            return list(cached)
         raw = self.kv.get(_height_key(b"R", height))
-        return None if raw is None else [Receipt.from_wire(r) for r in decode(raw)]
+        if raw is None:
+            return None
+        receipts = tuple(Receipt.from_wire(r) for r in decode(raw))
+        self._receipts.put(height, receipts)
+        return list(receipts)
 
     def height_of_block(self, block_hash: bytes) -> int | None:
         raw = self.kv.get(b"H" + block_hash)
@@ -163,10 +242,14 @@ class ChainStore:
     def load_state_rows(self) -> dict[bytes, bytes]:
         return {key[1:]: value for key, value in self.kv.iterate(b"S")}
 
-    def state_rows(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+    def state_rows(
+        self, prefix: bytes, after: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
         """Committed state entries whose key starts with `prefix`, in key order (as of the
-        head; for queries such as listing an account's orders, not for execution)."""
-        for key, value in self.kv.iterate(b"S" + prefix):
+        head; for queries such as listing an account's orders, not for execution). With `after`,
+        only keys prefix + s with s > `after`, found by a seek (earlier rows are not read)."""
+        start = None if after is None else b"S" + prefix + after + b"\x00"
+        for key, value in self.kv.iterate(b"S" + prefix, start):
             yield key[1:], value
 
     def close(self) -> None:

@@ -42,9 +42,17 @@ class LevelDBStore:
                 else:
                     writer.put(key, value)
 
-    def iterate(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        with self._db.iterator(prefix=prefix) as iterator:
-            yield from iterator
+    def iterate(self, prefix: bytes, start: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        if start is None:
+            with self._db.iterator(prefix=prefix) as iterator:
+                yield from iterator
+            return
+        # plyvel takes prefix or a range, not both: seek to `start`, stop when the prefix ends.
+        with self._db.iterator(start=max(start, prefix)) as iterator:
+            for key, value in iterator:
+                if not key.startswith(prefix):
+                    return
+                yield key, value
 
     def close(self) -> None:
         if not self._db.closed:

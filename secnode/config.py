@@ -67,6 +67,17 @@ class RPCSection(_Strict):
     listen: str = Field(default="127.0.0.1:8545", description="HOST:PORT of JSON-RPC/HTTP")
     max_body_bytes: int = Field(default=2 << 20, ge=1024, le=64 << 20)
     max_batch: int = Field(default=100, ge=1, le=10_000)
+    max_request_cost: int = Field(
+        default=1_000, ge=1, le=10**9, description="cost units one call or batch may need"
+    )
+    max_reply_bytes: int = Field(default=8 << 20, ge=64 << 10, le=1 << 30)
+    rate_limit_per_s: float = Field(
+        default=2_000.0, ge=0, description="cost units per second per client IP (0: off)"
+    )
+    rate_limit_burst: float = Field(default=4_000.0, ge=1, description="bucket size, units")
+    rpc_share: float = Field(
+        default=0.25, gt=0, le=1, description="most of the event loop's time RPC reads may take"
+    )
 
     _listen = field_validator("listen")(classmethod(lambda cls, v: _check_host_port(v)))
 

@@ -232,6 +232,11 @@ class Node:
             RpcConfig(
                 max_body_bytes=self.config.rpc.max_body_bytes,
                 max_batch_size=self.config.rpc.max_batch,
+                max_request_cost=self.config.rpc.max_request_cost,
+                max_reply_bytes=self.config.rpc.max_reply_bytes,
+                rate_limit_per_s=self.config.rpc.rate_limit_per_s,
+                rate_limit_burst=self.config.rpc.rate_limit_burst,
+                rpc_share=self.config.rpc.rpc_share,
             ),
         )
         try:

@@ -84,7 +84,28 @@ BUSY: Final = ErrorCode(
     "too many requests are already waiting for commits; retry, or wait for the mempool only",
     '{"limit"}',
 )
-APPLICATION_ERRORS: Final = (NOT_FOUND, REJECTED, TIMEOUT, TOO_LARGE, BUSY)
+OVER_BUDGET: Final = ErrorCode(
+    -32005,
+    "over_budget",
+    "the call or batch would exceed a work budget: `cost` units (checked before running) or "
+    "`reply_bytes` (a reply is refused before it is built when its size is known in advance)",
+    '{"budget", "limit", "amount"}',
+)
+RATE_LIMITED: Final = ErrorCode(
+    -32006,
+    "rate_limited",
+    "this client (remote IP) spent its cost units; retry after `retry_after_s` (HTTP 429)",
+    '{"limit_per_s", "burst", "retry_after_s"}',
+)
+APPLICATION_ERRORS: Final = (
+    NOT_FOUND,
+    REJECTED,
+    TIMEOUT,
+    TOO_LARGE,
+    BUSY,
+    OVER_BUDGET,
+    RATE_LIMITED,
+)
 ALL_ERRORS: Final = (*STANDARD_ERRORS, INTERNAL_ERROR, *APPLICATION_ERRORS)
 
 MEMPOOL_REASONS: Final = (
@@ -176,6 +197,26 @@ def busy(limit: int) -> RpcError:
         BUSY,
         f"{limit} requests are already waiting for commits; retry later or use wait=mempool",
         {"limit": limit},
+    )
+
+
+def over_budget(budget: str, amount: int, limit: int, what: str = "call") -> RpcError:
+    """E.g. over_budget("cost", 5000, 1000, "batch"): `budget` is "cost" (units) or
+    "reply_bytes"; `what` names what was priced (call, batch, reply)."""
+    unit = "bytes" if budget == "reply_bytes" else "cost units"
+    return RpcError(
+        OVER_BUDGET,
+        f"{budget} budget exceeded: the {what} needs {amount} {unit}, the limit is {limit} {unit}",
+        {"budget": budget, "limit": limit, "amount": amount},
+    )
+
+
+def rate_limited(limit_per_s: float, burst: float, retry_after_s: float) -> RpcError:
+    return RpcError(
+        RATE_LIMITED,
+        f"rate limit of {limit_per_s:g} cost units/s (burst {burst:g}) exceeded for this client; "
+        f"retry after {retry_after_s:.3f} s",
+        {"limit_per_s": limit_per_s, "burst": burst, "retry_after_s": retry_after_s},
     )
 
 

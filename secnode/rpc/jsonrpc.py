@@ -17,6 +17,14 @@ Theory of operation:
 * Params are validated by the method's strict pydantic model: an object by name, an array by
   position in the model's field order. Failures are invalid params (-32602) naming the field.
 * Notifications are executed; their results and errors are dropped.
+* Budgets (secnode.rpc.budget): every entry is validated and priced in cost units before any
+  runs; a call or batch over `Limits.max_request_cost` is refused whole (over_budget, id null).
+  The cost is then charged to the client's token bucket (secnode.rpc.ratelimit; rate_limited
+  with retry_after_s when it is empty). Responses are counted as they are encoded; one that
+  would push the reply past `Limits.max_reply_bytes` is replaced by an over_budget error.
+  Error responses are not counted (at most `max_batch_size` of them, each small).
+* Calls that do not wait for a commit take turns on the event loop (`Turnstile`): one call
+  per loop turn, so a batch never holds the loop for longer than its slowest call.
 * Every call is reported to the `observe(method, outcome)` hook once; method is the method
   name if it exists, "unknown" if not, "none" if the request had no usable method, so the
   label set stays bounded.
@@ -27,21 +35,38 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 from pydantic import BaseModel, ValidationError
 
+from secnode.rpc.budget import (
+    BODY_BYTES_PER_UNIT,
+    DEFAULT_MAX_REPLY_BYTES,
+    DEFAULT_MAX_REQUEST_COST,
+    INVALID_ENTRY_COST,
+    CallReply,
+    ReplyBudget,
+    Turnstile,
+    Worker,
+    call_cost,
+    current_call,
+)
 from secnode.rpc.errors import (
     RpcError,
+    internal_error,
     invalid_params,
     invalid_request,
     method_not_found,
+    over_budget,
     parse_error,
+    rate_limited,
     to_rpc_error,
     too_large,
 )
+from secnode.rpc.ratelimit import RateLimiter
 
 log = logging.getLogger("secnode.rpc")
 
@@ -67,6 +92,10 @@ class Method:
     """Implementation: a validated params instance -> a result instance."""
     errors: tuple[int, ...] = ()
     """Application error codes this method may return (for rpc.discover)."""
+    heavy: bool = False
+    """Its result may be big: it is serialized in a worker thread, off the event loop."""
+    waits: bool = False
+    """It may wait for consensus (a commit): it runs outside the `Turnstile`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +106,10 @@ class Limits:
     """Largest request body; a transaction is at most 32 KiB of hex."""
     max_batch_size: int = 100
     """Most calls in one batch."""
+    max_request_cost: int = DEFAULT_MAX_REQUEST_COST
+    """Most cost units one call or batch (the sum) may need (secnode.rpc.budget)."""
+    max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES
+    """Largest response body (a batch's responses together)."""
 
 
 Observer = Callable[[str, str], None]
@@ -131,14 +164,50 @@ def _bind_params(method: Method, params: Any) -> BaseModel:
         raise invalid_params(validation_problems(exc)) from None
 
 
+@dataclass(slots=True)
+class _Prepared:
+    """One request object, validated but not run."""
+
+    request_id: Any
+    """Its id, or _ABSENT for a notification."""
+    label: str
+    """The method label for the observe hook (bounded set)."""
+    method: Method | None = None
+    params: BaseModel | None = None
+    error: RpcError | None = None
+    cost: int = INVALID_ENTRY_COST
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What to send back for one body."""
+
+    body: bytes | None
+    """The JSON-RPC response body, or None when nothing must be sent."""
+    retry_after_s: float | None = None
+    """Set when the client was rate limited (HTTP 429 with Retry-After)."""
+
+
 class Dispatcher:
     """Runs JSON-RPC bodies against a method table (see the module docstring)."""
 
     def __init__(
-        self, methods: Mapping[str, Method], limits: Limits, observe: Observer | None = None
+        self,
+        methods: Mapping[str, Method],
+        limits: Limits,
+        observe: Observer | None = None,
+        *,
+        limiter: RateLimiter | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        worker: Worker | None = None,
+        turnstile: Turnstile | None = None,
     ) -> None:
         self.methods = methods
         self.limits = limits
+        self.limiter = limiter
+        self.worker = worker or Worker()
+        self.turnstile = turnstile or Turnstile()
+        self._clock = clock
         self._observe = observe or (lambda method, outcome: None)
 
     def oversized(self, size: int) -> bytes:
@@ -148,67 +217,158 @@ class Dispatcher:
         return encode_json(error_response(error))
 
     async def handle(self, body: bytes) -> bytes | None:
+        """The response body for `body` from an anonymous client (never rate limited)."""
+        return (await self.respond(body, None)).body
+
+    def _refuse(self, error: RpcError) -> Reply:
+        self._observe("none", error.name)
+        retry = error.data.get("retry_after_s") if isinstance(error.data, dict) else None
+        return Reply(encode_json(error_response(error)), retry)
+
+    def _rate_limited(self, client: str | None, cost: int, *, spend: bool) -> RpcError | None:
+        if self.limiter is None or client is None:
+            return None
+        check = self.limiter.take if spend else self.limiter.retry_after
+        wait = check(client, cost, self._clock())
+        if wait is None:
+            return None
+        limit = self.limiter.limit
+        return rate_limited(limit.rate_per_s, limit.burst, wait)
+
+    async def respond(self, body: bytes, client: str | None) -> Reply:
+        """Answer `body` sent by `client` (its remote address; None: not rate limited).
+
+        Order of checks: body size, rate limit (one unit, before parsing), parse, batch size,
+        cost budget (the sum over the batch, before anything runs), rate limit (the cost).
+        """
         if len(body) > self.limits.max_body_bytes:
-            return self.oversized(len(body))
+            return Reply(self.oversized(len(body)))
+        if (error := self._rate_limited(client, 1, spend=False)) is not None:
+            return self._refuse(error)
+        # Parsing, validating and pricing a body is RPC work on the loop too: it takes a turn.
+        async with self.turnstile.turn():
+            checked = self._parse_and_price(body, client)
+        if isinstance(checked, Reply):
+            return checked
+        entries, batch = checked
+        budget = ReplyBudget(self.limits.max_reply_bytes)
+        if not batch:
+            return Reply(await self._run(entries[0], budget))
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(self._run(entry, budget)) for entry in entries]
+        responses = [r for r in (task.result() for task in tasks) if r is not None]
+        return Reply(b"[" + b",".join(responses) + b"]" if responses else None)
+
+    def _parse_and_price(
+        self, body: bytes, client: str | None
+    ) -> Reply | tuple[list[_Prepared], bool]:
+        """The body's prepared entries and whether it is a batch, once it passed the cost
+        budget and the client paid for it; else the refusal."""
         try:
             message = json.loads(body, parse_constant=_reject_constant)
         except (ValueError, RecursionError) as exc:
-            self._observe("none", "parse_error")
+            # A refused body still cost the parse: it is charged, so garbage is not free.
+            self._rate_limited(client, 1 + len(body) // BODY_BYTES_PER_UNIT, spend=True)
             reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-            return encode_json(error_response(parse_error(reason)))
-        if isinstance(message, list):
-            return await self._handle_batch(message)
-        response = await self._handle_one(message)
-        return None if response is None else encode_json(response)
+            return self._refuse(parse_error(reason))
+        batch = isinstance(message, list)
+        if batch and not message:
+            return self._refuse(invalid_request("empty batch"))
+        if batch and len(message) > self.limits.max_batch_size:
+            return self._refuse(
+                too_large("batch", len(message), self.limits.max_batch_size, "calls")
+            )
+        entries = [self._prepare(entry) for entry in (message if batch else [message])]
+        cost = sum(entry.cost for entry in entries)
+        if cost > self.limits.max_request_cost:
+            # Charged for the validation it took (one unit an entry), not for what it asked.
+            self._rate_limited(client, len(entries) * INVALID_ENTRY_COST, spend=True)
+            what = "batch" if batch else "call"
+            return self._refuse(over_budget("cost", cost, self.limits.max_request_cost, what))
+        if (error := self._rate_limited(client, cost, spend=True)) is not None:
+            return self._refuse(error)
+        return entries, batch
 
-    async def _handle_batch(self, batch: list[Any]) -> bytes | None:
-        if not batch:
-            self._observe("none", "invalid_request")
-            return encode_json(error_response(invalid_request("empty batch")))
-        if len(batch) > self.limits.max_batch_size:
-            self._observe("none", "too_large")
-            error = too_large("batch", len(batch), self.limits.max_batch_size, "calls")
-            return encode_json(error_response(error))
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(self._handle_one(entry)) for entry in batch]
-        responses = [r for r in (task.result() for task in tasks) if r is not None]
-        return encode_json(responses) if responses else None
-
-    async def _handle_one(self, request: Any) -> dict[str, Any] | None:
-        """One request object -> its response, or None for a notification."""
+    def _prepare(self, request: Any) -> _Prepared:
+        """Validate one request object and price it; a malformed one carries its error."""
         request_id = request.get("id", _ABSENT) if isinstance(request, dict) else _ABSENT
-        reply_id = request_id if request_id is not _ABSENT and _is_valid_id(request_id) else None
         try:
             method_name, params = _parse_request(request)
         except RpcError as exc:
             name = request.get("method") if isinstance(request, dict) else None
-            self._observe(
-                name if isinstance(name, str) and name in self.methods else "none", exc.name
+            label = name if isinstance(name, str) and name in self.methods else "none"
+            reply_id = (
+                request_id if request_id is not _ABSENT and _is_valid_id(request_id) else None
             )
-            return error_response(exc, reply_id)
+            return _Prepared(reply_id, label, error=exc)
         method = self.methods.get(method_name)
+        if method is None:
+            return _Prepared(request_id, "unknown", error=method_not_found(method_name))
         try:
-            if method is None:
-                raise method_not_found(method_name)
-            result = await method.call(_bind_params(method, params))
-            payload = result.model_dump(mode="json")
+            bound = _bind_params(method, params)
         except RpcError as exc:
-            error = exc
+            return _Prepared(request_id, method_name, method, error=exc)
+        return _Prepared(request_id, method_name, method, bound, cost=call_cost(method_name, bound))
+
+    async def _run(self, entry: _Prepared, budget: ReplyBudget) -> bytes | None:
+        """Run one prepared request -> its encoded response, or None for a notification."""
+        call = CallReply(budget)
+        token = current_call.set(call)
+        try:
+            outcome = entry.error or await self._call(entry, call)
+        finally:
+            current_call.reset(token)
+        if outcome is None or isinstance(outcome, bytes):
+            return outcome
+        error = outcome
+        self._observe(entry.label, error.name)
+        if entry.request_id is _ABSENT:
+            return None
+        return encode_json(error_response(error, entry.request_id))
+
+    async def _call(self, entry: _Prepared, call: CallReply) -> bytes | RpcError | None:
+        """The encoded success response, or the error to answer with."""
+        method, params = entry.method, entry.params
+        if method is None or params is None:
+            return internal_error()
+        try:
+            if method.waits:
+                payload = await self._run_method(method, params)
+            else:
+                async with self.turnstile.turn():
+                    payload = await self._run_method(method, params)
+        except RpcError as exc:
+            return exc
         except Exception as exc:
             # The top of the per-request driver: an unexpected failure answers internal_error
             # instead of a 500 with a traceback, and is logged with its traceback here.
             error = to_rpc_error(exc)
             if error.name == "internal_error":
-                log.exception("RPC %s failed", method_name)
-        else:
-            self._observe(method_name, "ok")
-            if request_id is _ABSENT:
-                return None
-            return {"jsonrpc": "2.0", "result": payload, "id": request_id}
-        self._observe(method_name if method is not None else "unknown", error.name)
-        if request_id is _ABSENT:
+                log.exception("RPC %s failed", entry.label)
+            return error
+        if entry.request_id is _ABSENT:
+            call.settle(0)
+            self._observe(entry.label, "ok")
             return None
-        return error_response(error, request_id)
+        response = b'{"jsonrpc":"2.0","result":%b,"id":%b}' % (
+            payload,
+            encode_json(entry.request_id),
+        )
+        if not call.settle(len(response)):
+            budget = call.budget
+            return over_budget("reply_bytes", budget.used + len(response), budget.limit, "reply")
+        self._observe(entry.label, "ok")
+        return response
+
+    async def _run_method(self, method: Method, params: BaseModel) -> bytes:
+        result = await method.call(params)
+        if method.heavy:
+            return await self.worker.run(lambda: _encode_result(result))
+        return _encode_result(result)
+
+
+def _encode_result(result: BaseModel) -> bytes:
+    return encode_json(result.model_dump(mode="json"))
 
 
 def _json_type(value: Any) -> str:
@@ -251,6 +411,7 @@ __all__ = [
     "Dispatcher",
     "Limits",
     "Method",
+    "Reply",
     "Observer",
     "encode_json",
     "error_response",

@@ -20,13 +20,15 @@ from ledger.blocks import Block
 from ledger.encoding import decode
 from ledger.errors import DecodeError, MalformedTransaction, StoreError
 from ledger.keys import format_address, parse_address
-from ledger.merkle import inclusion_proof, leaf_hash
+from ledger.merkle import leaf_hash, node_hash
 from ledger.receipts import Receipt
 from ledger.schema import to_wire
+from ledger.store import LruCache
 from ledger.transactions import decode_transaction
 from secnode import jsonview
 from secnode.mempool import MempoolRejected
 from secnode.rpc import models as m
+from secnode.rpc.budget import REPLY_BYTES_PER_STORED_BYTE, Worker, reserve_reply_bytes
 from secnode.rpc.errors import (
     BUSY,
     NOT_FOUND,
@@ -47,17 +49,24 @@ from secnode.rpc.view import NodeView
 DEFAULT_MAX_COMMIT_WAITERS: Final = 256
 MAX_ORDERS_EXAMINED: Final = 1_000
 """sec_listOrders looks at most this many index entries per call (a filtered page may be short)."""
+TREE_CACHE_SIZE: Final = 64
+"""Blocks whose transaction Merkle tree (every level) is kept for inclusion proofs."""
 
 
 class RpcMethods:
     """Method implementations bound to one node view."""
 
     def __init__(
-        self, view: NodeView, max_commit_waiters: int = DEFAULT_MAX_COMMIT_WAITERS
+        self,
+        view: NodeView,
+        max_commit_waiters: int = DEFAULT_MAX_COMMIT_WAITERS,
+        worker: Worker | None = None,
     ) -> None:
         self.view = view
         self.max_commit_waiters = max_commit_waiters
+        self.worker = worker or Worker()
         self._waiting = 0
+        self._trees: LruCache[bytes, tuple[tuple[bytes, ...], ...]] = LruCache(TREE_CACHE_SIZE)
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -72,6 +81,27 @@ class RpcMethods:
         if block is None:
             raise not_found("block", str(height))
         return block
+
+    async def _block_off_loop(self, height: int) -> Block:
+        """The block at `height`; a cache miss is decoded in a worker thread (a committed
+        block never changes, so the thread reads nothing the loop mutates)."""
+        block = self.view.store.cached_block(height)
+        if block is None:
+            store = self.view.store
+            block = await self.worker.run(lambda: store.get_block(height))
+        if block is None:
+            raise not_found("block", str(height))
+        return block
+
+    def _tree(self, block: Block) -> tuple[tuple[bytes, ...], ...]:
+        """Every level of the block's transaction tree, built once per block (n - 1 hashes), so
+        each later inclusion proof costs log n look-ups instead of n hashes."""
+        key = block.hash()
+        tree = self._trees.get(key)
+        if tree is None:
+            tree = tree_levels([leaf_hash(t.encoded) for t in block.transactions])
+            self._trees.put(key, tree)
+        return tree
 
     def _receipt(self, height: int, index: int) -> Receipt:
         receipts = self.view.store.get_receipts(height)
@@ -166,15 +196,15 @@ class RpcMethods:
                 raw=pending.encoded.hex(),
             )
         height, index = location
-        block = self._block(height)
+        block = await self._block_off_loop(height)
         if index >= len(block.transactions) or block.transactions[index].hash != tx_hash:
             raise StoreError(
                 f"transaction index row for {tx_hash.hex()} does not match block {height}"
             )
         tx = block.transactions[index]
-        leaves = [leaf_hash(t.encoded) for t in block.transactions]
+        tree = self._tree(block)
         proof = jsonview.inclusion_proof_json(
-            index, len(leaves), leaves[index], inclusion_proof(leaves, index), block.header.tx_root
+            index, len(tree[0]), tree[0][index], path_from_levels(tree, index), block.header.tx_root
         )
         return m.TransactionResult(
             hash=tx_hash.hex(),
@@ -195,18 +225,24 @@ class RpcMethods:
                 raise not_found("block", params.hash.lower())
         else:
             height = self._existing_height(params.height)
-        block = self._block(height)
-        result: dict[str, Any] = {
-            "hash": block.hash().hex(),
-            "header": jsonview.header_json(block.header),
-            "tx_count": len(block.transactions),
-            "tx_hashes": [tx.hash.hex() for tx in block.transactions],
-        }
-        if params.full:
-            receipts = self.view.store.get_receipts(height) or []
-            result["transactions"] = [jsonview.transaction_json(tx) for tx in block.transactions]
-            result["receipts"] = [jsonview.receipt_json(r) for r in receipts]
-        return m.BlockResult.model_validate(result)
+        if not params.full:
+            return _block_result(await self._block_off_loop(height), None)
+        stored = self.view.store.stored_size(height)
+        if stored is None:
+            raise not_found("block", str(height))
+        # Refuse before building: the reply is proportional to the stored bytes.
+        reserve_reply_bytes(stored * REPLY_BYTES_PER_STORED_BYTE)
+        store = self.view.store
+
+        def build() -> m.BlockResult:
+            # Worker thread: reads only the committed block and receipts of `height`, which
+            # never change once committed (chosen on the loop above).
+            block = store.get_block(height)
+            if block is None:
+                raise StoreError(f"block {height} vanished from the store")
+            return _block_result(block, store.get_receipts(height) or [])
+
+        return await self.worker.run(build)
 
     async def get_commit(self, params: m.HeightParams) -> m.CommitResult:
         height = self._existing_height(params.height)
@@ -304,10 +340,9 @@ class RpcMethods:
         examined = 0
         last = b""
         next_cursor: str | None = None
-        for key, value in self.view.store.state_rows(prefix):
+        # Seek straight past the cursor: a deep page costs what a first page costs.
+        for key, value in self.view.store.state_rows(prefix, after=cursor):
             order_id = key[len(prefix) :]
-            if cursor is not None and order_id <= cursor:
-                continue
             if len(entries) == params.limit or examined == MAX_ORDERS_EXAMINED:
                 next_cursor = last.hex()
                 break
@@ -331,6 +366,46 @@ class RpcMethods:
                 "height": height,
             }
         )
+
+
+def tree_levels(leaves: list[bytes]) -> tuple[tuple[bytes, ...], ...]:
+    """The levels of the RFC 6962 tree over `leaves`, leaves first, root last: neighbours are
+    paired and an odd last node is carried up unchanged, which builds exactly the RFC's
+    left-balanced tree (ledger.merkle.merkle_root does the same)."""
+    levels = [tuple(leaves)]
+    while len(levels[-1]) > 1:
+        level = levels[-1]
+        paired = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            paired.append(level[-1])
+        levels.append(tuple(paired))
+    return tuple(levels)
+
+
+def path_from_levels(levels: tuple[tuple[bytes, ...], ...], index: int) -> list[bytes]:
+    """RFC 6962 §2.1.1 PATH(index) read off `tree_levels` (equal to ledger.merkle's
+    inclusion_proof): the sibling at each level, skipped where a carried-up node has none."""
+    path = []
+    for level in levels[:-1]:
+        sibling = index ^ 1
+        if sibling < len(level):
+            path.append(level[sibling])
+        index //= 2
+    return path
+
+
+def _block_result(block: Block, receipts: list[Receipt] | None) -> m.BlockResult:
+    """sec_getBlock's reply; with `receipts` (full) it holds every transaction and receipt."""
+    result: dict[str, Any] = {
+        "hash": block.hash().hex(),
+        "header": jsonview.header_json(block.header),
+        "tx_count": len(block.transactions),
+        "tx_hashes": [tx.hash.hex() for tx in block.transactions],
+    }
+    if receipts is not None:
+        result["transactions"] = [jsonview.transaction_json(tx) for tx in block.transactions]
+        result["receipts"] = [jsonview.receipt_json(r) for r in receipts]
+    return m.BlockResult.model_validate(result)
 
 
 def _decode_order(raw: bytes, order_id: bytes) -> Order:
@@ -429,10 +504,13 @@ _DESCRIPTIONS: Final[dict[str, tuple[str, str]]] = {
 
 
 def method_table(
-    view: NodeView, max_commit_waiters: int = DEFAULT_MAX_COMMIT_WAITERS
+    view: NodeView,
+    max_commit_waiters: int = DEFAULT_MAX_COMMIT_WAITERS,
+    worker: Worker | None = None,
 ) -> dict[str, Method]:
-    """Every method by name, `rpc.discover` included (its document is built once)."""
-    impl = RpcMethods(view, max_commit_waiters)
+    """Every method by name, `rpc.discover` included (its document is built once). `worker`
+    runs heavy work off the event loop (share the dispatcher's, so one cap holds for both)."""
+    impl = RpcMethods(view, max_commit_waiters, worker)
     specs: list[tuple[str, type[Any], type[Any], Any, tuple[int, ...]]] = [
         ("sec_status", m.NoParams, m.StatusResult, impl.status, ()),
         (
@@ -471,7 +549,8 @@ def method_table(
     table: dict[str, Method] = {}
     for name, params, result, call, errors in specs:
         summary, description = _DESCRIPTIONS[name]
-        table[name] = Method(name, summary, description, params, result, call, errors)
+        heavy, waits = name == "sec_getBlock", name == "sec_sendTransaction"
+        table[name] = Method(name, summary, description, params, result, call, errors, heavy, waits)
     table.update(trust_method_table(view))
     table.update(validator_method_table(view))
     document: dict[str, Any] = {}

@@ -3,7 +3,9 @@
 `make_app` wires a `Dispatcher` over the method table of a `NodeView` into an aiohttp app;
 `start_rpc_server` binds it. HTTP statuses: 200 with a JSON-RPC body for every call or batch
 that has a response (JSON-RPC errors included), 204 when there is nothing to answer (only
-notifications), 413 with a JSON-RPC `too_large` error body when the body exceeds the cap.
+notifications), 413 with a JSON-RPC `too_large` error body when the body exceeds the cap, 429
+with a `rate_limited` error body and a Retry-After header when the client (keyed by remote IP)
+has spent its cost units (secnode.rpc.ratelimit; docs/rpc.md "Budgets and rate limits").
 
 Invariants: a body is never buffered beyond `max_body_bytes` + one read chunk (the declared
 Content-Length is checked first, then the (decompressed) stream is counted while read; aiohttp
@@ -15,6 +17,7 @@ failure with a JSON-RPC error).
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import Final
 
@@ -22,8 +25,18 @@ import aiohttp
 from aiohttp import web
 
 from secnode.metrics import CONTENT_TYPE, Metrics
+from secnode.rpc.budget import (
+    DEFAULT_MAX_REPLY_BYTES,
+    DEFAULT_MAX_REQUEST_COST,
+    DEFAULT_RPC_SHARE,
+    DEFAULT_WORKER_THREADS,
+    DutyCycle,
+    Turnstile,
+    Worker,
+)
 from secnode.rpc.jsonrpc import Dispatcher, Limits
 from secnode.rpc.methods import DEFAULT_MAX_COMMIT_WAITERS, method_table
+from secnode.rpc.ratelimit import DEFAULT_BURST, DEFAULT_RATE_PER_S, RateLimit, RateLimiter
 from secnode.rpc.view import NodeView
 
 log = logging.getLogger("secnode.rpc")
@@ -43,6 +56,18 @@ class RpcConfig:
     """Most calls in one batch."""
     max_commit_waiters: int = DEFAULT_MAX_COMMIT_WAITERS
     """Most sec_sendTransaction calls waiting for commit at once (then `busy`)."""
+    max_request_cost: int = DEFAULT_MAX_REQUEST_COST
+    """Most cost units one call or batch may need (then `over_budget`)."""
+    max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES
+    """Largest response body (then `over_budget` for the call that would pass it)."""
+    rate_limit_per_s: float = DEFAULT_RATE_PER_S
+    """Cost units each client (remote IP) earns per second; 0 disables the limit."""
+    rate_limit_burst: float = DEFAULT_BURST
+    """Cost units a client may spend at once."""
+    worker_threads: int = DEFAULT_WORKER_THREADS
+    """Threads that serialize heavy replies (full blocks) off the event loop."""
+    rpc_share: float = DEFAULT_RPC_SHARE
+    """Most of the event loop's time (and of the worker thread's) RPC reads may take."""
 
 
 async def _read_capped(request: web.Request, cap: int) -> bytes | int:
@@ -63,10 +88,19 @@ async def _read_capped(request: web.Request, cap: int) -> bytes | int:
 def make_app(view: NodeView, metrics: Metrics, config: RpcConfig | None = None) -> web.Application:
     """The node's HTTP application (routes in the module docstring)."""
     config = config or RpcConfig()
+    worker = Worker(config.worker_threads, DutyCycle(config.rpc_share))
     dispatcher = Dispatcher(
-        method_table(view, config.max_commit_waiters),
-        Limits(config.max_body_bytes, config.max_batch_size),
+        method_table(view, config.max_commit_waiters, worker),
+        Limits(
+            config.max_body_bytes,
+            config.max_batch_size,
+            config.max_request_cost,
+            config.max_reply_bytes,
+        ),
         observe=metrics.record_rpc,
+        limiter=RateLimiter(RateLimit(config.rate_limit_per_s, config.rate_limit_burst)),
+        worker=worker,
+        turnstile=Turnstile(DutyCycle(config.rpc_share)),
     )
 
     async def rpc(request: web.Request) -> web.Response:
@@ -82,10 +116,18 @@ def make_app(view: NodeView, metrics: Metrics, config: RpcConfig | None = None) 
             )
             refusal.force_close()  # aiohttp drains the rest (bounded in time), then hangs up
             return refusal
-        reply = await dispatcher.handle(body)
-        if reply is None:
+        reply = await dispatcher.respond(body, request.remote or "unknown")
+        if reply.retry_after_s is not None:
+            retry_after = str(max(1, math.ceil(reply.retry_after_s)))
+            return web.Response(
+                status=429,
+                body=reply.body,
+                content_type="application/json",
+                headers={"Retry-After": retry_after},
+            )
+        if reply.body is None:
             return web.Response(status=204)
-        return web.Response(body=reply, content_type="application/json")
+        return web.Response(body=reply.body, content_type="application/json")
 
     async def health(request: web.Request) -> web.Response:
         status = view.status()
