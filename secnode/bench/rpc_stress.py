@@ -30,11 +30,13 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from ledger.genesis import load_genesis
 from ledger.keys import format_address
 from ledger.transactions import (
     OrderCreate,
@@ -55,7 +57,19 @@ from secnode.bench.cluster import (
 )
 
 HOSTILE_ADDRESS = "127.0.0.2"
-CHAIN = "sec-devnet"
+
+
+@dataclass(frozen=True)
+class Network:
+    """What every signature of this bench binds: the cluster's chain id and genesis hash."""
+
+    chain_id: str
+    genesis_hash: bytes
+
+    @classmethod
+    def of(cls, cluster: Cluster) -> Network:
+        genesis = load_genesis(cluster.directory / "genesis.json")
+        return cls(genesis.chain_id, genesis.document_hash())
 
 
 def _call(method: str, params: dict[str, Any], request_id: int = 1) -> dict[str, Any]:
@@ -119,6 +133,7 @@ async def fill(
 ) -> tuple[Targets, int]:
     """Commit big transfer blocks and the merchant's orders; return targets and next nonces."""
     url = cluster.rpc_urls[-1]
+    network = Network.of(cluster)
     targets = Targets()
     accounts = args.accounts
     rounds = max(1, args.block_txs // accounts)
@@ -126,10 +141,11 @@ async def fill(
         txs = [
             sign_transaction(
                 bench_key(i),
-                CHAIN,
+                network.chain_id,
                 block * rounds + n,
                 "credit.transfer",
                 Transfer(bench_key((i + 1) % accounts).address, 1),
+                genesis_hash=network.genesis_hash,
             )
             for n in range(rounds)
             for i in range(accounts)
@@ -144,10 +160,11 @@ async def fill(
     orders = [
         sign_transaction(
             devnet.account_key("merchant1"),
-            CHAIN,
+            network.chain_id,
             n,
             "order.create",
             OrderCreate(buyer, (OrderItem("tea", 1, 100 + n),), 500, arbiter, None, None),
+            genesis_hash=network.genesis_hash,
         )
         for n in range(args.orders)
     ]
@@ -309,14 +326,17 @@ def _forget(task: asyncio.Task[Any]) -> None:
         task.exception()  # retrieved: the transaction shows up as not seen
 
 
-def _transfers(first_nonce: int, count: int, accounts: int) -> list[SignedTransaction]:
+def _transfers(
+    network: Network, first_nonce: int, count: int, accounts: int
+) -> list[SignedTransaction]:
     return [
         sign_transaction(
             bench_key(n % accounts),
-            CHAIN,
+            network.chain_id,
             first_nonce + n // accounts,
             "credit.transfer",
             Transfer(bench_key((n + 1) % accounts).address, 1),
+            genesis_hash=network.genesis_hash,
         )
         for n in range(count)
     ]
@@ -373,7 +393,9 @@ async def measure(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
         # affects both alike.
         for round_index in range(args.rounds):
             for kind in ("quiet", "hostile"):
-                txs = _transfers(nonce, rounds_per_window * args.accounts, args.accounts)
+                txs = _transfers(
+                    Network.of(cluster), nonce, rounds_per_window * args.accounts, args.accounts
+                )
                 nonce += rounds_per_window
                 offered[kind] += len(txs)
                 print(
