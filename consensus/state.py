@@ -107,6 +107,7 @@ class ReplicaState:
         "normal_view",
         "now",
         "outbox",
+        "parked_new_views",
         "peer_checkpoints",
         "peer_views",
         "request_check_at",
@@ -179,6 +180,10 @@ class ReplicaState:
         """Unverified block attachments of view changes, by digest (current view change)."""
         self.new_view: NewView | None = None
         """The NEW-VIEW that started the current view (none for view 0)."""
+        self.parked_new_views: dict[bytes, NewView] = {}
+        """Alone in a view change: the latest lower-view NEW-VIEW each validator sent us before
+        we could go back (not caught up, or not yet patient), unverified; at most one per
+        sender, verified when used (`view_change.try_return`), cleared on entering a view."""
         self.armed_at: float | None = None
         """When a quorum of view changes for the target view was first seen."""
         self.buffer = FutureBuffer(config.max_future_per_peer, config.max_future_total)

@@ -44,6 +44,7 @@ from consensus.errors import (
     InvalidProof,
     InvalidProposal,
     MalformedMessage,
+    MessageRejected,
     MessageTooLarge,
     OutOfWindow,
     StaleMessage,
@@ -412,6 +413,12 @@ def handle_new_view(st: ReplicaState, m: NewView) -> None:
         plan = verify_new_view(st, m)
         return_to_group(st, m.view, (m, plan))
         return
+    if _may_return_later(st, m):
+        # Peers send their NEW-VIEW once per (sender, view): keep it for when we may use it,
+        # once its own signature holds (its proofs are checked when it is used).
+        st.verifier.check_message(st.validators(st.low + 1), m)
+        st.parked_new_views[m.sender] = m
+        raise StaleMessage(f"new view {m.view} kept until this replica may go back to it")
     if m.view < st.view or (m.view == st.view and st.status is Status.NORMAL):
         raise StaleMessage(f"new view {m.view}; we are in view {st.view}")
     if m.view > st.view + st.config.max_view_ahead:
@@ -447,11 +454,39 @@ def may_return(st: ReplicaState, view: int) -> bool:
     )
 
 
+def _may_return_later(st: ReplicaState, m: NewView) -> bool:
+    """A lower-view NEW-VIEW that may bring this lone replica back once it is caught up and
+    patient (`may_return` without those two conditions); its sender is a validator."""
+    return (
+        st.status is Status.VIEW_CHANGE
+        and st.normal_view <= m.view < st.view
+        and m.sender != st.me
+        and m.sender in st.validators(st.low + 1)
+    )
+
+
 def try_return(st: ReplicaState) -> None:
     """On a tick: go back to view 0 if that is the group's view (it needs no NEW-VIEW); for
-    a later view the group's NEW-VIEW brings us back (`handle_new_view`)."""
+    a later view, the group's NEW-VIEW brings us back, as it arrives (`handle_new_view`) or
+    as parked earlier, when we were not yet caught up or patient."""
     if may_return(st, 0):
         return_to_group(st, 0, None)
+        return
+    group = st.group_view()
+    if group is None or not may_return(st, group):
+        return
+    for sender in sorted(st.parked_new_views):
+        parked = st.parked_new_views[sender]
+        if parked.view != group:
+            continue
+        try:
+            plan = verify_new_view(st, parked)
+        except MessageRejected:
+            del st.parked_new_views[sender]  # its sender is no longer known: dropped quietly
+            continue
+        st.count("returned_with_parked_new_view")
+        return_to_group(st, group, (parked, plan))
+        return
 
 
 def return_to_group(
@@ -459,6 +494,7 @@ def return_to_group(
 ) -> None:
     """Resume normal operation in the group's `view` (below ours; see `may_return`)."""
     st.count("returned_to_group_view")
+    st.parked_new_views.clear()
     st.view = view
     st.status = Status.NORMAL
     st.normal_view = view
@@ -526,6 +562,7 @@ def verify_new_view(st: ReplicaState, m: NewView) -> NewViewPlan:
 def enter_view(st: ReplicaState, m: NewView, plan: NewViewPlan) -> None:
     """Start view `m.view` in normal status: adopt the plan's checkpoint, decisions, proposals."""
     st.view = m.view
+    st.parked_new_views.clear()
     st.dirty = True
     st.status = Status.NORMAL
     st.new_view = m

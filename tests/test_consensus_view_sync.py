@@ -267,3 +267,35 @@ def test_censoring_primary_is_voted_out_while_it_keeps_blocks_coming_fast() -> N
         cluster.submit()  # a block every few tenths of a second: the stall timers never fire
         cluster.advance(0.3, step=0.02)
     assert all(cluster.replica(i).view >= 1 for i in range(4))
+
+
+def test_lone_replica_returns_on_a_new_view_that_came_before_it_could_use_it() -> None:
+    """Peers show a validator alone in a higher view their NEW-VIEW once per view. Arriving
+    before the loner has been patient for one view timeout, it used to be dropped, and the loner
+    waited for the next stable checkpoint to clear its peers' memo (seen by the nemesis as a
+    split lasting past its 15 s bound on real nodes, whose checkpoints are far apart). It is
+    now kept, and used as soon as the loner may go back."""
+    cluster = Cluster(4)
+    cluster.start()
+    first = cluster.primary_index()
+    cluster.isolate(first)  # the group moves to view 1: going back there needs its NEW-VIEW
+    cluster.submit()
+    survivors = [i for i in range(4) if i != first]
+    cluster.run_until(lambda: group_views(cluster, survivors) == {1}, timeout=30)
+    cluster.heal()
+    cluster.run_until(
+        lambda: all(
+            cluster.replica(i).view == 1 and not cluster.replica(i).in_view_change
+            for i in range(4)
+        ),
+        timeout=30,
+    )
+    loner = next(i for i in range(4) if i not in (cluster.primary_index(), first))
+    cluster.isolate(loner)
+    cluster.run_until(lambda: cluster.replica(loner).in_view_change, timeout=20)
+    healed = cluster.now
+    cluster.heal()  # at once: the NEW-VIEW(1) arrives before the loner may use it
+    cluster.run_until(lambda: cluster.replica(loner).view == 1, timeout=60)
+    assert cluster.replica(loner).stats.get("returned_with_parked_new_view") == 1
+    config = cluster.config
+    assert cluster.now - healed < config.view_timeout + config.resend_interval + 0.5
