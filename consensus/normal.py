@@ -39,6 +39,7 @@ from consensus.proofs import build_prepared_proof, short
 from consensus.records import PreparedRecord
 from consensus.state import ReplicaState, Status, Where
 from ledger.certificates import build_certificate
+from ledger.keys import Address
 from ledger.validators import ValidatorSet
 
 
@@ -320,7 +321,14 @@ def check_certified(st: ReplicaState, slot: Slot, digest: bytes) -> None:
     if slot.seq in st.certificates:
         return
     signatures = slot.certify_signatures(digest)
-    if len(signatures) < st.validators(slot.seq).quorum:
+    validators = st.validators(slot.seq)
+    if len(signatures) < validators.quorum:
+        if len(signatures) > validators.max_faulty and slot.seq > st.delivered_height:
+            # f+1 CERTIFYs: an honest validator decided this block. If we cannot decide it
+            # ourselves (we missed its round, and the certifier that would complete our quorum
+            # may be down), fetch it: its certificate exists elsewhere (grace: resend_interval).
+            senders = tuple(Address(s) for s in sorted(signatures) if s != st.me)
+            checkpoints.note_behind(st, slot.seq, senders)
         return
     st.certificates[slot.seq] = build_certificate(slot.seq, digest, signatures)
     st.dirty = True

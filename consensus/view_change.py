@@ -238,6 +238,7 @@ def handle_view_change(st: ReplicaState, m: ViewChange) -> None:
     st.view_changes.setdefault(m.view, {})[m.sender] = stored
     st.saw_view(m.sender, m.view)
     _show_our_view(st, m.sender)
+    _help_behind(st, m)
     if m.view == st.view:
         _index_payloads(st, stored)
     join_if_overtaken(st)
@@ -321,6 +322,21 @@ def _note_view_of_peer_ahead(st: ReplicaState, m: ViewChange) -> None:
         return  # perhaps a member of a set we do not know yet: not its fault
     st.verifier.check_message(validators, m)
     st.saw_view(m.sender, m.view)
+
+
+def _help_behind(st: ReplicaState, m: ViewChange) -> None:
+    """A verified view change to a view above ours shows what its sender holds: if it lacks
+    blocks we delivered, send our CERTIFY for each (once per peer and height, `help_laggard`),
+    so a backup that fell behind by less than a checkpoint, and timed out because nobody
+    proposes those heights again, learns that it must fetch them. Without this it could only
+    learn at the next stable checkpoint, which may need its own vote."""
+    if st.status is not Status.NORMAL or m.sender == st.me:
+        return
+    known = max([m.checkpoint.seq] + [c.height for c in m.certificates])
+    if known < st.low:
+        st.help_laggard(m, known + 1)  # our stable checkpoint: it must fetch blocks
+    for seq in range(max(known, st.low) + 1, st.delivered_height + 1):
+        st.help_laggard(m, seq)
 
 
 def _show_our_view(st: ReplicaState, sender: bytes) -> None:
