@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from ledger.transactions import OrderCreate, OrderItem, SignedTransaction, Trans
 from secnode import devnet, jsonview
 from secnode.rpc import models as m
 from secnode.rpc.budget import (
+    DEFAULT_SLICE_S,
     REPLY_BYTES_PER_STORED_BYTE,
     DutyCycle,
     ReplyBudget,
@@ -382,8 +384,9 @@ def test_proofs_from_cached_tree_levels_equal_the_rfc_paths() -> None:
 
 @pytest.mark.asyncio
 async def test_calls_of_a_batch_take_turns_with_the_rest_of_the_event_loop() -> None:
-    """Between any two calls of a batch the loop runs other work (consensus): a ticker that
-    advances once per loop iteration has moved on between successive calls."""
+    """Between calls of a batch the loop runs other work (consensus) once a slice of RPC work
+    is used: a ticker that advances once per loop iteration has moved on between successive
+    calls that each use a slice (cheap calls share one turn per slice)."""
     node = RpcTestNode()
     ticks = 0
     seen: list[int] = []
@@ -391,6 +394,9 @@ async def test_calls_of_a_batch_take_turns_with_the_rest_of_the_event_loop() -> 
 
     def status() -> Any:
         seen.append(ticks)
+        busy_until = time.perf_counter() + DEFAULT_SLICE_S * 1.5
+        while time.perf_counter() < busy_until:  # a call that fills its slice
+            pass
         return original()
 
     node.status = status  # type: ignore[method-assign]
