@@ -165,8 +165,11 @@ class DutyCycle:
     has passed ((1 / share - 1) * d after work of d seconds; share 0.5: as long again). A slice
     makes cheap calls (a cached header, a status) cost one loop turn per slice rather than one
     per call, which on a busy node is the difference between thousands and a few dozen reads a
-    second; no caller holds the loop for more than a slice plus one call. Clock and sleep are
-    injected."""
+    second; no caller holds the loop for more than a slice plus one call. `clock` paces (wall
+    time); `work_clock` measures work, by default the same clock. The node passes
+    `time.thread_time`: the CPU time of the thread that did the work, so time the process spent
+    descheduled on a busy machine is not billed to RPC as if it had held the loop. Clocks and
+    sleep are injected."""
 
     def __init__(
         self,
@@ -174,11 +177,13 @@ class DutyCycle:
         clock: Callable[[], float] = time.monotonic,
         sleep: Sleep = asyncio.sleep,
         slice_s: float = DEFAULT_SLICE_S,
+        work_clock: Callable[[], float] | None = None,
     ) -> None:
         if not 0 < share <= 1:
             raise ValueError(f"duty cycle share {share!r} is not in (0, 1]")
         self.share = share
         self.clock = clock
+        self.work_clock = clock if work_clock is None else work_clock
         self.slice_s = slice_s
         self._sleep = sleep
         self._ready_at = 0.0
@@ -227,25 +232,25 @@ class Turnstile:
         started: float | None = None
         try:
             await self.duty.wait_turn()
-            started = self.duty.clock()
+            started = self.duty.work_clock()
             yield
         finally:
             _current_hold.reset(token)
             if started is not None:
-                self.duty.spent(self.duty.clock() - started - hold.away_s)
+                self.duty.spent(self.duty.work_clock() - started - hold.away_s)
             if hold.held:
                 self._lock.release()
 
     async def _give_up_during(self, hold: _Hold, work: Awaitable[T]) -> T:
         self._lock.release()
         hold.held = False
-        left = self.duty.clock()
+        left = self.duty.work_clock()
         try:
             return await work
         finally:
             await self._lock.acquire()  # if cancelled here, `turn` sees held False
             hold.held = True
-            hold.away_s += self.duty.clock() - left
+            hold.away_s += self.duty.work_clock() - left
 
 
 class Worker:
@@ -273,8 +278,18 @@ class Worker:
         async with self._slots:
             await self.duty.wait_turn()
             self.ran += 1
-            started = self.duty.clock()
+            work_clock = self.duty.work_clock
+            used = [0.0]
+
+            def timed() -> T:
+                # Measured in the worker thread: its own work, not the queue or the hop.
+                started = work_clock()
+                try:
+                    return function()
+                finally:
+                    used[0] = work_clock() - started
+
             try:
-                return await asyncio.to_thread(function)
+                return await asyncio.to_thread(timed)
             finally:
-                self.duty.spent(self.duty.clock() - started)
+                self.duty.spent(used[0])

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass
 from typing import Final
 
@@ -88,7 +89,7 @@ async def _read_capped(request: web.Request, cap: int) -> bytes | int:
 def make_app(view: NodeView, metrics: Metrics, config: RpcConfig | None = None) -> web.Application:
     """The node's HTTP application (routes in the module docstring)."""
     config = config or RpcConfig()
-    worker = Worker(config.worker_threads, DutyCycle(config.rpc_share))
+    worker = Worker(config.worker_threads, DutyCycle(config.rpc_share, work_clock=time.thread_time))
     dispatcher = Dispatcher(
         method_table(view, config.max_commit_waiters, worker),
         Limits(
@@ -100,7 +101,7 @@ def make_app(view: NodeView, metrics: Metrics, config: RpcConfig | None = None) 
         observe=metrics.record_rpc,
         limiter=RateLimiter(RateLimit(config.rate_limit_per_s, config.rate_limit_burst)),
         worker=worker,
-        turnstile=Turnstile(DutyCycle(config.rpc_share)),
+        turnstile=Turnstile(DutyCycle(config.rpc_share, work_clock=time.thread_time)),
     )
 
     async def rpc(request: web.Request) -> web.Response:
