@@ -191,6 +191,10 @@ class Replica:
         st = self._begin(now)
         try:
             _dispatch(st, message)
+        except ViewTooFarAhead:
+            _note_far_view(st, message)
+            st.count("rejected:ViewTooFarAhead")
+            raise
         except MessageRejected as exc:
             st.count(f"rejected:{type(exc).__name__}")
             raise
@@ -402,6 +406,28 @@ def _check_request_timer(st: ReplicaState) -> None:
     if st.now >= max(since, st.view_started) + st.config.request_timer:
         st.count("request_timer_expired")
         normal.request_view_change(st, st.view + 1)
+
+
+def _note_far_view(st: ReplicaState, message: Message) -> None:
+    """A message too far ahead in view to handle still shows where its sender is, once its
+    signature verifies: a replica restored into a view far below the group's (more than
+    `max_view_ahead`) would otherwise never learn the group's view, and f+1 such validators
+    make it join them (`join_if_overtaken`, carried out when the next input settles). Checked
+    at most once per sender and view increase."""
+    if not isinstance(message, PrePrepare | Prepare | Commit | ViewChange | NewView):
+        return
+    sender, view = message.sender, message.view
+    if sender == st.me or view <= st.peer_views.get(sender, -1):
+        return
+    validators = st.validators(st.low + 1)
+    if sender not in validators:
+        return
+    try:
+        st.verifier.check_message(validators, message)
+    except MessageRejected:
+        return
+    st.saw_view(sender, view)
+    view_change.join_if_overtaken(st)
 
 
 def _ready(st: ReplicaState, message: Message) -> bool:

@@ -325,3 +325,39 @@ def test_backup_behind_by_less_than_a_checkpoint_catches_up_without_a_view_chang
     cluster.run_until(lambda: cluster.heights()[laggard] >= top, timeout=60)
     live = [i for i in range(4) if i not in (laggard, dead)]
     assert group_views(cluster, live) == {0}
+
+
+def test_replica_restored_into_a_view_far_below_the_group_joins_it() -> None:
+    """Seen by the nemesis: a validator restarted into a view more than `max_view_ahead` below
+    the group's dropped every message as too far ahead, so it never learnt the group's view
+    and followed by catch-up only, without voting, for good. A far-ahead message still shows
+    where its (verified) sender is; f+1 of them make the replica join."""
+    cluster = Cluster(7, config=cluster_config(max_view_ahead=2))
+    cluster.start()
+    cluster.submit()
+    cluster.advance(2)
+    loner = (cluster.primary_index() + 3) % 7
+    cluster.crash(loner)
+    live = [i for i in range(7) if i != loner]
+    while min(cluster.replica(i).view for i in live) < 4:  # the group moves 4 views on
+        primary = cluster.primary_index()
+        target = cluster.replica(live[0] if live[0] != primary else live[1]).view + 1
+        cluster.isolate(primary, loner)
+
+        def moved_on(p: int = primary, t: int = target) -> bool:
+            settled = [i for i in live if i != p and not cluster.replica(i).in_view_change]
+            return sum(1 for i in settled if cluster.replica(i).view >= t) >= 5
+
+        cluster.run_until(moved_on, timeout=60)
+        cluster.heal()
+        cluster.advance(3)
+    cluster.restart(loner)  # restores into view 0
+    cluster.submit()
+    cluster.run_until(
+        lambda: (
+            not cluster.replica(loner).in_view_change
+            and cluster.replica(loner).view == max(cluster.replica(i).view for i in live)
+        ),
+        timeout=60,
+    )
+    assert cluster.replica(loner).view >= 4
