@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ledger.errors import LedgerError
 from ledger.transactions import MAX_TRANSACTION_SIZE
 from secnode.mempool import MempoolConfig
+from secnode.rpc.budget import DEFAULT_RPC_SHARE
 
 CONFIG_FILE = "config.toml"
 
@@ -76,7 +77,10 @@ class RPCSection(_Strict):
     )
     rate_limit_burst: float = Field(default=4_000.0, ge=1, description="bucket size, units")
     rpc_share: float = Field(
-        default=0.25, gt=0, le=1, description="most of the event loop's time RPC reads may take"
+        default=DEFAULT_RPC_SHARE,
+        gt=0,
+        le=1,
+        description="most of the event loop's time RPC reads may take",
     )
 
     _listen = field_validator("listen")(classmethod(lambda cls, v: _check_host_port(v)))
