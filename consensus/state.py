@@ -319,7 +319,7 @@ class ReplicaState:
     def _send(self, message: Message, to: Address | None) -> None:
         self.emit(Broadcast(message) if to is None else Send(to, message))
 
-    def help_laggard(self, message: Message, seq: int) -> None:
+    def help_laggard(self, message: Message, seq: int, *, verified: bool = False) -> None:
         """A peer sent a message for a height we are past: send it what lets it catch up.
 
         Our CERTIFY for a delivered height (with 2f others it forms the certificate), or our
@@ -340,7 +340,8 @@ class ReplicaState:
         reply = self.signed.get(key)
         if reply is None:
             return
-        self.verify_sender(message, seq)
+        if not verified:  # the caller checked `message` already: one signature check, not L
+            self.verify_sender(message, seq)
         self.answer(sender, marker, reply)
 
     def help_lower_view(self, message: Message, view: int, seq: int) -> None:

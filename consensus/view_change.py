@@ -306,9 +306,9 @@ def _help_with_view(st: ReplicaState, m: ViewChange) -> None:
         st.answer(sender, marker, message)
     known = max([m.checkpoint.seq] + [c.height for c in m.certificates])
     if known < st.low:
-        st.help_laggard(m, known + 1)  # our stable checkpoint: it must fetch blocks
+        st.help_laggard(m, known + 1, verified=True)  # our stable checkpoint: fetch blocks
     for seq in range(max(known, st.low) + 1, st.delivered_height + 1):
-        st.help_laggard(m, seq)
+        st.help_laggard(m, seq, verified=True)
 
 
 def _note_view_of_peer_ahead(st: ReplicaState, m: ViewChange) -> None:
@@ -334,9 +334,9 @@ def _help_behind(st: ReplicaState, m: ViewChange) -> None:
         return
     known = max([m.checkpoint.seq] + [c.height for c in m.certificates])
     if known < st.low:
-        st.help_laggard(m, known + 1)  # our stable checkpoint: it must fetch blocks
+        st.help_laggard(m, known + 1, verified=True)  # our stable checkpoint: fetch blocks
     for seq in range(max(known, st.low) + 1, st.delivered_height + 1):
-        st.help_laggard(m, seq)
+        st.help_laggard(m, seq, verified=True)
 
 
 def _show_our_view(st: ReplicaState, sender: bytes) -> None:
