@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 from consensus.actions import Broadcast, EnteredView
 from consensus.app import Proposal
-from consensus.checkpoints import is_checkpoint_height, make_stable
+from consensus.checkpoints import is_checkpoint_height, make_stable, note_behind
 from consensus.errors import (
     DuplicateMessage,
     Equivocation,
@@ -63,6 +63,7 @@ from consensus.normal import decide, find_payload, offer_pre_prepare, request_vi
 from consensus.proofs import primary_of, short
 from consensus.state import ReplicaState, Status
 from ledger.certificates import CommitCertificate
+from ledger.keys import Address
 
 # --- the plan (pure) ------------------------------------------------------------------------------
 
@@ -233,6 +234,7 @@ def handle_view_change(st: ReplicaState, m: ViewChange) -> None:
     except OutOfWindow:
         _note_view_of_peer_ahead(st, m)
         raise
+    _note_certified(st, m)
     # Attachments are kept only for the views this replica may soon need (memory bound).
     stored = m if m.view <= st.view + 1 else m.without_payloads()
     st.view_changes.setdefault(m.view, {})[m.sender] = stored
@@ -322,6 +324,15 @@ def _note_view_of_peer_ahead(st: ReplicaState, m: ViewChange) -> None:
         return  # perhaps a member of a set we do not know yet: not its fault
     st.verifier.check_message(validators, m)
     st.saw_view(m.sender, m.view)
+
+
+def _note_certified(st: ReplicaState, m: ViewChange) -> None:
+    """A verified view change carries commit certificates: heights above ours among them are
+    decided, so fetch those blocks (its sender holds them). Without this a replica that caught
+    up to a checkpoint while the others decided more, and then changed view with them, waited
+    for a stable checkpoint it could not help form (seen in the e2e suite)."""
+    if m.certificates and m.certificates[-1].height > st.delivered_height:
+        note_behind(st, m.certificates[-1].height, (Address(m.sender),))
 
 
 def _help_behind(st: ReplicaState, m: ViewChange) -> None:
