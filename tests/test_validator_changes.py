@@ -164,7 +164,9 @@ def test_replica_refusing_a_committed_schedule_halts_the_node(tmp_path: Path) ->
 # --- history survives a restart ----------------------------------------------------------------
 
 
-def test_validators_of_past_heights_after_a_restart_come_from_the_store(tmp_path: Path) -> None:
+def _chain_with_a_validator_added(tmp_path: Path, height: int) -> tuple[Path, ValidatorSet]:
+    """A node home whose LevelDB holds blocks 1..`height`: an admin adds node4 in block 1
+    (effective at 9). Returns the home and the validator set before the change."""
     create_network(tmp_path, 4, dev=True)
     home = tmp_path / "node0"
     genesis = load_genesis(home / "genesis.json")
@@ -180,12 +182,12 @@ def test_validators_of_past_heights_after_a_restart_come_from_the_store(tmp_path
         genesis_hash=genesis.document_hash(),
     )
     old = current_validators(state)
-    for height in range(1, 13):  # the change commits at 1 and takes effect at 9
+    for number in range(1, height + 1):
         result = build_block(
             executor,
             state,
             head,
-            [update] if height == 1 else [],
+            [update] if number == 1 else [],
             timestamp_ms=head.timestamp_ms + 1000,
             proposer=validator_key("node0").address,
             view=0,
@@ -193,6 +195,11 @@ def test_validators_of_past_heights_after_a_restart_come_from_the_store(tmp_path
         store.commit_block(result.block, None, result.receipts, state.commit_block())
         head = result.block.header
     store.close()
+    return home, old
+
+
+def test_validators_of_past_heights_after_a_restart_come_from_the_store(tmp_path: Path) -> None:
+    home, old = _chain_with_a_validator_added(tmp_path, 12)
     node = Node.open(home)  # the restart: everything below comes from LevelDB
     try:
         assert node.app.head.height == 12
@@ -215,34 +222,7 @@ def test_restarted_replica_schedule_covers_past_and_next_heights(
     """A replica restarted just before a change (head = effective - 1) must use the new set at
     head + 1, and one restarted after it must certify old heights with the old set: its
     schedule comes from the committed state, not from the current set alone."""
-    create_network(tmp_path, 4, dev=True)
-    home = tmp_path / "node0"
-    genesis = load_genesis(home / "genesis.json")
-    data = home / load_config(home).data_dir
-    store, state, head = open_chain(LevelDBStore(data), genesis)
-    executor = Executor(genesis.chain_id, genesis.document_hash())
-    update = sign_transaction(
-        account_key("admin"),
-        genesis.chain_id,
-        0,
-        "validator.update",
-        ValidatorUpdate((validator_key("node4").public_key,), ()),
-        genesis_hash=genesis.document_hash(),
-    )
-    old = current_validators(state)
-    for height in range(1, restart_at + 1):  # the change commits at 1 and takes effect at 9
-        result = build_block(
-            executor,
-            state,
-            head,
-            [update] if height == 1 else [],
-            timestamp_ms=head.timestamp_ms + 1000,
-            proposer=validator_key("node0").address,
-            view=0,
-        )
-        store.commit_block(result.block, None, result.receipts, state.commit_block())
-        head = result.block.header
-    store.close()
+    home, old = _chain_with_a_validator_added(tmp_path, restart_at)
     node = Node.open(home)
     try:
         schedule = node.replica.schedule
