@@ -316,14 +316,22 @@ def _help_with_view(st: ReplicaState, m: ViewChange) -> None:
 def _note_view_of_peer_ahead(st: ReplicaState, m: ViewChange) -> None:
     """A view change this replica is too far behind to check in full still shows, once its
     signature verifies, that its sender is moving to `m.view`: a replica that is catching up
-    then knows the group's view (and joins f+1 of them) instead of trusting stale views."""
-    if m.view <= st.peer_views.get(m.sender, -1):
+    then knows the group's view (and joins f+1 of them) instead of trusting stale views. It
+    also shows how far its sender got: heights beyond our horizon, whose certificates we cannot
+    check yet, are fetched from it (each fetched block is checked against its certificate as
+    the horizon advances, so a lie costs only a refused catch-up). One signature check per new
+    view or new claimed height of a sender."""
+    claimed = max([m.checkpoint.seq] + [c.height for c in m.certificates])
+    behind = claimed > max(st.delivered_height, st.catch_up_target)
+    if m.view <= st.peer_views.get(m.sender, -1) and not behind:
         return
     validators = st.validators(st.low + 1)
     if m.sender not in validators:
         return  # perhaps a member of a set we do not know yet: not its fault
     st.verifier.check_message(validators, m)
     st.saw_view(m.sender, m.view)
+    if behind:
+        note_behind(st, claimed, (Address(m.sender),))
 
 
 def _note_certified(st: ReplicaState, m: ViewChange) -> None:
