@@ -65,7 +65,7 @@ def cmd_keys_show(args: argparse.Namespace) -> int:
 
 
 def cmd_genesis_new(args: argparse.Namespace) -> int:
-    from secnode.home import create_network, new_chain_id
+    from secnode.network.home import create_network, new_chain_id
 
     hosts = args.hosts.split(",") if args.hosts else None
     bases = {
@@ -98,13 +98,13 @@ def cmd_genesis_new(args: argparse.Namespace) -> int:
 
 
 def cmd_node_start(args: argparse.Namespace) -> int:
-    from secnode.node import serve
+    from secnode.runtime.node import serve
 
     return serve(Path(args.home))
 
 
 def cmd_testnet(args: argparse.Namespace) -> int:
-    from secnode.testnet import run
+    from secnode.network.testnet import run
 
     if args.nodes < 1:
         raise CommandError("--nodes must be at least 1")
@@ -226,11 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     testnet.set_defaults(handler=cmd_testnet)
 
-    from secnode.cli_client import add_client_commands  # sec tx ..., sec query ...
+    from secnode.cli.common import add_client_commands  # sec tx ..., sec query ...
 
     add_client_commands(commands)
 
-    from secnode.cli_audit import add_audit_commands  # sec audit trust|chain
+    from secnode.cli.trust import add_audit_commands  # sec audit trust|chain
 
     add_audit_commands(commands)
     return parser
@@ -238,12 +238,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 DELEGATED: dict[tuple[str, ...], str] = {
     ("bench", "ledger"): "secnode.bench.ledger:main",
-    ("bench", "p2p"): "p2p.bench:main",
+    ("bench", "p2p"): "secnode.bench.p2p:main",
     ("bench", "cluster"): "secnode.bench.cluster:main",
     ("bench", "trust"): "secnode.bench.trust:main",
     ("bench", "rpc"): "secnode.bench.rpc_stress:main",
     ("sim",): "consensus.sim.runner:main",
-    ("testnet", "restart"): "secnode.testnet:restart_main",
+    ("testnet", "restart"): "secnode.network.testnet:restart_main",
     ("nemesis",): "secnode.nemesis.runner:main",
 }
 """Commands whose options are parsed by the package that implements them."""

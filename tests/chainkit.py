@@ -14,7 +14,7 @@ from ledger.keys import PrivateKey
 from ledger.receipts import Receipt
 from ledger.state import State
 from ledger.transactions import SignedTransaction, sign_transaction
-from secnode.devnet import account_key, dev_genesis, validator_key
+from secnode.network.devnet import account_key, dev_genesis, validator_key
 
 
 @dataclass

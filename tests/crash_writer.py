@@ -14,7 +14,7 @@ from ledger.execution import Executor
 from ledger.store import open_chain
 from ledger.store_leveldb import LevelDBStore
 from ledger.transactions import Transfer, sign_transaction
-from secnode.devnet import account_key, dev_genesis, validator_key
+from secnode.network.devnet import account_key, dev_genesis, validator_key
 
 
 def main() -> None:

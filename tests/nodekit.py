@@ -1,6 +1,6 @@
 """Real nodes for driver-level tests: a 4-validator dev network on real LevelDB in a temp dir.
 
-`open_node` builds a `secnode.node.Node` exactly as `Node.open` does, with its own clock and
+`open_node` builds a `secnode.runtime.node.Node` exactly as `Node.open` does, with its own clock and
 consensus settings, but never starts its p2p host or RPC server. `ScriptedPeers` is the p2p
 side the driver talks to: it records what the driver sends and penalises, and answers catch-up
 requests with whatever a test scripts per peer (bytes, or an exception to raise).
@@ -22,12 +22,12 @@ from ledger.genesis import load_genesis
 from ledger.keys import PublicKey, read_key_file
 from ledger.store import open_chain
 from ledger.store_leveldb import LevelDBStore
-from secnode.app import Committed
-from secnode.config import load_config
-from secnode.devnet import DEV_CHAIN_ID, validator_key
-from secnode.driver import ConsensusDriver
-from secnode.home import create_network
-from secnode.node import Node, Paths
+from secnode.network.devnet import DEV_CHAIN_ID, validator_key
+from secnode.network.home import create_network
+from secnode.runtime.app import Committed
+from secnode.runtime.config import load_config
+from secnode.runtime.driver import ConsensusDriver
+from secnode.runtime.node import Node, Paths
 
 NAMES = ("node0", "node1", "node2", "node3")
 

@@ -15,7 +15,7 @@ from contracts.orders import Order, get_order
 from ledger.genesis import Genesis, parse_genesis
 from ledger.receipts import Receipt
 from ledger.transactions import OrderCreate, OrderItem
-from secnode.devnet import dev_genesis_document
+from secnode.network.devnet import dev_genesis_document
 from tests.chainkit import Chain
 
 WINDOWS = {

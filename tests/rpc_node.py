@@ -33,18 +33,24 @@ from ledger.keys import PrivateKey
 from ledger.store import ChainStore, MemoryStore, open_chain
 from ledger.transactions import Body, SignedTransaction, sign_transaction
 from ledger.validators import ValidatorSet
-from secnode.devnet import DEV_CHAIN_ID, account_key, dev_genesis, dev_genesis_hash, validator_key
-from secnode.mempool import Mempool
-from secnode.metrics import Metrics
-from secnode.rpc.server import RpcConfig, make_app, start_rpc_server
-from secnode.rpc.view import NodeStatus
+from secnode.network.devnet import (
+    DEV_CHAIN_ID,
+    account_key,
+    dev_genesis,
+    dev_genesis_hash,
+    validator_key,
+)
+from secnode.runtime.mempool import Mempool
+from secnode.runtime.metrics import Metrics
+from secnode.runtime.rpc.server import RpcConfig, make_app, start_rpc_server
+from secnode.runtime.rpc.view import NodeStatus
 
 SIGNERS = ("node0", "node1", "node2")
 T = TypeVar("T")
 
 
 class RpcTestNode:
-    """Implements secnode.rpc.view.NodeView over a dev chain (see the module docstring)."""
+    """Implements secnode.runtime.rpc.view.NodeView over a dev chain (see the module docstring)."""
 
     def __init__(self, *, auto_commit: bool = False) -> None:
         self.genesis: Genesis = dev_genesis()

@@ -21,9 +21,9 @@ from ledger.encoding import decode, encode
 from ledger.keys import format_address
 from ledger.merkle import inclusion_proof, leaf_hash, merkle_root, verify_inclusion
 from ledger.state_tree import StateProof
-from secnode.devnet import account_key, dev_genesis_document
-from secnode.metrics import Metrics
-from secnode.rpc.server import make_app, start_rpc_server
+from secnode.network.devnet import account_key, dev_genesis_document
+from secnode.runtime.metrics import Metrics
+from secnode.runtime.rpc.server import make_app, start_rpc_server
 from tests.orderkit import WINDOWS
 from tests.rpc_node import RpcTestNode, ServedNode
 
@@ -314,7 +314,7 @@ def test_audit_chain_replays_every_block(
 
 
 def test_get_trust_epoch_pages_prove_against_the_inputs_root(shopped: Network) -> None:
-    from secnode.rpc_client import RpcClient
+    from secnode.client.rpc import RpcClient
 
     client = RpcClient(shopped.served.url)
     whole = client.call("sec_getTrustEpoch", {"page_size": 16})
@@ -331,7 +331,7 @@ def test_get_trust_epoch_pages_prove_against_the_inputs_root(shopped: Network) -
 
 
 def _rpc_error(client: Any, method: str, params: dict[str, Any]) -> int:
-    from secnode.rpc_client import RpcCallError
+    from secnode.client.rpc import RpcCallError
 
     with pytest.raises(RpcCallError) as raised:
         client.call(method, params)

@@ -1,4 +1,4 @@
-"""The auditor's freshness rules, pure (secnode.audit_freshness): the clock is given, the
+"""The auditor's freshness rules, pure (secnode.client.audit_freshness): the clock is given, the
 state file is a temp file. The same rules through `sec audit` against served nodes are in
 tests/test_audit.py."""
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from ledger.blocks import BlockHeader
-from secnode.audit import AuditFailure
-from secnode.audit_freshness import Freshness, Seen, block_time_text, load_state, save_state
+from secnode.client.audit import AuditFailure
+from secnode.client.audit_freshness import Freshness, Seen, block_time_text, load_state, save_state
 
 NODE = "http://127.0.0.1:9/rpc"
 T0 = 1_764_000_000_000

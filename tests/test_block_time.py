@@ -18,7 +18,7 @@ from consensus.sim.toychain import ToyBlock
 from contracts.orders import CANCELLED, get_order
 from ledger.blocks import Block, decode_block
 from ledger.transactions import OrderCreate, OrderItem, sign_transaction
-from secnode.devnet import DEV_CHAIN_ID, DEV_GENESIS_TIME_MS, account_key
+from secnode.network.devnet import DEV_CHAIN_ID, DEV_GENESIS_TIME_MS, account_key
 from tests.nodekit import (
     NAMES,
     ManualClock,

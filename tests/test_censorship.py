@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from ledger.transactions import SignedTransaction, Transfer, sign_transaction
-from secnode.devnet import DEV_CHAIN_ID, account_key
-from secnode.mempool import NonceLookup
-from secnode.node import Node
+from secnode.network.devnet import DEV_CHAIN_ID, account_key
+from secnode.runtime.mempool import NonceLookup
+from secnode.runtime.node import Node
 from tests.nodekit import NAMES, ManualClock, Mesh, make_network, open_node, primary_name
 
 

@@ -30,7 +30,7 @@ from ledger.validator_state import (
     validators_at,
 )
 from ledger.validators import Validator, ValidatorSet
-from secnode.devnet import DEV_CHAIN_ID, dev_genesis, validator_key
+from secnode.network.devnet import DEV_CHAIN_ID, dev_genesis, validator_key
 
 KEYS = [validator_key(f"node{i}") for i in range(4)]
 VALIDATORS = ValidatorSet.from_public_keys(key.public_key for key in KEYS)

@@ -13,7 +13,7 @@ import cli
 from contracts.orders import get_order
 from contracts.referral import get_inviter
 from ledger.accounts import get_account
-from secnode import devnet
+from secnode.network import devnet
 from tests.rpc_node import ServedNode
 
 CREATE = ("order", "create", "--buyer", "dev:buyer1", "--arbiter", "dev:arbiter")

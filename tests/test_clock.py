@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from ledger.transactions import Transfer, sign_transaction
-from secnode.clock import CLOCK_OFFSET_VARIABLE, NodeClock, clock_from_environment
-from secnode.config import ConfigError
-from secnode.devnet import DEV_CHAIN_ID, account_key
+from secnode.network.devnet import DEV_CHAIN_ID, account_key
+from secnode.runtime.clock import CLOCK_OFFSET_VARIABLE, NodeClock, clock_from_environment
+from secnode.runtime.config import ConfigError
 from tests.nodekit import ScriptedPeers, make_network, name_of, open_node, start_driver
 
 
@@ -37,7 +37,7 @@ def test_invalid_offset_names_the_variable_and_value(raw: str) -> None:
 
 
 def test_invalid_offset_stops_node_open(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from secnode.node import Node
+    from secnode.runtime.node import Node
 
     network = make_network(tmp_path)
     monkeypatch.setenv(CLOCK_OFFSET_VARIABLE, "ten")
@@ -46,7 +46,7 @@ def test_invalid_offset_stops_node_open(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_node_open_takes_the_offset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from secnode.node import Node
+    from secnode.runtime.node import Node
 
     network = make_network(tmp_path)
     monkeypatch.setenv(CLOCK_OFFSET_VARIABLE, "-120.5")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from secnode.config import ConfigError, parse_config
+from secnode.runtime.config import ConfigError, parse_config
 
 
 @pytest.mark.parametrize(

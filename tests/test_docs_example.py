@@ -15,7 +15,7 @@ from ledger.encoding import encode
 from ledger.genesis import genesis_block, genesis_state, load_genesis
 from ledger.receipts import committed_form
 from ledger.transactions import Transfer, sign_transaction
-from secnode import devnet
+from secnode.network import devnet
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOCOL = ROOT / "docs" / "protocol.md"

@@ -20,10 +20,10 @@ from ledger.blocks import decode_block
 from ledger.encoding import encode
 from ledger.keys import PublicKey
 from p2p import InvalidPayload, PeerNotConnected, RequestRejected
-from secnode.app import LedgerApp
-from secnode.devnet import validator_key
-from secnode.driver import ConsensusDriver
-from secnode.node import Node
+from secnode.network.devnet import validator_key
+from secnode.runtime.app import LedgerApp
+from secnode.runtime.driver import ConsensusDriver
+from secnode.runtime.node import Node
 from tests.nodekit import (
     NAMES,
     ManualClock,

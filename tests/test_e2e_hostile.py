@@ -2,7 +2,7 @@
 the P2P and RPC ports of every validator leaves the network serving and committing.
 
 Real node processes (tests/e2e_cluster.py); the attackers are raw TCP sockets, a scripted peer
-that speaks the real handshake (p2p.testing.ScriptedPeer), and a whole node started from a
+that speaks the real handshake (tests.p2p_testing.ScriptedPeer), and a whole node started from a
 fresh key with every validator as its peer.
 """
 
@@ -22,10 +22,10 @@ import pytest
 from ledger.keys import PrivateKey
 from p2p.errors import HandshakeAborted
 from p2p.handshake import InitiatorHandshake
-from p2p.testing import ScriptedPeer
-from secnode.config import NodeConfig, P2PSection, PeerConfig, RPCSection, render_config
-from secnode.devnet import DEV_CHAIN_ID, validator_key
+from secnode.network.devnet import DEV_CHAIN_ID, validator_key
+from secnode.runtime.config import NodeConfig, P2PSection, PeerConfig, RPCSection, render_config
 from tests.e2e_cluster import Cluster, free_port_base, iter_log_lines, run_cli, wait_until
+from tests.p2p_testing import ScriptedPeer
 
 pytestmark = pytest.mark.slow
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from secnode.config import load_config
+from secnode.runtime.config import load_config
 from tests.e2e_cluster import Cluster, dev_address
 
 pytestmark = pytest.mark.slow

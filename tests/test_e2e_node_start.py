@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from secnode.config import load_config, split_host_port
+from secnode.runtime.config import load_config, split_host_port
 from tests.e2e_cluster import CLI, PYTHON, ROOT, Cluster, log_tail, tune_config
 
 pytestmark = pytest.mark.slow

@@ -33,7 +33,7 @@ from ledger.keys import address_of
 from ledger.merkle import EMPTY_ROOT
 from ledger.parameters import PARAMETERS
 from ledger.validator_state import current_validators
-from secnode.devnet import DEV_ACCOUNTS, account_key, dev_genesis, dev_genesis_document
+from secnode.network.devnet import DEV_ACCOUNTS, account_key, dev_genesis, dev_genesis_document
 
 GENESIS_FILE = Path(__file__).resolve().parent.parent / "genesis.json"
 
@@ -50,7 +50,7 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 
 def test_committed_genesis_file_is_the_development_genesis() -> None:
-    # If this fails, regenerate genesis.json from secnode.devnet (or fix the code): the file
+    # If this fails, regenerate genesis.json from secnode.network.devnet (or fix the code): the file
     # and the code must never drift, or `sec testnet` would run a different chain.
     assert json.loads(GENESIS_FILE.read_text()) == dev_genesis_document()
 

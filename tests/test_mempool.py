@@ -11,9 +11,9 @@ from ledger.accounts import Account, get_account
 from ledger.genesis import parse_genesis
 from ledger.keys import PrivateKey
 from ledger.transactions import SignedTransaction, Transfer, parse_transaction, sign_transaction
-from secnode.config import ConfigError, parse_config
-from secnode.devnet import account_key, dev_genesis_document
-from secnode.mempool import InvalidMempoolConfig, Mempool, MempoolConfig, MempoolRejected
+from secnode.network.devnet import account_key, dev_genesis_document
+from secnode.runtime.config import ConfigError, parse_config
+from secnode.runtime.mempool import InvalidMempoolConfig, Mempool, MempoolConfig, MempoolRejected
 from tests.chainkit import Chain
 
 

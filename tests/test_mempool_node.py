@@ -11,11 +11,11 @@ import pytest
 from ledger.genesis import parse_genesis
 from ledger.store import MemoryStore, open_chain
 from ledger.transactions import SignedTransaction, Transfer, sign_transaction
-from secnode.config import NodeConfig
-from secnode.devnet import DEV_CHAIN_ID, account_key, dev_genesis_document, validator_key
-from secnode.node import Node
-from secnode.rpc.jsonrpc import Dispatcher, Limits
-from secnode.rpc.methods import method_table
+from secnode.network.devnet import DEV_CHAIN_ID, account_key, dev_genesis_document, validator_key
+from secnode.runtime.config import NodeConfig
+from secnode.runtime.node import Node
+from secnode.runtime.rpc.jsonrpc import Dispatcher, Limits
+from secnode.runtime.rpc.methods import method_table
 
 ATTACKERS = [f"attacker{i}" for i in range(60)]
 

@@ -29,7 +29,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from ledger.accounts import Account
 from ledger.keys import PrivateKey
 from ledger.transactions import SignedTransaction, Transfer, sign_transaction
-from secnode.mempool import Mempool, MempoolConfig, MempoolRejected
+from secnode.runtime.mempool import Mempool, MempoolConfig, MempoolRejected
 
 CHAIN = "sec-devnet"
 GENESIS_HASH = bytes(range(32))

@@ -1,4 +1,5 @@
-"""secnode.byzantine: the test-only liar is off by default and lies with its real key when asked."""
+"""secnode.runtime.byzantine: the test-only liar is off by default and lies with its real key
+when asked."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from consensus.messages import Prepare, PrePrepare, decode_message, encode_messa
 from ledger.blocks import Block, BlockHeader, decode_block, transactions_root
 from ledger.keys import PrivateKey, Signer, verify_signature
 from p2p import P2PConfig, P2PHost, allowlist
-from secnode.byzantine import (
+from secnode.runtime.byzantine import (
     ENVIRONMENT_VARIABLE,
     ByzantineConfigError,
     ByzantineHost,

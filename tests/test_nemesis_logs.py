@@ -7,11 +7,11 @@ from pathlib import Path
 from secnode.nemesis.checker import LogScan
 
 CALLBACK_FAILURE = """\
-2026-12-06 21:29:11,060 INFO secnode.node: committed block 528 with 1 transactions
+2026-12-06 21:29:11,060 INFO secnode.runtime.node: committed block 528 with 1 transactions
 2026-12-06 21:29:11,063 ERROR asyncio: Exception in callback None()
 handle: <TimerHandle cancelled when=1081.142298645>
 Traceback (most recent call last):
-  File "secnode/driver.py", line 168, in _carry_out_one
+  File "secnode/runtime/driver.py", line 168, in _carry_out_one
     self.host.send_consensus(public_key, encode_message(action.message))
 p2p.errors.PeerNotConnected: peer is disconnecting
 """

@@ -17,8 +17,8 @@ from ledger.errors import InvalidSignature, KeyFileError
 from ledger.genesis import load_genesis, parse_genesis
 from ledger.keys import read_key_record, write_key_file
 from ledger.transactions import Transfer
-from secnode import devnet
-from secnode.mempool import Mempool, MempoolRejected
+from secnode.network import devnet
+from secnode.runtime.mempool import Mempool, MempoolRejected
 from tests.chainkit import Chain
 from tests.rpc_node import ServedNode
 

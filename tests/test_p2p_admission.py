@@ -20,7 +20,7 @@ from p2p import P2PConfig, P2PHost, PeerAddress, Tuning, allowlist
 from p2p.admission import UNKNOWN_SOURCE, HandshakePool, source_of
 from p2p.channel import dial
 from p2p.errors import HandshakeAborted, InvalidConfig
-from p2p.testing import Recorder
+from tests.p2p_testing import Recorder
 
 CHAIN = "sec-admission-test"
 HOST_KEY, GENUINE_KEY, OTHER_KEY = (PrivateKey.from_label(f"admission-{n}") for n in "hgo")

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from p2p.bench import main
+from secnode.bench.p2p import main
 
 
 def test_bench_prints_p2p_next_to_the_plain_baseline(capsys: pytest.CaptureFixture[str]) -> None:

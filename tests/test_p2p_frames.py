@@ -34,7 +34,7 @@ from p2p.frames import (
     split_frames,
     transaction_frame,
 )
-from p2p.testing import frame
+from tests.p2p_testing import frame
 
 CAP = 1 << 20
 

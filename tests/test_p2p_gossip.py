@@ -10,7 +10,7 @@ import pytest
 
 from ledger.keys import PrivateKey
 from p2p import P2PConfig, P2PHost, PeerAddress, Tuning, allowlist
-from p2p.testing import Recorder
+from tests.p2p_testing import Recorder
 
 CHAIN = "sec-gossip-test"
 KEYS = [PrivateKey.from_label(f"gossip-{i}") for i in range(4)]

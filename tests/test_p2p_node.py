@@ -26,11 +26,17 @@ from ledger.validator_state import (
 from p2p import Handlers, Tuning
 from p2p.errors import HandshakeAborted
 from p2p.frames import transaction_frame
-from p2p.testing import ScriptedPeer
-from secnode.app import Committed
-from secnode.config import NodeConfig, P2PSection
-from secnode.devnet import DEV_CHAIN_ID, account_key, dev_genesis, dev_genesis_hash, validator_key
-from secnode.node import Node
+from secnode.network.devnet import (
+    DEV_CHAIN_ID,
+    account_key,
+    dev_genesis,
+    dev_genesis_hash,
+    validator_key,
+)
+from secnode.runtime.app import Committed
+from secnode.runtime.config import NodeConfig, P2PSection
+from secnode.runtime.node import Node
+from tests.p2p_testing import ScriptedPeer
 
 DEADLINE = 10.0
 GOSSIPER = validator_key("node1")

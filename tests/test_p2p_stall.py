@@ -12,7 +12,7 @@ import pytest
 
 from ledger.keys import PrivateKey
 from p2p import P2PConfig, P2PHost, PeerAddress, Tuning, allowlist
-from p2p.testing import Recorder, ScriptedPeer
+from tests.p2p_testing import Recorder, ScriptedPeer
 
 CHAIN = "sec-stall-test"
 SENDER, HONEST, STALLED = (PrivateKey.from_label(f"stall-{n}") for n in ("a", "b", "s"))

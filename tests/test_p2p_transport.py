@@ -29,7 +29,7 @@ from p2p import (
 from p2p.channel import dial, read_handshake_message, write_handshake_message
 from p2p.errors import HandshakeAborted, HostLifecycleError, PeerIdentityMismatch
 from p2p.frames import ConsensusMessage, Request, RequestFailure, Response, consensus_frame
-from p2p.testing import Recorder, ScriptedPeer, frame, open_stream
+from tests.p2p_testing import Recorder, ScriptedPeer, frame, open_stream
 
 CHAIN = "sec-p2p-test"
 KEYS = {name: PrivateKey.from_label(f"p2p-{name}") for name in ("a", "b", "c", "m")}

@@ -22,19 +22,20 @@ from ledger.merkle import inclusion_proof, leaf_hash, merkle_root
 from ledger.store import Batch, ChainStore, KeyValueStore, open_chain
 from ledger.store_leveldb import LevelDBStore
 from ledger.transactions import OrderCreate, OrderItem, SignedTransaction, Transfer
-from secnode import devnet, jsonview
-from secnode.rpc import models as m
-from secnode.rpc.budget import (
+from secnode.network import devnet
+from secnode.runtime.rpc.budget import (
     DEFAULT_SLICE_S,
     REPLY_BYTES_PER_STORED_BYTE,
     DutyCycle,
     ReplyBudget,
     Turnstile,
 )
-from secnode.rpc.jsonrpc import Dispatcher, Limits
-from secnode.rpc.methods import RpcMethods, method_table, path_from_levels, tree_levels
-from secnode.rpc.ratelimit import RateLimit, RateLimiter
-from secnode.rpc.server import RpcConfig
+from secnode.runtime.rpc.jsonrpc import Dispatcher, Limits
+from secnode.runtime.rpc.methods import RpcMethods, method_table, path_from_levels, tree_levels
+from secnode.runtime.rpc.ratelimit import RateLimit, RateLimiter
+from secnode.runtime.rpc.server import RpcConfig
+from secnode.schema import jsonview
+from secnode.schema import models as m
 from tests.rpc_node import RpcTestNode, serve, sign
 
 OVER_BUDGET = -32005
@@ -447,7 +448,7 @@ async def test_rpc_reads_keep_to_their_share_of_the_loop() -> None:
 
 
 def _current_hold_for_test() -> Any:
-    from secnode.rpc import budget
+    from secnode.runtime.rpc import budget
 
     hold = budget._current_hold.get()
     assert hold is not None

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from ledger.transactions import Transfer
-from secnode import devnet
-from secnode.metrics import Counter, Histogram, MetricError, Metrics, Registry
-from secnode.rpc import models
-from secnode.rpc.errors import ALL_ERRORS, APPLICATION_ERRORS, MEMPOOL_REASONS
-from secnode.rpc.jsonrpc import Dispatcher, Limits
-from secnode.rpc.methods import method_table
+from secnode.network import devnet
+from secnode.runtime.metrics import Counter, Histogram, MetricError, Metrics, Registry
+from secnode.runtime.rpc.errors import ALL_ERRORS, APPLICATION_ERRORS, MEMPOOL_REASONS
+from secnode.runtime.rpc.jsonrpc import Dispatcher, Limits
+from secnode.runtime.rpc.methods import method_table
+from secnode.schema import models
 from tests.rpc_node import RpcTestNode, serve, sign
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "rpc.md"

@@ -14,10 +14,10 @@ from ledger.keys import PrivateKey, format_address, parse_address
 from ledger.merkle import leaf_hash, verify_inclusion
 from ledger.state_tree import verify_state_proof
 from ledger.transactions import SignedTransaction, Transfer, decode_transaction, sign_transaction
-from secnode import devnet
-from secnode.jsonview import hashes_from_json, state_proof_from_json
-from secnode.rpc.server import RpcConfig
-from secnode.rpc.view import NodeStatus
+from secnode.network import devnet
+from secnode.runtime.rpc.server import RpcConfig
+from secnode.runtime.rpc.view import NodeStatus
+from secnode.schema.jsonview import hashes_from_json, state_proof_from_json
 from tests.rpc_node import Served, serve, sign
 
 

@@ -17,9 +17,9 @@ from ledger.transactions import (
     OrderShip,
     SignedTransaction,
 )
-from secnode import devnet
-from secnode.jsonview import state_proof_from_json
-from secnode.rpc import methods
+from secnode.network import devnet
+from secnode.runtime.rpc import methods
+from secnode.schema.jsonview import state_proof_from_json
 from tests.rpc_node import Served, serve, sign
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from secnode.rpc.server import RpcConfig
+from secnode.runtime.rpc.server import RpcConfig
 from tests.rpc_node import serve
 
 SMALL = RpcConfig(max_body_bytes=4096, max_batch_size=5)

@@ -12,9 +12,9 @@ from ledger.state_tree import verify_state_proof
 from ledger.transactions import ValidatorUpdate
 from ledger.validator_state import VALIDATORS_KEY
 from ledger.validators import ValidatorSet
-from secnode import devnet
-from secnode.audit import certificate_from_json, header_from_json
-from secnode.jsonview import state_proof_from_json
+from secnode.client.audit import certificate_from_json, header_from_json
+from secnode.network import devnet
+from secnode.schema.jsonview import state_proof_from_json
 from tests.rpc_node import serve, sign
 
 METHOD = "sec_getValidatorsWithProof"

@@ -17,7 +17,7 @@ from ledger.genesis import parse_genesis
 from ledger.store import ChainStore, MemoryStore, open_chain
 from ledger.store_leveldb import LevelDBStore
 from ledger.transactions import Transfer
-from secnode.devnet import dev_genesis, dev_genesis_document, validator_key
+from secnode.network.devnet import dev_genesis, dev_genesis_document, validator_key
 from tests.chainkit import Chain
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from secnode.rpc_client import RpcClient, RpcClientError
-from secnode.testnet import NODE_PID, STOP_GRACE_S
+from secnode.client.rpc import RpcClient, RpcClientError
+from secnode.network.testnet import NODE_PID, STOP_GRACE_S
 from tests.e2e_cluster import CLI, PYTHON, ROOT, free_port_base, wait_until
 
 pytestmark = pytest.mark.slow

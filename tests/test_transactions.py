@@ -40,7 +40,7 @@ from ledger.transactions import (
     signing_bytes,
     verify_transaction,
 )
-from secnode.devnet import dev_genesis_hash
+from secnode.network.devnet import dev_genesis_hash
 
 CHAIN = "sec-devnet"
 GENESIS = dev_genesis_hash()

@@ -1,4 +1,4 @@
-"""Trust epochs computed ahead of time (secnode.trust_precompute): the block that commits an
+"""Trust epochs computed ahead of time (secnode.runtime.trust_precompute): the block that commits an
 epoch uses the precomputed scores, and the chain is the same, root for root, as without them."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from contracts import build_executor
 from contracts.epochs import epoch_fixed_after, get_epoch, get_pending
 from contracts.trust import attestation_key
 from ledger.transactions import Attest, OrderAction, OrderPay, OrderShip
-from secnode.trust_precompute import PrecomputedScores
+from secnode.runtime.trust_precompute import PrecomputedScores
 from tests.orderkit import OrderChain, order_genesis, shipment
 
 TOTAL = 2 * 1_000 + 500

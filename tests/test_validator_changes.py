@@ -22,11 +22,11 @@ from ledger.store_leveldb import LevelDBStore
 from ledger.transactions import ParameterSet, ValidatorUpdate, sign_transaction
 from ledger.validator_state import current_validators, pending_validator_changes, validators_at
 from ledger.validators import ValidatorSet
-from secnode.config import load_config
-from secnode.devnet import account_key, dev_genesis_document, validator_key
-from secnode.driver import ConsensusDriver
-from secnode.home import create_network
-from secnode.node import Node
+from secnode.network.devnet import account_key, dev_genesis_document, validator_key
+from secnode.network.home import create_network
+from secnode.runtime.config import load_config
+from secnode.runtime.driver import ConsensusDriver
+from secnode.runtime.node import Node
 from tests.chainkit import Chain
 
 

@@ -40,9 +40,9 @@ from ledger.genesis import load_genesis
 from ledger.keys import PrivateKey
 from ledger.transactions import SignedTransaction, Transfer, sign_transaction
 from secnode.bench.ledger import measure_verify
-from secnode.config import ConsensusSection, NodeConfig
-from secnode.devnet import dev_genesis_document
-from secnode.home import node_config, plan_nodes, write_home
+from secnode.network.devnet import dev_genesis_document
+from secnode.network.home import node_config, plan_nodes, write_home
+from secnode.runtime.config import ConsensusSection, NodeConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

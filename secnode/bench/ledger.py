@@ -33,7 +33,7 @@ from ledger.state import State
 from ledger.store import ChainStore
 from ledger.store_leveldb import LevelDBStore
 from ledger.transactions import SignedTransaction, Transfer, sign_transaction
-from secnode.devnet import dev_genesis, validator_key
+from secnode.network.devnet import dev_genesis, validator_key
 
 
 def _per_call(function: Callable[[], Any], repeat: int, rounds: int = 5) -> float:

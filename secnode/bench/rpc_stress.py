@@ -45,7 +45,6 @@ from ledger.transactions import (
     Transfer,
     sign_transaction,
 )
-from secnode import devnet
 from secnode.bench.cluster import (
     Cluster,
     bench_key,
@@ -55,6 +54,7 @@ from secnode.bench.cluster import (
     start_cluster,
     wait_ready,
 )
+from secnode.network import devnet
 
 HOSTILE_ADDRESS = "127.0.0.2"
 

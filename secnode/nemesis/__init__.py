@@ -10,6 +10,6 @@ Modules, in the order a run uses them:
 * `report`: counters, the summary line and the exit status.
 * `runner`: the cycle loop and `main` (`sec nemesis --cycles N --seed S --out DIR`).
 
-TEST-ONLY: nothing here runs inside a node; the one node-side fault (`secnode.byzantine`) is off
-unless its environment variable is set.
+TEST-ONLY: nothing here runs inside a node; the one node-side fault
+(`secnode.runtime.byzantine`) is off unless its environment variable is set.
 """

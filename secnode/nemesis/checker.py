@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from secnode.client.rpc import RpcClientError
 from secnode.nemesis.cluster import NemesisCluster
 from secnode.nemesis.load import Acknowledged
-from secnode.rpc_client import RpcClientError
 
 BATCH: Final = 50
 SAMPLE: Final = 10

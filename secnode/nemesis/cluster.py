@@ -27,12 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from secnode.byzantine import ENVIRONMENT_VARIABLE as BYZANTINE_VARIABLE
-from secnode.config import CONFIG_FILE, load_config, render_config
-from secnode.home import create_network
+from secnode.client.rpc import RpcClient, RpcClientError
 from secnode.nemesis.proxy import LinkLayer
-from secnode.rpc_client import RpcClient, RpcClientError
-from secnode.testnet import describe_exit, failure_reason
+from secnode.network.home import create_network
+from secnode.network.testnet import describe_exit, failure_reason
+from secnode.runtime.byzantine import ENVIRONMENT_VARIABLE as BYZANTINE_VARIABLE
+from secnode.runtime.config import CONFIG_FILE, load_config, render_config
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 HOST: Final = "127.0.0.1"

@@ -23,9 +23,9 @@ import signal
 from dataclasses import dataclass, replace
 from typing import Final
 
-from secnode.byzantine import BEHAVIOURS
-from secnode.byzantine import ENVIRONMENT_VARIABLE as BYZANTINE_VARIABLE
 from secnode.nemesis.cluster import CLOCK_OFFSET_VARIABLE, NemesisCluster
+from secnode.runtime.byzantine import BEHAVIOURS
+from secnode.runtime.byzantine import ENVIRONMENT_VARIABLE as BYZANTINE_VARIABLE
 
 KINDS: Final = ("kill", "pause", "partition", "skew", "byzantine")
 MAX_SKEW_S: Final = 3.0

@@ -26,9 +26,9 @@ from ledger.transactions import (
     Transfer,
     sign_transaction,
 )
-from secnode.devnet import account_key
-from secnode.rpc.errors import REJECTED
-from secnode.rpc_client import RpcCallError, RpcClient, RpcClientError
+from secnode.client.rpc import RpcCallError, RpcClient, RpcClientError
+from secnode.network.devnet import account_key
+from secnode.runtime.rpc.errors import REJECTED
 
 COMMIT_WAIT_S: Final = 8.0
 RPC_TIMEOUT_S: Final = COMMIT_WAIT_S + 4.0

@@ -29,14 +29,14 @@ from pathlib import Path
 from typing import Final
 
 from p2p.config import Tuning
-from secnode.config import ConfigError
+from secnode.client.rpc import RpcClientError
 from secnode.nemesis.checker import Checker
 from secnode.nemesis.cluster import Crash, NemesisCluster
 from secnode.nemesis.faults import Fault, Schedule, heal, inject
 from secnode.nemesis.load import Acknowledgements, start_clients
 from secnode.nemesis.report import CycleResult, Report
-from secnode.rpc_client import RpcClientError
-from secnode.testnet import failure_reason
+from secnode.network.testnet import failure_reason
+from secnode.runtime.config import ConfigError
 
 VALIDATORS: Final = 4
 READY_BOUND_S: Final = 90.0

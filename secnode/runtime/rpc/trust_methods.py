@@ -43,11 +43,11 @@ from ledger.encoding import decode
 from ledger.errors import DecodeError, StoreError
 from ledger.keys import format_address, parse_address
 from ledger.merkle import inclusion_proof, leaf_hash, merkle_root
-from secnode import jsonview
-from secnode.rpc import models as m
-from secnode.rpc.errors import NOT_FOUND, invalid_params, not_found
-from secnode.rpc.jsonrpc import Method
-from secnode.rpc.view import NodeView
+from secnode.runtime.rpc.errors import NOT_FOUND, invalid_params, not_found
+from secnode.runtime.rpc.jsonrpc import Method
+from secnode.runtime.rpc.view import NodeView
+from secnode.schema import jsonview
+from secnode.schema import models as m
 
 MAX_ATTESTATION_PAGE: Final = 100
 DEFAULT_PAGE_SIZE: Final = 1024

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:  # annotations only: the registry itself imports nothing of the node
-    from secnode.rpc.view import NodeStatus
+    from secnode.runtime.rpc.view import NodeStatus
 
 LabelValues = tuple[str, ...]
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from ledger.errors import InvalidAddress, InvalidProof, MalformedTransaction
-from secnode.mempool import MempoolRejected
+from secnode.runtime.mempool import MempoolRejected
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +120,7 @@ MEMPOOL_REASONS: Final = (
     "mempool_full",
     "invalid_signature",
 )
-"""Values of `data.reason` for `rejected` (secnode.mempool.MempoolRejected codes)."""
+"""Values of `data.reason` for `rejected` (secnode.runtime.mempool.MempoolRejected codes)."""
 
 
 class RpcError(Exception):

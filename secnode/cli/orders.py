@@ -1,7 +1,7 @@
 """`sec tx order ...`, `sec tx referral bind` and `sec query order|orders`.
 
 The order verbs build the `order.*` bodies (docs/protocol.md §5.5) and submit them like every
-`sec tx` verb (`secnode.cli_client.submit`): signed locally, nonce from the node, `--wait` for
+`sec tx` verb (`secnode.cli.common.submit`): signed locally, nonce from the node, `--wait` for
 the receipt. The order id is the hash of the `order.create` transaction; `create` prints it.
 `pay` without `--amount` asks the node for the order total. Shipment references and dispute
 reasons are hashed with SHA-256 (only the hash goes on chain).
@@ -30,7 +30,7 @@ from ledger.transactions import (
     OrderShip,
     ReferralBind,
 )
-from secnode.cli_client import (
+from secnode.cli.common import (
     ADDRESS_HELP,
     ClientInputError,
     _amount,
@@ -43,7 +43,7 @@ from secnode.cli_client import (
     resolve_address,
     submit,
 )
-from secnode.jsonview import hex_from_json, state_proof_from_json
+from secnode.schema.jsonview import hex_from_json, state_proof_from_json
 
 MAX_PAGES: Final = 10_000
 """`sec query orders --all` stops after this many pages (a node that never ends a listing)."""

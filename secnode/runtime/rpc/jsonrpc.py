@@ -17,9 +17,9 @@ Theory of operation:
 * Params are validated by the method's strict pydantic model: an object by name, an array by
   position in the model's field order. Failures are invalid params (-32602) naming the field.
 * Notifications are executed; their results and errors are dropped.
-* Budgets (secnode.rpc.budget): every entry is validated and priced in cost units before any
+* Budgets (secnode.runtime.rpc.budget): every entry is validated and priced in cost units before any
   runs; a call or batch over `Limits.max_request_cost` is refused whole (over_budget, id null).
-  The cost is then charged to the client's token bucket (secnode.rpc.ratelimit; rate_limited
+  The cost is then charged to the client's token bucket (secnode.runtime.rpc.ratelimit; rate_limited
   with retry_after_s when it is empty). Responses are counted as they are encoded; one that
   would push the reply past `Limits.max_reply_bytes` is replaced by an over_budget error.
   Error responses are not counted (at most `max_batch_size` of them, each small).
@@ -42,7 +42,7 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ValidationError
 
-from secnode.rpc.budget import (
+from secnode.runtime.rpc.budget import (
     BODY_BYTES_PER_UNIT,
     DEFAULT_MAX_REPLY_BYTES,
     DEFAULT_MAX_REQUEST_COST,
@@ -54,7 +54,7 @@ from secnode.rpc.budget import (
     call_cost,
     current_call,
 )
-from secnode.rpc.errors import (
+from secnode.runtime.rpc.errors import (
     RpcError,
     internal_error,
     invalid_params,
@@ -66,7 +66,7 @@ from secnode.rpc.errors import (
     to_rpc_error,
     too_large,
 )
-from secnode.rpc.ratelimit import RateLimiter
+from secnode.runtime.rpc.ratelimit import RateLimiter
 
 log = logging.getLogger("secnode.rpc")
 
@@ -107,7 +107,7 @@ class Limits:
     max_batch_size: int = 100
     """Most calls in one batch."""
     max_request_cost: int = DEFAULT_MAX_REQUEST_COST
-    """Most cost units one call or batch (the sum) may need (secnode.rpc.budget)."""
+    """Most cost units one call or batch (the sum) may need (secnode.runtime.rpc.budget)."""
     max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES
     """Largest response body (a batch's responses together)."""
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from secnode.config import ConfigError
+from secnode.runtime.config import ConfigError
 
 CLOCK_OFFSET_VARIABLE = "SEC_CLOCK_OFFSET_S"
 """Environment variable: seconds (a float, may be negative) added to the node's wall clock."""

@@ -5,8 +5,8 @@ validates params with them (strict: no coercion, `extra="forbid"`), methods buil
 through them, and `rpc.discover` publishes their JSON schemas. A field's order is its position
 for positional (array) params; its description is what the OpenRPC document shows.
 
-Conventions are those of `secnode.jsonview`: bytes as lowercase hex without "0x", addresses as
-sec1 text, amounts as integers in fen. Hash params accept either case of hex.
+Conventions are those of `secnode.schema.jsonview`: bytes as lowercase hex without "0x",
+addresses as sec1 text, amounts as integers in fen. Hash params accept either case of hex.
 """
 
 from __future__ import annotations

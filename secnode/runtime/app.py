@@ -31,7 +31,7 @@ from ledger.receipts import Receipt
 from ledger.state import State
 from ledger.state_tree import StateTree
 from ledger.store import ChainStore
-from secnode.mempool import Mempool
+from secnode.runtime.mempool import Mempool
 
 log = logging.getLogger("secnode.app")
 

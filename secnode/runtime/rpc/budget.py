@@ -3,7 +3,7 @@
 Cost units are a static price per method, raised by the parameters that make a call heavier
 (`full` blocks, `prove`, page sizes). They are known once the params are validated, before
 anything runs, so a batch's cost (the sum) is checked against `max_request_cost` up front and
-charged to the client's rate limit (secnode.rpc.ratelimit) as one amount.
+charged to the client's rate limit (secnode.runtime.rpc.ratelimit) as one amount.
 
 Reply bytes are capped per HTTP reply (`max_reply_bytes`). Every response is counted as it is
 encoded; a method whose reply size is known before it is built (a full block: proportional to
@@ -32,7 +32,7 @@ from typing import Final, TypeVar
 
 from pydantic import BaseModel
 
-from secnode.rpc.errors import over_budget
+from secnode.runtime.rpc.errors import over_budget
 
 T = TypeVar("T")
 

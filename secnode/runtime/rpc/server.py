@@ -5,7 +5,7 @@
 that has a response (JSON-RPC errors included), 204 when there is nothing to answer (only
 notifications), 413 with a JSON-RPC `too_large` error body when the body exceeds the cap, 429
 with a `rate_limited` error body and a Retry-After header when the client (keyed by remote IP)
-has spent its cost units (secnode.rpc.ratelimit; docs/rpc.md "Budgets and rate limits").
+has spent its cost units (secnode.runtime.rpc.ratelimit; docs/rpc.md "Budgets and rate limits").
 
 Invariants: a body is never buffered beyond `max_body_bytes` + one read chunk (the declared
 Content-Length is checked first, then the (decompressed) stream is counted while read; aiohttp
@@ -25,8 +25,8 @@ from typing import Final
 import aiohttp
 from aiohttp import web
 
-from secnode.metrics import CONTENT_TYPE, Metrics
-from secnode.rpc.budget import (
+from secnode.runtime.metrics import CONTENT_TYPE, Metrics
+from secnode.runtime.rpc.budget import (
     DEFAULT_MAX_REPLY_BYTES,
     DEFAULT_MAX_REQUEST_COST,
     DEFAULT_RPC_SHARE,
@@ -35,10 +35,10 @@ from secnode.rpc.budget import (
     Turnstile,
     Worker,
 )
-from secnode.rpc.jsonrpc import Dispatcher, Limits
-from secnode.rpc.methods import DEFAULT_MAX_COMMIT_WAITERS, method_table
-from secnode.rpc.ratelimit import DEFAULT_BURST, DEFAULT_RATE_PER_S, RateLimit, RateLimiter
-from secnode.rpc.view import NodeView
+from secnode.runtime.rpc.jsonrpc import Dispatcher, Limits
+from secnode.runtime.rpc.methods import DEFAULT_MAX_COMMIT_WAITERS, method_table
+from secnode.runtime.rpc.ratelimit import DEFAULT_BURST, DEFAULT_RATE_PER_S, RateLimit, RateLimiter
+from secnode.runtime.rpc.view import NodeView
 
 log = logging.getLogger("secnode.rpc")
 

@@ -11,7 +11,8 @@ with the same payloads and the same pacing, so the ratio compares like with like
   decoding. The sender writes a batch and awaits `drain()`; the receiver reads each frame with
   `readexactly` (header, then body) and counts it.
 
-MB/s counts payload bytes only. Run: `python -m p2p.bench [--small-count N] [--large-count N]`.
+MB/s counts payload bytes only.
+Run: `python -m secnode.bench.p2p [--small-count N] [--large-count N]`.
 """
 
 from __future__ import annotations

@@ -38,11 +38,11 @@ from pathlib import Path
 from typing import Any, Final, TextIO
 
 from ledger.genesis import load_genesis
-from secnode.config import ConfigError, load_config, split_host_port
-from secnode.devnet import DEV_NOTE
-from secnode.home import P2P_BASE_PORT, RPC_BASE_PORT, create_network
+from secnode.network.devnet import DEV_NOTE
+from secnode.network.home import P2P_BASE_PORT, RPC_BASE_PORT, create_network
+from secnode.runtime.config import ConfigError, load_config, split_host_port
 
-ROOT: Final = Path(__file__).resolve().parents[1]
+ROOT: Final = Path(__file__).resolve().parents[2]
 STOP_GRACE_S: Final = 15.0
 POLL_S: Final = 0.5
 STARTUP_WINDOW_S: Final = 10.0
@@ -66,7 +66,7 @@ def prepare(
         committed = _default_genesis()
         if nodes == 4 and committed.exists():
             # Same document as the committed genesis.json (create_network(dev=True) builds it
-            # from secnode.devnet); keep the committed bytes so operators can diff them.
+            # from secnode.network.devnet); keep the committed bytes so operators can diff them.
             for home in [directory, *(directory / f"node{i}" for i in range(nodes))]:
                 (home / "genesis.json").write_bytes(committed.read_bytes())
     homes = sorted(p for p in directory.iterdir() if (p / "config.toml").exists())

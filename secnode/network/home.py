@@ -1,12 +1,12 @@
 """Creating node homes and whole networks (`sec genesis new`, `sec testnet`).
 
-A network directory made by `create_network` holds `genesis.json`, one home per validator
-(`node0/` ...) with its own config.toml, node.key and a copy of the genesis, and `accounts/`
-with the key files of the genesis accounts (fresh random keys unless `dev` is set, in which case
-the public development keys of secnode.devnet are used and every file says so). Every key file
-written here records the genesis document hash of its network, so `sec` refuses to sign with it
-for a node of another network. `new_chain_id` gives `sec genesis new` a chain id of its own per
-network (transactions sign chain id and genesis hash: docs/protocol.md, "Signing domain").
+A network directory made by `create_network` holds `genesis.json`, one home per validator (`node0/`
+...) with its own config.toml, node.key and a copy of the genesis, and `accounts/` with the key
+files of the genesis accounts (fresh random keys unless `dev` is set, in which case the public
+development keys of secnode.network.devnet are used and every file says so). Every key file written
+here records the genesis document hash of its network, so `sec` refuses to sign with it for a node
+of another network. `new_chain_id` gives `sec genesis new` a chain id of its own per network
+(transactions sign chain id and genesis hash: docs/protocol.md, "Signing domain").
 """
 
 from __future__ import annotations
@@ -20,7 +20,14 @@ from typing import Any
 
 from ledger.genesis import parse_genesis
 from ledger.keys import PrivateKey, write_key_file
-from secnode.config import (
+from secnode.network.devnet import (
+    DEV_ACCOUNTS,
+    DEV_PARAMETERS,
+    account_key,
+    dev_genesis_document,
+    validator_key,
+)
+from secnode.runtime.config import (
     CONFIG_FILE,
     ConfigError,
     NodeConfig,
@@ -28,13 +35,6 @@ from secnode.config import (
     PeerConfig,
     RPCSection,
     render_config,
-)
-from secnode.devnet import (
-    DEV_ACCOUNTS,
-    DEV_PARAMETERS,
-    account_key,
-    dev_genesis_document,
-    validator_key,
 )
 
 P2P_BASE_PORT = 26600

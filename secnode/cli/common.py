@@ -1,7 +1,7 @@
 """`sec tx ...` and `sec query ...`: the CLI's JSON-RPC client commands.
 
 `sec tx VERB` builds a transaction body (the order and referral verbs are in
-`secnode.cli_orders`), takes the sender's next nonce from the node
+`secnode.cli.orders`), takes the sender's next nonce from the node
 (sec_getAccount, or --nonce), signs it locally with --key (a key file, or dev:NAME for a public
 development account), and submits it with sec_sendTransaction; --wait waits for the commit and
 prints the receipt. `sec query` reads status, blocks, transactions and accounts, and verifies the
@@ -47,8 +47,8 @@ from ledger.transactions import (
     decode_transaction,
     sign_transaction,
 )
-from secnode.jsonview import hashes_from_json, hex_from_json, state_proof_from_json
-from secnode.rpc_client import DEFAULT_RPC_URL, RpcCallError, RpcClient, RpcClientError
+from secnode.client.rpc import DEFAULT_RPC_URL, RpcCallError, RpcClient, RpcClientError
+from secnode.schema.jsonview import hashes_from_json, hex_from_json, state_proof_from_json
 
 DEV_PREFIX: Final = "dev:"
 NOT_FOUND_CODE: Final = -32000
@@ -67,13 +67,13 @@ class ClientInputError(Exception):
 
 
 def _dev_account_names() -> list[str]:
-    from secnode.devnet import DEV_ACCOUNTS  # pydantic-heavy: imported only when used
+    from secnode.network.devnet import DEV_ACCOUNTS  # pydantic-heavy: imported only when used
 
     return [name for name, _, _ in DEV_ACCOUNTS]
 
 
 def _dev_key(name: str, option: str, *, validator: bool = False) -> PrivateKey:
-    from secnode.devnet import account_key, validator_key
+    from secnode.network.devnet import account_key, validator_key
 
     if validator:
         if not _VALIDATOR_NAME_RE.match(name):
@@ -588,10 +588,10 @@ def add_client_commands(
     account.add_argument("--prove", action="store_true", help="fetch and verify a state proof")
     account.set_defaults(handler=_guarded(_query_account))
 
-    from secnode.cli_orders import add_order_commands  # imports this module's helpers
+    from secnode.cli.orders import add_order_commands  # imports this module's helpers
 
     add_order_commands(verbs, what, parents, common)
 
-    from secnode.cli_audit import add_trust_commands  # tx attest, query trust|attestations
+    from secnode.cli.trust import add_trust_commands  # tx attest, query trust|attestations
 
     add_trust_commands(verbs, what, parents, common)

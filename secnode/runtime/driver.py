@@ -53,8 +53,8 @@ from ledger.keys import PublicKey, address_of, format_address
 from ledger.validator_state import pending_validator_changes
 from ledger.validators import ValidatorSet
 from p2p import InvalidPayload, P2PError, RequestRejected
-from secnode.app import Committed, LedgerApp
-from secnode.metrics import Metrics
+from secnode.runtime.app import Committed, LedgerApp
+from secnode.runtime.metrics import Metrics
 
 log = logging.getLogger("secnode.driver")
 

@@ -15,7 +15,7 @@ from ledger.state import State
 from ledger.store import ChainStore
 from ledger.transactions import SignedTransaction
 from ledger.validators import ValidatorSet
-from secnode.mempool import Mempool
+from secnode.runtime.mempool import Mempool
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +64,7 @@ class NodeView(Protocol):
         ...
 
     async def submit(self, tx: SignedTransaction) -> None:
-        """Admit to the mempool and gossip; raises secnode.mempool.MempoolRejected."""
+        """Admit to the mempool and gossip; raises secnode.runtime.mempool.MempoolRejected."""
         ...
 
     async def wait_committed(

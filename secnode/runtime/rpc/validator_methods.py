@@ -27,11 +27,11 @@ from ledger.encoding import decode
 from ledger.errors import StoreError
 from ledger.validator_state import VALIDATORS_KEY
 from ledger.validators import ValidatorSet
-from secnode import jsonview
-from secnode.rpc import models as m
-from secnode.rpc.errors import NOT_FOUND, not_found
-from secnode.rpc.jsonrpc import Method
-from secnode.rpc.view import NodeView
+from secnode.runtime.rpc.errors import NOT_FOUND, not_found
+from secnode.runtime.rpc.jsonrpc import Method
+from secnode.runtime.rpc.view import NodeView
+from secnode.schema import jsonview
+from secnode.schema import models as m
 
 METHOD: Final = "sec_getValidatorsWithProof"
 

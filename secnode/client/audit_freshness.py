@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from ledger.blocks import BlockHeader
-from secnode.audit import AuditFailure
+from secnode.client.audit import AuditFailure
 
 STATE_VERSION: Final = 1
 STATE_ENV: Final = "SEC_AUDIT_STATE"

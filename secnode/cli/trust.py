@@ -3,7 +3,7 @@
 `sec query trust ADDRESS` shows a score and checks its two state proofs under the state root
 the node names; `sec audit trust ADDRESS` trusts nothing but the genesis file: it checks the
 header, the certificates from genesis, both proofs, every page of the epoch's inputs, and
-recomputes the epoch (secnode.audit). It prints each check, then VERIFIED, or FAILED with the
+recomputes the epoch (secnode.client.audit). It prints each check, then VERIFIED, or FAILED with the
 check that failed (exit status 1). `sec audit chain` replays every block from genesis,
 verifying certificates, transaction roots and state roots, with a progress bar on stderr.
 """
@@ -23,15 +23,7 @@ from ledger.genesis import Genesis, load_genesis
 from ledger.keys import format_address
 from ledger.state_tree import verify_state_proof
 from ledger.transactions import Attest
-from secnode.audit import AuditFailure, audit_chain, audit_trust
-from secnode.audit_freshness import (
-    Freshness,
-    block_time_text,
-    default_state_path,
-    load_state,
-    save_state,
-)
-from secnode.cli_client import (
+from secnode.cli.common import (
     ADDRESS_HELP,
     ClientInputError,
     _client,
@@ -42,9 +34,17 @@ from secnode.cli_client import (
     resolve_address,
     submit,
 )
-from secnode.jsonview import hex_from_json, state_proof_from_json
+from secnode.client.audit import AuditFailure, audit_chain, audit_trust
+from secnode.client.audit_freshness import (
+    Freshness,
+    block_time_text,
+    default_state_path,
+    load_state,
+    save_state,
+)
+from secnode.schema.jsonview import hex_from_json, state_proof_from_json
 
-DEFAULT_GENESIS: Final = Path(__file__).resolve().parents[1] / "genesis.json"
+DEFAULT_GENESIS: Final = Path(__file__).resolve().parents[2] / "genesis.json"
 MAX_ATTESTATION_PAGES: Final = 10_000
 
 
@@ -177,7 +177,7 @@ class _Bar:
 
 
 class _Memory:
-    """The auditor's state file around one run (secnode.audit_freshness)."""
+    """The auditor's state file around one run (secnode.client.audit_freshness)."""
 
     def __init__(self, args: argparse.Namespace, genesis: Genesis) -> None:
         self.path = Path(args.state) if args.state is not None else default_state_path()
@@ -337,7 +337,7 @@ def add_trust_commands(
 
 def add_audit_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `sec audit trust|chain`."""
-    from secnode.cli_client import _common_options
+    from secnode.cli.common import _common_options
 
     common = _common_options()
     common.add_argument(

@@ -3,7 +3,7 @@
 Params and result schemas come from the same pydantic models that validate requests
 (`model_json_schema` via `models_json_schema`), so the document cannot drift from the code.
 Shared schemas live in `components.schemas` and are referenced as
-"#/components/schemas/<Model>"; the error table (secnode.rpc.errors) is `components.errors`.
+"#/components/schemas/<Model>"; the error table (secnode.runtime.rpc.errors) is `components.errors`.
 Each param is a content descriptor built from one field of the method's params model, in field
 order (which is also the positional order: `paramStructure` is "either").
 """
@@ -16,8 +16,8 @@ from typing import Any, Final
 
 from pydantic.json_schema import models_json_schema
 
-from secnode.rpc.errors import ALL_ERRORS, ErrorCode
-from secnode.rpc.jsonrpc import Method
+from secnode.runtime.rpc.errors import ALL_ERRORS, ErrorCode
+from secnode.runtime.rpc.jsonrpc import Method
 
 OPENRPC_VERSION: Final = "1.2.6"
 _REF_PREFIX: Final = "#/components/schemas/"

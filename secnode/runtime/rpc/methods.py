@@ -6,8 +6,9 @@ in the state overlay is never visible. Each read runs without an `await` in betw
 node's event loop it sees one consistent committed height (assuming the node commits the store
 and the state together, without yielding in between).
 
-Errors are raised as `RpcError` (secnode.rpc.errors); a missing block, transaction or account is
-`not_found`, a store that lacks a row it indexes is a `StoreError` (internal error, logged).
+Errors are raised as `RpcError` (secnode.runtime.rpc.errors); a missing block, transaction or
+account is `not_found`, a store that lacks a row it indexes is a `StoreError` (internal error,
+logged).
 """
 
 from __future__ import annotations
@@ -25,11 +26,9 @@ from ledger.receipts import Receipt
 from ledger.schema import to_wire
 from ledger.store import LruCache
 from ledger.transactions import decode_transaction
-from secnode import jsonview
-from secnode.mempool import MempoolRejected
-from secnode.rpc import models as m
-from secnode.rpc.budget import REPLY_BYTES_PER_STORED_BYTE, Worker, reserve_reply_bytes
-from secnode.rpc.errors import (
+from secnode.runtime.mempool import MempoolRejected
+from secnode.runtime.rpc.budget import REPLY_BYTES_PER_STORED_BYTE, Worker, reserve_reply_bytes
+from secnode.runtime.rpc.errors import (
     BUSY,
     NOT_FOUND,
     REJECTED,
@@ -40,11 +39,13 @@ from secnode.rpc.errors import (
     rejected,
     timeout,
 )
-from secnode.rpc.jsonrpc import Method
-from secnode.rpc.openrpc import build_document
-from secnode.rpc.trust_methods import trust_method_table
-from secnode.rpc.validator_methods import validator_method_table
-from secnode.rpc.view import NodeView
+from secnode.runtime.rpc.jsonrpc import Method
+from secnode.runtime.rpc.openrpc import build_document
+from secnode.runtime.rpc.trust_methods import trust_method_table
+from secnode.runtime.rpc.validator_methods import validator_method_table
+from secnode.runtime.rpc.view import NodeView
+from secnode.schema import jsonview
+from secnode.schema import models as m
 
 DEFAULT_MAX_COMMIT_WAITERS: Final = 256
 MAX_ORDERS_EXAMINED: Final = 1_000

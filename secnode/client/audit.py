@@ -32,7 +32,7 @@ block the replay certified, its record must prove under that block's state root,
 the replayed state's record byte for byte.
 
 The freshness of an answer (not older than what this auditor verified before, `--max-age`) is
-checked by the caller through `on_header` (secnode.audit_freshness).
+checked by the caller through `on_header` (secnode.client.audit_freshness).
 """
 
 from __future__ import annotations
@@ -63,13 +63,13 @@ from ledger.state_tree import verify_state_proof
 from ledger.transactions import SignedTransaction, decode_transaction
 from ledger.validator_state import VALIDATORS_KEY, current_validators
 from ledger.validators import ValidatorSet
-from secnode.jsonview import hashes_from_json, hex_from_json, state_proof_from_json
+from secnode.schema.jsonview import hashes_from_json, hex_from_json, state_proof_from_json
 
 PAGE_SIZE = 4096
 
 
 class Node(Protocol):
-    """What the auditor needs of a node: JSON-RPC calls (secnode.rpc_client.RpcClient)."""
+    """What the auditor needs of a node: JSON-RPC calls (secnode.client.rpc.RpcClient)."""
 
     def call(self, method: str, params: dict[str, Any] | None = None) -> Any: ...
 

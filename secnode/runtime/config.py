@@ -20,8 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ledger.errors import LedgerError
 from ledger.transactions import MAX_TRANSACTION_SIZE
-from secnode.mempool import MempoolConfig
-from secnode.rpc.budget import DEFAULT_RPC_SHARE
+from secnode.runtime.mempool import MempoolConfig
+from secnode.runtime.rpc.budget import DEFAULT_RPC_SHARE
 
 CONFIG_FILE = "config.toml"
 
@@ -103,7 +103,7 @@ class ConsensusSection(_Strict):
 
 
 _MEMPOOL = MempoolConfig()
-"""The defaults live in one place, `secnode.mempool.MempoolConfig`."""
+"""The defaults live in one place, `secnode.runtime.mempool.MempoolConfig`."""
 
 
 class MempoolSection(_Strict):

@@ -7,7 +7,7 @@ consensus driver's catch-up tasks) until `stop()` — called by the SIGINT/SIGTE
 `serve` — cancels them, flushes nothing (every commit is already one synced batch) and closes
 the store. A crash at any instant leaves the store at its last committed block.
 
-The node implements `secnode.rpc.view.NodeView` for the RPC layer.
+The node implements `secnode.runtime.rpc.view.NodeView` for the RPC layer.
 """
 
 from __future__ import annotations
@@ -43,16 +43,22 @@ from ledger.validator_state import (
 )
 from ledger.validators import ValidatorSet
 from p2p import Handlers, P2PConfig, P2PHost, PeerAddress, RequestRejected, allowlist
-from secnode.app import Committed, LedgerApp
-from secnode.byzantine import make_host
-from secnode.clock import NodeClock, clock_from_environment
-from secnode.config import CONFIG_FILE, ConfigError, NodeConfig, load_config, split_host_port
-from secnode.driver import ConsensusDriver
-from secnode.mempool import Mempool, MempoolRejected
-from secnode.metrics import Metrics
-from secnode.rpc.server import RpcConfig, make_app, start_rpc_server
-from secnode.rpc.view import NodeStatus
-from secnode.trust_precompute import PrecomputedScores
+from secnode.runtime.app import Committed, LedgerApp
+from secnode.runtime.byzantine import make_host
+from secnode.runtime.clock import NodeClock, clock_from_environment
+from secnode.runtime.config import (
+    CONFIG_FILE,
+    ConfigError,
+    NodeConfig,
+    load_config,
+    split_host_port,
+)
+from secnode.runtime.driver import ConsensusDriver
+from secnode.runtime.mempool import Mempool, MempoolRejected
+from secnode.runtime.metrics import Metrics
+from secnode.runtime.rpc.server import RpcConfig, make_app, start_rpc_server
+from secnode.runtime.rpc.view import NodeStatus
+from secnode.runtime.trust_precompute import PrecomputedScores
 
 log = logging.getLogger("secnode.node")
 
@@ -90,7 +96,7 @@ class Node:
     ) -> None:
         self.config = config
         self.clock: Callable[[], float] = NodeClock() if clock is None else clock
-        """The node's one source of "now" (see `secnode.clock`)."""
+        """The node's one source of "now" (see `secnode.runtime.clock`)."""
         self.key = key
         self.signer = Signer(key)
         self.genesis = genesis
@@ -117,7 +123,8 @@ class Node:
             max_clock_drift_s=config.consensus.max_clock_drift_s,
         )
         self.replica = self._restore_replica(replica_records)
-        # TEST-ONLY FAULT hook: a plain P2PHost unless SEC_BYZANTINE is set (secnode/byzantine.py)
+        # TEST-ONLY FAULT hook: a plain P2PHost unless SEC_BYZANTINE is set
+        # (secnode/runtime/byzantine.py)
         self.host: P2PHost = make_host(self._p2p_config(), self.signer, genesis.chain_id)
         self._waiters: dict[bytes, list[asyncio.Future[tuple[int, int]]]] = defaultdict(list)
         self._stop = asyncio.Event()

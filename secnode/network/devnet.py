@@ -16,7 +16,7 @@ from ledger.keys import PrivateKey
 
 DEV_CHAIN_ID: Final = "sec-devnet"
 DEV_GENESIS_TIME_MS: Final = 1_764_000_000_000
-DEV_NOTE: Final = (
+DEV_NOTE: Final = (  # part of the genesis document hash: frozen, even the old path of this file
     "DEVELOPMENT NETWORK. Every key of this genesis is derived from a PUBLIC label "
     "(see secnode/devnet.py); anyone can sign as these accounts. Never hold value here."
 )
