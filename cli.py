@@ -1,134 +1,91 @@
 """`sec`: the SEC chain command line (also `python cli.py`).
 
 Human-readable output by default, `--json` for scripts; errors are one line on stderr with a
-non-zero exit status. Commands that talk to a node do so only over JSON-RPC.
+non-zero exit status. Commands that talk to a node do so only over JSON-RPC. The command groups
+live in `secnode.cli` (one module each); this file assembles the parser and owns the one error
+handler.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any
+from functools import partial
 
 from ledger.errors import LedgerError
-from ledger.keys import PrivateKey, format_address, read_key_file, write_key_file
+from secnode.cli import audit, keys, network, orders, query, trust, tx
+from secnode.cli.common import CommandError, common_options, tx_options
+from secnode.client.rpc import RpcClientError
+
+# --- commands whose options are parsed by the package that implements them ---------------------
+# Imported only when run, so that `sec tx ...` starts without loading benchmarks or the simulator.
 
 
-class CommandError(Exception):
-    """A user-facing failure: printed as one line, exit status 1."""
+def _bench_ledger(argv: list[str]) -> int:
+    from secnode.bench.ledger import main
+
+    return main(argv)
 
 
-def _emit(args: argparse.Namespace, human: str, data: dict[str, Any]) -> None:
-    if getattr(args, "json", False):
-        print(json.dumps(data, indent=2, sort_keys=True))
-    else:
-        print(human)
+def _bench_p2p(argv: list[str]) -> int:
+    from secnode.bench.p2p import main
+
+    return main(argv)
 
 
-# --- keys ----------------------------------------------------------------------------------------
+def _bench_cluster(argv: list[str]) -> int:
+    from secnode.bench.cluster import main
+
+    return main(argv)
 
 
-def cmd_keys_new(args: argparse.Namespace) -> int:
-    genesis_hash = None
-    if args.genesis:
-        from ledger.genesis import load_genesis
+def _bench_trust(argv: list[str]) -> int:
+    from secnode.bench.trust import main
 
-        genesis_hash = load_genesis(Path(args.genesis)).document_hash()
-    key = PrivateKey.generate()
-    path = Path(args.out)
-    write_key_file(path, key, overwrite=args.force, genesis_hash=genesis_hash)
-    address = format_address(key.address)
-    data = {"path": str(path), "address": address, "public_key": key.public_key.hex()}
-    human = f"wrote {path} (mode 0600)\naddress     {address}\npublic key  {key.public_key.hex()}"
-    if genesis_hash is not None:
-        data["genesis"] = genesis_hash.hex()
-        human += f"\nfor genesis {genesis_hash.hex()}"
-    _emit(args, human, data)
-    return 0
+    return main(argv)
 
 
-def cmd_keys_show(args: argparse.Namespace) -> int:
-    key = read_key_file(Path(args.path))
-    address = format_address(key.address)
-    _emit(
-        args,
-        f"address     {address}\npublic key  {key.public_key.hex()}",
-        {"address": address, "public_key": key.public_key.hex()},
-    )
-    return 0
+def _bench_rpc(argv: list[str]) -> int:
+    from secnode.bench.rpc_stress import main
+
+    return main(argv)
 
 
-# --- networks and nodes ------------------------------------------------------------------------
+def _sim(argv: list[str]) -> int:
+    from consensus.sim.runner import main
+
+    return main(argv)
 
 
-def cmd_genesis_new(args: argparse.Namespace) -> int:
-    from secnode.network.home import create_network, new_chain_id
+def _testnet_restart(argv: list[str]) -> int:
+    from secnode.network.testnet import restart_main
 
-    hosts = args.hosts.split(",") if args.hosts else None
-    bases = {
-        name: value
-        for name, value in (("p2p_base", args.p2p_port_base), ("rpc_base", args.rpc_port_base))
-        if value is not None
-    }
-    plans = create_network(
-        Path(args.out),
-        args.validators,
-        dev=args.dev,
-        hosts=hosts,
-        chain_id=args.chain_id or new_chain_id(),  # a network of its own: no replay between two
-        **bases,
-    )
-    nodes = [
-        {
-            "name": p.name,
-            "p2p": p.p2p_address,
-            "rpc": p.rpc_url,
-            "home": str(Path(args.out) / p.name),
-        }
-        for p in plans
-    ]
-    lines = [f"wrote {args.out}/genesis.json, account keys in {args.out}/accounts/"]
-    lines += [f"  {n['name']}: home {n['home']}  p2p {n['p2p']}  rpc {n['rpc']}" for n in nodes]
-    lines.append(f"start each with: sec node start --home {args.out}/node0")
-    _emit(args, "\n".join(lines), {"genesis": f"{args.out}/genesis.json", "nodes": nodes})
-    return 0
+    return restart_main(argv)
 
 
-def cmd_node_start(args: argparse.Namespace) -> int:
-    from secnode.runtime.node import serve
+def _nemesis(argv: list[str]) -> int:
+    from secnode.nemesis.runner import main
 
-    return serve(Path(args.home))
-
-
-def cmd_testnet(args: argparse.Namespace) -> int:
-    from secnode.network.testnet import run
-
-    if args.nodes < 1:
-        raise CommandError("--nodes must be at least 1")
-    bases = {
-        name: value
-        for name, value in (("p2p_base", args.p2p_port_base), ("rpc_base", args.rpc_port_base))
-        if value is not None
-    }
-    return run(Path(args.dir), args.nodes, restart_crashed=args.restart_crashed, **bases)
+    return main(argv)
 
 
-# --- delegations to package entry points ----------------------------------------------------------
+DELEGATED: dict[tuple[str, ...], Callable[[list[str]], int]] = {
+    ("bench", "ledger"): _bench_ledger,
+    ("bench", "p2p"): _bench_p2p,
+    ("bench", "cluster"): _bench_cluster,
+    ("bench", "trust"): _bench_trust,
+    ("bench", "rpc"): _bench_rpc,
+    ("sim",): _sim,
+    ("testnet", "restart"): _testnet_restart,
+    ("nemesis",): _nemesis,
+}
+"""Command prefix -> entry point taking the remaining arguments."""
 
 
-def _delegate(target: str) -> Callable[[argparse.Namespace], int]:
-    """Run `module:function(argv)` with the remaining arguments (keeps startup fast)."""
-
-    def run(args: argparse.Namespace) -> int:
-        module_name, function_name = target.split(":")
-        module = __import__(module_name, fromlist=[function_name])
-        result: int = getattr(module, function_name)(list(args.rest))
-        return result
-
-    return run
+def _delegated(entry: Callable[[list[str]], int], args: argparse.Namespace) -> int:
+    rest: list[str] = args.rest
+    return entry(rest)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -138,26 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run `sec COMMAND --help` for each command's options.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    keys.add_commands(commands)
 
-    keys = commands.add_parser("keys", help="create and inspect Ed25519 key files")
-    key_commands = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
-    new = key_commands.add_parser("new", help="generate a key file (mode 0600)")
-    new.add_argument("--out", required=True, help="path of the key file to write")
-    new.add_argument("--force", action="store_true", help="overwrite an existing file")
-    new.add_argument(
-        "--genesis",
-        metavar="FILE",
-        help="genesis.json of the network the key is for: recorded, and `sec tx` refuses to "
-        "sign with the key for a node of another network",
-    )
-    new.add_argument("--json", action="store_true", help="machine-readable output")
-    new.set_defaults(handler=cmd_keys_new)
-    show = key_commands.add_parser("show", help="print a key file's address and public key")
-    show.add_argument("path", help="key file")
-    show.add_argument("--json", action="store_true", help="machine-readable output")
-    show.set_defaults(handler=cmd_keys_show)
-
-    bench = commands.add_parser("bench", help="benchmarks: cluster | ledger | p2p | trust")
+    bench = commands.add_parser("bench", help="benchmarks: cluster | ledger | p2p | trust | rpc")
     bench_kinds = bench.add_subparsers(dest="bench_kind", metavar="KIND", required=True)
     bench_kinds.add_parser("ledger", help="ledger hot paths as ratios to Ed25519 verify")
     bench_kinds.add_parser("p2p", help="encrypted transport vs a plain asyncio stream")
@@ -165,112 +105,51 @@ def build_parser() -> argparse.ArgumentParser:
     bench_kinds.add_parser("trust", help="one trust epoch: 100k accounts, 1M attestations")
     bench_kinds.add_parser("rpc", help="commit latency p50/p99 quiet vs a hostile RPC client")
     commands.add_parser("sim", help="deterministic PBFT fault simulator (sec sim --help)")
-    genesis = commands.add_parser("genesis", help="create a network: genesis + node homes")
-    genesis_commands = genesis.add_subparsers(
-        dest="genesis_command", metavar="ACTION", required=True
-    )
-    new_network = genesis_commands.add_parser(
-        "new",
-        help="write DIR/genesis.json, one node home per validator and account keys",
-        description="Create a new network. For nodes on separate machines pass --hosts with one "
-        "HOST or HOST:P2P_PORT per validator; then copy DIR/nodeI to machine I.",
-    )
-    new_network.add_argument("--validators", type=int, default=4, help="number of validators")
-    new_network.add_argument("--out", required=True, help="directory to create")
-    new_network.add_argument("--hosts", help="comma-separated HOST[:PORT] per validator")
-    new_network.add_argument(
-        "--chain-id", help="chain id (default: sec-<8 random hex digits>, new for each network)"
-    )
-    new_network.add_argument(
-        "--p2p-port-base",
-        type=int,
-        metavar="PORT",
-        help="P2P port of node0; on one machine node i gets PORT+i (default 26600)",
-    )
-    new_network.add_argument(
-        "--rpc-port-base",
-        type=int,
-        metavar="PORT",
-        help="RPC port of node0; on one machine node i gets PORT+i (default 8545)",
-    )
-    new_network.add_argument(
-        "--dev", action="store_true", help="use the PUBLIC development keys (never for value)"
-    )
-    new_network.add_argument("--json", action="store_true", help="machine-readable output")
-    new_network.set_defaults(handler=cmd_genesis_new)
+    commands.add_parser("nemesis", help="fault cycles on a real 4-node network (--help)")
+    network.add_commands(commands)
 
-    node = commands.add_parser("node", help="run a node")
-    node_commands = node.add_subparsers(dest="node_command", metavar="ACTION", required=True)
-    start = node_commands.add_parser("start", help="run the node in HOME until SIGINT/SIGTERM")
-    start.add_argument("--home", required=True, help="node home (config.toml, node.key, ...)")
-    start.set_defaults(handler=cmd_node_start)
-
-    testnet = commands.add_parser(
-        "testnet",
-        help="the one-command local network (4 validator processes on LevelDB)",
-        description="Start N validators as separate processes from the committed development "
-        "genesis (public keys!). A node that ends is reported and the others keep running; "
-        "`sec testnet restart NODE [--dir DIR]` (re)starts one from another terminal. "
-        "Ctrl-C stops them; running again resumes the same chain.",
-    )
-    testnet.add_argument("--nodes", type=int, default=4, help="validators (default 4)")
-    testnet.add_argument("--dir", default="testnet", help="network directory (default ./testnet)")
-    testnet.add_argument(
-        "--restart-crashed", action="store_true", help="start again a node that ran and ended"
-    )
-    testnet.add_argument(
-        "--p2p-port-base", type=int, help="first P2P port (default 26600; new DIR only)"
-    )
-    testnet.add_argument(
-        "--rpc-port-base", type=int, help="first RPC port (default 8545; new DIR only)"
-    )
-    testnet.set_defaults(handler=cmd_testnet)
-
-    from secnode.cli.common import add_client_commands  # sec tx ..., sec query ...
-
-    add_client_commands(commands)
-
-    from secnode.cli.trust import add_audit_commands  # sec audit trust|chain
-
-    add_audit_commands(commands)
+    common = common_options()
+    parents = [common, tx_options()]
+    tx_parser = commands.add_parser("tx", help="sign and submit a transaction")
+    verbs = tx_parser.add_subparsers(dest="tx_verb", metavar="VERB", required=True)
+    query_parser = commands.add_parser("query", help="read from a node (verifying proofs)")
+    what = query_parser.add_subparsers(dest="query_what", metavar="WHAT", required=True)
+    tx.add_commands(verbs, parents)
+    query.add_commands(what, common)
+    orders.add_commands(verbs, what, parents, common)
+    trust.add_commands(verbs, what, parents, common)
+    audit.add_commands(commands)
     return parser
-
-
-DELEGATED: dict[tuple[str, ...], str] = {
-    ("bench", "ledger"): "secnode.bench.ledger:main",
-    ("bench", "p2p"): "secnode.bench.p2p:main",
-    ("bench", "cluster"): "secnode.bench.cluster:main",
-    ("bench", "trust"): "secnode.bench.trust:main",
-    ("bench", "rpc"): "secnode.bench.rpc_stress:main",
-    ("sim",): "consensus.sim.runner:main",
-    ("testnet", "restart"): "secnode.network.testnet:restart_main",
-    ("nemesis",): "secnode.nemesis.runner:main",
-}
-"""Commands whose options are parsed by the package that implements them."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
-    for prefix, target in DELEGATED.items():
+    for prefix, entry in DELEGATED.items():
         if tuple(arguments[: len(prefix)]) == prefix:
             namespace = argparse.Namespace(rest=arguments[len(prefix) :])
-            return _run(_delegate(target), namespace)
+            return _run(partial(_delegated, entry), namespace)
     parser = build_parser()
     args = parser.parse_args(arguments)
     return _run(args.handler, args)
 
 
 def _run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """The CLI's one error handler: a failure the user can act on is one line on stderr and exit
+    status 1; Ctrl-C is exit status 130. Anything else is a bug and keeps its traceback."""
     try:
-        status: int = handler(args)
-    except (CommandError, LedgerError) as exc:
-        print(f"sec: error: {exc}", file=sys.stderr)
-        return 1
+        return handler(args)
+    except (CommandError, RpcClientError, LedgerError) as exc:
+        line = " ".join(str(exc).split())
+    except (KeyError, TypeError) as exc:
+        if not hasattr(args, "rpc"):
+            raise
+        # A result without the documented fields: another service, or an incompatible node.
+        line = (
+            f"unexpected answer from {args.rpc} ({type(exc).__name__}: {exc}); "
+            "is it a SEC node of a compatible version?"
+        )
     except KeyboardInterrupt:
         print("sec: interrupted", file=sys.stderr)
         return 130
-    return status
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    print(f"sec: error: {line}", file=sys.stderr)
+    return 1

@@ -15,7 +15,7 @@ import pytest
 import cli
 from ledger.accounts import get_account
 from ledger.keys import PrivateKey, format_address, write_key_file
-from secnode.cli.common import _view_text
+from secnode.cli.query import _view_text
 from secnode.network import devnet
 from tests.rpc_node import ServedNode
 

@@ -32,17 +32,16 @@ from ledger.transactions import (
 )
 from secnode.cli.common import (
     ADDRESS_HELP,
-    ClientInputError,
-    _amount,
-    _client,
-    _count,
-    _guarded,
-    _hash,
+    CommandError,
+    amount,
+    connect,
+    count,
+    hash_hex,
     print_fields,
     print_json,
     resolve_address,
-    submit,
 )
+from secnode.cli.submit import submit
 from secnode.schema.jsonview import hex_from_json, state_proof_from_json
 
 MAX_PAGES: Final = 10_000
@@ -86,7 +85,7 @@ def _reference_hash(text: str) -> bytes:
 
 
 def _order_id(args: argparse.Namespace) -> bytes:
-    return bytes.fromhex(_hash(args.order, "--order"))
+    return bytes.fromhex(hash_hex(args.order, "--order"))
 
 
 # --- sec tx order / referral ---------------------------------------------------------------------
@@ -94,7 +93,7 @@ def _order_id(args: argparse.Namespace) -> bytes:
 
 def _tx_create(args: argparse.Namespace) -> int:
     if (args.sharer is None) != (args.commission_bps is None):
-        raise ClientInputError("--sharer and --commission-bps go together (both or neither)")
+        raise CommandError("--sharer and --commission-bps go together (both or neither)")
     body = OrderCreate(
         resolve_address(args.buyer, "--buyer"),
         tuple(args.item),
@@ -110,14 +109,14 @@ def _tx_pay(args: argparse.Namespace) -> int:
     order_id = _order_id(args)
     amount = args.amount
     if amount is None:
-        answer = _client(args).call("sec_getOrder", {"order_id": order_id.hex()})
+        answer = connect(args).call("sec_getOrder", {"order_id": order_id.hex()})
         amount = answer["order"]["total"]
     return submit(args, "order.pay", OrderPay(order_id, amount))
 
 
 def _tx_ship(args: argparse.Namespace) -> int:
     if args.shipment_hash is not None:
-        shipment = bytes.fromhex(_hash(args.shipment_hash, "--shipment-hash"))
+        shipment = bytes.fromhex(hash_hex(args.shipment_hash, "--shipment-hash"))
     else:
         shipment = _reference_hash(args.shipment)
     return submit(args, "order.ship", OrderShip(_order_id(args), shipment))
@@ -175,8 +174,8 @@ def _order_rows(order: dict[str, Any]) -> list[tuple[str, Any]]:
 
 
 def _query_order(args: argparse.Namespace) -> int:
-    order_id = _hash(args.order_id, "ORDER_ID")
-    answer = _client(args).call("sec_getOrder", {"order_id": order_id, "prove": args.prove})
+    order_id = hash_hex(args.order_id, "ORDER_ID")
+    answer = connect(args).call("sec_getOrder", {"order_id": order_id, "prove": args.prove})
     if args.prove:
         value = answer.get("value")
         verify_state_proof(
@@ -210,8 +209,8 @@ def _query_orders(args: argparse.Namespace) -> int:
         if getattr(args, name) is not None:
             params[name] = getattr(args, name)
     if args.cursor is not None:
-        params["cursor"] = _hash(args.cursor, "--cursor")
-    client = _client(args)
+        params["cursor"] = hash_hex(args.cursor, "--cursor")
+    client = connect(args)
     entries: list[dict[str, Any]] = []
     for _ in range(MAX_PAGES):
         page = client.call("sec_listOrders", params)
@@ -220,7 +219,7 @@ def _query_orders(args: argparse.Namespace) -> int:
             break
         params["cursor"] = page["next_cursor"]
     else:
-        raise ClientInputError(f"the listing did not end after {MAX_PAGES} pages")
+        raise CommandError(f"the listing did not end after {MAX_PAGES} pages")
     result = {**page, "orders": entries}
     if args.json:
         print_json(result)
@@ -240,7 +239,7 @@ def _query_orders(args: argparse.Namespace) -> int:
 # --- parser -------------------------------------------------------------------------------------
 
 
-def add_order_commands(
+def add_commands(
     verbs: argparse._SubParsersAction[argparse.ArgumentParser],
     what: argparse._SubParsersAction[argparse.ArgumentParser],
     parents: list[argparse.ArgumentParser],
@@ -252,7 +251,7 @@ def add_order_commands(
 
     def action(name: str, help_text: str, handler: Any) -> argparse.ArgumentParser:
         parser = actions.add_parser(name, help=help_text, parents=parents)
-        parser.set_defaults(handler=_guarded(handler))
+        parser.set_defaults(handler=handler)
         if name != "create":
             parser.add_argument("--order", required=True, metavar="ID", help="order id (hex)")
         return parser
@@ -267,12 +266,12 @@ def add_order_commands(
         metavar="SKU:QTY:PRICE",
         help="an order line, unit price in fen (repeat for more lines)",
     )
-    create.add_argument("--shipping", type=_count, default=0, metavar="FEN", help="default 0")
+    create.add_argument("--shipping", type=count, default=0, metavar="FEN", help="default 0")
     create.add_argument("--arbiter", required=True, metavar="ADDRESS", help=ADDRESS_HELP)
     create.add_argument("--sharer", metavar="ADDRESS", help="whose link the buyer used")
     create.add_argument("--commission-bps", type=_bps, metavar="BPS", help="with --sharer")
     pay = action("pay", "buyer: pay the total into escrow", _tx_pay)
-    pay.add_argument("--amount", type=_amount, metavar="FEN", help="default: the order total")
+    pay.add_argument("--amount", type=amount, metavar="FEN", help="default: the order total")
     ship = action("ship", "merchant: mark shipped", _tx_ship)
     reference = ship.add_mutually_exclusive_group(required=True)
     reference.add_argument("--shipment", metavar="TEXT", help="shipment reference (hashed)")
@@ -282,19 +281,19 @@ def add_order_commands(
     dispute = action("dispute", "buyer or merchant: open a dispute", _tx_dispute)
     dispute.add_argument("--reason", metavar="TEXT", help="the complaint (only its hash is sent)")
     resolve = action("resolve", "arbiter: refund part and settle the rest", _tx_resolve)
-    resolve.add_argument("--refund", required=True, type=_count, metavar="FEN")
+    resolve.add_argument("--refund", required=True, type=count, metavar="FEN")
 
     referral = verbs.add_parser("referral", help="referral bindings")
     referral_actions = referral.add_subparsers(dest="referral_action", metavar="ACTION")
     referral_actions.required = True
     bind = referral_actions.add_parser("bind", help="record who invited you", parents=parents)
     bind.add_argument("--inviter", required=True, metavar="ADDRESS", help=ADDRESS_HELP)
-    bind.set_defaults(handler=_guarded(_tx_bind))
+    bind.set_defaults(handler=_tx_bind)
 
     query_order = what.add_parser("order", help="an order (optionally proven)", parents=[common])
     query_order.add_argument("order_id", metavar="ORDER_ID")
     query_order.add_argument("--prove", action="store_true", help="fetch and verify a proof")
-    query_order.set_defaults(handler=_guarded(_query_order))
+    query_order.set_defaults(handler=_query_order)
     orders = what.add_parser("orders", help="an account's orders", parents=[common])
     orders.add_argument("--party", required=True, metavar="ADDRESS", help=ADDRESS_HELP)
     orders.add_argument("--state", choices=STATES)
@@ -302,4 +301,4 @@ def add_order_commands(
     orders.add_argument("--cursor", metavar="ID", help="continue after this order id")
     orders.add_argument("--limit", type=_limit, default=20, metavar="N", help="1-100, default 20")
     orders.add_argument("--all", action="store_true", help="follow every page")
-    orders.set_defaults(handler=_guarded(_query_orders))
+    orders.set_defaults(handler=_query_orders)

@@ -1,0 +1,124 @@
+"""`sec genesis new`, `sec node start` and `sec testnet`: creating a network and running nodes."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from secnode.cli.common import CommandError, emit
+
+
+def _genesis_new(args: argparse.Namespace) -> int:
+    from secnode.network.home import create_network, new_chain_id
+
+    hosts = args.hosts.split(",") if args.hosts else None
+    bases = {
+        name: value
+        for name, value in (("p2p_base", args.p2p_port_base), ("rpc_base", args.rpc_port_base))
+        if value is not None
+    }
+    plans = create_network(
+        Path(args.out),
+        args.validators,
+        dev=args.dev,
+        hosts=hosts,
+        chain_id=args.chain_id or new_chain_id(),  # a network of its own: no replay between two
+        **bases,
+    )
+    nodes = [
+        {
+            "name": p.name,
+            "p2p": p.p2p_address,
+            "rpc": p.rpc_url,
+            "home": str(Path(args.out) / p.name),
+        }
+        for p in plans
+    ]
+    lines = [f"wrote {args.out}/genesis.json, account keys in {args.out}/accounts/"]
+    lines += [f"  {n['name']}: home {n['home']}  p2p {n['p2p']}  rpc {n['rpc']}" for n in nodes]
+    lines.append(f"start each with: sec node start --home {args.out}/node0")
+    emit(args, "\n".join(lines), {"genesis": f"{args.out}/genesis.json", "nodes": nodes})
+    return 0
+
+
+def _node_start(args: argparse.Namespace) -> int:
+    from secnode.runtime.node import serve
+
+    return serve(Path(args.home))
+
+
+def _testnet(args: argparse.Namespace) -> int:
+    from secnode.network.testnet import run
+
+    if args.nodes < 1:
+        raise CommandError("--nodes must be at least 1")
+    bases = {
+        name: value
+        for name, value in (("p2p_base", args.p2p_port_base), ("rpc_base", args.rpc_port_base))
+        if value is not None
+    }
+    return run(Path(args.dir), args.nodes, restart_crashed=args.restart_crashed, **bases)
+
+
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `sec genesis`, `sec node` and `sec testnet`."""
+    genesis = commands.add_parser("genesis", help="create a network: genesis + node homes")
+    genesis_commands = genesis.add_subparsers(
+        dest="genesis_command", metavar="ACTION", required=True
+    )
+    new_network = genesis_commands.add_parser(
+        "new",
+        help="write DIR/genesis.json, one node home per validator and account keys",
+        description="Create a new network. For nodes on separate machines pass --hosts with one "
+        "HOST or HOST:P2P_PORT per validator; then copy DIR/nodeI to machine I.",
+    )
+    new_network.add_argument("--validators", type=int, default=4, help="number of validators")
+    new_network.add_argument("--out", required=True, help="directory to create")
+    new_network.add_argument("--hosts", help="comma-separated HOST[:PORT] per validator")
+    new_network.add_argument(
+        "--chain-id", help="chain id (default: sec-<8 random hex digits>, new for each network)"
+    )
+    new_network.add_argument(
+        "--p2p-port-base",
+        type=int,
+        metavar="PORT",
+        help="P2P port of node0; on one machine node i gets PORT+i (default 26600)",
+    )
+    new_network.add_argument(
+        "--rpc-port-base",
+        type=int,
+        metavar="PORT",
+        help="RPC port of node0; on one machine node i gets PORT+i (default 8545)",
+    )
+    new_network.add_argument(
+        "--dev", action="store_true", help="use the PUBLIC development keys (never for value)"
+    )
+    new_network.add_argument("--json", action="store_true", help="machine-readable output")
+    new_network.set_defaults(handler=_genesis_new)
+
+    node = commands.add_parser("node", help="run a node")
+    node_commands = node.add_subparsers(dest="node_command", metavar="ACTION", required=True)
+    start = node_commands.add_parser("start", help="run the node in HOME until SIGINT/SIGTERM")
+    start.add_argument("--home", required=True, help="node home (config.toml, node.key, ...)")
+    start.set_defaults(handler=_node_start)
+
+    testnet = commands.add_parser(
+        "testnet",
+        help="the one-command local network (4 validator processes on LevelDB)",
+        description="Start N validators as separate processes from the committed development "
+        "genesis (public keys!). A node that ends is reported and the others keep running; "
+        "`sec testnet restart NODE [--dir DIR]` (re)starts one from another terminal. "
+        "Ctrl-C stops them; running again resumes the same chain.",
+    )
+    testnet.add_argument("--nodes", type=int, default=4, help="validators (default 4)")
+    testnet.add_argument("--dir", default="testnet", help="network directory (default ./testnet)")
+    testnet.add_argument(
+        "--restart-crashed", action="store_true", help="start again a node that ran and ended"
+    )
+    testnet.add_argument(
+        "--p2p-port-base", type=int, help="first P2P port (default 26600; new DIR only)"
+    )
+    testnet.add_argument(
+        "--rpc-port-base", type=int, help="first RPC port (default 8545; new DIR only)"
+    )
+    testnet.set_defaults(handler=_testnet)

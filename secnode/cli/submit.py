@@ -1,0 +1,96 @@
+"""Signing and submitting one transaction: the path every `sec tx` verb ends in.
+
+The sender's next nonce comes from the node (sec_getAccount) unless --nonce is given; the key
+signs locally for the network the node names (and the key file was made for); `--wait` waits for
+the commit and prints the receipt. Exit status 1 also when a committed transaction failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any, Final
+
+from ledger.keys import (
+    format_address,
+)
+from ledger.transactions import (
+    Body,
+    sign_transaction,
+)
+from secnode.cli.common import (
+    NOT_FOUND_CODE,
+    CommandError,
+    check_key_network,
+    connect,
+    load_signing_record,
+    print_fields,
+    print_json,
+    receipt_line,
+)
+from secnode.client.rpc import RpcCallError, RpcClient
+
+NONCE_RETRIES: Final = 100
+
+
+def _sender_nonce(client: RpcClient, address: bytes) -> int:
+    try:
+        account = client.call("sec_getAccount", {"address": format_address(address)})
+    except RpcCallError as exc:
+        if exc.code == NOT_FOUND_CODE:
+            raise CommandError(
+                f"sender {format_address(address)} is not registered on this chain"
+            ) from None
+        raise
+    nonce: int = account["nonce"]
+    return nonce
+
+
+def submit(
+    args: argparse.Namespace, tx_type: str, body: Body, *, creates_order: bool = False
+) -> int:
+    """Sign and submit one transaction; print the outcome (see the module docstring).
+
+    With `creates_order` the output also names the order id (the transaction hash)."""
+    key, made_for = load_signing_record(args.key)
+    client = connect(args, args.timeout if args.wait else 0.0)
+    status = client.call("sec_status")
+    genesis_hash = check_key_network(args.key, made_for, args.rpc, status)
+    chain_id: str = status["chain_id"]
+    nonce = args.nonce if args.nonce is not None else _sender_nonce(client, key.address)
+    params = {"wait": "commit" if args.wait else "mempool", "timeout_s": args.timeout}
+    for _ in range(NONCE_RETRIES):
+        tx = sign_transaction(key, chain_id, nonce, tx_type, body, genesis_hash=genesis_hash)
+        try:
+            result = client.call("sec_sendTransaction", {"tx": tx.encoded.hex(), **params})
+            break
+        except RpcCallError as exc:
+            # Transactions of this sender still pending hold the committed nonce: take the next.
+            pending = isinstance(exc.data, dict) and exc.data.get("reason") == "nonce_pending"
+            if not pending or args.nonce is not None:
+                raise
+            nonce += 1
+    else:
+        raise CommandError(f"{NONCE_RETRIES} pending transactions ahead; retry with --nonce")
+    output = {"type": tx_type, "sender": format_address(key.address), "nonce": nonce, **result}
+    if creates_order:
+        output["order_id"] = result["hash"]
+    if args.json:
+        print_json(output)
+    else:
+        rows: list[tuple[str, Any]] = [
+            ("hash", result["hash"]),
+            *([("order", result["hash"])] if creates_order else []),
+            ("type", tx_type),
+            ("sender", output["sender"]),
+            ("nonce", nonce),
+            ("status", result["status"]),
+        ]
+        receipt = result.get("receipt")
+        if result["status"] == "committed" and receipt is not None:
+            rows += [("height", result["height"]), ("index", result["index"])]
+            rows.append(("result", receipt_line(receipt)))
+            rows += [("event", json.dumps(event, sort_keys=True)) for event in receipt["events"]]
+        print_fields(rows)
+    receipt = result.get("receipt")
+    return 1 if receipt is not None and not receipt["ok"] else 0
