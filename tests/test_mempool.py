@@ -351,6 +351,25 @@ def test_oldest_ready_since_forgets_an_expired_then_resent_transaction() -> None
     assert pool.admitted_at(tx.hash) == 1_600
 
 
+def test_oldest_ready_since_sees_a_head_that_expired_and_came_back() -> None:
+    """Found by the property test: the sender's queue outlives its expired head (a gapped
+    transaction keeps it), the same transaction is sent again, and the request timer must see
+    it as executable since its new admission."""
+    clock = Clock()
+    chain, pool = _timed(clock, max_age_s=600, gap_ttl_s=3_600)
+    committed = _committed_nonce(chain)
+    head = _transfer(chain, "buyer1", 0)
+    pool.admit(head, _lookup(chain))
+    assert pool.oldest_ready_since(committed) == 1_000
+    clock.advance(300)
+    pool.admit(_transfer(chain, "buyer1", 2), _lookup(chain))  # gapped: keeps the queue alive
+    clock.advance(300)
+    pool.select(10, committed)  # the head expires; the gapped one is younger
+    assert pool.oldest_ready_since(committed) is None
+    pool.admit(head, _lookup(chain))
+    assert pool.oldest_ready_since(committed) == 1_600
+
+
 def test_oldest_ready_since_index_stays_small() -> None:
     """Stale heap entries (heads that committed) are compacted, not kept forever."""
     chain, pool = _setup()

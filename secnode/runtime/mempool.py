@@ -129,8 +129,9 @@ class _Queue:
     """Encoded bytes of all of `txs`."""
     gapped_size: int = 0
     """Encoded bytes of the gapped ones."""
-    head: bytes | None = None
-    """Hash of the transaction last pushed to the ready heap for this sender."""
+    head: tuple[bytes, float] | None = None
+    """Hash and admission time of the transaction last pushed to the ready heap for this
+    sender (one that left and came back has a new time, and needs a new heap entry)."""
 
     @property
     def ready_count(self) -> int:
@@ -549,10 +550,13 @@ class Mempool:
 
     def _push_head(self, sender: bytes, queue: _Queue) -> None:
         head = queue.txs.get(queue.base)
-        if head is None or head.hash == queue.head:
+        if head is None:
             return
-        queue.head = head.hash
-        heapq.heappush(self._ready, (self._admitted[head.hash], head.hash, sender, head.nonce))
+        pushed = (head.hash, self._admitted[head.hash])
+        if pushed == queue.head:
+            return
+        queue.head = pushed
+        heapq.heappush(self._ready, (pushed[1], head.hash, sender, head.nonce))
         if len(self._ready) > 2 * len(self._queues) + 1024:  # stale entries: compact, O(senders)
             self._ready = [
                 (self._admitted[tx.hash], tx.hash, address, tx.nonce)
