@@ -17,6 +17,7 @@ from ledger.errors import LedgerError
 from secnode.cli import audit, keys, network, orders, query, trust, tx
 from secnode.cli.common import CommandError, common_options, tx_options
 from secnode.client.rpc import RpcClientError
+from secnode.keyfile import KeyFileError
 
 # --- commands whose options are parsed by the package that implements them ---------------------
 # Imported only when run, so that `sec tx ...` starts without loading benchmarks or the simulator.
@@ -138,7 +139,7 @@ def _run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace)
     status 1; Ctrl-C is exit status 130. Anything else is a bug and keeps its traceback."""
     try:
         return handler(args)
-    except (CommandError, RpcClientError, LedgerError) as exc:
+    except (CommandError, RpcClientError, KeyFileError, LedgerError) as exc:
         line = " ".join(str(exc).split())
     except (KeyError, TypeError) as exc:
         if not hasattr(args, "rpc"):

@@ -16,12 +16,12 @@ class EncodeError(LedgerError):
     """A value that cannot be canonically encoded (float, non-str map key, too deep, ...)."""
 
 
-class KeyFileError(LedgerError):
-    """A key file that is missing, unreadable, malformed or has the wrong permissions."""
-
-
 class InvalidAddress(LedgerError):
     """Address text with a bad prefix, character, length or checksum."""
+
+
+class InvalidKey(LedgerError):
+    """Key material of the wrong size or shape."""
 
 
 class InvalidSignature(LedgerError):

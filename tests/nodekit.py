@@ -19,9 +19,10 @@ from consensus.messages import Message, PrePrepare, decode_message
 from ledger.blocks import Block, decode_block
 from ledger.certificates import CommitCertificate, build_certificate, commit_signing_bytes
 from ledger.genesis import load_genesis
-from ledger.keys import PublicKey, read_key_file
+from ledger.keys import PublicKey
 from ledger.store import open_chain
 from ledger.store_leveldb import LevelDBStore
+from secnode.keyfile import read_key_file
 from secnode.network.devnet import DEV_CHAIN_ID, validator_key
 from secnode.network.home import create_network
 from secnode.runtime.app import Committed
@@ -59,7 +60,7 @@ def open_node(
         update={"batch_wait_s": batch_wait_s, "empty_block_interval_s": empty_block_interval_s}
     )
     config = config.model_copy(update={"consensus": consensus})
-    paths = Paths(home, config)
+    paths = Paths(home)
     key = read_key_file(paths.resolve(config.key_file))
     genesis = load_genesis(paths.resolve(config.genesis_file))
     store, state, _ = open_chain(LevelDBStore(paths.resolve(config.data_dir)), genesis)

@@ -14,8 +14,9 @@ import pytest
 
 import cli
 from ledger.accounts import get_account
-from ledger.keys import PrivateKey, format_address, write_key_file
+from ledger.keys import PrivateKey, format_address
 from secnode.cli.query import _view_text
+from secnode.keyfile import write_key_file
 from secnode.network import devnet
 from tests.rpc_node import ServedNode
 

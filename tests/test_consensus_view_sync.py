@@ -1,4 +1,4 @@
-"""Views converge after faults (issue 11, findings 4, 11, 13, 14): a replica in an old view
+"""Views converge after faults (docs/security.md findings 4, 11, 13, 14): a replica in an old view
 learns the group's view, a replica alone in a higher view comes back, a backup votes against a
 censoring primary, an out-of-date view change is ignored without blame, and forged stale
 messages leave no trace."""

@@ -8,17 +8,16 @@ from typing import Any
 
 import pytest
 
-from ledger.errors import InvalidAddress, KeyFileError
+from ledger.errors import InvalidAddress
 from ledger.keys import (
     PrivateKey,
     Signer,
     address_of,
     format_address,
     parse_address,
-    read_key_file,
     verify_signature,
-    write_key_file,
 )
+from secnode.keyfile import KeyFileError, read_key_file, write_key_file
 from tests.conftest import load_vectors
 
 RFC8032 = load_vectors("rfc8032_ed25519_vectors.json")["vectors"]

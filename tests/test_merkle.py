@@ -1,7 +1,6 @@
 """RFC 6962 Merkle trees against the transparency-dev reference vectors, plus property tests.
 
-Vectors: `$SEC_VECTORS_DIR` if set, else the provenance-noted copy in tests/vectors/, else the
-shared checkout two levels up (../shared/vectors).
+Vectors: `$SEC_VECTORS_DIR` if set, else the provenance-noted copy in tests/vectors/.
 """
 
 from __future__ import annotations
@@ -36,10 +35,7 @@ def _vectors_dir() -> Path:
     configured = os.environ.get("SEC_VECTORS_DIR")
     if configured:
         return Path(configured)
-    copied = Path(__file__).resolve().parent / "vectors"
-    if (copied / VECTOR_FILE).exists():
-        return copied
-    return Path(__file__).resolve().parents[2] / "shared" / "vectors"
+    return Path(__file__).resolve().parent / "vectors"
 
 
 VECTORS: dict[str, Any] = json.loads((_vectors_dir() / VECTOR_FILE).read_text())

@@ -24,7 +24,7 @@ from tests.e2e_cluster import CLI, PYTHON, ROOT, wait_until
 pytestmark = pytest.mark.slow
 
 STRICT = True
-"""Every failure counter of the report must be 0 and the exit status 0 (issue 11's findings
+"""Every failure counter of the report must be 0 and the exit status 0 (docs/security.md findings
 12-14 are fixed; set False only to see a report while investigating)."""
 
 

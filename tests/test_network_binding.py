@@ -13,10 +13,10 @@ import pytest
 
 import cli
 from ledger.accounts import get_account
-from ledger.errors import InvalidSignature, KeyFileError
+from ledger.errors import InvalidSignature
 from ledger.genesis import load_genesis, parse_genesis
-from ledger.keys import read_key_record, write_key_file
 from ledger.transactions import Transfer
+from secnode.keyfile import KeyFileError, read_key_record, write_key_file
 from secnode.network import devnet
 from secnode.runtime.mempool import Mempool, MempoolRejected
 from tests.chainkit import Chain

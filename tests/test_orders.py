@@ -276,7 +276,7 @@ def _transfer(chain: OrderChain, to: str, amount: int) -> Any:
 
 
 def test_buyer_cancel_after_ship_deadline_refunds_without_the_hook(chain: OrderChain) -> None:
-    """SPEC: the buyer may cancel once the ship deadline passed (reachable only if no block
+    """Product rule: the buyer may cancel once the ship deadline passed (reachable only if no block
     took the default first, e.g. an executor run without hooks)."""
     order_id = _funded(chain)
     due = chain.order(order_id).due_s

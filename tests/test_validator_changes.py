@@ -1,5 +1,5 @@
 """Validator-set changes: one bound for ledger and replica, one schedule in both, and history
-that survives a restart (docs/protocol.md §13.3; finding 5 of issue 11)."""
+that survives a restart (docs/protocol.md §13.3; docs/security.md finding 5)."""
 
 from __future__ import annotations
 

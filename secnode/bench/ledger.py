@@ -5,7 +5,7 @@ Measured in one run so the ratios are comparable on a noisy machine:
   X    executing a transfer, signature check excluded, on a state of N accounts (default 1M)
   U    state-root update per changed key (folding a block's changes into the tree + root)
   C    committing a block to LevelDB (one sync write batch), per block and per transaction
-Goal (issue 2): X <= 0.5 V.
+Goal: X <= 0.5 V.
 """
 
 from __future__ import annotations

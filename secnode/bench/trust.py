@@ -16,7 +16,7 @@ Stages, as the node and an auditor run them (docs/protocol.md §17):
             the run fails unless it is bit-identical to `scores`
   numpy     only if numpy is importable (it is not a dependency): the same arithmetic in int64
             arrays, to measure what an accelerator would gain; must be bit-identical too
-Goal (issue 7): scores <= 5 s on one core for 100 000 accounts and 1 000 000 attestations.
+Goal: scores <= 5 s on one core for 100 000 accounts and 1 000 000 attestations.
 """
 
 from __future__ import annotations

@@ -23,13 +23,13 @@ from ledger.keys import (
     PUBLIC_KEY_SIZE,
     PrivateKey,
     parse_address,
-    read_key_record,
 )
 from ledger.schema import MAX_AMOUNT
 from ledger.transactions import (
     ROLE_NAMES,
 )
 from secnode.client.rpc import DEFAULT_RPC_URL, RpcClient
+from secnode.keyfile import read_key_record
 from secnode.schema.jsonview import hex_from_json
 
 DEV_PREFIX: Final = "dev:"

@@ -8,10 +8,9 @@ from pathlib import Path
 from ledger.keys import (
     PrivateKey,
     format_address,
-    read_key_file,
-    write_key_file,
 )
 from secnode.cli.common import emit
+from secnode.keyfile import read_key_file, write_key_file
 
 
 def _keys_new(args: argparse.Namespace) -> int:

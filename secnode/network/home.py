@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from ledger.genesis import parse_genesis
-from ledger.keys import PrivateKey, write_key_file
+from ledger.keys import PrivateKey
+from secnode.keyfile import write_key_file
 from secnode.network.devnet import (
     DEV_ACCOUNTS,
     DEV_PARAMETERS,

@@ -41,7 +41,7 @@ from consensus.actions import (
     Send,
     SetTimer,
 )
-from consensus.errors import MessageRejected, ValidatorScheduleError
+from consensus.errors import MessageRejected, RestoreError, ValidatorScheduleError
 from consensus.messages import decode_message, encode_message
 from consensus.records import decode_record, encode_record, record_is_obsolete
 from consensus.replica import Replica
@@ -330,7 +330,7 @@ class ConsensusDriver:
         for key, value in self.app.store.records():
             try:
                 record = decode_record(value)
-            except Exception:  # an unreadable record is garbage by definition
+            except RestoreError:  # an unreadable record is garbage by definition
                 obsolete.append((key, None))
                 continue
             if record_is_obsolete(record, action.through_seq, action.before_view):

@@ -30,7 +30,7 @@ from contracts import build_executor
 from ledger.accounts import Account, get_account
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis, load_genesis
-from ledger.keys import PrivateKey, PublicKey, Signer, read_key_file
+from ledger.keys import PrivateKey, PublicKey, Signer
 from ledger.state import State
 from ledger.store import ChainStore, open_chain
 from ledger.store_leveldb import LevelDBStore
@@ -43,6 +43,7 @@ from ledger.validator_state import (
 )
 from ledger.validators import ValidatorSet
 from p2p import Handlers, P2PConfig, P2PHost, PeerAddress, RequestRejected, allowlist
+from secnode.keyfile import read_key_file
 from secnode.runtime.app import Committed, LedgerApp
 from secnode.runtime.byzantine import make_host
 from secnode.runtime.clock import NodeClock, clock_from_environment
@@ -73,8 +74,9 @@ nonces, unknown senders, full pools and expiry depend on the relay's view and ar
 
 @dataclass(frozen=True, slots=True)
 class Paths:
+    """Where a node home's relative paths point (absolute paths stay as they are)."""
+
     home: Path
-    config: NodeConfig
 
     def resolve(self, name: str) -> Path:
         path = Path(name)
@@ -131,18 +133,18 @@ class Node:
         self._enough_peers = asyncio.Event()
         self.driver: ConsensusDriver | None = None
         self.rpc_port: int | None = None
-        self.started_at = self.clock()
         self.failure: str | None = None
         """Why the node stopped itself (the driver's fail-stop), if it did."""
 
     # --- construction ------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, home: Path) -> Node:
-        """Load everything from a node home (raises LedgerError subclasses with clear text)."""
-        config = load_config(home)
+    def open(cls, home: Path, config: NodeConfig | None = None) -> Node:
+        """Load everything from a node home (raises LedgerError subclasses with clear text);
+        `config` is the home's config.toml when the caller has already loaded it."""
+        config = load_config(home) if config is None else config
         clock = clock_from_environment()  # before opening anything: a bad offset is a config error
-        paths = Paths(home, config)
+        paths = Paths(home)
         key = read_key_file(paths.resolve(config.key_file))
         genesis = load_genesis(paths.resolve(config.genesis_file))
         store, state, _ = open_chain(LevelDBStore(paths.resolve(config.data_dir)), genesis)
@@ -482,7 +484,7 @@ def serve(home: Path) -> int:
     failures: list[str] = []
 
     async def main() -> None:
-        node = Node.open(home)
+        node = Node.open(home, config)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, node.stop)
