@@ -71,15 +71,15 @@ AMOUNT_KIND: Final = integer(1, MAX_AMOUNT)
 _roles = list_of(one_of(*ROLE_NAMES), max_items=len(ROLE_NAMES), unique=True)
 
 
+@dataclass(frozen=True, slots=True)
 class TxBody:
-    """Base of every transaction body.
+    """Base of every transaction body (itself without fields).
 
     A subclass is a frozen slotted dataclass whose fields declare their wire kinds
     (`ledger.schema.field`) and which sets `TYPE`, its transaction type name (part of the signed
     bytes). One class per type name: two types with one wire schema are still two classes.
     """
 
-    __slots__ = ()
     TYPE: ClassVar[str]
     """The transaction type name, e.g. "credit.transfer"."""
 
@@ -280,9 +280,7 @@ class SignedTransaction:
 _ENVELOPE_FIELDS: Final = frozenset({"chain_id", "sender", "nonce", "type", "body", "signature"})
 
 
-def parse_transaction(
-    wire: Any, types: TxTypes, encoded: bytes | None = None
-) -> SignedTransaction:
+def parse_transaction(wire: Any, types: TxTypes, encoded: bytes | None = None) -> SignedTransaction:
     """Validate a decoded envelope map against the body classes of `types`; raise
     MalformedTransaction naming the bad field."""
     if not isinstance(wire, dict):

@@ -18,11 +18,11 @@ from typing import Any, Final
 
 from contracts.eigentrust import SCALE
 from contracts.epochs import EPOCH_KEY, score_key
+from contracts.trust import Attest
 from ledger.blocks import BlockHeader
 from ledger.genesis import Genesis, load_genesis
 from ledger.keys import format_address
 from ledger.state_tree import verify_state_proof
-from ledger.transactions import Attest
 from secnode.audit import AuditFailure, audit_chain, audit_trust
 from secnode.audit_freshness import (
     Freshness,
@@ -75,7 +75,7 @@ def _value(text: str) -> int:
 def _tx_attest(args: argparse.Namespace) -> int:
     order_id = bytes.fromhex(_hash(args.order, "--order"))
     body = Attest(order_id, resolve_address(args.subject, "--subject"), args.value)
-    return submit(args, "trust.attest", body)
+    return submit(args, body)
 
 
 def _query_trust(args: argparse.Namespace) -> int:

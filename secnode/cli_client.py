@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+from contracts import TX_TYPES
+from ledger.accounts import ROLE_NAMES
 from ledger.errors import LedgerError
 from ledger.keys import (
     PUBLIC_KEY_SIZE,
@@ -35,14 +37,13 @@ from ledger.merkle import leaf_hash, verify_inclusion
 from ledger.schema import MAX_AMOUNT
 from ledger.state_tree import verify_state_proof
 from ledger.transactions import (
-    ROLE_NAMES,
     AccountRegister,
     AccountRoles,
-    Body,
     Burn,
     Mint,
     ParameterSet,
     Transfer,
+    TxBody,
     ValidatorUpdate,
     decode_transaction,
     sign_transaction,
@@ -261,9 +262,7 @@ def _sender_nonce(client: RpcClient, address: bytes) -> int:
     return nonce
 
 
-def submit(
-    args: argparse.Namespace, tx_type: str, body: Body, *, creates_order: bool = False
-) -> int:
+def submit(args: argparse.Namespace, body: TxBody, *, creates_order: bool = False) -> int:
     """Sign and submit one transaction; print the outcome (see the module docstring).
 
     With `creates_order` the output also names the order id (the transaction hash)."""
@@ -275,7 +274,7 @@ def submit(
     nonce = args.nonce if args.nonce is not None else _sender_nonce(client, key.address)
     params = {"wait": "commit" if args.wait else "mempool", "timeout_s": args.timeout}
     for _ in range(NONCE_RETRIES):
-        tx = sign_transaction(key, chain_id, nonce, tx_type, body, genesis_hash=genesis_hash)
+        tx = sign_transaction(key, chain_id, nonce, body, genesis_hash=genesis_hash)
         try:
             result = client.call("sec_sendTransaction", {"tx": tx.encoded.hex(), **params})
             break
@@ -287,7 +286,7 @@ def submit(
             nonce += 1
     else:
         raise ClientInputError(f"{NONCE_RETRIES} pending transactions ahead; retry with --nonce")
-    output = {"type": tx_type, "sender": format_address(key.address), "nonce": nonce, **result}
+    output = {"type": tx.type, "sender": format_address(key.address), "nonce": nonce, **result}
     if creates_order:
         output["order_id"] = result["hash"]
     if args.json:
@@ -296,7 +295,7 @@ def submit(
         rows: list[tuple[str, Any]] = [
             ("hash", result["hash"]),
             *([("order", result["hash"])] if creates_order else []),
-            ("type", tx_type),
+            ("type", tx.type),
             ("sender", output["sender"]),
             ("nonce", nonce),
             ("status", result["status"]),
@@ -317,7 +316,7 @@ def _tx_account_register(args: argparse.Namespace) -> int:
         parse_roles(args.roles, "--roles"),
         args.name,
     )
-    return submit(args, "account.register", body)
+    return submit(args, body)
 
 
 def _tx_roles(args: argparse.Namespace) -> int:
@@ -326,24 +325,24 @@ def _tx_roles(args: argparse.Namespace) -> int:
         parse_roles(args.grant, "--grant"),
         parse_roles(args.revoke, "--revoke"),
     )
-    return submit(args, "account.roles", body)
+    return submit(args, body)
 
 
 def _tx_mint(args: argparse.Namespace) -> int:
-    return submit(args, "credit.mint", Mint(resolve_address(args.to, "--to"), args.amount))
+    return submit(args, Mint(resolve_address(args.to, "--to"), args.amount))
 
 
 def _tx_burn(args: argparse.Namespace) -> int:
-    return submit(args, "credit.burn", Burn(args.amount))
+    return submit(args, Burn(args.amount))
 
 
 def _tx_transfer(args: argparse.Namespace) -> int:
     body = Transfer(resolve_address(args.to, "--to"), args.amount, args.memo)
-    return submit(args, "credit.transfer", body)
+    return submit(args, body)
 
 
 def _tx_param_set(args: argparse.Namespace) -> int:
-    return submit(args, "param.set", ParameterSet(args.name, args.value))
+    return submit(args, ParameterSet(args.name, args.value))
 
 
 def _tx_validator_update(args: argparse.Namespace) -> int:
@@ -351,7 +350,7 @@ def _tx_validator_update(args: argparse.Namespace) -> int:
     remove = tuple(resolve_address(a, "--remove", validator=True) for a in args.remove)
     if not add and not remove:
         raise ClientInputError("validator-update needs --add and/or --remove")
-    return submit(args, "validator.update", ValidatorUpdate(add, remove))
+    return submit(args, ValidatorUpdate(add, remove))
 
 
 # --- sec query ---------------------------------------------------------------------------------
@@ -424,7 +423,7 @@ def _query_block(args: argparse.Namespace) -> int:
 def verify_transaction_answer(tx_hash: str, answer: dict[str, Any]) -> None:
     """Check the raw bytes hash to `tx_hash` and, when committed, the inclusion proof."""
     raw = hex_from_json(answer["raw"], "raw")
-    if decode_transaction(raw).hash.hex() != tx_hash:
+    if decode_transaction(raw, TX_TYPES).hash.hex() != tx_hash:
         raise ClientInputError(f"node returned a transaction that does not hash to {tx_hash}")
     proof = answer.get("proof")
     if proof is not None:
