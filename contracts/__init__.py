@@ -44,6 +44,4 @@ def build_executor(
     if score_cache is not None:
         trust_hook = partial(epochs.run_trust_epochs, cache=score_cache)
         hooks = tuple(trust_hook if h is epochs.run_trust_epochs else h for h in hooks)
-    return Executor(
-        chain_id, genesis_hash, kinds=assemble_kinds(CONTRACTS), block_hooks=hooks
-    )
+    return Executor(chain_id, genesis_hash, kinds=assemble_kinds(CONTRACTS), block_hooks=hooks)

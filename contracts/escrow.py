@@ -52,7 +52,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from contracts.deadlines import pop_due, schedule
 from contracts.errors import (
@@ -253,7 +253,10 @@ class ActionRule:
     """An account role the sender must also still hold."""
 
 
-ACTIONS: Final[Mapping[str, ActionRule]] = {
+Action = Literal["pay", "ship", "confirm", "cancel", "dispute", "resolve"]
+"""An action on an existing order (every `order.*` type but `order.create`)."""
+
+ACTIONS: Final[Mapping[Action, ActionRule]] = {
     "pay": ActionRule(("buyer",), {CREATED: BEFORE_DEADLINE}),
     "ship": ActionRule(("merchant",), {FUNDED: BEFORE_DEADLINE}),
     "confirm": ActionRule(("buyer",), {SHIPPED: BEFORE_DEADLINE}),
@@ -279,7 +282,7 @@ ACTIONS: Final[Mapping[str, ActionRule]] = {
 
 
 def check_action(
-    state: State, action: str, order_id: bytes, sender: bytes, context: BlockContext
+    state: State, action: Action, order_id: bytes, sender: bytes, context: BlockContext
 ) -> Order:
     """Raise unless `sender` may take `action` on order `order_id` now (the rules of `ACTIONS`,
     in the order of the module docstring); return the order. Changes nothing."""

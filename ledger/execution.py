@@ -206,9 +206,7 @@ def apply_roles(
     return [{"event": "account.roles", "address": body.address}]
 
 
-def apply_mint(
-    state: State, tx: SignedTransaction, body: Mint, context: BlockContext
-) -> Events:
+def apply_mint(state: State, tx: SignedTransaction, body: Mint, context: BlockContext) -> Events:
     require_role(_sender(state, tx), "issuer")
     recipient = require_account(state, body.to, "recipient")
     supply = get_supply(state)
@@ -221,9 +219,7 @@ def apply_mint(
     return [{"event": "credit.minted", "to": body.to, "amount": body.amount}]
 
 
-def apply_burn(
-    state: State, tx: SignedTransaction, body: Burn, context: BlockContext
-) -> Events:
+def apply_burn(state: State, tx: SignedTransaction, body: Burn, context: BlockContext) -> Events:
     issuer = _sender(state, tx)
     require_role(issuer, "issuer")
     if issuer.balance < body.amount:
