@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 from ledger.accounts import (
     Account,
@@ -298,6 +298,10 @@ def kinds_by_name(kinds: Sequence[Kind]) -> dict[str, Kind]:
 def tx_types_of(kinds: Sequence[Kind]) -> TxTypes:
     """The decoder's table for exactly the bodies that `kinds` execute."""
     return TxTypes(kind.body_class for kind in kinds)
+
+
+CORE_TX_TYPES: Final = tx_types_of(CORE_KINDS)
+"""The ledger's own transaction types (accounts, credits, parameters, validators)."""
 
 
 # --- the executor -----------------------------------------------------------------------------

@@ -169,10 +169,11 @@ class ValidatorUpdate(TxBody):
 class TxTypes:
     """Transaction type name -> body class: what a decoder accepts.
 
-    Built explicitly from a list of body classes (the ledger's own `CORE_TX_TYPES`, or
-    `contracts.TX_TYPES` for the core plus every contract) and passed to `decode_transaction`,
-    `parse_transaction` and `ledger.blocks.decode_block`; nothing registers itself at import
-    time. Invariant: every name maps to exactly one class, and that class's `TYPE` is the name.
+    Built explicitly from a list of body classes (`ledger.execution.CORE_TX_TYPES` for the
+    ledger's own types, `contracts.TX_TYPES` for the core plus every contract) and passed to
+    `decode_transaction`, `parse_transaction` and `ledger.blocks.decode_block`; nothing
+    registers itself at import time. Invariant: every name maps to exactly one class, and that
+    class's `TYPE` is the name.
     """
 
     __slots__ = ("_bodies",)
@@ -197,13 +198,6 @@ class TxTypes:
         """Name -> body class, in registration order (read-only)."""
         return self._bodies
 
-    def __contains__(self, name: object) -> bool:
-        return name in self._bodies
-
-    def __add__(self, other: TxTypes) -> TxTypes:
-        """Both tables in one (refuses a name that both register)."""
-        return TxTypes((*self._bodies.values(), *other._bodies.values()))
-
     def body_class(self, name: object) -> type[TxBody]:
         """The body class of type `name`; MalformedTransaction naming it if unknown."""
         if not isinstance(name, str) or name not in self._bodies:
@@ -211,12 +205,6 @@ class TxTypes:
                 f"type: unknown transaction type {name!r}; known: {sorted(self._bodies)}"
             )
         return self._bodies[name]
-
-
-CORE_TX_TYPES: Final = TxTypes(
-    (AccountRegister, AccountRoles, Mint, Burn, Transfer, ParameterSet, ValidatorUpdate)
-)
-"""The ledger's own transaction types (accounts, credits, parameters, validators)."""
 
 
 TX_SIGNING_DOMAIN: Final = b"SEC/tx/v2"

@@ -15,13 +15,12 @@ from contracts.errors import WrongActor
 from contracts.orders import OrderPay, OrderShip
 from ledger.accounts import ROLE_BITS, ROLE_NAMES
 from ledger.errors import ExecutionError, InvalidRegistration, MalformedTransaction
-from ledger.execution import BlockContext, Events, TxKind
+from ledger.execution import CORE_TX_TYPES, BlockContext, Events, TxKind
 from ledger.keys import PrivateKey
 from ledger.plugins import Contract, assemble_kinds, assemble_tx_types
 from ledger.schema import field
 from ledger.state import State
 from ledger.transactions import (
-    CORE_TX_TYPES,
     HASH_KIND,
     SignedTransaction,
     Transfer,
@@ -124,11 +123,6 @@ def test_roles_are_listed_once_with_stable_bits() -> None:
 def test_invalid_tx_types_with_one_name_twice() -> None:
     with pytest.raises(InvalidRegistration, match=r"'order.pay' is registered twice: by OrderPay"):
         TxTypes((OrderPay, OrderShip, SecondPay))
-
-
-def test_invalid_tx_types_joined_with_an_overlap() -> None:
-    with pytest.raises(InvalidRegistration, match=r"'account\.register' is registered twice"):
-        CORE_TX_TYPES + CORE_TX_TYPES
 
 
 def test_invalid_contract_shadowing_a_core_kind() -> None:
