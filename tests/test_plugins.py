@@ -15,7 +15,7 @@ from contracts.errors import WrongActor
 from contracts.orders import OrderPay, OrderShip
 from ledger.accounts import ROLE_BITS, ROLE_NAMES
 from ledger.errors import ExecutionError, InvalidRegistration, MalformedTransaction
-from ledger.execution import CORE_TX_TYPES, BlockContext, Events, TxKind
+from ledger.execution import CORE_TX_TYPES, BlockContext, Events, TxKind, kinds_by_name
 from ledger.keys import PrivateKey
 from ledger.plugins import Contract, assemble_kinds, assemble_tx_types
 from ledger.schema import field
@@ -123,6 +123,16 @@ def test_roles_are_listed_once_with_stable_bits() -> None:
 def test_invalid_tx_types_with_one_name_twice() -> None:
     with pytest.raises(InvalidRegistration, match=r"'order.pay' is registered twice: by OrderPay"):
         TxTypes((OrderPay, OrderShip, SecondPay))
+
+
+def test_invalid_kinds_with_one_name_twice() -> None:
+    twice = (TxKind(OrderPay, escrow.apply_pay), TxKind(SecondPay, apply_second_pay))
+    with pytest.raises(
+        InvalidRegistration, match=r"'order\.pay' has two kinds: OrderPay and SecondPay"
+    ):
+        kinds_by_name(twice)
+    with pytest.raises(InvalidRegistration, match=r"'order\.pay' is registered by contract 'x'"):
+        assemble_kinds((Contract("x", kinds=twice),))
 
 
 def test_invalid_contract_shadowing_a_core_kind() -> None:
