@@ -17,6 +17,10 @@ The D blocks in between let a node compute the epoch off the critical path, afte
 block h (`ScoreCache`); the hook uses a cached result when one is given and computes it
 otherwise, so the committed records are the same either way.
 
+This module also declares the trust plug-in (`CONTRACT`: `trust.attest` from `contracts.trust`
+plus this hook). It lives here, not in trust.py, because the hook reads trust.py's log, so only
+this module sees both halves.
+
 Invariants: the universe of an epoch contains that of every earlier one (inputs only grow,
 the pre-trusted set is fixed at genesis), so after epoch k is committed every score record is
 epoch k's; a record is only rewritten when its value changes.
@@ -37,12 +41,22 @@ from contracts.eigentrust import (
     compute_scores,
     scores_root,
 )
-from contracts.trust import frontier_root, get_log, load_attestations
+from contracts.errors import AlreadyAttested, AttestWindowClosed, InvalidSubject, OrderNotCompleted
+from contracts.trust import (
+    Attest,
+    apply_attest,
+    frontier_root,
+    get_counts,
+    get_log,
+    load_attestations,
+    log_root,
+)
 from ledger.accounts import get_parameter
 from ledger.encoding import decode, encode
 from ledger.errors import DecodeError
-from ledger.execution import BlockContext
+from ledger.execution import BlockContext, TxKind
 from ledger.genesis import PRETRUSTED_KEY
+from ledger.plugins import Contract
 from ledger.state import State
 
 PENDING_KEY: Final = b"trust:pending"
@@ -350,3 +364,13 @@ def run_trust_epochs(state: State, context: BlockContext, cache: ScoreCache | No
         changed = True
     if changed:
         state.set(PENDING_KEY, encode([next_epoch, [entry.to_wire() for entry in queue]]))
+
+
+CONTRACT: Final = Contract(
+    name="trust",
+    kinds=(TxKind(Attest, apply_attest),),
+    block_hooks=(run_trust_epochs,),
+    errors=(OrderNotCompleted, InvalidSubject, AttestWindowClosed, AlreadyAttested),
+    queries=(get_counts, log_root, get_epoch, get_score),
+)
+"""The trust plug-in: `trust.attest` and the epoch hook (collected by `contracts.CONTRACTS`)."""

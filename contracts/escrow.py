@@ -24,6 +24,25 @@ whose deadline is already due when it is entered (a zero return window, or a lon
 blocks) takes its default at once. Terminal states (COMPLETED, CANCELLED, REFUNDED, RESOLVED)
 accept nothing: the order is settled exactly once.
 
+Who may do what is data, not code: `ACTIONS` gives, for every action on an existing order, the
+order parties who may take it, the account role the sender must still hold, and the states it
+is allowed in, each with its deadline rule (docs/protocol.md §16.2 is the same table):
+
+    action   party             role     allowed in (deadline rule)
+    pay      buyer             -        CREATED (before)
+    ship     merchant          -        FUNDED (before)
+    confirm  buyer             -        SHIPPED (before)
+    cancel   buyer, merchant   -        CREATED (before); FUNDED (buyer only once it has passed)
+    dispute  buyer, merchant   -        FUNDED, SHIPPED, RECEIVED (before)
+    resolve  arbiter           arbiter  DISPUTED (before)
+
+"before" means strictly before the current state's deadline (`deadline_passed`); the buyer's
+FUNDED cancel waits for the ship deadline (`deadline_not_reached`; with the block hook the order
+is refunded at that deadline anyway). One checker, `check_action`, reads the table in a fixed
+order: the order exists (`unknown_order`), is open (`order_closed`), the sender is a listed
+party (`wrong_actor`) and holds the role (`not_authorized`), the state is listed
+(`wrong_order_state`), then the deadline rule. Each handler then checks its own rules.
+
 Money: `order.pay` moves the total from the buyer into escrow (`Supply.escrow`); settlement
 (`_settle`) moves all of it out again, split by `contracts.payout.settle`, only to the buyer,
 the merchant, the sharer and the sharer's inviter. Every handler checks first and changes last.
@@ -31,9 +50,25 @@ the merchant, the sharer and the sharer's inviter. Every handler checks first an
 
 from __future__ import annotations
 
-from typing import Any, Final
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Literal
 
 from contracts.deadlines import pop_due, schedule
+from contracts.errors import (
+    AmountMismatch,
+    CommissionTooHigh,
+    DeadlineNotReached,
+    DeadlinePassed,
+    InvalidArbiter,
+    InvalidBuyer,
+    InvalidSharer,
+    OrderClosed,
+    RefundTooLarge,
+    UnknownOrder,
+    WrongActor,
+    WrongOrderState,
+)
 from contracts.orders import (
     CANCELLED,
     COMPLETED,
@@ -45,6 +80,13 @@ from contracts.orders import (
     RESOLVED,
     SHIPPED,
     Order,
+    OrderCancel,
+    OrderConfirm,
+    OrderCreate,
+    OrderDispute,
+    OrderPay,
+    OrderResolve,
+    OrderShip,
     get_order,
     index_parties,
     put_order,
@@ -59,34 +101,13 @@ from ledger.accounts import (
     put_supply,
     require_account,
 )
-from ledger.errors import (
-    AmountMismatch,
-    CommissionTooHigh,
-    DeadlineNotReached,
-    DeadlinePassed,
-    InsufficientBalance,
-    InvalidAmount,
-    InvalidArbiter,
-    InvalidBuyer,
-    InvalidSharer,
-    OrderClosed,
-    RefundTooLarge,
-    WrongActor,
-    WrongOrderState,
-)
-from ledger.execution import BlockContext, Events, require_role
+from ledger.errors import InsufficientBalance, InvalidAmount
+from ledger.execution import BlockContext, Events, TxKind, require_role
 from ledger.keys import format_address
+from ledger.plugins import Contract
 from ledger.schema import MAX_AMOUNT
 from ledger.state import State
-from ledger.transactions import (
-    OrderAction,
-    OrderCreate,
-    OrderDispute,
-    OrderPay,
-    OrderResolve,
-    OrderShip,
-    SignedTransaction,
-)
+from ledger.transactions import SignedTransaction
 
 WINDOWS: Final[dict[str, str]] = {
     CREATED: "cancel_window_s",
@@ -202,45 +223,111 @@ def run_deadlines(state: State, context: BlockContext) -> None:
         _default(state, entry.subject, order, context.time_s, [])
 
 
-# --- checks -----------------------------------------------------------------------------------
+# --- who may do what: the table and its one checker ----------------------------------------
 
 
-def _open_order(state: State, order_id: bytes) -> Order:
+@dataclass(frozen=True, slots=True)
+class StateRule:
+    """How an action's deadline applies in one state it is allowed in."""
+
+    before_deadline: bool = True
+    """Only strictly before the state's deadline (else `deadline_passed`)."""
+    wait_for_deadline: tuple[str, ...] = ()
+    """Parties who may act only once the deadline has come (else `deadline_not_reached`)."""
+    waiting_reason: str = ""
+    """Why they wait: a message template over `order`, `due_s` and `time_s`."""
+
+
+BEFORE_DEADLINE: Final = StateRule()
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRule:
+    """Who may take one action on an order, and in which states."""
+
+    parties: tuple[str, ...]
+    """Order fields naming the parties allowed to send it ("buyer", "merchant", "arbiter")."""
+    states: Mapping[str, StateRule]
+    """The states it is allowed in (listed in this order in errors), with their deadline rule."""
+    sender_role: str | None = None
+    """An account role the sender must also still hold."""
+
+
+Action = Literal["pay", "ship", "confirm", "cancel", "dispute", "resolve"]
+"""An action on an existing order (every `order.*` type but `order.create`)."""
+
+ACTIONS: Final[Mapping[Action, ActionRule]] = {
+    "pay": ActionRule(("buyer",), {CREATED: BEFORE_DEADLINE}),
+    "ship": ActionRule(("merchant",), {FUNDED: BEFORE_DEADLINE}),
+    "confirm": ActionRule(("buyer",), {SHIPPED: BEFORE_DEADLINE}),
+    "cancel": ActionRule(
+        ("buyer", "merchant"),
+        {
+            CREATED: BEFORE_DEADLINE,
+            FUNDED: StateRule(
+                before_deadline=False,
+                wait_for_deadline=("buyer",),
+                waiting_reason="the merchant may ship order {order} until {due_s} "
+                "(block time {time_s}); it is refunded automatically then",
+            ),
+        },
+    ),
+    "dispute": ActionRule(
+        ("buyer", "merchant"),
+        {FUNDED: BEFORE_DEADLINE, SHIPPED: BEFORE_DEADLINE, RECEIVED: BEFORE_DEADLINE},
+    ),
+    "resolve": ActionRule(("arbiter",), {DISPUTED: BEFORE_DEADLINE}, sender_role="arbiter"),
+}
+"""Action on an existing order -> its rule (the table of the module docstring)."""
+
+
+def check_action(
+    state: State, action: Action, order_id: bytes, sender: bytes, context: BlockContext
+) -> Order:
+    """Raise unless `sender` may take `action` on order `order_id` now (the rules of `ACTIONS`,
+    in the order of the module docstring); return the order. Changes nothing."""
+    rule = ACTIONS[action]
     order = require_order(state, order_id)
     if order.is_terminal:
         raise OrderClosed(f"order {order_id.hex()} is {order.state}; it accepts nothing more")
-    return order
-
-
-def _require_party(order: Order, order_id: bytes, sender: bytes, *roles: str) -> None:
-    if all(getattr(order, role) != sender for role in roles):
+    if all(getattr(order, party) != sender for party in rule.parties):
         raise WrongActor(
-            f"{format_address(sender)} is not the {' or '.join(roles)} of order {order_id.hex()}"
+            f"{format_address(sender)} is not the {' or '.join(rule.parties)} of order "
+            f"{order_id.hex()}"
         )
-
-
-def _require_state(order: Order, order_id: bytes, action: str, *allowed: str) -> None:
-    if order.state not in allowed:
+    if rule.sender_role is not None:
+        require_role(require_account(state, sender, "sender"), rule.sender_role)
+    state_rule = rule.states.get(order.state)
+    if state_rule is None:
         raise WrongOrderState(
             f"cannot {action} order {order_id.hex()} in state {order.state}; "
-            f"allowed in {', '.join(allowed)}"
+            f"allowed in {', '.join(rule.states)}"
         )
-
-
-def _require_before_deadline(order: Order, order_id: bytes, context: BlockContext) -> None:
-    if order.due_s is not None and context.time_s >= order.due_s:
+    due_s = order.due_s
+    if due_s is None:
+        return order
+    if state_rule.before_deadline and context.time_s >= due_s:
         raise DeadlinePassed(
-            f"order {order_id.hex()} {order.state} deadline {order.due_s} has passed "
+            f"order {order_id.hex()} {order.state} deadline {due_s} has passed "
             f"(block time {context.time_s})"
         )
+    waiting = any(getattr(order, party) == sender for party in state_rule.wait_for_deadline)
+    if waiting and context.time_s < due_s:
+        raise DeadlineNotReached(
+            state_rule.waiting_reason.format(
+                order=order_id.hex(), due_s=due_s, time_s=context.time_s
+            )
+        )
+    return order
 
 
 # --- handlers ---------------------------------------------------------------------------------
 
 
-def apply_create(state: State, tx: SignedTransaction, context: BlockContext) -> Events:
+def apply_create(
+    state: State, tx: SignedTransaction, body: OrderCreate, context: BlockContext
+) -> Events:
     """`order.create`: a merchant opens an order for a registered buyer (order id = tx hash)."""
-    body: OrderCreate = tx.body
     merchant = tx.sender_address
     require_role(require_account(state, merchant, "sender"), "merchant")
     require_account(state, body.buyer, "buyer")
@@ -313,13 +400,9 @@ def _second_level(
     return inviter, get_parameter(state, "second_level_share_bps")
 
 
-def apply_pay(state: State, tx: SignedTransaction, context: BlockContext) -> Events:
+def apply_pay(state: State, tx: SignedTransaction, body: OrderPay, context: BlockContext) -> Events:
     """`order.pay`: the buyer pays exactly the total into escrow (CREATED -> FUNDED)."""
-    body: OrderPay = tx.body
-    order = _open_order(state, body.order_id)
-    _require_party(order, body.order_id, tx.sender_address, "buyer")
-    _require_state(order, body.order_id, "pay", CREATED)
-    _require_before_deadline(order, body.order_id, context)
+    order = check_action(state, "pay", body.order_id, tx.sender_address, context)
     if body.amount != order.total:
         raise AmountMismatch(
             f"payment {body.amount} is not the order total {order.total} "
@@ -342,61 +425,47 @@ def apply_pay(state: State, tx: SignedTransaction, context: BlockContext) -> Eve
     return events
 
 
-def apply_ship(state: State, tx: SignedTransaction, context: BlockContext) -> Events:
+def apply_ship(
+    state: State, tx: SignedTransaction, body: OrderShip, context: BlockContext
+) -> Events:
     """`order.ship`: the merchant ships before the ship deadline (FUNDED -> SHIPPED)."""
-    body: OrderShip = tx.body
-    order = _open_order(state, body.order_id)
-    _require_party(order, body.order_id, tx.sender_address, "merchant")
-    _require_state(order, body.order_id, "ship", FUNDED)
-    _require_before_deadline(order, body.order_id, context)
+    order = check_action(state, "ship", body.order_id, tx.sender_address, context)
     order.shipment_hash = body.shipment_hash
     events: Events = []
     _enter(state, body.order_id, order, SHIPPED, context.time_s, context.time_s, events)
     return events
 
 
-def apply_confirm(state: State, tx: SignedTransaction, context: BlockContext) -> Events:
+def apply_confirm(
+    state: State, tx: SignedTransaction, body: OrderConfirm, context: BlockContext
+) -> Events:
     """`order.confirm`: the buyer confirms receipt (SHIPPED -> RECEIVED; return window starts)."""
-    body: OrderAction = tx.body
-    order = _open_order(state, body.order_id)
-    _require_party(order, body.order_id, tx.sender_address, "buyer")
-    _require_state(order, body.order_id, "confirm", SHIPPED)
-    _require_before_deadline(order, body.order_id, context)
+    order = check_action(state, "confirm", body.order_id, tx.sender_address, context)
     events: Events = []
     _enter(state, body.order_id, order, RECEIVED, context.time_s, context.time_s, events)
     return events
 
 
-def apply_cancel(state: State, tx: SignedTransaction, context: BlockContext) -> Events:
+def apply_cancel(
+    state: State, tx: SignedTransaction, body: OrderCancel, context: BlockContext
+) -> Events:
     """`order.cancel`: either side before funding (-> CANCELLED); the merchant before shipping,
     or the buyer once the ship deadline has passed (-> REFUNDED in full)."""
-    body: OrderAction = tx.body
-    sender = tx.sender_address
-    order = _open_order(state, body.order_id)
-    _require_party(order, body.order_id, sender, "buyer", "merchant")
-    _require_state(order, body.order_id, "cancel", CREATED, FUNDED)
+    order = check_action(state, "cancel", body.order_id, tx.sender_address, context)
     events: Events = []
     if order.state == CREATED:
-        _require_before_deadline(order, body.order_id, context)
         _enter(state, body.order_id, order, CANCELLED, context.time_s, context.time_s, events)
         return events
-    if sender == order.buyer and order.due_s is not None and context.time_s < order.due_s:
-        raise DeadlineNotReached(
-            f"the merchant may ship order {body.order_id.hex()} until {order.due_s} "
-            f"(block time {context.time_s}); it is refunded automatically then"
-        )
     _settle(state, body.order_id, order, order.held, events)
     _enter(state, body.order_id, order, REFUNDED, context.time_s, context.time_s, events)
     return events
 
 
-def apply_dispute(state: State, tx: SignedTransaction, context: BlockContext) -> Events:
+def apply_dispute(
+    state: State, tx: SignedTransaction, body: OrderDispute, context: BlockContext
+) -> Events:
     """`order.dispute`: buyer or merchant, after funding and before completion (-> DISPUTED)."""
-    body: OrderDispute = tx.body
-    order = _open_order(state, body.order_id)
-    _require_party(order, body.order_id, tx.sender_address, "buyer", "merchant")
-    _require_state(order, body.order_id, "dispute", FUNDED, SHIPPED, RECEIVED)
-    _require_before_deadline(order, body.order_id, context)
+    order = check_action(state, "dispute", body.order_id, tx.sender_address, context)
     order.disputed_by = tx.sender_address
     order.reason_hash = body.reason_hash
     events: Events = []
@@ -404,17 +473,45 @@ def apply_dispute(state: State, tx: SignedTransaction, context: BlockContext) ->
     return events
 
 
-def apply_resolve(state: State, tx: SignedTransaction, context: BlockContext) -> Events:
+def apply_resolve(
+    state: State, tx: SignedTransaction, body: OrderResolve, context: BlockContext
+) -> Events:
     """`order.resolve`: the order's arbiter refunds `refund` and settles the rest (-> RESOLVED)."""
-    body: OrderResolve = tx.body
-    order = _open_order(state, body.order_id)
-    _require_party(order, body.order_id, tx.sender_address, "arbiter")
-    require_role(require_account(state, tx.sender_address, "sender"), "arbiter")
-    _require_state(order, body.order_id, "resolve", DISPUTED)
-    _require_before_deadline(order, body.order_id, context)
+    order = check_action(state, "resolve", body.order_id, tx.sender_address, context)
     if body.refund > order.held:
         raise RefundTooLarge(f"refund {body.refund} exceeds the {order.held} held in escrow")
     events: Events = []
     _settle(state, body.order_id, order, body.refund, events)
     _enter(state, body.order_id, order, RESOLVED, context.time_s, context.time_s, events)
     return events
+
+
+CONTRACT: Final = Contract(
+    name="escrow",
+    kinds=(
+        TxKind(OrderCreate, apply_create),
+        TxKind(OrderPay, apply_pay),
+        TxKind(OrderShip, apply_ship),
+        TxKind(OrderConfirm, apply_confirm),
+        TxKind(OrderCancel, apply_cancel),
+        TxKind(OrderDispute, apply_dispute),
+        TxKind(OrderResolve, apply_resolve),
+    ),
+    block_hooks=(run_deadlines,),
+    errors=(
+        UnknownOrder,
+        OrderClosed,
+        WrongActor,
+        WrongOrderState,
+        DeadlinePassed,
+        DeadlineNotReached,
+        AmountMismatch,
+        RefundTooLarge,
+        InvalidBuyer,
+        InvalidArbiter,
+        InvalidSharer,
+        CommissionTooHigh,
+    ),
+    queries=(get_order,),
+)
+"""The orders-and-escrow plug-in: the `order.*` kinds and the deadline hook."""

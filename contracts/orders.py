@@ -1,4 +1,5 @@
-"""Order records in state: the layout, the states and the per-party index.
+"""Order records in state (the layout, the states and the per-party index) and the bodies of
+the `order.*` transactions (executed by `contracts.escrow`).
 
 An order lives under ``b"order:" || order id`` (the id is the hash of its `order.create`
 transaction) as a canonical array (`ORDER_FIELDS` gives the positions; docs/protocol.md
@@ -15,11 +16,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Final
+from typing import ClassVar, Final
 
+from contracts.errors import UnknownOrder
 from ledger.encoding import decode, encode
-from ledger.errors import UnknownOrder
+from ledger.schema import MAX_AMOUNT, Optional, field, integer, list_of, struct, text
 from ledger.state import State
+from ledger.transactions import ADDRESS_KIND, AMOUNT_KIND, HASH_KIND, TxBody
 
 ORDER_PREFIX: Final = b"order:"
 PARTY_PREFIX: Final = b"party:"
@@ -40,6 +43,99 @@ TERMINAL_STATES: Final = (COMPLETED, CANCELLED, REFUNDED, RESOLVED)
 STATES: Final = OPEN_STATES + TERMINAL_STATES
 ROLES: Final = ("merchant", "buyer", "arbiter", "sharer", "inviter")
 """Roles an account can have in an order (the value of its party-index record)."""
+MAX_BPS: Final = 10_000
+"""Basis points in a whole (a commission rate is at most this)."""
+
+
+# --- transaction bodies -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OrderItem:
+    """One line of an order."""
+
+    sku: str = field(text(64, min_length=1), "merchant's stock-keeping unit")
+    quantity: int = field(integer(1, 1_000_000), "units")
+    unit_price: int = field(integer(0, MAX_AMOUNT), "fen per unit")
+
+
+@dataclass(frozen=True, slots=True)
+class OrderCreate(TxBody):
+    """Merchant (the sender) creates an order for `buyer`; the order id is this tx's hash."""
+
+    TYPE: ClassVar[str] = "order.create"
+
+    buyer: bytes = field(ADDRESS_KIND, "the buyer")
+    items: tuple[OrderItem, ...] = field(
+        list_of(struct(OrderItem), min_items=1, max_items=64), "order lines"
+    )
+    shipping: int = field(integer(0, MAX_AMOUNT), "shipping fee in fen")
+    arbiter: bytes = field(ADDRESS_KIND, "arbiter who resolves disputes")
+    sharer: bytes | None = field(Optional(ADDRESS_KIND), "sharer whose link the buyer used")
+    commission_bps: int | None = field(
+        Optional(integer(0, MAX_BPS)), "commission on goods value, basis points"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class OrderPay(TxBody):
+    """Buyer pays exactly the order total into escrow."""
+
+    TYPE: ClassVar[str] = "order.pay"
+
+    order_id: bytes = field(HASH_KIND, "order id")
+    amount: int = field(AMOUNT_KIND, "must equal the order total")
+
+
+@dataclass(frozen=True, slots=True)
+class OrderShip(TxBody):
+    """Merchant marks the order shipped."""
+
+    TYPE: ClassVar[str] = "order.ship"
+
+    order_id: bytes = field(HASH_KIND, "order id")
+    shipment_hash: bytes = field(HASH_KIND, "hash of the shipment reference")
+
+
+@dataclass(frozen=True, slots=True)
+class OrderConfirm(TxBody):
+    """Buyer confirms receipt of a shipped order."""
+
+    TYPE: ClassVar[str] = "order.confirm"
+
+    order_id: bytes = field(HASH_KIND, "order id")
+
+
+@dataclass(frozen=True, slots=True)
+class OrderCancel(TxBody):
+    """Buyer or merchant cancels an order (same wire schema as `OrderConfirm`)."""
+
+    TYPE: ClassVar[str] = "order.cancel"
+
+    order_id: bytes = field(HASH_KIND, "order id")
+
+
+@dataclass(frozen=True, slots=True)
+class OrderDispute(TxBody):
+    """Buyer or merchant disputes a funded order."""
+
+    TYPE: ClassVar[str] = "order.dispute"
+
+    order_id: bytes = field(HASH_KIND, "order id")
+    reason_hash: bytes | None = field(Optional(HASH_KIND), "hash of the off-chain complaint")
+
+
+@dataclass(frozen=True, slots=True)
+class OrderResolve(TxBody):
+    """The order's arbiter splits the escrow: `refund` to the buyer, the rest to the merchant."""
+
+    TYPE: ClassVar[str] = "order.resolve"
+
+    order_id: bytes = field(HASH_KIND, "order id")
+    refund: int = field(integer(0, MAX_AMOUNT), "fen returned to the buyer")
+
+
+# --- records ----------------------------------------------------------------------------------
 
 
 @dataclass(slots=True)

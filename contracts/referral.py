@@ -22,18 +22,30 @@ State records: ``b"invite:" || address`` -> ``[inviter, bound_s]`` and
 
 from __future__ import annotations
 
-from typing import Final
+from dataclasses import dataclass
+from typing import ClassVar, Final
 
+from contracts.errors import AlreadyBound, ReferralCycle, SelfReferral
 from ledger.accounts import require_account
 from ledger.encoding import decode, encode
-from ledger.errors import AlreadyBound, ReferralCycle, SelfReferral
-from ledger.execution import BlockContext, Events
+from ledger.execution import BlockContext, Events, TxKind
 from ledger.keys import format_address
+from ledger.plugins import Contract
+from ledger.schema import field
 from ledger.state import State
-from ledger.transactions import ReferralBind, SignedTransaction
+from ledger.transactions import ADDRESS_KIND, SignedTransaction, TxBody
 
 INVITE_PREFIX: Final = b"invite:"
 INVITEES_PREFIX: Final = b"invitees:"
+
+
+@dataclass(frozen=True, slots=True)
+class ReferralBind(TxBody):
+    """Sender records, once and forever, the account that invited it (for two-level referral)."""
+
+    TYPE: ClassVar[str] = "referral.bind"
+
+    inviter: bytes = field(ADDRESS_KIND, "the inviting account")
 
 
 def get_inviter(state: State, address: bytes) -> bytes | None:
@@ -53,9 +65,10 @@ def invitee_count(state: State, address: bytes) -> int:
     return count
 
 
-def apply_bind(state: State, tx: SignedTransaction, context: BlockContext) -> Events:
+def apply_bind(
+    state: State, tx: SignedTransaction, body: ReferralBind, context: BlockContext
+) -> Events:
     """`referral.bind`: the sender records its inviter (rules in the module docstring)."""
-    body: ReferralBind = tx.body
     sender = tx.sender_address
     if body.inviter == sender:
         raise SelfReferral(f"{format_address(sender)} cannot be its own inviter")
@@ -75,3 +88,12 @@ def apply_bind(state: State, tx: SignedTransaction, context: BlockContext) -> Ev
     state.set(INVITE_PREFIX + sender, encode([body.inviter, context.time_s]))
     state.set(INVITEES_PREFIX + body.inviter, encode(invitee_count(state, body.inviter) + 1))
     return [{"event": "referral.bound", "address": sender, "inviter": body.inviter}]
+
+
+CONTRACT: Final = Contract(
+    name="referral",
+    kinds=(TxKind(ReferralBind, apply_bind),),
+    errors=(SelfReferral, AlreadyBound, ReferralCycle),
+    queries=(get_inviter, invitee_count),
+)
+"""The referral plug-in: `referral.bind` (collected by `contracts.CONTRACTS`)."""

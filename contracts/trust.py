@@ -29,26 +29,28 @@ attestations so far in O(log count), and an epoch's inputs root is read from it 
 
 from __future__ import annotations
 
-from typing import Final
+from dataclasses import dataclass
+from typing import ClassVar, Final
 
 import msgpack
 
 from contracts.eigentrust import Attestation, encode_attestation
-from contracts.orders import COMPLETED, RESOLVED, Order, require_order
-from ledger.accounts import get_parameter
-from ledger.encoding import encode
-from ledger.errors import (
+from contracts.errors import (
     AlreadyAttested,
     AttestWindowClosed,
     InvalidSubject,
     OrderNotCompleted,
     WrongActor,
 )
+from contracts.orders import COMPLETED, RESOLVED, Order, require_order
+from ledger.accounts import get_parameter
+from ledger.encoding import encode
 from ledger.execution import BlockContext, Events
 from ledger.keys import format_address
 from ledger.merkle import EMPTY_ROOT, leaf_hash, node_hash
+from ledger.schema import field, one_of
 from ledger.state import State
-from ledger.transactions import Attest, SignedTransaction
+from ledger.transactions import ADDRESS_KIND, HASH_KIND, SignedTransaction, TxBody
 
 ATTESTATION_PREFIX: Final = b"trust:att:"
 LOG_KEY: Final = b"trust:log"
@@ -57,6 +59,17 @@ COUNTS_PREFIX: Final = b"trust:counts:"
 BY_SUBJECT_PREFIX: Final = b"trust:subject:"
 BY_ATTESTER_PREFIX: Final = b"trust:attester:"
 ATTESTABLE_STATES: Final = (COMPLETED, RESOLVED)
+
+
+@dataclass(frozen=True, slots=True)
+class Attest(TxBody):
+    """A party of a completed or resolved order attests about another party (+1 or -1)."""
+
+    TYPE: ClassVar[str] = "trust.attest"
+
+    order_id: bytes = field(HASH_KIND, "order id")
+    subject: bytes = field(ADDRESS_KIND, "the account attested about")
+    value: int = field(one_of(1, -1), "+1 or -1")
 
 
 def attestation_key(sequence: int) -> bytes:
@@ -167,9 +180,10 @@ def _append(state: State, attestation: Attestation) -> int:
     return count
 
 
-def apply_attest(state: State, tx: SignedTransaction, context: BlockContext) -> Events:
+def apply_attest(
+    state: State, tx: SignedTransaction, body: Attest, context: BlockContext
+) -> Events:
     """`trust.attest`: a party of a completed or resolved order attests about another party."""
-    body: Attest = tx.body
     attester = tx.sender_address
     order = require_order(state, body.order_id)
     if order.state not in ATTESTABLE_STATES:

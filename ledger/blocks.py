@@ -25,7 +25,12 @@ from ledger.errors import DecodeError, MalformedBlock, MalformedTransaction
 from ledger.keys import ADDRESS_SIZE
 from ledger.merkle import leaf_hash, merkle_root
 from ledger.schema import integer, raw_bytes, text
-from ledger.transactions import MAX_TRANSACTION_SIZE, SignedTransaction, parse_transaction
+from ledger.transactions import (
+    MAX_TRANSACTION_SIZE,
+    SignedTransaction,
+    TxTypes,
+    parse_transaction,
+)
 
 HASH_SIZE: Final = 32
 MAX_BLOCK_TRANSACTIONS: Final = 10_000
@@ -143,10 +148,13 @@ def transactions_root(
     return merkle_root([leaf_hash(tx.encoded) for tx in transactions])
 
 
-def decode_block(data: bytes, known: Mapping[bytes, SignedTransaction] | None = None) -> Block:
+def decode_block(
+    data: bytes, types: TxTypes, known: Mapping[bytes, SignedTransaction] | None = None
+) -> Block:
     """Decode and structurally validate a block (the one entry point for untrusted blocks).
 
-    Checks the schema of header and every transaction and that `tx_root` matches; it does not
+    Checks the schema of header and every transaction (whose type must be one of `types`) and
+    that `tx_root` matches; it does not
     execute anything or check signatures. `known` maps transaction hashes to transactions
     already parsed (the mempool): a transaction whose bytes hash to a known one is reused
     instead of parsed again (same hash, same bytes, same parse).
@@ -173,7 +181,7 @@ def decode_block(data: bytes, known: Mapping[bytes, SignedTransaction] | None = 
                 transactions.append(cached)
                 continue
         try:
-            transactions.append(parse_transaction(decode(raw, MAX_TRANSACTION_SIZE), raw))
+            transactions.append(parse_transaction(decode(raw, MAX_TRANSACTION_SIZE), types, raw))
         except (DecodeError, MalformedTransaction) as exc:
             raise MalformedBlock(f"transaction {index}: {exc}") from exc
     block = Block(header, tuple(transactions))

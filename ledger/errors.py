@@ -56,6 +56,12 @@ class StoreError(LedgerError):
     """The block store is unreadable, inconsistent or was opened for the wrong chain."""
 
 
+class InvalidRegistration(LedgerError):
+    """A table of transaction types or contracts that names one type twice, lets a contract
+    shadow a core kind, or pairs a body with another type's handler (a wiring bug, found when
+    the table is built)."""
+
+
 class ExecutionError(LedgerError):
     """Base of rule violations found while executing a transaction; the transaction fails.
 
@@ -105,129 +111,6 @@ class NotImplementedYet(ExecutionError):
     """A transaction type whose body validates but whose execution arrives in a later issue."""
 
     code = "not_implemented"
-
-
-# --- contracts: orders, escrow and referral (contracts/) ---
-# Each code is stable: receipts commit to it (docs/protocol.md, "Orders and escrow").
-
-
-class UnknownOrder(ExecutionError):
-    """No order has this id."""
-
-    code = "unknown_order"
-
-
-class OrderClosed(ExecutionError):
-    """The order is in a terminal state: nothing may happen to it any more (no second payout
-    or refund)."""
-
-    code = "order_closed"
-
-
-class WrongActor(ExecutionError):
-    """The sender is not the order party this action belongs to."""
-
-    code = "wrong_actor"
-
-
-class WrongOrderState(ExecutionError):
-    """The action is not allowed in the order's current (non-terminal) state."""
-
-    code = "wrong_order_state"
-
-
-class DeadlinePassed(ExecutionError):
-    """The action came at or after the deadline of the order's current state."""
-
-    code = "deadline_passed"
-
-
-class DeadlineNotReached(ExecutionError):
-    """The action is only allowed once a deadline has passed (buyer cancel of a funded order)."""
-
-    code = "deadline_not_reached"
-
-
-class AmountMismatch(ExecutionError):
-    """A payment that is not exactly the order total."""
-
-    code = "amount_mismatch"
-
-
-class RefundTooLarge(ExecutionError):
-    """A resolution that refunds more than the order holds in escrow."""
-
-    code = "refund_too_large"
-
-
-class InvalidBuyer(ExecutionError):
-    """An order whose buyer is its merchant."""
-
-    code = "invalid_buyer"
-
-
-class InvalidArbiter(ExecutionError):
-    """An arbiter without the arbiter role, or who is also a party of the order."""
-
-    code = "invalid_arbiter"
-
-
-class InvalidSharer(ExecutionError):
-    """A sharer who is the buyer or the merchant, or a sharer without a rate (or the reverse)."""
-
-    code = "invalid_sharer"
-
-
-class CommissionTooHigh(ExecutionError):
-    """A commission rate above the max_commission_bps parameter."""
-
-    code = "commission_too_high"
-
-
-class SelfReferral(ExecutionError):
-    """A referral binding to oneself."""
-
-    code = "self_referral"
-
-
-class AlreadyBound(ExecutionError):
-    """A second referral binding: bindings are write-once."""
-
-    code = "already_bound"
-
-
-class ReferralCycle(ExecutionError):
-    """A binding that could close a cycle: the sender already has invitees."""
-
-    code = "referral_cycle"
-
-
-# --- contracts: trust attestations (contracts/trust.py; docs/protocol.md §17) ---
-
-
-class OrderNotCompleted(ExecutionError):
-    """An attestation about an order that is not COMPLETED or RESOLVED."""
-
-    code = "order_not_completed"
-
-
-class InvalidSubject(ExecutionError):
-    """An attestation about someone the attester may not attest about for this order (allowed:
-    buyer -> merchant, buyer -> sharer, merchant -> buyer)."""
-
-    code = "invalid_subject"
-
-
-class AttestWindowClosed(ExecutionError):
-    """An attestation at or after completion + attest_window_s."""
-
-    code = "attest_window_closed"
-
-
-class AlreadyAttested(ExecutionError):
-    """A second attestation for the same (order, attester, subject)."""
-
-    code = "already_attested"
 
 
 # --- blocks ---

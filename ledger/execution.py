@@ -9,17 +9,20 @@ Two kinds of failure, kept apart on purpose:
   changes are rolled back inside a snapshot, the receipt says why, and the sender's nonce is
   still consumed, so the outcome is deterministic and the transaction cannot be replayed.
 
-Handlers are plain functions `(state, tx, context) -> events`; the core ones for accounts,
-credits, parameters and validators live here, the contracts package adds its own through
-`Executor(handlers=...)`. Block hooks run before the block's transactions (timed transitions).
-Every handler checks first and changes last, raising an `ExecutionError` naming the rule.
+A transaction kind (`TxKind`) ties a body class to its handler, a plain function
+`(state, tx, body, context) -> events` that receives the body already narrowed to its class:
+the executor looks the kind up by type name and `TxKind.execute` checks `isinstance` once.
+The core kinds for accounts, credits, parameters and validators live here (`CORE_KINDS`); the
+contracts package adds its own through `ledger.plugins.Contract`. Block hooks run before the
+block's transactions (timed transitions). Every handler checks first and changes last, raising
+an `ExecutionError` naming the rule.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 from ledger.accounts import (
     Account,
@@ -37,6 +40,7 @@ from ledger.errors import (
     InsufficientBalance,
     InvalidAmount,
     InvalidParameter,
+    InvalidRegistration,
     NonceMismatch,
     NotAuthorized,
     NotImplementedYet,
@@ -56,6 +60,8 @@ from ledger.transactions import (
     ParameterSet,
     SignedTransaction,
     Transfer,
+    TxBody,
+    TxTypes,
     ValidatorUpdate,
     verify_transaction,
 )
@@ -79,11 +85,56 @@ class BlockContext:
 Events = list[dict[str, Any]]
 
 
-class Handler(Protocol):
-    def __call__(self, state: State, tx: SignedTransaction, context: BlockContext) -> Events: ...
-
-
 BlockHook = Callable[[State, BlockContext], None]
+
+B = TypeVar("B", bound=TxBody)
+
+
+@dataclass(frozen=True, slots=True)
+class TxKind(Generic[B]):
+    """One transaction type: its body class and the handler that executes it.
+
+    mypy checks the pairing: `TxKind(Transfer, apply_transfer)` only type-checks if
+    `apply_transfer` takes a `Transfer` body.
+    """
+
+    body: type[B]
+    """The body class; its `TYPE` is this kind's type name."""
+    apply: Callable[[State, SignedTransaction, B, BlockContext], Events]
+    """The handler: checks the rules, then changes `state`; returns the receipt's events."""
+
+    @property
+    def name(self) -> str:
+        return self.body.TYPE
+
+    @property
+    def body_class(self) -> type[TxBody]:
+        """`body`, typed for tables of mixed kinds (`Kind`)."""
+        return self.body
+
+    def execute(self, state: State, tx: SignedTransaction, context: BlockContext) -> Events:
+        """Run the handler on `tx`, whose body must be of this kind's class (the one place
+        where a body is narrowed from `TxBody` to its class)."""
+        body = tx.body
+        if not isinstance(body, self.body):
+            raise InvalidRegistration(
+                f"{tx.describe()} carries a {type(body).__name__} body, but the kind "
+                f"{self.name!r} executes {self.body.__name__}: the decoder and the executor "
+                "were built from different tables"
+            )
+        return self.apply(state, tx, body, context)
+
+
+class Kind(Protocol):
+    """A `TxKind` of any body class, as tables of kinds hold it."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def body_class(self) -> type[TxBody]: ...
+
+    def execute(self, state: State, tx: SignedTransaction, context: BlockContext) -> Events: ...
 
 
 # --- admission --------------------------------------------------------------------------------
@@ -129,8 +180,9 @@ def _sender(state: State, tx: SignedTransaction) -> Account:
     return require_account(state, tx.sender_address, "sender")
 
 
-def apply_register(state: State, tx: SignedTransaction, context: BlockContext) -> Events:
-    body: AccountRegister = tx.body
+def apply_register(
+    state: State, tx: SignedTransaction, body: AccountRegister, context: BlockContext
+) -> Events:
     require_role(_sender(state, tx), "admin")
     address = address_of(body.public_key)
     if get_account(state, address) is not None:
@@ -139,8 +191,9 @@ def apply_register(state: State, tx: SignedTransaction, context: BlockContext) -
     return [{"event": "account.registered", "address": address, "roles": list(body.roles)}]
 
 
-def apply_roles(state: State, tx: SignedTransaction, context: BlockContext) -> Events:
-    body: AccountRoles = tx.body
+def apply_roles(
+    state: State, tx: SignedTransaction, body: AccountRoles, context: BlockContext
+) -> Events:
     require_role(_sender(state, tx), "admin")
     account = require_account(state, body.address)
     overlap = set(body.grant) & set(body.revoke)
@@ -153,8 +206,7 @@ def apply_roles(state: State, tx: SignedTransaction, context: BlockContext) -> E
     return [{"event": "account.roles", "address": body.address}]
 
 
-def apply_mint(state: State, tx: SignedTransaction, context: BlockContext) -> Events:
-    body: Mint = tx.body
+def apply_mint(state: State, tx: SignedTransaction, body: Mint, context: BlockContext) -> Events:
     require_role(_sender(state, tx), "issuer")
     recipient = require_account(state, body.to, "recipient")
     supply = get_supply(state)
@@ -167,8 +219,7 @@ def apply_mint(state: State, tx: SignedTransaction, context: BlockContext) -> Ev
     return [{"event": "credit.minted", "to": body.to, "amount": body.amount}]
 
 
-def apply_burn(state: State, tx: SignedTransaction, context: BlockContext) -> Events:
-    body: Burn = tx.body
+def apply_burn(state: State, tx: SignedTransaction, body: Burn, context: BlockContext) -> Events:
     issuer = _sender(state, tx)
     require_role(issuer, "issuer")
     if issuer.balance < body.amount:
@@ -181,8 +232,9 @@ def apply_burn(state: State, tx: SignedTransaction, context: BlockContext) -> Ev
     return [{"event": "credit.burned", "amount": body.amount}]
 
 
-def apply_transfer(state: State, tx: SignedTransaction, context: BlockContext) -> Events:
-    body: Transfer = tx.body
+def apply_transfer(
+    state: State, tx: SignedTransaction, body: Transfer, context: BlockContext
+) -> Events:
     sender = _sender(state, tx)
     if body.to == tx.sender_address:
         raise InvalidAmount("a transfer to oneself is not allowed")
@@ -199,8 +251,9 @@ def apply_transfer(state: State, tx: SignedTransaction, context: BlockContext) -
     return []
 
 
-def apply_parameter(state: State, tx: SignedTransaction, context: BlockContext) -> Events:
-    body: ParameterSet = tx.body
+def apply_parameter(
+    state: State, tx: SignedTransaction, body: ParameterSet, context: BlockContext
+) -> Events:
     require_role(_sender(state, tx), "admin")
     problem = check_parameter(body.name, body.value)
     if problem:
@@ -209,22 +262,46 @@ def apply_parameter(state: State, tx: SignedTransaction, context: BlockContext) 
     return [{"event": "param.set", "name": body.name, "value": body.value}]
 
 
-def apply_validator_update(state: State, tx: SignedTransaction, context: BlockContext) -> Events:
-    body: ValidatorUpdate = tx.body
+def apply_validator_update(
+    state: State, tx: SignedTransaction, body: ValidatorUpdate, context: BlockContext
+) -> Events:
     require_role(_sender(state, tx), "admin")
     effective = schedule_validator_update(state, body.add, body.remove, context.height)
     return [{"event": "validator.update", "effective_height": effective}]
 
 
-CORE_HANDLERS: Mapping[str, Handler] = {
-    "account.register": apply_register,
-    "account.roles": apply_roles,
-    "credit.mint": apply_mint,
-    "credit.burn": apply_burn,
-    "credit.transfer": apply_transfer,
-    "param.set": apply_parameter,
-    "validator.update": apply_validator_update,
-}
+CORE_KINDS: tuple[Kind, ...] = (
+    TxKind(AccountRegister, apply_register),
+    TxKind(AccountRoles, apply_roles),
+    TxKind(Mint, apply_mint),
+    TxKind(Burn, apply_burn),
+    TxKind(Transfer, apply_transfer),
+    TxKind(ParameterSet, apply_parameter),
+    TxKind(ValidatorUpdate, apply_validator_update),
+)
+"""The ledger's own kinds; contracts may not shadow them (`ledger.plugins`)."""
+
+
+def kinds_by_name(kinds: Sequence[Kind]) -> dict[str, Kind]:
+    """Type name -> kind; refuses (InvalidRegistration) two kinds with one type name."""
+    table: dict[str, Kind] = {}
+    for kind in kinds:
+        if kind.name in table:
+            raise InvalidRegistration(
+                f"transaction type {kind.name!r} has two kinds: "
+                f"{table[kind.name].body_class.__name__} and {kind.body_class.__name__}"
+            )
+        table[kind.name] = kind
+    return table
+
+
+def tx_types_of(kinds: Sequence[Kind]) -> TxTypes:
+    """The decoder's table for exactly the bodies that `kinds` execute."""
+    return TxTypes(kind.body_class for kind in kinds)
+
+
+CORE_TX_TYPES: Final = tx_types_of(CORE_KINDS)
+"""The ledger's own transaction types (accounts, credits, parameters, validators)."""
 
 
 # --- the executor -----------------------------------------------------------------------------
@@ -239,8 +316,8 @@ class Executor:
     genesis_hash: bytes
     """Genesis document hash of this network: part of what every sender signs, so a
     transaction signed for another network (even with the same chain id) is inadmissible."""
-    handlers: Mapping[str, Handler] = field(default_factory=lambda: dict(CORE_HANDLERS))
-    """Transaction type -> handler. Types without a handler fail with `not_implemented`."""
+    kinds: Mapping[str, Kind] = field(default_factory=lambda: kinds_by_name(CORE_KINDS))
+    """Transaction type -> kind. Types without a kind fail with `not_implemented`."""
     block_hooks: Sequence[BlockHook] = ()
     """Run in order at the start of every block (timed transitions, epochs)."""
 
@@ -265,12 +342,12 @@ class Executor:
             genesis_hash=self.genesis_hash,
         )
         tx_context = BlockContext(context.chain_id, context.height, context.time_s, tx.hash)
-        handler = self.handlers.get(tx.type)
+        kind = self.kinds.get(tx.type)
         state.begin_tx()
         try:
-            if handler is None:
+            if kind is None:
                 raise NotImplementedYet(f"{tx.type} is not executable on this node yet")
-            events = handler(state, tx, tx_context)
+            events = kind.execute(state, tx, tx_context)
         except ExecutionError as exc:
             state.rollback_tx()
             receipt = Receipt(tx.hash, False, exc.code, str(exc))

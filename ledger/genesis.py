@@ -14,7 +14,15 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ledger.accounts import Account, Supply, put_account, put_parameter, put_supply, roles_to_mask
+from ledger.accounts import (
+    ROLE_NAMES,
+    Account,
+    Supply,
+    put_account,
+    put_parameter,
+    put_supply,
+    roles_to_mask,
+)
 from ledger.blocks import ZERO_HASH, Block, BlockHeader
 from ledger.encoding import encode
 from ledger.errors import InvalidGenesis, InvalidValidatorUpdate
@@ -23,7 +31,6 @@ from ledger.merkle import merkle_root
 from ledger.parameters import check_parameter
 from ledger.schema import MAX_AMOUNT
 from ledger.state import State
-from ledger.transactions import ROLE_NAMES
 from ledger.validator_state import init_validators
 from ledger.validators import ValidatorSet
 

@@ -34,6 +34,7 @@ from ledger.errors import LedgerError, StoreError
 from ledger.genesis import Genesis, genesis_block, genesis_state
 from ledger.receipts import Receipt
 from ledger.state import State
+from ledger.transactions import TxTypes
 
 HEAD_KEY: Final = b"M:head"
 BLOCK_CACHE_SIZE: Final = 64
@@ -122,8 +123,11 @@ def _height_key(prefix: bytes, height: int) -> bytes:
 class ChainStore:
     """Typed access to the chain's rows over a KeyValueStore."""
 
-    def __init__(self, kv: KeyValueStore) -> None:
+    def __init__(self, kv: KeyValueStore, tx_types: TxTypes) -> None:
         self.kv = kv
+        self.tx_types = tx_types
+        """The transaction types stored blocks are decoded with (the node's, e.g.
+        `contracts.TX_TYPES`)."""
         self._blocks: LruCache[int, Block] = LruCache(BLOCK_CACHE_SIZE)
         self._receipts: LruCache[int, tuple[Receipt, ...]] = LruCache(BLOCK_CACHE_SIZE)
         self.decoded_blocks = 0
@@ -184,7 +188,7 @@ class ChainStore:
         raw = self.kv.get(_height_key(b"B", height))
         if raw is None:
             return None
-        block = decode_block(raw)
+        block = decode_block(raw, self.tx_types)
         self.decoded_blocks += 1
         self._blocks.put(height, block)
         return block
@@ -256,13 +260,16 @@ class ChainStore:
         self.kv.close()
 
 
-def open_chain(kv: KeyValueStore, genesis: Genesis) -> tuple[ChainStore, State, BlockHeader]:
-    """Open (initializing if empty) a chain store; return it with the state and head header.
+def open_chain(
+    kv: KeyValueStore, genesis: Genesis, tx_types: TxTypes
+) -> tuple[ChainStore, State, BlockHeader]:
+    """Open (initializing if empty) a chain store whose blocks hold transactions of `tx_types`;
+    return it with the state and head header.
 
     Raises StoreError if the store belongs to another genesis or its state does not match the
     head's state root (corruption).
     """
-    store = ChainStore(kv)
+    store = ChainStore(kv, tx_types)
     genesis_hash = genesis.document_hash()
     stored_genesis = kv.get(GENESIS_KEY)
     if stored_genesis is None:

@@ -1,4 +1,5 @@
-"""Signed transactions: the envelope, every body type, signing bytes and hashes.
+"""Signed transactions: the envelope, the body base class, the type registry, signing bytes and
+hashes, and the ledger's own (core) body types.
 
 Envelope (wire map, canonical encoding, see docs/protocol.md "Transactions"):
     {"chain_id": str, "sender": 32-byte public key, "nonce": int, "type": str,
@@ -8,6 +9,11 @@ where genesis_hash is the SHA-256 document hash of the network's genesis (not in
 every verifier knows its own). So a signature binds one network, not just a chain id that two
 networks may share. The transaction hash is SHA-256 of the canonical encoding of the envelope.
 
+Every body is a frozen dataclass deriving from `TxBody` and naming its wire type in the class
+constant `TYPE`, so the type of a transaction is `type(body).TYPE`: a body cannot be signed
+under another type's name. Contract bodies live with their contracts (`contracts/`); a
+`TxTypes` table, passed explicitly to the decoders, says which ones a node accepts.
+
 Invariant: a `SignedTransaction` only exists with a body that passed its schema; the signature
 is checked separately (`verify_transaction`) so that the mempool verifies it once and caches the
 result by hash.
@@ -16,11 +22,19 @@ result by hash.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from types import MappingProxyType
+from typing import Any, ClassVar, Final
 
+from ledger.accounts import ROLE_NAMES
 from ledger.encoding import decode, encode
-from ledger.errors import DecodeError, InvalidSignature, MalformedTransaction
+from ledger.errors import (
+    DecodeError,
+    InvalidRegistration,
+    InvalidSignature,
+    MalformedTransaction,
+)
 from ledger.keys import (
     ADDRESS_SIZE,
     PUBLIC_KEY_SIZE,
@@ -40,7 +54,6 @@ from ledger.schema import (
     one_of,
     parse_struct,
     raw_bytes,
-    struct,
     text,
     to_wire,
 )
@@ -48,21 +61,37 @@ from ledger.schema import (
 MAX_TRANSACTION_SIZE: Final = 16 * 1024
 """Largest encoded transaction accepted anywhere (mempool, block, RPC)."""
 MAX_NONCE: Final = 2**63 - 1
-ROLE_NAMES: Final = ("admin", "issuer", "merchant", "arbiter", "member")
-MAX_BPS: Final = 10_000
 
-_address = raw_bytes(ADDRESS_SIZE)
-_hash32 = raw_bytes(32)
-_amount = integer(1, MAX_AMOUNT)
+ADDRESS_KIND: Final = raw_bytes(ADDRESS_SIZE)
+"""Schema kind of a 20-byte account address field (for body classes here and in contracts/)."""
+HASH_KIND: Final = raw_bytes(32)
+"""Schema kind of a 32-byte hash field (an order id, a shipment reference hash, ...)."""
+AMOUNT_KIND: Final = integer(1, MAX_AMOUNT)
+"""Schema kind of an amount of credits that must be at least 1 fen."""
 _roles = list_of(one_of(*ROLE_NAMES), max_items=len(ROLE_NAMES), unique=True)
+
+
+@dataclass(frozen=True, slots=True)
+class TxBody:
+    """Base of every transaction body (itself without fields).
+
+    A subclass is a frozen slotted dataclass whose fields declare their wire kinds
+    (`ledger.schema.field`) and which sets `TYPE`, its transaction type name (part of the signed
+    bytes). One class per type name: two types with one wire schema are still two classes.
+    """
+
+    TYPE: ClassVar[str]
+    """The transaction type name, e.g. "credit.transfer"."""
 
 
 # --- accounts and credits ----------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class AccountRegister:
+class AccountRegister(TxBody):
     """Admin registers a new account for `public_key` with `roles`."""
+
+    TYPE: ClassVar[str] = "account.register"
 
     public_key: bytes = field(raw_bytes(PUBLIC_KEY_SIZE), "Ed25519 public key of the account")
     roles: tuple[str, ...] = field(_roles, "initial roles")
@@ -70,168 +99,112 @@ class AccountRegister:
 
 
 @dataclass(frozen=True, slots=True)
-class AccountRoles:
+class AccountRoles(TxBody):
     """Admin grants and/or revokes roles of an existing account."""
 
-    address: bytes = field(_address, "account to change")
+    TYPE: ClassVar[str] = "account.roles"
+
+    address: bytes = field(ADDRESS_KIND, "account to change")
     grant: tuple[str, ...] = field(_roles, "roles to add")
     revoke: tuple[str, ...] = field(_roles, "roles to remove")
 
 
 @dataclass(frozen=True, slots=True)
-class Mint:
+class Mint(TxBody):
     """Issuer creates `amount` new credits in `to`'s balance."""
 
-    to: bytes = field(_address, "recipient")
-    amount: int = field(_amount, "fen to create, >= 1")
+    TYPE: ClassVar[str] = "credit.mint"
+
+    to: bytes = field(ADDRESS_KIND, "recipient")
+    amount: int = field(AMOUNT_KIND, "fen to create, >= 1")
 
 
 @dataclass(frozen=True, slots=True)
-class Burn:
+class Burn(TxBody):
     """Issuer destroys `amount` credits from its own balance."""
 
-    amount: int = field(_amount, "fen to destroy, >= 1")
+    TYPE: ClassVar[str] = "credit.burn"
+
+    amount: int = field(AMOUNT_KIND, "fen to destroy, >= 1")
 
 
 @dataclass(frozen=True, slots=True)
-class Transfer:
+class Transfer(TxBody):
     """Sender moves `amount` of its credits to `to`."""
 
-    to: bytes = field(_address, "recipient")
-    amount: int = field(_amount, "fen to move, >= 1")
+    TYPE: ClassVar[str] = "credit.transfer"
+
+    to: bytes = field(ADDRESS_KIND, "recipient")
+    amount: int = field(AMOUNT_KIND, "fen to move, >= 1")
     memo: str | None = field(Optional(text(140)), "free text")
 
 
 @dataclass(frozen=True, slots=True)
-class ParameterSet:
+class ParameterSet(TxBody):
     """Admin changes one chain parameter (names and ranges in ledger.parameters)."""
+
+    TYPE: ClassVar[str] = "param.set"
 
     name: str = field(text(64, min_length=1), "parameter name")
     value: int = field(integer(0, MAX_AMOUNT), "new value")
 
 
 @dataclass(frozen=True, slots=True)
-class ValidatorUpdate:
+class ValidatorUpdate(TxBody):
     """Admin adds and/or removes validators; effective at a defined later height."""
+
+    TYPE: ClassVar[str] = "validator.update"
 
     add: tuple[bytes, ...] = field(
         list_of(raw_bytes(PUBLIC_KEY_SIZE), max_items=64, unique=True), "public keys to add"
     )
     remove: tuple[bytes, ...] = field(
-        list_of(_address, max_items=64, unique=True), "validator addresses to remove"
+        list_of(ADDRESS_KIND, max_items=64, unique=True), "validator addresses to remove"
     )
 
 
-# --- referral ----------------------------------------------------------------------------------
+# --- the registry -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class ReferralBind:
-    """Sender records, once and forever, the account that invited it (for two-level referral)."""
+class TxTypes:
+    """Transaction type name -> body class: what a decoder accepts.
 
-    inviter: bytes = field(_address, "the inviting account")
+    Built explicitly from a list of body classes (`ledger.execution.CORE_TX_TYPES` for the
+    ledger's own types, `contracts.TX_TYPES` for the core plus every contract) and passed to
+    `decode_transaction`, `parse_transaction` and `ledger.blocks.decode_block`; nothing
+    registers itself at import time. Invariant: every name maps to exactly one class, and that
+    class's `TYPE` is the name.
+    """
 
+    __slots__ = ("_bodies",)
 
-# --- orders ------------------------------------------------------------------------------------
+    def __init__(self, bodies: Iterable[type[TxBody]]) -> None:
+        """Refuses (InvalidRegistration) a class without a TYPE and two classes with one TYPE."""
+        table: dict[str, type[TxBody]] = {}
+        for body in bodies:
+            name = getattr(body, "TYPE", None)
+            if not isinstance(name, str) or not name:
+                raise InvalidRegistration(f"body class {body.__name__} declares no TYPE name")
+            if name in table:
+                raise InvalidRegistration(
+                    f"transaction type {name!r} is registered twice: by {table[name].__name__} "
+                    f"and by {body.__name__}"
+                )
+            table[name] = body
+        self._bodies: Mapping[str, type[TxBody]] = MappingProxyType(table)
 
+    @property
+    def bodies(self) -> Mapping[str, type[TxBody]]:
+        """Name -> body class, in registration order (read-only)."""
+        return self._bodies
 
-@dataclass(frozen=True, slots=True)
-class OrderItem:
-    """One line of an order."""
-
-    sku: str = field(text(64, min_length=1), "merchant's stock-keeping unit")
-    quantity: int = field(integer(1, 1_000_000), "units")
-    unit_price: int = field(integer(0, MAX_AMOUNT), "fen per unit")
-
-
-@dataclass(frozen=True, slots=True)
-class OrderCreate:
-    """Merchant (the sender) creates an order for `buyer`; the order id is this tx's hash."""
-
-    buyer: bytes = field(_address, "the buyer")
-    items: tuple[OrderItem, ...] = field(
-        list_of(struct(OrderItem), min_items=1, max_items=64), "order lines"
-    )
-    shipping: int = field(integer(0, MAX_AMOUNT), "shipping fee in fen")
-    arbiter: bytes = field(_address, "arbiter who resolves disputes")
-    sharer: bytes | None = field(Optional(_address), "sharer whose link the buyer used")
-    commission_bps: int | None = field(
-        Optional(integer(0, MAX_BPS)), "commission on goods value, basis points"
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class OrderPay:
-    """Buyer pays exactly the order total into escrow."""
-
-    order_id: bytes = field(_hash32, "order id")
-    amount: int = field(_amount, "must equal the order total")
-
-
-@dataclass(frozen=True, slots=True)
-class OrderShip:
-    """Merchant marks the order shipped."""
-
-    order_id: bytes = field(_hash32, "order id")
-    shipment_hash: bytes = field(_hash32, "hash of the shipment reference")
-
-
-@dataclass(frozen=True, slots=True)
-class OrderAction:
-    """Confirm receipt (buyer) or cancel (buyer or merchant) an order."""
-
-    order_id: bytes = field(_hash32, "order id")
-
-
-@dataclass(frozen=True, slots=True)
-class OrderDispute:
-    """Buyer or merchant disputes a funded order."""
-
-    order_id: bytes = field(_hash32, "order id")
-    reason_hash: bytes | None = field(Optional(_hash32), "hash of the off-chain complaint")
-
-
-@dataclass(frozen=True, slots=True)
-class OrderResolve:
-    """The order's arbiter splits the escrow: `refund` to the buyer, the rest to the merchant."""
-
-    order_id: bytes = field(_hash32, "order id")
-    refund: int = field(integer(0, MAX_AMOUNT), "fen returned to the buyer")
-
-
-# --- trust -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Attest:
-    """A party of a completed or resolved order attests about another party (+1 or -1)."""
-
-    order_id: bytes = field(_hash32, "order id")
-    subject: bytes = field(_address, "the account attested about")
-    value: int = field(one_of(1, -1), "+1 or -1")
-
-
-BODY_TYPES: Final[dict[str, type[Any]]] = {
-    "account.register": AccountRegister,
-    "account.roles": AccountRoles,
-    "credit.mint": Mint,
-    "credit.burn": Burn,
-    "credit.transfer": Transfer,
-    "param.set": ParameterSet,
-    "validator.update": ValidatorUpdate,
-    "referral.bind": ReferralBind,
-    "order.create": OrderCreate,
-    "order.pay": OrderPay,
-    "order.ship": OrderShip,
-    "order.confirm": OrderAction,
-    "order.cancel": OrderAction,
-    "order.dispute": OrderDispute,
-    "order.resolve": OrderResolve,
-    "trust.attest": Attest,
-}
-"""Transaction type name -> body class. The type string is part of the signed bytes."""
-
-Body = Any  # one of the classes in BODY_TYPES
+    def body_class(self, name: object) -> type[TxBody]:
+        """The body class of type `name`; MalformedTransaction naming it if unknown."""
+        if not isinstance(name, str) or name not in self._bodies:
+            raise MalformedTransaction(
+                f"type: unknown transaction type {name!r}; known: {sorted(self._bodies)}"
+            )
+        return self._bodies[name]
 
 
 TX_SIGNING_DOMAIN: Final = b"SEC/tx/v2"
@@ -239,11 +212,12 @@ TX_SIGNING_DOMAIN: Final = b"SEC/tx/v2"
 
 
 def signing_bytes(
-    chain_id: str, genesis_hash: bytes, sender: bytes, nonce: int, tx_type: str, body: Body
+    chain_id: str, genesis_hash: bytes, sender: bytes, nonce: int, body: TxBody
 ) -> bytes:
-    """The exact bytes an account signs for a transaction on the network of `genesis_hash`."""
+    """The exact bytes an account signs for a transaction on the network of `genesis_hash`
+    (the type name signed is `type(body).TYPE`)."""
     return TX_SIGNING_DOMAIN + encode(
-        [chain_id, genesis_hash, sender, nonce, tx_type, to_wire(body)]
+        [chain_id, genesis_hash, sender, nonce, type(body).TYPE, to_wire(body)]
     )
 
 
@@ -257,10 +231,8 @@ class SignedTransaction:
     """Sender's 32-byte Ed25519 public key; its address is `address_of(sender)`."""
     nonce: int
     """Must equal the sender account's nonce when executed; then the nonce increments."""
-    type: str
-    """Body type name, a key of BODY_TYPES."""
-    body: Body
-    """Parsed body."""
+    body: TxBody
+    """Parsed body; its class gives the transaction type (`type`)."""
     signature: bytes
     """64-byte Ed25519 signature over `signing_bytes(...)`."""
     encoded: bytes
@@ -270,11 +242,14 @@ class SignedTransaction:
     sender_address: Address
     """`address_of(sender)`, computed once at parse time (it is read on every hot path)."""
 
+    @property
+    def type(self) -> str:
+        """The transaction type name, `type(body).TYPE` (the envelope's "type" field)."""
+        return type(self.body).TYPE
+
     def signing_bytes(self, genesis_hash: bytes) -> bytes:
         """What the sender signed if it meant the network of `genesis_hash`."""
-        return signing_bytes(
-            self.chain_id, genesis_hash, self.sender, self.nonce, self.type, self.body
-        )
+        return signing_bytes(self.chain_id, genesis_hash, self.sender, self.nonce, self.body)
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -293,8 +268,9 @@ class SignedTransaction:
 _ENVELOPE_FIELDS: Final = frozenset({"chain_id", "sender", "nonce", "type", "body", "signature"})
 
 
-def parse_transaction(wire: Any, encoded: bytes | None = None) -> SignedTransaction:
-    """Validate a decoded envelope map; raise MalformedTransaction naming the bad field."""
+def parse_transaction(wire: Any, types: TxTypes, encoded: bytes | None = None) -> SignedTransaction:
+    """Validate a decoded envelope map against the body classes of `types`; raise
+    MalformedTransaction naming the bad field."""
     if not isinstance(wire, dict):
         raise MalformedTransaction(f"transaction must be a map, got {type(wire).__name__}")
     missing = sorted(_ENVELOPE_FIELDS - set(wire))
@@ -306,13 +282,9 @@ def parse_transaction(wire: Any, encoded: bytes | None = None) -> SignedTransact
     chain_id = text(64, min_length=1)(wire["chain_id"], "chain_id")
     sender = raw_bytes(PUBLIC_KEY_SIZE)(wire["sender"], "sender")
     nonce = integer(0, MAX_NONCE)(wire["nonce"], "nonce")
-    tx_type = wire["type"]
-    if not isinstance(tx_type, str) or tx_type not in BODY_TYPES:
-        raise MalformedTransaction(
-            f"type: unknown transaction type {tx_type!r}; known: {sorted(BODY_TYPES)}"
-        )
+    body_class = types.body_class(wire["type"])
     signature = raw_bytes(SIGNATURE_SIZE)(wire["signature"], "signature")
-    body = parse_struct(BODY_TYPES[tx_type], wire["body"], "body")
+    body = parse_struct(body_class, wire["body"], "body")
     if encoded is None:
         encoded = encode(wire)
     if len(encoded) > MAX_TRANSACTION_SIZE:
@@ -323,7 +295,6 @@ def parse_transaction(wire: Any, encoded: bytes | None = None) -> SignedTransact
         chain_id,
         sender,
         nonce,
-        tx_type,
         body,
         signature,
         encoded,
@@ -332,8 +303,9 @@ def parse_transaction(wire: Any, encoded: bytes | None = None) -> SignedTransact
     )
 
 
-def decode_transaction(data: bytes) -> SignedTransaction:
-    """Decode canonical transaction bytes (the one entry point for untrusted transactions)."""
+def decode_transaction(data: bytes, types: TxTypes) -> SignedTransaction:
+    """Decode canonical transaction bytes whose type is one of `types` (the one entry point for
+    untrusted transactions)."""
     if len(data) > MAX_TRANSACTION_SIZE:
         raise MalformedTransaction(
             f"transaction is {len(data)} bytes, more than the cap of {MAX_TRANSACTION_SIZE}"
@@ -342,35 +314,31 @@ def decode_transaction(data: bytes) -> SignedTransaction:
         wire = decode(data, max_size=MAX_TRANSACTION_SIZE)
     except DecodeError as exc:
         raise MalformedTransaction(f"transaction bytes: {exc}") from exc
-    return parse_transaction(wire, bytes(data))
+    return parse_transaction(wire, types, bytes(data))
 
 
 def sign_transaction(
     key: PrivateKey,
     chain_id: str,
     nonce: int,
-    tx_type: str,
-    body: Body,
+    body: TxBody,
     *,
     genesis_hash: bytes,
 ) -> SignedTransaction:
-    """Build and sign a transaction for the network of `genesis_hash` (its genesis document
-    hash); the body is re-validated through its schema."""
-    if tx_type not in BODY_TYPES:
-        raise MalformedTransaction(f"type: unknown transaction type {tx_type!r}")
-    if not isinstance(body, BODY_TYPES[tx_type]):
-        raise MalformedTransaction(f"body for {tx_type} must be {BODY_TYPES[tx_type].__name__}")
+    """Build and sign a transaction of type `type(body).TYPE` for the network of `genesis_hash`
+    (its genesis document hash); the body is re-validated through its schema."""
+    own_type = TxTypes((type(body),))  # refuses a body class that names no TYPE
     sender = key.public_key
-    signature = key.sign(signing_bytes(chain_id, genesis_hash, sender, nonce, tx_type, body))
+    signature = key.sign(signing_bytes(chain_id, genesis_hash, sender, nonce, body))
     wire = {
         "chain_id": chain_id,
         "sender": bytes(sender),
         "nonce": nonce,
-        "type": tx_type,
+        "type": type(body).TYPE,
         "body": to_wire(body),
         "signature": signature,
     }
-    return parse_transaction(wire)
+    return parse_transaction(wire, own_type)
 
 
 def verify_transaction(tx: SignedTransaction, genesis_hash: bytes) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from ledger.accounts import get_account, get_supply
 from ledger.blocks import BlockHeader
@@ -13,8 +12,14 @@ from ledger.genesis import Genesis, genesis_block, genesis_state
 from ledger.keys import PrivateKey
 from ledger.receipts import Receipt
 from ledger.state import State
-from ledger.transactions import SignedTransaction, sign_transaction
+from ledger.transactions import SignedTransaction, TxBody, sign_transaction
 from secnode.network.devnet import account_key, dev_genesis, validator_key
+
+
+def require_type(tx_type: str, body: TxBody) -> None:
+    """Tests still name the type they send, for the reader: it must be the body's own."""
+    if tx_type != type(body).TYPE:
+        raise AssertionError(f"{type(body).__name__} is a {type(body).TYPE}, not a {tx_type}")
 
 
 @dataclass
@@ -41,8 +46,10 @@ class Chain:
         return self.key(name).address
 
     def sign(
-        self, name: str, tx_type: str, body: Any, nonce: int | None = None
+        self, name: str, tx_type: str, body: TxBody, nonce: int | None = None
     ) -> SignedTransaction:
+        """Sign `body` as `name`; `tx_type` states the type the test means (checked)."""
+        require_type(tx_type, body)
         if nonce is None:
             nonce = self.nonces.get(name, 0)
             self.nonces[name] = nonce + 1
@@ -50,7 +57,6 @@ class Chain:
             self.key(name),
             self.genesis.chain_id,
             nonce,
-            tx_type,
             body,
             genesis_hash=self.genesis.document_hash(),
         )

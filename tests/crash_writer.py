@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from contracts import TX_TYPES
 from ledger.chain import build_block
 from ledger.execution import Executor
 from ledger.store import open_chain
@@ -19,7 +20,7 @@ from secnode.network.devnet import account_key, dev_genesis, validator_key
 
 def main() -> None:
     genesis = dev_genesis()
-    store, state, head = open_chain(LevelDBStore(Path(sys.argv[1])), genesis)
+    store, state, head = open_chain(LevelDBStore(Path(sys.argv[1])), genesis, TX_TYPES)
     executor = Executor(genesis.chain_id, genesis.document_hash())
     names = ["buyer1", "buyer2", "buyer3", "sharer1", "sharer2"]
     from ledger.accounts import get_account
@@ -37,7 +38,6 @@ def main() -> None:
                         account_key(name),
                         genesis.chain_id,
                         account.nonce + n,
-                        "credit.transfer",
                         Transfer(target, 1 + n),
                         genesis_hash=genesis.document_hash(),
                     )

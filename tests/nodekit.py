@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from consensus.messages import Message, PrePrepare, decode_message
+from contracts import TX_TYPES
 from ledger.blocks import Block, decode_block
 from ledger.certificates import CommitCertificate, build_certificate, commit_signing_bytes
 from ledger.genesis import load_genesis
@@ -63,7 +64,7 @@ def open_node(
     paths = Paths(home)
     key = read_key_file(paths.resolve(config.key_file))
     genesis = load_genesis(paths.resolve(config.genesis_file))
-    store, state, _ = open_chain(LevelDBStore(paths.resolve(config.data_dir)), genesis)
+    store, state, _ = open_chain(LevelDBStore(paths.resolve(config.data_dir)), genesis, TX_TYPES)
     records = [value for _, value in store.records()]
     return Node(config, key, genesis, store, state, records, clock)
 
@@ -153,7 +154,7 @@ class ScriptedPeers:
         for payload in self.broadcasts:
             message = decode_message(payload)
             if isinstance(message, PrePrepare) and message.digest not in out:
-                out[message.digest] = decode_block(message.payload)
+                out[message.digest] = decode_block(message.payload, TX_TYPES)
         return list(out.values())
 
 

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from contracts import build_executor
-from contracts.orders import Order, get_order
+from contracts.orders import Order, OrderCreate, OrderItem, get_order
 from ledger.genesis import Genesis, parse_genesis
 from ledger.receipts import Receipt
-from ledger.transactions import OrderCreate, OrderItem
+from ledger.transactions import TxBody
 from secnode.network.devnet import dev_genesis_document
 from tests.chainkit import Chain
 
@@ -53,7 +53,7 @@ class OrderChain(Chain):
         at_s = self.now + 1 if at_s is None else at_s
         return list(self.block(txs, timestamp_ms=at_s * 1000).receipts)
 
-    def send(self, name: str, tx_type: str, body: Any, at_s: int | None = None) -> Receipt:
+    def send(self, name: str, tx_type: str, body: TxBody, at_s: int | None = None) -> Receipt:
         """Sign and run one transaction in its own block."""
         receipts = self.run([self.sign(name, tx_type, body)], at_s)
         if len(receipts) != 1:

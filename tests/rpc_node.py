@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import aiohttp
 from aiohttp import web
 
-from contracts import build_executor
+from contracts import TX_TYPES, build_executor
 from ledger.accounts import get_account
 from ledger.blocks import BlockHeader
 from ledger.certificates import build_certificate, commit_signing_bytes
@@ -31,7 +31,7 @@ from ledger.chain import BlockResult, build_block
 from ledger.genesis import Genesis
 from ledger.keys import PrivateKey
 from ledger.store import ChainStore, MemoryStore, open_chain
-from ledger.transactions import Body, SignedTransaction, sign_transaction
+from ledger.transactions import SignedTransaction, TxBody, sign_transaction
 from ledger.validators import ValidatorSet
 from secnode.network.devnet import (
     DEV_CHAIN_ID,
@@ -44,6 +44,7 @@ from secnode.runtime.mempool import Mempool
 from secnode.runtime.metrics import Metrics
 from secnode.runtime.rpc.server import RpcConfig, make_app, start_rpc_server
 from secnode.runtime.rpc.view import NodeStatus
+from tests.chainkit import require_type
 
 SIGNERS = ("node0", "node1", "node2")
 T = TypeVar("T")
@@ -54,7 +55,7 @@ class RpcTestNode:
 
     def __init__(self, *, auto_commit: bool = False) -> None:
         self.genesis: Genesis = dev_genesis()
-        store, state, head = open_chain(MemoryStore(), self.genesis)
+        store, state, head = open_chain(MemoryStore(), self.genesis, TX_TYPES)
         self.store: ChainStore = store
         self.state = state
         self.head: BlockHeader = head
@@ -201,14 +202,15 @@ class ServedNode:
 
 
 def sign(
-    name: str, nonce: int, tx_type: str, body: Body, key: PrivateKey | None = None
+    name: str, nonce: int, tx_type: str, body: TxBody, key: PrivateKey | None = None
 ) -> SignedTransaction:
-    """A transaction from dev account `name` (or `key`) on the dev chain."""
+    """A transaction from dev account `name` (or `key`) on the dev chain (`tx_type` must be the
+    body's own type)."""
+    require_type(tx_type, body)
     return sign_transaction(
         key or account_key(name),
         DEV_CHAIN_ID,
         nonce,
-        tx_type,
         body,
         genesis_hash=dev_genesis_hash(),
     )

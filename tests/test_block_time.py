@@ -15,9 +15,10 @@ from consensus.errors import InvalidProposal
 from consensus.messages import Certify, Commit, Prepare, PrePrepare, encode_message
 from consensus.sim.cluster import Cluster
 from consensus.sim.toychain import ToyBlock
-from contracts.orders import CANCELLED, get_order
+from contracts import TX_TYPES
+from contracts.orders import CANCELLED, OrderCreate, OrderItem, get_order
 from ledger.blocks import Block, decode_block
-from ledger.transactions import OrderCreate, OrderItem, sign_transaction
+from ledger.transactions import sign_transaction
 from secnode.network.devnet import DEV_CHAIN_ID, DEV_GENESIS_TIME_MS, account_key
 from tests.nodekit import (
     NAMES,
@@ -95,7 +96,7 @@ async def offer_first_block(
     finally:
         proposer.store.close()
         receiver.store.close()
-    return decode_block(pre_prepare.payload), received
+    return decode_block(pre_prepare.payload, TX_TYPES), received
 
 
 @pytest.mark.asyncio
@@ -136,7 +137,7 @@ def test_block_time_window_of_the_ledger_app(tmp_path: Path) -> None:
     finally:
         builder.store.close()
     assert old is not None
-    stamped = decode_block(old.payload).header.timestamp_ms / 1000
+    stamped = decode_block(old.payload, TX_TYPES).header.timestamp_ms / 1000
     drift = builder.config.consensus.max_clock_drift_s
     for name, now, fresh, accepted in [
         ("node1", stamped + drift - 0.5, True, True),
@@ -175,7 +176,6 @@ async def test_escrow_deadline_fires_although_the_primary_stamps_parent_plus_one
         account_key("merchant1"),
         DEV_CHAIN_ID,
         0,
-        "order.create",
         OrderCreate(
             account_key("buyer1").address,
             (OrderItem("tea", 1, 1_000),),

@@ -25,7 +25,6 @@ def _transfer(node: Node, sender: str, nonce: int) -> SignedTransaction:
         account_key(sender),
         DEV_CHAIN_ID,
         nonce,
-        "credit.transfer",
         Transfer(account_key("sharer1").address, 1),
         genesis_hash=node.genesis.document_hash(),
     )

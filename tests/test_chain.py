@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from contracts import TX_TYPES
 from ledger.blocks import Block, decode_block, header_hash
 from ledger.chain import execute_block
 from ledger.errors import InvalidBlock, MalformedBlock
@@ -30,7 +31,7 @@ def test_replica_accepts_built_block_and_reaches_same_root() -> None:
     proposer, replica = _pair()
     parent = proposer.head
     result = proposer.block(_transfers(proposer, 5))
-    decoded = decode_block(result.block.encode())
+    decoded = decode_block(result.block.encode(), TX_TYPES)
     assert decoded == result.block
     checked = execute_block(replica.executor, replica.state, parent, decoded)
     assert checked.receipts == result.receipts
@@ -105,7 +106,7 @@ def test_invalid_block_tx_root() -> None:
     block = proposer.block(_transfers(proposer, 2)).block
     _reject(Block(block.header, block.transactions[:1]), replica, "tx_root")
     with pytest.raises(MalformedBlock, match="tx_root"):
-        decode_block(Block(block.header, block.transactions[:1]).encode())
+        decode_block(Block(block.header, block.transactions[:1]).encode(), TX_TYPES)
 
 
 def test_invalid_block_inadmissible_transaction() -> None:
@@ -148,4 +149,4 @@ def test_header_hash_covers_every_field() -> None:
 )
 def test_invalid_block_bytes(data: bytes) -> None:
     with pytest.raises(MalformedBlock):
-        decode_block(data)
+        decode_block(data, TX_TYPES)

@@ -77,7 +77,6 @@ async def test_proposals_carry_the_shifted_time(tmp_path: Path) -> None:
                 buyer,
                 DEV_CHAIN_ID,
                 0,
-                "credit.transfer",
                 Transfer(target, 1),
                 genesis_hash=node.genesis.document_hash(),
             )

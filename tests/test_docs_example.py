@@ -36,7 +36,6 @@ def test_worked_example_block_1_matches_the_code() -> None:
         devnet.account_key("buyer1"),
         genesis.chain_id,
         0,
-        "credit.transfer",
         Transfer(devnet.account_key("sharer1").address, 500),
         genesis_hash=genesis.document_hash(),
     )

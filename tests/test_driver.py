@@ -16,6 +16,7 @@ import pytest
 from consensus.actions import Action, CommitBlock, RequestCatchUp, Send
 from consensus.messages import Prepare, PrePrepare, decode_message
 from consensus.replica import Replica
+from contracts import TX_TYPES
 from ledger.blocks import decode_block
 from ledger.encoding import encode
 from ledger.keys import PublicKey
@@ -144,7 +145,7 @@ async def test_ledger_app_says_which_parents_it_can_build_on(tmp_path: Path) -> 
         proposal = app.make_proposal(1, genesis, clock.advance(1), required=True)
         assert proposal is not None
         assert app.can_build_on(2, proposal.digest)
-        assert decode_block(proposal.payload).height == 1
+        assert decode_block(proposal.payload, TX_TYPES).height == 1
     finally:
         node.store.close()
 

@@ -37,25 +37,22 @@ from contracts.orders import (
     STATES,
     TERMINAL_STATES,
     Order,
-    decode_order,
-    encode_order,
-)
-from contracts.payout import commission
-from contracts.referral import get_inviter
-from ledger.accounts import ACCOUNT_PREFIX, decode_account, get_supply
-from ledger.receipts import Receipt
-from ledger.transactions import (
-    OrderAction,
+    OrderCancel,
+    OrderConfirm,
     OrderCreate,
     OrderDispute,
     OrderItem,
     OrderPay,
     OrderResolve,
     OrderShip,
-    ParameterSet,
-    ReferralBind,
-    SignedTransaction,
+    decode_order,
+    encode_order,
 )
+from contracts.payout import commission
+from contracts.referral import ReferralBind, get_inviter
+from ledger.accounts import ACCOUNT_PREFIX, decode_account, get_supply
+from ledger.receipts import Receipt
+from ledger.transactions import ParameterSet, SignedTransaction
 from tests.orderkit import OrderChain, order_genesis, shipment
 
 NAMES = (
@@ -152,7 +149,7 @@ class EscrowMachine(RuleBasedStateMachine):
         assert len(receipts) == len(txs)
         expected: dict[bytes, int] = defaultdict(int)
         for tx, receipt in zip(txs, receipts, strict=True):
-            if receipt.ok and tx.type == "order.pay":
+            if receipt.ok and isinstance(tx.body, OrderPay):
                 expected[tx.sender_address] -= tx.body.amount
             if receipt.ok and tx.type == "order.create":
                 self.orders.append(receipt.tx_hash)
@@ -233,8 +230,10 @@ class EscrowMachine(RuleBasedStateMachine):
                 body = OrderPay(order_id, max(1, order.total + offset))
             elif kind == "ship":
                 body = OrderShip(order_id, shipment(f"ship{index}"))
-            elif kind in ("confirm", "cancel"):
-                body = OrderAction(order_id)
+            elif kind == "confirm":
+                body = OrderConfirm(order_id)
+            elif kind == "cancel":
+                body = OrderCancel(order_id)
             elif kind == "dispute":
                 body = OrderDispute(order_id, None)
             else:
@@ -259,11 +258,11 @@ class EscrowMachine(RuleBasedStateMachine):
             CREATED: [("buyer", "pay", OrderPay(order_id, order.total))],
             FUNDED: [
                 ("merchant", "ship", OrderShip(order_id, shipment("p"))),
-                ("merchant", "cancel", OrderAction(order_id)),
+                ("merchant", "cancel", OrderCancel(order_id)),
                 ("buyer", "dispute", OrderDispute(order_id, None)),
             ],
             SHIPPED: [
-                ("buyer", "confirm", OrderAction(order_id)),
+                ("buyer", "confirm", OrderConfirm(order_id)),
                 ("merchant", "dispute", OrderDispute(order_id, shipment("r"))),
             ],
             RECEIVED: [("buyer", "dispute", OrderDispute(order_id, None))],

@@ -6,6 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from contracts import TX_TYPES
+from contracts.orders import OrderConfirm
 from ledger.accounts import get_account, get_parameter
 from ledger.errors import (
     InvalidSignature,
@@ -19,7 +21,6 @@ from ledger.transactions import (
     AccountRoles,
     Burn,
     Mint,
-    OrderAction,
     ParameterSet,
     Transfer,
     ValidatorUpdate,
@@ -73,7 +74,6 @@ def test_invalid_wrong_chain_is_inadmissible() -> None:
         chain.key("buyer1"),
         "other-chain",
         0,
-        "credit.transfer",
         Transfer(chain.address("sharer1"), 1),
         genesis_hash=chain.genesis.document_hash(),
     )
@@ -111,7 +111,6 @@ def test_invalid_signature_is_inadmissible() -> None:
         chain.key("buyer2"),
         good.chain_id,
         0,
-        good.type,
         good.body,
         genesis_hash=chain.genesis.document_hash(),
     )
@@ -119,7 +118,7 @@ def test_invalid_signature_is_inadmissible() -> None:
 
     wire = good.to_wire() | {"signature": forged.signature}
     with pytest.raises(InvalidSignature):
-        chain.apply(parse_transaction(wire))
+        chain.apply(parse_transaction(wire, TX_TYPES))
     assert chain.balance("sharer1") == 10_000_00
 
 
@@ -279,7 +278,7 @@ def test_invalid_validator_update_by_non_admin() -> None:
 
 def test_unimplemented_type_fails_cleanly() -> None:
     chain = Chain()
-    receipt = chain.apply(chain.sign("buyer1", "order.confirm", OrderAction(bytes(32))))
+    receipt = chain.apply(chain.sign("buyer1", "order.confirm", OrderConfirm(bytes(32))))
     assert receipt.code == "not_implemented"
 
 

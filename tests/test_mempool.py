@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 
+from contracts import TX_TYPES
 from ledger.accounts import Account, get_account
 from ledger.genesis import parse_genesis
 from ledger.keys import PrivateKey
@@ -120,7 +121,6 @@ def test_invalid_wrong_chain() -> None:
         chain.key("buyer1"),
         "elsewhere",
         0,
-        "credit.transfer",
         Transfer(chain.address("sharer1"), 1),
         genesis_hash=chain.genesis.document_hash(),
     )
@@ -167,7 +167,7 @@ def test_invalid_signature() -> None:
     chain, pool = _setup()
     tx = _transfer(chain, "buyer1", 0)
     other = _transfer(chain, "buyer2", 0)
-    forged = parse_transaction(tx.to_wire() | {"signature": other.signature})
+    forged = parse_transaction(tx.to_wire() | {"signature": other.signature}, TX_TYPES)
     _reject(pool, chain, forged, "invalid_signature")
 
 
@@ -263,7 +263,7 @@ def test_invalid_signature_evicts_nothing() -> None:
     pool.admit(gapped, lookup)
     pool.admit(_transfer(chain, "buyer2", 0), lookup)
     tx = _transfer(chain, "buyer3", 0)
-    forged = parse_transaction(tx.to_wire() | {"signature": gapped.signature})
+    forged = parse_transaction(tx.to_wire() | {"signature": gapped.signature}, TX_TYPES)
     _reject(pool, chain, forged, "invalid_signature")
     assert gapped.hash in pool
 

@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from contracts import TX_TYPES
 from ledger.genesis import parse_genesis
 from ledger.store import MemoryStore, open_chain
 from ledger.transactions import SignedTransaction, Transfer, sign_transaction
@@ -32,7 +33,7 @@ def _node() -> Node:
         for name in ATTACKERS
     ]
     genesis = parse_genesis(document, "test genesis")
-    store, state, _ = open_chain(MemoryStore(), genesis)
+    store, state, _ = open_chain(MemoryStore(), genesis, TX_TYPES)
     config = NodeConfig.model_validate(
         {
             "name": "node0",
@@ -51,7 +52,6 @@ def _transfer(node: Node, name: str, nonce: int) -> SignedTransaction:
         account_key(name),
         DEV_CHAIN_ID,
         nonce,
-        "credit.transfer",
         body,
         genesis_hash=node.genesis.document_hash(),
     )

@@ -53,9 +53,7 @@ EXTERNAL_MEMO = 7
 @cache
 def signed(sender: int, nonce: int, memo: int) -> SignedTransaction:
     body = Transfer(KEYS[(sender + 1) % len(KEYS)].address, 1, "m" * memo if memo else None)
-    return sign_transaction(
-        KEYS[sender], CHAIN, nonce, "credit.transfer", body, genesis_hash=GENESIS_HASH
-    )
+    return sign_transaction(KEYS[sender], CHAIN, nonce, body, genesis_hash=GENESIS_HASH)
 
 
 class Clock:

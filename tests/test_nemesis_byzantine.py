@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from consensus.messages import Prepare, PrePrepare, decode_message, encode_message
+from contracts import TX_TYPES
 from ledger.blocks import Block, BlockHeader, decode_block, transactions_root
 from ledger.keys import PrivateKey, Signer, verify_signature
 from p2p import P2PConfig, P2PHost, allowlist
@@ -82,7 +83,8 @@ def test_equivocation_signs_a_conflicting_pre_prepare_and_prepare(
     assert isinstance(forged, PrePrepare)
     assert (forged.view, forged.seq, forged.parent) == (honest.view, honest.seq, honest.parent)
     assert forged.digest != honest.digest
-    assert decode_block(forged.payload).hash() == forged.digest  # well formed, only different
+    # Well formed, only different:
+    assert decode_block(forged.payload, TX_TYPES).hash() == forged.digest
     assert verify_signature(bytes(KEY.public_key), forged.signing_bytes(CHAIN), forged.signature)
 
     vote_unsigned = Prepare(3, 7, honest.digest, signer.address, b"")

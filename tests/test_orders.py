@@ -22,6 +22,14 @@ from contracts.orders import (
     RECEIVED,
     REFUNDED,
     RESOLVED,
+    OrderCancel,
+    OrderConfirm,
+    OrderCreate,
+    OrderDispute,
+    OrderItem,
+    OrderPay,
+    OrderResolve,
+    OrderShip,
     party_key,
 )
 from ledger.accounts import account_key, get_account, get_supply
@@ -30,18 +38,7 @@ from ledger.execution import BlockContext
 from ledger.keys import PrivateKey
 from ledger.receipts import Receipt
 from ledger.state import State
-from ledger.transactions import (
-    AccountRegister,
-    AccountRoles,
-    OrderAction,
-    OrderCreate,
-    OrderDispute,
-    OrderItem,
-    OrderPay,
-    OrderResolve,
-    OrderShip,
-    ParameterSet,
-)
+from ledger.transactions import AccountRegister, AccountRoles, ParameterSet
 from tests.orderkit import WINDOWS, OrderChain, order_genesis, shipment
 
 TOTAL = 2 * 1_000 + 500  # the default order of OrderChain.create
@@ -92,7 +89,7 @@ def _shipped(chain: OrderChain, **create: Any) -> bytes:
 
 def _received(chain: OrderChain, **create: Any) -> bytes:
     order_id = _shipped(chain, **create)
-    _ok(chain, "buyer1", "order.confirm", OrderAction(order_id))
+    _ok(chain, "buyer1", "order.confirm", OrderConfirm(order_id))
     return order_id
 
 
@@ -135,7 +132,7 @@ def test_shopping_flow_pays_sharer_and_merchant(chain: OrderChain) -> None:
     assert chain.balance("buyer1") == start["buyer1"] - TOTAL
     _ok(chain, "merchant1", "order.ship", OrderShip(order_id, shipment("SF1")))
     assert chain.order(order_id).shipment_hash == shipment("SF1")
-    _ok(chain, "buyer1", "order.confirm", OrderAction(order_id))
+    _ok(chain, "buyer1", "order.confirm", OrderConfirm(order_id))
     received = chain.order(order_id)
     assert received.state == RECEIVED
     assert received.due_s == chain.now + WINDOWS["return_window_s"]
@@ -200,7 +197,7 @@ def test_one_late_block_takes_both_defaults(chain: OrderChain) -> None:
 def test_zero_return_window_completes_on_confirmation() -> None:
     chain = OrderChain(genesis=order_genesis(return_window_s=0))
     order_id = _shipped(chain)
-    receipt = _ok(chain, "buyer1", "order.confirm", OrderAction(order_id))
+    receipt = _ok(chain, "buyer1", "order.confirm", OrderConfirm(order_id))
     assert chain.order(order_id).state == COMPLETED
     states = [e["state"] for e in receipt.events if e["event"] == "order.state"]
     assert states == [RECEIVED, COMPLETED]
@@ -230,7 +227,7 @@ def test_unfunded_order_expires(chain: OrderChain) -> None:
 def test_either_side_cancels_before_funding(chain: OrderChain) -> None:
     for name in ("buyer1", "merchant1"):
         order_id = chain.create()
-        _ok(chain, name, "order.cancel", OrderAction(order_id))
+        _ok(chain, name, "order.cancel", OrderCancel(order_id))
         order = chain.order(order_id)
         assert (order.state, order.held, order.settled) == (CANCELLED, 0, 0)
 
@@ -238,7 +235,7 @@ def test_either_side_cancels_before_funding(chain: OrderChain) -> None:
 def test_merchant_cancel_after_funding_refunds_in_full(chain: OrderChain) -> None:
     before = chain.balance("buyer1")
     order_id = _funded(chain, sharer="sharer1", commission_bps=3_000)
-    receipt = _ok(chain, "merchant1", "order.cancel", OrderAction(order_id))
+    receipt = _ok(chain, "merchant1", "order.cancel", OrderCancel(order_id))
     order = chain.order(order_id)
     assert (order.state, order.refunded, order.sharer_paid, order.merchant_paid) == (
         REFUNDED,
@@ -263,7 +260,7 @@ def test_missed_ship_deadline_refunds_automatically(chain: OrderChain) -> None:
     assert (order.state, order.refunded, order.updated_s) == (REFUNDED, TOTAL, due)
     assert chain.balance("buyer1") == before - 1
     # The buyer "may then cancel": the refund already happened, so there is nothing to cancel.
-    _rejected(chain, "buyer1", "order.cancel", OrderAction(order_id), "order_closed")
+    _rejected(chain, "buyer1", "order.cancel", OrderCancel(order_id), "order_closed")
     _rejected(
         chain, "merchant1", "order.ship", OrderShip(order_id, shipment("late")), "order_closed"
     )
@@ -281,7 +278,7 @@ def test_buyer_cancel_after_ship_deadline_refunds_without_the_hook(chain: OrderC
     order_id = _funded(chain)
     due = chain.order(order_id).due_s
     assert due is not None
-    tx = chain.sign("buyer1", "order.cancel", OrderAction(order_id))
+    tx = chain.sign("buyer1", "order.cancel", OrderCancel(order_id))
     context = BlockContext(chain.genesis.chain_id, chain.head.height + 1, due + 5)
     receipt = chain.executor.apply_transaction(chain.state, tx, context)
     assert receipt.ok and chain.order(order_id).state == REFUNDED
@@ -496,7 +493,7 @@ def test_invalid_order_total_zero_or_too_large(chain: OrderChain) -> None:
 def test_invalid_unknown_order(chain: OrderChain) -> None:
     missing = bytes(range(32))
     _rejected(chain, "buyer1", "order.pay", OrderPay(missing, 1), "unknown_order")
-    _rejected(chain, "buyer1", "order.confirm", OrderAction(missing), "unknown_order")
+    _rejected(chain, "buyer1", "order.confirm", OrderConfirm(missing), "unknown_order")
 
 
 @pytest.mark.parametrize("who", ["merchant1", "buyer2", "sharer1", "arbiter"])
@@ -535,24 +532,24 @@ def test_invalid_ship_by_buyer_or_before_payment(chain: OrderChain) -> None:
 
 def test_invalid_confirm_by_merchant_or_before_shipping(chain: OrderChain) -> None:
     order_id = _funded(chain)
-    _rejected(chain, "buyer1", "order.confirm", OrderAction(order_id), "wrong_order_state")
+    _rejected(chain, "buyer1", "order.confirm", OrderConfirm(order_id), "wrong_order_state")
     _ok(chain, "merchant1", "order.ship", OrderShip(order_id, shipment("SF1")))
-    _rejected(chain, "merchant1", "order.confirm", OrderAction(order_id), "wrong_actor")
+    _rejected(chain, "merchant1", "order.confirm", OrderConfirm(order_id), "wrong_actor")
 
 
 def test_invalid_cancel_after_shipping_or_by_a_stranger(chain: OrderChain) -> None:
     order_id = chain.create(sharer="sharer1", commission_bps=100)
-    _rejected(chain, "sharer1", "order.cancel", OrderAction(order_id), "wrong_actor")
-    _rejected(chain, "arbiter", "order.cancel", OrderAction(order_id), "wrong_actor")
+    _rejected(chain, "sharer1", "order.cancel", OrderCancel(order_id), "wrong_actor")
+    _rejected(chain, "arbiter", "order.cancel", OrderCancel(order_id), "wrong_actor")
     shipped = _shipped(chain)
-    _rejected(chain, "merchant1", "order.cancel", OrderAction(shipped), "wrong_order_state")
-    _rejected(chain, "buyer1", "order.cancel", OrderAction(shipped), "wrong_order_state")
+    _rejected(chain, "merchant1", "order.cancel", OrderCancel(shipped), "wrong_order_state")
+    _rejected(chain, "buyer1", "order.cancel", OrderCancel(shipped), "wrong_order_state")
 
 
 def test_invalid_buyer_cancel_before_the_ship_deadline(chain: OrderChain) -> None:
     order_id = _funded(chain)
     receipt = _rejected(
-        chain, "buyer1", "order.cancel", OrderAction(order_id), "deadline_not_reached"
+        chain, "buyer1", "order.cancel", OrderCancel(order_id), "deadline_not_reached"
     )
     assert str(chain.order(order_id).due_s) in receipt.message
 
@@ -606,17 +603,17 @@ def test_invalid_second_payout_or_refund(chain: OrderChain) -> None:
     _ok(chain, "arbiter", "order.resolve", OrderResolve(resolved, 100))
     _rejected(chain, "arbiter", "order.resolve", OrderResolve(resolved, 100), "order_closed")
     refunded = _funded(chain)
-    _ok(chain, "merchant1", "order.cancel", OrderAction(refunded))
-    _rejected(chain, "merchant1", "order.cancel", OrderAction(refunded), "order_closed")
+    _ok(chain, "merchant1", "order.cancel", OrderCancel(refunded))
+    _rejected(chain, "merchant1", "order.cancel", OrderCancel(refunded), "order_closed")
     _rejected(chain, "buyer1", "order.pay", OrderPay(refunded, TOTAL), "order_closed")
 
 
 _ACTIONS: list[tuple[str, str, Any]] = [
     ("buyer1", "order.pay", lambda i: OrderPay(i, TOTAL)),
     ("merchant1", "order.ship", lambda i: OrderShip(i, shipment("x"))),
-    ("buyer1", "order.confirm", OrderAction),
-    ("buyer1", "order.cancel", OrderAction),
-    ("merchant1", "order.cancel", OrderAction),
+    ("buyer1", "order.confirm", OrderConfirm),
+    ("buyer1", "order.cancel", OrderCancel),
+    ("merchant1", "order.cancel", OrderCancel),
     ("buyer1", "order.dispute", lambda i: OrderDispute(i, None)),
     ("arbiter", "order.resolve", lambda i: OrderResolve(i, 0)),
 ]
@@ -629,10 +626,10 @@ def test_invalid_anything_after_a_terminal_state(chain: OrderChain, terminal: st
         chain.run([], chain.now + WINDOWS["return_window_s"])
     elif terminal == CANCELLED:
         order_id = chain.create()
-        _ok(chain, "merchant1", "order.cancel", OrderAction(order_id))
+        _ok(chain, "merchant1", "order.cancel", OrderCancel(order_id))
     elif terminal == REFUNDED:
         order_id = _funded(chain)
-        _ok(chain, "merchant1", "order.cancel", OrderAction(order_id))
+        _ok(chain, "merchant1", "order.cancel", OrderCancel(order_id))
     else:
         order_id = _disputed(chain)
         _ok(chain, "arbiter", "order.resolve", OrderResolve(order_id, 10))
@@ -646,7 +643,7 @@ def test_invalid_anything_after_a_terminal_state(chain: OrderChain, terminal: st
     [
         ("created", "buyer1", "order.pay", lambda i: OrderPay(i, TOTAL)),
         ("funded", "merchant1", "order.ship", lambda i: OrderShip(i, shipment("x"))),
-        ("shipped", "buyer1", "order.confirm", OrderAction),
+        ("shipped", "buyer1", "order.confirm", OrderConfirm),
         ("received", "buyer1", "order.dispute", lambda i: OrderDispute(i, None)),
         ("disputed", "arbiter", "order.resolve", lambda i: OrderResolve(i, 0)),
     ],

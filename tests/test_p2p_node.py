@@ -14,6 +14,7 @@ from collections.abc import Awaitable
 
 import pytest
 
+from contracts import TX_TYPES
 from ledger.encoding import decode, encode
 from ledger.keys import PrivateKey, PublicKey
 from ledger.store import MemoryStore, open_chain
@@ -45,7 +46,7 @@ REMOVED = validator_key("node3")
 
 def make_node() -> Node:
     genesis = dev_genesis()
-    store, state, _ = open_chain(MemoryStore(), genesis)
+    store, state, _ = open_chain(MemoryStore(), genesis, TX_TYPES)
     config = NodeConfig(name="node0", p2p=P2PSection(listen="127.0.0.1:0"))
     return Node(config, validator_key("node0"), genesis, store, state, [])
 
@@ -71,7 +72,6 @@ def transfer(sender: str, nonce: int) -> SignedTransaction:
         account_key(sender),
         DEV_CHAIN_ID,
         nonce,
-        "credit.transfer",
         Transfer(recipient, 1),
         genesis_hash=dev_genesis_hash(),
     )
@@ -160,7 +160,6 @@ async def test_what_an_honest_relay_may_send_is_not_charged() -> None:
                 stranger,
                 DEV_CHAIN_ID,
                 n,
-                "credit.transfer",
                 Transfer(recipient, 1),
                 genesis_hash=dev_genesis_hash(),
             )
@@ -171,7 +170,6 @@ async def test_what_an_honest_relay_may_send_is_not_charged() -> None:
                 account_key("buyer3"),
                 DEV_CHAIN_ID,
                 0,
-                "credit.transfer",
                 Transfer(recipient, n),
                 genesis_hash=dev_genesis_hash(),
             )
@@ -217,7 +215,7 @@ async def test_invalid_removed_validator_is_closed_after_the_commit_and_refused(
 
 def test_invalid_removed_genesis_validator_is_not_allowed_at_start() -> None:
     genesis = dev_genesis()
-    store, state, _ = open_chain(MemoryStore(), genesis)
+    store, state, _ = open_chain(MemoryStore(), genesis, TX_TYPES)
     config = NodeConfig(name="node0", p2p=P2PSection(listen="127.0.0.1:0"))
     first = Node(config, validator_key("node0"), genesis, store, state, [])
     remove_validator(first, REMOVED)

@@ -7,11 +7,10 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from contracts.orders import COMPLETED, party_key
-from contracts.referral import INVITE_PREFIX, get_inviter, invitee_count
+from contracts.orders import COMPLETED, OrderConfirm, OrderPay, OrderShip, party_key
+from contracts.referral import INVITE_PREFIX, ReferralBind, get_inviter, invitee_count
 from ledger.encoding import decode
 from ledger.keys import PrivateKey
-from ledger.transactions import OrderAction, OrderPay, OrderShip, ReferralBind
 from tests.orderkit import WINDOWS, OrderChain, order_genesis, shipment
 
 NAMES = ("buyer1", "buyer2", "buyer3", "sharer1", "sharer2", "merchant1", "merchant2")
@@ -25,7 +24,7 @@ def _complete(chain: OrderChain, order_id: bytes) -> None:
     for name, tx_type, body in [
         ("buyer1", "order.pay", OrderPay(order_id, chain.order(order_id).total)),
         ("merchant1", "order.ship", OrderShip(order_id, shipment("SF"))),
-        ("buyer1", "order.confirm", OrderAction(order_id)),
+        ("buyer1", "order.confirm", OrderConfirm(order_id)),
     ]:
         receipt = chain.send(name, tx_type, body)
         assert receipt.ok, receipt

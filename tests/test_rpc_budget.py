@@ -16,12 +16,14 @@ import pytest
 
 import ledger.blocks
 import ledger.store
+from contracts import TX_TYPES
+from contracts.orders import OrderCreate, OrderItem
 from ledger.blocks import Block
 from ledger.keys import format_address
 from ledger.merkle import inclusion_proof, leaf_hash, merkle_root
 from ledger.store import Batch, ChainStore, KeyValueStore, open_chain
 from ledger.store_leveldb import LevelDBStore
-from ledger.transactions import OrderCreate, OrderItem, SignedTransaction, Transfer
+from ledger.transactions import SignedTransaction, Transfer, TxTypes
 from secnode.network import devnet
 from secnode.runtime.rpc.budget import (
     DEFAULT_SLICE_S,
@@ -249,9 +251,9 @@ async def test_get_transaction_decodes_the_block_once(monkeypatch: pytest.Monkey
     decodes: list[int] = []
     original = ledger.blocks.decode_block
 
-    def counting(raw: bytes) -> Block:
+    def counting(raw: bytes, types: TxTypes) -> Block:
         decodes.append(len(raw))
-        return original(raw)
+        return original(raw, types)
 
     monkeypatch.setattr(ledger.store, "decode_block", counting)
     dispatcher = Dispatcher(method_table(node), Limits())
@@ -291,7 +293,7 @@ async def test_list_orders_page_n_does_not_read_earlier_pages(tmp_path: Path) ->
     node = RpcTestNode()
     kv = CountingStore(LevelDBStore(tmp_path / "db"))
     counted: KeyValueStore = kv
-    store, state, head = open_chain(counted, node.genesis)
+    store, state, head = open_chain(counted, node.genesis, TX_TYPES)
     node.store, node.state, node.head = store, state, head
     buyer, arbiter = devnet.account_key("buyer1").address, devnet.account_key("arbiter").address
     for n in range(40):
@@ -318,7 +320,7 @@ async def test_list_orders_page_n_does_not_read_earlier_pages(tmp_path: Path) ->
 
 def test_state_rows_after_is_a_seek_on_memory_and_leveldb(tmp_path: Path) -> None:
     for kv in (ledger.store.MemoryStore(), LevelDBStore(tmp_path / "db")):
-        chain = ChainStore(kv)
+        chain = ChainStore(kv, TX_TYPES)
         kv.write([(b"Sp:" + bytes([i]), b"v") for i in range(5)] + [(b"Sq:", b"w")])
         keys = [k for k, _ in chain.state_rows(b"p:", after=bytes([1]))]
         assert keys == [b"p:" + bytes([i]) for i in (2, 3, 4)]

@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from contracts import TX_TYPES
 from ledger.accounts import account_key
 from ledger.certificates import CommitCertificate, CommitSignature, verify_certificate
 from ledger.keys import PrivateKey, format_address, parse_address
@@ -155,14 +156,13 @@ async def test_invalid_send_transaction_rejected_sender_chain_signature() -> Non
             devnet.account_key("buyer1"),
             "other-chain",
             0,
-            "credit.transfer",
             body,
             genesis_hash=devnet.dev_genesis_hash(),
         )
         assert await _rejection(served, other_chain) == "wrong_chain"
         wire = bytearray(_transfer("buyer1", 0).encoded)
         wire[-40] ^= 1  # inside the signature: still canonical, no longer valid
-        forged = decode_transaction(bytes(wire))
+        forged = decode_transaction(bytes(wire), TX_TYPES)
         assert await _rejection(served, forged) == "invalid_signature"
         assert len(served.node.mempool) == 0
 

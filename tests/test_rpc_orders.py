@@ -6,17 +6,10 @@ from typing import Any
 
 import pytest
 
-from contracts.orders import order_key
+from contracts.orders import OrderCreate, OrderItem, OrderPay, OrderShip, order_key
 from ledger.keys import format_address
 from ledger.state_tree import verify_state_proof
-from ledger.transactions import (
-    Body,
-    OrderCreate,
-    OrderItem,
-    OrderPay,
-    OrderShip,
-    SignedTransaction,
-)
+from ledger.transactions import SignedTransaction, TxBody
 from secnode.network import devnet
 from secnode.runtime.rpc import methods
 from secnode.schema.jsonview import state_proof_from_json
@@ -50,7 +43,7 @@ async def _commit(served: Served, *txs: SignedTransaction) -> None:
     assert all(receipt.ok for receipt in result.receipts), result.receipts
 
 
-async def _send(served: Served, name: str, nonce: int, tx_type: str, body: Body) -> None:
+async def _send(served: Served, name: str, nonce: int, tx_type: str, body: TxBody) -> None:
     await _commit(served, sign(name, nonce, tx_type, body))
 
 

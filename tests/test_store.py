@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from contracts import TX_TYPES
 from ledger.certificates import build_certificate, commit_signing_bytes
 from ledger.errors import StoreError
 from ledger.genesis import parse_genesis
@@ -55,7 +56,7 @@ def _commit_some(store: ChainStore, chain: Chain, blocks: int) -> None:
 def test_store_roundtrip_and_reopen(backend: str, tmp_path: Path) -> None:
     genesis = dev_genesis()
     kv = MemoryStore() if backend == "memory" else LevelDBStore(tmp_path / "db")
-    store, state, head = open_chain(kv, genesis)
+    store, state, head = open_chain(kv, genesis, TX_TYPES)
     assert head.height == 0
     chain = Chain()
     assert chain.state.root() == state.root()
@@ -72,28 +73,28 @@ def test_store_roundtrip_and_reopen(backend: str, tmp_path: Path) -> None:
     if backend == "leveldb":
         store.close()
         kv = LevelDBStore(tmp_path / "db")
-    store2, state2, head2 = open_chain(kv, genesis)
+    store2, state2, head2 = open_chain(kv, genesis, TX_TYPES)
     assert head2 == chain.head
     assert state2.root() == chain.state.root()
     store2.close()
 
 
 def test_invalid_store_other_genesis(tmp_path: Path) -> None:
-    store, _, _ = open_chain(LevelDBStore(tmp_path / "db"), dev_genesis())
+    store, _, _ = open_chain(LevelDBStore(tmp_path / "db"), dev_genesis(), TX_TYPES)
     store.close()
     document = dev_genesis_document()
     document["chain_id"] = "another-chain"
     with pytest.raises(StoreError, match="different genesis"):
-        open_chain(LevelDBStore(tmp_path / "db"), parse_genesis(document))
+        open_chain(LevelDBStore(tmp_path / "db"), parse_genesis(document), TX_TYPES)
 
 
 def test_invalid_store_corrupted_state_row_detected(tmp_path: Path) -> None:
     kv = MemoryStore()
-    open_chain(kv, dev_genesis())
+    open_chain(kv, dev_genesis(), TX_TYPES)
     key = next(k for k in kv.rows if k.startswith(b"Sacct:"))
     kv.rows[key] = kv.rows[key][:-1] + b"\x01"
     with pytest.raises(StoreError, match="do not match the state root"):
-        open_chain(kv, dev_genesis())
+        open_chain(kv, dev_genesis(), TX_TYPES)
 
 
 def test_invalid_store_locked_by_another_user(tmp_path: Path) -> None:
@@ -134,7 +135,7 @@ def test_sigkill_writer_many_times_store_stays_consistent(tmp_path: Path) -> Non
         child.send_signal(signal.SIGKILL)
         child.wait()
         child.stdout.close()
-        store, state, head = open_chain(LevelDBStore(data), dev_genesis())
+        store, state, head = open_chain(LevelDBStore(data), dev_genesis(), TX_TYPES)
         assert head.height >= last_height + seen - 1
         assert state.root() == head.state_root
         for height in range(1, head.height + 1):

@@ -17,8 +17,18 @@ from contracts.epochs import (
     get_score,
     parse_epoch_record,
 )
-from contracts.orders import COMPLETED, RESOLVED
+from contracts.orders import (
+    COMPLETED,
+    RESOLVED,
+    OrderCancel,
+    OrderConfirm,
+    OrderDispute,
+    OrderPay,
+    OrderResolve,
+    OrderShip,
+)
 from contracts.trust import (
+    Attest,
     get_counts,
     get_log,
     load_attestations,
@@ -27,14 +37,6 @@ from contracts.trust import (
 from ledger.accounts import account_key
 from ledger.encoding import decode
 from ledger.receipts import Receipt
-from ledger.transactions import (
-    Attest,
-    OrderAction,
-    OrderDispute,
-    OrderPay,
-    OrderResolve,
-    OrderShip,
-)
 from tests.orderkit import OrderChain, order_genesis, shipment
 
 TOTAL = 2 * 1_000 + 500  # the default order of OrderChain.create
@@ -59,7 +61,7 @@ def complete(chain: OrderChain, buyer: str = "buyer2", sharer: str | None = None
     for name, tx_type, body in (
         (buyer, "order.pay", OrderPay(order_id, TOTAL)),
         ("merchant1", "order.ship", OrderShip(order_id, shipment(order_id.hex()))),
-        (buyer, "order.confirm", OrderAction(order_id)),
+        (buyer, "order.confirm", OrderConfirm(order_id)),
     ):
         receipt = chain.send(name, tx_type, body)
         assert receipt.ok, receipt
@@ -139,7 +141,7 @@ def test_invalid_order_not_completed(chain: OrderChain, stage: str) -> None:
     order_id = chain.create(buyer="buyer2")
     plans: dict[str, list[tuple[str, str, Any]]] = {
         "created": [],
-        "cancelled": [("buyer2", "order.cancel", OrderAction(order_id))],
+        "cancelled": [("buyer2", "order.cancel", OrderCancel(order_id))],
         "funded": [("buyer2", "order.pay", OrderPay(order_id, TOTAL))],
         "shipped": [
             ("buyer2", "order.pay", OrderPay(order_id, TOTAL)),
@@ -148,7 +150,7 @@ def test_invalid_order_not_completed(chain: OrderChain, stage: str) -> None:
         "received": [
             ("buyer2", "order.pay", OrderPay(order_id, TOTAL)),
             ("merchant1", "order.ship", OrderShip(order_id, shipment("s"))),
-            ("buyer2", "order.confirm", OrderAction(order_id)),
+            ("buyer2", "order.confirm", OrderConfirm(order_id)),
         ],
     }
     for name, tx_type, body in plans[stage]:

@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 from contracts import build_executor
 from contracts.epochs import epoch_fixed_after, get_epoch, get_pending
-from contracts.trust import attestation_key
-from ledger.transactions import Attest, OrderAction, OrderPay, OrderShip
+from contracts.orders import OrderConfirm, OrderPay, OrderShip
+from contracts.trust import Attest, attestation_key
 from secnode.runtime.trust_precompute import PrecomputedScores
 from tests.orderkit import OrderChain, order_genesis, shipment
 
@@ -40,7 +40,7 @@ def shop(chain: OrderChain) -> None:
     order_id = chain.create(buyer="buyer2", at_s=chain.now + 1)
     chain.send("buyer2", "order.pay", OrderPay(order_id, TOTAL))
     chain.send("merchant1", "order.ship", OrderShip(order_id, shipment("s")))
-    chain.send("buyer2", "order.confirm", OrderAction(order_id))
+    chain.send("buyer2", "order.confirm", OrderConfirm(order_id))
     chain.run([], at_s=chain.now + 11)
     chain.send("buyer2", "trust.attest", Attest(order_id, chain.address("merchant1"), 1))
     chain.send("merchant1", "trust.attest", Attest(order_id, chain.address("buyer2"), 1))

@@ -12,6 +12,7 @@ import pytest
 from consensus.config import ReplicaConfig
 from consensus.errors import ConfigError
 from consensus.sim.cluster import Cluster, cluster_config
+from contracts import TX_TYPES
 from ledger.accounts import get_parameter
 from ledger.chain import build_block
 from ledger.execution import Executor
@@ -171,13 +172,12 @@ def _chain_with_a_validator_added(tmp_path: Path, height: int) -> tuple[Path, Va
     home = tmp_path / "node0"
     genesis = load_genesis(home / "genesis.json")
     data = home / load_config(home).data_dir
-    store, state, head = open_chain(LevelDBStore(data), genesis)
+    store, state, head = open_chain(LevelDBStore(data), genesis, TX_TYPES)
     executor = Executor(genesis.chain_id, genesis.document_hash())
     update = sign_transaction(
         account_key("admin"),
         genesis.chain_id,
         0,
-        "validator.update",
         ValidatorUpdate((validator_key("node4").public_key,), ()),
         genesis_hash=genesis.document_hash(),
     )

@@ -287,7 +287,6 @@ async def measure(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
                 bench_key(i),
                 genesis.chain_id,
                 n,
-                "credit.transfer",
                 Transfer(bench_key((i + 1) % args.accounts).address, 1),
                 genesis_hash=genesis.document_hash(),
             )

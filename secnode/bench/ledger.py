@@ -24,6 +24,7 @@ from typing import Any
 import msgpack
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from contracts import TX_TYPES
 from ledger.accounts import ACCOUNT_PREFIX, SUPPLY_KEY, roles_to_mask
 from ledger.chain import build_block
 from ledger.execution import BlockContext, Executor
@@ -103,7 +104,6 @@ def _transfers(
                     key,
                     chain_id,
                     nonce,
-                    "credit.transfer",
                     Transfer(target, 1),
                     genesis_hash=genesis_hash,
                 )
@@ -131,7 +131,7 @@ def run(accounts: int, block_size: int, blocks: int) -> dict[str, Any]:
     changed_keys = 0
     head = genesis_block(genesis, state.root()).header
     with tempfile.TemporaryDirectory(prefix="sec-bench-") as directory:
-        store = ChainStore(LevelDBStore(Path(directory)))
+        store = ChainStore(LevelDBStore(Path(directory)), TX_TYPES)
         for number in range(blocks):
             batch = txs[number * block_size : (number + 1) * block_size]
             context = BlockContext(chain_id, number + 1, head.time_s + 1)

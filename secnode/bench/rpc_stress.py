@@ -36,15 +36,10 @@ from typing import Any
 
 import aiohttp
 
+from contracts.orders import OrderCreate, OrderItem
 from ledger.genesis import load_genesis
 from ledger.keys import format_address
-from ledger.transactions import (
-    OrderCreate,
-    OrderItem,
-    SignedTransaction,
-    Transfer,
-    sign_transaction,
-)
+from ledger.transactions import SignedTransaction, Transfer, sign_transaction
 from secnode.bench.cluster import (
     Cluster,
     bench_key,
@@ -143,7 +138,6 @@ async def fill(
                 bench_key(i),
                 network.chain_id,
                 block * rounds + n,
-                "credit.transfer",
                 Transfer(bench_key((i + 1) % accounts).address, 1),
                 genesis_hash=network.genesis_hash,
             )
@@ -162,7 +156,6 @@ async def fill(
             devnet.account_key("merchant1"),
             network.chain_id,
             n,
-            "order.create",
             OrderCreate(buyer, (OrderItem("tea", 1, 100 + n),), 500, arbiter, None, None),
             genesis_hash=network.genesis_hash,
         )
@@ -334,7 +327,6 @@ def _transfers(
             bench_key(n % accounts),
             network.chain_id,
             first_nonce + n // accounts,
-            "credit.transfer",
             Transfer(bench_key((n + 1) % accounts).address, 1),
             genesis_hash=network.genesis_hash,
         )

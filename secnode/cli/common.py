@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+from ledger.accounts import ROLE_NAMES
 from ledger.errors import LedgerError
 from ledger.keys import (
     PUBLIC_KEY_SIZE,
@@ -25,9 +26,6 @@ from ledger.keys import (
     parse_address,
 )
 from ledger.schema import MAX_AMOUNT
-from ledger.transactions import (
-    ROLE_NAMES,
-)
 from secnode.client.rpc import DEFAULT_RPC_URL, RpcClient
 from secnode.keyfile import read_key_record
 from secnode.schema.jsonview import hex_from_json

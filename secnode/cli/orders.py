@@ -17,19 +17,22 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from contracts.orders import ROLES, STATES, order_key
-from ledger.keys import format_address
-from ledger.state_tree import verify_state_proof
-from ledger.transactions import (
-    OrderAction,
+from contracts.orders import (
+    ROLES,
+    STATES,
+    OrderCancel,
+    OrderConfirm,
     OrderCreate,
     OrderDispute,
     OrderItem,
     OrderPay,
     OrderResolve,
     OrderShip,
-    ReferralBind,
+    order_key,
 )
+from contracts.referral import ReferralBind
+from ledger.keys import format_address
+from ledger.state_tree import verify_state_proof
 from secnode.cli.common import (
     ADDRESS_HELP,
     CommandError,
@@ -102,7 +105,7 @@ def _tx_create(args: argparse.Namespace) -> int:
         None if args.sharer is None else resolve_address(args.sharer, "--sharer"),
         args.commission_bps,
     )
-    return submit(args, "order.create", body, creates_order=True)
+    return submit(args, body, creates_order=True)
 
 
 def _tx_pay(args: argparse.Namespace) -> int:
@@ -111,7 +114,7 @@ def _tx_pay(args: argparse.Namespace) -> int:
     if amount is None:
         answer = connect(args).call("sec_getOrder", {"order_id": order_id.hex()})
         amount = answer["order"]["total"]
-    return submit(args, "order.pay", OrderPay(order_id, amount))
+    return submit(args, OrderPay(order_id, amount))
 
 
 def _tx_ship(args: argparse.Namespace) -> int:
@@ -119,28 +122,28 @@ def _tx_ship(args: argparse.Namespace) -> int:
         shipment = bytes.fromhex(hash_hex(args.shipment_hash, "--shipment-hash"))
     else:
         shipment = _reference_hash(args.shipment)
-    return submit(args, "order.ship", OrderShip(_order_id(args), shipment))
+    return submit(args, OrderShip(_order_id(args), shipment))
 
 
 def _tx_confirm(args: argparse.Namespace) -> int:
-    return submit(args, "order.confirm", OrderAction(_order_id(args)))
+    return submit(args, OrderConfirm(_order_id(args)))
 
 
 def _tx_cancel(args: argparse.Namespace) -> int:
-    return submit(args, "order.cancel", OrderAction(_order_id(args)))
+    return submit(args, OrderCancel(_order_id(args)))
 
 
 def _tx_dispute(args: argparse.Namespace) -> int:
     reason = None if args.reason is None else _reference_hash(args.reason)
-    return submit(args, "order.dispute", OrderDispute(_order_id(args), reason))
+    return submit(args, OrderDispute(_order_id(args), reason))
 
 
 def _tx_resolve(args: argparse.Namespace) -> int:
-    return submit(args, "order.resolve", OrderResolve(_order_id(args), args.refund))
+    return submit(args, OrderResolve(_order_id(args), args.refund))
 
 
 def _tx_bind(args: argparse.Namespace) -> int:
-    return submit(args, "referral.bind", ReferralBind(resolve_address(args.inviter, "--inviter")))
+    return submit(args, ReferralBind(resolve_address(args.inviter, "--inviter")))
 
 
 # --- sec query order / orders --------------------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from contracts import TX_TYPES
 from ledger.keys import (
     format_address,
 )
@@ -96,7 +97,7 @@ def _query_block(args: argparse.Namespace) -> int:
 def verify_transaction_answer(tx_hash: str, answer: dict[str, Any]) -> None:
     """Check the raw bytes hash to `tx_hash` and, when committed, the inclusion proof."""
     raw = hex_from_json(answer["raw"], "raw")
-    if decode_transaction(raw).hash.hex() != tx_hash:
+    if decode_transaction(raw, TX_TYPES).hash.hex() != tx_hash:
         raise CommandError(f"node returned a transaction that does not hash to {tx_hash}")
     proof = answer.get("proof")
     if proof is not None:

@@ -15,7 +15,7 @@ from ledger.keys import (
     format_address,
 )
 from ledger.transactions import (
-    Body,
+    TxBody,
     sign_transaction,
 )
 from secnode.cli.common import (
@@ -46,9 +46,7 @@ def _sender_nonce(client: RpcClient, address: bytes) -> int:
     return nonce
 
 
-def submit(
-    args: argparse.Namespace, tx_type: str, body: Body, *, creates_order: bool = False
-) -> int:
+def submit(args: argparse.Namespace, body: TxBody, *, creates_order: bool = False) -> int:
     """Sign and submit one transaction; print the outcome (see the module docstring).
 
     With `creates_order` the output also names the order id (the transaction hash)."""
@@ -60,7 +58,7 @@ def submit(
     nonce = args.nonce if args.nonce is not None else _sender_nonce(client, key.address)
     params = {"wait": "commit" if args.wait else "mempool", "timeout_s": args.timeout}
     for _ in range(NONCE_RETRIES):
-        tx = sign_transaction(key, chain_id, nonce, tx_type, body, genesis_hash=genesis_hash)
+        tx = sign_transaction(key, chain_id, nonce, body, genesis_hash=genesis_hash)
         try:
             result = client.call("sec_sendTransaction", {"tx": tx.encoded.hex(), **params})
             break
@@ -72,7 +70,7 @@ def submit(
             nonce += 1
     else:
         raise CommandError(f"{NONCE_RETRIES} pending transactions ahead; retry with --nonce")
-    output = {"type": tx_type, "sender": format_address(key.address), "nonce": nonce, **result}
+    output = {"type": tx.type, "sender": format_address(key.address), "nonce": nonce, **result}
     if creates_order:
         output["order_id"] = result["hash"]
     if args.json:
@@ -81,7 +79,7 @@ def submit(
         rows: list[tuple[str, Any]] = [
             ("hash", result["hash"]),
             *([("order", result["hash"])] if creates_order else []),
-            ("type", tx_type),
+            ("type", tx.type),
             ("sender", output["sender"]),
             ("nonce", nonce),
             ("status", result["status"]),

@@ -11,9 +11,9 @@ from typing import Any, Final
 
 from contracts.eigentrust import SCALE
 from contracts.epochs import EPOCH_KEY, score_key
+from contracts.trust import Attest
 from ledger.keys import format_address
 from ledger.state_tree import verify_state_proof
-from ledger.transactions import Attest
 from secnode.cli.common import (
     ADDRESS_HELP,
     CommandError,
@@ -46,7 +46,7 @@ def _value(text: str) -> int:
 def _tx_attest(args: argparse.Namespace) -> int:
     order_id = bytes.fromhex(hash_hex(args.order, "--order"))
     body = Attest(order_id, resolve_address(args.subject, "--subject"), args.value)
-    return submit(args, "trust.attest", body)
+    return submit(args, body)
 
 
 def _query_trust(args: argparse.Namespace) -> int:

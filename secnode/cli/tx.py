@@ -36,7 +36,7 @@ def _tx_account_register(args: argparse.Namespace) -> int:
         parse_roles(args.roles, "--roles"),
         args.name,
     )
-    return submit(args, "account.register", body)
+    return submit(args, body)
 
 
 def _tx_roles(args: argparse.Namespace) -> int:
@@ -45,24 +45,24 @@ def _tx_roles(args: argparse.Namespace) -> int:
         parse_roles(args.grant, "--grant"),
         parse_roles(args.revoke, "--revoke"),
     )
-    return submit(args, "account.roles", body)
+    return submit(args, body)
 
 
 def _tx_mint(args: argparse.Namespace) -> int:
-    return submit(args, "credit.mint", Mint(resolve_address(args.to, "--to"), args.amount))
+    return submit(args, Mint(resolve_address(args.to, "--to"), args.amount))
 
 
 def _tx_burn(args: argparse.Namespace) -> int:
-    return submit(args, "credit.burn", Burn(args.amount))
+    return submit(args, Burn(args.amount))
 
 
 def _tx_transfer(args: argparse.Namespace) -> int:
     body = Transfer(resolve_address(args.to, "--to"), args.amount, args.memo)
-    return submit(args, "credit.transfer", body)
+    return submit(args, body)
 
 
 def _tx_param_set(args: argparse.Namespace) -> int:
-    return submit(args, "param.set", ParameterSet(args.name, args.value))
+    return submit(args, ParameterSet(args.name, args.value))
 
 
 def _tx_validator_update(args: argparse.Namespace) -> int:
@@ -70,7 +70,7 @@ def _tx_validator_update(args: argparse.Namespace) -> int:
     remove = tuple(resolve_address(a, "--remove", validator=True) for a in args.remove)
     if not add and not remove:
         raise CommandError("validator-update needs --add and/or --remove")
-    return submit(args, "validator.update", ValidatorUpdate(add, remove))
+    return submit(args, ValidatorUpdate(add, remove))
 
 
 def add_commands(

@@ -41,7 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from contracts import build_executor
+from contracts import TX_TYPES, build_executor
 from contracts.eigentrust import Attestation, compute_scores, scores_root
 from contracts.epochs import (
     EPOCH_KEY,
@@ -229,7 +229,7 @@ def _transactions(node: Node, height: int) -> tuple[SignedTransaction, ...]:
         transactions = []
         for tx_hash in block["tx_hashes"]:
             raw = hex_from_json(node.call("sec_getTransaction", {"hash": tx_hash})["raw"], "raw")
-            tx = decode_transaction(raw)
+            tx = decode_transaction(raw, TX_TYPES)
             if tx.hash.hex() != tx_hash:
                 raise AuditFailure("transactions", f"block {height}: {tx_hash} has other bytes")
             transactions.append(tx)

@@ -17,15 +17,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Final
 
+from contracts.orders import OrderCreate, OrderItem
 from ledger.keys import PrivateKey, format_address
-from ledger.transactions import (
-    Body,
-    OrderCreate,
-    OrderItem,
-    SignedTransaction,
-    Transfer,
-    sign_transaction,
-)
+from ledger.transactions import SignedTransaction, Transfer, TxBody, sign_transaction
 from secnode.client.rpc import RpcCallError, RpcClient, RpcClientError
 from secnode.network.devnet import account_key
 from secnode.runtime.rpc.errors import REJECTED
@@ -148,16 +142,15 @@ class Client(threading.Thread):
             self.genesis_hash = bytes.fromhex(status["genesis_hash"])
         account = client.call("sec_getAccount", {"address": format_address(self.key.address)})
         self.sequence += 1
-        body: Body
+        body: TxBody
         if self.kind == "transfer":
             body = Transfer(self.counterparty, 1, f"nemesis {self.sequence}")
         else:
             item = OrderItem(f"sku-{self.sequence}", 1, 100)
             body = OrderCreate(self.counterparty, (item,), 0, self.arbiter, None, None)
-        tx_type = "credit.transfer" if self.kind == "transfer" else "order.create"
         nonce = max(account["nonce"], self.next_nonce)
         return sign_transaction(
-            self.key, self.chain_id, nonce, tx_type, body, genesis_hash=self.genesis_hash
+            self.key, self.chain_id, nonce, body, genesis_hash=self.genesis_hash
         )
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from consensus.app import Proposal
 from consensus.errors import InvalidProposal, UnjudgeableProposal
+from contracts import TX_TYPES
 from ledger.accounts import get_account
 from ledger.blocks import Block, BlockHeader, decode_block
 from ledger.certificates import CommitCertificate
@@ -199,7 +200,7 @@ class LedgerApp:
 
     def _decode(self, seq: int, digest: bytes, payload: bytes) -> Block:
         try:
-            block = decode_block(payload, self.mempool.by_hash)
+            block = decode_block(payload, TX_TYPES, self.mempool.by_hash)
         except LedgerError as exc:
             raise InvalidProposal(f"block {seq}: {exc}") from exc
         if block.height != seq:

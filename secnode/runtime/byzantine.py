@@ -37,6 +37,7 @@ from consensus.messages import (
     decode_message,
     encode_message,
 )
+from contracts import TX_TYPES
 from ledger.blocks import decode_block
 from ledger.errors import LedgerError
 from ledger.keys import PublicKey, Signer
@@ -145,7 +146,7 @@ class ByzantineHost(P2PHost):
     def _forge(self, message: Message) -> Message | None:
         if isinstance(message, PrePrepare):
             try:
-                block = decode_block(message.payload)
+                block = decode_block(message.payload, TX_TYPES)
             except LedgerError:
                 return None
             header = dataclasses.replace(block.header, timestamp_ms=block.header.timestamp_ms + 1)

@@ -45,6 +45,7 @@ from consensus.errors import MessageRejected, RestoreError, ValidatorScheduleErr
 from consensus.messages import decode_message, encode_message
 from consensus.records import decode_record, encode_record, record_is_obsolete
 from consensus.replica import Replica
+from contracts import TX_TYPES
 from ledger.blocks import Block, decode_block
 from ledger.certificates import CommitCertificate
 from ledger.encoding import decode, encode
@@ -436,7 +437,7 @@ class ConsensusDriver:
             if not isinstance(payload, bytes) or height != expected or isinstance(height, bool):
                 raise CatchUpFailed(f"catch-up entry {height!r} is not a block at {expected}")
             try:
-                block = decode_block(payload)
+                block = decode_block(payload, TX_TYPES)
                 certificate = CommitCertificate.from_wire(wire_certificate)
             except LedgerError as exc:
                 raise CatchUpFailed(f"catch-up block {height}: {exc}") from None

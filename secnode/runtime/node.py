@@ -26,7 +26,7 @@ from consensus.errors import ConfigError as ConsensusConfigError
 from consensus.errors import RestoreError
 from consensus.records import decode_record
 from consensus.replica import Replica
-from contracts import build_executor
+from contracts import TX_TYPES, build_executor
 from ledger.accounts import Account, get_account
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis, load_genesis
@@ -147,7 +147,9 @@ class Node:
         paths = Paths(home)
         key = read_key_file(paths.resolve(config.key_file))
         genesis = load_genesis(paths.resolve(config.genesis_file))
-        store, state, _ = open_chain(LevelDBStore(paths.resolve(config.data_dir)), genesis)
+        store, state, _ = open_chain(
+            LevelDBStore(paths.resolve(config.data_dir)), genesis, TX_TYPES
+        )
         records = [value for _, value in store.records()]
         try:
             return cls(config, key, genesis, store, state, records, clock)
@@ -356,7 +358,7 @@ class Node:
         and the rejections in CHARGED_REJECTIONS, are charged to the peer as bad consensus
         signatures are (`host.penalize`), so junk cannot buy our CPU for free."""
         try:
-            tx = decode_transaction(data)
+            tx = decode_transaction(data, TX_TYPES)
         except LedgerError as exc:
             self.host.penalize(peer, f"gossiped transaction is malformed: {exc}")
             return False

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from contracts import TX_TYPES
 from contracts.orders import PARTY_PREFIX, Order, decode_order, order_key
 from ledger.accounts import Account, account_key
 from ledger.blocks import Block
@@ -167,7 +168,7 @@ class RpcMethods:
 
     async def send_transaction(self, params: m.SendTransactionParams) -> m.SendTransactionResult:
         try:
-            tx = decode_transaction(bytes.fromhex(params.tx))
+            tx = decode_transaction(bytes.fromhex(params.tx), TX_TYPES)
         except MalformedTransaction as exc:
             raise invalid_params([("tx", str(exc))]) from None
         location = self.view.store.find_transaction(tx.hash)

@@ -1,0 +1,135 @@
+"""Every error the built-in contracts raise: rule violations while executing a transaction.
+
+Each is an `ledger.errors.ExecutionError` (so the executor rolls the transaction back and writes
+a failed receipt) with a stable `code`: receipts commit to it, so a code never changes. Each
+contract lists its classes in its `Contract.errors`; the executor's assembly refuses two classes
+with one code.
+"""
+
+from __future__ import annotations
+
+from ledger.errors import ExecutionError
+
+# --- orders and escrow (contracts/escrow.py; docs/protocol.md "Orders and escrow") ---
+
+
+class UnknownOrder(ExecutionError):
+    """No order has this id."""
+
+    code = "unknown_order"
+
+
+class OrderClosed(ExecutionError):
+    """The order is in a terminal state: nothing may happen to it any more (no second payout
+    or refund)."""
+
+    code = "order_closed"
+
+
+class WrongActor(ExecutionError):
+    """The sender is not the order party this action belongs to."""
+
+    code = "wrong_actor"
+
+
+class WrongOrderState(ExecutionError):
+    """The action is not allowed in the order's current (non-terminal) state."""
+
+    code = "wrong_order_state"
+
+
+class DeadlinePassed(ExecutionError):
+    """The action came at or after the deadline of the order's current state."""
+
+    code = "deadline_passed"
+
+
+class DeadlineNotReached(ExecutionError):
+    """The action is only allowed once a deadline has passed (buyer cancel of a funded order)."""
+
+    code = "deadline_not_reached"
+
+
+class AmountMismatch(ExecutionError):
+    """A payment that is not exactly the order total."""
+
+    code = "amount_mismatch"
+
+
+class RefundTooLarge(ExecutionError):
+    """A resolution that refunds more than the order holds in escrow."""
+
+    code = "refund_too_large"
+
+
+class InvalidBuyer(ExecutionError):
+    """An order whose buyer is its merchant."""
+
+    code = "invalid_buyer"
+
+
+class InvalidArbiter(ExecutionError):
+    """An arbiter without the arbiter role, or who is also a party of the order."""
+
+    code = "invalid_arbiter"
+
+
+class InvalidSharer(ExecutionError):
+    """A sharer who is the buyer or the merchant, or a sharer without a rate (or the reverse)."""
+
+    code = "invalid_sharer"
+
+
+class CommissionTooHigh(ExecutionError):
+    """A commission rate above the max_commission_bps parameter."""
+
+    code = "commission_too_high"
+
+
+# --- referral (contracts/referral.py) ---
+
+
+class SelfReferral(ExecutionError):
+    """A referral binding to oneself."""
+
+    code = "self_referral"
+
+
+class AlreadyBound(ExecutionError):
+    """A second referral binding: bindings are write-once."""
+
+    code = "already_bound"
+
+
+class ReferralCycle(ExecutionError):
+    """A binding that could close a cycle: the sender already has invitees."""
+
+    code = "referral_cycle"
+
+
+# --- trust attestations (contracts/trust.py; docs/protocol.md §17) ---
+
+
+class OrderNotCompleted(ExecutionError):
+    """An attestation about an order that is not COMPLETED or RESOLVED."""
+
+    code = "order_not_completed"
+
+
+class InvalidSubject(ExecutionError):
+    """An attestation about someone the attester may not attest about for this order (allowed:
+    buyer -> merchant, buyer -> sharer, merchant -> buyer)."""
+
+    code = "invalid_subject"
+
+
+class AttestWindowClosed(ExecutionError):
+    """An attestation at or after completion + attest_window_s."""
+
+    code = "attest_window_closed"
+
+
+class AlreadyAttested(ExecutionError):
+    """A second attestation for the same (order, attester, subject)."""
+
+    code = "already_attested"
