@@ -1,10 +1,11 @@
 """The RPC methods, implemented over `NodeView` only.
 
 Reads use the committed view: the store for blocks, receipts and the transaction index, and
-`state.get_committed` / `state.prove` / `state.committed_root` for state, so a block executing
-in the state overlay is never visible. Each read runs without an `await` in between, so on the
-node's event loop it sees one consistent committed height (assuming the node commits the store
-and the state together, without yielding in between).
+`state.get_committed` / `state.prove` / `state.committed_root` for state (order records through
+the contract's queries, contracts.orders, over `ledger.store.CommittedState`), so a block
+executing in the state overlay is never visible. Each read runs without an `await` in between,
+so on the node's event loop it sees one consistent committed height (assuming the node commits
+the store and the state together, without yielding in between).
 
 Errors are raised as `RpcError` (secnode.rpc.errors); a missing block, transaction or account is
 `not_found`, a store that lacks a row it indexes is a `StoreError` (internal error, logged).

@@ -1,13 +1,15 @@
 """RPC methods of the trust contract: sec_getAttestations, sec_getTrustScore, sec_getTrustEpoch.
 
-Like every method they read only the committed view (`state.get_committed`, `state.prove`,
-`state.committed_root`) and the store, without an `await` in between, so one answer is one
-committed height. The proof bundle of sec_getTrustScore is what `sec audit trust` needs to
-check a score without trusting this node: the score and epoch records with state proofs under
-the head's state root, the head header and its commit certificate. sec_getTrustEpoch serves an
-epoch's inputs in aligned pages of a power-of-two size; page k (leaves k*size .. ) is a node of
-the RFC 6962 tree over all inputs, so its root and an inclusion proof of it in the tree of page
-roots (`ledger.merkle.verify_inclusion(page_root, k, pages, proof, inputs_root)`) prove the page.
+Like every method they read only the committed view and the store, without an `await` in
+between, so one answer is one committed height: records through the trust contract's queries
+(contracts.trust, contracts.epochs) over `ledger.store.CommittedState`, proofs and the root
+through `state.prove` and `state.committed_root`. The proof bundle of sec_getTrustScore is what
+`sec audit trust` needs to check a score without trusting this node: the score and epoch
+records with state proofs under the head's state root, the head header and its commit
+certificate. sec_getTrustEpoch serves an epoch's inputs in aligned pages of a power-of-two
+size; page k (leaves k*size .. ) is a node of the RFC 6962 tree over all inputs, so its root and
+an inclusion proof of it in the tree of page roots
+(`ledger.merkle.verify_inclusion(page_root, k, pages, proof, inputs_root)`) prove the page.
 
 Leaf hashes of committed attestations are cached (attestations never change once committed), and
 the page roots of the last few (count, page size) pairs, so paging through 10**6 inputs hashes
