@@ -45,19 +45,24 @@ from contracts.errors import AlreadyAttested, AttestWindowClosed, InvalidSubject
 from contracts.trust import (
     Attest,
     apply_attest,
+    attestations_of,
     frontier_root,
     get_counts,
     get_log,
     load_attestations,
+    log_range,
     log_root,
+    log_size,
+    logged_attestation,
 )
 from ledger.accounts import get_parameter
 from ledger.encoding import decode, encode
-from ledger.errors import DecodeError
+from ledger.errors import DecodeError, StoreError
 from ledger.execution import BlockContext, TxKind
 from ledger.genesis import PRETRUSTED_KEY
+from ledger.keys import format_address
 from ledger.plugins import Contract
-from ledger.state import State
+from ledger.state import State, StateReader
 
 PENDING_KEY: Final = b"trust:pending"
 EPOCH_KEY: Final = b"trust:epoch"
@@ -366,11 +371,81 @@ def run_trust_epochs(state: State, context: BlockContext, cache: ScoreCache | No
         state.set(PENDING_KEY, encode([next_epoch, [entry.to_wire() for entry in queue]]))
 
 
+# --- read-only queries ---
+# For readers outside execution (the RPC reads a `ledger.store.CommittedState`). Each answer
+# carries the state key and the record bytes it was read from, which is what a state proof of
+# it needs; a malformed record is a corrupt store (`StoreError`).
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEpoch:
+    """A committed epoch record with where it is stored."""
+
+    key: bytes
+    """The state key read: trust:epoch (the latest) or trust:epoch:<k>."""
+    raw: bytes
+    """The record bytes."""
+    record: EpochRecord
+    """The decoded record."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredScore:
+    """An account's score record with where it is (or would be) stored."""
+
+    key: bytes
+    """The state key: trust:score:<address>."""
+    raw: bytes | None
+    """The record bytes; None if the account is unscored (its score is 0)."""
+    score: int
+    """Trust in units of 1/SCALE of the whole."""
+    positive: int
+    """+1 attestations about the account counted in the latest epoch."""
+    negative: int
+    """-1 attestations about the account counted in the latest epoch."""
+
+
+def read_epoch(state: StateReader, epoch: int | None = None) -> StoredEpoch | None:
+    """The latest committed epoch (`epoch` None) or epoch number `epoch`; None if there is none."""
+    key = EPOCH_KEY if epoch is None else epoch_key(epoch)
+    raw = state.get(key)
+    if raw is None:
+        return None
+    try:
+        return StoredEpoch(key, raw, parse_epoch_record(raw))
+    except DecodeError as exc:
+        raise StoreError(f"epoch record {'latest' if epoch is None else epoch}: {exc}") from None
+
+
+def read_score(state: StateReader, address: bytes) -> StoredScore:
+    """The score record of `address` in the latest epoch (all zero if it has none)."""
+    key = score_key(address)
+    raw = state.get(key)
+    if raw is None:
+        return StoredScore(key, None, 0, 0, 0)
+    try:
+        score, positive, negative = parse_score_record(raw)
+    except DecodeError as exc:
+        raise StoreError(f"score record of {format_address(address)}: {exc}") from None
+    return StoredScore(key, raw, score, positive, negative)
+
+
 CONTRACT: Final = Contract(
     name="trust",
     kinds=(TxKind(Attest, apply_attest),),
     block_hooks=(run_trust_epochs,),
     errors=(OrderNotCompleted, InvalidSubject, AttestWindowClosed, AlreadyAttested),
-    queries=(get_counts, log_root, get_epoch, get_score),
+    queries=(
+        get_counts,
+        log_root,
+        get_epoch,
+        get_score,
+        log_size,
+        logged_attestation,
+        log_range,
+        attestations_of,
+        read_epoch,
+        read_score,
+    ),
 )
 """The trust plug-in: `trust.attest` and the epoch hook (collected by `contracts.CONTRACTS`)."""

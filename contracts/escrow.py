@@ -87,8 +87,10 @@ from contracts.orders import (
     OrderPay,
     OrderResolve,
     OrderShip,
+    find_order,
     get_order,
     index_parties,
+    orders_of,
     put_order,
     require_order,
 )
@@ -512,6 +514,6 @@ CONTRACT: Final = Contract(
         InvalidSharer,
         CommissionTooHigh,
     ),
-    queries=(get_order,),
+    queries=(get_order, find_order, orders_of),
 )
 """The orders-and-escrow plug-in: the `order.*` kinds and the deadline hook."""

@@ -20,8 +20,10 @@ from typing import ClassVar, Final
 
 from contracts.errors import UnknownOrder
 from ledger.encoding import decode, encode
+from ledger.errors import DecodeError, StoreError
+from ledger.keys import ADDRESS_SIZE
 from ledger.schema import MAX_AMOUNT, Optional, field, integer, list_of, struct, text
-from ledger.state import State
+from ledger.state import State, StateReader, StateScanner
 from ledger.transactions import ADDRESS_KIND, AMOUNT_KIND, HASH_KIND, TxBody
 
 ORDER_PREFIX: Final = b"order:"
@@ -250,3 +252,101 @@ def index_parties(state: State, order_id: bytes, order: Order) -> None:
     """Write the party-index records of a new order."""
     for address, role in order.parties():
         state.set(party_key(address, order_id), encode(role))
+
+
+# --- read-only queries ---
+# For readers outside execution (the RPC reads a `ledger.store.CommittedState`): they take the
+# narrowest state protocol they need and report a malformed record as a corrupt store
+# (`StoreError`), never as a rule broken by a transaction.
+
+
+@dataclass(frozen=True, slots=True)
+class PartyOrder:
+    """One entry of an account's order listing."""
+
+    order_id: bytes
+    """Id of the order (the hash of its `order.create` transaction)."""
+    role: str
+    """The account's role in the order (one of ROLES, from the party index)."""
+    order: Order
+    """The order record."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrdersPage:
+    """One page of `orders_of`."""
+
+    orders: tuple[PartyOrder, ...]
+    """The matching orders, in increasing order id."""
+    next_after: bytes | None
+    """Pass as `after` for the next page: the last order id examined (filtered out or not);
+    None when the listing is complete."""
+
+
+def find_order(state: StateReader, order_id: bytes) -> Order | None:
+    """The order `order_id` as `state` holds it, or None if there is none."""
+    raw = state.get(order_key(order_id))
+    if raw is None:
+        return None
+    try:
+        return decode_order(raw)
+    except (DecodeError, TypeError) as exc:
+        raise StoreError(f"order record {order_id.hex()}: {exc}") from None
+
+
+def orders_of(
+    state: StateScanner,
+    party: bytes,
+    *,
+    role: str | None = None,
+    in_state: str | None = None,
+    after: bytes | None = None,
+    limit: int,
+    max_examined: int | None = None,
+) -> OrdersPage:
+    """The orders where `party` has a role, in increasing order id, from the first id above
+    `after`: at most `limit` of them, only those where it is `role` and that are `in_state`
+    (None: any).
+
+    The party index is scanned from `after` on (a seek where the state supports one), and at
+    most one entry past the page is looked at, to learn whether the listing goes on. With
+    `max_examined`, at most that many index entries are examined, so a filtered page may be
+    short (or empty) and still have a `next_after`.
+    """
+    if len(party) != ADDRESS_SIZE:
+        raise ValueError(f"party {party.hex()} is {len(party)} bytes, not an address")
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, not {limit}")
+    if max_examined is not None and max_examined < 1:
+        raise ValueError(f"max_examined must be at least 1, not {max_examined}")
+    prefix = PARTY_PREFIX + party
+    found: list[PartyOrder] = []
+    examined = 0
+    last = b""
+    for key, value in state.scan(prefix, start_after=after):
+        if len(found) == limit or examined == max_examined:
+            return OrdersPage(tuple(found), last)
+        examined += 1
+        order_id = key[len(prefix) :]
+        last = order_id
+        party_role = _party_role(value, order_id)
+        if role is not None and party_role != role:
+            continue
+        order = find_order(state, order_id)
+        if order is None:
+            raise StoreError(f"party index names order {order_id.hex()}, which is absent")
+        if in_state is not None and order.state != in_state:
+            continue
+        found.append(PartyOrder(order_id, party_role, order))
+    return OrdersPage(tuple(found), None)
+
+
+def _party_role(raw: bytes, order_id: bytes) -> str:
+    """The role in a party-index record."""
+    try:
+        role = decode(raw)
+    except DecodeError as exc:
+        raise StoreError(f"party index entry of order {order_id.hex()}: {exc}") from None
+    if not isinstance(role, str):
+        raise StoreError(f"party index entry of order {order_id.hex()} is not a role")
+    return role

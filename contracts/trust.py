@@ -29,8 +29,9 @@ attestations so far in O(log count), and an epoch's inputs root is read from it 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import ClassVar, Final
+from typing import ClassVar, Final, Literal
 
 import msgpack
 
@@ -44,12 +45,13 @@ from contracts.errors import (
 )
 from contracts.orders import COMPLETED, RESOLVED, Order, require_order
 from ledger.accounts import get_parameter
-from ledger.encoding import encode
+from ledger.encoding import decode, encode
+from ledger.errors import DecodeError, StoreError
 from ledger.execution import BlockContext, Events
 from ledger.keys import format_address
 from ledger.merkle import EMPTY_ROOT, leaf_hash, node_hash
 from ledger.schema import field, one_of
-from ledger.state import State
+from ledger.state import State, StateReader
 from ledger.transactions import ADDRESS_KIND, HASH_KIND, SignedTransaction, TxBody
 
 ATTESTATION_PREFIX: Final = b"trust:att:"
@@ -91,7 +93,7 @@ def index_key(prefix: bytes, address: bytes, index: int) -> bytes:
 # --- reads ------------------------------------------------------------------------------------
 
 
-def get_log(state: State) -> tuple[int, list[bytes]]:
+def get_log(state: StateReader) -> tuple[int, list[bytes]]:
     """(number of attestations, frontier) of the attestation log."""
     raw = state.get(LOG_KEY)
     if raw is None:
@@ -136,7 +138,7 @@ def load_attestations(state: State, count: int) -> list[Attestation]:
     return records
 
 
-def get_counts(state: State, address: bytes) -> tuple[int, int]:
+def get_counts(state: StateReader, address: bytes) -> tuple[int, int]:
     """(attestations about `address`, attestations by `address`)."""
     raw = state.get(counts_key(address))
     if raw is None:
@@ -235,3 +237,85 @@ def apply_attest(
             "sequence": sequence,
         }
     ]
+
+
+# --- read-only queries ---
+# For readers outside execution (the RPC reads a `ledger.store.CommittedState`): a record that is
+# missing where an index or the log count says it is, or malformed, is a corrupt store
+# (`StoreError`).
+
+AttestationRole = Literal["subject", "attester"]
+"""How an address takes part in an attestation: it is about the subject, by the attester."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedAttestation:
+    """One attestation of the log, as its leaf bytes (decoded on demand)."""
+
+    sequence: int
+    """Its position in the log: the leaf index in the log's Merkle tree."""
+    leaf: bytes
+    """Its canonical leaf bytes (what the log's Merkle tree hashes)."""
+
+    @property
+    def attestation(self) -> Attestation:
+        """The decoded leaf."""
+        return decode_attestation(self.leaf)
+
+
+@dataclass(frozen=True, slots=True)
+class AttestationsPage:
+    """One page of `attestations_of`."""
+
+    total: int
+    """All attestations with the address in the role asked for."""
+    attestations: tuple[LoggedAttestation, ...]
+    """The page, in the order the attestations were recorded."""
+    next_position: int | None
+    """Pass as `start` for the next page; None when the listing is complete."""
+
+
+def log_size(state: StateReader) -> int:
+    """Number of attestations recorded (they are numbered 0 .. log_size - 1)."""
+    return get_log(state)[0]
+
+
+def logged_attestation(state: StateReader, sequence: int) -> LoggedAttestation:
+    """Attestation number `sequence`, which must exist (sequence < `log_size`)."""
+    leaf = state.get(attestation_key(sequence))
+    if leaf is None:
+        raise StoreError(f"attestation {sequence} is missing from state")
+    return LoggedAttestation(sequence, leaf)
+
+
+def log_range(state: StateReader, start: int, end: int) -> Iterator[LoggedAttestation]:
+    """Attestations `start` .. `end` - 1 in sequence order, read one at a time."""
+    for sequence in range(start, end):
+        yield logged_attestation(state, sequence)
+
+
+def attestations_of(
+    state: StateReader, address: bytes, role: AttestationRole, *, start: int = 0, limit: int
+) -> AttestationsPage:
+    """The attestations with `address` as `role`, in the order they were recorded: at most
+    `limit` of them, from position `start` of that address's index."""
+    if start < 0 or limit < 1:
+        raise ValueError(f"start must be >= 0 and limit >= 1, not start {start}, limit {limit}")
+    about, by = get_counts(state, address)
+    total, prefix = (about, BY_SUBJECT_PREFIX) if role == "subject" else (by, BY_ATTESTER_PREFIX)
+    end = min(total, start + limit)
+    page = []
+    for position in range(start, end):
+        raw = state.get(index_key(prefix, address, position))
+        if raw is None:
+            raise StoreError(
+                f"attestation index {role} {position} of {format_address(address)} is missing"
+            )
+        try:
+            sequence = decode(raw)
+        except DecodeError as exc:
+            raise StoreError(f"attestation index {role} {position}: {exc}") from None
+        if not isinstance(sequence, int) or isinstance(sequence, bool):
+            raise StoreError(f"attestation index {role} {position} is not a sequence number")
+        page.append(logged_attestation(state, sequence))
+    return AttestationsPage(total, tuple(page), end if end < total else None)

@@ -31,6 +31,7 @@ from ledger.merkle import merkle_root
 from ledger.parameters import check_parameter
 from ledger.schema import MAX_AMOUNT
 from ledger.state import State
+from ledger.validation import describe_validation_error
 from ledger.validator_state import init_validators
 from ledger.validators import ValidatorSet
 
@@ -145,11 +146,7 @@ def parse_genesis(document: Any, source: str = "genesis") -> Genesis:
     try:
         return Genesis.model_validate(document)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc']) or '(document)'}: {error['msg']}"
-            for error in exc.errors()
-        )
-        raise InvalidGenesis(f"{source}: {problems}") from None
+        raise InvalidGenesis(f"{source}: {describe_validation_error(exc, '(document)')}") from None
 
 
 def load_genesis(path: Path) -> Genesis:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections import ChainMap
 from collections.abc import Iterator, MutableMapping
-from typing import Final
+from typing import Final, Protocol
 
 from ledger.errors import LedgerError
 from ledger.state_tree import StateProof, StateTree
@@ -29,6 +29,27 @@ _MISSING: Final = object()
 
 class StateError(LedgerError):
     """Misuse of the state API (unbalanced snapshots, commit without root, ...)."""
+
+
+class StateReader(Protocol):
+    """What a read-only query needs of state: point reads.
+
+    `State` satisfies it (reads see the block being executed) and so does
+    `ledger.store.CommittedState` (reads see the last committed block only, as the RPC must).
+    """
+
+    def get(self, key: bytes) -> bytes | None: ...
+
+
+class StateScanner(StateReader, Protocol):
+    """A `StateReader` that also lists entries by key prefix, for paged listings."""
+
+    def scan(
+        self, prefix: bytes, *, start_after: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """Entries whose key starts with `prefix`, in key order; with `start_after`, only the
+        keys ``prefix + s`` with ``s > start_after`` (the next page after a cursor)."""
+        ...
 
 
 class State:
@@ -84,6 +105,20 @@ class State:
                     merged[key] = value
         for key in sorted(merged):
             yield key, merged[key]
+
+    def scan(
+        self, prefix: bytes, *, start_after: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """`StateScanner.scan` over the current (overlay-aware) entries.
+
+        The committed map is unordered, so every call costs what `iterate_prefix` costs (the
+        whole map), however late the page: for execution-side queries and tests. A node serves
+        listings from `ledger.store.CommittedState`, whose scan seeks in the store.
+        """
+        start = None if start_after is None else prefix + start_after
+        for key, value in self.iterate_prefix(prefix):
+            if start is None or key > start:
+                yield key, value
 
     # --- transaction snapshots -------------------------------------------------------------
 

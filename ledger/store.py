@@ -260,6 +260,31 @@ class ChainStore:
         self.kv.close()
 
 
+class CommittedState:
+    """The state as of the last committed block, read-only: a `StateScanner` for queries served
+    while a block may be executing (the RPC).
+
+    Point reads come from the state's committed map (`State.get_committed`), listings from the
+    store's state rows (`ChainStore.state_rows`), whose scan seeks to the cursor, so a deep page
+    costs what a first page costs. Both hold the same committed entries as long as the node
+    commits the store and the state together (without yielding in between).
+    """
+
+    __slots__ = ("_state", "_store")
+
+    def __init__(self, state: State, store: ChainStore) -> None:
+        self._state = state
+        self._store = store
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._state.get_committed(key)
+
+    def scan(
+        self, prefix: bytes, *, start_after: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        return self._store.state_rows(prefix, after=start_after)
+
+
 def open_chain(
     kv: KeyValueStore, genesis: Genesis, tx_types: TxTypes
 ) -> tuple[ChainStore, State, BlockHeader]:

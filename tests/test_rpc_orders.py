@@ -182,3 +182,19 @@ async def test_list_orders_examines_a_bounded_number_of_entries(
             params["cursor"] = page["next_cursor"]
         assert found == [paid.hex()]
         assert calls == 3  # 2 + 2 + 1 entries examined
+
+
+@pytest.mark.asyncio
+async def test_list_orders_cursor_is_the_hex_id_of_the_last_order_examined() -> None:
+    async with serve() as served:
+        creates = [_create(n) for n in range(5)]
+        await _commit(served, *creates)
+        ids = sorted(tx.hash.hex() for tx in creates)
+        first = await _list(served, party=_text("merchant1"), limit=2)
+        assert first["next_cursor"] == ids[1]
+        second = await _list(served, party=_text("merchant1"), limit=2, cursor=ids[1].upper())
+        assert [e["order"]["order_id"] for e in second["orders"]] == ids[2:4]
+        assert second["next_cursor"] == ids[3]
+        last = await _list(served, party=_text("merchant1"), limit=2, cursor=ids[3])
+        assert [e["order"]["order_id"] for e in last["orders"]] == ids[4:]
+        assert last["next_cursor"] is None

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ledger.errors import LedgerError
 from ledger.transactions import MAX_TRANSACTION_SIZE
+from ledger.validation import describe_validation_error
 from secnode.runtime.mempool import MempoolConfig
 from secnode.runtime.rpc.budget import DEFAULT_RPC_SHARE
 
@@ -163,11 +164,7 @@ def parse_config(document: Any, source: str) -> NodeConfig:
     try:
         return NodeConfig.model_validate(document)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc']) or '(file)'}: {error['msg']}"
-            for error in exc.errors()
-        )
-        raise ConfigError(f"{source}: {problems}") from None
+        raise ConfigError(f"{source}: {describe_validation_error(exc, '(file)')}") from None
 
 
 def _toml_value(value: Any) -> str:

@@ -42,6 +42,7 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ValidationError
 
+from ledger.validation import validation_problems
 from secnode.runtime.rpc.budget import (
     BODY_BYTES_PER_UNIT,
     DEFAULT_MAX_REPLY_BYTES,
@@ -132,21 +133,6 @@ def _is_valid_id(value: Any) -> bool:
     return value is None or isinstance(value, str) or type(value) is int
 
 
-def _field_name(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc)
-
-
-def validation_problems(exc: ValidationError) -> list[tuple[str, str]]:
-    """(field, message) per pydantic error, without echoing the (possibly huge) input."""
-    problems = []
-    for error in exc.errors(include_input=False, include_url=False):
-        message = error["msg"]
-        if error["type"] == "value_error":
-            message = message.removeprefix("Value error, ")
-        problems.append((_field_name(error["loc"]), message))
-    return problems
-
-
 def _bind_params(method: Method, params: Any) -> BaseModel:
     """Validate `params` (absent, object or array) into the method's model."""
     if params is _ABSENT:
@@ -161,7 +147,7 @@ def _bind_params(method: Method, params: Any) -> BaseModel:
     try:
         return method.params.model_validate(params)
     except ValidationError as exc:
-        raise invalid_params(validation_problems(exc)) from None
+        raise invalid_params(validation_problems(exc, bare_value_errors=True)) from None
 
 
 @dataclass(slots=True)
@@ -415,5 +401,4 @@ __all__ = [
     "Observer",
     "encode_json",
     "error_response",
-    "validation_problems",
 ]

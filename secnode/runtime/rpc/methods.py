@@ -1,10 +1,11 @@
 """The RPC methods, implemented over `NodeView` only.
 
 Reads use the committed view: the store for blocks, receipts and the transaction index, and
-`state.get_committed` / `state.prove` / `state.committed_root` for state, so a block executing
-in the state overlay is never visible. Each read runs without an `await` in between, so on the
-node's event loop it sees one consistent committed height (assuming the node commits the store
-and the state together, without yielding in between).
+`state.get_committed` / `state.prove` / `state.committed_root` for state (order records through
+the contract's queries, contracts.orders, over `ledger.store.CommittedState`), so a block
+executing in the state overlay is never visible. Each read runs without an `await` in between,
+so on the node's event loop it sees one consistent committed height (assuming the node commits
+the store and the state together, without yielding in between).
 
 Errors are raised as `RpcError` (secnode.runtime.rpc.errors); a missing block, transaction or
 account is `not_found`, a store that lacks a row it indexes is a `StoreError` (internal error,
@@ -16,7 +17,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from contracts import TX_TYPES
-from contracts.orders import PARTY_PREFIX, Order, decode_order, order_key
+from contracts.orders import find_order, order_key, orders_of
 from ledger.accounts import Account, account_key
 from ledger.blocks import Block
 from ledger.encoding import decode
@@ -25,7 +26,7 @@ from ledger.keys import format_address, parse_address
 from ledger.merkle import leaf_hash, node_hash
 from ledger.receipts import Receipt
 from ledger.schema import to_wire
-from ledger.store import LruCache
+from ledger.store import CommittedState, LruCache
 from ledger.transactions import decode_transaction
 from secnode.runtime.mempool import MempoolRejected
 from secnode.runtime.rpc.budget import REPLY_BYTES_PER_STORED_BYTE, Worker, reserve_reply_bytes
@@ -71,6 +72,9 @@ class RpcMethods:
         self._trees: LruCache[bytes, tuple[tuple[bytes, ...], ...]] = LruCache(TREE_CACHE_SIZE)
 
     # --- helpers ---------------------------------------------------------------------------
+
+    def _committed(self) -> CommittedState:
+        return CommittedState(self.view.state, self.view.store)
 
     def _head_height(self) -> int:
         height = self.view.store.head_height()
@@ -304,24 +308,23 @@ class RpcMethods:
 
     async def get_order(self, params: m.GetOrderParams) -> m.OrderResult:
         order_id = bytes.fromhex(params.order_id)
-        key = order_key(order_id)
         state = self.view.state
-        raw = state.get_committed(key)
+        order = find_order(self._committed(), order_id)
         root = state.committed_root()
         height = self._head_height()
-        if raw is None and not params.prove:
+        if order is None and not params.prove:
             raise not_found("order", order_id.hex())
         result: dict[str, Any] = {
             "order_id": order_id.hex(),
-            "exists": raw is not None,
+            "exists": order is not None,
             "order": None,
             "items": None,
             "created_height": None,
             "height": height,
             "state_root": root.hex(),
         }
-        if raw is not None:
-            result["order"] = jsonview.order_json(order_id, _decode_order(raw, order_id))
+        if order is not None:
+            result["order"] = jsonview.order_json(order_id, order)
             location = self.view.store.find_transaction(order_id)
             if location is not None:
                 created = self._block(location[0]).transactions[location[1]]
@@ -329,42 +332,34 @@ class RpcMethods:
                     result["created_height"] = location[0]
                     result["items"] = jsonview.json_value(to_wire(created.body)["items"])
         if params.prove:
+            key = order_key(order_id)
+            raw = state.get_committed(key)
             result["proof"] = jsonview.state_proof_json(state.prove(key))
             result["value"] = None if raw is None else raw.hex()
         return m.OrderResult.model_validate(result)
 
     async def list_orders(self, params: m.ListOrdersParams) -> m.ListOrdersResult:
         address = parse_address(params.party)
-        prefix = PARTY_PREFIX + address
-        cursor = None if params.cursor is None else bytes.fromhex(params.cursor)
         height = self._head_height()
-        entries: list[dict[str, Any]] = []
-        examined = 0
-        last = b""
-        next_cursor: str | None = None
-        # Seek straight past the cursor: a deep page costs what a first page costs.
-        for key, value in self.view.store.state_rows(prefix, after=cursor):
-            order_id = key[len(prefix) :]
-            if len(entries) == params.limit or examined == MAX_ORDERS_EXAMINED:
-                next_cursor = last.hex()
-                break
-            examined += 1
-            last = order_id
-            role = _decode_role(value, order_id)
-            if params.role is not None and role != params.role:
-                continue
-            raw = self.view.state.get_committed(order_key(order_id))
-            if raw is None:
-                raise StoreError(f"party index names order {order_id.hex()}, which is absent")
-            order = _decode_order(raw, order_id)
-            if params.state is not None and order.state != params.state:
-                continue
-            entries.append({"role": role, "order": jsonview.order_json(order_id, order)})
+        # The cursor is the last order id examined; the store seeks straight past it, so a deep
+        # page costs what a first page costs.
+        page = orders_of(
+            self._committed(),
+            address,
+            role=params.role,
+            in_state=params.state,
+            after=None if params.cursor is None else bytes.fromhex(params.cursor),
+            limit=params.limit,
+            max_examined=MAX_ORDERS_EXAMINED,
+        )
         return m.ListOrdersResult.model_validate(
             {
                 "party": format_address(address),
-                "orders": entries,
-                "next_cursor": next_cursor,
+                "orders": [
+                    {"role": entry.role, "order": jsonview.order_json(entry.order_id, entry.order)}
+                    for entry in page.orders
+                ],
+                "next_cursor": None if page.next_after is None else page.next_after.hex(),
                 "height": height,
             }
         )
@@ -408,24 +403,6 @@ def _block_result(block: Block, receipts: list[Receipt] | None) -> m.BlockResult
         result["transactions"] = [jsonview.transaction_json(tx) for tx in block.transactions]
         result["receipts"] = [jsonview.receipt_json(r) for r in receipts]
     return m.BlockResult.model_validate(result)
-
-
-def _decode_order(raw: bytes, order_id: bytes) -> Order:
-    """The committed order record; a record of any other shape is store corruption."""
-    try:
-        return decode_order(raw)
-    except (DecodeError, TypeError) as exc:
-        raise StoreError(f"order record {order_id.hex()}: {exc}") from None
-
-
-def _decode_role(raw: bytes, order_id: bytes) -> str:
-    try:
-        role = decode(raw)
-    except DecodeError as exc:
-        raise StoreError(f"party index entry of order {order_id.hex()}: {exc}") from None
-    if not isinstance(role, str):
-        raise StoreError(f"party index entry of order {order_id.hex()} is not a role")
-    return role
 
 
 def _decode_account(raw: bytes, address: bytes) -> Account:

@@ -1,13 +1,15 @@
 """RPC methods of the trust contract: sec_getAttestations, sec_getTrustScore, sec_getTrustEpoch.
 
-Like every method they read only the committed view (`state.get_committed`, `state.prove`,
-`state.committed_root`) and the store, without an `await` in between, so one answer is one
-committed height. The proof bundle of sec_getTrustScore is what `sec audit trust` needs to
-check a score without trusting this node: the score and epoch records with state proofs under
-the head's state root, the head header and its commit certificate. sec_getTrustEpoch serves an
-epoch's inputs in aligned pages of a power-of-two size; page k (leaves k*size .. ) is a node of
-the RFC 6962 tree over all inputs, so its root and an inclusion proof of it in the tree of page
-roots (`ledger.merkle.verify_inclusion(page_root, k, pages, proof, inputs_root)`) prove the page.
+Like every method they read only the committed view and the store, without an `await` in
+between, so one answer is one committed height: records through the trust contract's queries
+(contracts.trust, contracts.epochs) over `ledger.store.CommittedState`, proofs and the root
+through `state.prove` and `state.committed_root`. The proof bundle of sec_getTrustScore is what
+`sec audit trust` needs to check a score without trusting this node: the score and epoch
+records with state proofs under the head's state root, the head header and its commit
+certificate. sec_getTrustEpoch serves an epoch's inputs in aligned pages of a power-of-two
+size; page k (leaves k*size .. ) is a node of the RFC 6962 tree over all inputs, so its root and
+an inclusion proof of it in the tree of page roots
+(`ledger.merkle.verify_inclusion(page_root, k, pages, proof, inputs_root)`) prove the page.
 
 Leaf hashes of committed attestations are cached (attestations never change once committed), and
 the page roots of the last few (count, page size) pairs, so paging through 10**6 inputs hashes
@@ -23,26 +25,18 @@ from typing import Annotated, Any, Final
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.eigentrust import order_weight
-from contracts.epochs import (
-    EPOCH_KEY,
-    EpochRecord,
-    epoch_key,
-    parse_epoch_record,
-    score_key,
-)
+from contracts.epochs import EpochRecord, StoredEpoch, read_epoch, read_score
 from contracts.trust import (
-    BY_ATTESTER_PREFIX,
-    BY_SUBJECT_PREFIX,
-    LOG_KEY,
-    attestation_key,
-    counts_key,
-    decode_attestation,
-    index_key,
+    AttestationRole,
+    LoggedAttestation,
+    attestations_of,
+    log_range,
+    log_size,
 )
-from ledger.encoding import decode
-from ledger.errors import DecodeError, StoreError
+from ledger.errors import StoreError
 from ledger.keys import format_address, parse_address
 from ledger.merkle import inclusion_proof, leaf_hash, merkle_root
+from ledger.store import CommittedState
 from secnode.runtime.rpc.errors import NOT_FOUND, invalid_params, not_found
 from secnode.runtime.rpc.jsonrpc import Method
 from secnode.runtime.rpc.view import NodeView
@@ -203,10 +197,10 @@ class TrustEpochResult(_Result):
 # --- JSON views --------------------------------------------------------------------------------
 
 
-def attestation_json(sequence: int, raw: bytes) -> dict[str, Any]:
-    record = decode_attestation(raw)
+def attestation_json(logged: LoggedAttestation) -> dict[str, Any]:
+    record = logged.attestation
     return {
-        "sequence": sequence,
+        "sequence": logged.sequence,
         "order_id": record.order_id.hex(),
         "attester": format_address(record.attester),
         "subject": format_address(record.subject),
@@ -253,20 +247,14 @@ class TrustMethods:
             raise StoreError("the store has no head block")
         return height
 
-    def _leaf(self, sequence: int) -> bytes:
-        raw = self.view.state.get_committed(attestation_key(sequence))
-        if raw is None:
-            raise StoreError(f"attestation {sequence} is missing from committed state")
-        return raw
+    def _committed(self) -> CommittedState:
+        return CommittedState(self.view.state, self.view.store)
 
-    def _epoch(self, key: bytes, what: str) -> tuple[EpochRecord, bytes]:
-        raw = self.view.state.get_committed(key)
-        if raw is None:
-            raise not_found("trust epoch", what)
-        try:
-            return parse_epoch_record(raw), raw
-        except DecodeError as exc:
-            raise StoreError(f"epoch record {what}: {exc}") from None
+    def _epoch(self, epoch: int | None) -> StoredEpoch:
+        stored = read_epoch(self._committed(), epoch)
+        if stored is None:
+            raise not_found("trust epoch", "latest" if epoch is None else str(epoch))
+        return stored
 
     def _root_and_certificate(self) -> dict[str, Any]:
         height = self._head()
@@ -286,29 +274,19 @@ class TrustMethods:
         }
 
     async def get_attestations(self, params: GetAttestationsParams) -> GetAttestationsResult:
-        role = "subject" if params.subject is not None else "attester"
+        role: AttestationRole = "subject" if params.subject is not None else "attester"
         text = params.subject or params.attester or ""  # the model guarantees exactly one
         address = parse_address(text)
-        prefix = BY_SUBJECT_PREFIX if role == "subject" else BY_ATTESTER_PREFIX
-        state = self.view.state
-        raw_counts = state.get_committed(counts_key(address))
-        counts = (0, 0) if raw_counts is None else decode(raw_counts)
-        total = counts[0] if role == "subject" else counts[1]
-        entries = []
-        end = min(total, params.cursor + params.limit)
-        for position in range(params.cursor, end):
-            raw_sequence = state.get_committed(index_key(prefix, address, position))
-            if raw_sequence is None:
-                raise StoreError(f"attestation index {role} {position} of {text} is missing")
-            sequence = decode(raw_sequence)
-            entries.append(attestation_json(sequence, self._leaf(sequence)))
+        page = attestations_of(
+            self._committed(), address, role, start=params.cursor, limit=params.limit
+        )
         return GetAttestationsResult.model_validate(
             {
                 "address": format_address(address),
                 "role": role,
-                "total": total,
-                "attestations": entries,
-                "next_cursor": end if end < total else None,
+                "total": page.total,
+                "attestations": [attestation_json(logged) for logged in page.attestations],
+                "next_cursor": page.next_position,
                 "height": self._head(),
             }
         )
@@ -316,31 +294,32 @@ class TrustMethods:
     async def get_trust_score(self, params: GetTrustScoreParams) -> TrustScoreResult:
         address = parse_address(params.address)
         state = self.view.state
-        epoch, epoch_raw = self._epoch(EPOCH_KEY, "latest")
-        key = score_key(address)
-        raw = state.get_committed(key)
-        score, positive, negative = (0, 0, 0) if raw is None else decode(raw)
+        epoch = self._epoch(None)
+        score = read_score(self._committed(), address)
         return TrustScoreResult.model_validate(
             {
                 "address": format_address(address),
-                "scored": raw is not None,
-                "score": score,
-                "positive": positive,
-                "negative": negative,
-                "epoch": epoch_json(epoch),
+                "scored": score.raw is not None,
+                "score": score.score,
+                "positive": score.positive,
+                "negative": score.negative,
+                "epoch": epoch_json(epoch.record),
                 **self._root_and_certificate(),
-                "values": {"score": None if raw is None else raw.hex(), "epoch": epoch_raw.hex()},
+                "values": {
+                    "score": None if score.raw is None else score.raw.hex(),
+                    "epoch": epoch.raw.hex(),
+                },
                 "proofs": {
-                    "score": jsonview.state_proof_json(state.prove(key)),
-                    "epoch": jsonview.state_proof_json(state.prove(EPOCH_KEY)),
+                    "score": jsonview.state_proof_json(state.prove(score.key)),
+                    "epoch": jsonview.state_proof_json(state.prove(epoch.key)),
                 },
             }
         )
 
     def _hashes_up_to(self, count: int) -> list[bytes]:
         hashes = self._leaf_hashes
-        for sequence in range(len(hashes), count):
-            hashes.append(leaf_hash(self._leaf(sequence)))
+        for logged in log_range(self._committed(), len(hashes), count):
+            hashes.append(leaf_hash(logged.leaf))
         return hashes
 
     def _roots(self, count: int, size: int) -> list[bytes]:
@@ -364,16 +343,10 @@ class TrustMethods:
         return roots
 
     async def get_trust_epoch(self, params: GetTrustEpochParams) -> TrustEpochResult:
-        if params.epoch is None:
-            latest, _ = self._epoch(EPOCH_KEY, "latest")
-            number = latest.epoch
-        else:
-            number = params.epoch
-        key = epoch_key(number)
-        epoch, raw = self._epoch(key, str(number))
-        raw_log = self.view.state.get_committed(LOG_KEY)
-        count = 0 if raw_log is None else decode(raw_log)[0]
-        if epoch.attestations > count:
+        number = self._epoch(None).record.epoch if params.epoch is None else params.epoch
+        stored = self._epoch(number)
+        epoch = stored.record
+        if epoch.attestations > log_size(self._committed()):
             raise StoreError(f"epoch {number} has more inputs than the attestation log")
         size = params.page_size
         pages = max(1, -(-epoch.attestations // size))
@@ -387,12 +360,12 @@ class TrustMethods:
         proof = inclusion_proof(roots, params.page) if roots else []
         start = params.page * size
         end = min(start + size, epoch.attestations)
-        leaves = [self._leaf(sequence) for sequence in range(start, end)]
+        leaves = list(log_range(self._committed(), start, end))
         return TrustEpochResult.model_validate(
             {
                 "epoch": epoch_json(epoch),
-                "value": raw.hex(),
-                "proof": jsonview.state_proof_json(self.view.state.prove(key)),
+                "value": stored.raw.hex(),
+                "proof": jsonview.state_proof_json(self.view.state.prove(stored.key)),
                 "height": self._head(),
                 "state_root": self.view.state.committed_root().hex(),
                 "page": {
@@ -401,11 +374,8 @@ class TrustMethods:
                     "pages": pages,
                     "hashes": [h.hex() for h in proof],
                 },
-                "leaves": [leaf.hex() for leaf in leaves],
-                "attestations": [
-                    attestation_json(sequence, leaf)
-                    for sequence, leaf in zip(range(start, end), leaves, strict=True)
-                ]
+                "leaves": [logged.leaf.hex() for logged in leaves],
+                "attestations": [attestation_json(logged) for logged in leaves]
                 if params.decoded
                 else [],
             }
