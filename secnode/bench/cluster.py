@@ -39,6 +39,7 @@ import aiohttp
 from ledger.genesis import load_genesis
 from ledger.keys import PrivateKey
 from ledger.transactions import SignedTransaction, Transfer, sign_transaction
+from secnode.bench import bench_parser, write_report
 from secnode.bench.ledger import measure_verify
 from secnode.network.devnet import dev_genesis_document
 from secnode.network.home import node_config, plan_nodes, write_home
@@ -384,11 +385,7 @@ def render(report: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="sec bench cluster",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = bench_parser("sec bench cluster", __doc__)
     parser.add_argument("--nodes", type=int, default=4, help="validators (default 4)")
     parser.add_argument("--accounts", type=int, default=500, help="sending accounts (500)")
     parser.add_argument("--duration", type=float, default=15.0, help="seconds per phase (15)")
@@ -415,6 +412,5 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             shutil.rmtree(directory, ignore_errors=True)
     print(render(report))
-    Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
-    print(f"report written to {args.json}", file=sys.stderr)
+    write_report(args.json, report, announce=True)
     return 0

@@ -10,8 +10,6 @@ Goal: X <= 0.5 V.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import statistics
 import sys
@@ -34,6 +32,7 @@ from ledger.state import State
 from ledger.store import ChainStore
 from ledger.store_leveldb import LevelDBStore
 from ledger.transactions import SignedTransaction, Transfer, sign_transaction
+from secnode.bench import bench_parser, write_report
 from secnode.network.devnet import dev_genesis, validator_key
 
 
@@ -207,11 +206,7 @@ def render(report: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="sec bench ledger",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = bench_parser("sec bench ledger", __doc__)
     parser.add_argument(
         "--accounts", type=int, default=1_000_000, help="accounts in state (default 1,000,000)"
     )
@@ -226,5 +221,5 @@ def main(argv: list[str] | None = None) -> int:
     report = run(args.accounts, args.block_size, args.blocks)
     print(render(report))
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        write_report(args.json, report)
     return 0

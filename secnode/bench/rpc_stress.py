@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import math
 import multiprocessing
 import queue
@@ -40,6 +39,7 @@ from contracts.orders import OrderCreate, OrderItem
 from ledger.genesis import load_genesis
 from ledger.keys import format_address
 from ledger.transactions import SignedTransaction, Transfer, sign_transaction
+from secnode.bench import bench_parser, write_report
 from secnode.bench.cluster import (
     Cluster,
     bench_key,
@@ -462,11 +462,7 @@ def render(report: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="sec bench rpc",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = bench_parser("sec bench rpc", __doc__)
     parser.add_argument("--rate", type=float, default=10.0, help="honest tx/s (10)")
     parser.add_argument(
         "--duration", type=float, default=30.0, help="seconds quiet and seconds hostile (30)"
@@ -496,6 +492,5 @@ def main(argv: list[str] | None = None) -> int:
     finite = {
         k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in report.items()
     }  # JSON has no Infinity: unseen is null
-    Path(args.json).write_text(json.dumps(finite, indent=2) + "\n")
-    print(f"report written to {args.json}", file=sys.stderr)
+    write_report(args.json, finite, announce=True)
     return 0

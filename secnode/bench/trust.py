@@ -21,15 +21,12 @@ Goal: scores <= 5 s on one core for 100 000 accounts and 1 000 000 attestations.
 
 from __future__ import annotations
 
-import argparse
 import importlib
-import json
 import random
 import sys
 import time
 from collections.abc import Callable
 from operator import itemgetter
-from pathlib import Path
 from typing import Any, TypeVar
 
 import msgpack
@@ -48,6 +45,7 @@ from contracts.eigentrust import (
     scores_root,
 )
 from ledger.merkle import leaf_hash, merkle_root
+from secnode.bench import bench_parser, write_report
 
 T = TypeVar("T")
 DAY = 86_400
@@ -232,11 +230,7 @@ def render(report: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="sec bench trust",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = bench_parser("sec bench trust", __doc__)
     parser.add_argument("--accounts", type=int, default=100_000, help="default 100,000")
     parser.add_argument("--attestations", type=int, default=1_000_000, help="default 1,000,000")
     parser.add_argument("--iterations", type=int, default=20, help="default 20 (the genesis's)")
@@ -253,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(render(report))
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        write_report(args.json, report)
     if report.get("bit_identical") is False or report.get("numpy_identical") is False:
         print("sec bench trust: the fast scores differ from the reference", file=sys.stderr)
         return 1
