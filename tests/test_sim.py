@@ -10,8 +10,17 @@ from concurrent.futures import ProcessPoolExecutor
 import pytest
 
 from consensus.errors import InvalidProof, OutOfWindow
+from consensus.sim.fastcrypto import FAST, FastSigner
 from consensus.sim.runner import ScenarioResult, main, plan_jobs, run_scenario
 from consensus.sim.scenarios import FAULT_CLASSES, build
+from ledger.certificates import (
+    CommitCertificate,
+    CommitSignature,
+    build_certificate,
+    commit_signing_bytes,
+)
+from ledger.errors import InvalidCertificate
+from ledger.validators import ValidatorSet
 
 CI_SCENARIOS = 32 * len(FAULT_CLASSES)
 """Every fault class 32 times, half with 4 validators and half with 7."""
@@ -117,3 +126,29 @@ def test_a_primary_back_from_a_lone_view_change_never_re_signs_its_old_slots() -
     # it had signed before. Its last working view's messages are now kept until stable.
     result = run_scenario(1482, "drop", 4)
     assert not result.safety and not result.liveness
+
+
+def test_fast_scheme_checks_certificates_with_the_ledger_rules() -> None:
+    signers = [FastSigner(f"v{i}") for i in range(4)]
+    validators = ValidatorSet.from_public_keys(s.public_key for s in signers)
+    digest = bytes(range(32))
+    message = commit_signing_bytes("sec-sim", 5, digest)
+    signatures: dict[bytes, bytes] = {s.address: s.sign(message) for s in signers[:3]}
+    certificate = build_certificate(5, digest, signatures)
+    FAST.verify_certificate(certificate, "sec-sim", validators, height=5, block_hash=digest)
+    with pytest.raises(InvalidCertificate, match="is for height 5, not 6"):
+        FAST.verify_certificate(certificate, "sec-sim", validators, height=6, block_hash=digest)
+    doubled = certificate.signatures + certificate.signatures[:1]
+    with pytest.raises(InvalidCertificate, match="signed twice"):
+        FAST.verify_certificate(
+            CommitCertificate(5, digest, doubled),
+            "sec-sim",
+            validators,
+            height=5,
+            block_hash=digest,
+        )
+    forged = tuple(CommitSignature(s.validator, bytes(64)) for s in certificate.signatures)
+    with pytest.raises(InvalidCertificate, match="does not verify"):
+        FAST.verify_certificate(
+            CommitCertificate(5, digest, forged), "sec-sim", validators, height=5, block_hash=digest
+        )
