@@ -19,6 +19,9 @@ Per height n in view v:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from consensus import checkpoints
 from consensus.actions import CommitBlock, FaultDetected, Persist
 from consensus.app import Proposal
@@ -42,6 +45,9 @@ from ledger.certificates import build_certificate
 from ledger.keys import Address
 from ledger.validators import ValidatorSet
 
+Vote = TypeVar("Vote", Prepare, Commit, Certify)
+"""A vote of the normal case, stored per slot and sender (`take_vote`)."""
+
 
 def request_view_change(st: ReplicaState, view: int) -> None:
     """Ask the replica to move to `view` (carried out when the current input settles)."""
@@ -49,10 +55,11 @@ def request_view_change(st: ReplicaState, view: int) -> None:
         st.requested_view = max(st.requested_view, view)
 
 
-def note_stale(st: ReplicaState, m: PrePrepare | Prepare | Commit) -> None:
-    """A stale normal-case message: help its sender catch up in height and in view."""
+def note_stale(st: ReplicaState, m: PrePrepare | Prepare | Commit | Certify) -> None:
+    """A stale normal-case message: help its sender catch up in height (it may lack the block's
+    certificate) and, unless it is a view-less CERTIFY, in view."""
     st.help_laggard(m, m.seq)
-    if m.view < st.view:
+    if not isinstance(m, Certify) and m.view < st.view:
         st.help_lower_view(m, m.view, m.seq)
 
 
@@ -174,69 +181,60 @@ def retry_pending(st: ReplicaState, slot: Slot) -> None:
 
 
 def handle_prepare(st: ReplicaState, m: Prepare) -> None:
-    where = st.where(m.view, m.seq)
+    slot = take_vote(st, m, lambda slot: slot.prepares)
+    if slot is not None:
+        check_prepared(st, slot)
+
+
+def handle_commit(st: ReplicaState, m: Commit) -> None:
+    slot = take_vote(st, m, lambda slot: slot.commits)
+    if slot is not None:
+        check_committed(st, slot, m.digest)
+
+
+def handle_certify(st: ReplicaState, m: Certify) -> None:
+    slot = take_vote(st, m, lambda slot: slot.certifies)
+    if slot is not None:
+        check_certified(st, slot, m.digest)
+
+
+def take_vote(
+    st: ReplicaState, m: Vote, votes_of: Callable[[Slot], dict[bytes, Vote]]
+) -> Slot | None:
+    """Check a PREPARE, COMMIT or CERTIFY completely, then store it among `votes_of(slot)`.
+
+    Returns the slot it was stored in (the caller checks for a quorum), or None if it was early
+    and buffered after its signature verified. Raises, changing nothing but the help sent to a
+    laggard: `StaleMessage` (its sender is helped to catch up), `WrongPrimary` (the primary
+    sends no PREPARE), `DuplicateMessage` / `Equivocation` for a sender's second vote in a slot
+    (the first counts), or the verifier's `NotAValidator` / `InvalidSignature`. A view-less
+    CERTIFY says nothing about its sender's view; the others update `peer_views`.
+    """
+    view = None if isinstance(m, Certify) else m.view
+    where = st.where(view, m.seq)
     if where is Where.STALE:
         note_stale(st, m)
-        raise StaleMessage(f"prepare for view {m.view} seq {m.seq} is old")
+        at = f"seq {m.seq}" if view is None else f"view {view} seq {m.seq}"
+        raise StaleMessage(f"{m.KIND} for {at} is old")
     validators = st.validators(m.seq)
-    if m.sender == st.primary(m.view, m.seq):
+    if isinstance(m, Prepare) and m.sender == st.primary(m.view, m.seq):
         raise WrongPrimary(f"the primary of view {m.view} does not send PREPARE")
     if where is Where.FUTURE:
         st.verifier.check_message(validators, m)
         st.buffer.add(m)
-        st.saw_view(m.sender, m.view)
-        return
+        if view is not None:
+            st.saw_view(m.sender, view)
+        return None
     slot = st.votes.log.peek(m.seq)
-    existing = None if slot is None else slot.prepares.get(m.sender)
+    existing = None if slot is None else votes_of(slot).get(m.sender)
     if existing is not None:
         _reject_second_vote(st, existing, m, validators)
     st.verifier.check_message(validators, m)
-    st.saw_view(m.sender, m.view)
+    if view is not None:
+        st.saw_view(m.sender, view)
     slot = st.votes.log.slot(m.seq)
-    slot.prepares[m.sender] = m
-    check_prepared(st, slot)
-
-
-def handle_commit(st: ReplicaState, m: Commit) -> None:
-    where = st.where(m.view, m.seq)
-    if where is Where.STALE:
-        note_stale(st, m)
-        raise StaleMessage(f"commit for view {m.view} seq {m.seq} is old")
-    validators = st.validators(m.seq)
-    if where is Where.FUTURE:
-        st.verifier.check_message(validators, m)
-        st.buffer.add(m)
-        st.saw_view(m.sender, m.view)
-        return
-    slot = st.votes.log.peek(m.seq)
-    existing = None if slot is None else slot.commits.get(m.sender)
-    if existing is not None:
-        _reject_second_vote(st, existing, m, validators)
-    st.verifier.check_message(validators, m)
-    st.saw_view(m.sender, m.view)
-    slot = st.votes.log.slot(m.seq)
-    slot.commits[m.sender] = m
-    check_committed(st, slot, m.digest)
-
-
-def handle_certify(st: ReplicaState, m: Certify) -> None:
-    where = st.where(None, m.seq)
-    if where is Where.STALE:
-        st.help_laggard(m, m.seq)  # the sender may lack this block's certificate
-        raise StaleMessage(f"certify for seq {m.seq} is old")
-    validators = st.validators(m.seq)
-    if where is Where.FUTURE:
-        st.verifier.check_message(validators, m)
-        st.buffer.add(m)
-        return
-    slot = st.votes.log.peek(m.seq)
-    existing = None if slot is None else slot.certifies.get(m.sender)
-    if existing is not None:
-        _reject_second_vote(st, existing, m, validators)
-    st.verifier.check_message(validators, m)
-    slot = st.votes.log.slot(m.seq)
-    slot.certifies[m.sender] = m
-    check_certified(st, slot, m.digest)
+    votes_of(slot)[m.sender] = m
+    return slot
 
 
 def _reject_second_vote(
