@@ -28,6 +28,7 @@ from consensus.messages import Certify, Message
 from consensus.replica import ResourceUsage
 from consensus.sim.world import SimNode, World
 from consensus.state import signed_key
+from ledger.certificates import verify_certificate
 from ledger.errors import InvalidCertificate
 
 LIVENESS_BLOCKS = 3
@@ -75,12 +76,13 @@ class Checker:
                 f"another honest node delivered {first.hex()[:12]}"
             )
         try:
-            self.world.scheme.verify_certificate(
+            verify_certificate(
                 action.certificate,
                 self.world.config.chain_id,
                 node.schedule().at(action.seq),
                 height=action.seq,
                 block_hash=action.digest,
+                verify=self.world.scheme.verify,
             )
         except InvalidCertificate as exc:
             self.violation(

@@ -12,9 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from ledger.certificates import CommitCertificate, verify_certificate
 from ledger.keys import Address, address_of
-from ledger.validators import ValidatorSet
 
 
 class FastSigner:
@@ -31,7 +29,7 @@ class FastSigner:
 
 
 class FastScheme:
-    """Verification matching `FastSigner`; certificates checked by the ledger's own rules."""
+    """Verification matching `FastSigner`."""
 
     __slots__ = ()
 
@@ -40,25 +38,6 @@ class FastScheme:
             return False
         expected = hashlib.blake2b(message, key=public_key, digest_size=64).digest()
         return hmac.compare_digest(expected, signature)
-
-    def verify_certificate(
-        self,
-        certificate: CommitCertificate,
-        chain_id: str,
-        validators: ValidatorSet,
-        *,
-        height: int,
-        block_hash: bytes,
-    ) -> None:
-        """`ledger.certificates.verify_certificate` itself, checking signatures with this scheme."""
-        verify_certificate(
-            certificate,
-            chain_id,
-            validators,
-            height=height,
-            block_hash=block_hash,
-            verify=self.verify,
-        )
 
 
 FAST = FastScheme()
