@@ -42,6 +42,7 @@ from consensus.proofs import build_prepared_proof, short
 from consensus.records import PreparedRecord
 from consensus.state import ReplicaState, Status, Where
 from ledger.certificates import build_certificate
+from ledger.hashing import HASH_SIZE
 from ledger.keys import Address
 from ledger.validators import ValidatorSet
 
@@ -439,18 +440,18 @@ def can_propose(st: ReplicaState) -> bool:
 
 def try_propose(st: ReplicaState) -> None:
     """As primary, ask the application for the next block when the window and timers allow."""
-    if st.proposer.next_seq <= st.delivered_height:
-        st.proposer.next_seq, st.proposer.tip = st.delivered_height + 1, st.delivered_digest
-    if st.proposer.next_seq <= st.low:
-        st.proposer.next_seq, st.proposer.tip = st.low + 1, st.stable.digest
+    proposer = st.proposer
+    if proposer.next_seq <= st.delivered_height:
+        proposer.next_seq, proposer.tip = st.delivered_height + 1, st.delivered_digest
+    if proposer.next_seq <= st.low:
+        proposer.next_seq, proposer.tip = st.low + 1, st.stable.digest
     if not can_propose(st):
         return
-    required = st.now >= st.proposer.last_proposal + st.config.empty_block_interval
-    if not required and not (
-        st.proposer.work_pending and st.now >= st.proposer.last_proposal + st.config.batch_wait
-    ):
+    required = st.now >= proposer.last_proposal + st.config.empty_block_interval
+    batched = proposer.work_pending and st.now >= proposer.last_proposal + st.config.batch_wait
+    if not required and not batched:
         return
-    seq, parent = st.proposer.next_seq, st.proposer.tip
+    seq, parent = proposer.next_seq, proposer.tip
     try:
         ready = parent_ready(st, seq, parent)
     except RejectedProposal:
@@ -464,13 +465,13 @@ def try_propose(st: ReplicaState) -> None:
     proposal = st.app.make_proposal(seq, parent, st.now, required=required) if ready else None
     if proposal is None:
         # Nothing to propose, or the parent is not usable yet: try again after a while.
-        st.proposer.work_pending = False
-        st.proposer.last_proposal = st.now
+        proposer.work_pending = False
+        proposer.last_proposal = st.now
         return
     if (
         proposal.seq != seq
         or proposal.parent != parent
-        or len(proposal.digest) != 32
+        or len(proposal.digest) != HASH_SIZE
         or len(proposal.payload) > st.config.max_payload_bytes
     ):
         st.count("bad_local_proposal")
@@ -482,5 +483,5 @@ def try_propose(st: ReplicaState) -> None:
     slot = st.votes.log.slot(seq)
     slot.pre_prepare = m
     slot.payloads[digest] = payload
-    st.proposer.next_seq, st.proposer.tip, st.proposer.last_proposal = seq + 1, digest, st.now
+    proposer.next_seq, proposer.tip, proposer.last_proposal = seq + 1, digest, st.now
     check_prepared(st, slot)

@@ -491,18 +491,19 @@ class ReplicaState:
         return self.view_change.armed_at + timeout
 
     def proposal_deadline(self) -> float | None:
+        proposer = self.proposer
         if (
             self.status is not Status.NORMAL
-            or self.primary(self.view, self.proposer.next_seq) != self.me
+            or self.primary(self.view, proposer.next_seq) != self.me
         ):
             return None
-        if self.proposer.next_seq > min(
+        if proposer.next_seq > min(
             self.high, self.votes.decided_through + self.config.max_in_flight
         ):
             return None  # window full: deciding a block re-runs the proposal step
-        if self.proposer.work_pending:
-            return self.proposer.last_proposal + self.config.batch_wait
-        return self.proposer.last_proposal + self.config.empty_block_interval
+        if proposer.work_pending:
+            return proposer.last_proposal + self.config.batch_wait
+        return proposer.last_proposal + self.config.empty_block_interval
 
     def next_deadline(self) -> float:
         deadlines = [self.resend_at]

@@ -481,7 +481,7 @@ def may_return(st: ReplicaState, view: int) -> bool:
     Caught up: delivered to within the pipelining depth of what the group is known to have
     decided (it keeps deciding meanwhile, so "equal" may never hold). Patient: our view change
     has had one view timeout to gather followers. Safe: `try_commit` sends no COMMIT below
-    `view_change_high`.
+    `highest_signed`.
     """
     return (
         st.status is Status.VIEW_CHANGE
@@ -514,16 +514,15 @@ def try_return(st: ReplicaState) -> None:
     group = st.group_view()
     if group is None or not may_return(st, group):
         return
-    for sender in sorted(st.view_change.parked_new_views):
-        parked = st.view_change.parked_new_views[sender]
+    parked_new_views = st.view_change.parked_new_views
+    for sender in sorted(parked_new_views):
+        parked = parked_new_views[sender]
         if parked.view != group:
             continue
         try:
             plan = verify_new_view(st, parked)
         except MessageRejected:
-            del st.view_change.parked_new_views[
-                sender
-            ]  # its sender is no longer known: dropped quietly
+            del parked_new_views[sender]  # its sender is no longer known: dropped quietly
             continue
         st.count("returned_with_parked_new_view")
         return_to_group(st, group, (parked, plan))
