@@ -72,7 +72,7 @@ class CommitCertificate:
         if not isinstance(height, int) or isinstance(height, bool) or height < 0:
             raise MalformedBlock(f"certificate height {height!r} is not a non-negative integer")
         if not isinstance(block_hash, bytes) or len(block_hash) != HASH_SIZE:
-            raise MalformedBlock("certificate block_hash must be 32 bytes")
+            raise MalformedBlock(f"certificate block_hash must be {HASH_SIZE} bytes")
         if not isinstance(signatures, list) or len(signatures) > 1024:
             raise MalformedBlock("certificate signatures must be a list of at most 1024")
         parsed = []
