@@ -310,11 +310,7 @@ def _help_with_view(st: ReplicaState, m: ViewChange) -> None:
     st.answered.add((sender, marker))
     if message is not None:
         st.answer(sender, marker, message)
-    known = max([m.checkpoint.seq] + [c.height for c in m.certificates])
-    if known < st.low:
-        st.help_laggard(m, known + 1, verified=True)  # our stable checkpoint: fetch blocks
-    for seq in range(max(known, st.low) + 1, st.delivered_height + 1):
-        st.help_laggard(m, seq, verified=True)
+    _help_with_blocks(st, m)
 
 
 def _note_view_of_peer_ahead(st: ReplicaState, m: ViewChange) -> None:
@@ -325,7 +321,7 @@ def _note_view_of_peer_ahead(st: ReplicaState, m: ViewChange) -> None:
     check yet, are fetched from it (each fetched block is checked against its certificate as
     the horizon advances, so a lie costs only a refused catch-up). One signature check per new
     view or new claimed height of a sender."""
-    claimed = max([m.checkpoint.seq] + [c.height for c in m.certificates])
+    claimed = _held_height(m)
     behind = claimed > max(st.delivered_height, st.catch_up.target)
     if m.view <= st.view_change.peer_views.get(m.sender, -1) and not behind:
         return
@@ -355,11 +351,23 @@ def _help_behind(st: ReplicaState, m: ViewChange) -> None:
     learn at the next stable checkpoint, which may need its own vote."""
     if st.status is not Status.NORMAL or m.sender == st.me:
         return
-    known = max([m.checkpoint.seq] + [c.height for c in m.certificates])
+    _help_with_blocks(st, m)
+
+
+def _help_with_blocks(st: ReplicaState, m: ViewChange) -> None:
+    """`m` (verified) shows how far its sender got: for the blocks we delivered beyond that,
+    send our stable CHECKPOINT if it is below it (it then fetches blocks), and our CERTIFY for
+    each delivered height above both (`help_laggard`: once per peer and height)."""
+    known = _held_height(m)
     if known < st.low:
         st.help_laggard(m, known + 1, verified=True)  # our stable checkpoint: fetch blocks
     for seq in range(max(known, st.low) + 1, st.delivered_height + 1):
         st.help_laggard(m, seq, verified=True)
+
+
+def _held_height(m: ViewChange) -> int:
+    """The highest height `m`'s sender shows it holds: its stable checkpoint or a certificate."""
+    return max([m.checkpoint.seq] + [c.height for c in m.certificates])
 
 
 def _show_our_view(st: ReplicaState, sender: bytes) -> None:
