@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, TypeAlias
 
 import msgpack
 
@@ -352,8 +352,8 @@ class NewView:
         ]
 
 
-Message = PrePrepare | Prepare | Commit | Certify | Checkpoint | ViewChange | NewView
-"""Any consensus message."""
+Message: TypeAlias = PrePrepare | Prepare | Commit | Certify | Checkpoint | ViewChange | NewView
+"""Any consensus message; a closed union (`Replica` dispatches over it with `assert_never`)."""
 
 
 def pre_prepare_signing_bytes(

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import assert_never
 
 from consensus import checkpoints, normal, view_change
 from consensus.actions import Action, Broadcast
@@ -372,20 +373,23 @@ class Replica:
 def _dispatch(st: ReplicaState, message: Message) -> None:
     if message.sender == st.me:
         raise DuplicateMessage("a replica ignores messages signed with its own key")
-    if isinstance(message, Prepare):
-        normal.handle_prepare(st, message)
-    elif isinstance(message, Commit):
-        normal.handle_commit(st, message)
-    elif isinstance(message, Certify):
-        normal.handle_certify(st, message)
-    elif isinstance(message, PrePrepare):
-        normal.handle_pre_prepare(st, message)
-    elif isinstance(message, Checkpoint):
-        checkpoints.handle_checkpoint(st, message)
-    elif isinstance(message, ViewChange):
-        view_change.handle_view_change(st, message)
-    else:
-        view_change.handle_new_view(st, message)
+    match message:
+        case Prepare():
+            normal.handle_prepare(st, message)
+        case Commit():
+            normal.handle_commit(st, message)
+        case Certify():
+            normal.handle_certify(st, message)
+        case PrePrepare():
+            normal.handle_pre_prepare(st, message)
+        case Checkpoint():
+            checkpoints.handle_checkpoint(st, message)
+        case ViewChange():
+            view_change.handle_view_change(st, message)
+        case NewView():
+            view_change.handle_new_view(st, message)
+        case _:
+            assert_never(message)
 
 
 def _check_request_timer(st: ReplicaState) -> None:
