@@ -8,7 +8,8 @@ Public API (details in docs/consensus.md):
   `on_catch_up_block`, `on_validator_set` each return a list of actions.
 * Actions (`consensus.actions`): `Send`, `Broadcast`, `SetTimer`, `CommitBlock`, `Persist`,
   `DiscardRecords`, `RequestCatchUp`, `FaultDetected`, `EnteredView`; the driver carries them out
-  in order and makes each `Persist` durable before any later action.
+  in order and makes each `Persist` durable before any later action. `Action` is their closed
+  union: a driver matches over it and ends in `typing.assert_never`, so none is forgotten.
 * `Application` (`consensus.app`): `can_build_on`, `make_proposal`, `validate_proposal`,
   `verify_payload`.
 * Messages (`consensus.messages`): `decode_message(bytes)` is the one entry point for wire bytes;

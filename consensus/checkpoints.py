@@ -42,7 +42,7 @@ def on_delivered(st: ReplicaState, seq: int, digest: bytes) -> None:
         return
     checkpoint = st.publish(lambda s: Checkpoint(seq, digest, st.me, s))
     if checkpoint is not None:
-        st.checkpoint_votes.setdefault(seq, {})[st.me] = checkpoint
+        st.votes.checkpoints.setdefault(seq, {})[st.me] = checkpoint
         _check_stable(st, seq, digest)
 
 
@@ -55,11 +55,11 @@ def handle_checkpoint(st: ReplicaState, m: Checkpoint) -> None:
     validators = st.validators(m.seq)
     if m.seq > st.horizon:
         # Beyond the heights whose validator set we know for sure: only a catch-up hint.
-        known = st.peer_checkpoints.get(m.sender)
+        known = st.catch_up.peer_checkpoints.get(m.sender)
         if known is not None and known.seq >= m.seq:
             raise DuplicateMessage(f"{short(m.sender)} already claimed checkpoint {known.seq}")
         st.verifier.check_message(validators, m)
-        st.peer_checkpoints[m.sender] = m
+        st.catch_up.peer_checkpoints[m.sender] = m
         _check_far_checkpoints(st)
         return
     if not is_checkpoint_height(st, m.seq):
@@ -68,20 +68,20 @@ def handle_checkpoint(st: ReplicaState, m: Checkpoint) -> None:
             # know it already. Honest, so ignored, not punished.
             raise OutOfWindow(f"checkpoint {m.seq} at the horizon; its epoch is not known yet")
         raise MalformedMessage(f"{m.seq} is not a checkpoint height")
-    existing = st.checkpoint_votes.get(m.seq, {}).get(m.sender)
+    existing = st.votes.checkpoints.get(m.seq, {}).get(m.sender)
     if existing is not None:
         if existing == m:
             raise DuplicateMessage(f"checkpoint {m.seq} of {short(m.sender)} seen before")
         st.verifier.check_message(validators, m)  # a forgery must not blame the sender
         raise Equivocation(f"{short(m.sender)} signed two checkpoints at {m.seq}")
     st.verifier.check_message(validators, m)
-    st.checkpoint_votes.setdefault(m.seq, {})[m.sender] = m
+    st.votes.checkpoints.setdefault(m.seq, {})[m.sender] = m
     _check_stable(st, m.seq, m.digest)
 
 
 def _check_stable(st: ReplicaState, seq: int, digest: bytes) -> None:
     validators = st.validators(seq)
-    votes = [c for c in st.checkpoint_votes.get(seq, {}).values() if c.digest == digest]
+    votes = [c for c in st.votes.checkpoints.get(seq, {}).values() if c.digest == digest]
     if len(votes) >= validators.quorum:
         make_stable(st, build_checkpoint_proof(seq, digest, votes))
     elif seq > st.delivered_height and len(votes) > validators.max_faulty:
@@ -90,13 +90,15 @@ def _check_stable(st: ReplicaState, seq: int, digest: bytes) -> None:
 
 def _check_far_checkpoints(st: ReplicaState) -> None:
     claims = sorted(
-        (c.seq for c in st.peer_checkpoints.values() if c.seq > st.delivered_height),
+        (c.seq for c in st.catch_up.peer_checkpoints.values() if c.seq > st.delivered_height),
         reverse=True,
     )
     enough = st.validators(st.delivered_height + 1).max_faulty + 1
     if len(claims) >= enough:
         target = claims[enough - 1]  # at least one honest validator delivered this far
-        peers = tuple(Address(s) for s, c in st.peer_checkpoints.items() if c.seq >= target)
+        peers = tuple(
+            Address(s) for s, c in st.catch_up.peer_checkpoints.items() if c.seq >= target
+        )
         note_behind(st, target, peers)
 
 
@@ -109,22 +111,22 @@ def make_stable(st: ReplicaState, proof: CheckpointProof) -> None:
     st.update_high()
     seq = proof.seq
     st.emit(Persist(CheckpointRecord(proof)))
-    if seq > st.decided_through:
-        st.decided_through = seq
-    while st.decided_through + 1 in st.decided:
-        st.decided_through += 1
+    if seq > st.votes.decided_through:
+        st.votes.decided_through = seq
+    while st.votes.decided_through + 1 in st.votes.decided:
+        st.votes.decided_through += 1
     # Heights between the delivered one and the checkpoint stay until delivered (or fetched).
     floor = min(seq, st.delivered_height)
-    st.log.discard_through(floor)
-    for height in [h for h in st.certificates if h <= floor]:
-        del st.certificates[height]
-    for height in [h for h in st.checkpoint_votes if h <= seq]:
-        del st.checkpoint_votes[height]
-    for sender in [s for s, c in st.peer_checkpoints.items() if c.seq <= seq]:
-        del st.peer_checkpoints[sender]
+    st.votes.log.discard_through(floor)
+    for height in [h for h in st.votes.certificates if h <= floor]:
+        del st.votes.certificates[height]
+    for height in [h for h in st.votes.checkpoints if h <= seq]:
+        del st.votes.checkpoints[height]
+    for sender in [s for s, c in st.catch_up.peer_checkpoints.items() if c.seq <= seq]:
+        del st.catch_up.peer_checkpoints[sender]
     st.answered.clear()
     keep = ("checkpoint", 0, seq)
-    kept_view = min(st.view, st.normal_view)
+    kept_view = min(st.view, st.view_change.normal_view)
     obsolete = [k for k in st.signed if _obsolete_key(k, seq, st.view, kept_view) and k != keep]
     for key in obsolete:
         del st.signed[key]
@@ -157,19 +159,19 @@ def note_behind(st: ReplicaState, target: int, peers: tuple[Address, ...]) -> No
     """
     if target <= st.delivered_height:
         return
-    if st.catch_up_target <= st.delivered_height:
-        st.catch_up_at = st.now + st.config.resend_interval
-    if target >= st.catch_up_target:
-        st.catch_up_target = target
+    if st.catch_up.target <= st.delivered_height:
+        st.catch_up.retry_at = st.now + st.config.resend_interval
+    if target >= st.catch_up.target:
+        st.catch_up.target = target
         if peers:
-            st.catch_up_peers = peers
+            st.catch_up.peers = peers
 
 
 def retry_catch_up(st: ReplicaState) -> None:
-    if st.catch_up_target > st.delivered_height and st.now >= st.catch_up_at:
-        st.catch_up_at = st.now + st.config.catch_up_retry
+    if st.catch_up.target > st.delivered_height and st.now >= st.catch_up.retry_at:
+        st.catch_up.retry_at = st.now + st.config.catch_up_retry
         st.emit(
-            RequestCatchUp(st.delivered_height + 1, st.catch_up_target, tuple(st.catch_up_peers))
+            RequestCatchUp(st.delivered_height + 1, st.catch_up.target, tuple(st.catch_up.peers))
         )
 
 
@@ -184,17 +186,17 @@ def accept_catch_up_block(
             f"block {seq} is too far ahead of delivered height {st.delivered_height}; "
             "feed catch-up blocks in height order"
         )
-    if seq in st.catch_up_blocks:
+    if seq in st.catch_up.blocks:
         raise DuplicateMessage(f"block {seq} already fetched")
     if certificate.height != seq or certificate.block_hash != digest:
         raise InvalidProof(f"certificate is for height {certificate.height}, not block {seq}")
     st.verifier.check_certificate(st.validators(seq), certificate)
-    decided = st.decided.get(seq)
+    decided = st.votes.decided.get(seq)
     if decided is not None and decided != digest:
         raise InvalidProof(f"block {seq} conflicts with the block decided here")
     try:
         st.app.verify_payload(seq, digest, payload)
     except InvalidProposal as exc:
         raise InvalidProof(f"payload of block {seq} does not match its certificate: {exc}") from exc
-    st.catch_up_blocks[seq] = (digest, payload, certificate)
+    st.catch_up.blocks[seq] = (digest, payload, certificate)
     st.dirty = True

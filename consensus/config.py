@@ -21,7 +21,7 @@ import itertools
 from dataclasses import dataclass, field
 
 from consensus.errors import ConfigError, ValidatorScheduleError
-from ledger.certificates import HASH_SIZE
+from ledger.hashing import HASH_SIZE
 from ledger.parameters import MIN_VALIDATOR_CHANGE_DELAY
 from ledger.validators import ValidatorSet
 

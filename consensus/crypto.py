@@ -1,8 +1,10 @@
 """The signature scheme the core uses, injectable so the simulator can run thousands of seeds fast.
 
-Production uses `ED25519`: libsodium verification (`ledger.keys.verify_signature`) and the
-ledger's own `verify_certificate`, so a certificate the core accepts is exactly one an auditor
-accepts. A signer is anything with an `address` and `sign(bytes) -> bytes`; `ledger.keys.Signer`
+Production uses `ED25519`: libsodium verification (`ledger.keys.verify_signature`). A scheme
+only checks single signatures: commit certificates are always checked by the ledger's own
+`verify_certificate` with the scheme's `verify` injected, so a certificate the core accepts is
+exactly one an auditor accepts, and the simulator's fast scheme cannot drift from those rules.
+A signer is anything with an `address` and `sign(bytes) -> bytes`; `ledger.keys.Signer`
 qualifies.
 
 `VerifiedCache` remembers (public key, message, signature) triples that verified, bounded in
@@ -13,9 +15,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ledger.certificates import CommitCertificate, verify_certificate
 from ledger.keys import Address, verify_signature
-from ledger.validators import ValidatorSet
 
 
 class MessageSigner(Protocol):
@@ -28,43 +28,20 @@ class MessageSigner(Protocol):
 
 
 class SignatureScheme(Protocol):
-    """Signature verification, for single messages and for commit certificates."""
+    """Signature verification (also what `ledger.certificates.verify_certificate` is given)."""
 
     def verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
         """True iff `signature` is `public_key`'s signature of `message`; never raises."""
         ...
 
-    def verify_certificate(
-        self,
-        certificate: CommitCertificate,
-        chain_id: str,
-        validators: ValidatorSet,
-        *,
-        height: int,
-        block_hash: bytes,
-    ) -> None:
-        """Raise `ledger.errors.InvalidCertificate` unless a quorum of `validators` signed."""
-        ...
-
 
 class Ed25519Scheme:
-    """Real Ed25519 (libsodium) and the ledger's certificate check."""
+    """Real Ed25519 (libsodium)."""
 
     __slots__ = ()
 
     def verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
         return verify_signature(public_key, message, signature)
-
-    def verify_certificate(
-        self,
-        certificate: CommitCertificate,
-        chain_id: str,
-        validators: ValidatorSet,
-        *,
-        height: int,
-        block_hash: bytes,
-    ) -> None:
-        verify_certificate(certificate, chain_id, validators, height=height, block_hash=block_hash)
 
 
 ED25519 = Ed25519Scheme()

@@ -25,14 +25,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, TypeAlias
 
 import msgpack
 
 from consensus.errors import MalformedMessage, MessageTooLarge
-from ledger.certificates import HASH_SIZE, CommitCertificate
+from ledger.certificates import COMMIT_CERTIFICATE_DOMAIN, CommitCertificate
 from ledger.encoding import decode, encode
 from ledger.errors import DecodeError, MalformedBlock
+from ledger.hashing import HASH_SIZE
 from ledger.keys import ADDRESS_SIZE, SIGNATURE_SIZE, Address
 
 PRE_PREPARE_DOMAIN: Final = b"SEC/pbft/pre-prepare/v1"
@@ -41,8 +42,6 @@ COMMIT_DOMAIN: Final = b"SEC/pbft/commit/v1"
 CHECKPOINT_DOMAIN: Final = b"SEC/pbft/checkpoint/v1"
 VIEW_CHANGE_DOMAIN: Final = b"SEC/pbft/view-change/v1"
 NEW_VIEW_DOMAIN: Final = b"SEC/pbft/new-view/v1"
-COMMIT_CERTIFICATE_DOMAIN: Final = b"SEC/commit/v1"
-"""The domain of `ledger.certificates.commit_signing_bytes`."""
 
 DEFAULT_MAX_MESSAGE_BYTES: Final = 8 * 1024 * 1024
 MAX_INTEGER: Final = 2**63 - 1
@@ -353,8 +352,8 @@ class NewView:
         ]
 
 
-Message = PrePrepare | Prepare | Commit | Certify | Checkpoint | ViewChange | NewView
-"""Any consensus message."""
+Message: TypeAlias = PrePrepare | Prepare | Commit | Certify | Checkpoint | ViewChange | NewView
+"""Any consensus message; a closed union (`Replica` dispatches over it with `assert_never`)."""
 
 
 def pre_prepare_signing_bytes(

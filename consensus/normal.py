@@ -19,6 +19,9 @@ Per height n in view v:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from consensus import checkpoints
 from consensus.actions import CommitBlock, FaultDetected, Persist
 from consensus.app import Proposal
@@ -39,8 +42,12 @@ from consensus.proofs import build_prepared_proof, short
 from consensus.records import PreparedRecord
 from consensus.state import ReplicaState, Status, Where
 from ledger.certificates import build_certificate
+from ledger.hashing import HASH_SIZE
 from ledger.keys import Address
 from ledger.validators import ValidatorSet
+
+Vote = TypeVar("Vote", Prepare, Commit, Certify)
+"""A vote of the normal case, stored per slot and sender (`take_vote`)."""
 
 
 def request_view_change(st: ReplicaState, view: int) -> None:
@@ -49,10 +56,11 @@ def request_view_change(st: ReplicaState, view: int) -> None:
         st.requested_view = max(st.requested_view, view)
 
 
-def note_stale(st: ReplicaState, m: PrePrepare | Prepare | Commit) -> None:
-    """A stale normal-case message: help its sender catch up in height and in view."""
+def note_stale(st: ReplicaState, m: PrePrepare | Prepare | Commit | Certify) -> None:
+    """A stale normal-case message: help its sender catch up in height (it may lack the block's
+    certificate) and, unless it is a view-less CERTIFY, in view."""
     st.help_laggard(m, m.seq)
-    if m.view < st.view:
+    if not isinstance(m, Certify) and m.view < st.view:
         st.help_lower_view(m, m.view, m.seq)
 
 
@@ -76,7 +84,7 @@ def handle_pre_prepare(st: ReplicaState, m: PrePrepare) -> None:
         st.buffer.add(m)
         st.saw_view(m.sender, m.view)
         return
-    slot = st.log.peek(m.seq)
+    slot = st.votes.log.peek(m.seq)
     existing = None if slot is None else (slot.pre_prepare or slot.pending)
     if existing is not None:
         if existing == m:
@@ -90,7 +98,7 @@ def handle_pre_prepare(st: ReplicaState, m: PrePrepare) -> None:
         return
     st.verifier.check_message(validators, m)
     if not parent_ready(st, m.seq, m.parent):
-        st.log.slot(m.seq).pending = m
+        st.votes.log.slot(m.seq).pending = m
         st.saw_view(m.sender, m.view)
         return
     _validate(st, m)
@@ -102,7 +110,7 @@ def offer_pre_prepare(st: ReplicaState, m: PrePrepare) -> None:
     """Accept a verified pre-prepare now or park it until its parent is ready (no raise)."""
     try:
         if not parent_ready(st, m.seq, m.parent):
-            st.log.slot(m.seq).pending = m
+            st.votes.log.slot(m.seq).pending = m
             return
         _validate(st, m)
     except RejectedProposal:
@@ -114,7 +122,7 @@ def offer_pre_prepare(st: ReplicaState, m: PrePrepare) -> None:
 def _validate(st: ReplicaState, m: PrePrepare) -> None:
     # Fresh unless it is one of this view's NEW-VIEW re-proposals: those are exempt from the
     # lower block-time bound (docs/consensus.md, "Block time bounds").
-    fresh = st.new_view is None or m not in st.new_view.pre_prepares
+    fresh = st.view_change.new_view is None or m not in st.view_change.new_view.pre_prepares
     try:
         proposal = Proposal(m.seq, m.parent, m.digest, m.payload)
         st.app.validate_proposal(proposal, st.now, fresh=fresh)
@@ -132,10 +140,10 @@ def parent_ready(st: ReplicaState, seq: int, parent: bytes) -> bool:
             raise RejectedProposal(f"parent of seq {seq} is not the delivered block {previous}")
         # A block delivered during this very input is not executed by the application yet.
         return previous <= st.executed_height
-    decided = st.decided.get(previous)
+    decided = st.votes.decided.get(previous)
     if decided is not None and decided != parent:
         raise RejectedProposal(f"parent of seq {seq} is not the decided block {previous}")
-    slot = st.log.peek(previous)
+    slot = st.votes.log.peek(previous)
     if slot is None:
         return False
     if slot.pre_prepare is not None:
@@ -146,7 +154,7 @@ def parent_ready(st: ReplicaState, seq: int, parent: bytes) -> bool:
 
 
 def accept_pre_prepare(st: ReplicaState, m: PrePrepare) -> None:
-    slot = st.log.slot(m.seq)
+    slot = st.votes.log.slot(m.seq)
     slot.pre_prepare = m
     slot.pending = None
     slot.payloads[m.digest] = m.payload
@@ -157,7 +165,7 @@ def accept_pre_prepare(st: ReplicaState, m: PrePrepare) -> None:
         if prepare is not None:
             slot.prepares[st.me] = prepare
     check_prepared(st, slot)
-    child = st.log.peek(m.seq + 1)
+    child = st.votes.log.peek(m.seq + 1)
     if child is not None and child.pending is not None:
         retry_pending(st, child)
 
@@ -174,69 +182,60 @@ def retry_pending(st: ReplicaState, slot: Slot) -> None:
 
 
 def handle_prepare(st: ReplicaState, m: Prepare) -> None:
-    where = st.where(m.view, m.seq)
+    slot = take_vote(st, m, lambda slot: slot.prepares)
+    if slot is not None:
+        check_prepared(st, slot)
+
+
+def handle_commit(st: ReplicaState, m: Commit) -> None:
+    slot = take_vote(st, m, lambda slot: slot.commits)
+    if slot is not None:
+        check_committed(st, slot, m.digest)
+
+
+def handle_certify(st: ReplicaState, m: Certify) -> None:
+    slot = take_vote(st, m, lambda slot: slot.certifies)
+    if slot is not None:
+        check_certified(st, slot, m.digest)
+
+
+def take_vote(
+    st: ReplicaState, m: Vote, votes_of: Callable[[Slot], dict[bytes, Vote]]
+) -> Slot | None:
+    """Check a PREPARE, COMMIT or CERTIFY completely, then store it among `votes_of(slot)`.
+
+    Returns the slot it was stored in (the caller checks for a quorum), or None if it was early
+    and buffered after its signature verified. Raises, changing nothing but the help sent to a
+    laggard: `StaleMessage` (its sender is helped to catch up), `WrongPrimary` (the primary
+    sends no PREPARE), `DuplicateMessage` / `Equivocation` for a sender's second vote in a slot
+    (the first counts), or the verifier's `NotAValidator` / `InvalidSignature`. A view-less
+    CERTIFY says nothing about its sender's view; the others update `peer_views`.
+    """
+    view = None if isinstance(m, Certify) else m.view
+    where = st.where(view, m.seq)
     if where is Where.STALE:
         note_stale(st, m)
-        raise StaleMessage(f"prepare for view {m.view} seq {m.seq} is old")
+        at = f"seq {m.seq}" if view is None else f"view {view} seq {m.seq}"
+        raise StaleMessage(f"{m.KIND} for {at} is old")
     validators = st.validators(m.seq)
-    if m.sender == st.primary(m.view, m.seq):
+    if isinstance(m, Prepare) and m.sender == st.primary(m.view, m.seq):
         raise WrongPrimary(f"the primary of view {m.view} does not send PREPARE")
     if where is Where.FUTURE:
         st.verifier.check_message(validators, m)
         st.buffer.add(m)
-        st.saw_view(m.sender, m.view)
-        return
-    slot = st.log.peek(m.seq)
-    existing = None if slot is None else slot.prepares.get(m.sender)
+        if view is not None:
+            st.saw_view(m.sender, view)
+        return None
+    slot = st.votes.log.peek(m.seq)
+    existing = None if slot is None else votes_of(slot).get(m.sender)
     if existing is not None:
         _reject_second_vote(st, existing, m, validators)
     st.verifier.check_message(validators, m)
-    st.saw_view(m.sender, m.view)
-    slot = st.log.slot(m.seq)
-    slot.prepares[m.sender] = m
-    check_prepared(st, slot)
-
-
-def handle_commit(st: ReplicaState, m: Commit) -> None:
-    where = st.where(m.view, m.seq)
-    if where is Where.STALE:
-        note_stale(st, m)
-        raise StaleMessage(f"commit for view {m.view} seq {m.seq} is old")
-    validators = st.validators(m.seq)
-    if where is Where.FUTURE:
-        st.verifier.check_message(validators, m)
-        st.buffer.add(m)
-        st.saw_view(m.sender, m.view)
-        return
-    slot = st.log.peek(m.seq)
-    existing = None if slot is None else slot.commits.get(m.sender)
-    if existing is not None:
-        _reject_second_vote(st, existing, m, validators)
-    st.verifier.check_message(validators, m)
-    st.saw_view(m.sender, m.view)
-    slot = st.log.slot(m.seq)
-    slot.commits[m.sender] = m
-    check_committed(st, slot, m.digest)
-
-
-def handle_certify(st: ReplicaState, m: Certify) -> None:
-    where = st.where(None, m.seq)
-    if where is Where.STALE:
-        st.help_laggard(m, m.seq)  # the sender may lack this block's certificate
-        raise StaleMessage(f"certify for seq {m.seq} is old")
-    validators = st.validators(m.seq)
-    if where is Where.FUTURE:
-        st.verifier.check_message(validators, m)
-        st.buffer.add(m)
-        return
-    slot = st.log.peek(m.seq)
-    existing = None if slot is None else slot.certifies.get(m.sender)
-    if existing is not None:
-        _reject_second_vote(st, existing, m, validators)
-    st.verifier.check_message(validators, m)
-    slot = st.log.slot(m.seq)
-    slot.certifies[m.sender] = m
-    check_certified(st, slot, m.digest)
+    if view is not None:
+        st.saw_view(m.sender, view)
+    slot = st.votes.log.slot(m.seq)
+    votes_of(slot)[m.sender] = m
+    return slot
 
 
 def _reject_second_vote(
@@ -274,7 +273,7 @@ def decided_digest(st: ReplicaState, seq: int) -> bytes | None:
         return st.delivered_digest
     if seq == st.low:
         return st.stable.digest
-    return st.decided.get(seq)
+    return st.votes.decided.get(seq)
 
 
 def try_commit(st: ReplicaState, seq: int) -> None:
@@ -287,16 +286,16 @@ def try_commit(st: ReplicaState, seq: int) -> None:
     would not report the commit, and a NEW-VIEW may still use it (docs/consensus.md, "Coming
     back from a lone view change").
     """
-    if st.status is not Status.NORMAL or seq > st.decided_through + 1:
+    if st.status is not Status.NORMAL or seq > st.votes.decided_through + 1:
         return
-    if st.view < st.view_change_high:
+    if st.view < st.view_change.highest_signed:
         st.count("commit_withheld_below_own_view_change")
         return
-    slot = st.log.peek(seq)
+    slot = st.votes.log.peek(seq)
     proof = None if slot is None else slot.prepared
     if slot is None or proof is None or proof.view != st.view or not st.is_member(seq):
         return
-    if seq <= st.decided_through:
+    if seq <= st.votes.decided_through:
         if proof.digest != decided_digest(st, seq):
             return
     elif proof.parent != decided_digest(st, seq - 1):
@@ -312,13 +311,16 @@ def try_commit(st: ReplicaState, seq: int) -> None:
 
 
 def check_committed(st: ReplicaState, slot: Slot, digest: bytes) -> None:
-    if slot.seq in st.decided or slot.matching_commits(digest) < st.validators(slot.seq).quorum:
+    if (
+        slot.seq in st.votes.decided
+        or slot.matching_commits(digest) < st.validators(slot.seq).quorum
+    ):
         return
     decide(st, slot.seq, digest)
 
 
 def check_certified(st: ReplicaState, slot: Slot, digest: bytes) -> None:
-    if slot.seq in st.certificates:
+    if slot.seq in st.votes.certificates:
         return
     signatures = slot.certify_signatures(digest)
     validators = st.validators(slot.seq)
@@ -330,7 +332,7 @@ def check_certified(st: ReplicaState, slot: Slot, digest: bytes) -> None:
             senders = tuple(Address(s) for s in sorted(signatures) if s != st.me)
             checkpoints.note_behind(st, slot.seq, senders)
         return
-    st.certificates[slot.seq] = build_certificate(slot.seq, digest, signatures)
+    st.votes.certificates[slot.seq] = build_certificate(slot.seq, digest, signatures)
     st.dirty = True
     decide(st, slot.seq, digest)
 
@@ -339,22 +341,22 @@ def decide(st: ReplicaState, seq: int, digest: bytes) -> None:
     """Record that `digest` is the block at `seq`; certify it; commit the next height."""
     if seq <= st.delivered_height or seq <= st.low:
         return
-    known = st.decided.get(seq)
+    known = st.votes.decided.get(seq)
     if known is not None:
         if known != digest:
             st.count("conflicting_decision")  # impossible with at most f faulty validators
         return
-    st.decided[seq] = digest
+    st.votes.decided[seq] = digest
     st.dirty = True
-    while st.decided_through + 1 in st.decided:
-        st.decided_through += 1
+    while st.votes.decided_through + 1 in st.votes.decided:
+        st.votes.decided_through += 1
     if st.is_member(seq):
         certify = st.publish(lambda s: Certify(seq, digest, st.me, s))
         if certify is not None:
-            slot = st.log.slot(seq)
+            slot = st.votes.log.slot(seq)
             slot.certifies[st.me] = certify
             check_certified(st, slot, digest)
-    try_commit(st, st.decided_through + 1)
+    try_commit(st, st.votes.decided_through + 1)
 
 
 # --- delivery ------------------------------------------------------------------------------------
@@ -362,7 +364,7 @@ def decide(st: ReplicaState, seq: int, digest: bytes) -> None:
 
 def find_payload(st: ReplicaState, seq: int, digest: bytes) -> bytes | None:
     """A block for `digest` known valid, or checked now against the digest."""
-    slot = st.log.peek(seq)
+    slot = st.votes.log.peek(seq)
     candidates: list[bytes] = []
     if slot is not None:
         known = slot.payloads.get(digest)
@@ -373,7 +375,7 @@ def find_payload(st: ReplicaState, seq: int, digest: bytes) -> bytes | None:
                 candidates.append(m.payload)
         if slot.prepared is not None and slot.prepared.digest == digest:
             candidates.append(slot.prepared_payload)
-    attached = st.vc_payloads.get(digest)
+    attached = st.view_change.payloads.get(digest)
     if attached is not None:
         candidates.append(attached)
     for payload in candidates:
@@ -391,34 +393,34 @@ def try_deliver(st: ReplicaState) -> None:
     """Emit `CommitBlock` for every consecutive height with a certificate and a payload."""
     while st.delivered_height < st.horizon:
         seq = st.delivered_height + 1
-        if seq not in st.certificates and seq not in st.catch_up_blocks:
+        if seq not in st.votes.certificates and seq not in st.catch_up.blocks:
             return
-        fetched = st.catch_up_blocks.pop(seq, None)
+        fetched = st.catch_up.blocks.pop(seq, None)
         if fetched is not None:
             digest, payload, certificate = fetched
         else:
-            certificate = st.certificates.get(seq)  # type: ignore[assignment]
+            certificate = st.votes.certificates.get(seq)  # type: ignore[assignment]
             if certificate is None:
                 return
             digest = certificate.block_hash
             found = find_payload(st, seq, digest)
             if found is None:
                 signers = tuple(s.validator for s in certificate.signatures)
-                checkpoints.note_behind(st, max(st.certificates), signers)
+                checkpoints.note_behind(st, max(st.votes.certificates), signers)
                 return
             payload = found
         st.emit(CommitBlock(seq, digest, payload, certificate))
         if seq > st.low:
-            st.certificates[seq] = certificate
+            st.votes.certificates[seq] = certificate
         else:
-            st.certificates.pop(seq, None)
+            st.votes.certificates.pop(seq, None)
         st.delivered_height = seq
         st.delivered_digest = digest
-        st.decided.pop(seq, None)
-        st.decided_through = max(st.decided_through, seq)
-        st.attempt = 0
+        st.votes.decided.pop(seq, None)
+        st.votes.decided_through = max(st.votes.decided_through, seq)
+        st.view_change.attempt = 0
         st.progress()
-        st.log.discard(seq)
+        st.votes.log.discard(seq)
         checkpoints.on_delivered(st, seq, digest)
 
 
@@ -426,28 +428,30 @@ def try_deliver(st: ReplicaState) -> None:
 
 
 def can_propose(st: ReplicaState) -> bool:
-    seq = st.next_seq
+    seq = st.proposer.next_seq
     return (
         st.status is Status.NORMAL
         and st.primary(st.view, seq) == st.me
         and seq <= st.high
-        and seq <= st.decided_through + st.config.max_in_flight
+        and seq <= st.votes.decided_through + st.config.max_in_flight
         and st.is_member(seq)
     )
 
 
 def try_propose(st: ReplicaState) -> None:
     """As primary, ask the application for the next block when the window and timers allow."""
-    if st.next_seq <= st.delivered_height:
-        st.next_seq, st.tip = st.delivered_height + 1, st.delivered_digest
-    if st.next_seq <= st.low:
-        st.next_seq, st.tip = st.low + 1, st.stable.digest
+    proposer = st.proposer
+    if proposer.next_seq <= st.delivered_height:
+        proposer.next_seq, proposer.tip = st.delivered_height + 1, st.delivered_digest
+    if proposer.next_seq <= st.low:
+        proposer.next_seq, proposer.tip = st.low + 1, st.stable.digest
     if not can_propose(st):
         return
-    required = st.now >= st.last_proposal + st.config.empty_block_interval
-    if not required and not (st.work_pending and st.now >= st.last_proposal + st.config.batch_wait):
+    required = st.now >= proposer.last_proposal + st.config.empty_block_interval
+    batched = proposer.work_pending and st.now >= proposer.last_proposal + st.config.batch_wait
+    if not required and not batched:
         return
-    seq, parent = st.next_seq, st.tip
+    seq, parent = proposer.next_seq, proposer.tip
     try:
         ready = parent_ready(st, seq, parent)
     except RejectedProposal:
@@ -461,13 +465,13 @@ def try_propose(st: ReplicaState) -> None:
     proposal = st.app.make_proposal(seq, parent, st.now, required=required) if ready else None
     if proposal is None:
         # Nothing to propose, or the parent is not usable yet: try again after a while.
-        st.work_pending = False
-        st.last_proposal = st.now
+        proposer.work_pending = False
+        proposer.last_proposal = st.now
         return
     if (
         proposal.seq != seq
         or proposal.parent != parent
-        or len(proposal.digest) != 32
+        or len(proposal.digest) != HASH_SIZE
         or len(proposal.payload) > st.config.max_payload_bytes
     ):
         st.count("bad_local_proposal")
@@ -476,8 +480,8 @@ def try_propose(st: ReplicaState) -> None:
     m = st.publish(lambda s: PrePrepare(view, seq, digest, parent, payload, st.me, s))
     if m is None:
         return
-    slot = st.log.slot(seq)
+    slot = st.votes.log.slot(seq)
     slot.pre_prepare = m
     slot.payloads[digest] = payload
-    st.next_seq, st.tip, st.last_proposal = seq + 1, digest, st.now
+    proposer.next_seq, proposer.tip, proposer.last_proposal = seq + 1, digest, st.now
     check_prepared(st, slot)

@@ -23,7 +23,7 @@ from consensus.messages import (
     Vote,
     checkpoint_signing_bytes,
 )
-from ledger.certificates import CommitCertificate
+from ledger.certificates import CommitCertificate, verify_certificate
 from ledger.errors import InvalidCertificate
 from ledger.keys import Address, format_address
 from ledger.validators import ValidatorSet
@@ -159,13 +159,7 @@ class Verifier:
     def check_certificate(self, validators: ValidatorSet, certificate: CommitCertificate) -> None:
         """Raise `InvalidProof` unless a quorum of `validators` signed the certificate."""
         try:
-            self.scheme.verify_certificate(
-                certificate,
-                self.chain_id,
-                validators,
-                height=certificate.height,
-                block_hash=certificate.block_hash,
-            )
+            verify_certificate(certificate, self.chain_id, validators, verify=self.scheme.verify)
         except InvalidCertificate as exc:
             raise InvalidProof(f"certificate for height {certificate.height}: {exc}") from exc
 

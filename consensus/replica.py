@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import assert_never
 
 from consensus import checkpoints, normal, view_change
 from consensus.actions import Action, Broadcast
@@ -143,8 +144,8 @@ class Replica:
         st.stable = stable
         st.delivered_height, st.delivered_digest = height, digest
         st.executed_height = height
-        st.decided_through = max(height, stable.seq)
-        st.next_seq, st.tip = height + 1, digest
+        st.votes.decided_through = max(height, stable.seq)
+        st.proposer.next_seq, st.proposer.tip = height + 1, digest
         st.horizon = height + config.min_validator_change_delay
         st.update_high()
         for record in records:
@@ -154,20 +155,20 @@ class Replica:
                 _restore_prepared(st, record)
         for certificate in certificates:
             if stable.seq < certificate.height <= height:
-                st.certificates[certificate.height] = certificate
+                st.votes.certificates[certificate.height] = certificate
         for key, message in st.signed.items():
-            if isinstance(message, Certify) and message.seq > st.decided_through:
-                st.decided[message.seq] = message.digest
+            if isinstance(message, Certify) and message.seq > st.votes.decided_through:
+                st.votes.decided[message.seq] = message.digest
             elif isinstance(message, Checkpoint) and key[2] > stable.seq:
-                st.checkpoint_votes.setdefault(message.seq, {})[st.me] = message
-        while st.decided_through + 1 in st.decided:
-            st.decided_through += 1
+                st.votes.checkpoints.setdefault(message.seq, {})[st.me] = message
+        while st.votes.decided_through + 1 in st.votes.decided:
+            st.votes.decided_through += 1
         _restore_view(st)
-        st.normal_view = max(
+        st.view_change.normal_view = max(
             (k[1] for k in st.signed if k[0] in ("pre-prepare", "prepare", "commit", "new-view")),
             default=0,
         )
-        st.view_change_high = max(
+        st.view_change.highest_signed = max(
             (key[1] for key in st.signed if key[0] == "view-change"), default=0
         )
         if stable.seq > height:
@@ -218,7 +219,7 @@ class Replica:
     def on_pending_transactions(self, now: float) -> list[Action]:
         """The application has transactions: a primary with room will ask `make_proposal`."""
         st = self._begin(now)
-        st.work_pending = True
+        st.proposer.work_pending = True
         st.dirty = True
         return self._settle()
 
@@ -289,7 +290,7 @@ class Replica:
     @property
     def decided_height(self) -> int:
         """Every height up to this one is decided here (delivered or awaiting its certificate)."""
-        return self._state.decided_through
+        return self._state.votes.decided_through
 
     @property
     def stable_checkpoint(self) -> int:
@@ -313,12 +314,12 @@ class Replica:
         return ResourceUsage(
             buffered=len(st.buffer),
             buffered_largest_share=st.buffer.largest_share(),
-            slots=len(st.log),
-            view_changes=sum(len(c) for c in st.view_changes.values()),
+            slots=len(st.votes.log),
+            view_changes=sum(len(c) for c in st.view_change.messages.values()),
             signed=len(st.signed),
-            catch_up_blocks=len(st.catch_up_blocks),
+            catch_up_blocks=len(st.catch_up.blocks),
             answered=len(st.answered),
-            peer_views=len(st.peer_views),
+            peer_views=len(st.view_change.peer_views),
         )
 
     # --- internals -----------------------------------------------------------------------------
@@ -334,7 +335,7 @@ class Replica:
             # The driver executed the blocks delivered by earlier inputs (contract rule 3).
             st.executed_height = st.delivered_height
             st.dirty = True
-            child = st.log.peek(st.delivered_height + 1)
+            child = st.votes.log.peek(st.delivered_height + 1)
             if child is not None and child.pending is not None:
                 st.retry_child = True
         return st
@@ -347,14 +348,14 @@ class Replica:
         st.dirty = False
         if st.retry_child:
             st.retry_child = False
-            child = st.log.peek(st.delivered_height + 1)
+            child = st.votes.log.peek(st.delivered_height + 1)
             if child is not None:
                 normal.retry_pending(st, child)
         for _ in range(MAX_SETTLE_ROUNDS):
             view_change.join_if_overtaken(st)
             if st.requested_view > st.view:
                 view_change.start_view_change(st, st.requested_view)
-            normal.try_commit(st, st.decided_through + 1)
+            normal.try_commit(st, st.votes.decided_through + 1)
             normal.try_deliver(st)
             normal.try_propose(st)
             st.dirty = False
@@ -372,20 +373,23 @@ class Replica:
 def _dispatch(st: ReplicaState, message: Message) -> None:
     if message.sender == st.me:
         raise DuplicateMessage("a replica ignores messages signed with its own key")
-    if isinstance(message, Prepare):
-        normal.handle_prepare(st, message)
-    elif isinstance(message, Commit):
-        normal.handle_commit(st, message)
-    elif isinstance(message, Certify):
-        normal.handle_certify(st, message)
-    elif isinstance(message, PrePrepare):
-        normal.handle_pre_prepare(st, message)
-    elif isinstance(message, Checkpoint):
-        checkpoints.handle_checkpoint(st, message)
-    elif isinstance(message, ViewChange):
-        view_change.handle_view_change(st, message)
-    else:
-        view_change.handle_new_view(st, message)
+    match message:
+        case Prepare():
+            normal.handle_prepare(st, message)
+        case Commit():
+            normal.handle_commit(st, message)
+        case Certify():
+            normal.handle_certify(st, message)
+        case PrePrepare():
+            normal.handle_pre_prepare(st, message)
+        case Checkpoint():
+            checkpoints.handle_checkpoint(st, message)
+        case ViewChange():
+            view_change.handle_view_change(st, message)
+        case NewView():
+            view_change.handle_new_view(st, message)
+        case _:
+            assert_never(message)
 
 
 def _check_request_timer(st: ReplicaState) -> None:
@@ -398,12 +402,12 @@ def _check_request_timer(st: ReplicaState) -> None:
     if not st.is_member(st.low + 1) or st.now < st.request_check_at:
         return
     st.request_check_at = st.now + st.config.resend_interval  # bounds the application's cost
-    if st.catch_up_target > st.delivered_height + st.config.max_in_flight:
+    if st.catch_up.target > st.delivered_height + st.config.max_in_flight:
         return  # behind: the pool may hold what the group already committed
     since = st.app.oldest_waiting_since()
     if since is None:
         return
-    if st.now >= max(since, st.view_started) + st.config.request_timer:
+    if st.now >= max(since, st.view_change.view_started) + st.config.request_timer:
         st.count("request_timer_expired")
         normal.request_view_change(st, st.view + 1)
 
@@ -417,7 +421,7 @@ def _note_far_view(st: ReplicaState, message: Message) -> None:
     if not isinstance(message, PrePrepare | Prepare | Commit | ViewChange | NewView):
         return
     sender, view = message.sender, message.view
-    if sender == st.me or view <= st.peer_views.get(sender, -1):
+    if sender == st.me or view <= st.view_change.peer_views.get(sender, -1):
         return
     validators = st.validators(st.low + 1)
     if sender not in validators:
@@ -476,7 +480,7 @@ def _restore_prepared(st: ReplicaState, record: PreparedRecord) -> None:
     proof = record.proof
     if proof.seq <= max(st.delivered_height, st.low):
         return
-    slot = st.log.slot(proof.seq)
+    slot = st.votes.log.slot(proof.seq)
     if slot.prepared is None or proof.view > slot.prepared.view:
         slot.prepared = proof
         slot.prepared_payload = record.payload
@@ -495,7 +499,7 @@ def _restore_view(st: ReplicaState) -> None:
         return
     new_view = st.signed.get(("new-view", view, 0))
     if isinstance(new_view, NewView):
-        st.new_view = new_view
+        st.view_change.new_view = new_view
     if st.current_primary() != st.me:
         return
     own = sorted(
@@ -505,7 +509,7 @@ def _restore_view(st: ReplicaState) -> None:
     for proposal in own:
         if not isinstance(proposal, PrePrepare) or proposal.seq <= st.delivered_height:
             continue
-        if proposal.seq != st.next_seq or proposal.parent != st.tip:
+        if proposal.seq != st.proposer.next_seq or proposal.parent != st.proposer.tip:
             break
         try:
             st.app.validate_proposal(
@@ -513,7 +517,7 @@ def _restore_view(st: ReplicaState) -> None:
             )
         except InvalidProposal:
             break
-        slot = st.log.slot(proposal.seq)
+        slot = st.votes.log.slot(proposal.seq)
         slot.pre_prepare = proposal
         slot.payloads[proposal.digest] = proposal.payload
-        st.next_seq, st.tip = proposal.seq + 1, proposal.digest
+        st.proposer.next_seq, st.proposer.tip = proposal.seq + 1, proposal.digest

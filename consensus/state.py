@@ -70,27 +70,144 @@ def signed_key(message: Message) -> tuple[str, int, int]:
     return (message.KIND, message.view, message.seq)
 
 
+class Proposer:
+    """The primary's proposal pipeline (`normal.try_propose`).
+
+    Invariants: `tip` is the digest of the block at `next_seq - 1` that the next proposal builds
+    on; before proposing, `try_propose` lifts `next_seq` above the delivered height and the
+    stable checkpoint. The next proposal is due `batch_wait` after `last_proposal` if
+    `work_pending`, else `empty_block_interval` after it.
+    """
+
+    __slots__ = ("last_proposal", "next_seq", "tip", "work_pending")
+
+    def __init__(self, height: int, digest: bytes, now: float) -> None:
+        self.next_seq = height + 1
+        """Next height to propose."""
+        self.tip = digest
+        """Digest of the block at `next_seq - 1`."""
+        self.last_proposal = now
+        """When the last proposal was made, or the application had none to make."""
+        self.work_pending = False
+        """The application reported transactions since `last_proposal`."""
+
+
+class Votes:
+    """The normal case's votes and the decisions they made.
+
+    Invariants: every height up to `decided_through` is decided (delivered, in `decided`, or
+    at or below the stable checkpoint), so decisions form a chain without gaps; `decided`
+    holds heights above the delivered one only. `log` and `checkpoints` hold heights above
+    the stable checkpoint only; so does `certificates`, except for heights between the
+    delivered one and the checkpoint, kept until delivered (`checkpoints.make_stable`).
+    """
+
+    __slots__ = ("certificates", "checkpoints", "decided", "decided_through", "log")
+
+    def __init__(self, height: int) -> None:
+        self.log = MessageLog()
+        """Per height: pre-prepares, PREPAREs, COMMITs, CERTIFYs, prepared proof, payloads."""
+        self.checkpoints: dict[int, dict[bytes, Checkpoint]] = {}
+        """CHECKPOINT votes by height and sender."""
+        self.decided: dict[int, bytes] = {}
+        """Decided digests above the delivered height."""
+        self.decided_through = height
+        """Every height up to this one is decided."""
+        self.certificates: dict[int, CommitCertificate] = {}
+        """Certificates known above the stable checkpoint (delivered or not)."""
+
+
+class ViewChangeState:
+    """View changes (Castro-Liskov §4.4) and the views the other validators are known to be in.
+
+    Invariants: `messages` holds verified VIEW-CHANGEs, at most one per sender and view, and
+    drops views below the current one when a view change starts or a view is entered;
+    `armed_at` is set only in view-change status, once a quorum for the target view is held;
+    `peer_views` has one entry per validator seen, none for others, and sheds former
+    validators before it outgrows the current set; `parked_new_views` is empty outside a
+    view change.
+    """
+
+    __slots__ = (
+        "armed_at",
+        "attempt",
+        "highest_signed",
+        "messages",
+        "new_view",
+        "normal_view",
+        "parked_new_views",
+        "payloads",
+        "peer_views",
+        "view_started",
+    )
+
+    def __init__(self, now: float) -> None:
+        self.attempt = 0
+        """Consecutive view changes without a delivered block (timeout backoff exponent)."""
+        self.armed_at: float | None = None
+        """When a quorum of view changes for the target view was first seen."""
+        self.view_started = now
+        """When the current view (or the view change to it) began: the request timer's floor."""
+        self.messages: dict[int, dict[bytes, ViewChange]] = {}
+        """Verified VIEW-CHANGEs by view and sender."""
+        self.payloads: dict[bytes, bytes] = {}
+        """Unverified block attachments of view changes, by digest (current view change)."""
+        self.new_view: NewView | None = None
+        """The NEW-VIEW that started the current view (none for view 0)."""
+        self.parked_new_views: dict[bytes, NewView] = {}
+        """Alone in a view change: the latest lower-view NEW-VIEW each validator sent us before
+        we could go back (not caught up, or not yet patient), unverified; at most one per
+        sender, verified when used (`view_change.try_return`), cleared on entering a view."""
+        self.peer_views: dict[bytes, int] = {}
+        """Highest view each validator of the current set was seen in, from a verified message."""
+        self.highest_signed = 0
+        """Highest view this replica signed a VIEW-CHANGE for: it sends no COMMIT in a lower
+        view (docs/consensus.md, "Coming back from a lone view change")."""
+        self.normal_view = 0
+        """The last view this replica worked in (normal status). It may come back to it (see
+        `view_change.return_to_group`), so its signed messages of that view are kept until
+        their heights are stable: it must never sign a different one for the same slot."""
+
+
+class CatchUp:
+    """Fetching blocks decided elsewhere (`checkpoints.note_behind`, `retry_catch_up`).
+
+    Invariants: the replica is behind while `target` is above its delivered height; then a
+    `RequestCatchUp` up to `target` goes out at `retry_at`, which each request moves forward.
+    `blocks` holds fetched blocks whose certificate verified, above the delivered height and
+    at most `max_catch_up_blocks` beyond it.
+    """
+
+    __slots__ = ("blocks", "peer_checkpoints", "peers", "retry_at", "target")
+
+    def __init__(self) -> None:
+        self.target = 0
+        """Highest height known to be decided elsewhere."""
+        self.peers: tuple[Address, ...] = ()
+        """Validators that showed they hold the blocks up to `target` (ask any)."""
+        self.retry_at = 0.0
+        """When the next `RequestCatchUp` goes out, while behind."""
+        self.blocks: dict[int, tuple[bytes, bytes, CommitCertificate]] = {}
+        """Fetched blocks by height: (digest, payload, certificate) awaiting delivery."""
+        self.peer_checkpoints: dict[bytes, Checkpoint] = {}
+        """Each validator's highest verified checkpoint beyond our horizon (catch-up hints)."""
+
+
 class ReplicaState:
-    """All mutable state of one replica (see the module docstring for the invariants)."""
+    """All mutable state of one replica (see the module docstring for the invariants): its
+    position (view, status, delivered height, stable checkpoint, watermarks), its own signed
+    messages, the settle-loop flags, and one sub-record per concern: `proposer`, `votes`,
+    `view_change`, `catch_up`."""
 
     __slots__ = (
         "_primary",
         "_timeouts",
         "answered",
         "app",
-        "armed_at",
-        "attempt",
         "buffer",
         "buffer_dirty",
-        "catch_up_at",
-        "catch_up_blocks",
-        "catch_up_peers",
-        "catch_up_target",
-        "certificates",
-        "checkpoint_votes",
+        "catch_up",
         "config",
-        "decided",
-        "decided_through",
         "delivered_digest",
         "delivered_height",
         "dirty",
@@ -99,17 +216,10 @@ class ReplicaState:
         "high",
         "horizon",
         "last_progress",
-        "last_proposal",
-        "log",
         "me",
-        "new_view",
-        "next_seq",
-        "normal_view",
         "now",
         "outbox",
-        "parked_new_views",
-        "peer_checkpoints",
-        "peer_views",
+        "proposer",
         "request_check_at",
         "requested_view",
         "resend_at",
@@ -121,14 +231,10 @@ class ReplicaState:
         "stats",
         "status",
         "timer",
-        "tip",
-        "vc_payloads",
         "verifier",
         "view",
-        "view_change_high",
-        "view_changes",
-        "view_started",
-        "work_pending",
+        "view_change",
+        "votes",
     )
 
     def __init__(
@@ -150,84 +256,46 @@ class ReplicaState:
         self.verifier = verifier
         self.schedule = schedule
         self._primary: tuple[int, ValidatorSet | None, Address] = (-1, None, signer.address)
+        """Memo of the last primary lookup: (view, validator set, primary)."""
         self._timeouts = tuple(
             config.timeout(attempt) for attempt in range(config.max_timeout_doublings + 1)
         )
-        """Memo of the last primary lookup: (view, validator set, primary)."""
+        """View timeout by attempt (`view_change.attempt`)."""
         self.now = now
         self.view = 0
         self.status = Status.NORMAL
-        self.attempt = 0
-        """Consecutive view changes without a delivered block (timeout backoff exponent)."""
         self.delivered_height = height
         self.delivered_digest = digest
         self.executed_height = height
         """Delivered before the current input began: the application has executed these."""
         self.horizon = height + config.min_validator_change_delay
         """Highest height whose validator set is surely known (fixed at each input's start)."""
-        self.decided: dict[int, bytes] = {}
-        """Decided digests above the delivered height."""
-        self.decided_through = height
-        """Every height up to this one is decided."""
-        self.certificates: dict[int, CommitCertificate] = {}
-        """Certificates known above the stable checkpoint (delivered or not)."""
         self.stable = stable
-        self.checkpoint_votes: dict[int, dict[bytes, Checkpoint]] = {}
-        self.log = MessageLog()
         self.signed: dict[tuple[str, int, int], Message] = {}
-        self.view_changes: dict[int, dict[bytes, ViewChange]] = {}
-        self.vc_payloads: dict[bytes, bytes] = {}
-        """Unverified block attachments of view changes, by digest (current view change)."""
-        self.new_view: NewView | None = None
-        """The NEW-VIEW that started the current view (none for view 0)."""
-        self.parked_new_views: dict[bytes, NewView] = {}
-        """Alone in a view change: the latest lower-view NEW-VIEW each validator sent us before
-        we could go back (not caught up, or not yet patient), unverified; at most one per
-        sender, verified when used (`view_change.try_return`), cleared on entering a view."""
-        self.armed_at: float | None = None
-        """When a quorum of view changes for the target view was first seen."""
+        """Everything this replica signed and may still need, by `signed_key`."""
         self.buffer = FutureBuffer(config.max_future_per_peer, config.max_future_total)
+        self.proposer = Proposer(height, digest, now)
+        self.votes = Votes(height)
+        self.view_change = ViewChangeState(now)
+        self.catch_up = CatchUp()
         self.last_progress = now
         self.resend_at = now + config.resend_interval
-        self.next_seq = height + 1
-        """Primary: next height to propose."""
-        self.tip = digest
-        """Primary: digest of the block at `next_seq - 1`."""
-        self.last_proposal = now
-        self.work_pending = False
-        self.catch_up_target = 0
-        self.catch_up_peers: tuple[Address, ...] = ()
-        self.catch_up_at = 0.0
-        self.catch_up_blocks: dict[int, tuple[bytes, bytes, CommitCertificate]] = {}
-        self.answered: set[tuple[bytes, int]] = set()
+        self.request_check_at = now
+        """The request timer asks the application at most once per `resend_interval`."""
+        self.timer: float | None = None
         self.outbox: list[Action] = []
         self.help: list[Action] = []
         """Replies to peers that are behind, sent with the next action list."""
+        self.answered: set[tuple[bytes, int]] = set()
+        self.stats: dict[str, int] = {}
         self.requested_view = 0
         """A view change asked for by a handler, carried out when the input settles."""
-        self.buffer_dirty = False
-        self.retry_child = False
-        """A pending pre-prepare waits on a block the application has now executed."""
         self.dirty = True
         """Something happened that may let the replica commit, deliver or propose."""
+        self.buffer_dirty = False
         """Buffered messages may have become processable (view, watermark or horizon moved)."""
-        self.peer_checkpoints: dict[bytes, Checkpoint] = {}
-        """Each validator's highest verified checkpoint beyond our window (catch-up hints)."""
-        self.peer_views: dict[bytes, int] = {}
-        """Highest view each validator of the current set was seen in, from a verified message."""
-        self.view_change_high = 0
-        """Highest view this replica signed a VIEW-CHANGE for: it sends no COMMIT in a lower
-        view (docs/consensus.md, "Coming back from a lone view change")."""
-        self.view_started = now
-        self.normal_view = 0
-        """The last view this replica worked in (normal status). It may come back to it (see
-        `view_change.return_to_group`), so its signed messages of that view are kept until
-        their heights are stable: it must never sign a different one for the same slot."""
-        self.request_check_at = now
-        """The request timer asks the application at most once per `resend_interval`."""
-        """When the current view (or the view change to it) began: the request timer's floor."""
-        self.timer: float | None = None
-        self.stats: dict[str, int] = {}
+        self.retry_child = False
+        """A pending pre-prepare waits on a block the application has now executed."""
         self.high = 0
         """Highest height processed now: watermark window, known sets, epoch fence."""
         self.update_high()
@@ -353,12 +421,12 @@ class ReplicaState:
             return
         marker = -(2**62) - self.view
         reply = (
-            self.new_view
+            self.view_change.new_view
             if self.status is Status.NORMAL
             else self.signed.get(("view-change", self.view, 0))
         )
         answer = reply is not None and (sender, marker) not in self.answered
-        if view <= self.peer_views.get(sender, -1) and not answer:
+        if view <= self.view_change.peer_views.get(sender, -1) and not answer:
             return
         self.verify_sender(message, seq)
         self.saw_view(sender, view)
@@ -379,15 +447,15 @@ class ReplicaState:
 
     def saw_view(self, sender: bytes, view: int) -> None:
         """A verified message shows validator `sender` in `view` (or moving to it)."""
-        if view <= self.peer_views.get(sender, -1):
+        if view <= self.view_change.peer_views.get(sender, -1):
             return
         validators = self.validators(self.low + 1)
         if sender not in validators:
             return
-        if len(self.peer_views) >= validators.size:
-            for old in [s for s in self.peer_views if s not in validators]:
-                del self.peer_views[old]
-        self.peer_views[sender] = view
+        if len(self.view_change.peer_views) >= validators.size:
+            for old in [s for s in self.view_change.peer_views if s not in validators]:
+                del self.view_change.peer_views[old]
+        self.view_change.peer_views[sender] = view
 
     def group_view(self) -> int | None:
         """The highest view at least f+1 validators (this one included) are known to be in.
@@ -396,7 +464,9 @@ class ReplicaState:
         of where it is now. None while fewer than f+1 validators' views are known.
         """
         validators = self.validators(self.low + 1)
-        views = [v for s, v in self.peer_views.items() if s != self.me and s in validators]
+        views = [
+            v for s, v in self.view_change.peer_views.items() if s != self.me and s in validators
+        ]
         if self.me in validators:
             views.append(self.view)
         needed = validators.max_faulty + 1
@@ -413,29 +483,35 @@ class ReplicaState:
 
     def view_deadline(self) -> float | None:
         timeouts = self._timeouts
-        timeout = timeouts[min(self.attempt, len(timeouts) - 1)]
+        timeout = timeouts[min(self.view_change.attempt, len(timeouts) - 1)]
         if self.status is Status.NORMAL:
             return self.last_progress + timeout
-        if self.armed_at is None:
+        if self.view_change.armed_at is None:
             return None
-        return self.armed_at + timeout
+        return self.view_change.armed_at + timeout
 
     def proposal_deadline(self) -> float | None:
-        if self.status is not Status.NORMAL or self.primary(self.view, self.next_seq) != self.me:
+        proposer = self.proposer
+        if (
+            self.status is not Status.NORMAL
+            or self.primary(self.view, proposer.next_seq) != self.me
+        ):
             return None
-        if self.next_seq > min(self.high, self.decided_through + self.config.max_in_flight):
+        if proposer.next_seq > min(
+            self.high, self.votes.decided_through + self.config.max_in_flight
+        ):
             return None  # window full: deciding a block re-runs the proposal step
-        if self.work_pending:
-            return self.last_proposal + self.config.batch_wait
-        return self.last_proposal + self.config.empty_block_interval
+        if proposer.work_pending:
+            return proposer.last_proposal + self.config.batch_wait
+        return proposer.last_proposal + self.config.empty_block_interval
 
     def next_deadline(self) -> float:
         deadlines = [self.resend_at]
         for deadline in (self.view_deadline(), self.proposal_deadline()):
             if deadline is not None:
                 deadlines.append(deadline)
-        if self.catch_up_target > self.delivered_height:
-            deadlines.append(self.catch_up_at)
+        if self.catch_up.target > self.delivered_height:
+            deadlines.append(self.catch_up.retry_at)
         if self.executed_height < self.delivered_height:
             deadlines.append(self.now)  # build on the new blocks as soon as they are executed
         return min(deadlines)

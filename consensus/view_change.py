@@ -153,15 +153,15 @@ def start_view_change(st: ReplicaState, view: int) -> None:
     st.view = view
     st.dirty = True
     st.status = Status.VIEW_CHANGE
-    st.attempt += 1
-    st.armed_at = None
-    st.view_started = st.now
-    st.new_view = None
-    st.log.reset_view()
-    for old in [v for v in st.view_changes if v < view]:
-        del st.view_changes[old]
-    st.vc_payloads = {}
-    for change in st.view_changes.get(view, {}).values():
+    st.view_change.attempt += 1
+    st.view_change.armed_at = None
+    st.view_change.view_started = st.now
+    st.view_change.new_view = None
+    st.votes.log.reset_view()
+    for old in [v for v in st.view_change.messages if v < view]:
+        del st.view_change.messages[old]
+    st.view_change.payloads = {}
+    for change in st.view_change.messages.get(view, {}).values():
         _index_payloads(st, change)
     send_view_change(st)
     st.buffer_dirty = True
@@ -170,27 +170,29 @@ def start_view_change(st: ReplicaState, view: int) -> None:
 
 def _index_payloads(st: ReplicaState, change: ViewChange) -> None:
     for proof, payload in zip(change.prepared, change.payloads, strict=False):
-        st.vc_payloads.setdefault(proof.digest, payload)
+        st.view_change.payloads.setdefault(proof.digest, payload)
 
 
 def send_view_change(st: ReplicaState) -> None:
     existing = st.signed.get(("view-change", st.view, 0))
     if isinstance(existing, ViewChange):
         st.emit(Broadcast(existing))
-        st.view_changes.setdefault(st.view, {})[st.me] = existing
-        st.view_change_high = max(st.view_change_high, st.view)
+        st.view_change.messages.setdefault(st.view, {})[st.me] = existing
+        st.view_change.highest_signed = max(st.view_change.highest_signed, st.view)
         return
     if not st.is_member(st.low + 1):
         return
     # Certificates beyond the window of our checkpoint (blocks fetched by catch-up) would only
     # make peers drop the message: the plan never looks past that window.
     limit = window_limit(st, st.low)
-    certificates = tuple(st.certificates[h] for h in sorted(st.certificates) if st.low < h <= limit)
+    certificates = tuple(
+        st.votes.certificates[h] for h in sorted(st.votes.certificates) if st.low < h <= limit
+    )
     certified = {c.height for c in certificates}
     proofs: list[PreparedProof] = []
     payloads: list[bytes] = []
-    for height in st.log.heights():
-        slot = st.log.peek(height)
+    for height in st.votes.log.heights():
+        slot = st.votes.log.peek(height)
         if slot is None or slot.prepared is None or height <= st.low or height in certified:
             continue
         if height > limit:
@@ -202,8 +204,8 @@ def send_view_change(st: ReplicaState) -> None:
         lambda s: ViewChange(view, stable, tuple(proofs), certificates, tuple(payloads), st.me, s)
     )
     if change is not None:
-        st.view_changes.setdefault(view, {})[st.me] = change
-        st.view_change_high = max(st.view_change_high, view)
+        st.view_change.messages.setdefault(view, {})[st.me] = change
+        st.view_change.highest_signed = max(st.view_change.highest_signed, view)
 
 
 def window_limit(st: ReplicaState, checkpoint: int) -> int:
@@ -222,7 +224,7 @@ def handle_view_change(st: ReplicaState, m: ViewChange) -> None:
         raise StaleMessage(f"view change to {m.view} from {short(m.sender)}; we are in {st.view}")
     if m.view > st.view + st.config.max_view_ahead:
         raise ViewTooFarAhead(f"view change to {m.view}; current view is {st.view}")
-    existing = st.view_changes.get(m.view, {}).get(m.sender)
+    existing = st.view_change.messages.get(m.view, {}).get(m.sender)
     if existing is not None:
         if existing.without_payloads() == m.without_payloads():
             _show_our_view(st, m.sender)
@@ -237,7 +239,7 @@ def handle_view_change(st: ReplicaState, m: ViewChange) -> None:
     _note_certified(st, m)
     # Attachments are kept only for the views this replica may soon need (memory bound).
     stored = m if m.view <= st.view + 1 else m.without_payloads()
-    st.view_changes.setdefault(m.view, {})[m.sender] = stored
+    st.view_change.messages.setdefault(m.view, {})[m.sender] = stored
     st.saw_view(m.sender, m.view)
     _show_our_view(st, m.sender)
     _help_behind(st, m)
@@ -301,16 +303,14 @@ def _help_with_view(st: ReplicaState, m: ViewChange) -> None:
     st.verify_sender(m, m.checkpoint.seq + 1)  # membership and signature before any change
     st.saw_view(sender, m.view)
     message = (
-        st.new_view if st.status is Status.NORMAL else st.signed.get(("view-change", st.view, 0))
+        st.view_change.new_view
+        if st.status is Status.NORMAL
+        else st.signed.get(("view-change", st.view, 0))
     )
     st.answered.add((sender, marker))
     if message is not None:
         st.answer(sender, marker, message)
-    known = max([m.checkpoint.seq] + [c.height for c in m.certificates])
-    if known < st.low:
-        st.help_laggard(m, known + 1, verified=True)  # our stable checkpoint: fetch blocks
-    for seq in range(max(known, st.low) + 1, st.delivered_height + 1):
-        st.help_laggard(m, seq, verified=True)
+    _help_with_blocks(st, m)
 
 
 def _note_view_of_peer_ahead(st: ReplicaState, m: ViewChange) -> None:
@@ -321,9 +321,9 @@ def _note_view_of_peer_ahead(st: ReplicaState, m: ViewChange) -> None:
     check yet, are fetched from it (each fetched block is checked against its certificate as
     the horizon advances, so a lie costs only a refused catch-up). One signature check per new
     view or new claimed height of a sender."""
-    claimed = max([m.checkpoint.seq] + [c.height for c in m.certificates])
-    behind = claimed > max(st.delivered_height, st.catch_up_target)
-    if m.view <= st.peer_views.get(m.sender, -1) and not behind:
+    claimed = _held_height(m)
+    behind = claimed > max(st.delivered_height, st.catch_up.target)
+    if m.view <= st.view_change.peer_views.get(m.sender, -1) and not behind:
         return
     validators = st.validators(st.low + 1)
     if m.sender not in validators:
@@ -351,21 +351,33 @@ def _help_behind(st: ReplicaState, m: ViewChange) -> None:
     learn at the next stable checkpoint, which may need its own vote."""
     if st.status is not Status.NORMAL or m.sender == st.me:
         return
-    known = max([m.checkpoint.seq] + [c.height for c in m.certificates])
+    _help_with_blocks(st, m)
+
+
+def _help_with_blocks(st: ReplicaState, m: ViewChange) -> None:
+    """`m` (verified) shows how far its sender got: for the blocks we delivered beyond that,
+    send our stable CHECKPOINT if it is below it (it then fetches blocks), and our CERTIFY for
+    each delivered height above both (`help_laggard`: once per peer and height)."""
+    known = _held_height(m)
     if known < st.low:
         st.help_laggard(m, known + 1, verified=True)  # our stable checkpoint: fetch blocks
     for seq in range(max(known, st.low) + 1, st.delivered_height + 1):
         st.help_laggard(m, seq, verified=True)
 
 
+def _held_height(m: ViewChange) -> int:
+    """The highest height `m`'s sender shows it holds: its stable checkpoint or a certificate."""
+    return max([m.checkpoint.seq] + [c.height for c in m.certificates])
+
+
 def _show_our_view(st: ReplicaState, sender: bytes) -> None:
     """A validator (verified) asks for a view above our normal one: send it our NEW-VIEW once
     per view of ours, so that, alone up there, it can come back (`return_to_group`)."""
-    if st.status is not Status.NORMAL or st.new_view is None or sender == st.me:
+    if st.status is not Status.NORMAL or st.view_change.new_view is None or sender == st.me:
         return
     marker = -(2**62) - st.view
     if (sender, marker) not in st.answered:
-        st.answer(sender, marker, st.new_view)
+        st.answer(sender, marker, st.view_change.new_view)
 
 
 def join_if_overtaken(st: ReplicaState) -> None:
@@ -375,12 +387,12 @@ def join_if_overtaken(st: ReplicaState) -> None:
     the others before its timer, even while it keeps delivering certified blocks."""
     validators = st.validators(st.low + 1)
     lowest: dict[bytes, int] = {}
-    for sender, view in st.peer_views.items():
+    for sender, view in st.view_change.peer_views.items():
         if view > st.view and sender != st.me and sender in validators:
             lowest[sender] = view
-    if len(lowest) <= validators.max_faulty and not st.view_changes:
+    if len(lowest) <= validators.max_faulty and not st.view_change.messages:
         return
-    for view, changes in st.view_changes.items():
+    for view, changes in st.view_change.messages.items():
         if view <= st.view:
             continue
         for sender in changes:
@@ -395,16 +407,16 @@ def check_quorum(st: ReplicaState) -> None:
     if st.status is not Status.VIEW_CHANGE:
         return
     validators = st.validators(st.low + 1)
-    changes = st.view_changes.get(st.view, {})
+    changes = st.view_change.messages.get(st.view, {})
     if sum(1 for sender in changes if sender in validators) < validators.quorum:
         return
-    if st.armed_at is None:
-        st.armed_at = st.now
+    if st.view_change.armed_at is None:
+        st.view_change.armed_at = st.now
     _try_new_view(st)
 
 
 def _try_new_view(st: ReplicaState) -> None:
-    changes = [c for _, c in sorted(st.view_changes.get(st.view, {}).items())]
+    changes = [c for _, c in sorted(st.view_change.messages.get(st.view, {}).items())]
     window, schedule = st.config.watermark_window, st.schedule
     plan = plan_new_view(changes, window, schedule.next_change_after)
     validators = st.validators(plan.checkpoint.seq + 1)
@@ -452,7 +464,7 @@ def handle_new_view(st: ReplicaState, m: NewView) -> None:
         # Peers send their NEW-VIEW once per (sender, view): keep it for when we may use it,
         # once its own signature holds (its proofs are checked when it is used).
         st.verifier.check_message(st.validators(st.low + 1), m)
-        st.parked_new_views[m.sender] = m
+        st.view_change.parked_new_views[m.sender] = m
         raise StaleMessage(f"new view {m.view} kept until this replica may go back to it")
     if m.view < st.view or (m.view == st.view and st.status is Status.NORMAL):
         raise StaleMessage(f"new view {m.view}; we are in view {st.view}")
@@ -477,15 +489,15 @@ def may_return(st: ReplicaState, view: int) -> bool:
     Caught up: delivered to within the pipelining depth of what the group is known to have
     decided (it keeps deciding meanwhile, so "equal" may never hold). Patient: our view change
     has had one view timeout to gather followers. Safe: `try_commit` sends no COMMIT below
-    `view_change_high`.
+    `highest_signed`.
     """
     return (
         st.status is Status.VIEW_CHANGE
-        and st.armed_at is None
-        and st.normal_view <= view < st.view
+        and st.view_change.armed_at is None
+        and st.view_change.normal_view <= view < st.view
         and st.group_view() == view
-        and st.catch_up_target <= st.delivered_height + st.config.max_in_flight
-        and st.now >= st.view_started + st.config.view_timeout
+        and st.catch_up.target <= st.delivered_height + st.config.max_in_flight
+        and st.now >= st.view_change.view_started + st.config.view_timeout
     )
 
 
@@ -494,7 +506,7 @@ def _may_return_later(st: ReplicaState, m: NewView) -> bool:
     patient (`may_return` without those two conditions); its sender is a validator."""
     return (
         st.status is Status.VIEW_CHANGE
-        and st.normal_view <= m.view < st.view
+        and st.view_change.normal_view <= m.view < st.view
         and m.sender != st.me
         and m.sender in st.validators(st.low + 1)
     )
@@ -510,14 +522,15 @@ def try_return(st: ReplicaState) -> None:
     group = st.group_view()
     if group is None or not may_return(st, group):
         return
-    for sender in sorted(st.parked_new_views):
-        parked = st.parked_new_views[sender]
+    parked_new_views = st.view_change.parked_new_views
+    for sender in sorted(parked_new_views):
+        parked = parked_new_views[sender]
         if parked.view != group:
             continue
         try:
             plan = verify_new_view(st, parked)
         except MessageRejected:
-            del st.parked_new_views[sender]  # its sender is no longer known: dropped quietly
+            del parked_new_views[sender]  # its sender is no longer known: dropped quietly
             continue
         st.count("returned_with_parked_new_view")
         return_to_group(st, group, (parked, plan))
@@ -529,23 +542,23 @@ def return_to_group(
 ) -> None:
     """Resume normal operation in the group's `view` (below ours; see `may_return`)."""
     st.count("returned_to_group_view")
-    st.parked_new_views.clear()
+    st.view_change.parked_new_views.clear()
     st.view = view
     st.status = Status.NORMAL
-    st.normal_view = view
+    st.view_change.normal_view = view
     st.requested_view = 0
-    st.armed_at = None
-    st.log.reset_view()
-    st.vc_payloads = {}
+    st.view_change.armed_at = None
+    st.votes.log.reset_view()
+    st.view_change.payloads = {}
     if new_view is not None:
         message, plan = new_view
         enter_view(st, message, plan)
         return
-    st.new_view = None
-    st.next_seq, st.tip = st.delivered_height + 1, st.delivered_digest
-    st.last_proposal = st.now
+    st.view_change.new_view = None
+    st.proposer.next_seq, st.proposer.tip = st.delivered_height + 1, st.delivered_digest
+    st.proposer.last_proposal = st.now
     st.dirty = True
-    st.view_started = st.now
+    st.view_change.view_started = st.now
     st.progress()
     st.buffer_dirty = True
     st.emit(EnteredView(view, st.current_primary()))
@@ -556,7 +569,7 @@ def verify_new_view(st: ReplicaState, m: NewView) -> NewViewPlan:
     if not m.view_changes:
         raise InvalidNewView(f"new view {m.view} carries no view changes")
     senders: set[bytes] = set()
-    known = st.view_changes.get(m.view, {})
+    known = st.view_change.messages.get(m.view, {})
     for change in m.view_changes:
         if change.view != m.view:
             raise InvalidNewView(f"new view {m.view} includes a view change to {change.view}")
@@ -597,21 +610,21 @@ def verify_new_view(st: ReplicaState, m: NewView) -> NewViewPlan:
 def enter_view(st: ReplicaState, m: NewView, plan: NewViewPlan) -> None:
     """Start view `m.view` in normal status: adopt the plan's checkpoint, decisions, proposals."""
     st.view = m.view
-    st.parked_new_views.clear()
+    st.view_change.parked_new_views.clear()
     st.dirty = True
     st.status = Status.NORMAL
-    st.new_view = m
-    st.armed_at = None
-    st.view_started = st.now
-    st.normal_view = m.view
-    st.log.reset_view()
-    for old in [v for v in st.view_changes if v <= m.view]:
-        del st.view_changes[old]
+    st.view_change.new_view = m
+    st.view_change.armed_at = None
+    st.view_change.view_started = st.now
+    st.view_change.normal_view = m.view
+    st.votes.log.reset_view()
+    for old in [v for v in st.view_change.messages if v <= m.view]:
+        del st.view_change.messages[old]
     if plan.checkpoint.seq > st.low:
         make_stable(st, plan.checkpoint)
     for entry in plan.entries:
         if entry.certificate is not None and entry.seq > st.delivered_height:
-            st.certificates.setdefault(entry.seq, entry.certificate)
+            st.votes.certificates.setdefault(entry.seq, entry.certificate)
             decide(st, entry.seq, entry.digest)
     primary = st.primary(m.view, plan.checkpoint.seq + 1)
     for proposal in m.pre_prepares:
@@ -623,8 +636,8 @@ def enter_view(st: ReplicaState, m: NewView, plan: NewViewPlan) -> None:
             offer_pre_prepare(st, proposal)
     if primary == st.me:
         end_seq, end_digest = plan.end
-        st.next_seq, st.tip = end_seq + 1, end_digest
-        st.last_proposal = st.now
+        st.proposer.next_seq, st.proposer.tip = end_seq + 1, end_digest
+        st.proposer.last_proposal = st.now
     st.progress()
     st.buffer_dirty = True
     st.emit(EnteredView(m.view, primary))
@@ -632,7 +645,7 @@ def enter_view(st: ReplicaState, m: NewView, plan: NewViewPlan) -> None:
 
 def _adopt_own_proposal(st: ReplicaState, proposal: PrePrepare) -> None:
     """The new primary's re-proposal: accepted; shown to the application if new to it."""
-    slot = st.log.slot(proposal.seq)
+    slot = st.votes.log.slot(proposal.seq)
     if proposal.digest not in slot.payloads:
         try:
             st.app.validate_proposal(

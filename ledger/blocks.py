@@ -22,6 +22,7 @@ from typing import Any, Final
 
 from ledger.encoding import decode, encode
 from ledger.errors import DecodeError, MalformedBlock, MalformedTransaction
+from ledger.hashing import HASH_SIZE
 from ledger.keys import ADDRESS_SIZE
 from ledger.merkle import leaf_hash, merkle_root
 from ledger.schema import integer, raw_bytes, text
@@ -32,7 +33,6 @@ from ledger.transactions import (
     parse_transaction,
 )
 
-HASH_SIZE: Final = 32
 MAX_BLOCK_TRANSACTIONS: Final = 10_000
 MAX_BLOCK_SIZE: Final = MAX_BLOCK_TRANSACTIONS * 400 + 64 * 1024
 """Cap on an encoded block: consensus payloads and catch-up responses are bounded by it."""

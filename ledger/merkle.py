@@ -27,8 +27,8 @@ from collections.abc import Sequence
 from typing import Final
 
 from ledger.errors import InvalidProof, MerkleInputError
+from ledger.hashing import HASH_SIZE
 
-HASH_SIZE: Final = 32
 EMPTY_ROOT: Final = hashlib.sha256(b"").digest()
 _LEAF_PREFIX: Final = b"\x00"
 _NODE_PREFIX: Final = b"\x01"

@@ -47,8 +47,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from ledger.errors import InvalidProof
+from ledger.hashing import HASH_SIZE
 
-HASH_SIZE: Final = 32
 PATH_BITS: Final = 256
 EMPTY_HASH: Final = bytes(HASH_SIZE)
 _LEAF_PREFIX: Final = b"\x00"

@@ -158,6 +158,40 @@ def test_invalid_verified_against_another_chain_id() -> None:
         verify_certificate(certificate, "sec-testnet", VALIDATORS)
 
 
+def test_injected_verify_checks_every_signature_of_the_certificate() -> None:
+    seen: list[tuple[bytes, bytes, bytes]] = []
+
+    def record(public_key: bytes, message: bytes, signature: bytes) -> bool:
+        seen.append((public_key, message, signature))
+        return True
+
+    unsigned = build_certificate(HEIGHT, BLOCK_HASH, {key.address: bytes(64) for key in KEYS[:3]})
+    with pytest.raises(InvalidCertificate, match="does not verify"):
+        _verify(unsigned)  # default: Ed25519
+    verify_certificate(unsigned, DEV_CHAIN_ID, VALIDATORS, verify=record)
+    message = commit_signing_bytes(DEV_CHAIN_ID, HEIGHT, BLOCK_HASH)
+    assert sorted(seen) == sorted((key.public_key, message, bytes(64)) for key in KEYS[:3])
+
+
+def test_invalid_signature_refused_by_the_injected_verify() -> None:
+    with pytest.raises(InvalidCertificate, match="does not verify"):
+        verify_certificate(
+            _certificate(KEYS), DEV_CHAIN_ID, VALIDATORS, verify=lambda key, message, sig: False
+        )
+
+
+def test_injected_verify_keeps_the_quorum_and_signer_rules() -> None:
+    def accept(public_key: bytes, message: bytes, signature: bytes) -> bool:
+        return True
+
+    outsider = build_certificate(HEIGHT, BLOCK_HASH, {OUTSIDER.address: bytes(64)})
+    with pytest.raises(InvalidCertificate, match="not in the validator set"):
+        verify_certificate(outsider, DEV_CHAIN_ID, VALIDATORS, verify=accept)
+    too_few = build_certificate(HEIGHT, BLOCK_HASH, {key.address: bytes(64) for key in KEYS[:2]})
+    with pytest.raises(InvalidCertificate, match="quorum of 3"):
+        verify_certificate(too_few, DEV_CHAIN_ID, VALIDATORS, verify=accept)
+
+
 @pytest.mark.parametrize(
     "signed_over",
     [{"height": HEIGHT + 1}, {"block_hash": hashlib.sha256(b"another header").digest()}],

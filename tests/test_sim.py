@@ -9,9 +9,19 @@ from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
+from consensus.crypto import ED25519
 from consensus.errors import InvalidProof, OutOfWindow
+from consensus.proofs import Verifier
+from consensus.sim.fastcrypto import FAST, FastSigner
 from consensus.sim.runner import ScenarioResult, main, plan_jobs, run_scenario
 from consensus.sim.scenarios import FAULT_CLASSES, build
+from ledger.certificates import (
+    CommitCertificate,
+    CommitSignature,
+    build_certificate,
+    commit_signing_bytes,
+)
+from ledger.validators import ValidatorSet
 
 CI_SCENARIOS = 32 * len(FAULT_CLASSES)
 """Every fault class 32 times, half with 4 validators and half with 7."""
@@ -117,3 +127,25 @@ def test_a_primary_back_from_a_lone_view_change_never_re_signs_its_old_slots() -
     # it had signed before. Its last working view's messages are now kept until stable.
     result = run_scenario(1482, "drop", 4)
     assert not result.safety and not result.liveness
+
+
+def test_certificates_under_the_fast_scheme_follow_the_ledger_rules() -> None:
+    signers = [FastSigner(f"v{i}") for i in range(4)]
+    validators = ValidatorSet.from_public_keys(s.public_key for s in signers)
+    verifier = Verifier("sec-sim", FAST)
+    digest = bytes(range(32))
+    message = commit_signing_bytes("sec-sim", 5, digest)
+    signatures: dict[bytes, bytes] = {s.address: s.sign(message) for s in signers[:3]}
+    certificate = build_certificate(5, digest, signatures)
+    verifier.check_certificate(validators, certificate)
+    doubled = certificate.signatures + certificate.signatures[:1]
+    with pytest.raises(InvalidProof, match="signed twice"):
+        verifier.check_certificate(validators, CommitCertificate(5, digest, doubled))
+    outsider = FastSigner("outsider")
+    extra = CommitSignature(outsider.address, outsider.sign(message))
+    with pytest.raises(InvalidProof, match="not in the validator set"):
+        verifier.check_certificate(
+            validators, CommitCertificate(5, digest, (*certificate.signatures, extra))
+        )
+    with pytest.raises(InvalidProof, match="does not verify"):  # the scheme checks signatures
+        Verifier("sec-sim", ED25519).check_certificate(validators, certificate)

@@ -4,7 +4,9 @@ N replicas (the real `consensus.Replica`) run on a seeded in-memory network with
 duplication, reordering, partitions, crash-restart from persisted records, clock skew and
 Byzantine replicas. After each scenario `checker` verifies safety (no conflicting commits, every
 certificate verifies, no honest replica signs two different things), liveness after healing, and
-bounded buffers. `python -m consensus.sim.runner --help` (also `sec sim`).
+bounded buffers. `world` runs the nodes and reports to an `Observer`; `checker` is that
+observer and reads the world, never the other way round. `python -m consensus.sim.runner
+--help` (also `sec sim`).
 
 Everything is derived from the scenario seed: a failing seed reproduces exactly.
 """

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from typing import assert_never
 
 from consensus.actions import (
     Action,
     Broadcast,
     CommitBlock,
     DiscardRecords,
+    EnteredView,
+    FaultDetected,
     Persist,
     RequestCatchUp,
     Send,
@@ -126,34 +129,40 @@ class Cluster:
         self.actions[index].append(actions)
         changes: list[tuple[int, ValidatorSet]] = []
         for action in actions:
-            if isinstance(action, Broadcast):
-                for target in range(self.size):
-                    if target != index:
-                        self.queue.append((index, target, action.message))
-            elif isinstance(action, Send):
-                for target in range(self.size):
-                    if self.signers[target].address == action.to and target != index:
-                        self.queue.append((index, target, action.message))
-            elif isinstance(action, Persist):
-                self.records[index].append(action.record)
-            elif isinstance(action, DiscardRecords):
-                self.records[index] = [
-                    r
-                    for r in self.records[index]
-                    if not record_is_obsolete(r, action.through_seq, action.before_view)
-                ]
-            elif isinstance(action, SetTimer):
-                self.timers[index] = action.deadline
-            elif isinstance(action, CommitBlock):
-                block = self.apps[index].commit(
-                    action.seq, action.digest, action.payload, action.certificate
-                )
-                if block.validators:
-                    changes.append((action.seq, ValidatorSet.from_public_keys(block.validators)))
-            elif isinstance(action, RequestCatchUp):
-                self.catch_up[index].append(action)
-                if self.serve_catch_up:
-                    self.fetches.append((index, action))
+            match action:
+                case Broadcast():
+                    for target in range(self.size):
+                        if target != index:
+                            self.queue.append((index, target, action.message))
+                case Send():
+                    for target in range(self.size):
+                        if self.signers[target].address == action.to and target != index:
+                            self.queue.append((index, target, action.message))
+                case Persist():
+                    self.records[index].append(action.record)
+                case DiscardRecords():
+                    self.records[index] = [
+                        r
+                        for r in self.records[index]
+                        if not record_is_obsolete(r, action.through_seq, action.before_view)
+                    ]
+                case SetTimer():
+                    self.timers[index] = action.deadline
+                case CommitBlock():
+                    block = self.apps[index].commit(
+                        action.seq, action.digest, action.payload, action.certificate
+                    )
+                    if block.validators:
+                        validators = ValidatorSet.from_public_keys(block.validators)
+                        changes.append((action.seq, validators))
+                case RequestCatchUp():
+                    self.catch_up[index].append(action)
+                    if self.serve_catch_up:
+                        self.fetches.append((index, action))
+                case FaultDetected() | EnteredView():
+                    pass  # informational; tests read them from `self.actions`
+                case _:
+                    assert_never(action)
         for height, validators in changes:  # reported before the next input, as required
             effective = height + self.config.min_validator_change_delay
             self.apps[index].changes.append((height, effective, validators))

@@ -12,10 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from ledger.certificates import CommitCertificate, commit_signing_bytes
-from ledger.errors import InvalidCertificate
 from ledger.keys import Address, address_of
-from ledger.validators import ValidatorSet
 
 
 class FastSigner:
@@ -32,7 +29,7 @@ class FastSigner:
 
 
 class FastScheme:
-    """Verification matching `FastSigner`; certificates checked like the ledger does."""
+    """Verification matching `FastSigner`."""
 
     __slots__ = ()
 
@@ -41,32 +38,6 @@ class FastScheme:
             return False
         expected = hashlib.blake2b(message, key=public_key, digest_size=64).digest()
         return hmac.compare_digest(expected, signature)
-
-    def verify_certificate(
-        self,
-        certificate: CommitCertificate,
-        chain_id: str,
-        validators: ValidatorSet,
-        *,
-        height: int,
-        block_hash: bytes,
-    ) -> None:
-        """Same rules as `ledger.certificates.verify_certificate`, with this scheme."""
-        if certificate.height != height or certificate.block_hash != block_hash:
-            raise InvalidCertificate("certificate is for another block")
-        message = commit_signing_bytes(chain_id, certificate.height, certificate.block_hash)
-        seen: set[bytes] = set()
-        for entry in certificate.signatures:
-            if entry.validator in seen:
-                raise InvalidCertificate("a validator signed twice")
-            seen.add(entry.validator)
-            key = validators.public_key_of(entry.validator)
-            if key is None:
-                raise InvalidCertificate("signer is not in the validator set")
-            if not self.verify(key, message, entry.signature):
-                raise InvalidCertificate("signature does not verify")
-        if len(seen) < validators.quorum:
-            raise InvalidCertificate(f"{len(seen)} signatures, {validators.quorum} needed")
 
 
 FAST = FastScheme()

@@ -137,7 +137,7 @@ def build(
         _twins_beyond_threshold(world, plan, signers[:n], order, f + 1)
     else:
         builder(world, plan, signers, order[:f], n)
-    _schedule_transactions(world, plan)
+    _schedule_transactions(world, plan, checker)
     checker.require_one_view = world.checker_require_one_view
     return Setup(world, plan, checker, real)
 
@@ -480,7 +480,7 @@ _BUILDERS: dict[str, Builder] = {
 }
 
 
-def _schedule_transactions(world: World, plan: Plan) -> None:
+def _schedule_transactions(world: World, plan: Plan, checker: Checker) -> None:
     """Clients submit a transaction every ~0.7 s (exponential gaps), to every live node."""
     rng = world.rng
     counter = [0]
@@ -489,9 +489,7 @@ def _schedule_transactions(world: World, plan: Plan) -> None:
         counter[0] += 1
         censored = world.censored
         if censored is not None and censored(counter[0]) and not plan.healed:
-            checker = world.checker
-            if checker is not None:
-                checker.must_commit.add(counter[0])
+            checker.must_commit.add(counter[0])
         for node in world.nodes:
             if node.replica is not None:
                 node.app.add_transaction(counter[0], node.local())

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol, assert_never
 
 from consensus.actions import (
     Action,
@@ -33,14 +33,11 @@ from consensus.crypto import MessageSigner, SignatureScheme
 from consensus.errors import InvalidProposal, MessageRejected
 from consensus.messages import Message, decode_message, encode_message
 from consensus.records import Record, record_is_obsolete
-from consensus.replica import Replica
+from consensus.replica import Replica, ResourceUsage
 from consensus.sim.network import EventQueue, Network
 from consensus.sim.toychain import ToyChain
 from ledger.certificates import CommitCertificate
 from ledger.validators import ValidatorSet
-
-if TYPE_CHECKING:
-    from consensus.sim.checker import Checker
 
 Block = tuple[bytes, bytes, CommitCertificate]
 CATCH_UP_BATCH = 32
@@ -69,6 +66,40 @@ class Behavior(Protocol):
         ...
 
 
+class Observer(Protocol):
+    """What the world reports while it runs; `consensus.sim.checker.Checker` implements it.
+
+    The world only calls these hooks and never reads anything back, so the checker depends on
+    the world (it inspects nodes and the clock) and the world does not depend on the checker.
+    """
+
+    def count(self, name: str, amount: int = 1) -> None:
+        """Something the scenario exercised happened (`amount` times)."""
+        ...
+
+    def violation(self, text: str) -> None:
+        """A safety rule broke, as `text` explains."""
+        ...
+
+    def committed(self, node: SimNode, action: CommitBlock) -> None:
+        """`node` executed the block of `action`."""
+        ...
+
+    def signed(self, node: SimNode, message: Message) -> None:
+        """Honest `node` sent `message`, which it signed."""
+        ...
+
+    def usage(self, node: SimNode, usage: ResourceUsage) -> None:
+        """The sizes of `node`'s bounded structures, sampled."""
+        ...
+
+    def rejected(
+        self, node: SimNode, error: MessageRejected, source: SimNode | None = None
+    ) -> None:
+        """`node` refused input (from `source`, if a node sent it) with `error`."""
+        ...
+
+
 class World:
     """Everything one scenario run shares."""
 
@@ -91,7 +122,8 @@ class World:
         self.queue = EventQueue()
         self.network = Network(self.queue, rng)
         self.nodes: list[SimNode] = []
-        self.checker: Checker | None = None
+        self.checker: Observer | None = None
+        """The scenario's checker, seen only through the hooks the world calls."""
         self.checker_require_one_view = False
         """Set by a scenario: honest validators must end in one view (`Checker.one_view`)."""
         self.censored: Callable[[int], bool] | None = None
@@ -235,31 +267,36 @@ class SimNode:
             if position == cut:
                 self.crash()  # the rest of the list is lost, as in a real crash
                 return
-            if isinstance(action, Broadcast):
-                self.send_out(action.message, [n for n in self.world.nodes if n is not self])
-            elif isinstance(action, Send):
-                self.send_out(action.message, self.world.targets(action.to))
-            elif isinstance(action, Persist):
-                self.records.append(action.record)
-            elif isinstance(action, SetTimer):
-                self.token += 1
-                self.world.queue.at(self.global_time(action.deadline), self.tick, self.token)
-            elif isinstance(action, CommitBlock):
-                change = self.commit(action)
-                if change is not None:
-                    changes.append((action.seq, change))
-            elif isinstance(action, DiscardRecords):
-                self.records = [
-                    r
-                    for r in self.records
-                    if not record_is_obsolete(r, action.through_seq, action.before_view)
-                ]
-            elif isinstance(action, RequestCatchUp):
-                self.fetch(action)
-            elif isinstance(action, EnteredView) and self.world.checker is not None:
-                self.world.checker.count("views entered")
-            elif isinstance(action, FaultDetected) and self.world.checker is not None:
-                self.world.checker.count("faults detected")
+            match action:
+                case Broadcast():
+                    self.send_out(action.message, [n for n in self.world.nodes if n is not self])
+                case Send():
+                    self.send_out(action.message, self.world.targets(action.to))
+                case Persist():
+                    self.records.append(action.record)
+                case SetTimer():
+                    self.token += 1
+                    self.world.queue.at(self.global_time(action.deadline), self.tick, self.token)
+                case CommitBlock():
+                    change = self.commit(action)
+                    if change is not None:
+                        changes.append((action.seq, change))
+                case DiscardRecords():
+                    self.records = [
+                        r
+                        for r in self.records
+                        if not record_is_obsolete(r, action.through_seq, action.before_view)
+                    ]
+                case RequestCatchUp():
+                    self.fetch(action)
+                case EnteredView():
+                    if self.world.checker is not None:
+                        self.world.checker.count("views entered")
+                case FaultDetected():
+                    if self.world.checker is not None:
+                        self.world.checker.count("faults detected")
+                case _:
+                    assert_never(action)
         self.inputs += 1
         if self.world.checker is not None and not self.inputs % 16 and self.replica is not None:
             self.world.checker.usage(self, self.replica.resource_usage())
