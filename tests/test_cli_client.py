@@ -9,6 +9,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,8 @@ from ledger.accounts import get_account
 from ledger.keys import PrivateKey, format_address, write_key_file
 from secnode.cli.query import _view_text
 from secnode.network import devnet
-from tests.rpc_node import ServedNode
+from secnode.schema import models as m
+from tests.rpc_node import RpcTestNode, ServedNode
 
 
 @pytest.fixture
@@ -287,12 +289,34 @@ def test_invalid_rpc_url_that_is_not_jsonrpc(
     assert status == 1 and "http:// or https://" in _one_line_error(err)
 
 
+class _ForeignNode(http.server.ThreadingHTTPServer):
+    """A JSON-RPC server on 127.0.0.1 that answers each method with a fixed result (a
+    well-formed JSON-RPC response, whatever the result's shape); `{}` for other methods."""
+
+    def __init__(self, results: dict[str, Any]) -> None:
+        super().__init__(("127.0.0.1", 0), _ForeignHandler)
+        self.results = results
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def __enter__(self) -> _ForeignNode:
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.shutdown()
+        self.server_close()
+
+
 class _ForeignHandler(http.server.BaseHTTPRequestHandler):
-    """Answers every call with a well-formed JSON-RPC response of the wrong shape."""
+    server: _ForeignNode
 
     def do_POST(self) -> None:
         request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        body = json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": {}}).encode()
+        result = self.server.results.get(request["method"], {})
+        body = json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": result}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -306,19 +330,94 @@ class _ForeignHandler(http.server.BaseHTTPRequestHandler):
 def test_invalid_answer_of_the_wrong_shape_is_one_line(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ForeignHandler) as server:
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            url = f"http://127.0.0.1:{server.server_address[1]}"
-            status, _, err = _run(capsys, "query", "status", "--rpc", url)
-        finally:
-            server.shutdown()
-            thread.join(10)
-    assert status == 1 and "unexpected answer" in _one_line_error(err)
+    with _ForeignNode({}) as node:
+        status, out, err = _run(capsys, "query", "status", "--rpc", node.url)
+    line = _one_line_error(err)
+    assert status == 1 and out == ""
+    assert f"node {node.url} answered sec_status with a malformed result: " in line
+    assert "chain_id: Field required" in line
+
+
+def _genesis_answers() -> dict[str, dict[str, Any]]:
+    """Well-formed answers about the dev chain's genesis block, as JSON."""
+    node = RpcTestNode()
+    block = node.store.get_block(0)
+    assert block is not None
+    status = m.StatusResult(
+        chain_id=node.genesis.chain_id,
+        genesis_hash=node.genesis.document_hash(),
+        node_name="node0",
+        node_address=devnet.validator_key("node0").address,
+        height=0,
+        head_hash=block.hash(),
+        head_time_ms=block.header.timestamp_ms,
+        view=0,
+        view_changes=0,
+        is_validator=True,
+        peers=0,
+        syncing=False,
+        mempool_size=0,
+    )
+    return {
+        "sec_status": status.model_dump(mode="json"),
+        "sec_getBlock": m.BlockResult.of(block).model_dump(mode="json"),
+    }
+
+
+def _broken(answer: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A deep copy of `answer` with the field at dotted `path` set to `value`."""
+    broken = json.loads(json.dumps(answer))
+    *parents, name = path.split(".")
+    target = broken
+    for parent in parents:
+        target = target[parent]
+    target[name] = value
+    return broken
+
+
+@pytest.mark.parametrize(
+    ("method", "argv", "path", "value", "problem"),
+    [
+        ("sec_getBlock", ("query", "block", "0"), "header.height", "0", "header.height: Input"),
+        (
+            "sec_getBlock",
+            ("query", "block"),
+            "header.state_root",
+            "zz",
+            "header.state_root: not hex",
+        ),
+        ("sec_getBlock", ("query", "block"), "tx_hashes", ["ab"], "tx_hashes.0: a hash is 32"),
+        ("sec_status", ("query", "status"), "node_address", "sec1nope", "node_address: "),
+        ("sec_status", ("query", "status", "--json"), "height", None, "height: Input should"),
+    ],
+)
+def test_invalid_malformed_answer_names_the_node_method_and_field(
+    capsys: pytest.CaptureFixture[str],
+    method: str,
+    argv: tuple[str, ...],
+    path: str,
+    value: Any,
+    problem: str,
+) -> None:
+    answers = _genesis_answers()
+    answers[method] = _broken(answers[method], path, value)
+    with _ForeignNode(answers) as node:
+        status, out, err = _run(capsys, *argv, "--rpc", node.url)
+    line = _one_line_error(err)
+    assert status == 1 and out == ""
+    assert f"node {node.url} answered {method} with a malformed result: " in line
+    assert problem in line
+
+
+def test_well_formed_foreign_answers_are_read(capsys: pytest.CaptureFixture[str]) -> None:
+    """The control for the test above: the unbroken answers print as a node's would."""
+    answers = _genesis_answers()
+    with _ForeignNode(answers) as node:
+        status, out, _ = _run(capsys, "query", "block", "--rpc", node.url, "--json")
+    assert status == 0 and json.loads(out) == answers["sec_getBlock"]
 
 
 def test_query_status_says_when_the_node_is_outside_the_group_view() -> None:
-    assert _view_text({"view": 3, "view_in_sync": True, "group_view": 3}) == "3"
-    text = _view_text({"view": 5, "view_in_sync": False, "group_view": 3})
+    assert _view_text(3, True, 3) == "3"
+    text = _view_text(5, False, 3)
     assert text.startswith("5") and "NOT in the group's view 3" in text

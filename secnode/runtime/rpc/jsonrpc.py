@@ -67,6 +67,7 @@ from secnode.runtime.rpc.errors import (
     too_large,
 )
 from secnode.runtime.rpc.ratelimit import RateLimiter
+from secnode.schema.values import validation_problems
 
 log = logging.getLogger("secnode.rpc")
 
@@ -130,21 +131,6 @@ def error_response(error: RpcError, request_id: Any = None) -> dict[str, Any]:
 
 def _is_valid_id(value: Any) -> bool:
     return value is None or isinstance(value, str) or type(value) is int
-
-
-def _field_name(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc)
-
-
-def validation_problems(exc: ValidationError) -> list[tuple[str, str]]:
-    """(field, message) per pydantic error, without echoing the (possibly huge) input."""
-    problems = []
-    for error in exc.errors(include_input=False, include_url=False):
-        message = error["msg"]
-        if error["type"] == "value_error":
-            message = message.removeprefix("Value error, ")
-        problems.append((_field_name(error["loc"]), message))
-    return problems
 
 
 def _bind_params(method: Method, params: Any) -> BaseModel:

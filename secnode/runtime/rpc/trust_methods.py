@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Annotated, Any, Final
+from dataclasses import dataclass
+from typing import Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from contracts.eigentrust import order_weight
 from contracts.epochs import (
     EPOCH_KEY,
     EpochRecord,
@@ -41,201 +39,41 @@ from contracts.trust import (
 )
 from ledger.encoding import decode
 from ledger.errors import DecodeError, StoreError
-from ledger.keys import format_address, parse_address
+from ledger.keys import parse_address
 from ledger.merkle import inclusion_proof, leaf_hash, merkle_root
 from secnode.runtime.rpc.errors import NOT_FOUND, invalid_params, not_found
 from secnode.runtime.rpc.jsonrpc import Method
 from secnode.runtime.rpc.view import NodeView
-from secnode.schema import jsonview
-from secnode.schema import models as m
+from secnode.schema.objects import BlockHeader, CommitCertificate, StateProof
+from secnode.schema.trust import (
+    AttestationJson,
+    EpochJson,
+    GetAttestationsParams,
+    GetAttestationsResult,
+    GetTrustEpochParams,
+    GetTrustScoreParams,
+    PageProof,
+    TrustEpochResult,
+    TrustProofs,
+    TrustScoreResult,
+    TrustValues,
+)
 
-MAX_ATTESTATION_PAGE: Final = 100
-DEFAULT_PAGE_SIZE: Final = 1024
-MIN_PAGE_SIZE: Final = 16
-MAX_PAGE_SIZE: Final = 4096
 PAGE_ROOT_CACHE: Final = 4
 
 
-class _Params(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
-
-
-class _Result(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
-
-
-# --- params ------------------------------------------------------------------------------------
-
-
-class GetAttestationsParams(_Params):
-    subject: m.AddressText | None = Field(None, description="list attestations about this account")
-    attester: m.AddressText | None = Field(None, description="list attestations by this account")
-    cursor: int = Field(0, ge=0, le=2**63 - 1, description="position to start at (next_cursor)")
-    limit: int = Field(20, ge=1, le=MAX_ATTESTATION_PAGE, description="at most this many")
-
-    @model_validator(mode="after")
-    def _one_selector(self) -> GetAttestationsParams:
-        if (self.subject is None) == (self.attester is None):
-            raise ValueError("give exactly one of subject or attester")
-        return self
-
-
-class GetTrustScoreParams(_Params):
-    address: m.AddressText
-
-
-PageSize = Annotated[
-    int,
-    Field(
-        ge=MIN_PAGE_SIZE,
-        le=MAX_PAGE_SIZE,
-        description=f"leaves per page: a power of two, {MIN_PAGE_SIZE}..{MAX_PAGE_SIZE}",
-    ),
-]
-
-
-class GetTrustEpochParams(_Params):
-    epoch: int | None = Field(None, ge=1, le=2**63 - 1, description="default: the latest")
-    page: int = Field(0, ge=0, le=2**63 - 1, description="page of the inputs to include")
-    page_size: PageSize = DEFAULT_PAGE_SIZE
-    decoded: bool = Field(True, description="also return the page's attestations decoded")
-
-    @model_validator(mode="after")
-    def _power_of_two(self) -> GetTrustEpochParams:
-        if self.page_size & (self.page_size - 1):
-            raise ValueError(f"page_size {self.page_size} is not a power of two")
-        return self
-
-
-# --- results -----------------------------------------------------------------------------------
-
-
-class AttestationJson(_Result):
-    sequence: int = Field(description="position in the attestation log (the Merkle leaf index)")
-    order_id: str
-    attester: str
-    subject: str
-    value: int = Field(description="+1 or -1")
-    order_total: int = Field(description="fen")
-    weight: int = Field(
-        description="order_weight(order_total): digits of the whole yuan of this order alone; "
-        "a pair is credited by its summed value per window (docs/protocol.md §17.4.1)"
-    )
-    completed_s: int = Field(description="block time the order completed or was resolved")
-    height: int = Field(description="block that recorded the attestation")
-
-
-class GetAttestationsResult(_Result):
-    address: str
-    role: str = Field(description="subject or attester")
-    total: int = Field(description="all attestations with this address in this role")
-    attestations: list[AttestationJson]
-    next_cursor: int | None = Field(description="pass as cursor for the next page; null at end")
-    height: int
-
-
-class TrustParametersJson(_Result):
-    version: int = Field(description="local-trust rule version (2: value-weighted, §17.4.1)")
-    min_order_fen: int = Field(description="smallest order total whose attestation has weight")
-    scale: int = Field(description="fixed-point one (10**9)")
-    iterations: int
-    alpha_ppm: int
-    pair_cap: int
-    pair_window_s: int
-    pretrusted: list[str]
-
-
-class EpochJson(_Result):
-    epoch: int
-    input_height: int = Field(description="the last block whose attestations are inputs")
-    committed_height: int = Field(description="the block that wrote the scores")
-    attestations: int = Field(description="number of inputs")
-    accounts: int = Field(description="accounts scored (leaves of scores_root)")
-    inputs_root: str
-    scores_root: str
-    parameters: TrustParametersJson
-
-
-class TrustProofs(_Result):
-    score: m.StateProof = Field(description="of trust:score:<address> (non-membership if absent)")
-    epoch: m.StateProof = Field(description="of trust:epoch")
-
-
-class TrustValues(_Result):
-    score: str | None = Field(description="raw score record, hex; null if unscored")
-    epoch: str = Field(description="raw epoch record, hex")
-
-
-class TrustScoreResult(_Result):
-    address: str
-    scored: bool = Field(description="false: no record, the account's score is 0")
-    score: int = Field(description="trust in units of 1/10**9 of the whole")
-    positive: int = Field(description="+1 attestations about the account (beta count)")
-    negative: int = Field(description="-1 attestations about the account (beta count)")
-    epoch: EpochJson
-    height: int = Field(description="committed height of the proofs")
-    state_root: str
-    block_hash: str
-    header: m.BlockHeader
-    certificate: m.CommitCertificate | None
-    values: TrustValues
-    proofs: TrustProofs
-
-
-class PageProof(_Result):
-    index: int
-    size: int = Field(description="page size")
-    pages: int = Field(description="number of pages of this epoch")
-    hashes: list[str] = Field(description="inclusion path of the page root among page roots")
-
-
-class TrustEpochResult(_Result):
-    epoch: EpochJson
-    value: str = Field(description="raw epoch record, hex")
-    proof: m.StateProof = Field(description="of trust:epoch:<k> (8-byte k) under state_root")
-    height: int
-    state_root: str
-    page: PageProof
-    leaves: list[str] = Field(description="canonical leaf bytes, hex, in sequence order")
-    attestations: list[AttestationJson] = Field(description="the leaves decoded ([] if not asked)")
-
-
-# --- JSON views --------------------------------------------------------------------------------
-
-
-def attestation_json(sequence: int, raw: bytes) -> dict[str, Any]:
-    record = decode_attestation(raw)
-    return {
-        "sequence": sequence,
-        "order_id": record.order_id.hex(),
-        "attester": format_address(record.attester),
-        "subject": format_address(record.subject),
-        "value": record.value,
-        "order_total": record.order_total,
-        "weight": order_weight(record.order_total),
-        "completed_s": record.completed_s,
-        "height": record.height,
-    }
-
-
-def epoch_json(record: EpochRecord) -> dict[str, Any]:
-    params = record.parameters
-    return {
-        "epoch": record.epoch,
-        "input_height": record.input_height,
-        "committed_height": record.committed_height,
-        "attestations": record.attestations,
-        "accounts": record.accounts,
-        "inputs_root": record.inputs_root.hex(),
-        "scores_root": record.scores_root.hex(),
-        "parameters": {
-            **params.to_wire(),
-            "pretrusted": list(map(format_address, params.pretrusted)),
-        },
-    }
-
-
 # --- methods -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _CertifiedHead:
+    """The head block's certified header and state root, for a proof bundle."""
+
+    height: int
+    state_root: bytes
+    block_hash: bytes
+    header: BlockHeader
+    certificate: CommitCertificate | None
 
 
 class TrustMethods:
@@ -268,7 +106,7 @@ class TrustMethods:
         except DecodeError as exc:
             raise StoreError(f"epoch record {what}: {exc}") from None
 
-    def _root_and_certificate(self) -> dict[str, Any]:
+    def _certified_head(self) -> _CertifiedHead:
         height = self._head()
         root = self.view.state.committed_root()
         block = self.view.store.get_block(height)
@@ -277,13 +115,13 @@ class TrustMethods:
         if block.header.state_root != root:
             raise StoreError(f"committed state root is not that of head block {height}")
         certificate = self.view.store.get_certificate(height)
-        return {
-            "height": height,
-            "state_root": root.hex(),
-            "block_hash": block.hash().hex(),
-            "header": jsonview.header_json(block.header),
-            "certificate": None if certificate is None else jsonview.certificate_json(certificate),
-        }
+        return _CertifiedHead(
+            height=height,
+            state_root=root,
+            block_hash=block.hash(),
+            header=BlockHeader.of(block.header),
+            certificate=CommitCertificate.of_optional(certificate),
+        )
 
     async def get_attestations(self, params: GetAttestationsParams) -> GetAttestationsResult:
         role = "subject" if params.subject is not None else "attester"
@@ -301,16 +139,14 @@ class TrustMethods:
             if raw_sequence is None:
                 raise StoreError(f"attestation index {role} {position} of {text} is missing")
             sequence = decode(raw_sequence)
-            entries.append(attestation_json(sequence, self._leaf(sequence)))
-        return GetAttestationsResult.model_validate(
-            {
-                "address": format_address(address),
-                "role": role,
-                "total": total,
-                "attestations": entries,
-                "next_cursor": end if end < total else None,
-                "height": self._head(),
-            }
+            entries.append(AttestationJson.of(sequence, decode_attestation(self._leaf(sequence))))
+        return GetAttestationsResult(
+            address=address,
+            role=role,
+            total=total,
+            attestations=entries,
+            next_cursor=end if end < total else None,
+            height=self._head(),
         )
 
     async def get_trust_score(self, params: GetTrustScoreParams) -> TrustScoreResult:
@@ -320,21 +156,23 @@ class TrustMethods:
         key = score_key(address)
         raw = state.get_committed(key)
         score, positive, negative = (0, 0, 0) if raw is None else decode(raw)
-        return TrustScoreResult.model_validate(
-            {
-                "address": format_address(address),
-                "scored": raw is not None,
-                "score": score,
-                "positive": positive,
-                "negative": negative,
-                "epoch": epoch_json(epoch),
-                **self._root_and_certificate(),
-                "values": {"score": None if raw is None else raw.hex(), "epoch": epoch_raw.hex()},
-                "proofs": {
-                    "score": jsonview.state_proof_json(state.prove(key)),
-                    "epoch": jsonview.state_proof_json(state.prove(EPOCH_KEY)),
-                },
-            }
+        head = self._certified_head()
+        return TrustScoreResult(
+            address=address,
+            scored=raw is not None,
+            score=score,
+            positive=positive,
+            negative=negative,
+            epoch=EpochJson.of(epoch),
+            height=head.height,
+            state_root=head.state_root,
+            block_hash=head.block_hash,
+            header=head.header,
+            certificate=head.certificate,
+            values=TrustValues(score=raw, epoch=epoch_raw),
+            proofs=TrustProofs(
+                score=StateProof.of(state.prove(key)), epoch=StateProof.of(state.prove(EPOCH_KEY))
+            ),
         )
 
     def _hashes_up_to(self, count: int) -> list[bytes]:
@@ -388,27 +226,20 @@ class TrustMethods:
         start = params.page * size
         end = min(start + size, epoch.attestations)
         leaves = [self._leaf(sequence) for sequence in range(start, end)]
-        return TrustEpochResult.model_validate(
-            {
-                "epoch": epoch_json(epoch),
-                "value": raw.hex(),
-                "proof": jsonview.state_proof_json(self.view.state.prove(key)),
-                "height": self._head(),
-                "state_root": self.view.state.committed_root().hex(),
-                "page": {
-                    "index": params.page,
-                    "size": size,
-                    "pages": pages,
-                    "hashes": [h.hex() for h in proof],
-                },
-                "leaves": [leaf.hex() for leaf in leaves],
-                "attestations": [
-                    attestation_json(sequence, leaf)
-                    for sequence, leaf in zip(range(start, end), leaves, strict=True)
-                ]
-                if params.decoded
-                else [],
-            }
+        return TrustEpochResult(
+            epoch=EpochJson.of(epoch),
+            value=raw,
+            proof=StateProof.of(self.view.state.prove(key)),
+            height=self._head(),
+            state_root=self.view.state.committed_root(),
+            page=PageProof(index=params.page, size=size, pages=pages, hashes=proof),
+            leaves=leaves,
+            attestations=[
+                AttestationJson.of(sequence, decode_attestation(leaf))
+                for sequence, leaf in zip(range(start, end), leaves, strict=True)
+            ]
+            if params.decoded
+            else [],
         )
 
 
