@@ -3,10 +3,8 @@ background thread: every verb, the queries with their proof checks, and one-line
 
 from __future__ import annotations
 
-import http.server
 import json
 import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from ledger.keys import PrivateKey, format_address, write_key_file
 from secnode.cli.query import _view_text
 from secnode.network import devnet
 from secnode.schema import models as m
+from tests.foreign_node import ForeignNode
 from tests.rpc_node import RpcTestNode, ServedNode
 
 
@@ -289,48 +288,10 @@ def test_invalid_rpc_url_that_is_not_jsonrpc(
     assert status == 1 and "http:// or https://" in _one_line_error(err)
 
 
-class _ForeignNode(http.server.ThreadingHTTPServer):
-    """A JSON-RPC server on 127.0.0.1 that answers each method with a fixed result (a
-    well-formed JSON-RPC response, whatever the result's shape); `{}` for other methods."""
-
-    def __init__(self, results: dict[str, Any]) -> None:
-        super().__init__(("127.0.0.1", 0), _ForeignHandler)
-        self.results = results
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-    def __enter__(self) -> _ForeignNode:
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.shutdown()
-        self.server_close()
-
-
-class _ForeignHandler(http.server.BaseHTTPRequestHandler):
-    server: _ForeignNode
-
-    def do_POST(self) -> None:
-        request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        result = self.server.results.get(request["method"], {})
-        body = json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": result}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 def test_invalid_answer_of_the_wrong_shape_is_one_line(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    with _ForeignNode({}) as node:
+    with ForeignNode({}) as node:
         status, out, err = _run(capsys, "query", "status", "--rpc", node.url)
     line = _one_line_error(err)
     assert status == 1 and out == ""
@@ -366,7 +327,7 @@ def _genesis_answers() -> dict[str, dict[str, Any]]:
 
 def _broken(answer: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     """A deep copy of `answer` with the field at dotted `path` set to `value`."""
-    broken = json.loads(json.dumps(answer))
+    broken: dict[str, Any] = json.loads(json.dumps(answer))
     *parents, name = path.split(".")
     target = broken
     for parent in parents:
@@ -401,7 +362,7 @@ def test_invalid_malformed_answer_names_the_node_method_and_field(
 ) -> None:
     answers = _genesis_answers()
     answers[method] = _broken(answers[method], path, value)
-    with _ForeignNode(answers) as node:
+    with ForeignNode(answers) as node:
         status, out, err = _run(capsys, *argv, "--rpc", node.url)
     line = _one_line_error(err)
     assert status == 1 and out == ""
@@ -412,7 +373,7 @@ def test_invalid_malformed_answer_names_the_node_method_and_field(
 def test_well_formed_foreign_answers_are_read(capsys: pytest.CaptureFixture[str]) -> None:
     """The control for the test above: the unbroken answers print as a node's would."""
     answers = _genesis_answers()
-    with _ForeignNode(answers) as node:
+    with ForeignNode(answers) as node:
         status, out, _ = _run(capsys, "query", "block", "--rpc", node.url, "--json")
     assert status == 0 and json.loads(out) == answers["sec_getBlock"]
 
