@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from typing import Any
 from unittest import mock
 
@@ -237,3 +239,16 @@ def test_invalid_strict_types_are_not_coerced() -> None:
         m.SendTransactionResult.model_validate(
             {"hash": "00" * 32, "status": "pending", "surprise": 1}
         )
+
+
+def test_the_schema_imports_nothing_of_the_node_runtime() -> None:
+    """Clients (CLI, auditor, a web console) import the schema without the server."""
+    probe = (
+        "import sys\n"
+        "import secnode.schema.models, secnode.schema.trust, secnode.schema.validators\n"
+        "import secnode.client.rpc\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'aiohttp'"
+        " or m.startswith('secnode.runtime')))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "[]", run.stdout
