@@ -147,3 +147,7 @@ def _run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace)
         return 130
     print(f"sec: error: {line}", file=sys.stderr)
     return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
