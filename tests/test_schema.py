@@ -8,6 +8,7 @@ import asyncio
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -252,3 +253,41 @@ def test_the_schema_imports_nothing_of_the_node_runtime() -> None:
     )
     run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert run.stdout.strip() == "[]", run.stdout
+
+
+_TYPED_READS = """
+from secnode.client.rpc import RpcClient
+from secnode.schema.models import BlockResult
+from ledger.blocks import BlockHeader
+
+
+def good(client: RpcClient) -> BlockHeader:
+    return client.call_as("sec_getBlock", {}, BlockResult).header.to_header()
+
+
+def misspelled(client: RpcClient) -> int:
+    return client.call_as("sec_getBlock", {}, BlockResult).header.heigth  # line 12
+
+
+def wrong_type(client: RpcClient) -> str:
+    return client.call_as("sec_getBlock", {}, BlockResult).header.state_root  # line 16
+"""
+
+
+def test_invalid_reads_of_an_answer_fail_type_checking(tmp_path: Path) -> None:
+    """A typo or a wrong type in reading an answer is a mypy error, not a KeyError at run time."""
+    snippet = tmp_path / "reads.py"
+    snippet.write_text(_TYPED_READS)
+    command = [sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(tmp_path / "cache")]
+    run = subprocess.run(
+        [*command, str(snippet)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(__file__).parents[1],  # the repository's mypy configuration (pydantic plugin)
+    )
+    errors = [line for line in run.stdout.splitlines() if ": error:" in line]
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert any(":12: error:" in line and "heigth" in line for line in errors), errors
+    assert any(":16: error:" in line and '"bytes"' in line for line in errors), errors
+    assert all(":12: " in line or ":16: " in line for line in errors), errors
