@@ -291,3 +291,12 @@ def test_invalid_reads_of_an_answer_fail_type_checking(tmp_path: Path) -> None:
     assert any(":12: error:" in line and "heigth" in line for line in errors), errors
     assert any(":16: error:" in line and '"bytes"' in line for line in errors), errors
     assert all(":12: " in line or ":16: " in line for line in errors), errors
+
+
+def test_invalid_transaction_answer_that_contradicts_its_status() -> None:
+    pending = {"hash": "00" * 32, "status": "pending"}
+    assert m.SendTransactionResult.model_validate(pending).height is None
+    with pytest.raises(ValidationError, match="status is committed, so height, index"):
+        m.SendTransactionResult.model_validate({**pending, "status": "committed", "height": 1})
+    with pytest.raises(ValidationError, match=r"status is pending, so .* must be all null"):
+        m.SendTransactionResult.model_validate({**pending, "height": 1})

@@ -25,7 +25,6 @@ from secnode.cli.common import (
     requested_proof,
     resolve_address,
 )
-from secnode.client.rpc import MalformedAnswer
 from secnode.schema import models as m
 
 
@@ -120,17 +119,14 @@ def _query_tx(args: argparse.Namespace) -> int:
         ("nonce", tx.nonce),
     ]
     rows += [(f"body.{name}", value) for name, value in tx.body.items()]
-    if answer.status == "committed":
-        if answer.proof is None or answer.receipt is None or answer.block_hash is None:
-            raise MalformedAnswer(
-                args.rpc, "sec_getTransaction", "proof, receipt, block_hash: missing (committed)"
-            )
+    proof, receipt, block_hash = answer.proof, answer.receipt, answer.block_hash
+    if proof is not None and receipt is not None and block_hash is not None:  # committed
         rows += [
             ("height", answer.height),
             ("index", answer.index),
-            ("block", answer.block_hash.hex()),
-            ("result", receipt_line(answer.receipt)),
-            ("inclusion", f"verified under tx root {answer.proof.tx_root.hex()}"),
+            ("block", block_hash.hex()),
+            ("result", receipt_line(receipt)),
+            ("inclusion", f"verified under tx root {proof.tx_root.hex()}"),
         ]
     print_fields(rows)
     return 0

@@ -164,6 +164,15 @@ class StatusResult(StrictModel):
     )
 
 
+def _check_committed_fields(status: str, fields: dict[str, object]) -> None:
+    """Invariant of a transaction's status: the fields of its place in the chain are all present
+    when it is committed and all null while it is pending."""
+    committed = status == "committed"
+    if {value is not None for value in fields.values()} != {committed}:
+        expected = "all present" if committed else "all null"
+        raise ValueError(f"status is {status}, so {', '.join(fields)} must be {expected}")
+
+
 class SendTransactionResult(StrictModel):
     hash: Hash32
     status: Literal["pending", "committed"]
@@ -171,6 +180,12 @@ class SendTransactionResult(StrictModel):
     index: int | None = Field(None, description="position in the block, when committed")
     block_hash: Hash32 | None = Field(None, description="when committed")
     receipt: Receipt | None = Field(None, description="when committed")
+
+    @model_validator(mode="after")
+    def _committed_in_a_block(self) -> SendTransactionResult:
+        location = {"height": self.height, "index": self.index, "block_hash": self.block_hash}
+        _check_committed_fields(self.status, {**location, "receipt": self.receipt})
+        return self
 
 
 class TransactionResult(StrictModel):
@@ -183,6 +198,14 @@ class TransactionResult(StrictModel):
     block_hash: Hash32 | None = Field(None, description="when committed")
     receipt: Receipt | None = Field(None, description="when committed")
     proof: InclusionProof | None = Field(None, description="when committed: under header.tx_root")
+
+    @model_validator(mode="after")
+    def _committed_in_a_block(self) -> TransactionResult:
+        location = {"height": self.height, "index": self.index, "block_hash": self.block_hash}
+        _check_committed_fields(
+            self.status, {**location, "receipt": self.receipt, "proof": self.proof}
+        )
+        return self
 
     def to_transaction(self) -> SignedTransaction:
         """The transaction decoded from `raw` (MalformedTransaction if it does not decode)."""

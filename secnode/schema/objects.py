@@ -3,7 +3,8 @@ client verifies it, gives the ledger object back (`to_header`, `to_certificate`,
 
 The server builds results only through these constructors, and a client parses every answer
 into the same models, so both sides agree on one shape. Field names, order and JSON encoding are
-the wire format (docs/rpc.md); the class names are the OpenRPC component names.
+the wire format (docs/rpc.md); the class names are the OpenRPC component names, and class
+docstrings and field descriptions are published in `rpc.discover` (so they are part of the API).
 
 Invariant: for a ledger object `x`, `View.of(x).to_...()` equals `x`, and
 `View.model_validate(json.loads(json.dumps(view.model_dump(mode="json"))))` equals `view`.
