@@ -6,6 +6,9 @@ in the state overlay is never visible. Each read runs without an `await` in betw
 node's event loop it sees one consistent committed height (assuming the node commits the store
 and the state together, without yielding in between).
 
+Results are the shared schema's models (`secnode.schema`), built straight from ledger objects
+with their constructors (`BlockResult.of`, `StateProof.of`, ...), never from dicts.
+
 Errors are raised as `RpcError` (secnode.runtime.rpc.errors); a missing block, transaction or
 account is `not_found`, a store that lacks a row it indexes is a `StoreError` (internal error,
 logged).

@@ -9,6 +9,9 @@ epoch's inputs in aligned pages of a power-of-two size; page k (leaves k*size ..
 the RFC 6962 tree over all inputs, so its root and an inclusion proof of it in the tree of page
 roots (`ledger.merkle.verify_inclusion(page_root, k, pages, proof, inputs_root)`) prove the page.
 
+The params and result models are the shared schema's (`secnode.schema.trust`); results are
+built from the contract's records with their constructors (`EpochJson.of`, `AttestationJson.of`).
+
 Leaf hashes of committed attestations are cached (attestations never change once committed), and
 the page roots of the last few (count, page size) pairs, so paging through 10**6 inputs hashes
 each leaf once.
@@ -70,10 +73,15 @@ class _CertifiedHead:
     """The head block's certified header and state root, for a proof bundle."""
 
     height: int
+    """The head height, which the proofs are read at."""
     state_root: bytes
+    """The committed state root: the head header's `state_root`."""
     block_hash: bytes
+    """The head header's hash."""
     header: BlockHeader
+    """The head header."""
     certificate: CommitCertificate | None
+    """Its commit certificate (None only at genesis)."""
 
 
 class TrustMethods:
