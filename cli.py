@@ -136,19 +136,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """The CLI's one error handler: a failure the user can act on is one line on stderr and exit
-    status 1; Ctrl-C is exit status 130. Anything else is a bug and keeps its traceback."""
+    status 1 (a node's answer of the wrong shape is a `MalformedAnswer`, an RpcClientError naming
+    the node, the method and the field); Ctrl-C is exit status 130. Anything else is a bug and
+    keeps its traceback."""
     try:
         return handler(args)
     except (CommandError, RpcClientError, KeyFileError, LedgerError) as exc:
         line = " ".join(str(exc).split())
-    except (KeyError, TypeError) as exc:
-        if not hasattr(args, "rpc"):
-            raise
-        # A result without the documented fields: another service, or an incompatible node.
-        line = (
-            f"unexpected answer from {args.rpc} ({type(exc).__name__}: {exc}); "
-            "is it a SEC node of a compatible version?"
-        )
     except KeyboardInterrupt:
         print("sec: interrupted", file=sys.stderr)
         return 130

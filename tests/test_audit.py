@@ -24,6 +24,7 @@ from ledger.state_tree import StateProof
 from secnode.network.devnet import account_key, dev_genesis_document
 from secnode.runtime.metrics import Metrics
 from secnode.runtime.rpc.server import make_app, start_rpc_server
+from tests.foreign_node import ForeignNode
 from tests.orderkit import WINDOWS
 from tests.rpc_node import RpcTestNode, ServedNode
 
@@ -545,3 +546,18 @@ def test_audit_trust_follows_a_validator_change_by_replaying_the_chain(
         capsys, "audit", "chain", "--rpc", url, "--genesis", str(shopped.genesis_file)
     )
     assert status == 0 and "VERIFIED" in out, out
+
+
+# --- answers of the wrong shape --------------------------------------------------------------
+
+
+def test_invalid_malformed_bundle_fails_the_answer_check(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with ForeignNode({"sec_getTrustScore": {"address": address("merchant1")}}) as node:
+        status, out, _ = run(capsys, "audit", "trust", "dev:merchant1", "--rpc", node.url)
+    assert status == 1 and "VERIFIED" not in out
+    [line] = out.splitlines()
+    assert line.startswith("FAILED  answer")
+    assert f"node {node.url} answered sec_getTrustScore with a malformed result: " in line
+    assert "scored: Field required" in line

@@ -3,12 +3,11 @@ background thread: every verb, the queries with their proof checks, and one-line
 
 from __future__ import annotations
 
-import http.server
 import json
 import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,7 +17,9 @@ from ledger.keys import PrivateKey, format_address
 from secnode.cli.query import _view_text
 from secnode.keyfile import write_key_file
 from secnode.network import devnet
-from tests.rpc_node import ServedNode
+from secnode.schema import models as m
+from tests.foreign_node import ForeignNode
+from tests.rpc_node import RpcTestNode, ServedNode
 
 
 @pytest.fixture
@@ -288,38 +289,97 @@ def test_invalid_rpc_url_that_is_not_jsonrpc(
     assert status == 1 and "http:// or https://" in _one_line_error(err)
 
 
-class _ForeignHandler(http.server.BaseHTTPRequestHandler):
-    """Answers every call with a well-formed JSON-RPC response of the wrong shape."""
-
-    def do_POST(self) -> None:
-        request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        body = json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": {}}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 def test_invalid_answer_of_the_wrong_shape_is_one_line(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ForeignHandler) as server:
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            url = f"http://127.0.0.1:{server.server_address[1]}"
-            status, _, err = _run(capsys, "query", "status", "--rpc", url)
-        finally:
-            server.shutdown()
-            thread.join(10)
-    assert status == 1 and "unexpected answer" in _one_line_error(err)
+    with ForeignNode({}) as node:
+        status, out, err = _run(capsys, "query", "status", "--rpc", node.url)
+    line = _one_line_error(err)
+    assert status == 1 and out == ""
+    assert f"node {node.url} answered sec_status with a malformed result: " in line
+    assert "chain_id: Field required" in line
+
+
+def _genesis_answers() -> dict[str, dict[str, Any]]:
+    """Well-formed answers about the dev chain's genesis block, as JSON."""
+    node = RpcTestNode()
+    block = node.store.get_block(0)
+    assert block is not None
+    status = m.StatusResult(
+        chain_id=node.genesis.chain_id,
+        genesis_hash=node.genesis.document_hash(),
+        node_name="node0",
+        node_address=devnet.validator_key("node0").address,
+        height=0,
+        head_hash=block.hash(),
+        head_time_ms=block.header.timestamp_ms,
+        view=0,
+        view_changes=0,
+        is_validator=True,
+        peers=0,
+        syncing=False,
+        mempool_size=0,
+    )
+    return {
+        "sec_status": status.model_dump(mode="json"),
+        "sec_getBlock": m.BlockResult.of(block).model_dump(mode="json"),
+    }
+
+
+def _broken(answer: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A deep copy of `answer` with the field at dotted `path` set to `value`."""
+    broken: dict[str, Any] = json.loads(json.dumps(answer))
+    *parents, name = path.split(".")
+    target = broken
+    for parent in parents:
+        target = target[parent]
+    target[name] = value
+    return broken
+
+
+@pytest.mark.parametrize(
+    ("method", "argv", "path", "value", "problem"),
+    [
+        ("sec_getBlock", ("query", "block", "0"), "header.height", "0", "header.height: Input"),
+        (
+            "sec_getBlock",
+            ("query", "block"),
+            "header.state_root",
+            "zz",
+            "header.state_root: not hex",
+        ),
+        ("sec_getBlock", ("query", "block"), "tx_hashes", ["ab"], "tx_hashes.0: a hash is 32"),
+        ("sec_status", ("query", "status"), "node_address", "sec1nope", "node_address: "),
+        ("sec_status", ("query", "status", "--json"), "height", None, "height: Input should"),
+    ],
+)
+def test_invalid_malformed_answer_names_the_node_method_and_field(
+    capsys: pytest.CaptureFixture[str],
+    method: str,
+    argv: tuple[str, ...],
+    path: str,
+    value: Any,
+    problem: str,
+) -> None:
+    answers = _genesis_answers()
+    answers[method] = _broken(answers[method], path, value)
+    with ForeignNode(answers) as node:
+        status, out, err = _run(capsys, *argv, "--rpc", node.url)
+    line = _one_line_error(err)
+    assert status == 1 and out == ""
+    assert f"node {node.url} answered {method} with a malformed result: " in line
+    assert problem in line
+
+
+def test_well_formed_foreign_answers_are_read(capsys: pytest.CaptureFixture[str]) -> None:
+    """The control for the test above: the unbroken answers print as a node's would."""
+    answers = _genesis_answers()
+    with ForeignNode(answers) as node:
+        status, out, _ = _run(capsys, "query", "block", "--rpc", node.url, "--json")
+    assert status == 0 and json.loads(out) == answers["sec_getBlock"]
 
 
 def test_query_status_says_when_the_node_is_outside_the_group_view() -> None:
-    assert _view_text({"view": 3, "view_in_sync": True, "group_view": 3}) == "3"
-    text = _view_text({"view": 5, "view_in_sync": False, "group_view": 3})
+    assert _view_text(3, True, 3) == "3"
+    text = _view_text(5, False, 3)
     assert text.startswith("5") and "NOT in the group's view 3" in text

@@ -1,6 +1,6 @@
 """`Action` is a closed union: a `match` over it that ends in `assert_never` type-checks only if
-every action kind has its case, which is what keeps the driver (`secnode.runtime.driver`) and
-the simulator (`consensus.sim.world`, `consensus.sim.cluster`) complete when a new action appears."""
+every action kind has its case, which is what keeps the driver (`secnode.runtime.driver`) and the
+simulator (`consensus.sim.world`, `consensus.sim.cluster`) complete when a new action appears."""
 
 from __future__ import annotations
 

@@ -36,8 +36,8 @@ from secnode.runtime.rpc.jsonrpc import Dispatcher, Limits
 from secnode.runtime.rpc.methods import RpcMethods, method_table, path_from_levels, tree_levels
 from secnode.runtime.rpc.ratelimit import RateLimit, RateLimiter
 from secnode.runtime.rpc.server import RpcConfig
-from secnode.schema import jsonview
 from secnode.schema import models as m
+from secnode.schema.objects import Transaction
 from tests.rpc_node import RpcTestNode, serve, sign
 
 OVER_BUDGET = -32005
@@ -86,8 +86,8 @@ async def test_invalid_batch_over_the_cost_budget_is_refused_before_running(
 ) -> None:
     node, block, _ = await _node_with_block(3)
     built: list[int] = []
-    original = jsonview.transaction_json
-    monkeypatch.setattr(jsonview, "transaction_json", _counting(built, original))
+    original = Transaction.of
+    monkeypatch.setattr(Transaction, "of", _counting(built, original))
     dispatcher = Dispatcher(method_table(node), Limits())
     batch = [
         _request("sec_getBlock", {"height": block.height, "full": True}, i) for i in range(100)
@@ -118,8 +118,8 @@ async def test_invalid_full_block_over_the_reply_cap_is_refused_not_built(
 ) -> None:
     node, block, _ = await _node_with_block(40)
     built: list[int] = []
-    original = jsonview.transaction_json
-    monkeypatch.setattr(jsonview, "transaction_json", _counting(built, original))
+    original = Transaction.of
+    monkeypatch.setattr(Transaction, "of", _counting(built, original))
     limit = 16 * 1024
     stored_block = node.store.get_block_bytes(block.height)
     assert stored_block is not None and len(stored_block) * REPLY_BYTES_PER_STORED_BYTE > limit
@@ -303,7 +303,7 @@ async def test_list_orders_page_n_does_not_read_earlier_pages(tmp_path: Path) ->
     methods = RpcMethods(node)
     merchant = format_address(devnet.account_key("merchant1").address)
     cursor: str | None = None
-    seen: list[str] = []
+    seen: list[bytes] = []
     reads: list[int] = []
     for _ in range(4):
         before = kv.rows_read
@@ -312,7 +312,7 @@ async def test_list_orders_page_n_does_not_read_earlier_pages(tmp_path: Path) ->
         )
         reads.append(kv.rows_read - before)
         seen.extend(entry.order.order_id for entry in page.orders)
-        cursor = page.next_cursor
+        cursor = None if page.next_cursor is None else page.next_cursor.hex()
     assert len(seen) == 40 and seen == sorted(seen)
     assert max(reads) <= 11, reads  # one page and the look-ahead row, whatever the page
     store.close()
@@ -342,14 +342,14 @@ async def test_full_block_is_built_while_the_event_loop_keeps_running(
     ticks = 0
     building = threading.Event()
     ticked_meanwhile = threading.Event()
-    original = jsonview.transaction_json
+    original = Transaction.of
 
     def slow_transaction_json(tx: Any) -> Any:
         building.set()
         ticked_meanwhile.wait(10)  # a guard, not a timing: set by the ticker below
         return original(tx)
 
-    monkeypatch.setattr(jsonview, "transaction_json", slow_transaction_json)
+    monkeypatch.setattr(Transaction, "of", slow_transaction_json)
     stop = asyncio.Event()
 
     async def ticker() -> None:

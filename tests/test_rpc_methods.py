@@ -18,7 +18,7 @@ from ledger.transactions import SignedTransaction, Transfer, decode_transaction,
 from secnode.network import devnet
 from secnode.runtime.rpc.server import RpcConfig
 from secnode.runtime.rpc.view import NodeStatus
-from secnode.schema.jsonview import hashes_from_json, state_proof_from_json
+from secnode.schema.objects import InclusionProof, StateProof
 from tests.rpc_node import Served, serve, sign
 
 
@@ -193,7 +193,7 @@ async def test_get_transaction_with_verifying_inclusion_proof() -> None:
                 leaf_hash(tx.encoded),
                 proof["leaf_index"],
                 proof["tree_size"],
-                hashes_from_json(proof["hashes"], "hashes"),
+                InclusionProof.model_validate(proof).hashes,
                 bytes.fromhex(block["header"]["tx_root"]),
             )
             assert answer["receipt"]["ok"] is True
@@ -289,7 +289,7 @@ async def test_get_account_with_membership_proof() -> None:
             bytes.fromhex(proven["state_root"]),
             account_key(address),
             bytes.fromhex(proven["value"]),
-            state_proof_from_json(proven["proof"]),
+            StateProof.model_validate(proven["proof"]).to_proof(),
         )
 
 
@@ -306,7 +306,7 @@ async def test_get_account_non_membership_proof() -> None:
             bytes.fromhex(answer["state_root"]),
             account_key(address),
             None,
-            state_proof_from_json(answer["proof"]),
+            StateProof.model_validate(answer["proof"]).to_proof(),
         )
         error = await served.error("sec_getAccount", {"address": format_address(address)})
         assert error["code"] == -32000 and error["data"]["what"] == "account"

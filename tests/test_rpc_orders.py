@@ -12,7 +12,7 @@ from ledger.state_tree import verify_state_proof
 from ledger.transactions import SignedTransaction, TxBody
 from secnode.network import devnet
 from secnode.runtime.rpc import methods
-from secnode.schema.jsonview import state_proof_from_json
+from secnode.schema.objects import StateProof
 from tests.rpc_node import Served, serve, sign
 
 
@@ -79,7 +79,7 @@ async def test_get_order_follows_the_order_and_proves_it() -> None:
             bytes.fromhex(proven["state_root"]),
             order_key(order_id),
             bytes.fromhex(proven["value"]),
-            state_proof_from_json(proven["proof"]),
+            StateProof.model_validate(proven["proof"]).to_proof(),
         )
 
 
@@ -95,7 +95,7 @@ async def test_unknown_order_is_not_found_or_proven_absent() -> None:
             bytes.fromhex(absent["state_root"]),
             order_key(missing),
             None,
-            state_proof_from_json(absent["proof"]),
+            StateProof.model_validate(absent["proof"]).to_proof(),
         )
 
 

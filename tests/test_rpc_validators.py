@@ -12,9 +12,8 @@ from ledger.state_tree import verify_state_proof
 from ledger.transactions import ValidatorUpdate
 from ledger.validator_state import VALIDATORS_KEY
 from ledger.validators import ValidatorSet
-from secnode.client.audit import certificate_from_json, header_from_json
 from secnode.network import devnet
-from secnode.schema.jsonview import state_proof_from_json
+from secnode.schema.objects import BlockHeader, CommitCertificate, StateProof
 from tests.rpc_node import serve, sign
 
 METHOD = "sec_getValidatorsWithProof"
@@ -29,12 +28,12 @@ async def test_validators_record_proves_under_the_certified_head() -> None:
         served.node.commit_pending()
         answer = await served.result(METHOD)
     genesis_set = served.node.genesis.validator_set()
-    header = header_from_json(answer["header"])
+    header = BlockHeader.model_validate(answer["header"]).to_header()
     assert answer["height"] == header.height == 1
     assert header.hash().hex() == answer["block_hash"]
     assert header.state_root.hex() == answer["state_root"]
     verify_certificate(
-        certificate_from_json(answer["certificate"]),
+        CommitCertificate.model_validate(answer["certificate"]).to_certificate(),
         devnet.DEV_CHAIN_ID,
         genesis_set,
         height=1,
@@ -44,7 +43,7 @@ async def test_validators_record_proves_under_the_certified_head() -> None:
         header.state_root,
         VALIDATORS_KEY,
         bytes.fromhex(answer["value"]),
-        state_proof_from_json(answer["proof"]),
+        StateProof.model_validate(answer["proof"]).to_proof(),
     )
     assert answer["hash"] == genesis_set.hash().hex() == header.validators_hash.hex()
     assert answer["quorum"] == genesis_set.quorum

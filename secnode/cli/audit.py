@@ -30,6 +30,7 @@ from secnode.client.audit_freshness import (
     load_state,
     save_state,
 )
+from secnode.schema import models as m
 
 DEFAULT_GENESIS: Final = Path(__file__).resolve().parents[2] / "genesis.json"
 
@@ -166,7 +167,7 @@ def _audit_chain(args: argparse.Namespace) -> int:
 
     try:
         memory = _Memory(args, genesis)
-        head = client.call("sec_status")["height"]
+        head = client.call_as("sec_status", None, m.StatusResult).height
         memory.freshness.check_height(head)
         height = args.to if args.to is not None else head
         header = audit_chain(

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+from ledger import state_tree
 from ledger.accounts import ROLE_NAMES
 from ledger.errors import LedgerError
 from ledger.keys import (
@@ -26,9 +27,10 @@ from ledger.keys import (
     parse_address,
 )
 from ledger.schema import MAX_AMOUNT
-from secnode.client.rpc import DEFAULT_RPC_URL, RpcClient
+from secnode.client.rpc import DEFAULT_RPC_URL, MalformedAnswer, RpcClient
 from secnode.keyfile import read_key_record
-from secnode.schema.jsonview import hex_from_json
+from secnode.schema import models as m
+from secnode.schema.objects import Receipt, StateProof
 
 DEV_PREFIX: Final = "dev:"
 
@@ -98,16 +100,14 @@ def load_signing_record(spec: str) -> tuple[PrivateKey, bytes | None]:
     return record.key, record.genesis_hash
 
 
-def check_key_network(spec: str, made_for: bytes | None, rpc: str, status: dict[str, Any]) -> bytes:
+def check_key_network(spec: str, made_for: bytes | None, rpc: str, status: m.StatusResult) -> bytes:
     """The node's genesis hash from its `sec_status`; raise CommandError if the key file
     `spec` was made for another network (a signature there would be for the wrong network)."""
-    node_genesis = hex_from_json(status["genesis_hash"], "sec_status genesis_hash")
-    if len(node_genesis) != 32:
-        raise CommandError(f"{rpc} answered a genesis_hash of {len(node_genesis)} bytes")
+    node_genesis = status.genesis_hash
     if made_for is not None and made_for != node_genesis:
         raise CommandError(
             f"--key {spec} was made for the network with genesis {made_for.hex()}, but the node "
-            f"at {rpc} runs chain {status['chain_id']!r} with genesis {node_genesis.hex()}; "
+            f"at {rpc} runs chain {status.chain_id!r} with genesis {node_genesis.hex()}; "
             "refusing to sign for another network"
         )
     return node_genesis
@@ -210,10 +210,20 @@ def format_time(ms: int) -> str:
     return stamp.replace("+00:00", "Z")
 
 
-def receipt_line(receipt: dict[str, Any]) -> str:
-    if receipt["ok"]:
+def receipt_line(receipt: Receipt) -> str:
+    if receipt.ok:
         return "ok"
-    return f"failed ({receipt['code']}): {receipt['message']}"
+    return f"failed ({receipt.code}): {receipt.message}"
+
+
+def requested_proof(
+    args: argparse.Namespace, method: str, proof: StateProof | None
+) -> state_tree.StateProof:
+    """The state proof asked for with prove=true, as the ledger's proof; MalformedAnswer if the
+    node left it out."""
+    if proof is None:
+        raise MalformedAnswer(args.rpc, method, "proof: missing, though prove=true was asked")
+    return proof.to_proof()
 
 
 # --- talking to a node and the common options ---------------------------------------------------

@@ -42,10 +42,12 @@ from secnode.cli.common import (
     hash_hex,
     print_fields,
     print_json,
+    requested_proof,
     resolve_address,
 )
 from secnode.cli.submit import submit
-from secnode.schema.jsonview import hex_from_json, state_proof_from_json
+from secnode.schema import models as m
+from secnode.schema.objects import Order
 
 MAX_PAGES: Final = 10_000
 """`sec query orders --all` stops after this many pages (a node that never ends a listing)."""
@@ -112,8 +114,10 @@ def _tx_pay(args: argparse.Namespace) -> int:
     order_id = _order_id(args)
     amount = args.amount
     if amount is None:
-        answer = connect(args).call("sec_getOrder", {"order_id": order_id.hex()})
-        amount = answer["order"]["total"]
+        answer = connect(args).call_as("sec_getOrder", {"order_id": order_id.hex()}, m.OrderResult)
+        if answer.order is None:
+            raise CommandError(f"--order: order {order_id.hex()} does not exist")
+        amount = answer.order.total
     return submit(args, OrderPay(order_id, amount))
 
 
@@ -149,27 +153,28 @@ def _tx_bind(args: argparse.Namespace) -> int:
 # --- sec query order / orders --------------------------------------------------------------------
 
 
-def _order_rows(order: dict[str, Any]) -> list[tuple[str, Any]]:
-    settlement = order["settlement"]
+def _order_rows(order: Order) -> list[tuple[str, Any]]:
+    settlement = dict(order.settlement)
     rows: list[tuple[str, Any]] = [
-        ("order", order["order_id"]),
-        ("state", order["state"]),
-        ("merchant", order["merchant"]),
-        ("buyer", order["buyer"]),
-        ("arbiter", order["arbiter"]),
+        ("order", order.order_id.hex()),
+        ("state", order.state),
+        ("merchant", format_address(order.merchant)),
+        ("buyer", format_address(order.buyer)),
+        ("arbiter", format_address(order.arbiter)),
     ]
-    if order["sharer"] is not None:
-        rows.append(("sharer", f"{order['sharer']} ({order['commission_bps']} bps)"))
-    if order["inviter"] is not None:
-        rows.append(("inviter", f"{order['inviter']} ({order['inviter_share_bps']} bps)"))
+    if order.sharer is not None:
+        rows.append(("sharer", f"{format_address(order.sharer)} ({order.commission_bps} bps)"))
+    if order.inviter is not None:
+        inviter = format_address(order.inviter)
+        rows.append(("inviter", f"{inviter} ({order.inviter_share_bps} bps)"))
     rows += [
-        ("goods", f"{order['goods']} fen"),
-        ("shipping", f"{order['shipping']} fen"),
-        ("total", f"{order['total']} fen"),
-        ("held", f"{order['held']} fen"),
-        ("created", _seconds(order["created_s"])),
-        ("updated", _seconds(order["updated_s"])),
-        ("due", _seconds(order["due_s"])),
+        ("goods", f"{order.goods} fen"),
+        ("shipping", f"{order.shipping} fen"),
+        ("total", f"{order.total} fen"),
+        ("held", f"{order.held} fen"),
+        ("created", _seconds(order.created_s)),
+        ("updated", _seconds(order.updated_s)),
+        ("due", _seconds(order.due_s)),
     ]
     if any(settlement.values()):
         rows += [(f"paid {who}", f"{amount} fen") for who, amount in settlement.items()]
@@ -178,28 +183,27 @@ def _order_rows(order: dict[str, Any]) -> list[tuple[str, Any]]:
 
 def _query_order(args: argparse.Namespace) -> int:
     order_id = hash_hex(args.order_id, "ORDER_ID")
-    answer = connect(args).call("sec_getOrder", {"order_id": order_id, "prove": args.prove})
+    params = {"order_id": order_id, "prove": args.prove}
+    answer = connect(args).call_as("sec_getOrder", params, m.OrderResult)
     if args.prove:
-        value = answer.get("value")
+        proof = requested_proof(args, "sec_getOrder", answer.proof)
         verify_state_proof(
-            hex_from_json(answer["state_root"], "state_root"),
-            order_key(bytes.fromhex(order_id)),
-            None if value is None else hex_from_json(value, "value"),
-            state_proof_from_json(answer["proof"]),
+            answer.state_root, order_key(bytes.fromhex(order_id)), answer.value, proof
         )
+    output = answer.model_dump(mode="json")
     if args.json:
-        print_json({**answer, "verified": True} if args.prove else answer)
+        print_json({**output, "verified": True} if args.prove else output)
         return 0
-    if answer["order"] is None:
+    if answer.order is None:
         rows: list[tuple[str, Any]] = [("order", order_id), ("exists", "no")]
     else:
-        rows = _order_rows(answer["order"])
-        for item in answer.get("items") or []:
-            line = f"{item['sku']} x {item['quantity']} @ {item['unit_price']} fen"
+        rows = _order_rows(answer.order)
+        for item in answer.items or []:
+            line = f"{item.sku} x {item.quantity} @ {item.unit_price} fen"
             rows.append(("item", line))
-    rows += [("height", answer["height"]), ("state root", answer["state_root"])]
+    rows += [("height", answer.height), ("state root", answer.state_root.hex())]
     if args.prove:
-        kind = "membership" if answer["exists"] else "non-membership"
+        kind = "membership" if answer.exists else "non-membership"
         rows.append(("proof", f"{kind} verified under the state root"))
     print_fields(rows)
     return 0
@@ -214,28 +218,24 @@ def _query_orders(args: argparse.Namespace) -> int:
     if args.cursor is not None:
         params["cursor"] = hash_hex(args.cursor, "--cursor")
     client = connect(args)
-    entries: list[dict[str, Any]] = []
+    entries: list[m.OrderListEntry] = []
     for _ in range(MAX_PAGES):
-        page = client.call("sec_listOrders", params)
-        entries += page["orders"]
-        if not args.all or page["next_cursor"] is None:
+        page = client.call_as("sec_listOrders", params, m.ListOrdersResult)
+        entries += page.orders
+        if not args.all or page.next_cursor is None:
             break
-        params["cursor"] = page["next_cursor"]
+        params["cursor"] = page.next_cursor.hex()
     else:
         raise CommandError(f"the listing did not end after {MAX_PAGES} pages")
-    result = {**page, "orders": entries}
     if args.json:
-        print_json(result)
+        print_json(page.model_copy(update={"orders": entries}).model_dump(mode="json"))
         return 0
     for entry in entries:
-        order = entry["order"]
-        due = "" if order["due_s"] is None else f" due {order['due_s']}"
-        print(
-            f"{order['order_id']}  {order['state']:<9}  {entry['role']:<8}  "
-            f"{order['total']} fen{due}"
-        )
-    if page["next_cursor"] is not None and not args.all:
-        print(f"more: --cursor {page['next_cursor']}")
+        order = entry.order
+        due = "" if order.due_s is None else f" due {order.due_s}"
+        print(f"{order.order_id.hex()}  {order.state:<9}  {entry.role:<8}  {order.total} fen{due}")
+    if page.next_cursor is not None and not args.all:
+        print(f"more: --cursor {page.next_cursor.hex()}")
     return 0
 
 

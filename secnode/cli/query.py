@@ -7,15 +7,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from contracts import TX_TYPES
+from ledger.accounts import account_key
 from ledger.keys import (
     format_address,
 )
 from ledger.merkle import leaf_hash, verify_inclusion
 from ledger.state_tree import verify_state_proof
-from ledger.transactions import (
-    decode_transaction,
-)
 from secnode.cli.common import (
     ADDRESS_HELP,
     CommandError,
@@ -25,39 +22,40 @@ from secnode.cli.common import (
     print_fields,
     print_json,
     receipt_line,
+    requested_proof,
     resolve_address,
 )
-from secnode.schema.jsonview import hashes_from_json, hex_from_json, state_proof_from_json
+from secnode.schema import models as m
 
 
 def _query_status(args: argparse.Namespace) -> int:
-    status = connect(args).call("sec_status")
+    status = connect(args).call_as("sec_status", None, m.StatusResult)
     if args.json:
-        print_json(status)
+        print_json(status.model_dump(mode="json"))
         return 0
     print_fields(
         [
-            ("chain", status["chain_id"]),
-            ("node", f"{status['node_name']} ({status['node_address']})"),
-            ("height", status["height"]),
-            ("head", status["head_hash"]),
-            ("head time", format_time(status["head_time_ms"])),
-            ("view", _view_text(status)),
-            ("view changes", status["view_changes"]),
-            ("validator", "yes" if status["is_validator"] else "no"),
-            ("peers", status["peers"]),
-            ("syncing", "yes" if status["syncing"] else "no"),
-            ("mempool", status["mempool_size"]),
+            ("chain", status.chain_id),
+            ("node", f"{status.node_name} ({format_address(status.node_address)})"),
+            ("height", status.height),
+            ("head", status.head_hash.hex()),
+            ("head time", format_time(status.head_time_ms)),
+            ("view", _view_text(status.view, status.view_in_sync, status.group_view)),
+            ("view changes", status.view_changes),
+            ("validator", "yes" if status.is_validator else "no"),
+            ("peers", status.peers),
+            ("syncing", "yes" if status.syncing else "no"),
+            ("mempool", status.mempool_size),
         ]
     )
     return 0
 
 
-def _view_text(status: dict[str, Any]) -> str:
+def _view_text(view: int, view_in_sync: bool, group_view: int | None) -> str:
     """The view, and a warning when the node is known to be outside the group's view."""
-    if status.get("view_in_sync", True):
-        return str(status["view"])
-    return f"{status['view']} (NOT in the group's view {status.get('group_view')}: not voting)"
+    if view_in_sync:
+        return str(view)
+    return f"{view} (NOT in the group's view {group_view}: not voting)"
 
 
 def _query_block(args: argparse.Namespace) -> int:
@@ -67,73 +65,68 @@ def _query_block(args: argparse.Namespace) -> int:
             params["height"] = int(args.block)
         else:
             params["hash"] = hash_hex(args.block, "BLOCK (a height or a block hash)")
-    block = connect(args).call("sec_getBlock", params)
+    block = connect(args).call_as("sec_getBlock", params, m.BlockResult)
     if args.json:
-        print_json(block)
+        print_json(block.model_dump(mode="json"))
         return 0
-    header = block["header"]
+    header = block.header
     rows: list[tuple[str, Any]] = [
-        ("height", header["height"]),
-        ("hash", block["hash"]),
-        ("time", format_time(header["timestamp_ms"])),
-        ("proposer", header["proposer"]),
-        ("view", header["view"]),
-        ("prev hash", header["prev_hash"]),
-        ("tx root", header["tx_root"]),
-        ("state root", header["state_root"]),
-        ("transactions", block["tx_count"]),
+        ("height", header.height),
+        ("hash", block.hash.hex()),
+        ("time", format_time(header.timestamp_ms)),
+        ("proposer", format_address(header.proposer)),
+        ("view", header.view),
+        ("prev hash", header.prev_hash.hex()),
+        ("tx root", header.tx_root.hex()),
+        ("state root", header.state_root.hex()),
+        ("transactions", block.tx_count),
     ]
-    if block.get("transactions") is not None:
-        receipts = block.get("receipts") or []
-        for tx, receipt in zip(block["transactions"], receipts, strict=False):
-            summary = f"{tx['type']} from {tx['sender_address']} nonce {tx['nonce']}"
-            rows.append(("tx", f"{tx['hash']} {summary}: {receipt_line(receipt)}"))
+    if block.transactions is not None:
+        receipts = block.receipts or []
+        for tx, receipt in zip(block.transactions, receipts, strict=False):
+            summary = f"{tx.type} from {format_address(tx.sender_address)} nonce {tx.nonce}"
+            rows.append(("tx", f"{tx.hash.hex()} {summary}: {receipt_line(receipt)}"))
     else:
-        rows += [("tx", tx_hash) for tx_hash in block["tx_hashes"]]
+        rows += [("tx", tx_hash.hex()) for tx_hash in block.tx_hashes]
     print_fields(rows)
     return 0
 
 
-def verify_transaction_answer(tx_hash: str, answer: dict[str, Any]) -> None:
+def verify_transaction_answer(tx_hash: str, answer: m.TransactionResult) -> None:
     """Check the raw bytes hash to `tx_hash` and, when committed, the inclusion proof."""
-    raw = hex_from_json(answer["raw"], "raw")
-    if decode_transaction(raw, TX_TYPES).hash.hex() != tx_hash:
+    if answer.to_transaction().hash.hex() != tx_hash:
         raise CommandError(f"node returned a transaction that does not hash to {tx_hash}")
-    proof = answer.get("proof")
+    proof = answer.proof
     if proof is not None:
         verify_inclusion(
-            leaf_hash(raw),
-            proof["leaf_index"],
-            proof["tree_size"],
-            hashes_from_json(proof["hashes"], "proof.hashes"),
-            hex_from_json(proof["tx_root"], "proof.tx_root"),
+            leaf_hash(answer.raw), proof.leaf_index, proof.tree_size, proof.hashes, proof.tx_root
         )
 
 
 def _query_tx(args: argparse.Namespace) -> int:
     tx_hash = hash_hex(args.hash, "HASH")
-    answer = connect(args).call("sec_getTransaction", {"hash": tx_hash})
+    answer = connect(args).call_as("sec_getTransaction", {"hash": tx_hash}, m.TransactionResult)
     verify_transaction_answer(tx_hash, answer)
     if args.json:
-        print_json({**answer, "verified": True})
+        print_json({**answer.model_dump(mode="json"), "verified": True})
         return 0
-    tx = answer["tx"]
+    tx = answer.tx
     rows: list[tuple[str, Any]] = [
-        ("hash", answer["hash"]),
-        ("status", answer["status"]),
-        ("type", tx["type"]),
-        ("sender", tx["sender_address"]),
-        ("nonce", tx["nonce"]),
+        ("hash", answer.hash.hex()),
+        ("status", answer.status),
+        ("type", tx.type),
+        ("sender", format_address(tx.sender_address)),
+        ("nonce", tx.nonce),
     ]
-    rows += [(f"body.{name}", value) for name, value in tx["body"].items()]
-    if answer["status"] == "committed":
-        proof = answer["proof"]
+    rows += [(f"body.{name}", value) for name, value in tx.body.items()]
+    proof, receipt, block_hash = answer.proof, answer.receipt, answer.block_hash
+    if proof is not None and receipt is not None and block_hash is not None:  # committed
         rows += [
-            ("height", answer["height"]),
-            ("index", answer["index"]),
-            ("block", answer["block_hash"]),
-            ("result", receipt_line(answer["receipt"])),
-            ("inclusion", f"verified under tx root {proof['tx_root']}"),
+            ("height", answer.height),
+            ("index", answer.index),
+            ("block", block_hash.hex()),
+            ("result", receipt_line(receipt)),
+            ("inclusion", f"verified under tx root {proof.tx_root.hex()}"),
         ]
     print_fields(rows)
     return 0
@@ -142,32 +135,28 @@ def _query_tx(args: argparse.Namespace) -> int:
 def _query_account(args: argparse.Namespace) -> int:
     address = resolve_address(args.address, "ADDRESS")
     params = {"address": format_address(address), "prove": args.prove}
-    answer = connect(args).call("sec_getAccount", params)
+    answer = connect(args).call_as("sec_getAccount", params, m.AccountResult)
     if args.prove:
-        value = answer.get("value")
-        verify_state_proof(
-            hex_from_json(answer["state_root"], "state_root"),
-            b"acct:" + address,
-            None if value is None else hex_from_json(value, "value"),
-            state_proof_from_json(answer["proof"]),
-        )
+        proof = requested_proof(args, "sec_getAccount", answer.proof)
+        verify_state_proof(answer.state_root, account_key(address), answer.value, proof)
+    output = answer.model_dump(mode="json")
     if args.json:
-        print_json({**answer, "verified": True} if args.prove else answer)
+        print_json({**output, "verified": True} if args.prove else output)
         return 0
-    rows: list[tuple[str, Any]] = [("address", answer["address"])]
-    if answer["exists"]:
+    rows: list[tuple[str, Any]] = [("address", format_address(answer.address))]
+    if answer.exists and answer.public_key is not None:
         rows += [
-            ("name", answer["name"] or "-"),
-            ("roles", ", ".join(answer["roles"]) or "-"),
-            ("balance", f"{answer['balance']} fen"),
-            ("nonce", answer["nonce"]),
-            ("public key", answer["public_key"]),
+            ("name", answer.name or "-"),
+            ("roles", ", ".join(answer.roles or []) or "-"),
+            ("balance", f"{answer.balance} fen"),
+            ("nonce", answer.nonce),
+            ("public key", answer.public_key.hex()),
         ]
     else:
         rows.append(("exists", "no"))
-    rows += [("height", answer["height"]), ("state root", answer["state_root"])]
+    rows += [("height", answer.height), ("state root", answer.state_root.hex())]
     if args.prove:
-        kind = "membership" if answer["exists"] else "non-membership"
+        kind = "membership" if answer.exists else "non-membership"
         rows.append(("proof", f"{kind} verified under the state root"))
     print_fields(rows)
     return 0

@@ -29,21 +29,23 @@ from secnode.cli.common import (
     receipt_line,
 )
 from secnode.client.rpc import RpcCallError, RpcClient
+from secnode.schema import models as m
 
 NONCE_RETRIES: Final = 100
 
 
 def _sender_nonce(client: RpcClient, address: bytes) -> int:
     try:
-        account = client.call("sec_getAccount", {"address": format_address(address)})
+        account = client.call_as(
+            "sec_getAccount", {"address": format_address(address)}, m.AccountResult
+        )
     except RpcCallError as exc:
-        if exc.code == NOT_FOUND_CODE:
-            raise CommandError(
-                f"sender {format_address(address)} is not registered on this chain"
-            ) from None
-        raise
-    nonce: int = account["nonce"]
-    return nonce
+        if exc.code != NOT_FOUND_CODE:
+            raise
+        account = None
+    if account is None or account.nonce is None:
+        raise CommandError(f"sender {format_address(address)} is not registered on this chain")
+    return account.nonce
 
 
 def submit(args: argparse.Namespace, body: TxBody, *, creates_order: bool = False) -> int:
@@ -52,15 +54,17 @@ def submit(args: argparse.Namespace, body: TxBody, *, creates_order: bool = Fals
     With `creates_order` the output also names the order id (the transaction hash)."""
     key, made_for = load_signing_record(args.key)
     client = connect(args, args.timeout if args.wait else 0.0)
-    status = client.call("sec_status")
+    status = client.call_as("sec_status", None, m.StatusResult)
     genesis_hash = check_key_network(args.key, made_for, args.rpc, status)
-    chain_id: str = status["chain_id"]
+    chain_id = status.chain_id
     nonce = args.nonce if args.nonce is not None else _sender_nonce(client, key.address)
     params = {"wait": "commit" if args.wait else "mempool", "timeout_s": args.timeout}
     for _ in range(NONCE_RETRIES):
         tx = sign_transaction(key, chain_id, nonce, body, genesis_hash=genesis_hash)
         try:
-            result = client.call("sec_sendTransaction", {"tx": tx.encoded.hex(), **params})
+            result = client.call_as(
+                "sec_sendTransaction", {"tx": tx.encoded.hex(), **params}, m.SendTransactionResult
+            )
             break
         except RpcCallError as exc:
             # Transactions of this sender still pending hold the committed nonce: take the next.
@@ -70,25 +74,30 @@ def submit(args: argparse.Namespace, body: TxBody, *, creates_order: bool = Fals
             nonce += 1
     else:
         raise CommandError(f"{NONCE_RETRIES} pending transactions ahead; retry with --nonce")
-    output = {"type": tx.type, "sender": format_address(key.address), "nonce": nonce, **result}
+    sender = format_address(key.address)
+    output = {
+        "type": tx.type,
+        "sender": sender,
+        "nonce": nonce,
+        **result.model_dump(mode="json"),
+    }
     if creates_order:
-        output["order_id"] = result["hash"]
+        output["order_id"] = result.hash.hex()
+    receipt = result.receipt
     if args.json:
         print_json(output)
     else:
         rows: list[tuple[str, Any]] = [
-            ("hash", result["hash"]),
-            *([("order", result["hash"])] if creates_order else []),
+            ("hash", result.hash.hex()),
+            *([("order", result.hash.hex())] if creates_order else []),
             ("type", tx.type),
-            ("sender", output["sender"]),
+            ("sender", sender),
             ("nonce", nonce),
-            ("status", result["status"]),
+            ("status", result.status),
         ]
-        receipt = result.get("receipt")
-        if result["status"] == "committed" and receipt is not None:
-            rows += [("height", result["height"]), ("index", result["index"])]
+        if result.status == "committed" and receipt is not None:
+            rows += [("height", result.height), ("index", result.index)]
             rows.append(("result", receipt_line(receipt)))
-            rows += [("event", json.dumps(event, sort_keys=True)) for event in receipt["events"]]
+            rows += [("event", json.dumps(event, sort_keys=True)) for event in receipt.events]
         print_fields(rows)
-    receipt = result.get("receipt")
-    return 1 if receipt is not None and not receipt["ok"] else 0
+    return 1 if receipt is not None and not receipt.ok else 0

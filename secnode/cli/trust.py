@@ -24,7 +24,7 @@ from secnode.cli.common import (
     resolve_address,
 )
 from secnode.cli.submit import submit
-from secnode.schema.jsonview import hex_from_json, state_proof_from_json
+from secnode.schema.trust import AttestationJson, GetAttestationsResult, TrustScoreResult
 
 MAX_ATTESTATION_PAGES: Final = 10_000
 
@@ -51,35 +51,28 @@ def _tx_attest(args: argparse.Namespace) -> int:
 
 def _query_trust(args: argparse.Namespace) -> int:
     address = resolve_address(args.address, "ADDRESS")
-    answer = connect(args).call("sec_getTrustScore", {"address": format_address(address)})
-    root = hex_from_json(answer["state_root"], "state_root")
-    values = answer["values"]
-    score_raw = None if values["score"] is None else hex_from_json(values["score"], "score")
-    verify_state_proof(
-        root, score_key(address), score_raw, state_proof_from_json(answer["proofs"]["score"])
+    answer = connect(args).call_as(
+        "sec_getTrustScore", {"address": format_address(address)}, TrustScoreResult
     )
-    verify_state_proof(
-        root,
-        EPOCH_KEY,
-        hex_from_json(values["epoch"], "epoch"),
-        state_proof_from_json(answer["proofs"]["epoch"]),
-    )
+    root, values, proofs = answer.state_root, answer.values, answer.proofs
+    verify_state_proof(root, score_key(address), values.score, proofs.score.to_proof())
+    verify_state_proof(root, EPOCH_KEY, values.epoch, proofs.epoch.to_proof())
     if args.json:
-        print_json({**answer, "verified": True})
+        print_json({**answer.model_dump(mode="json"), "verified": True})
         return 0
-    epoch = answer["epoch"]
+    epoch = answer.epoch
     print_fields(
         [
-            ("address", answer["address"]),
-            ("score", f"{score_text(answer['score'])} of all trust ({answer['score']} / 10^9)"),
-            ("attestations", f"+{answer['positive']} / -{answer['negative']}"),
+            ("address", format_address(answer.address)),
+            ("score", f"{score_text(answer.score)} of all trust ({answer.score} / 10^9)"),
+            ("attestations", f"+{answer.positive} / -{answer.negative}"),
             (
                 "epoch",
-                f"{epoch['epoch']} (inputs to block {epoch['input_height']}, "
-                f"committed in block {epoch['committed_height']})",
+                f"{epoch.epoch} (inputs to block {epoch.input_height}, "
+                f"committed in block {epoch.committed_height})",
             ),
-            ("scores root", epoch["scores_root"]),
-            ("height", answer["height"]),
+            ("scores root", epoch.scores_root.hex()),
+            ("height", answer.height),
             ("proofs", "score and epoch records verified under the state root"),
             ("audit", "sec audit trust ADDRESS checks the certificate and recomputes the epoch"),
         ]
@@ -94,30 +87,29 @@ def _query_attestations(args: argparse.Namespace) -> int:
     address = resolve_address(args.subject or args.attester, f"--{role}")
     client = connect(args)
     cursor: int | None = args.cursor
-    entries: list[dict[str, Any]] = []
-    answer: dict[str, Any] = {}
+    entries: list[AttestationJson] = []
     for _ in range(MAX_ATTESTATION_PAGES):
         params = {role: format_address(address), "cursor": cursor, "limit": args.limit}
-        answer = client.call("sec_getAttestations", params)
-        entries += answer["attestations"]
-        cursor = answer["next_cursor"]
+        answer = client.call_as("sec_getAttestations", params, GetAttestationsResult)
+        entries += answer.attestations
+        cursor = answer.next_cursor
         if cursor is None or not args.all:
             break
     if args.json:
-        print_json({**answer, "attestations": entries})
+        print_json(answer.model_copy(update={"attestations": entries}).model_dump(mode="json"))
         return 0
-    rows: list[tuple[str, Any]] = [(role, answer["address"]), ("total", answer["total"])]
+    rows: list[tuple[str, Any]] = [
+        (role, format_address(answer.address)),
+        ("total", answer.total),
+    ]
     for entry in entries:
-        other = entry["attester"] if role == "subject" else entry["subject"]
-        sign = "+1" if entry["value"] > 0 else "-1"
+        other = format_address(entry.attester if role == "subject" else entry.subject)
+        sign = "+1" if entry.value > 0 else "-1"
         rows.append(
-            (
-                f"#{entry['sequence']}",
-                f"{sign} {other} order {entry['order_id']} w{entry['weight']}",
-            )
+            (f"#{entry.sequence}", f"{sign} {other} order {entry.order_id.hex()} w{entry.weight}")
         )
-    if answer.get("next_cursor") is not None:
-        rows.append(("next", f"--cursor {answer['next_cursor']}"))
+    if answer.next_cursor is not None:
+        rows.append(("next", f"--cursor {answer.next_cursor}"))
     print_fields(rows)
     return 0
 

@@ -39,9 +39,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
-from contracts import TX_TYPES, build_executor
+from contracts import build_executor
 from contracts.eigentrust import Attestation, compute_scores, scores_root
 from contracts.epochs import (
     EPOCH_KEY,
@@ -50,28 +50,32 @@ from contracts.epochs import (
     parse_score_record,
     score_key,
 )
-from ledger.blocks import Block, BlockHeader, parse_header
-from ledger.certificates import CommitCertificate, CommitSignature, verify_certificate
+from ledger.blocks import Block, BlockHeader
+from ledger.certificates import CommitCertificate, verify_certificate
 from ledger.chain import execute_block
 from ledger.encoding import decode
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis, genesis_block, genesis_state
-from ledger.keys import Address, format_address, parse_address
+from ledger.keys import format_address
 from ledger.merkle import EMPTY_ROOT, leaf_hash, merkle_root, verify_inclusion
 from ledger.state import State
 from ledger.state_tree import verify_state_proof
-from ledger.transactions import SignedTransaction, decode_transaction
+from ledger.transactions import SignedTransaction
 from ledger.validator_state import VALIDATORS_KEY, current_validators
 from ledger.validators import ValidatorSet
-from secnode.schema.jsonview import hashes_from_json, hex_from_json, state_proof_from_json
+from secnode.client.rpc import MalformedAnswer, Params, ResultT
+from secnode.schema.models import BlockResult, CommitResult, TransactionResult
+from secnode.schema.trust import TrustEpochResult, TrustScoreResult
+from secnode.schema.validators import ValidatorsWithProofResult
 
 PAGE_SIZE = 4096
 
 
-class Node(Protocol):
-    """What the auditor needs of a node: JSON-RPC calls (secnode.client.rpc.RpcClient)."""
+class AuditedNode(Protocol):
+    """What the auditor needs of a node: JSON-RPC calls whose answers are parsed into the
+    shared schema's result models (secnode.client.rpc.RpcClient)."""
 
-    def call(self, method: str, params: dict[str, Any] | None = None) -> Any: ...
+    def call_as(self, method: str, params: Params, model: type[ResultT]) -> ResultT: ...
 
 
 class AuditFailure(Exception):
@@ -99,7 +103,8 @@ def _no_progress(done: int, total: int) -> None:
 
 @dataclass
 class _Check:
-    """Turns a ledger or shape error inside a `with` block into AuditFailure(check)."""
+    """Turns a ledger error, a malformed answer or a malformed record inside a `with` block
+    into AuditFailure(check)."""
 
     name: str
 
@@ -109,40 +114,11 @@ class _Check:
     def __exit__(self, kind: object, exc: BaseException | None, trace: object) -> None:
         if exc is None or isinstance(exc, AuditFailure):
             return
-        if isinstance(exc, LedgerError | KeyError | TypeError | ValueError | IndexError):
+        if isinstance(exc, LedgerError | MalformedAnswer | ValueError):
             raise AuditFailure(self.name, f"{type(exc).__name__}: {exc}") from exc
 
 
-# --- JSON -> ledger objects --------------------------------------------------------------------
-
-
-def header_from_json(value: dict[str, Any]) -> BlockHeader:
-    wire = {
-        "chain_id": value["chain_id"],
-        "height": value["height"],
-        "prev_hash": hex_from_json(value["prev_hash"], "prev_hash"),
-        "timestamp_ms": value["timestamp_ms"],
-        "proposer": parse_address(value["proposer"]),
-        "view": value["view"],
-        "tx_root": hex_from_json(value["tx_root"], "tx_root"),
-        "receipts_root": hex_from_json(value["receipts_root"], "receipts_root"),
-        "state_root": hex_from_json(value["state_root"], "state_root"),
-        "validators_hash": hex_from_json(value["validators_hash"], "validators_hash"),
-    }
-    return parse_header(wire)
-
-
-def certificate_from_json(value: dict[str, Any]) -> CommitCertificate:
-    signatures = tuple(
-        CommitSignature(
-            Address(parse_address(entry["validator"])),
-            hex_from_json(entry["signature"], "signature"),
-        )
-        for entry in value["signatures"]
-    )
-    return CommitCertificate(
-        value["height"], hex_from_json(value["block_hash"], "block_hash"), signatures
-    )
+# --- untrusted records -------------------------------------------------------------------------
 
 
 def attestation_from_leaf(leaf: bytes) -> Attestation:
@@ -174,12 +150,11 @@ def _genesis_header(genesis: Genesis) -> tuple[State, BlockHeader]:
     return state, header
 
 
-def _commit(node: Node, height: int) -> tuple[BlockHeader, CommitCertificate | None]:
+def _commit(node: AuditedNode, height: int) -> tuple[BlockHeader, CommitCertificate | None]:
     with _Check("certificates"):
-        answer = node.call("sec_getCommit", {"height": height})
-        header = header_from_json(answer["header"])
-        certificate = answer["certificate"]
-        return header, None if certificate is None else certificate_from_json(certificate)
+        answer = node.call_as("sec_getCommit", {"height": height}, CommitResult)
+        certificate = None if answer.certificate is None else answer.certificate.to_certificate()
+        return answer.header.to_header(), certificate
 
 
 def _check_link(header: BlockHeader, parent: BlockHeader, genesis: Genesis) -> None:
@@ -203,7 +178,7 @@ def _check_certificate(
 
 
 def certified_headers(
-    node: Node, genesis: Genesis, up_to: int, progress: Progress = _no_progress
+    node: AuditedNode, genesis: Genesis, up_to: int, progress: Progress = _no_progress
 ) -> tuple[BlockHeader, bool]:
     """The certified header at `up_to` and whether the chain had to be replayed (the validator
     set changed; see the module docstring); AuditFailure otherwise."""
@@ -223,15 +198,17 @@ def certified_headers(
     return parent, False
 
 
-def _transactions(node: Node, height: int) -> tuple[SignedTransaction, ...]:
+def _transactions(node: AuditedNode, height: int) -> tuple[SignedTransaction, ...]:
     with _Check("transactions"):
-        block = node.call("sec_getBlock", {"height": height})
+        block = node.call_as("sec_getBlock", {"height": height}, BlockResult)
         transactions = []
-        for tx_hash in block["tx_hashes"]:
-            raw = hex_from_json(node.call("sec_getTransaction", {"hash": tx_hash})["raw"], "raw")
-            tx = decode_transaction(raw, TX_TYPES)
-            if tx.hash.hex() != tx_hash:
-                raise AuditFailure("transactions", f"block {height}: {tx_hash} has other bytes")
+        for tx_hash in block.tx_hashes:
+            answer = node.call_as("sec_getTransaction", {"hash": tx_hash.hex()}, TransactionResult)
+            tx = answer.to_transaction()
+            if tx.hash != tx_hash:
+                raise AuditFailure(
+                    "transactions", f"block {height}: {tx_hash.hex()} has other bytes"
+                )
             transactions.append(tx)
         return tuple(transactions)
 
@@ -239,7 +216,7 @@ def _transactions(node: Node, height: int) -> tuple[SignedTransaction, ...]:
 class _Replay:
     """The replayed chain so far: the state after `parent`, which it has verified."""
 
-    def __init__(self, node: Node, genesis: Genesis) -> None:
+    def __init__(self, node: AuditedNode, genesis: Genesis) -> None:
         self.node = node
         self.genesis = genesis
         self.executor = build_executor(genesis.chain_id, genesis.document_hash())
@@ -267,7 +244,7 @@ class _Replay:
 
 
 def replay_chain(
-    node: Node, genesis: Genesis, up_to: int, progress: Progress = _no_progress
+    node: AuditedNode, genesis: Genesis, up_to: int, progress: Progress = _no_progress
 ) -> BlockHeader:
     """Verify and re-execute blocks 1..up_to; return the header at up_to."""
     return _Replay(node, genesis).advance(up_to, progress)
@@ -278,7 +255,7 @@ MAX_CATCH_UP_BLOCKS = 10_000
 
 
 def audit_chain(
-    node: Node,
+    node: AuditedNode,
     genesis: Genesis,
     up_to: int,
     progress: Progress = _no_progress,
@@ -296,10 +273,10 @@ def audit_chain(
     if not check_validators:
         return header
     with _Check("validators"):
-        answer = node.call("sec_getValidatorsWithProof", {})
-        served = header_from_json(answer["header"])
-        value = hex_from_json(answer["value"], "value")
-        proof = state_proof_from_json(answer["proof"])
+        answer = node.call_as("sec_getValidatorsWithProof", {}, ValidatorsWithProofResult)
+        served = answer.header.to_header()
+        value = answer.value
+        proof = answer.proof.to_proof()
     if served.height < up_to:
         raise AuditFailure(
             "validators", f"the node answered at height {served.height}, below {up_to}"
@@ -329,18 +306,19 @@ def audit_chain(
 # --- trust ---------------------------------------------------------------------------------
 
 
-def _inputs(node: Node, epoch: EpochRecord, epoch_raw: bytes) -> list[Attestation]:
+def _inputs(node: AuditedNode, epoch: EpochRecord, epoch_raw: bytes) -> list[Attestation]:
     records: list[Attestation] = []
     pages = max(1, -(-epoch.attestations // PAGE_SIZE))
     for page in range(pages):
         with _Check("inputs"):
-            answer = node.call(
+            answer = node.call_as(
                 "sec_getTrustEpoch",
                 {"epoch": epoch.epoch, "page": page, "page_size": PAGE_SIZE, "decoded": False},
+                TrustEpochResult,
             )
-            if hex_from_json(answer["value"], "value") != epoch_raw:
+            if answer.value != epoch_raw:
                 raise AuditFailure("inputs", f"page {page} is of another epoch record")
-            leaves = [hex_from_json(leaf, "leaf") for leaf in answer["leaves"]]
+            leaves = answer.leaves
             expected = min(PAGE_SIZE, epoch.attestations - page * PAGE_SIZE)
             if len(leaves) != expected:
                 raise AuditFailure(
@@ -349,12 +327,11 @@ def _inputs(node: Node, epoch: EpochRecord, epoch_raw: bytes) -> list[Attestatio
             if not epoch.attestations and epoch.inputs_root != EMPTY_ROOT:
                 raise AuditFailure("inputs", "an epoch without inputs must have the empty root")
             if epoch.attestations:
-                proof = answer["page"]
                 verify_inclusion(
                     merkle_root([leaf_hash(leaf) for leaf in leaves]),
                     page,
                     pages,
-                    hashes_from_json(proof["hashes"], "page.hashes"),
+                    answer.page.hashes,
                     epoch.inputs_root,
                 )
             records.extend(attestation_from_leaf(leaf) for leaf in leaves)
@@ -362,7 +339,7 @@ def _inputs(node: Node, epoch: EpochRecord, epoch_raw: bytes) -> list[Attestatio
 
 
 def audit_trust(
-    node: Node,
+    node: AuditedNode,
     genesis: Genesis,
     address: bytes,
     report: Report = _quiet,
@@ -373,18 +350,12 @@ def audit_trust(
     `on_header` sees the answer's header before anything costly is checked (freshness)."""
     name = format_address(address)
     with _Check("answer"):
-        bundle = node.call("sec_getTrustScore", {"address": name})
-        height = bundle["height"]
-        state_root = hex_from_json(bundle["state_root"], "state_root")
-        score_raw = (
-            None
-            if bundle["values"]["score"] is None
-            else hex_from_json(bundle["values"]["score"], "values.score")
-        )
-        epoch_raw = hex_from_json(bundle["values"]["epoch"], "values.epoch")
+        bundle = node.call_as("sec_getTrustScore", {"address": name}, TrustScoreResult)
+    height, state_root = bundle.height, bundle.state_root
+    score_raw, epoch_raw = bundle.values.score, bundle.values.epoch
     with _Check("header"):
-        header = header_from_json(bundle["header"])
-        if header.hash().hex() != bundle["block_hash"] or header.height != height:
+        header = bundle.header.to_header()
+        if header.hash() != bundle.block_hash or header.height != height:
             raise AuditFailure("header", "the header does not hash to the block hash given")
         if header.chain_id != genesis.chain_id:
             raise AuditFailure("header", f"the header is for chain {header.chain_id}")
@@ -392,12 +363,14 @@ def audit_trust(
             raise AuditFailure("header", "the proofs' state root is not the header's")
     if on_header is not None:
         on_header(header)
-    report("header", f"block {height} {bundle['block_hash']}")
+    report("header", f"block {height} {bundle.block_hash.hex()}")
     certified, replayed = certified_headers(node, genesis, height, progress)
     if certified.hash() != header.hash():
         raise AuditFailure("certificates", f"the certified block {height} is not the bundle's")
+    if bundle.certificate is None:
+        raise AuditFailure("certificates", f"the bundle has no certificate of block {height}")
     with _Check("certificates"):
-        served = certificate_from_json(bundle["certificate"] or {})
+        served = bundle.certificate.to_certificate()
         if served.block_hash != header.hash():
             raise AuditFailure("certificates", "the bundle's certificate is for another block")
     if replayed:
@@ -405,9 +378,7 @@ def audit_trust(
     else:
         report("certificates", f"blocks 1..{height} certified by the genesis validator set")
     with _Check("epoch proof"):
-        verify_state_proof(
-            state_root, EPOCH_KEY, epoch_raw, state_proof_from_json(bundle["proofs"]["epoch"])
-        )
+        verify_state_proof(state_root, EPOCH_KEY, epoch_raw, bundle.proofs.epoch.to_proof())
         epoch = parse_epoch_record(epoch_raw)
     report("epoch proof", f"epoch {epoch.epoch} under state root {state_root.hex()}")
     with _Check("score proof"):
@@ -415,12 +386,12 @@ def audit_trust(
             state_root,
             score_key(address),
             score_raw,
-            state_proof_from_json(bundle["proofs"]["score"]),
+            bundle.proofs.score.to_proof(),
         )
         proven = (0, 0, 0) if score_raw is None else parse_score_record(score_raw)
     report("score proof", "membership" if score_raw is not None else "non-membership (score 0)")
-    answered = (bundle["score"], bundle["positive"], bundle["negative"])
-    if answered != proven or bundle["epoch"]["epoch"] != epoch.epoch:
+    answered = (bundle.score, bundle.positive, bundle.negative)
+    if answered != proven or bundle.epoch.epoch != epoch.epoch:
         raise AuditFailure("answer", f"reported {answered}, the proven record says {proven}")
     pretrusted = tuple(sorted(genesis.account_address(n) for n in genesis.pretrusted))
     if epoch.parameters.pretrusted != pretrusted:

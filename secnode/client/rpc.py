@@ -1,9 +1,15 @@
-"""A small synchronous JSON-RPC 2.0 client over urllib, for the CLI.
+"""A small synchronous JSON-RPC 2.0 client over urllib, for the CLI and the auditor.
+
+`call_as(method, params, Model)` parses the result into the method's result model of the shared
+schema (`secnode.schema`), so a caller reads typed attributes (bytes, addresses, ledger objects
+through `to_header()` / `to_proof()` ...) and never indexes an untyped answer. `call` returns
+the raw JSON result, for tools that only pass it on.
 
 Every failure is an `RpcClientError` whose message is one line a user can act on: the node is
 unreachable (connection refused, DNS, timeout), answered HTTP without JSON-RPC, answered
-something that is not a JSON-RPC response, or returned a JSON-RPC error (`RpcCallError`, which
-keeps the code and data for scripts).
+something that is not a JSON-RPC response, returned a JSON-RPC error (`RpcCallError`, which
+keeps the code and data for scripts), or returned a result that does not fit the schema
+(`MalformedAnswer`, naming the node, the method and each bad field's path).
 """
 
 from __future__ import annotations
@@ -13,10 +19,16 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any, Final
+from typing import Any, Final, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from secnode.schema.values import problems_text
 
 DEFAULT_RPC_URL: Final = "http://127.0.0.1:8545"
 MAX_RESPONSE_BYTES: Final = 256 * 1024 * 1024
+ResultT = TypeVar("ResultT", bound=BaseModel)
+Params = dict[str, Any] | list[Any] | None
 
 
 class RpcClientError(Exception):
@@ -31,6 +43,18 @@ class RpcCallError(RpcClientError):
         self.method = method
         self.code = code
         self.data = data
+
+
+class MalformedAnswer(RpcClientError):
+    """The node answered a result that does not fit the method's result model: another
+    service, an incompatible version, or a lying node. The message names the node, the method
+    and each bad field by its path (e.g. `header.height`)."""
+
+    def __init__(self, node: str, method: str, problems: str) -> None:
+        super().__init__(f"node {node} answered {method} with a malformed result: {problems}")
+        self.node = node
+        self.method = method
+        self.problems = problems
 
 
 def rpc_endpoint(url: str) -> str:
@@ -57,12 +81,24 @@ class RpcClient:
     """Calls one node's JSON-RPC endpoint."""
 
     def __init__(self, url: str = DEFAULT_RPC_URL, timeout_s: float = 30.0) -> None:
+        self.url = url
+        """The node URL as given (named in MalformedAnswer)."""
         self.endpoint = rpc_endpoint(url)
         self.timeout_s = timeout_s
         self._next_id = 1
 
-    def call(self, method: str, params: dict[str, Any] | list[Any] | None = None) -> Any:
-        """The result of `method`, or RpcClientError."""
+    def call_as(self, method: str, params: Params, model: type[ResultT]) -> ResultT:
+        """The result of `method` validated into `model`; MalformedAnswer if it does not fit,
+        another RpcClientError if the call failed."""
+        result = self.call(method, params)
+        try:
+            return model.model_validate(result)
+        except ValidationError as exc:
+            raise MalformedAnswer(self.url, method, problems_text(exc)) from None
+
+    def call(self, method: str, params: Params = None) -> Any:
+        """The result of `method` as decoded JSON, unchecked (prefer `call_as`), or
+        RpcClientError."""
         request_id = self._next_id
         self._next_id += 1
         request: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "id": request_id}

@@ -1,11 +1,13 @@
-"""Parameter and result models of every RPC method.
+"""Parameter and result models of the node's core RPC methods (the trust methods are in
+`secnode.schema.trust`, sec_getValidatorsWithProof in `secnode.schema.validators`).
 
 These pydantic models are the single source of truth for the RPC's shape: the dispatcher
 validates params with them (strict: no coercion, `extra="forbid"`), methods build results
-through them, and `rpc.discover` publishes their JSON schemas. A field's order is its position
-for positional (array) params; its description is what the OpenRPC document shows.
+through them (from ledger objects, `secnode.schema.objects`), clients parse answers with them,
+and `rpc.discover` publishes their JSON schemas. A field's order is its position for positional
+(array) params; its description is what the OpenRPC document shows.
 
-Conventions are those of `secnode.schema.jsonview`: bytes as lowercase hex without "0x",
+Conventions are those of `secnode.schema.values`: bytes as lowercase hex without "0x",
 addresses as sec1 text, amounts as integers in fen. Hash params accept either case of hex.
 """
 
@@ -13,24 +15,30 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, model_validator
+from pydantic import AfterValidator, Field, RootModel, model_validator
 
+from contracts import TX_TYPES
 from contracts.orders import ROLES, STATES
-from ledger.errors import InvalidAddress
-from ledger.keys import parse_address
-from ledger.transactions import MAX_TRANSACTION_SIZE
+from ledger.blocks import Block
+from ledger.receipts import Receipt as LedgerReceipt
+from ledger.transactions import MAX_TRANSACTION_SIZE, SignedTransaction, decode_transaction
+from ledger.validators import ValidatorSet
+from secnode.schema.objects import (
+    BlockHeader,
+    CommitCertificate,
+    InclusionProof,
+    Order,
+    OrderItem,
+    Receipt,
+    StateProof,
+    Transaction,
+    Validator,
+)
+from secnode.schema.values import AddressBytes, Hash32, HexBytes, StrictModel, address_text
 
 MAX_WAIT_S = 60.0
 DEFAULT_WAIT_S = 10.0
 _ADDRESS_PATTERN = "^sec1[qpzry9x8gf2tvdw0s3jn54khce6mua7l]{38}$"
-
-
-def _check_address(text: str) -> str:
-    try:
-        parse_address(text)
-    except InvalidAddress as exc:
-        raise ValueError(str(exc)) from None
-    return text.lower()
 
 
 Hash = Annotated[
@@ -44,7 +52,7 @@ AddressText = Annotated[
         description="checksummed account address (bech32m, starts with sec1)",
         json_schema_extra={"pattern": _ADDRESS_PATTERN},
     ),
-    AfterValidator(_check_address),
+    AfterValidator(address_text),
 ]
 TransactionHex = Annotated[
     str,
@@ -57,12 +65,8 @@ TransactionHex = Annotated[
 ]
 
 
-class _Params(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
-
-
-class _Result(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+class _Params(StrictModel):
+    """Parameters of a method."""
 
 
 # --- params ------------------------------------------------------------------------------------
@@ -134,95 +138,18 @@ class ListOrdersParams(_Params):
     limit: int = Field(20, ge=1, le=MAX_ORDER_PAGE, description="at most this many orders")
 
 
-# --- ledger objects as JSON --------------------------------------------------------------------
-
-
-class BlockHeader(_Result):
-    chain_id: str
-    height: int
-    prev_hash: str
-    timestamp_ms: int = Field(description="block time, ms since the Unix epoch")
-    proposer: str = Field(description="address of the proposing validator")
-    view: int = Field(description="PBFT view of the proposal")
-    tx_root: str = Field(description="RFC 6962 root over the transactions")
-    receipts_root: str = Field(description="RFC 6962 root over the receipts")
-    state_root: str = Field(description="state root after the block")
-    validators_hash: str = Field(description="hash of the validator set certifying the block")
-
-
-class Transaction(_Result):
-    hash: str
-    chain_id: str
-    sender: str = Field(description="sender's Ed25519 public key, hex")
-    sender_address: str
-    nonce: int
-    type: str = Field(description="body type, e.g. credit.transfer")
-    body: dict[str, Any] = Field(description="decoded body; 20-byte values are addresses")
-    signature: str
-    size: int = Field(description="bytes of the canonical encoding")
-
-
-class Receipt(_Result):
-    tx_hash: str
-    ok: bool = Field(description="true if applied; false if rolled back (nonce still used)")
-    code: str = Field(description="broken rule when not ok, else empty")
-    message: str
-    events: list[dict[str, Any]]
-
-
-class CommitSignature(_Result):
-    validator: str = Field(description="validator address")
-    signature: str = Field(description="Ed25519 signature over the commit signing bytes")
-
-
-class CommitCertificate(_Result):
-    height: int
-    block_hash: str
-    signatures: list[CommitSignature]
-
-
-class InclusionProof(_Result):
-    """RFC 6962 audit path; verify with ledger.merkle.verify_inclusion."""
-
-    leaf_index: int
-    tree_size: int
-    leaf_hash: str = Field(description="SHA-256(0x00 || canonical transaction bytes)")
-    hashes: list[str] = Field(description="audit path from the leaf towards the root")
-    tx_root: str
-
-
-class OtherLeaf(_Result):
-    path: str
-    value_hash: str
-
-
-class StateProof(_Result):
-    """ledger.state_tree.StateProof wire form; verify with verify_state_proof."""
-
-    key: str
-    value_hash: str | None = Field(description="SHA-256 of the value; null for absence")
-    siblings: list[str] = Field(description="sibling hashes from the root downward")
-    other_leaf: OtherLeaf | None
-
-
-class Validator(_Result):
-    index: int
-    address: str
-    public_key: str
-
-
 # --- results -----------------------------------------------------------------------------------
 
 
-class StatusResult(_Result):
+class StatusResult(StrictModel):
     chain_id: str
-    genesis_hash: str = Field(
+    genesis_hash: Hash32 = Field(
         description="SHA-256 document hash of the genesis, hex: signed in every transaction"
     )
     node_name: str
-    node_address: str
+    node_address: AddressBytes
     height: int
-    head_hash: str
+    head_hash: Hash32
     head_time_ms: int
     view: int
     view_changes: int
@@ -238,116 +165,130 @@ class StatusResult(_Result):
     )
 
 
-class SendTransactionResult(_Result):
-    hash: str
+def _check_committed_fields(status: str, fields: dict[str, object]) -> None:
+    """Invariant of a transaction's status: the fields of its place in the chain are all present
+    when it is committed and all null while it is pending."""
+    committed = status == "committed"
+    if {value is not None for value in fields.values()} != {committed}:
+        expected = "all present" if committed else "all null"
+        raise ValueError(f"status is {status}, so {', '.join(fields)} must be {expected}")
+
+
+class SendTransactionResult(StrictModel):
+    hash: Hash32
     status: Literal["pending", "committed"]
     height: int | None = Field(None, description="when committed")
     index: int | None = Field(None, description="position in the block, when committed")
-    block_hash: str | None = Field(None, description="when committed")
+    block_hash: Hash32 | None = Field(None, description="when committed")
     receipt: Receipt | None = Field(None, description="when committed")
 
+    @model_validator(mode="after")
+    def _committed_in_a_block(self) -> SendTransactionResult:
+        location = {"height": self.height, "index": self.index, "block_hash": self.block_hash}
+        _check_committed_fields(self.status, {**location, "receipt": self.receipt})
+        return self
 
-class TransactionResult(_Result):
-    hash: str
+
+class TransactionResult(StrictModel):
+    hash: Hash32
     status: Literal["pending", "committed"]
     tx: Transaction
-    raw: str = Field(description="canonical transaction bytes, hex (the Merkle leaf)")
+    raw: HexBytes = Field(description="canonical transaction bytes, hex (the Merkle leaf)")
     height: int | None = Field(None, description="when committed")
     index: int | None = Field(None, description="when committed")
-    block_hash: str | None = Field(None, description="when committed")
+    block_hash: Hash32 | None = Field(None, description="when committed")
     receipt: Receipt | None = Field(None, description="when committed")
     proof: InclusionProof | None = Field(None, description="when committed: under header.tx_root")
 
+    @model_validator(mode="after")
+    def _committed_in_a_block(self) -> TransactionResult:
+        location = {"height": self.height, "index": self.index, "block_hash": self.block_hash}
+        _check_committed_fields(
+            self.status, {**location, "receipt": self.receipt, "proof": self.proof}
+        )
+        return self
 
-class BlockResult(_Result):
-    hash: str
+    def to_transaction(self) -> SignedTransaction:
+        """The transaction decoded from `raw` (MalformedTransaction if it does not decode)."""
+        return decode_transaction(self.raw, TX_TYPES)
+
+
+class BlockResult(StrictModel):
+    hash: Hash32
     header: BlockHeader
     tx_count: int
-    tx_hashes: list[str]
+    tx_hashes: list[Hash32]
     transactions: list[Transaction] | None = Field(None, description="with full=true")
     receipts: list[Receipt] | None = Field(None, description="with full=true")
 
+    @classmethod
+    def of(cls, block: Block, receipts: list[LedgerReceipt] | None = None) -> BlockResult:
+        """sec_getBlock's reply; with `receipts` (full) it holds every transaction and receipt."""
+        full = receipts is not None
+        return cls(
+            hash=block.hash(),
+            header=BlockHeader.of(block.header),
+            tx_count=len(block.transactions),
+            tx_hashes=[tx.hash for tx in block.transactions],
+            transactions=[Transaction.of(tx) for tx in block.transactions] if full else None,
+            receipts=None if receipts is None else [Receipt.of(r) for r in receipts],
+        )
 
-class CommitResult(_Result):
+
+class CommitResult(StrictModel):
     height: int
-    hash: str
+    hash: Hash32
     header: BlockHeader
     certificate: CommitCertificate | None = Field(
         description="a quorum of signatures; null for genesis, trusted via the genesis file"
     )
 
 
-class ValidatorsResult(_Result):
+class ValidatorsResult(StrictModel):
     height: int = Field(description="the block these validators certify")
     validators: list[Validator]
     size: int
     quorum: int = Field(description="(n+f)//2+1 signatures needed for a certificate")
     max_faulty: int = Field(description="f")
-    hash: str = Field(description="validators_hash, as in the block header")
+    hash: Hash32 = Field(description="validators_hash, as in the block header")
+
+    @classmethod
+    def of(cls, height: int, validators: ValidatorSet) -> ValidatorsResult:
+        return cls(
+            height=height,
+            validators=Validator.list_of(validators),
+            size=validators.size,
+            quorum=validators.quorum,
+            max_faulty=validators.max_faulty,
+            hash=validators.hash(),
+        )
 
 
-class AccountResult(_Result):
-    address: str
+class AccountResult(StrictModel):
+    address: AddressBytes
     exists: bool
-    public_key: str | None
+    public_key: HexBytes | None
     nonce: int | None
     balance: int | None = Field(description="fen")
     roles: list[str] | None
     name: str | None
     height: int = Field(description="committed height the answer is read at")
-    state_root: str = Field(description="committed state root at that height")
+    state_root: Hash32 = Field(description="committed state root at that height")
     proof: StateProof | None = Field(None, description="with prove=true")
-    value: str | None = Field(None, description="with prove=true: the raw record, hex")
+    value: HexBytes | None = Field(None, description="with prove=true: the raw record, hex")
+
+    @model_validator(mode="after")
+    def _exists_with_fields(self) -> AccountResult:
+        """Invariant: the account fields are all present exactly when the account exists."""
+        fields = (self.public_key, self.nonce, self.balance, self.roles, self.name)
+        if {field is not None for field in fields} != {self.exists}:
+            expected = "all present" if self.exists else "all null"
+            raise ValueError(f"exists is {self.exists}, so the account fields must be {expected}")
+        return self
 
 
-class OrderItem(_Result):
-    sku: str
-    quantity: int
-    unit_price: int = Field(description="fen per unit")
-
-
-class Settlement(_Result):
-    """Where the escrow went; all zero until the order is settled."""
-
-    refunded: int = Field(description="fen back to the buyer")
-    merchant: int = Field(description="fen to the merchant")
-    sharer: int = Field(description="fen to the sharer (commission)")
-    inviter: int = Field(description="fen to the sharer's inviter (second-level commission)")
-
-
-class Order(_Result):
-    """An order record (docs/protocol.md, "Orders and escrow")."""
-
-    order_id: str
-    state: str = Field(
-        description="CREATED, FUNDED, SHIPPED, RECEIVED, DISPUTED (open), "
-        "COMPLETED, CANCELLED, REFUNDED, RESOLVED (terminal)"
-    )
-    merchant: str
-    buyer: str
-    arbiter: str
-    sharer: str | None
-    commission_bps: int
-    inviter: str | None = Field(description="second-level payee, fixed at creation")
-    inviter_share_bps: int
-    goods: int = Field(description="sum of quantity * unit_price, fen")
-    shipping: int
-    total: int = Field(description="goods + shipping: what the buyer pays into escrow")
-    held: int = Field(description="fen in escrow now")
-    created_s: int = Field(description="block time of creation, seconds")
-    updated_s: int = Field(description="time of the last transition, seconds")
-    due_s: int | None = Field(
-        description="deadline of the current state (its default outcome fires in the first "
-        "block at or after it); null once terminal"
-    )
-    shipment_hash: str | None
-    reason_hash: str | None
-    disputed_by: str | None
-    settlement: Settlement
-
-
-class OrderResult(_Result):
-    order_id: str
+class OrderResult(StrictModel):
+    order_id: Hash32
     exists: bool
     order: Order | None = Field(description="null when the order does not exist")
     items: list[OrderItem] | None = Field(
@@ -355,20 +296,28 @@ class OrderResult(_Result):
     )
     created_height: int | None = Field(description="block of the order.create transaction")
     height: int = Field(description="committed height the answer is read at")
-    state_root: str = Field(description="committed state root at that height")
+    state_root: Hash32 = Field(description="committed state root at that height")
     proof: StateProof | None = Field(None, description="with prove=true")
-    value: str | None = Field(None, description="with prove=true: the raw record, hex")
+    value: HexBytes | None = Field(None, description="with prove=true: the raw record, hex")
+
+    @model_validator(mode="after")
+    def _exists_with_order(self) -> OrderResult:
+        """Invariant: the order is present exactly when it exists."""
+        if self.exists != (self.order is not None):
+            expected = "present" if self.exists else "null"
+            raise ValueError(f"exists is {self.exists}, so order must be {expected}")
+        return self
 
 
-class OrderListEntry(_Result):
+class OrderListEntry(StrictModel):
     role: str = Field(description="the party's role in this order")
     order: Order
 
 
-class ListOrdersResult(_Result):
-    party: str
+class ListOrdersResult(StrictModel):
+    party: AddressBytes
     orders: list[OrderListEntry] = Field(description="in increasing order id")
-    next_cursor: str | None = Field(
+    next_cursor: Hash32 | None = Field(
         description="pass as cursor for the next page; null when the listing is complete"
     )
     height: int = Field(description="committed height the answer is read at")

@@ -7,6 +7,9 @@ executing in the state overlay is never visible. Each read runs without an `awai
 so on the node's event loop it sees one consistent committed height (assuming the node commits
 the store and the state together, without yielding in between).
 
+Results are the shared schema's models (`secnode.schema`), built straight from ledger objects
+with their constructors (`BlockResult.of`, `StateProof.of`, ...), never from dicts.
+
 Errors are raised as `RpcError` (secnode.runtime.rpc.errors); a missing block, transaction or
 account is `not_found`, a store that lacks a row it indexes is a `StoreError` (internal error,
 logged).
@@ -17,15 +20,14 @@ from __future__ import annotations
 from typing import Any, Final
 
 from contracts import TX_TYPES
-from contracts.orders import find_order, order_key, orders_of
-from ledger.accounts import Account, account_key
+from contracts.orders import OrderCreate, find_order, order_key, orders_of
+from ledger.accounts import Account, account_key, mask_to_roles
 from ledger.blocks import Block
 from ledger.encoding import decode
 from ledger.errors import DecodeError, MalformedTransaction, StoreError
 from ledger.keys import format_address, parse_address
 from ledger.merkle import leaf_hash, node_hash
 from ledger.receipts import Receipt
-from ledger.schema import to_wire
 from ledger.store import CommittedState, LruCache
 from ledger.transactions import decode_transaction
 from secnode.runtime.mempool import MempoolRejected
@@ -46,8 +48,17 @@ from secnode.runtime.rpc.openrpc import build_document
 from secnode.runtime.rpc.trust_methods import trust_method_table
 from secnode.runtime.rpc.validator_methods import validator_method_table
 from secnode.runtime.rpc.view import NodeView
-from secnode.schema import jsonview
 from secnode.schema import models as m
+from secnode.schema.objects import (
+    BlockHeader,
+    CommitCertificate,
+    InclusionProof,
+    OrderItem,
+    StateProof,
+    Transaction,
+)
+from secnode.schema.objects import Order as OrderView
+from secnode.schema.objects import Receipt as ReceiptView
 
 DEFAULT_MAX_COMMIT_WAITERS: Final = 256
 MAX_ORDERS_EXAMINED: Final = 1_000
@@ -128,12 +139,12 @@ class RpcMethods:
     ) -> m.SendTransactionResult:
         block = self._block(height)
         return m.SendTransactionResult(
-            hash=tx_hash.hex(),
+            hash=tx_hash,
             status="committed",
             height=height,
             index=index,
-            block_hash=block.hash().hex(),
-            receipt=m.Receipt.model_validate(jsonview.receipt_json(self._receipt(height, index))),
+            block_hash=block.hash(),
+            receipt=ReceiptView.of(self._receipt(height, index)),
         )
 
     async def _wait_committed(self, tx_hash: bytes, timeout_s: float) -> tuple[int, int]:
@@ -154,11 +165,11 @@ class RpcMethods:
         status = self.view.status()
         return m.StatusResult(
             chain_id=self.view.genesis.chain_id,
-            genesis_hash=self.view.genesis.document_hash().hex(),
+            genesis_hash=self.view.genesis.document_hash(),
             node_name=status.node_name,
-            node_address=format_address(status.node_address),
+            node_address=status.node_address,
             height=status.height,
-            head_hash=status.head_hash.hex(),
+            head_hash=status.head_hash,
             head_time_ms=status.head_time_ms,
             view=status.view,
             view_changes=status.view_changes,
@@ -185,7 +196,7 @@ class RpcMethods:
         if location is None and params.wait == "commit":
             location = await self._wait_committed(tx.hash, params.timeout_s)
         if location is None:
-            return m.SendTransactionResult(hash=tx.hash.hex(), status="pending")
+            return m.SendTransactionResult(hash=tx.hash, status="pending")
         return self._committed_send_result(tx.hash, *location)
 
     async def get_transaction(self, params: m.GetTransactionParams) -> m.TransactionResult:
@@ -196,10 +207,7 @@ class RpcMethods:
             if pending is None:
                 raise not_found("transaction", tx_hash.hex())
             return m.TransactionResult(
-                hash=tx_hash.hex(),
-                status="pending",
-                tx=m.Transaction.model_validate(jsonview.transaction_json(pending)),
-                raw=pending.encoded.hex(),
+                hash=tx_hash, status="pending", tx=Transaction.of(pending), raw=pending.encoded
             )
         height, index = location
         block = await self._block_off_loop(height)
@@ -209,19 +217,23 @@ class RpcMethods:
             )
         tx = block.transactions[index]
         tree = self._tree(block)
-        proof = jsonview.inclusion_proof_json(
-            index, len(tree[0]), tree[0][index], path_from_levels(tree, index), block.header.tx_root
+        proof = InclusionProof(
+            leaf_index=index,
+            tree_size=len(tree[0]),
+            leaf_hash=tree[0][index],
+            hashes=path_from_levels(tree, index),
+            tx_root=block.header.tx_root,
         )
         return m.TransactionResult(
-            hash=tx_hash.hex(),
+            hash=tx_hash,
             status="committed",
-            tx=m.Transaction.model_validate(jsonview.transaction_json(tx)),
-            raw=tx.encoded.hex(),
+            tx=Transaction.of(tx),
+            raw=tx.encoded,
             height=height,
             index=index,
-            block_hash=block.hash().hex(),
-            receipt=m.Receipt.model_validate(jsonview.receipt_json(self._receipt(height, index))),
-            proof=m.InclusionProof.model_validate(proof),
+            block_hash=block.hash(),
+            receipt=ReceiptView.of(self._receipt(height, index)),
+            proof=proof,
         )
 
     async def get_block(self, params: m.GetBlockParams) -> m.BlockResult:
@@ -232,7 +244,7 @@ class RpcMethods:
         else:
             height = self._existing_height(params.height)
         if not params.full:
-            return _block_result(await self._block_off_loop(height), None)
+            return m.BlockResult.of(await self._block_off_loop(height))
         stored = self.view.store.stored_size(height)
         if stored is None:
             raise not_found("block", str(height))
@@ -246,38 +258,23 @@ class RpcMethods:
             block = store.get_block(height)
             if block is None:
                 raise StoreError(f"block {height} vanished from the store")
-            return _block_result(block, store.get_receipts(height) or [])
+            return m.BlockResult.of(block, store.get_receipts(height) or [])
 
         return await self.worker.run(build)
 
     async def get_commit(self, params: m.HeightParams) -> m.CommitResult:
         height = self._existing_height(params.height)
         block = self._block(height)
-        certificate = self.view.store.get_certificate(height)
-        return m.CommitResult.model_validate(
-            {
-                "height": height,
-                "hash": block.hash().hex(),
-                "header": jsonview.header_json(block.header),
-                "certificate": None
-                if certificate is None
-                else jsonview.certificate_json(certificate),
-            }
+        return m.CommitResult(
+            height=height,
+            hash=block.hash(),
+            header=BlockHeader.of(block.header),
+            certificate=CommitCertificate.of_optional(self.view.store.get_certificate(height)),
         )
 
     async def get_validators(self, params: m.HeightParams) -> m.ValidatorsResult:
         height = self._existing_height(params.height)
-        validators = self.view.validators_at(height)
-        return m.ValidatorsResult.model_validate(
-            {
-                "height": height,
-                "validators": jsonview.validators_json(validators),
-                "size": validators.size,
-                "quorum": validators.quorum,
-                "max_faulty": validators.max_faulty,
-                "hash": validators.hash().hex(),
-            }
-        )
+        return m.ValidatorsResult.of(height, self.view.validators_at(height))
 
     async def get_account(self, params: m.GetAccountParams) -> m.AccountResult:
         address = parse_address(params.address)
@@ -288,55 +285,50 @@ class RpcMethods:
         height = self._head_height()
         if raw is None and not params.prove:
             raise not_found("account", format_address(address))
-        result: dict[str, Any] = {
-            "address": format_address(address),
-            "exists": raw is not None,
-            "public_key": None,
-            "nonce": None,
-            "balance": None,
-            "roles": None,
-            "name": None,
-            "height": height,
-            "state_root": root.hex(),
-        }
-        if raw is not None:
-            result.update(jsonview.account_json(_decode_account(raw, address)))
-        if params.prove:
-            result["proof"] = jsonview.state_proof_json(state.prove(key))
-            result["value"] = None if raw is None else raw.hex()
-        return m.AccountResult.model_validate(result)
+        account = None if raw is None else _decode_account(raw, address)
+        return m.AccountResult(
+            address=address,
+            exists=account is not None,
+            public_key=None if account is None else account.public_key,
+            nonce=None if account is None else account.nonce,
+            balance=None if account is None else account.balance,
+            roles=None if account is None else mask_to_roles(account.roles),
+            name=None if account is None else account.name,
+            height=height,
+            state_root=root,
+            proof=StateProof.of(state.prove(key)) if params.prove else None,
+            value=state.get_committed(key) if params.prove else None,
+        )
 
     async def get_order(self, params: m.GetOrderParams) -> m.OrderResult:
         order_id = bytes.fromhex(params.order_id)
+        key = order_key(order_id)
         state = self.view.state
-        order = find_order(self._committed(), order_id)
+        record = find_order(self._committed(), order_id)
         root = state.committed_root()
         height = self._head_height()
-        if order is None and not params.prove:
+        if record is None and not params.prove:
             raise not_found("order", order_id.hex())
-        result: dict[str, Any] = {
-            "order_id": order_id.hex(),
-            "exists": order is not None,
-            "order": None,
-            "items": None,
-            "created_height": None,
-            "height": height,
-            "state_root": root.hex(),
-        }
-        if order is not None:
-            result["order"] = jsonview.order_json(order_id, order)
-            location = self.view.store.find_transaction(order_id)
-            if location is not None:
-                created = self._block(location[0]).transactions[location[1]]
-                if created.type == "order.create":
-                    result["created_height"] = location[0]
-                    result["items"] = jsonview.json_value(to_wire(created.body)["items"])
-        if params.prove:
-            key = order_key(order_id)
-            raw = state.get_committed(key)
-            result["proof"] = jsonview.state_proof_json(state.prove(key))
-            result["value"] = None if raw is None else raw.hex()
-        return m.OrderResult.model_validate(result)
+        order = None if record is None else OrderView.of(order_id, record)
+        items: list[OrderItem] | None = None
+        created_height: int | None = None
+        location = None if record is None else self.view.store.find_transaction(order_id)
+        if location is not None:
+            created = self._block(location[0]).transactions[location[1]]
+            if isinstance(created.body, OrderCreate):
+                created_height = location[0]
+                items = [OrderItem.of(line) for line in created.body.items]
+        return m.OrderResult(
+            order_id=order_id,
+            exists=order is not None,
+            order=order,
+            items=items,
+            created_height=created_height,
+            height=height,
+            state_root=root,
+            proof=StateProof.of(state.prove(key)) if params.prove else None,
+            value=state.get_committed(key) if params.prove else None,
+        )
 
     async def list_orders(self, params: m.ListOrdersParams) -> m.ListOrdersResult:
         address = parse_address(params.party)
@@ -352,16 +344,13 @@ class RpcMethods:
             limit=params.limit,
             max_examined=MAX_ORDERS_EXAMINED,
         )
-        return m.ListOrdersResult.model_validate(
-            {
-                "party": format_address(address),
-                "orders": [
-                    {"role": entry.role, "order": jsonview.order_json(entry.order_id, entry.order)}
-                    for entry in page.orders
-                ],
-                "next_cursor": None if page.next_after is None else page.next_after.hex(),
-                "height": height,
-            }
+        entries = [
+            m.OrderListEntry(role=entry.role, order=OrderView.of(entry.order_id, entry.order))
+            for entry in page.orders
+        ]
+        next_cursor = page.next_after
+        return m.ListOrdersResult(
+            party=address, orders=entries, next_cursor=next_cursor, height=height
         )
 
 
@@ -389,20 +378,6 @@ def path_from_levels(levels: tuple[tuple[bytes, ...], ...], index: int) -> list[
             path.append(level[sibling])
         index //= 2
     return path
-
-
-def _block_result(block: Block, receipts: list[Receipt] | None) -> m.BlockResult:
-    """sec_getBlock's reply; with `receipts` (full) it holds every transaction and receipt."""
-    result: dict[str, Any] = {
-        "hash": block.hash().hex(),
-        "header": jsonview.header_json(block.header),
-        "tx_count": len(block.transactions),
-        "tx_hashes": [tx.hash.hex() for tx in block.transactions],
-    }
-    if receipts is not None:
-        result["transactions"] = [jsonview.transaction_json(tx) for tx in block.transactions]
-        result["receipts"] = [jsonview.receipt_json(r) for r in receipts]
-    return m.BlockResult.model_validate(result)
 
 
 def _decode_account(raw: bytes, address: bytes) -> Account:

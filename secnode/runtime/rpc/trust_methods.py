@@ -1,235 +1,73 @@
 """RPC methods of the trust contract: sec_getAttestations, sec_getTrustScore, sec_getTrustEpoch.
 
-Like every method they read only the committed view and the store, without an `await` in
-between, so one answer is one committed height: records through the trust contract's queries
-(contracts.trust, contracts.epochs) over `ledger.store.CommittedState`, proofs and the root
-through `state.prove` and `state.committed_root`. The proof bundle of sec_getTrustScore is what
-`sec audit trust` needs to check a score without trusting this node: the score and epoch
-records with state proofs under the head's state root, the head header and its commit
-certificate. sec_getTrustEpoch serves an epoch's inputs in aligned pages of a power-of-two
-size; page k (leaves k*size .. ) is a node of the RFC 6962 tree over all inputs, so its root and
-an inclusion proof of it in the tree of page roots
+Like every method they read only the committed view and the store, without an `await` in between, so
+one answer is one committed height: records through the trust contract's queries (contracts.trust,
+contracts.epochs) over `ledger.store.CommittedState`, proofs and the root through `state.prove` and
+`state.committed_root`. The proof bundle of sec_getTrustScore is what `sec audit trust` needs to
+check a score without trusting this node: the score and epoch records with state proofs under the
+head's state root, the head header and its commit certificate. sec_getTrustEpoch serves an epoch's
+inputs in aligned pages of a power-of-two size; page k (leaves k*size .. ) is a node of the RFC 6962
+tree over all inputs, so its root and an inclusion proof of it in the tree of page roots
 (`ledger.merkle.verify_inclusion(page_root, k, pages, proof, inputs_root)`) prove the page.
 
-Leaf hashes of committed attestations are cached (attestations never change once committed), and
-the page roots of the last few (count, page size) pairs, so paging through 10**6 inputs hashes
-each leaf once.
-"""
+The params and result models are the shared schema's (`secnode.schema.trust`); results are built
+from the contract's records with their constructors (`EpochJson.of`, `AttestationJson.of`).
+
+Leaf hashes of committed attestations are cached (attestations never change once committed), and the
+page roots of the last few (count, page size) pairs, so paging through 10**6 inputs hashes each leaf
+once."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Annotated, Any, Final
+from dataclasses import dataclass
+from typing import Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from contracts.eigentrust import order_weight
-from contracts.epochs import EpochRecord, StoredEpoch, read_epoch, read_score
-from contracts.trust import (
-    AttestationRole,
-    LoggedAttestation,
-    attestations_of,
-    log_range,
-    log_size,
-)
+from contracts.epochs import StoredEpoch, read_epoch, read_score
+from contracts.trust import AttestationRole, attestations_of, log_range, log_size
 from ledger.errors import StoreError
-from ledger.keys import format_address, parse_address
+from ledger.keys import parse_address
 from ledger.merkle import inclusion_proof, leaf_hash, merkle_root
 from ledger.store import CommittedState
 from secnode.runtime.rpc.errors import NOT_FOUND, invalid_params, not_found
 from secnode.runtime.rpc.jsonrpc import Method
 from secnode.runtime.rpc.view import NodeView
-from secnode.schema import jsonview
-from secnode.schema import models as m
+from secnode.schema.objects import BlockHeader, CommitCertificate, StateProof
+from secnode.schema.trust import (
+    AttestationJson,
+    EpochJson,
+    GetAttestationsParams,
+    GetAttestationsResult,
+    GetTrustEpochParams,
+    GetTrustScoreParams,
+    PageProof,
+    TrustEpochResult,
+    TrustProofs,
+    TrustScoreResult,
+    TrustValues,
+)
 
-MAX_ATTESTATION_PAGE: Final = 100
-DEFAULT_PAGE_SIZE: Final = 1024
-MIN_PAGE_SIZE: Final = 16
-MAX_PAGE_SIZE: Final = 4096
 PAGE_ROOT_CACHE: Final = 4
 
 
-class _Params(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
-
-
-class _Result(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
-
-
-# --- params ------------------------------------------------------------------------------------
-
-
-class GetAttestationsParams(_Params):
-    subject: m.AddressText | None = Field(None, description="list attestations about this account")
-    attester: m.AddressText | None = Field(None, description="list attestations by this account")
-    cursor: int = Field(0, ge=0, le=2**63 - 1, description="position to start at (next_cursor)")
-    limit: int = Field(20, ge=1, le=MAX_ATTESTATION_PAGE, description="at most this many")
-
-    @model_validator(mode="after")
-    def _one_selector(self) -> GetAttestationsParams:
-        if (self.subject is None) == (self.attester is None):
-            raise ValueError("give exactly one of subject or attester")
-        return self
-
-
-class GetTrustScoreParams(_Params):
-    address: m.AddressText
-
-
-PageSize = Annotated[
-    int,
-    Field(
-        ge=MIN_PAGE_SIZE,
-        le=MAX_PAGE_SIZE,
-        description=f"leaves per page: a power of two, {MIN_PAGE_SIZE}..{MAX_PAGE_SIZE}",
-    ),
-]
-
-
-class GetTrustEpochParams(_Params):
-    epoch: int | None = Field(None, ge=1, le=2**63 - 1, description="default: the latest")
-    page: int = Field(0, ge=0, le=2**63 - 1, description="page of the inputs to include")
-    page_size: PageSize = DEFAULT_PAGE_SIZE
-    decoded: bool = Field(True, description="also return the page's attestations decoded")
-
-    @model_validator(mode="after")
-    def _power_of_two(self) -> GetTrustEpochParams:
-        if self.page_size & (self.page_size - 1):
-            raise ValueError(f"page_size {self.page_size} is not a power of two")
-        return self
-
-
-# --- results -----------------------------------------------------------------------------------
-
-
-class AttestationJson(_Result):
-    sequence: int = Field(description="position in the attestation log (the Merkle leaf index)")
-    order_id: str
-    attester: str
-    subject: str
-    value: int = Field(description="+1 or -1")
-    order_total: int = Field(description="fen")
-    weight: int = Field(
-        description="order_weight(order_total): digits of the whole yuan of this order alone; "
-        "a pair is credited by its summed value per window (docs/protocol.md §17.4.1)"
-    )
-    completed_s: int = Field(description="block time the order completed or was resolved")
-    height: int = Field(description="block that recorded the attestation")
-
-
-class GetAttestationsResult(_Result):
-    address: str
-    role: str = Field(description="subject or attester")
-    total: int = Field(description="all attestations with this address in this role")
-    attestations: list[AttestationJson]
-    next_cursor: int | None = Field(description="pass as cursor for the next page; null at end")
-    height: int
-
-
-class TrustParametersJson(_Result):
-    version: int = Field(description="local-trust rule version (2: value-weighted, §17.4.1)")
-    min_order_fen: int = Field(description="smallest order total whose attestation has weight")
-    scale: int = Field(description="fixed-point one (10**9)")
-    iterations: int
-    alpha_ppm: int
-    pair_cap: int
-    pair_window_s: int
-    pretrusted: list[str]
-
-
-class EpochJson(_Result):
-    epoch: int
-    input_height: int = Field(description="the last block whose attestations are inputs")
-    committed_height: int = Field(description="the block that wrote the scores")
-    attestations: int = Field(description="number of inputs")
-    accounts: int = Field(description="accounts scored (leaves of scores_root)")
-    inputs_root: str
-    scores_root: str
-    parameters: TrustParametersJson
-
-
-class TrustProofs(_Result):
-    score: m.StateProof = Field(description="of trust:score:<address> (non-membership if absent)")
-    epoch: m.StateProof = Field(description="of trust:epoch")
-
-
-class TrustValues(_Result):
-    score: str | None = Field(description="raw score record, hex; null if unscored")
-    epoch: str = Field(description="raw epoch record, hex")
-
-
-class TrustScoreResult(_Result):
-    address: str
-    scored: bool = Field(description="false: no record, the account's score is 0")
-    score: int = Field(description="trust in units of 1/10**9 of the whole")
-    positive: int = Field(description="+1 attestations about the account (beta count)")
-    negative: int = Field(description="-1 attestations about the account (beta count)")
-    epoch: EpochJson
-    height: int = Field(description="committed height of the proofs")
-    state_root: str
-    block_hash: str
-    header: m.BlockHeader
-    certificate: m.CommitCertificate | None
-    values: TrustValues
-    proofs: TrustProofs
-
-
-class PageProof(_Result):
-    index: int
-    size: int = Field(description="page size")
-    pages: int = Field(description="number of pages of this epoch")
-    hashes: list[str] = Field(description="inclusion path of the page root among page roots")
-
-
-class TrustEpochResult(_Result):
-    epoch: EpochJson
-    value: str = Field(description="raw epoch record, hex")
-    proof: m.StateProof = Field(description="of trust:epoch:<k> (8-byte k) under state_root")
-    height: int
-    state_root: str
-    page: PageProof
-    leaves: list[str] = Field(description="canonical leaf bytes, hex, in sequence order")
-    attestations: list[AttestationJson] = Field(description="the leaves decoded ([] if not asked)")
-
-
-# --- JSON views --------------------------------------------------------------------------------
-
-
-def attestation_json(logged: LoggedAttestation) -> dict[str, Any]:
-    record = logged.attestation
-    return {
-        "sequence": logged.sequence,
-        "order_id": record.order_id.hex(),
-        "attester": format_address(record.attester),
-        "subject": format_address(record.subject),
-        "value": record.value,
-        "order_total": record.order_total,
-        "weight": order_weight(record.order_total),
-        "completed_s": record.completed_s,
-        "height": record.height,
-    }
-
-
-def epoch_json(record: EpochRecord) -> dict[str, Any]:
-    params = record.parameters
-    return {
-        "epoch": record.epoch,
-        "input_height": record.input_height,
-        "committed_height": record.committed_height,
-        "attestations": record.attestations,
-        "accounts": record.accounts,
-        "inputs_root": record.inputs_root.hex(),
-        "scores_root": record.scores_root.hex(),
-        "parameters": {
-            **params.to_wire(),
-            "pretrusted": list(map(format_address, params.pretrusted)),
-        },
-    }
-
-
 # --- methods -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _CertifiedHead:
+    """The head block's certified header and state root, for a proof bundle."""
+
+    height: int
+    """The head height, which the proofs are read at."""
+    state_root: bytes
+    """The committed state root: the head header's `state_root`."""
+    block_hash: bytes
+    """The head header's hash."""
+    header: BlockHeader
+    """The head header."""
+    certificate: CommitCertificate | None
+    """Its commit certificate (None only at genesis)."""
 
 
 class TrustMethods:
@@ -256,7 +94,7 @@ class TrustMethods:
             raise not_found("trust epoch", "latest" if epoch is None else str(epoch))
         return stored
 
-    def _root_and_certificate(self) -> dict[str, Any]:
+    def _certified_head(self) -> _CertifiedHead:
         height = self._head()
         root = self.view.state.committed_root()
         block = self.view.store.get_block(height)
@@ -265,13 +103,13 @@ class TrustMethods:
         if block.header.state_root != root:
             raise StoreError(f"committed state root is not that of head block {height}")
         certificate = self.view.store.get_certificate(height)
-        return {
-            "height": height,
-            "state_root": root.hex(),
-            "block_hash": block.hash().hex(),
-            "header": jsonview.header_json(block.header),
-            "certificate": None if certificate is None else jsonview.certificate_json(certificate),
-        }
+        return _CertifiedHead(
+            height=height,
+            state_root=root,
+            block_hash=block.hash(),
+            header=BlockHeader.of(block.header),
+            certificate=CommitCertificate.of_optional(certificate),
+        )
 
     async def get_attestations(self, params: GetAttestationsParams) -> GetAttestationsResult:
         role: AttestationRole = "subject" if params.subject is not None else "attester"
@@ -280,15 +118,16 @@ class TrustMethods:
         page = attestations_of(
             self._committed(), address, role, start=params.cursor, limit=params.limit
         )
-        return GetAttestationsResult.model_validate(
-            {
-                "address": format_address(address),
-                "role": role,
-                "total": page.total,
-                "attestations": [attestation_json(logged) for logged in page.attestations],
-                "next_cursor": page.next_position,
-                "height": self._head(),
-            }
+        return GetAttestationsResult(
+            address=address,
+            role=role,
+            total=page.total,
+            attestations=[
+                AttestationJson.of(logged.sequence, logged.attestation)
+                for logged in page.attestations
+            ],
+            next_cursor=page.next_position,
+            height=self._head(),
         )
 
     async def get_trust_score(self, params: GetTrustScoreParams) -> TrustScoreResult:
@@ -296,24 +135,24 @@ class TrustMethods:
         state = self.view.state
         epoch = self._epoch(None)
         score = read_score(self._committed(), address)
-        return TrustScoreResult.model_validate(
-            {
-                "address": format_address(address),
-                "scored": score.raw is not None,
-                "score": score.score,
-                "positive": score.positive,
-                "negative": score.negative,
-                "epoch": epoch_json(epoch.record),
-                **self._root_and_certificate(),
-                "values": {
-                    "score": None if score.raw is None else score.raw.hex(),
-                    "epoch": epoch.raw.hex(),
-                },
-                "proofs": {
-                    "score": jsonview.state_proof_json(state.prove(score.key)),
-                    "epoch": jsonview.state_proof_json(state.prove(epoch.key)),
-                },
-            }
+        head = self._certified_head()
+        return TrustScoreResult(
+            address=address,
+            scored=score.raw is not None,
+            score=score.score,
+            positive=score.positive,
+            negative=score.negative,
+            epoch=EpochJson.of(epoch.record),
+            height=head.height,
+            state_root=head.state_root,
+            block_hash=head.block_hash,
+            header=head.header,
+            certificate=head.certificate,
+            values=TrustValues(score=score.raw, epoch=epoch.raw),
+            proofs=TrustProofs(
+                score=StateProof.of(state.prove(score.key)),
+                epoch=StateProof.of(state.prove(epoch.key)),
+            ),
         )
 
     def _hashes_up_to(self, count: int) -> list[bytes]:
@@ -361,24 +200,19 @@ class TrustMethods:
         start = params.page * size
         end = min(start + size, epoch.attestations)
         leaves = list(log_range(self._committed(), start, end))
-        return TrustEpochResult.model_validate(
-            {
-                "epoch": epoch_json(epoch),
-                "value": stored.raw.hex(),
-                "proof": jsonview.state_proof_json(self.view.state.prove(stored.key)),
-                "height": self._head(),
-                "state_root": self.view.state.committed_root().hex(),
-                "page": {
-                    "index": params.page,
-                    "size": size,
-                    "pages": pages,
-                    "hashes": [h.hex() for h in proof],
-                },
-                "leaves": [logged.leaf.hex() for logged in leaves],
-                "attestations": [attestation_json(logged) for logged in leaves]
-                if params.decoded
-                else [],
-            }
+        return TrustEpochResult(
+            epoch=EpochJson.of(epoch),
+            value=stored.raw,
+            proof=StateProof.of(self.view.state.prove(stored.key)),
+            height=self._head(),
+            state_root=self.view.state.committed_root(),
+            page=PageProof(index=params.page, size=size, pages=pages, hashes=proof),
+            leaves=[logged.leaf for logged in leaves],
+            attestations=[
+                AttestationJson.of(logged.sequence, logged.attestation) for logged in leaves
+            ]
+            if params.decoded
+            else [],
         )
 
 

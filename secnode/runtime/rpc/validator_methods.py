@@ -19,9 +19,7 @@ and the client asks again. A client following the chain sees every change in `pe
 
 from __future__ import annotations
 
-from typing import Any, Final
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Final
 
 from ledger.encoding import decode
 from ledger.errors import StoreError
@@ -30,41 +28,11 @@ from ledger.validators import ValidatorSet
 from secnode.runtime.rpc.errors import NOT_FOUND, not_found
 from secnode.runtime.rpc.jsonrpc import Method
 from secnode.runtime.rpc.view import NodeView
-from secnode.schema import jsonview
 from secnode.schema import models as m
+from secnode.schema.objects import BlockHeader, CommitCertificate, StateProof, Validator
+from secnode.schema.validators import PendingValidators, ValidatorsWithProofResult
 
 METHOD: Final = "sec_getValidatorsWithProof"
-
-
-class _Result(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
-
-
-class PendingValidators(_Result):
-    effective_height: int = Field(description="first block this set certifies")
-    hash: str = Field(description="its validators_hash")
-    validators: list[m.Validator]
-
-
-class ValidatorsWithProofResult(_Result):
-    height: int = Field(description="the head block whose state root the proof is under")
-    block_hash: str
-    state_root: str = Field(description="the header's state_root")
-    header: m.BlockHeader
-    certificate: m.CommitCertificate | None = Field(
-        description="the head's commit certificate; null only at height 0 (genesis)"
-    )
-    value: str = Field(description="the raw validators record (canonical encoding), hex")
-    proof: m.StateProof = Field(description='membership proof of key "validators"')
-    validators: list[m.Validator] = Field(description="current: the set that certified height")
-    hash: str = Field(description="validators_hash of current (= header.validators_hash)")
-    quorum: int = Field(description="signatures a certificate of this set needs: (n+f)//2+1")
-    pending: list[PendingValidators] = Field(description="scheduled sets, by effective height")
-
-
-def _set_json(keys: Any) -> tuple[ValidatorSet, list[dict[str, Any]]]:
-    validators = ValidatorSet.from_public_keys(keys)
-    return validators, jsonview.validators_json(validators)
 
 
 async def get_validators_with_proof(
@@ -90,34 +58,31 @@ async def get_validators_with_proof(
     if raw is None:
         raise StoreError("committed state has no validators record")
     record = decode(raw)
-    current, current_json = _set_json(record["current"])
+    current = ValidatorSet.from_public_keys(record["current"])
     if current.hash() != block.header.validators_hash:
         raise StoreError(f"the validators record does not match head block {head}'s header")
     pending = []
     for effective, keys in record["pending"]:
-        validators, members = _set_json(keys)
+        validators = ValidatorSet.from_public_keys(keys)
         pending.append(
-            {
-                "effective_height": effective,
-                "hash": validators.hash().hex(),
-                "validators": members,
-            }
+            PendingValidators(
+                effective_height=effective,
+                hash=validators.hash(),
+                validators=Validator.list_of(validators),
+            )
         )
-    certificate = view.store.get_certificate(head)
-    return ValidatorsWithProofResult.model_validate(
-        {
-            "height": head,
-            "block_hash": block.hash().hex(),
-            "state_root": root.hex(),
-            "header": jsonview.header_json(block.header),
-            "certificate": None if certificate is None else jsonview.certificate_json(certificate),
-            "value": raw.hex(),
-            "proof": jsonview.state_proof_json(state.prove(VALIDATORS_KEY)),
-            "validators": current_json,
-            "hash": current.hash().hex(),
-            "quorum": current.quorum,
-            "pending": pending,
-        }
+    return ValidatorsWithProofResult(
+        height=head,
+        block_hash=block.hash(),
+        state_root=root,
+        header=BlockHeader.of(block.header),
+        certificate=CommitCertificate.of_optional(view.store.get_certificate(head)),
+        value=raw,
+        proof=StateProof.of(state.prove(VALIDATORS_KEY)),
+        validators=Validator.list_of(current),
+        hash=current.hash(),
+        quorum=current.quorum,
+        pending=pending,
     )
 
 
