@@ -13,7 +13,7 @@ from ledger.keys import PrivateKey
 from ledger.receipts import Receipt
 from ledger.state import State
 from ledger.transactions import SignedTransaction, TxBody, sign_transaction
-from secnode.network.devnet import account_key, dev_genesis, validator_key
+from secnode.network.devnet import dev_account_key, dev_genesis, validator_key
 
 
 def require_type(tx_type: str, body: TxBody) -> None:
@@ -40,7 +40,7 @@ class Chain:
         self.state.commit_block()
 
     def key(self, name: str) -> PrivateKey:
-        return self.extra_keys.get(name) or account_key(name)
+        return self.extra_keys.get(name) or dev_account_key(name)
 
     def address(self, name: str) -> bytes:
         return self.key(name).address

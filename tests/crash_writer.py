@@ -15,7 +15,7 @@ from ledger.execution import Executor
 from ledger.store import open_chain
 from ledger.store_leveldb import LevelDBStore
 from ledger.transactions import Transfer, sign_transaction
-from secnode.network.devnet import account_key, dev_genesis, validator_key
+from secnode.network.devnet import dev_account_key, dev_genesis, validator_key
 
 
 def main() -> None:
@@ -29,13 +29,13 @@ def main() -> None:
     while True:
         txs = []
         for i, name in enumerate(names):
-            account = get_account(state, account_key(name).address)
+            account = get_account(state, dev_account_key(name).address)
             assert account is not None
-            target = account_key(names[(i + 1) % len(names)]).address
+            target = dev_account_key(names[(i + 1) % len(names)]).address
             for n in range(20):
                 txs.append(
                     sign_transaction(
-                        account_key(name),
+                        dev_account_key(name),
                         genesis.chain_id,
                         account.nonce + n,
                         Transfer(target, 1 + n),

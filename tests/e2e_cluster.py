@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import IO, Any, Final, TypeVar
 
 from ledger.keys import format_address
-from secnode.network.devnet import account_key
+from secnode.network.devnet import dev_account_key
 from secnode.runtime.config import CONFIG_FILE, load_config, render_config
 
 ROOT: Final = Path(__file__).resolve().parents[1]
@@ -502,7 +502,7 @@ def _kill_if_running(process: subprocess.Popen[str]) -> None:
 
 def dev_address(name: str) -> str:
     """The sec1 address of a development account (secnode.network.devnet; its keys are public)."""
-    return format_address(account_key(name).address)
+    return format_address(dev_account_key(name).address)
 
 
 def tune_config(home: Path, consensus: dict[str, float]) -> None:

@@ -35,7 +35,7 @@ from ledger.transactions import SignedTransaction, TxBody, sign_transaction
 from ledger.validators import ValidatorSet
 from secnode.network.devnet import (
     DEV_CHAIN_ID,
-    account_key,
+    dev_account_key,
     dev_genesis,
     dev_genesis_hash,
     validator_key,
@@ -208,7 +208,7 @@ def sign(
     body's own type)."""
     require_type(tx_type, body)
     return sign_transaction(
-        key or account_key(name),
+        key or dev_account_key(name),
         DEV_CHAIN_ID,
         nonce,
         body,

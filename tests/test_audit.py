@@ -21,7 +21,7 @@ from ledger.encoding import decode, encode
 from ledger.keys import format_address
 from ledger.merkle import inclusion_proof, leaf_hash, merkle_root, verify_inclusion
 from ledger.state_tree import StateProof
-from secnode.network.devnet import account_key, dev_genesis_document
+from secnode.network.devnet import dev_account_key, dev_genesis_document
 from secnode.runtime.metrics import Metrics
 from secnode.runtime.rpc.server import make_app, start_rpc_server
 from tests.foreign_node import ForeignNode
@@ -32,7 +32,7 @@ PARAMETERS = {**WINDOWS, "attest_window_s": 10_000, "trust_epoch_blocks": 10}
 
 
 def address(name: str) -> str:
-    return format_address(account_key(name).address)
+    return format_address(dev_account_key(name).address)
 
 
 @pytest.fixture(autouse=True)
@@ -343,14 +343,14 @@ def _rpc_error(client: Any, method: str, params: dict[str, Any]) -> int:
 
 
 def _wrong_score(kind: str, key: bytes, value: Any) -> Any:
-    if kind == "value" and key == score_key(account_key("merchant1").address):
+    if kind == "value" and key == score_key(dev_account_key("merchant1").address):
         score, positive, negative = decode(value)
         return encode([score + 1, positive, negative])
     return value
 
 
 def _wrong_proof(kind: str, key: bytes, value: Any) -> Any:
-    if kind == "proof" and key == score_key(account_key("merchant1").address):
+    if kind == "proof" and key == score_key(dev_account_key("merchant1").address):
         siblings = list(value.siblings)
         siblings[-1] = bytes(32) if siblings[-1] != bytes(32) else b"\x01" * 32
         return StateProof(value.key, value.value_hash, tuple(siblings), value.other_leaf)

@@ -19,7 +19,7 @@ from contracts import TX_TYPES
 from contracts.orders import CANCELLED, OrderCreate, OrderItem, get_order
 from ledger.blocks import Block, decode_block
 from ledger.transactions import sign_transaction
-from secnode.network.devnet import DEV_CHAIN_ID, DEV_GENESIS_TIME_MS, account_key
+from secnode.network.devnet import DEV_CHAIN_ID, DEV_GENESIS_TIME_MS, dev_account_key
 from tests.nodekit import (
     NAMES,
     ManualClock,
@@ -173,14 +173,14 @@ async def test_escrow_deadline_fires_although_the_primary_stamps_parent_plus_one
     nodes = {name: open_node(network, name, clock=clock) for name in NAMES}
     nodes[byzantine].app.clock_ms = lambda now: 0  # build_block then uses parent + 1 ms
     create = sign_transaction(
-        account_key("merchant1"),
+        dev_account_key("merchant1"),
         DEV_CHAIN_ID,
         0,
         OrderCreate(
-            account_key("buyer1").address,
+            dev_account_key("buyer1").address,
             (OrderItem("tea", 1, 1_000),),
             0,
-            account_key("arbiter").address,
+            dev_account_key("arbiter").address,
             None,
             None,
         ),

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ledger.transactions import SignedTransaction, Transfer, sign_transaction
-from secnode.network.devnet import DEV_CHAIN_ID, account_key
+from secnode.network.devnet import DEV_CHAIN_ID, dev_account_key
 from secnode.runtime.mempool import NonceLookup
 from secnode.runtime.node import Node
 from tests.nodekit import NAMES, ManualClock, Mesh, make_network, open_node, primary_name
@@ -22,10 +22,10 @@ from tests.nodekit import NAMES, ManualClock, Mesh, make_network, open_node, pri
 
 def _transfer(node: Node, sender: str, nonce: int) -> SignedTransaction:
     return sign_transaction(
-        account_key(sender),
+        dev_account_key(sender),
         DEV_CHAIN_ID,
         nonce,
-        Transfer(account_key("sharer1").address, 1),
+        Transfer(dev_account_key("sharer1").address, 1),
         genesis_hash=node.genesis.document_hash(),
     )
 

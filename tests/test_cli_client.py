@@ -55,7 +55,7 @@ def _one_line_error(err: str) -> str:
 
 
 def _balance(served: ServedNode, name: str) -> int:
-    address = devnet.account_key(name).address
+    address = devnet.dev_account_key(name).address
     account = served.call(lambda: get_account(served.node.state, address))
     assert account is not None
     return account.balance
@@ -114,7 +114,7 @@ def test_tx_json_output_and_failed_receipt_exit_status(
     result = json.loads(out)
     assert status == 1 and result["status"] == "committed"
     assert result["receipt"]["ok"] is False and result["receipt"]["code"] == "insufficient_balance"
-    assert result["sender"] == format_address(devnet.account_key("sharer1").address)
+    assert result["sender"] == format_address(devnet.dev_account_key("sharer1").address)
 
 
 def test_tx_with_key_file_end_to_end(
@@ -194,7 +194,7 @@ def test_query_account_with_membership_and_non_membership_proofs(
 def test_invalid_address_typo_is_one_line(
     served: ServedNode, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    text = format_address(devnet.account_key("buyer2").address)
+    text = format_address(devnet.dev_account_key("buyer2").address)
     typo = text[:10] + ("q" if text[10] != "q" else "p") + text[11:]
     status, out, err = _run(
         capsys,

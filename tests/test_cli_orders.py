@@ -57,7 +57,7 @@ def _tx(
 
 
 def _balance(served: ServedNode, name: str) -> int:
-    address = devnet.account_key(name).address
+    address = devnet.dev_account_key(name).address
     account = served.call(lambda: get_account(served.node.state, address))
     assert account is not None
     return account.balance
@@ -139,9 +139,9 @@ def test_cancel_and_query_orders_with_pages(
 def test_referral_bind(served: ServedNode, capsys: pytest.CaptureFixture[str]) -> None:
     _tx(served, capsys, "dev:sharer1", "referral", "bind", "--inviter", "dev:sharer2")
     inviter = served.call(
-        lambda: get_inviter(served.node.state, devnet.account_key("sharer1").address)
+        lambda: get_inviter(served.node.state, devnet.dev_account_key("sharer1").address)
     )
-    assert inviter == devnet.account_key("sharer2").address
+    assert inviter == devnet.dev_account_key("sharer2").address
     status, out, _ = _run(
         capsys,
         *("tx", "referral", "bind", "--inviter", "dev:sharer1", "--key", "dev:sharer2"),

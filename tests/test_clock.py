@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ledger.transactions import Transfer, sign_transaction
-from secnode.network.devnet import DEV_CHAIN_ID, account_key
+from secnode.network.devnet import DEV_CHAIN_ID, dev_account_key
 from secnode.runtime.clock import CLOCK_OFFSET_VARIABLE, NodeClock, clock_from_environment
 from secnode.runtime.config import ConfigError
 from tests.nodekit import ScriptedPeers, make_network, name_of, open_node, start_driver
@@ -71,8 +71,8 @@ async def test_proposals_carry_the_shifted_time(tmp_path: Path) -> None:
     try:
         async with asyncio.TaskGroup() as tasks:
             driver, _ = start_driver(node, peers, tasks)
-            buyer = account_key("buyer1")
-            target = account_key("buyer2").address
+            buyer = dev_account_key("buyer1")
+            target = dev_account_key("buyer2").address
             tx = sign_transaction(
                 buyer,
                 DEV_CHAIN_ID,

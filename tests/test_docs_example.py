@@ -33,10 +33,10 @@ def test_worked_example_block_1_matches_the_code() -> None:
     block_0 = genesis_block(genesis, state.compute_root())
     state.commit_block()
     transfer = sign_transaction(
-        devnet.account_key("buyer1"),
+        devnet.dev_account_key("buyer1"),
         genesis.chain_id,
         0,
-        Transfer(devnet.account_key("sharer1").address, 500),
+        Transfer(devnet.dev_account_key("sharer1").address, 500),
         genesis_hash=genesis.document_hash(),
     )
     result = build_block(
@@ -62,7 +62,7 @@ def test_worked_example_block_1_matches_the_code() -> None:
         "block hash": block_hash.hex(),
         "commit signing bytes": signing.hex(),
         "buyer1 after block 1": (
-            state.get(account_key(devnet.account_key("buyer1").address)) or b""
+            state.get(account_key(devnet.dev_account_key("buyer1").address)) or b""
         ).hex(),
         **{
             f"signature of {name}": devnet.validator_key(name).sign(signing).hex()

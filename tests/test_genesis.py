@@ -33,7 +33,7 @@ from ledger.keys import address_of
 from ledger.merkle import EMPTY_ROOT
 from ledger.parameters import PARAMETERS
 from ledger.validator_state import current_validators
-from secnode.network.devnet import DEV_ACCOUNTS, account_key, dev_genesis, dev_genesis_document
+from secnode.network.devnet import DEV_ACCOUNTS, dev_account_key, dev_genesis, dev_genesis_document
 
 GENESIS_FILE = Path(__file__).resolve().parent.parent / "genesis.json"
 
@@ -67,8 +67,8 @@ def test_development_accounts_use_their_labelled_keys() -> None:
     genesis = dev_genesis()
     assert [a.name for a in genesis.accounts] == [name for name, _, _ in DEV_ACCOUNTS]
     for account in genesis.accounts:
-        assert account.public_key == account_key(account.name).public_key.hex()
-        assert genesis.account_address(account.name) == account_key(account.name).address
+        assert account.public_key == dev_account_key(account.name).public_key.hex()
+        assert genesis.account_address(account.name) == dev_account_key(account.name).address
 
 
 def test_document_hash_is_domain_prefixed_encoding_of_the_full_document() -> None:
@@ -179,7 +179,7 @@ def test_invalid_not_an_object(document: Any) -> None:
 def _account(name: str, *, key: str | None = None, roles: list[str] | None = None) -> Any:
     return {
         "name": name,
-        "public_key": key or account_key(name).public_key.hex(),
+        "public_key": key or dev_account_key(name).public_key.hex(),
         "roles": roles or ["member"],
         "balance": 0,
     }
@@ -254,7 +254,7 @@ INVALID: list[tuple[str, Mutation, str]] = [
     (
         "duplicate account key",
         lambda d: d["accounts"].append(
-            _account("buyer9", key=account_key("buyer1").public_key.hex())
+            _account("buyer9", key=dev_account_key("buyer1").public_key.hex())
         ),
         r"accounts: public key '082f3a87.* is listed twice",
     ),

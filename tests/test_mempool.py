@@ -12,7 +12,7 @@ from ledger.accounts import Account, get_account
 from ledger.genesis import parse_genesis
 from ledger.keys import PrivateKey
 from ledger.transactions import SignedTransaction, Transfer, parse_transaction, sign_transaction
-from secnode.network.devnet import account_key, dev_genesis_document
+from secnode.network.devnet import dev_account_key, dev_genesis_document
 from secnode.runtime.config import ConfigError, parse_config
 from secnode.runtime.mempool import InvalidMempoolConfig, Mempool, MempoolConfig, MempoolRejected
 from tests.chainkit import Chain
@@ -56,7 +56,7 @@ def _chain_with(accounts: list[str]) -> Chain:
     document["accounts"] += [
         {
             "name": name,
-            "public_key": account_key(name).public_key.hex(),
+            "public_key": dev_account_key(name).public_key.hex(),
             "roles": ["member"],
             "balance": 10**6,
         }

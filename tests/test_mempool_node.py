@@ -12,7 +12,12 @@ from contracts import TX_TYPES
 from ledger.genesis import parse_genesis
 from ledger.store import MemoryStore, open_chain
 from ledger.transactions import SignedTransaction, Transfer, sign_transaction
-from secnode.network.devnet import DEV_CHAIN_ID, account_key, dev_genesis_document, validator_key
+from secnode.network.devnet import (
+    DEV_CHAIN_ID,
+    dev_account_key,
+    dev_genesis_document,
+    validator_key,
+)
 from secnode.runtime.config import NodeConfig
 from secnode.runtime.node import Node
 from secnode.runtime.rpc.jsonrpc import Dispatcher, Limits
@@ -26,7 +31,7 @@ def _node() -> Node:
     document["accounts"] += [
         {
             "name": name,
-            "public_key": account_key(name).public_key.hex(),
+            "public_key": dev_account_key(name).public_key.hex(),
             "roles": ["member"],
             "balance": 10**6,
         }
@@ -47,9 +52,9 @@ def _node() -> Node:
 
 
 def _transfer(node: Node, name: str, nonce: int) -> SignedTransaction:
-    body = Transfer(account_key("sharer1").address, 1)
+    body = Transfer(dev_account_key("sharer1").address, 1)
     return sign_transaction(
-        account_key(name),
+        dev_account_key(name),
         DEV_CHAIN_ID,
         nonce,
         body,

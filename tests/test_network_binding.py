@@ -66,16 +66,16 @@ def test_genesis_new_gives_each_network_its_own_chain_id(
 
 def test_old_key_files_without_a_genesis_still_load(tmp_path: Path) -> None:
     path = tmp_path / "old.key"
-    write_key_file(path, devnet.account_key("buyer1"))
+    write_key_file(path, devnet.dev_account_key("buyer1"))
     assert "genesis" not in json.loads(path.read_text())
     record = read_key_record(path)
-    assert record.key.public_key == devnet.account_key("buyer1").public_key
+    assert record.key.public_key == devnet.dev_account_key("buyer1").public_key
     assert record.genesis_hash is None
 
 
 def test_invalid_key_file_genesis_field(tmp_path: Path) -> None:
     path = tmp_path / "bad.key"
-    write_key_file(path, devnet.account_key("buyer1"), genesis_hash=bytes(32))
+    write_key_file(path, devnet.dev_account_key("buyer1"), genesis_hash=bytes(32))
     document = json.loads(path.read_text()) | {"genesis": "abc"}
     path.write_text(json.dumps(document))
     with pytest.raises(KeyFileError, match="'genesis' is not 64 hex characters: 'abc'"):
@@ -94,7 +94,7 @@ def test_invalid_sign_with_a_key_file_made_for_another_network(
 ) -> None:
     other_genesis = _network_b().genesis.document_hash()
     path = tmp_path / "buyer1.key"
-    write_key_file(path, devnet.account_key("buyer1"), genesis_hash=other_genesis)
+    write_key_file(path, devnet.dev_account_key("buyer1"), genesis_hash=other_genesis)
     argv = ["tx", "transfer", "--rpc", served.url, "--key", str(path), "--to", "dev:buyer2"]
     status = cli.main([*argv, "--amount", "3"])
     _, err = capsys.readouterr()
@@ -104,10 +104,13 @@ def test_invalid_sign_with_a_key_file_made_for_another_network(
     assert "refusing to sign for another network" in err
     assert served.call(lambda: len(served.node.mempool)) == 0
     # The same key recorded for this network signs as before.
-    write_key_file(path, devnet.account_key("buyer1"), overwrite=True, genesis_hash=None)
+    write_key_file(path, devnet.dev_account_key("buyer1"), overwrite=True, genesis_hash=None)
     assert cli.main([*argv, "--amount", "3"]) == 0
     write_key_file(
-        path, devnet.account_key("buyer1"), overwrite=True, genesis_hash=devnet.dev_genesis_hash()
+        path,
+        devnet.dev_account_key("buyer1"),
+        overwrite=True,
+        genesis_hash=devnet.dev_genesis_hash(),
     )
     assert cli.main([*argv, "--amount", "4"]) == 0
 

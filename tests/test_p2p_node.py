@@ -29,7 +29,7 @@ from p2p.errors import HandshakeAborted
 from p2p.frames import transaction_frame
 from secnode.network.devnet import (
     DEV_CHAIN_ID,
-    account_key,
+    dev_account_key,
     dev_genesis,
     dev_genesis_hash,
     validator_key,
@@ -67,9 +67,9 @@ async def connect(node: Node, key: PrivateKey) -> ScriptedPeer:
 
 
 def transfer(sender: str, nonce: int) -> SignedTransaction:
-    recipient = account_key("sharer1").address
+    recipient = dev_account_key("sharer1").address
     return sign_transaction(
-        account_key(sender),
+        dev_account_key(sender),
         DEV_CHAIN_ID,
         nonce,
         Transfer(recipient, 1),
@@ -154,7 +154,7 @@ async def test_what_an_honest_relay_may_send_is_not_charged() -> None:
     async with node.host.running():
         peer = await connect(node, GOSSIPER)
         stranger = PrivateKey.from_label("p2p-node-stranger")
-        recipient = account_key("sharer1").address
+        recipient = dev_account_key("sharer1").address
         honest_rejections = [
             sign_transaction(
                 stranger,
@@ -167,7 +167,7 @@ async def test_what_an_honest_relay_may_send_is_not_charged() -> None:
         ] + [transfer("buyer2", 5_000 + n) for n in range(5)]
         conflicting = [
             sign_transaction(
-                account_key("buyer3"),
+                dev_account_key("buyer3"),
                 DEV_CHAIN_ID,
                 0,
                 Transfer(recipient, n),

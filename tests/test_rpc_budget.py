@@ -45,7 +45,7 @@ RATE_LIMITED = -32006
 
 
 def _transfers(count: int) -> list[SignedTransaction]:
-    to = devnet.account_key("buyer2").address
+    to = devnet.dev_account_key("buyer2").address
     return [sign("buyer1", n, "credit.transfer", Transfer(to, 1)) for n in range(count)]
 
 
@@ -166,10 +166,10 @@ async def test_full_block_reply_is_within_the_estimate() -> None:
             n,
             "order.create",
             OrderCreate(
-                devnet.account_key("buyer1").address,
+                devnet.dev_account_key("buyer1").address,
                 (OrderItem("tea", 2, 1_000), OrderItem("cup", 1, 250)),
                 500,
-                devnet.account_key("arbiter").address,
+                devnet.dev_account_key("arbiter").address,
                 None,
                 None,
             ),
@@ -295,13 +295,16 @@ async def test_list_orders_page_n_does_not_read_earlier_pages(tmp_path: Path) ->
     counted: KeyValueStore = kv
     store, state, head = open_chain(counted, node.genesis, TX_TYPES)
     node.store, node.state, node.head = store, state, head
-    buyer, arbiter = devnet.account_key("buyer1").address, devnet.account_key("arbiter").address
+    buyer, arbiter = (
+        devnet.dev_account_key("buyer1").address,
+        devnet.dev_account_key("arbiter").address,
+    )
     for n in range(40):
         body = OrderCreate(buyer, (OrderItem("tea", 1, 100 + n),), 500, arbiter, None, None)
         await node.submit(sign("merchant1", n, "order.create", body))
     assert all(r.ok for r in node.commit_pending().receipts)
     methods = RpcMethods(node)
-    merchant = format_address(devnet.account_key("merchant1").address)
+    merchant = format_address(devnet.dev_account_key("merchant1").address)
     cursor: str | None = None
     seen: list[bytes] = []
     reads: list[int] = []

@@ -65,7 +65,9 @@ async def test_health_says_when_the_node_is_outside_the_group_view() -> None:
 @pytest.mark.asyncio
 async def test_metrics_exposes_the_named_metrics() -> None:
     async with serve() as served:
-        tx = sign("buyer1", 0, "credit.transfer", Transfer(devnet.account_key("buyer2").address, 1))
+        tx = sign(
+            "buyer1", 0, "credit.transfer", Transfer(devnet.dev_account_key("buyer2").address, 1)
+        )
         await served.result("sec_sendTransaction", {"tx": tx.encoded.hex()})
         await served.error("sec_getBlock", {"height": 9})
         await served.call("no_such_method")

@@ -23,7 +23,9 @@ from tests.rpc_node import Served, serve, sign
 
 
 def _transfer(sender: str, nonce: int, amount: int = 5, to: str = "buyer2") -> SignedTransaction:
-    return sign(sender, nonce, "credit.transfer", Transfer(devnet.account_key(to).address, amount))
+    return sign(
+        sender, nonce, "credit.transfer", Transfer(devnet.dev_account_key(to).address, amount)
+    )
 
 
 async def _commit_transfers(served: Served, count: int) -> list[SignedTransaction]:
@@ -61,7 +63,7 @@ async def test_send_transaction_to_mempool_then_commit() -> None:
         pending = await served.result("sec_getTransaction", {"hash": tx.hash.hex()})
         assert pending["status"] == "pending" and pending["proof"] is None
         assert pending["tx"]["body"] == {
-            "to": format_address(devnet.account_key("buyer2").address),
+            "to": format_address(devnet.dev_account_key("buyer2").address),
             "amount": 5,
         }
         served.node.commit_pending()
@@ -149,11 +151,11 @@ async def test_invalid_send_transaction_rejected_by_nonce_rules() -> None:
 @pytest.mark.asyncio
 async def test_invalid_send_transaction_rejected_sender_chain_signature() -> None:
     async with serve() as served:
-        body = Transfer(devnet.account_key("buyer2").address, 1)
+        body = Transfer(devnet.dev_account_key("buyer2").address, 1)
         stranger = sign("", 0, "credit.transfer", body, key=PrivateKey.from_label("stranger"))
         assert await _rejection(served, stranger) == "unknown_account"
         other_chain = sign_transaction(
-            devnet.account_key("buyer1"),
+            devnet.dev_account_key("buyer1"),
             "other-chain",
             0,
             body,
@@ -278,7 +280,7 @@ async def test_get_validators() -> None:
 async def test_get_account_with_membership_proof() -> None:
     async with serve() as served:
         await _commit_transfers(served, 1)
-        address = devnet.account_key("buyer1").address
+        address = devnet.dev_account_key("buyer1").address
         plain = await served.result("sec_getAccount", {"address": format_address(address)})
         assert plain["exists"] is True and plain["nonce"] == 1 and plain["roles"] == ["member"]
         assert plain["name"] == "buyer1" and plain["balance"] == 100_000_000 - 5
@@ -315,7 +317,7 @@ async def test_get_account_non_membership_proof() -> None:
 @pytest.mark.asyncio
 async def test_invalid_get_account_address_typo() -> None:
     async with serve() as served:
-        text = format_address(devnet.account_key("buyer1").address)
+        text = format_address(devnet.dev_account_key("buyer1").address)
         typo = text[:-1] + ("q" if text[-1] != "q" else "p")
         error = await served.error("sec_getAccount", {"address": typo})
         assert error["code"] == -32602 and "bad checksum" in error["message"]

@@ -17,7 +17,7 @@ from tests.rpc_node import Served, serve, sign
 
 
 def _address(name: str) -> bytes:
-    return devnet.account_key(name).address
+    return devnet.dev_account_key(name).address
 
 
 def _text(name: str) -> str:

@@ -22,7 +22,7 @@ from contracts.trust import Attest
 from ledger.genesis import parse_genesis
 from ledger.keys import PrivateKey, format_address
 from ledger.transactions import SignedTransaction, Transfer, TxBody, sign_transaction
-from secnode.network.devnet import account_key, dev_genesis_document
+from secnode.network.devnet import dev_account_key, dev_genesis_document
 from secnode.runtime.rpc.jsonrpc import Dispatcher, Limits
 from secnode.runtime.rpc.methods import method_table
 from secnode.schema import models as m
@@ -34,7 +34,7 @@ from tests.rpc_node import RpcTestNode
 
 
 def _address(name: str) -> str:
-    return format_address(account_key(name).address)
+    return format_address(dev_account_key(name).address)
 
 
 class _Chain:
@@ -56,7 +56,7 @@ class _Chain:
         self.nonces[name] = nonce + 1
         genesis = self.node.genesis
         return sign_transaction(
-            account_key(name),
+            dev_account_key(name),
             genesis.chain_id,
             nonce,
             body,
@@ -69,13 +69,13 @@ class _Chain:
         self.node.commit_pending()
 
     async def build(self) -> None:
-        buyer2, merchant1 = account_key("buyer2").address, account_key("merchant1").address
+        buyer2, merchant1 = dev_account_key("buyer2").address, dev_account_key("merchant1").address
         await self.block(
             self.sign("buyer1", "credit.transfer", Transfer(buyer2, 7, "tea")),
             self.sign("buyer3", "credit.transfer", Transfer(buyer2, 10**12)),
         )
         line = (OrderItem("tea", 2, 1000),)
-        arbiter, sharer = account_key("arbiter").address, account_key("sharer1").address
+        arbiter, sharer = dev_account_key("arbiter").address, dev_account_key("sharer1").address
         create = self.sign(
             "merchant1", "order.create", OrderCreate(buyer2, line, 500, arbiter, sharer, 500)
         )
@@ -201,7 +201,7 @@ def test_invalid_address_with_a_bad_checksum_is_refused() -> None:
     with pytest.raises(ValidationError, match="address"):
         Validator.model_validate(entry)
     assert Validator.model_validate({**entry, "address": text}).address == (
-        account_key("buyer1").address
+        dev_account_key("buyer1").address
     )
 
 

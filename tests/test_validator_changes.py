@@ -23,7 +23,7 @@ from ledger.store_leveldb import LevelDBStore
 from ledger.transactions import ParameterSet, ValidatorUpdate, sign_transaction
 from ledger.validator_state import current_validators, pending_validator_changes, validators_at
 from ledger.validators import ValidatorSet
-from secnode.network.devnet import account_key, dev_genesis_document, validator_key
+from secnode.network.devnet import dev_account_key, dev_genesis_document, validator_key
 from secnode.network.home import create_network
 from secnode.runtime.config import load_config
 from secnode.runtime.driver import ConsensusDriver
@@ -175,7 +175,7 @@ def _chain_with_a_validator_added(tmp_path: Path, height: int) -> tuple[Path, Va
     store, state, head = open_chain(LevelDBStore(data), genesis, TX_TYPES)
     executor = Executor(genesis.chain_id, genesis.document_hash())
     update = sign_transaction(
-        account_key("admin"),
+        dev_account_key("admin"),
         genesis.chain_id,
         0,
         ValidatorUpdate((validator_key("node4").public_key,), ()),

@@ -119,7 +119,7 @@ class Targets:
         self.tx_hashes: list[str] = []
         self.order_ids: list[str] = []
         self.accounts: list[str] = []
-        self.merchant = format_address(devnet.account_key("merchant1").address)
+        self.merchant = format_address(devnet.dev_account_key("merchant1").address)
         self.biggest = 0
 
 
@@ -150,10 +150,13 @@ async def fill(
         await _wait_mempool(session, cluster.rpc_urls, len(txs) - accounts, 60)
         await _send_all(session, url, txs[:accounts])
         await _wait_committed(session, url, txs[-1], 60)
-    buyer, arbiter = devnet.account_key("buyer1").address, devnet.account_key("arbiter").address
+    buyer, arbiter = (
+        devnet.dev_account_key("buyer1").address,
+        devnet.dev_account_key("arbiter").address,
+    )
     orders = [
         sign_transaction(
-            devnet.account_key("merchant1"),
+            devnet.dev_account_key("merchant1"),
             network.chain_id,
             n,
             OrderCreate(buyer, (OrderItem("tea", 1, 100 + n),), 500, arbiter, None, None),

@@ -65,7 +65,7 @@ def _dev_account_names() -> list[str]:
 
 
 def _dev_key(name: str, option: str, *, validator: bool = False) -> PrivateKey:
-    from secnode.network.devnet import account_key, validator_key
+    from secnode.network.devnet import dev_account_key, validator_key
 
     if validator:
         if not _VALIDATOR_NAME_RE.match(name):
@@ -76,7 +76,7 @@ def _dev_key(name: str, option: str, *, validator: bool = False) -> PrivateKey:
         raise CommandError(
             f"{option}: unknown development account {name!r}; known: {', '.join(names)}"
         )
-    return account_key(name)
+    return dev_account_key(name)
 
 
 def load_signing_key(spec: str) -> PrivateKey:

@@ -21,7 +21,7 @@ from contracts.orders import OrderCreate, OrderItem
 from ledger.keys import PrivateKey, format_address
 from ledger.transactions import SignedTransaction, Transfer, TxBody, sign_transaction
 from secnode.client.rpc import RpcCallError, RpcClient, RpcClientError
-from secnode.network.devnet import account_key
+from secnode.network.devnet import dev_account_key
 from secnode.runtime.rpc.errors import REJECTED
 
 COMMIT_WAIT_S: Final = 8.0
@@ -84,10 +84,10 @@ class Client(threading.Thread):
         seed: int,
     ) -> None:
         super().__init__(name=f"nemesis-client-{account}", daemon=True)
-        self.key: PrivateKey = account_key(account)
+        self.key: PrivateKey = dev_account_key(account)
         self.kind = kind
-        self.counterparty = account_key(counterparty).address
-        self.arbiter = account_key("arbiter").address
+        self.counterparty = dev_account_key(counterparty).address
+        self.arbiter = dev_account_key("arbiter").address
         self.urls = urls
         self.acknowledgements = acknowledgements
         self.stop_event = stop

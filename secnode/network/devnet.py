@@ -51,7 +51,7 @@ def validator_key(name: str) -> PrivateKey:
     return PrivateKey.from_label(f"validator:{name}")
 
 
-def account_key(name: str) -> PrivateKey:
+def dev_account_key(name: str) -> PrivateKey:
     return PrivateKey.from_label(f"account:{name}")
 
 
@@ -68,7 +68,7 @@ def dev_genesis_document(validators: int = 4) -> dict[str, Any]:
         "accounts": [
             {
                 "name": name,
-                "public_key": account_key(name).public_key.hex(),
+                "public_key": dev_account_key(name).public_key.hex(),
                 "roles": list(roles),
                 "balance": balance,
             }

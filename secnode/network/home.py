@@ -24,7 +24,7 @@ from secnode.keyfile import write_key_file
 from secnode.network.devnet import (
     DEV_ACCOUNTS,
     DEV_PARAMETERS,
-    account_key,
+    dev_account_key,
     dev_genesis_document,
     validator_key,
 )
@@ -174,7 +174,7 @@ def create_network(
         raise ConfigError(f"{out / 'genesis.json'} already exists; choose an empty --out")
     plans = plan_nodes(validators, dev=dev, hosts=hosts, p2p_base=p2p_base, rpc_base=rpc_base)
     account_keys = {
-        name: account_key(name) if dev else PrivateKey.generate() for name, _, _ in DEV_ACCOUNTS
+        name: dev_account_key(name) if dev else PrivateKey.generate() for name, _, _ in DEV_ACCOUNTS
     }
     document = genesis_document(plans, dev=dev, chain_id=chain_id, account_keys=account_keys)
     # Never write a genesis that fails to load; its hash is what the key files are made for.
