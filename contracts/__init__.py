@@ -23,11 +23,16 @@ from __future__ import annotations
 from functools import partial
 from typing import Final
 
-from contracts import epochs, escrow, referral
+from contracts import epochs, escrow, referral, reviews
 from ledger.execution import BlockHook, Executor
 from ledger.plugins import Contract, assemble_block_hooks, assemble_kinds, assemble_tx_types
 
-CONTRACTS: Final[tuple[Contract, ...]] = (escrow.CONTRACT, referral.CONTRACT, epochs.CONTRACT)
+CONTRACTS: Final[tuple[Contract, ...]] = (
+    escrow.CONTRACT,
+    referral.CONTRACT,
+    epochs.CONTRACT,
+    reviews.CONTRACT,
+)
 """Every built-in contract; their block hooks run in this order at the start of every block."""
 
 TX_TYPES: Final = assemble_tx_types(CONTRACTS)

@@ -133,3 +133,49 @@ class AlreadyAttested(ExecutionError):
     """A second attestation for the same (order, attester, subject)."""
 
     code = "already_attested"
+
+
+# --- reviews (contracts/reviews.py; docs/protocol.md "Reviews") ---
+
+
+class NotReviewer(ExecutionError):
+    """A review by someone other than the order's buyer (a stranger, or the merchant, who
+    replies instead)."""
+
+    code = "not_reviewer"
+
+
+class ReviewWindowClosed(ExecutionError):
+    """A review at or after completion + review_window_s."""
+
+    code = "review_window_closed"
+
+
+class ItemNotInOrder(ExecutionError):
+    """A review naming an item reference that is not one of the order's."""
+
+    code = "item_not_in_order"
+
+
+class AlreadyReviewed(ExecutionError):
+    """A second review of one order: reviews are append-only, one per order."""
+
+    code = "already_reviewed"
+
+
+class UnknownReview(ExecutionError):
+    """A reply to an order that has no review."""
+
+    code = "unknown_review"
+
+
+class NotReplier(ExecutionError):
+    """A reply by someone other than the reviewed order's merchant."""
+
+    code = "not_replier"
+
+
+class AlreadyReplied(ExecutionError):
+    """A second reply to one review: a reply is written once and never changes."""
+
+    code = "already_replied"

@@ -96,6 +96,7 @@ from contracts.orders import (
 )
 from contracts.payout import goods_value, settle
 from contracts.referral import get_inviter
+from contracts.reviews import item_ref, record_order_items
 from ledger.accounts import (
     get_parameter,
     get_supply,
@@ -384,6 +385,8 @@ def apply_create(
         inviter_paid=0,
     )
     index_parties(state, order_id, order)
+    # The item references a review may name (contracts.reviews, docs/protocol.md "Reviews").
+    record_order_items(state, order_id, (item_ref(item.sku) for item in body.items))
     events: Events = [_event("order.created", order_id, buyer=body.buyer, total=total)]
     _enter(state, order_id, order, CREATED, context.time_s, context.time_s, events)
     return events

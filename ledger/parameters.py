@@ -75,6 +75,9 @@ PARAMETERS: Final[dict[str, ParameterSpec]] = {
         10_000,
         "blocks between a committed validator.update and its effect",
     ),
+    "review_window_s": ParameterSpec(
+        30 * DAY, 1, 3650 * DAY, "seconds after completion a review is accepted"
+    ),
 }
 
 

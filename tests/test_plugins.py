@@ -91,7 +91,7 @@ def test_decoder_and_executor_tables_come_from_one_list() -> None:
 
 
 def test_block_hooks_run_in_contract_order() -> None:
-    assert [contract.name for contract in CONTRACTS] == ["escrow", "referral", "trust"]
+    assert [contract.name for contract in CONTRACTS] == ["escrow", "referral", "trust", "reviews"]
     hooks = build_executor("c", GENESIS).block_hooks
     assert tuple(hooks) == (escrow.run_deadlines, epochs.run_trust_epochs)
 
