@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 import tests.rpc_node
 from contracts.epochs import get_epoch
 from contracts.orders import OrderConfirm, OrderCreate, OrderItem, OrderPay, OrderShip
+from contracts.reviews import ReviewPost, ReviewReply, item_ref
 from contracts.trust import Attest
 from ledger.genesis import parse_genesis
 from ledger.keys import PrivateKey, format_address
@@ -90,6 +91,9 @@ class _Chain:
             self.sign("buyer2", "trust.attest", Attest(order, merchant1, 1)),
             self.sign("merchant1", "trust.attest", Attest(order, buyer2, 1)),
         )
+        review = ReviewPost(order, 5, b"\x22" * 32, item_ref("tea"))
+        await self.block(self.sign("buyer2", "review.post", review))
+        await self.block(self.sign("merchant1", "review.reply", ReviewReply(order, b"\x33" * 32)))
         for _ in range(40):
             epoch = get_epoch(self.node.state)
             if epoch is not None and epoch.attestations == 2:
@@ -126,6 +130,11 @@ class _Chain:
             "sec_getTrustScore": [{"address": _address("merchant1")}, {"address": nobody}],
             "sec_getTrustEpoch": [{"page_size": 16}],
             "sec_getValidatorsWithProof": [{}],
+            "sec_getReviews": [
+                {"merchant": _address("merchant1"), "prove": True},
+                {"merchant": _address("merchant1"), "item": item_ref("tea").hex(), "limit": 1},
+                {"merchant": nobody, "prove": True},
+            ],
             "rpc.discover": [{}],
         }
 
@@ -240,6 +249,7 @@ def test_the_schema_imports_nothing_of_the_node_runtime() -> None:
     probe = (
         "import sys\n"
         "import secnode.schema.models, secnode.schema.trust, secnode.schema.validators\n"
+        "import secnode.schema.reviews\n"
         "import secnode.client.rpc\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'aiohttp'"
         " or m.startswith('secnode.runtime')))\n"
