@@ -22,6 +22,7 @@ from contracts.orders import (
     OrderShip,
 )
 from contracts.referral import ReferralBind
+from contracts.reviews import ReviewPost, ReviewReply
 from contracts.trust import Attest
 from ledger.encoding import decode, encode
 from ledger.errors import InvalidRegistration, InvalidSignature, MalformedTransaction
@@ -81,6 +82,8 @@ SAMPLES: dict[str, Any] = {
     "order.dispute": OrderDispute(ORDER, SHIPMENT),
     "order.resolve": OrderResolve(ORDER, 0),
     "trust.attest": Attest(ORDER, MERCHANT, -1),
+    "review.post": ReviewPost(ORDER, 4, b"\x05" * 32, b"\x06" * 32),
+    "review.reply": ReviewReply(ORDER, b"\x07" * 32),
 }
 """One body per transaction type, every optional field set."""
 
@@ -92,6 +95,7 @@ MINIMAL: dict[str, Any] = {
     "order.create": OrderCreate(KEY.address, (OrderItem("x", 1, 0),), 0, ARBITER),
     "order.dispute": OrderDispute(ORDER),
     "trust.attest": Attest(ORDER, MERCHANT, 1),
+    "review.post": ReviewPost(ORDER, 1, b"\x05" * 32, None),
 }
 """Bodies with every optional field absent and lists empty or minimal."""
 
