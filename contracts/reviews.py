@@ -60,7 +60,7 @@ from contracts.errors import (
     UnknownOrder,
     UnknownReview,
 )
-from contracts.orders import COMPLETED, RESOLVED, find_order
+from contracts.orders import COMPLETED, RESOLVED, require_order
 from ledger.accounts import get_parameter
 from ledger.encoding import decode, encode
 from ledger.errors import DecodeError, StoreError
@@ -198,6 +198,15 @@ def record_order_items(state: State, order_id: bytes, refs: Iterable[bytes]) -> 
 
 
 # --- reads ------------------------------------------------------------------------------------
+# For readers outside execution too (the RPC reads a `ledger.store.CommittedState`): a record
+# that is malformed, or missing where an index says it is, is a corrupt store (`StoreError`).
+
+
+def _decode_record(raw: bytes, what: str) -> object:
+    try:
+        return decode(raw)
+    except DecodeError as exc:
+        raise StoreError(f"{what}: {exc}") from None
 
 
 def order_item_refs(state: StateReader, order_id: bytes) -> tuple[bytes, ...]:
@@ -205,7 +214,7 @@ def order_item_refs(state: StateReader, order_id: bytes) -> tuple[bytes, ...]:
     raw = state.get(order_items_key(order_id))
     if raw is None:
         return ()
-    refs = decode(raw)
+    refs = _decode_record(raw, f"item references of order {order_id.hex()}")
     if not isinstance(refs, list) or not all(isinstance(r, bytes) for r in refs):
         raise StoreError(f"item references of order {order_id.hex()} are malformed")
     return tuple(refs)
@@ -222,7 +231,7 @@ def rating_summary(state: StateReader, merchant: bytes, item: bytes | None = Non
     raw = state.get(summary_key(merchant, item))
     if raw is None:
         return RatingSummary(0, 0)
-    values = decode(raw)
+    values = _decode_record(raw, f"rating summary of {format_address(merchant)}")
     if not isinstance(values, list) or len(values) != 2:
         raise StoreError(f"rating summary of {format_address(merchant)} is malformed")
     return RatingSummary(*values)
@@ -272,7 +281,7 @@ def reviews_of(
         raw = state.get(position_key(merchant, item, position))
         if raw is None:
             raise StoreError(f"review index {position} of {format_address(merchant)} is missing")
-        order_id = decode(raw)
+        order_id = _decode_record(raw, f"review index {position} of {format_address(merchant)}")
         review = get_review(state, order_id) if isinstance(order_id, bytes) else None
         if review is None:
             raise StoreError(f"review index {position} of {format_address(merchant)} is dangling")
@@ -297,9 +306,7 @@ def apply_post(
 ) -> Events:
     """`review.post`: the buyer of a completed or resolved order reviews its merchant."""
     author = tx.sender_address
-    order = find_order(state, body.order_id)
-    if order is None:
-        raise UnknownOrder(f"no order {body.order_id.hex()}")
+    order = require_order(state, body.order_id)
     if order.state not in REVIEWABLE_STATES:
         raise OrderNotCompleted(
             f"order {body.order_id.hex()} is {order.state}; only a COMPLETED or RESOLVED order "

@@ -14,6 +14,7 @@ from contracts.reviews import get_review, item_ref
 from ledger.keys import format_address
 from secnode.network import devnet
 from tests.rpc_node import ServedNode
+from tests.test_cli_orders import _fields, _run  # the CLI test helpers of that module
 
 
 @pytest.fixture
@@ -21,20 +22,6 @@ def served() -> Iterator[ServedNode]:
     node = ServedNode().start()
     yield node
     node.stop()
-
-
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    status = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
-def _fields(out: str) -> dict[str, list[str]]:
-    fields: dict[str, list[str]] = {}
-    for line in out.splitlines():
-        key, _, value = line.partition("  ")
-        fields.setdefault(key.strip(), []).append(value.strip())
-    return fields
 
 
 def _tx(

@@ -86,13 +86,16 @@ def rejected(
     body: Any,
     code: str,
     at_s: int | None = None,
+    *,
+    names: bytes,
 ) -> None:
-    """The transaction fails with `code` and changes nothing but the sender's nonce (and the
-    deadline hook's due-queue, which any block may tidy)."""
+    """The transaction fails with `code`, its message names `names` (hex), and it changes nothing
+    but the sender's nonce (and the deadline hook's due-queue, which any block may tidy)."""
     before = dict(chain.state.committed)
     balances = {n: chain.balance(n) for n in ("buyer2", "merchant1", "buyer3")}
     receipt = chain.send(name, tx_type, body, at_s)
     assert (receipt.ok, receipt.code) == (False, code), receipt
+    assert names.hex() in receipt.message, receipt.message
     changed = {
         key
         for key in set(before) | set(chain.state.committed)
@@ -206,7 +209,7 @@ def test_invalid_second_review_of_an_order(chain: OrderChain) -> None:
     order_id = complete(chain)
     assert post(chain, order_id, rating=5).ok
     body = ReviewPost(order_id, 1, text("changed my mind"), None)
-    rejected(chain, "buyer2", "review.post", body, "already_reviewed")
+    rejected(chain, "buyer2", "review.post", body, "already_reviewed", names=order_id)
     review = get_review(chain.state, order_id)
     assert review is not None and review.rating == 5
 
@@ -215,7 +218,7 @@ def test_invalid_review_by_a_stranger_or_the_merchant(chain: OrderChain) -> None
     order_id = complete(chain)
     for outsider in ("buyer3", "arbiter", "merchant1", "merchant2"):
         body = ReviewPost(order_id, 1, text("fake"), None)
-        rejected(chain, outsider, "review.post", body, "not_reviewer")
+        rejected(chain, outsider, "review.post", body, "not_reviewer", names=order_id)
 
 
 @pytest.mark.parametrize("stage", ["created", "funded", "shipped", "received", "cancelled"])
@@ -233,13 +236,12 @@ def test_invalid_review_of_an_order_not_completed(chain: OrderChain, stage: str)
     for name, tx_type, body in plans[stage]:
         assert chain.send(name, tx_type, body).ok
     body = ReviewPost(order_id, 3, text("early"), None)
-    rejected(chain, "buyer2", "review.post", body, "order_not_completed")
+    rejected(chain, "buyer2", "review.post", body, "order_not_completed", names=order_id)
 
 
 def test_invalid_review_of_an_unknown_order(chain: OrderChain) -> None:
-    rejected(
-        chain, "buyer2", "review.post", ReviewPost(bytes(32), 3, text("x"), None), "unknown_order"
-    )
+    body = ReviewPost(bytes(32), 3, text("x"), None)
+    rejected(chain, "buyer2", "review.post", body, "unknown_order", names=bytes(32))
 
 
 @pytest.mark.parametrize("rating", [0, 6, -1, True])
@@ -260,7 +262,9 @@ def test_invalid_review_after_the_window(chain: OrderChain) -> None:
     completed_s = chain.order(order_id).updated_s
     body = ReviewPost(order_id, 2, text("late"), None)
     at_s = completed_s + REVIEW_WINDOW_S
-    rejected(chain, "buyer2", "review.post", body, "review_window_closed", at_s=at_s)
+    rejected(
+        chain, "buyer2", "review.post", body, "review_window_closed", at_s=at_s, names=order_id
+    )
     # One second earlier is still inside the window (checked on a fresh order).
     other = complete(chain)
     assert post(chain, other, at_s=chain.order(other).updated_s + REVIEW_WINDOW_S - 1).ok
@@ -270,7 +274,7 @@ def test_invalid_item_not_in_the_order(chain: OrderChain) -> None:
     order_id = complete(chain)
     for item in (item_ref("coffee"), item_ref("Tea"), bytes(32)):
         body = ReviewPost(order_id, 4, text("x"), item)
-        rejected(chain, "buyer2", "review.post", body, "item_not_in_order")
+        rejected(chain, "buyer2", "review.post", body, "item_not_in_order", names=item)
 
 
 def test_invalid_reply_by_someone_other_than_the_merchant(chain: OrderChain) -> None:
@@ -278,7 +282,7 @@ def test_invalid_reply_by_someone_other_than_the_merchant(chain: OrderChain) -> 
     assert post(chain, order_id).ok
     for outsider in ("buyer2", "buyer3", "arbiter", "merchant2"):
         body = ReviewReply(order_id, text("not mine"))
-        rejected(chain, outsider, "review.reply", body, "not_replier")
+        rejected(chain, outsider, "review.reply", body, "not_replier", names=order_id)
 
 
 def test_invalid_second_reply(chain: OrderChain) -> None:
@@ -286,7 +290,7 @@ def test_invalid_second_reply(chain: OrderChain) -> None:
     assert post(chain, order_id).ok
     assert chain.send("merchant1", "review.reply", ReviewReply(order_id, text("first"))).ok
     body = ReviewReply(order_id, text("edited"))
-    rejected(chain, "merchant1", "review.reply", body, "already_replied")
+    rejected(chain, "merchant1", "review.reply", body, "already_replied", names=order_id)
     review = get_review(chain.state, order_id)
     assert review is not None and review.reply_hash == text("first")
 
@@ -294,10 +298,9 @@ def test_invalid_second_reply(chain: OrderChain) -> None:
 def test_invalid_reply_to_a_missing_review(chain: OrderChain) -> None:
     order_id = complete(chain)
     body = ReviewReply(order_id, text("pre-emptive"))
-    rejected(chain, "merchant1", "review.reply", body, "unknown_review")
-    rejected(
-        chain, "merchant1", "review.reply", ReviewReply(bytes(32), text("x")), "unknown_review"
-    )
+    rejected(chain, "merchant1", "review.reply", body, "unknown_review", names=order_id)
+    body = ReviewReply(bytes(32), text("x"))
+    rejected(chain, "merchant1", "review.reply", body, "unknown_review", names=bytes(32))
 
 
 def test_no_transaction_type_can_remove_or_rewrite_a_review() -> None:
