@@ -29,6 +29,7 @@ from contracts.reviews import (
     item_ref,
     order_item_refs,
     rating_summary,
+    record_order_items,
     reviews_of,
 )
 from ledger.accounts import account_key
@@ -161,6 +162,19 @@ def test_orders_record_the_item_references_of_their_lines(chain: OrderChain) -> 
     assert order_item_refs(chain.state, order_id) == tuple(
         sorted({item_ref("tea"), item_ref("cup")})
     )
+
+
+def test_an_item_reference_recorded_by_another_contract_is_reviewable(chain: OrderChain) -> None:
+    """A contract that opens orders of its own (a group buy, whose offer names an item reference
+    hash, not a SKU) records that reference with `record_order_items`; a review names it."""
+    order_id = complete(chain)
+    offer_item = hashlib.sha256(b"group offer 7: tea, 500 g").digest()
+    record_order_items(chain.state, order_id, [offer_item])
+    chain.state.commit_block()
+    assert order_item_refs(chain.state, order_id) == (offer_item,)
+    assert post(chain, order_id, rating=5, item=offer_item).ok
+    merchant = chain.address("merchant1")
+    assert rating_summary(chain.state, merchant, offer_item) == RatingSummary(1, 5)
 
 
 def test_reviews_are_indexed_by_merchant_and_item_with_summaries(chain: OrderChain) -> None:
