@@ -13,9 +13,11 @@ declaring `CONTRACT` plus one entry in `CONTRACTS`.
 * `contracts.referral`: `referral.bind`;
 * `contracts.epochs` (declares the trust plug-in): `trust.attest` and the attestation log of
   `contracts.trust`, and the trust epoch hook (`run_trust_epochs`) over the fixed-point
-  EigenTrust of `contracts.eigentrust`.
+  EigenTrust of `contracts.eigentrust`;
+* `contracts.reviews`: `review.post` and `review.reply`, the review records and their indexes
+  (and the item references `order.create` records for them).
 
-Errors of all three live in `contracts.errors`.
+Errors of all of them live in `contracts.errors`.
 """
 
 from __future__ import annotations
