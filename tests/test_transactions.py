@@ -12,13 +12,18 @@ import pytest
 
 from contracts import TX_TYPES
 from contracts.orders import (
+    OrderArrive,
     OrderCancel,
     OrderConfirm,
     OrderCreate,
     OrderDispute,
     OrderItem,
     OrderPay,
+    OrderPickup,
     OrderResolve,
+    OrderReturn,
+    OrderReturnReceived,
+    OrderReturnShip,
     OrderShip,
 )
 from contracts.referral import ReferralBind
@@ -68,18 +73,25 @@ SAMPLES: dict[str, Any] = {
     "referral.bind": ReferralBind(OTHER),
     "order.create": OrderCreate(
         buyer=KEY.address,
-        items=(OrderItem("tea-1", 2, 1500), OrderItem("cup", 1, 0)),
+        items=(OrderItem("tea-1", 2, 1500), OrderItem("cup", 1, 0, returnable=False)),
         shipping=800,
         arbiter=ARBITER,
         sharer=OTHER,
         commission_bps=500,
+        leader=MERCHANT,
+        leader_commission_bps=300,
     ),
-    "order.pay": OrderPay(ORDER, 3800),
+    "order.pay": OrderPay(ORDER, 3800, SHIPMENT),
     "order.ship": OrderShip(ORDER, SHIPMENT),
     "order.confirm": OrderConfirm(ORDER),
     "order.cancel": OrderCancel(ORDER),
     "order.dispute": OrderDispute(ORDER, SHIPMENT),
     "order.resolve": OrderResolve(ORDER, 0),
+    "order.arrive": OrderArrive(ORDER),
+    "order.pickup": OrderPickup(ORDER, bytes(range(16))),
+    "order.return": OrderReturn(ORDER, (0, 2)),
+    "order.return-ship": OrderReturnShip(ORDER, SHIPMENT),
+    "order.return-received": OrderReturnReceived(ORDER),
     "trust.attest": Attest(ORDER, MERCHANT, -1),
 }
 """One body per transaction type, every optional field set."""
@@ -90,6 +102,7 @@ MINIMAL: dict[str, Any] = {
     "credit.transfer": Transfer(OTHER, 1),
     "validator.update": ValidatorUpdate((), ()),
     "order.create": OrderCreate(KEY.address, (OrderItem("x", 1, 0),), 0, ARBITER),
+    "order.pay": OrderPay(ORDER, 1),
     "order.dispute": OrderDispute(ORDER),
     "trust.attest": Attest(ORDER, MERCHANT, 1),
 }
@@ -495,7 +508,7 @@ BODY_CASES: list[tuple[str, str, Callable[[dict[str, Any]], None], str]] = [
     ("duplicate grant", "account.roles", _set(grant=["member", "member"]), r"body.grant: .*unique"),
     ("unknown role", "account.register", _set(roles=["root"]), r"body.roles\[0\]: 'root' is not"),
     ("role wrong case", "account.roles", _set(revoke=["Admin"]), r"body.revoke\[0\]: 'Admin'"),
-    ("too many roles", "account.roles", _set(grant=["member"] * 6), r"6 items, allowed \[0, 5\]"),
+    ("too many roles", "account.roles", _set(grant=["member"] * 7), r"7 items, allowed \[0, 6\]"),
     ("too many validators", "validator.update", _set(add=[NEW_KEY] * 65), r"body.add: 65 items"),
     ("duplicate validator", "validator.update", _set(add=[NEW_KEY] * 2), r"body.add: .*unique"),
     ("validator key length", "validator.update", _set(add=[OTHER]), r"body.add\[0\]: .*got 20"),
