@@ -162,8 +162,8 @@ def _tx_pay(args: argparse.Namespace) -> int:
         if answer.order.leader is not None and code is None:
             code = secrets.token_bytes(PICKUP_CODE_MIN)
             print(
-                f"pickup code {code.hex()}: show it to the leader at pickup "
-                "(only its SHA-256 goes on chain)",
+                f"pickup code {code.hex()} (show it to the leader at pickup; "
+                "only its SHA-256 goes on chain)",
                 file=sys.stderr,
             )
     pickup_hash = None if code is None else hashlib.sha256(code).digest()
