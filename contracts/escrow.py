@@ -121,6 +121,7 @@ from contracts.orders import (
     find_order,
     get_order,
     index_parties,
+    new_order,
     orders_of,
     put_order,
     require_order,
@@ -441,32 +442,17 @@ def apply_create(
     if total < 1:
         raise InvalidAmount("order total is 0; an order must cost at least 1 fen")
     order_id = context.tx_hash
-    order = Order(
-        merchant=merchant,
-        buyer=body.buyer,
-        arbiter=body.arbiter,
+    order = new_order(
+        merchant,
+        body.buyer,
+        body.arbiter,
+        body.items,
+        body.shipping,
+        created_s=context.time_s,
         sharer=body.sharer,
         commission_bps=body.commission_bps or 0,
         leader=body.leader,
         leader_commission_bps=body.leader_commission_bps or 0,
-        items=body.items,
-        goods=goods,
-        shipping=body.shipping,
-        state=CREATED,
-        created_s=context.time_s,
-        updated_s=context.time_s,
-        due_s=None,
-        shipment_hash=None,
-        reason_hash=None,
-        disputed_by=None,
-        pickup_hash=None,
-        returned=(),
-        return_hash=None,
-        held=0,
-        refunded=0,
-        merchant_paid=0,
-        sharer_paid=0,
-        leader_paid=0,
     )
     index_parties(state, order_id, order)
     events: Events = [_event("order.created", order_id, buyer=body.buyer, total=total)]

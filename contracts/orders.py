@@ -342,6 +342,50 @@ class Order:
         return listed
 
 
+def new_order(
+    merchant: bytes,
+    buyer: bytes,
+    arbiter: bytes,
+    items: tuple[OrderItem, ...],
+    shipping: int,
+    *,
+    created_s: int,
+    sharer: bytes | None = None,
+    commission_bps: int = 0,
+    leader: bytes | None = None,
+    leader_commission_bps: int = 0,
+) -> Order:
+    """A fresh order record in CREATED, holding nothing (callers check the parties and rates;
+    `contracts.escrow` enters it into its state machine)."""
+    return Order(
+        merchant=merchant,
+        buyer=buyer,
+        arbiter=arbiter,
+        sharer=sharer,
+        commission_bps=commission_bps,
+        leader=leader,
+        leader_commission_bps=leader_commission_bps,
+        items=items,
+        goods=sum(item.value for item in items),
+        shipping=shipping,
+        state=CREATED,
+        created_s=created_s,
+        updated_s=created_s,
+        due_s=None,
+        shipment_hash=None,
+        reason_hash=None,
+        disputed_by=None,
+        pickup_hash=None,
+        returned=(),
+        return_hash=None,
+        held=0,
+        refunded=0,
+        merchant_paid=0,
+        sharer_paid=0,
+        leader_paid=0,
+    )
+
+
 ORDER_FIELDS: Final = tuple(f.name for f in dataclasses.fields(Order))
 """Record positions: the record is the array of these fields, in this order."""
 

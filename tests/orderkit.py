@@ -12,6 +12,8 @@ from typing import Any
 
 from contracts import build_executor
 from contracts.orders import Order, OrderCreate, OrderItem, get_order
+from ledger.accounts import account_key
+from ledger.encoding import decode
 from ledger.genesis import Genesis, parse_genesis
 from ledger.receipts import Receipt
 from ledger.transactions import TxBody
@@ -116,6 +118,36 @@ class OrderChain(Chain):
         if order is None:
             raise AssertionError(f"no order {order_id.hex()}")
         return order
+
+
+def rejected(
+    chain: OrderChain, name: str, tx_type: str, body: TxBody, code: str, at_s: int | None = None
+) -> Receipt:
+    """Run one transaction that must fail with `code` and change nothing but the sender's nonce
+    (checked on the whole state map)."""
+    before = dict(chain.state.committed)
+    receipt = chain.send(name, tx_type, body, at_s)
+    assert (receipt.ok, receipt.code) == (False, code), receipt
+    assert receipt.events == ()
+    sender_key = account_key(chain.address(name))
+    changed = {
+        k
+        for k in set(before) | set(chain.state.committed)
+        if before.get(k) != chain.state.committed.get(k)
+    }
+    assert changed <= {sender_key}, sorted(changed)
+    old, new = decode(before[sender_key]), decode(chain.state.committed[sender_key])
+    assert new[1] == old[1] + 1 and new[:1] + new[2:] == old[:1] + old[2:]
+    return receipt
+
+
+def accepted(
+    chain: OrderChain, name: str, tx_type: str, body: TxBody, at_s: int | None = None
+) -> Receipt:
+    """Run one transaction that must succeed."""
+    receipt = chain.send(name, tx_type, body, at_s)
+    assert receipt.ok, (receipt.code, receipt.message)
+    return receipt
 
 
 def shipment(reference: str) -> bytes:

@@ -36,13 +36,19 @@ from contracts.orders import (
     party_key,
 )
 from contracts.trust import Attest
-from ledger.accounts import account_key
 from ledger.encoding import decode
 from ledger.errors import MalformedTransaction
-from ledger.receipts import Receipt
 from ledger.schema import parse_struct
 from ledger.transactions import AccountRoles
-from tests.orderkit import WINDOWS, OrderChain, order_genesis, pickup_code, shipment
+from tests.orderkit import (
+    WINDOWS,
+    OrderChain,
+    accepted,
+    order_genesis,
+    pickup_code,
+    rejected,
+    shipment,
+)
 
 CODE = pickup_code("buyer1 order")
 # goods tea 2 x 1000 + cup 1 x 1003 = 3003, shipping 7, total 3010
@@ -55,45 +61,21 @@ def chain() -> OrderChain:
     return OrderChain(genesis=order_genesis())
 
 
-def _rejected(chain: OrderChain, name: str, tx_type: str, body: Any, code: str) -> Receipt:
-    """Run one transaction that must fail with `code` and change nothing but the nonce."""
-    before = dict(chain.state.committed)
-    receipt = chain.send(name, tx_type, body)
-    assert (receipt.ok, receipt.code) == (False, code), receipt
-    assert receipt.events == ()
-    sender_key = account_key(chain.address(name))
-    changed = {
-        k
-        for k in set(before) | set(chain.state.committed)
-        if before.get(k) != chain.state.committed.get(k)
-    }
-    assert changed <= {sender_key}, sorted(changed)
-    old, new = decode(before[sender_key]), decode(chain.state.committed[sender_key])
-    assert new[1] == old[1] + 1 and new[:1] + new[2:] == old[:1] + old[2:]
-    return receipt
-
-
-def _ok(chain: OrderChain, name: str, tx_type: str, body: Any) -> Receipt:
-    receipt = chain.send(name, tx_type, body)
-    assert receipt.ok, (receipt.code, receipt.message)
-    return receipt
-
-
 def _leader_order(chain: OrderChain, **create: Any) -> bytes:
     """A paid order routed to leader1 (10 %), shipped to the pickup point."""
     order_id = chain.create(leader="leader1", leader_commission_bps=1_000, **create)
     total = chain.order(order_id).total
-    _ok(chain, "buyer1", "order.pay", OrderPay(order_id, total, hashlib.sha256(CODE).digest()))
-    _ok(chain, "merchant1", "order.ship", OrderShip(order_id, shipment("to leader1")))
+    accepted(chain, "buyer1", "order.pay", OrderPay(order_id, total, hashlib.sha256(CODE).digest()))
+    accepted(chain, "merchant1", "order.ship", OrderShip(order_id, shipment("to leader1")))
     return order_id
 
 
 def _received(chain: OrderChain, **create: Any) -> bytes:
     """A paid, shipped and confirmed order of LINES (no leader)."""
     order_id = chain.create(items=LINES, shipping=7, **create)
-    _ok(chain, "buyer1", "order.pay", OrderPay(order_id, TOTAL))
-    _ok(chain, "merchant1", "order.ship", OrderShip(order_id, shipment("SF")))
-    _ok(chain, "buyer1", "order.confirm", OrderConfirm(order_id))
+    accepted(chain, "buyer1", "order.pay", OrderPay(order_id, TOTAL))
+    accepted(chain, "merchant1", "order.ship", OrderShip(order_id, shipment("SF")))
+    accepted(chain, "buyer1", "order.confirm", OrderConfirm(order_id))
     return order_id
 
 
@@ -110,11 +92,11 @@ def test_leader_order_is_collected_with_the_pickup_code_and_pays_the_leader(
     assert order.pickup_hash == hashlib.sha256(CODE).digest()
     raw = chain.state.get(party_key(chain.address("leader1"), order_id))
     assert raw is not None and decode(raw) == "leader"
-    _ok(chain, "leader1", "order.arrive", OrderArrive(order_id))
+    accepted(chain, "leader1", "order.arrive", OrderArrive(order_id))
     order = chain.order(order_id)
     assert order.state == AT_PICKUP
     assert order.due_s == chain.now + WINDOWS["pickup_window_s"]
-    _ok(chain, "leader1", "order.pickup", OrderPickup(order_id, CODE))
+    accepted(chain, "leader1", "order.pickup", OrderPickup(order_id, CODE))
     assert chain.order(order_id).state == RECEIVED
     chain.run([], chain.now + WINDOWS["return_window_s"])
     done = chain.order(order_id)
@@ -133,14 +115,14 @@ def test_leader_order_is_collected_with_the_pickup_code_and_pays_the_leader(
 
 def test_buyer_confirm_completes_the_hand_over_at_the_pickup_point(chain: OrderChain) -> None:
     order_id = _leader_order(chain)
-    _ok(chain, "leader1", "order.arrive", OrderArrive(order_id))
-    _ok(chain, "buyer1", "order.confirm", OrderConfirm(order_id))
+    accepted(chain, "leader1", "order.arrive", OrderArrive(order_id))
+    accepted(chain, "buyer1", "order.confirm", OrderConfirm(order_id))
     assert chain.order(order_id).state == RECEIVED
 
 
 def test_goods_not_collected_count_as_received_at_the_pickup_deadline(chain: OrderChain) -> None:
     order_id = _leader_order(chain)
-    _ok(chain, "leader1", "order.arrive", OrderArrive(order_id))
+    accepted(chain, "leader1", "order.arrive", OrderArrive(order_id))
     due = chain.order(order_id).due_s
     assert due is not None
     chain.run([], due - 1)
@@ -170,10 +152,10 @@ def test_sharer_and_leader_commissions_are_one_exact_payout(chain: OrderChain) -
         leader="leader1",
         leader_commission_bps=500,
     )
-    _ok(chain, "buyer1", "order.pay", OrderPay(order_id, 3_010, hashlib.sha256(CODE).digest()))
-    _ok(chain, "merchant1", "order.ship", OrderShip(order_id, shipment("SF")))
-    _ok(chain, "leader1", "order.arrive", OrderArrive(order_id))
-    _ok(chain, "leader1", "order.pickup", OrderPickup(order_id, CODE))
+    accepted(chain, "buyer1", "order.pay", OrderPay(order_id, 3_010, hashlib.sha256(CODE).digest()))
+    accepted(chain, "merchant1", "order.ship", OrderShip(order_id, shipment("SF")))
+    accepted(chain, "leader1", "order.arrive", OrderArrive(order_id))
+    accepted(chain, "leader1", "order.pickup", OrderPickup(order_id, CODE))
     receipts = chain.run([], chain.now + WINDOWS["return_window_s"])
     assert receipts == []
     done = chain.order(order_id)
@@ -189,14 +171,14 @@ def test_partial_return_refunds_the_lines_and_pays_commissions_on_the_rest(
 ) -> None:
     before = {name: chain.balance(name) for name in ("buyer1", "merchant1", "sharer1")}
     order_id = _received(chain, sharer="sharer1", commission_bps=2_999)
-    _ok(chain, "buyer1", "order.return", OrderReturn(order_id, (1,)))
+    accepted(chain, "buyer1", "order.return", OrderReturn(order_id, (1,)))
     order = chain.order(order_id)
     assert (order.state, order.returned) == (RETURN_REQUESTED, (1,))
     assert order.due_s == chain.now + WINDOWS["return_ship_window_s"]
-    _ok(chain, "buyer1", "order.return-ship", OrderReturnShip(order_id, shipment("back")))
+    accepted(chain, "buyer1", "order.return-ship", OrderReturnShip(order_id, shipment("back")))
     order = chain.order(order_id)
     assert (order.state, order.return_hash) == (RETURN_SHIPPED, shipment("back"))
-    _ok(chain, "merchant1", "order.return-received", OrderReturnReceived(order_id))
+    accepted(chain, "merchant1", "order.return-received", OrderReturnReceived(order_id))
     done = chain.order(order_id)
     # refund the cup (1003); commission on the kept tea only: floor(2000 * 2999 / 10000) = 599
     assert (done.state, done.refunded, done.sharer_paid, done.merchant_paid) == (
@@ -213,11 +195,11 @@ def test_partial_return_refunds_the_lines_and_pays_commissions_on_the_rest(
 def test_return_through_a_leader_reverses_both_commissions() -> None:
     chain = OrderChain(genesis=order_genesis())
     order_id = _leader_order(chain, items=LINES, shipping=7, sharer="sharer1", commission_bps=2_999)
-    _ok(chain, "leader1", "order.arrive", OrderArrive(order_id))
-    _ok(chain, "leader1", "order.pickup", OrderPickup(order_id, CODE))
-    _ok(chain, "buyer1", "order.return", OrderReturn(order_id, (0, 1)))
-    _ok(chain, "buyer1", "order.return-ship", OrderReturnShip(order_id, shipment("back")))
-    _ok(chain, "merchant1", "order.return-received", OrderReturnReceived(order_id))
+    accepted(chain, "leader1", "order.arrive", OrderArrive(order_id))
+    accepted(chain, "leader1", "order.pickup", OrderPickup(order_id, CODE))
+    accepted(chain, "buyer1", "order.return", OrderReturn(order_id, (0, 1)))
+    accepted(chain, "buyer1", "order.return-ship", OrderReturnShip(order_id, shipment("back")))
+    accepted(chain, "merchant1", "order.return-received", OrderReturnReceived(order_id))
     done = chain.order(order_id)
     # every line back: the goods value refunded, shipping to the merchant, no commission
     assert (done.refunded, done.merchant_paid, done.sharer_paid, done.leader_paid) == (
@@ -230,8 +212,8 @@ def test_return_through_a_leader_reverses_both_commissions() -> None:
 
 def test_return_is_refunded_when_the_merchant_does_not_confirm(chain: OrderChain) -> None:
     order_id = _received(chain)
-    _ok(chain, "buyer1", "order.return", OrderReturn(order_id, (0,)))
-    _ok(chain, "buyer1", "order.return-ship", OrderReturnShip(order_id, shipment("back")))
+    accepted(chain, "buyer1", "order.return", OrderReturn(order_id, (0,)))
+    accepted(chain, "buyer1", "order.return-ship", OrderReturnShip(order_id, shipment("back")))
     due = chain.order(order_id).due_s
     assert due == chain.now + WINDOWS["return_receive_window_s"]
     chain.run([], due)
@@ -248,7 +230,7 @@ def test_return_not_shipped_back_lapses_and_the_order_pays_out_in_full(
     chain: OrderChain,
 ) -> None:
     order_id = _received(chain)
-    _ok(chain, "buyer1", "order.return", OrderReturn(order_id, (0,)))
+    accepted(chain, "buyer1", "order.return", OrderReturn(order_id, (0,)))
     due = chain.order(order_id).due_s
     assert due is not None
     chain.run([], due)
@@ -263,24 +245,24 @@ def test_return_not_shipped_back_lapses_and_the_order_pays_out_in_full(
 
 def test_merchant_may_dispute_a_returned_parcel(chain: OrderChain) -> None:
     order_id = _received(chain)
-    _ok(chain, "buyer1", "order.return", OrderReturn(order_id, (0,)))
-    _ok(chain, "buyer1", "order.return-ship", OrderReturnShip(order_id, shipment("back")))
-    _ok(chain, "merchant1", "order.dispute", OrderDispute(order_id, shipment("empty box")))
+    accepted(chain, "buyer1", "order.return", OrderReturn(order_id, (0,)))
+    accepted(chain, "buyer1", "order.return-ship", OrderReturnShip(order_id, shipment("back")))
+    accepted(chain, "merchant1", "order.dispute", OrderDispute(order_id, shipment("empty box")))
     assert chain.order(order_id).state == DISPUTED
 
 
 def test_a_no_reason_return_still_allows_a_positive_attestation(chain: OrderChain) -> None:
     order_id = _received(chain)
-    _ok(chain, "buyer1", "order.return", OrderReturn(order_id, (1,)))
-    _ok(chain, "buyer1", "order.return-ship", OrderReturnShip(order_id, shipment("back")))
-    _ok(chain, "merchant1", "order.return-received", OrderReturnReceived(order_id))
-    _ok(chain, "buyer1", "trust.attest", Attest(order_id, chain.address("merchant1"), 1))
-    _ok(chain, "merchant1", "trust.attest", Attest(order_id, chain.address("buyer1"), 1))
+    accepted(chain, "buyer1", "order.return", OrderReturn(order_id, (1,)))
+    accepted(chain, "buyer1", "order.return-ship", OrderReturnShip(order_id, shipment("back")))
+    accepted(chain, "merchant1", "order.return-received", OrderReturnReceived(order_id))
+    accepted(chain, "buyer1", "trust.attest", Attest(order_id, chain.address("merchant1"), 1))
+    accepted(chain, "merchant1", "trust.attest", Attest(order_id, chain.address("buyer1"), 1))
 
 
 def test_order_record_round_trips_lines_and_return_fields(chain: OrderChain) -> None:
     order_id = _received(chain, final_lines=(0,))
-    _ok(chain, "buyer1", "order.return", OrderReturn(order_id, (1,)))
+    accepted(chain, "buyer1", "order.return", OrderReturn(order_id, (1,)))
     order = chain.order(order_id)
     assert [item.is_returnable for item in order.items] == [False, True]
     assert decode_order(encode_order(order)) == order
@@ -316,28 +298,28 @@ def test_invalid_create_with_a_bad_leader(
     chain: OrderChain, fields: dict[str, Any], code: str, message: str
 ) -> None:
     fields = {k: chain.address(v) if k == "leader" and v else v for k, v in fields.items()}
-    receipt = _rejected(chain, "merchant1", "order.create", _create_body(chain, **fields), code)
+    receipt = rejected(chain, "merchant1", "order.create", _create_body(chain, **fields), code)
     assert message in receipt.message
 
 
 @pytest.mark.parametrize("role", ["buyer1", "sharer1", "merchant1", "arbiter"])
 def test_invalid_create_with_a_leader_who_is_another_party(chain: OrderChain, role: str) -> None:
     address = chain.address(role)
-    _ok(chain, "admin", "account.roles", AccountRoles(address, ("leader",), ()))
+    accepted(chain, "admin", "account.roles", AccountRoles(address, ("leader",), ()))
     body = _create_body(chain, leader=address, sharer=chain.address("sharer1"), commission_bps=100)
-    receipt = _rejected(chain, "merchant1", "order.create", body, "invalid_leader")
+    receipt = rejected(chain, "merchant1", "order.create", body, "invalid_leader")
     assert "is the order's" in receipt.message
 
 
 def test_invalid_create_with_a_sharer_commission_over_the_cap(chain: OrderChain) -> None:
     body = _create_body(chain, sharer=chain.address("sharer1"), commission_bps=3_001)
-    receipt = _rejected(chain, "merchant1", "order.create", body, "commission_too_high")
+    receipt = rejected(chain, "merchant1", "order.create", body, "commission_too_high")
     assert "3001 bps exceeds max_commission_bps 3000" in receipt.message
 
 
 def test_invalid_pay_of_a_leader_order_without_a_pickup_hash(chain: OrderChain) -> None:
     order_id = chain.create(leader="leader1", leader_commission_bps=100)
-    receipt = _rejected(
+    receipt = rejected(
         chain, "buyer1", "order.pay", OrderPay(order_id, 2_500), "invalid_pickup_hash"
     )
     assert "pickup_hash" in receipt.message
@@ -346,14 +328,14 @@ def test_invalid_pay_of_a_leader_order_without_a_pickup_hash(chain: OrderChain) 
 def test_invalid_pay_with_a_pickup_hash_but_no_leader(chain: OrderChain) -> None:
     order_id = chain.create()
     body = OrderPay(order_id, 2_500, hashlib.sha256(CODE).digest())
-    _rejected(chain, "buyer1", "order.pay", body, "invalid_pickup_hash")
+    rejected(chain, "buyer1", "order.pay", body, "invalid_pickup_hash")
 
 
 def test_invalid_pickup_with_a_wrong_code(chain: OrderChain) -> None:
     order_id = _leader_order(chain)
-    _ok(chain, "leader1", "order.arrive", OrderArrive(order_id))
+    accepted(chain, "leader1", "order.arrive", OrderArrive(order_id))
     wrong = pickup_code("a guess")
-    receipt = _rejected(
+    receipt = rejected(
         chain, "leader1", "order.pickup", OrderPickup(order_id, wrong), "wrong_pickup_code"
     )
     assert hashlib.sha256(wrong).hexdigest() in receipt.message
@@ -363,15 +345,15 @@ def test_invalid_pickup_with_a_wrong_code(chain: OrderChain) -> None:
 def test_invalid_pickup_before_arrival(chain: OrderChain) -> None:
     order_id = _leader_order(chain)
     body = OrderPickup(order_id, CODE)
-    receipt = _rejected(chain, "leader1", "order.pickup", body, "wrong_order_state")
+    receipt = rejected(chain, "leader1", "order.pickup", body, "wrong_order_state")
     assert "allowed in AT_PICKUP" in receipt.message
 
 
 def test_invalid_arrive_by_a_leader_who_lost_the_role(chain: OrderChain) -> None:
     order_id = _leader_order(chain)
     revoke = AccountRoles(chain.address("leader1"), (), ("leader",))
-    _ok(chain, "admin", "account.roles", revoke)
-    _rejected(chain, "leader1", "order.arrive", OrderArrive(order_id), "not_authorized")
+    accepted(chain, "admin", "account.roles", revoke)
+    rejected(chain, "leader1", "order.arrive", OrderArrive(order_id), "not_authorized")
 
 
 def _at(chain: OrderChain, state: str) -> bytes:
@@ -379,16 +361,16 @@ def _at(chain: OrderChain, state: str) -> bytes:
     order_id = _leader_order(chain, items=LINES, shipping=7)
     if state == SHIPPED:
         return order_id
-    _ok(chain, "leader1", "order.arrive", OrderArrive(order_id))
+    accepted(chain, "leader1", "order.arrive", OrderArrive(order_id))
     if state == AT_PICKUP:
         return order_id
-    _ok(chain, "leader1", "order.pickup", OrderPickup(order_id, CODE))
+    accepted(chain, "leader1", "order.pickup", OrderPickup(order_id, CODE))
     if state == RECEIVED:
         return order_id
-    _ok(chain, "buyer1", "order.return", OrderReturn(order_id, (0,)))
+    accepted(chain, "buyer1", "order.return", OrderReturn(order_id, (0,)))
     if state == RETURN_REQUESTED:
         return order_id
-    _ok(chain, "buyer1", "order.return-ship", OrderReturnShip(order_id, shipment("back")))
+    accepted(chain, "buyer1", "order.return-ship", OrderReturnShip(order_id, shipment("back")))
     return order_id
 
 
@@ -419,7 +401,7 @@ def test_invalid_new_actions_by_the_wrong_actor(
     }
     body = bodies[tx_type] if make is None else make(order_id)
     for name in wrong:
-        receipt = _rejected(chain, name, tx_type, body, "wrong_actor")
+        receipt = rejected(chain, name, tx_type, body, "wrong_actor")
         assert f"is not the {right} of order {order_id.hex()}" in receipt.message
     assert chain.order(order_id).state == state
 
@@ -429,9 +411,7 @@ def test_invalid_return_after_the_return_window(chain: OrderChain) -> None:
     due = chain.order(order_id).due_s
     assert due is not None
     chain.run([], due)  # the window has closed: the order completed at its deadline
-    receipt = _rejected(
-        chain, "buyer1", "order.return", OrderReturn(order_id, (0,)), "order_closed"
-    )
+    receipt = rejected(chain, "buyer1", "order.return", OrderReturn(order_id, (0,)), "order_closed")
     assert "COMPLETED" in receipt.message
 
 
@@ -447,7 +427,7 @@ def test_invalid_return_at_the_window_deadline_in_the_same_block(chain: OrderCha
 def test_invalid_return_of_a_line_sold_as_not_returnable(chain: OrderChain) -> None:
     order_id = _received(chain, final_lines=(1,))
     body = OrderReturn(order_id, (0, 1))
-    receipt = _rejected(chain, "buyer1", "order.return", body, "not_returnable")
+    receipt = rejected(chain, "buyer1", "order.return", body, "not_returnable")
     assert "line 1 (cup)" in receipt.message
 
 
@@ -459,7 +439,7 @@ def test_invalid_return_of_lines_the_order_does_not_have(
     chain: OrderChain, lines: tuple[int, ...], message: str
 ) -> None:
     order_id = _received(chain)
-    receipt = _rejected(
+    receipt = rejected(
         chain, "buyer1", "order.return", OrderReturn(order_id, lines), "invalid_return_line"
     )
     assert message in receipt.message
@@ -467,8 +447,8 @@ def test_invalid_return_of_lines_the_order_does_not_have(
 
 def test_invalid_return_before_receipt(chain: OrderChain) -> None:
     order_id = chain.create(items=LINES, shipping=7)
-    _ok(chain, "buyer1", "order.pay", OrderPay(order_id, TOTAL))
-    receipt = _rejected(
+    accepted(chain, "buyer1", "order.pay", OrderPay(order_id, TOTAL))
+    receipt = rejected(
         chain, "buyer1", "order.return", OrderReturn(order_id, (0,)), "wrong_order_state"
     )
     assert "allowed in RECEIVED" in receipt.message
@@ -476,8 +456,8 @@ def test_invalid_return_before_receipt(chain: OrderChain) -> None:
 
 def test_invalid_second_return_request(chain: OrderChain) -> None:
     order_id = _received(chain)
-    _ok(chain, "buyer1", "order.return", OrderReturn(order_id, (0,)))
-    _rejected(chain, "buyer1", "order.return", OrderReturn(order_id, (1,)), "wrong_order_state")
+    accepted(chain, "buyer1", "order.return", OrderReturn(order_id, (0,)))
+    rejected(chain, "buyer1", "order.return", OrderReturn(order_id, (1,)), "wrong_order_state")
 
 
 @pytest.mark.parametrize(

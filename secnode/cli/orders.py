@@ -125,6 +125,13 @@ def _reference_hash(text: str) -> bytes:
     return hashlib.sha256(text.encode()).digest()
 
 
+def _text_or_hash(text: str | None, hex_hash: str | None, option: str) -> bytes:
+    """The SHA-256 of a reference given as text, or the hash given as hex (`option`)."""
+    if hex_hash is not None:
+        return bytes.fromhex(hash_hex(hex_hash, option))
+    return _reference_hash(text or "")
+
+
 def _order_id(args: argparse.Namespace) -> bytes:
     return bytes.fromhex(hash_hex(args.order, "--order"))
 
@@ -171,10 +178,7 @@ def _tx_pay(args: argparse.Namespace) -> int:
 
 
 def _tx_ship(args: argparse.Namespace) -> int:
-    if args.shipment_hash is not None:
-        shipment = bytes.fromhex(hash_hex(args.shipment_hash, "--shipment-hash"))
-    else:
-        shipment = _reference_hash(args.shipment)
+    shipment = _text_or_hash(args.shipment, args.shipment_hash, "--shipment-hash")
     return submit(args, OrderShip(_order_id(args), shipment))
 
 
@@ -208,10 +212,7 @@ def _tx_return(args: argparse.Namespace) -> int:
 
 
 def _tx_return_ship(args: argparse.Namespace) -> int:
-    if args.tracking_hash is not None:
-        tracking = bytes.fromhex(hash_hex(args.tracking_hash, "--tracking-hash"))
-    else:
-        tracking = _reference_hash(args.tracking)
+    tracking = _text_or_hash(args.tracking, args.tracking_hash, "--tracking-hash")
     return submit(args, OrderReturnShip(_order_id(args), tracking))
 
 
