@@ -86,6 +86,38 @@ class CommissionTooHigh(ExecutionError):
     code = "commission_too_high"
 
 
+class InvalidLeader(ExecutionError):
+    """A leader without the leader role, who is another party of the order, or a leader
+    without a rate (or the reverse)."""
+
+    code = "invalid_leader"
+
+
+class InvalidPickupHash(ExecutionError):
+    """A payment without a pickup-code hash for an order with a leader, or with one for an
+    order without a leader."""
+
+    code = "invalid_pickup_hash"
+
+
+class WrongPickupCode(ExecutionError):
+    """A pickup code whose SHA-256 is not the order's pickup hash (or the order has none)."""
+
+    code = "wrong_pickup_code"
+
+
+class InvalidReturnLine(ExecutionError):
+    """A return naming a line the order does not have, or lines not strictly increasing."""
+
+    code = "invalid_return_line"
+
+
+class NotReturnable(ExecutionError):
+    """A no-reason return of a line created with returnable false."""
+
+    code = "not_returnable"
+
+
 # --- referral (contracts/referral.py) ---
 
 

@@ -8,6 +8,12 @@ Theory of operation. An order moves through
        v               v                                            |
     CANCELLED       REFUNDED <------------- (dispute deadline) -----+
 
+with two detours. An order with a community group leader is shipped to the leader's pickup
+point: SHIPPED --arrive (leader)--> AT_PICKUP --pickup (leader, with the buyer's one-time code)
+or confirm (buyer)--> RECEIVED. In RECEIVED the buyer may return returnable lines without a
+reason: RECEIVED --return--> RETURN_REQUESTED --return-ship--> RETURN_SHIPPED
+--return-received (merchant) or its deadline--> COMPLETED, refunding exactly those lines.
+
 and every open state has a deadline, ``entered + window`` with the window read from a chain
 parameter when the state is entered, and a default outcome when it passes:
 
@@ -16,6 +22,10 @@ parameter when the state is entered, and a default outcome when it passes:
     SHIPPED  confirm_window_s    -> RECEIVED  (its return window starts at that deadline)
     RECEIVED return_window_s     -> COMPLETED (the one payout)
     DISPUTED dispute_deadline_s  -> REFUNDED  (full refund)
+    AT_PICKUP pickup_window_s    -> RECEIVED  (delivered to the pickup point the buyer chose;
+                                               the return window still protects the buyer)
+    RETURN_REQUESTED return_ship_window_s    -> COMPLETED (return abandoned: full payout)
+    RETURN_SHIPPED   return_receive_window_s -> COMPLETED (returned lines refunded, rest paid)
 
 An action is allowed strictly before the current state's deadline; the default fires in the
 first block whose time is at or after it, at the start of the block (`run_deadlines`, in order of
@@ -31,10 +41,16 @@ is allowed in, each with its deadline rule (docs/protocol.md §16.2 is the same 
     action   party             role     allowed in (deadline rule)
     pay      buyer             -        CREATED (before)
     ship     merchant          -        FUNDED (before)
-    confirm  buyer             -        SHIPPED (before)
+    confirm  buyer             -        SHIPPED, AT_PICKUP (before)
     cancel   buyer, merchant   -        CREATED (before); FUNDED (buyer only once it has passed)
-    dispute  buyer, merchant   -        FUNDED, SHIPPED, RECEIVED (before)
+    dispute  buyer, merchant   -        FUNDED, SHIPPED, RECEIVED, AT_PICKUP, RETURN_REQUESTED,
+                                        RETURN_SHIPPED (before)
     resolve  arbiter           arbiter  DISPUTED (before)
+    arrive   leader            leader   SHIPPED (before)
+    pickup   leader            leader   AT_PICKUP (before)
+    return          buyer      -        RECEIVED (before)
+    return_ship     buyer      -        RETURN_REQUESTED (before)
+    return_received merchant   -        RETURN_SHIPPED (before)
 
 "before" means strictly before the current state's deadline (`deadline_passed`); the buyer's
 FUNDED cancel waits for the ship deadline (`deadline_not_reached`; with the block hook the order
@@ -45,11 +61,13 @@ party (`wrong_actor`) and holds the role (`not_authorized`), the state is listed
 
 Money: `order.pay` moves the total from the buyer into escrow (`Supply.escrow`); settlement
 (`_settle`) moves all of it out again, split by `contracts.payout.settle`, only to the buyer,
-the merchant, the sharer and the sharer's inviter. Every handler checks first and changes last.
+the merchant, the sharer and the leader (one level: nobody is paid from another's commission).
+Every handler checks first and changes last.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
@@ -62,14 +80,20 @@ from contracts.errors import (
     DeadlinePassed,
     InvalidArbiter,
     InvalidBuyer,
+    InvalidLeader,
+    InvalidPickupHash,
+    InvalidReturnLine,
     InvalidSharer,
+    NotReturnable,
     OrderClosed,
     RefundTooLarge,
     UnknownOrder,
     WrongActor,
     WrongOrderState,
+    WrongPickupCode,
 )
 from contracts.orders import (
+    AT_PICKUP,
     CANCELLED,
     COMPLETED,
     CREATED,
@@ -78,24 +102,31 @@ from contracts.orders import (
     RECEIVED,
     REFUNDED,
     RESOLVED,
+    RETURN_REQUESTED,
+    RETURN_SHIPPED,
     SHIPPED,
     Order,
+    OrderArrive,
     OrderCancel,
     OrderConfirm,
     OrderCreate,
     OrderDispute,
     OrderPay,
+    OrderPickup,
     OrderResolve,
+    OrderReturn,
+    OrderReturnReceived,
+    OrderReturnShip,
     OrderShip,
     find_order,
     get_order,
     index_parties,
+    new_order,
     orders_of,
     put_order,
     require_order,
 )
-from contracts.payout import goods_value, settle
-from contracts.referral import get_inviter
+from contracts.payout import Settlement, goods_value, settle, settle_return
 from contracts.reviews import item_ref, record_order_items
 from ledger.accounts import (
     get_parameter,
@@ -118,6 +149,9 @@ WINDOWS: Final[dict[str, str]] = {
     SHIPPED: "confirm_window_s",
     RECEIVED: "return_window_s",
     DISPUTED: "dispute_deadline_s",
+    AT_PICKUP: "pickup_window_s",
+    RETURN_REQUESTED: "return_ship_window_s",
+    RETURN_SHIPPED: "return_receive_window_s",
 }
 """Open state -> the parameter that gives its window."""
 
@@ -164,10 +198,17 @@ def _default(state: State, order_id: bytes, order: Order, now_s: int, events: Ev
         return
     if order.state == CREATED:
         _enter(state, order_id, order, CANCELLED, due_s, now_s, events)
-    elif order.state == SHIPPED:
+    elif order.state in (SHIPPED, AT_PICKUP):
         _enter(state, order_id, order, RECEIVED, due_s, now_s, events)
     elif order.state == RECEIVED:
         _settle(state, order_id, order, 0, events)
+        _enter(state, order_id, order, COMPLETED, due_s, now_s, events)
+    elif order.state == RETURN_REQUESTED:
+        order.returned = ()
+        _settle(state, order_id, order, 0, events)
+        _enter(state, order_id, order, COMPLETED, due_s, now_s, events)
+    elif order.state == RETURN_SHIPPED:
+        _settle_return(state, order_id, order, events)
         _enter(state, order_id, order, COMPLETED, due_s, now_s, events)
     elif order.state in (FUNDED, DISPUTED):
         _settle(state, order_id, order, order.held, events)
@@ -175,20 +216,36 @@ def _default(state: State, order_id: bytes, order: Order, now_s: int, events: Ev
 
 
 def _settle(state: State, order_id: bytes, order: Order, refund: int, events: Events) -> None:
-    """Pay out everything `order` holds: `refund` to the buyer, the rest per payout.settle.
-
-    Cannot fail: every payee is a registered account (checked at creation; accounts are never
-    removed) and no balance can overflow (all balances together are at most minted <= 2**63-1).
-    """
+    """Pay out everything `order` holds: `refund` to the buyer, the rest per payout.settle."""
     plan = settle(
         held=order.held,
         goods=order.goods,
         refund=refund,
-        rate_bps=order.commission_bps,
-        second_level_bps=order.inviter_share_bps,
-        has_sharer=order.sharer is not None,
-        has_inviter=order.inviter is not None,
+        sharer_bps=order.commission_bps,
+        leader_bps=order.leader_commission_bps,
     )
+    _pay_out(state, order_id, order, plan, events)
+
+
+def _settle_return(state: State, order_id: bytes, order: Order, events: Events) -> None:
+    """Pay out a no-reason return: the returned lines' goods value to the buyer, the kept lines
+    as a completed order (payout.settle_return)."""
+    plan = settle_return(
+        held=order.held,
+        goods=order.goods,
+        returned=order.returned_value,
+        sharer_bps=order.commission_bps,
+        leader_bps=order.leader_commission_bps,
+    )
+    _pay_out(state, order_id, order, plan, events)
+
+
+def _pay_out(state: State, order_id: bytes, order: Order, plan: Settlement, events: Events) -> None:
+    """Move everything `order` holds to the payees of `plan` (which sums to `order.held`).
+
+    Cannot fail: every payee is a registered account (checked at creation; accounts are never
+    removed) and no balance can overflow (all balances together are at most minted <= 2**63-1).
+    """
     supply = get_supply(state)
     supply.escrow -= order.held
     put_supply(state, supply)
@@ -196,7 +253,7 @@ def _settle(state: State, order_id: bytes, order: Order, refund: int, events: Ev
         (order.buyer, "buyer", plan.refund),
         (order.merchant, "merchant", plan.merchant),
         (order.sharer, "sharer", plan.sharer),
-        (order.inviter, "inviter", plan.inviter),
+        (order.leader, "leader", plan.leader),
     )
     for address, role, amount in payees:
         if address is None or amount == 0:
@@ -209,7 +266,7 @@ def _settle(state: State, order_id: bytes, order: Order, refund: int, events: Ev
     order.refunded = plan.refund
     order.merchant_paid = plan.merchant
     order.sharer_paid = plan.sharer
-    order.inviter_paid = plan.inviter
+    order.leader_paid = plan.leader
 
 
 def run_deadlines(state: State, context: BlockContext) -> None:
@@ -249,20 +306,33 @@ class ActionRule:
     """Who may take one action on an order, and in which states."""
 
     parties: tuple[str, ...]
-    """Order fields naming the parties allowed to send it ("buyer", "merchant", "arbiter")."""
+    """Order fields naming the parties allowed to send it ("buyer", "merchant", "arbiter",
+    "leader")."""
     states: Mapping[str, StateRule]
     """The states it is allowed in (listed in this order in errors), with their deadline rule."""
     sender_role: str | None = None
     """An account role the sender must also still hold."""
 
 
-Action = Literal["pay", "ship", "confirm", "cancel", "dispute", "resolve"]
+Action = Literal[
+    "pay",
+    "ship",
+    "confirm",
+    "cancel",
+    "dispute",
+    "resolve",
+    "arrive",
+    "pickup",
+    "return",
+    "return_ship",
+    "return_received",
+]
 """An action on an existing order (every `order.*` type but `order.create`)."""
 
 ACTIONS: Final[Mapping[Action, ActionRule]] = {
     "pay": ActionRule(("buyer",), {CREATED: BEFORE_DEADLINE}),
     "ship": ActionRule(("merchant",), {FUNDED: BEFORE_DEADLINE}),
-    "confirm": ActionRule(("buyer",), {SHIPPED: BEFORE_DEADLINE}),
+    "confirm": ActionRule(("buyer",), {SHIPPED: BEFORE_DEADLINE, AT_PICKUP: BEFORE_DEADLINE}),
     "cancel": ActionRule(
         ("buyer", "merchant"),
         {
@@ -277,9 +347,21 @@ ACTIONS: Final[Mapping[Action, ActionRule]] = {
     ),
     "dispute": ActionRule(
         ("buyer", "merchant"),
-        {FUNDED: BEFORE_DEADLINE, SHIPPED: BEFORE_DEADLINE, RECEIVED: BEFORE_DEADLINE},
+        {
+            FUNDED: BEFORE_DEADLINE,
+            SHIPPED: BEFORE_DEADLINE,
+            RECEIVED: BEFORE_DEADLINE,
+            AT_PICKUP: BEFORE_DEADLINE,
+            RETURN_REQUESTED: BEFORE_DEADLINE,
+            RETURN_SHIPPED: BEFORE_DEADLINE,
+        },
     ),
     "resolve": ActionRule(("arbiter",), {DISPUTED: BEFORE_DEADLINE}, sender_role="arbiter"),
+    "arrive": ActionRule(("leader",), {SHIPPED: BEFORE_DEADLINE}, sender_role="leader"),
+    "pickup": ActionRule(("leader",), {AT_PICKUP: BEFORE_DEADLINE}, sender_role="leader"),
+    "return": ActionRule(("buyer",), {RECEIVED: BEFORE_DEADLINE}),
+    "return_ship": ActionRule(("buyer",), {RETURN_REQUESTED: BEFORE_DEADLINE}),
+    "return_received": ActionRule(("merchant",), {RETURN_SHIPPED: BEFORE_DEADLINE}),
 }
 """Action on an existing order -> its rule (the table of the module docstring)."""
 
@@ -353,36 +435,25 @@ def apply_create(
         raise InvalidArbiter(f"{format_address(body.arbiter)} lacks the 'arbiter' role")
     if body.arbiter in (body.buyer, merchant, body.sharer):
         raise InvalidArbiter(f"arbiter {format_address(body.arbiter)} is a party of the order")
+    _check_leader(state, body, merchant)
     goods = goods_value((item.quantity, item.unit_price) for item in body.items)
     total = goods + body.shipping
     if total > MAX_AMOUNT:
         raise InvalidAmount(f"order total {total} exceeds 2**63-1")
     if total < 1:
         raise InvalidAmount("order total is 0; an order must cost at least 1 fen")
-    inviter, inviter_share = _second_level(state, body.sharer, (body.buyer, merchant, body.arbiter))
     order_id = context.tx_hash
-    order = Order(
-        merchant=merchant,
-        buyer=body.buyer,
-        arbiter=body.arbiter,
+    order = new_order(
+        merchant,
+        body.buyer,
+        body.arbiter,
+        body.items,
+        body.shipping,
+        created_s=context.time_s,
         sharer=body.sharer,
         commission_bps=body.commission_bps or 0,
-        inviter=inviter,
-        inviter_share_bps=inviter_share,
-        goods=goods,
-        shipping=body.shipping,
-        state=CREATED,
-        created_s=context.time_s,
-        updated_s=context.time_s,
-        due_s=None,
-        shipment_hash=None,
-        reason_hash=None,
-        disputed_by=None,
-        held=0,
-        refunded=0,
-        merchant_paid=0,
-        sharer_paid=0,
-        inviter_paid=0,
+        leader=body.leader,
+        leader_commission_bps=body.leader_commission_bps or 0,
     )
     index_parties(state, order_id, order)
     # The item references a review may name (contracts.reviews, docs/protocol.md "Reviews").
@@ -392,17 +463,28 @@ def apply_create(
     return events
 
 
-def _second_level(
-    state: State, sharer: bytes | None, excluded: tuple[bytes | None, ...]
-) -> tuple[bytes | None, int]:
-    """(inviter, share bps) of the second level, fixed at creation: only with referral_levels 2,
-    a sharer who bound an inviter, and an inviter who is not the buyer, merchant or arbiter."""
-    if sharer is None or get_parameter(state, "referral_levels") < 2:
-        return None, 0
-    inviter = get_inviter(state, sharer)
-    if inviter is None or inviter in excluded:
-        return None, 0
-    return inviter, get_parameter(state, "second_level_share_bps")
+def _check_leader(state: State, body: OrderCreate, merchant: bytes) -> None:
+    """The leader rules of `order.create`: leader and rate together, the leader holds the role
+    and is nobody else in the order, and the rate is within max_leader_commission_bps."""
+    if (body.leader is None) != (body.leader_commission_bps is None):
+        raise InvalidLeader("leader and leader_commission_bps must be given together or not at all")
+    if body.leader is None or body.leader_commission_bps is None:
+        return
+    leader = require_account(state, body.leader, "leader")
+    if not leader.has_role("leader"):
+        raise InvalidLeader(f"{format_address(body.leader)} lacks the 'leader' role")
+    others = {"buyer": body.buyer, "merchant": merchant, "arbiter": body.arbiter}
+    for role, address in others.items():
+        if body.leader == address:
+            raise InvalidLeader(f"leader {format_address(body.leader)} is the order's {role}")
+    if body.leader == body.sharer:
+        raise InvalidLeader(f"leader {format_address(body.leader)} is the order's sharer")
+    cap = get_parameter(state, "max_leader_commission_bps")
+    if body.leader_commission_bps > cap:
+        raise CommissionTooHigh(
+            f"leader commission {body.leader_commission_bps} bps exceeds "
+            f"max_leader_commission_bps {cap}"
+        )
 
 
 def apply_pay(state: State, tx: SignedTransaction, body: OrderPay, context: BlockContext) -> Events:
@@ -412,6 +494,15 @@ def apply_pay(state: State, tx: SignedTransaction, body: OrderPay, context: Bloc
         raise AmountMismatch(
             f"payment {body.amount} is not the order total {order.total} "
             f"(goods {order.goods} + shipping {order.shipping})"
+        )
+    if order.leader is not None and body.pickup_hash is None:
+        raise InvalidPickupHash(
+            f"order {body.order_id.hex()} is collected at leader "
+            f"{format_address(order.leader)}'s pickup point: pay with a pickup_hash"
+        )
+    if order.leader is None and body.pickup_hash is not None:
+        raise InvalidPickupHash(
+            f"order {body.order_id.hex()} has no leader, so no pickup code: omit pickup_hash"
         )
     buyer = require_account(state, tx.sender_address, "buyer")
     if buyer.balance < order.total:
@@ -425,6 +516,7 @@ def apply_pay(state: State, tx: SignedTransaction, body: OrderPay, context: Bloc
     supply.escrow += order.total
     put_supply(state, supply)
     order.held = order.total
+    order.pickup_hash = body.pickup_hash
     events: Events = [_event("order.paid", body.order_id, amount=order.total)]
     _enter(state, body.order_id, order, FUNDED, context.time_s, context.time_s, events)
     return events
@@ -444,7 +536,8 @@ def apply_ship(
 def apply_confirm(
     state: State, tx: SignedTransaction, body: OrderConfirm, context: BlockContext
 ) -> Events:
-    """`order.confirm`: the buyer confirms receipt (SHIPPED -> RECEIVED; return window starts)."""
+    """`order.confirm`: the buyer confirms receipt (SHIPPED or AT_PICKUP -> RECEIVED; the return
+    window starts)."""
     order = check_action(state, "confirm", body.order_id, tx.sender_address, context)
     events: Events = []
     _enter(state, body.order_id, order, RECEIVED, context.time_s, context.time_s, events)
@@ -491,6 +584,87 @@ def apply_resolve(
     return events
 
 
+def apply_arrive(
+    state: State, tx: SignedTransaction, body: OrderArrive, context: BlockContext
+) -> Events:
+    """`order.arrive`: the order's leader has the goods at the pickup point (SHIPPED ->
+    AT_PICKUP; the pickup window starts)."""
+    order = check_action(state, "arrive", body.order_id, tx.sender_address, context)
+    events: Events = []
+    _enter(state, body.order_id, order, AT_PICKUP, context.time_s, context.time_s, events)
+    return events
+
+
+def apply_pickup(
+    state: State, tx: SignedTransaction, body: OrderPickup, context: BlockContext
+) -> Events:
+    """`order.pickup`: the leader hands over the goods, presenting the buyer's one-time code
+    (AT_PICKUP -> RECEIVED; the return window starts)."""
+    order = check_action(state, "pickup", body.order_id, tx.sender_address, context)
+    if order.pickup_hash is None:
+        raise WrongPickupCode(
+            f"order {body.order_id.hex()} has no pickup code; the buyer confirms the hand-over"
+        )
+    if hashlib.sha256(body.code).digest() != order.pickup_hash:
+        raise WrongPickupCode(
+            f"SHA-256 of the code is {hashlib.sha256(body.code).hexdigest()}, not the pickup "
+            f"hash {order.pickup_hash.hex()} of order {body.order_id.hex()}"
+        )
+    events: Events = []
+    _enter(state, body.order_id, order, RECEIVED, context.time_s, context.time_s, events)
+    return events
+
+
+def apply_return(
+    state: State, tx: SignedTransaction, body: OrderReturn, context: BlockContext
+) -> Events:
+    """`order.return`: the buyer returns whole returnable lines within the return window
+    (RECEIVED -> RETURN_REQUESTED; no arbiter, no reason)."""
+    order = check_action(state, "return", body.order_id, tx.sender_address, context)
+    previous = -1
+    for index in body.lines:
+        if index <= previous:
+            raise InvalidReturnLine(f"return lines {list(body.lines)} must be strictly increasing")
+        if index >= len(order.items):
+            raise InvalidReturnLine(
+                f"order {body.order_id.hex()} has lines 0..{len(order.items) - 1}, not {index}"
+            )
+        if not order.items[index].is_returnable:
+            raise NotReturnable(
+                f"line {index} ({order.items[index].sku}) of order {body.order_id.hex()} "
+                "was sold as not returnable"
+            )
+        previous = index
+    order.returned = body.lines
+    events: Events = [_event("order.return", body.order_id, lines=list(body.lines))]
+    _enter(state, body.order_id, order, RETURN_REQUESTED, context.time_s, context.time_s, events)
+    return events
+
+
+def apply_return_ship(
+    state: State, tx: SignedTransaction, body: OrderReturnShip, context: BlockContext
+) -> Events:
+    """`order.return-ship`: the buyer ships the returned lines back (RETURN_REQUESTED ->
+    RETURN_SHIPPED; the merchant's window starts, after which the refund is automatic)."""
+    order = check_action(state, "return_ship", body.order_id, tx.sender_address, context)
+    order.return_hash = body.tracking_hash
+    events: Events = []
+    _enter(state, body.order_id, order, RETURN_SHIPPED, context.time_s, context.time_s, events)
+    return events
+
+
+def apply_return_received(
+    state: State, tx: SignedTransaction, body: OrderReturnReceived, context: BlockContext
+) -> Events:
+    """`order.return-received`: the merchant has the goods back (RETURN_SHIPPED -> COMPLETED:
+    the returned lines refunded, the kept lines paid out)."""
+    order = check_action(state, "return_received", body.order_id, tx.sender_address, context)
+    events: Events = []
+    _settle_return(state, body.order_id, order, events)
+    _enter(state, body.order_id, order, COMPLETED, context.time_s, context.time_s, events)
+    return events
+
+
 CONTRACT: Final = Contract(
     name="escrow",
     kinds=(
@@ -501,6 +675,11 @@ CONTRACT: Final = Contract(
         TxKind(OrderCancel, apply_cancel),
         TxKind(OrderDispute, apply_dispute),
         TxKind(OrderResolve, apply_resolve),
+        TxKind(OrderArrive, apply_arrive),
+        TxKind(OrderPickup, apply_pickup),
+        TxKind(OrderReturn, apply_return),
+        TxKind(OrderReturnShip, apply_return_ship),
+        TxKind(OrderReturnReceived, apply_return_received),
     ),
     block_hooks=(run_deadlines,),
     errors=(
@@ -516,6 +695,11 @@ CONTRACT: Final = Contract(
         InvalidArbiter,
         InvalidSharer,
         CommissionTooHigh,
+        InvalidLeader,
+        InvalidPickupHash,
+        WrongPickupCode,
+        InvalidReturnLine,
+        NotReturnable,
     ),
     queries=(get_order, find_order, orders_of),
 )

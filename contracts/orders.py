@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import ClassVar, Final
+from typing import Any, ClassVar, Final
 
 from contracts.errors import UnknownOrder
 from ledger.encoding import decode, encode
-from ledger.errors import DecodeError, StoreError
+from ledger.errors import DecodeError, MalformedTransaction, StoreError
 from ledger.keys import ADDRESS_SIZE
 from ledger.schema import MAX_AMOUNT, Optional, field, integer, list_of, struct, text
 from ledger.state import State, StateReader, StateScanner
@@ -39,14 +39,52 @@ COMPLETED: Final = "COMPLETED"
 CANCELLED: Final = "CANCELLED"
 REFUNDED: Final = "REFUNDED"
 RESOLVED: Final = "RESOLVED"
+AT_PICKUP: Final = "AT_PICKUP"
+RETURN_REQUESTED: Final = "RETURN_REQUESTED"
+RETURN_SHIPPED: Final = "RETURN_SHIPPED"
 
-OPEN_STATES: Final = (CREATED, FUNDED, SHIPPED, RECEIVED, DISPUTED)
+OPEN_STATES: Final = (
+    CREATED,
+    FUNDED,
+    SHIPPED,
+    RECEIVED,
+    DISPUTED,
+    AT_PICKUP,
+    RETURN_REQUESTED,
+    RETURN_SHIPPED,
+)
 TERMINAL_STATES: Final = (COMPLETED, CANCELLED, REFUNDED, RESOLVED)
 STATES: Final = OPEN_STATES + TERMINAL_STATES
-ROLES: Final = ("merchant", "buyer", "arbiter", "sharer", "inviter")
+ROLES: Final = ("merchant", "buyer", "arbiter", "sharer", "leader")
 """Roles an account can have in an order (the value of its party-index record)."""
 MAX_BPS: Final = 10_000
 """Basis points in a whole (a commission rate is at most this)."""
+PICKUP_CODE_MIN: Final = 16
+"""Fewest bytes in a pickup code: its SHA-256 is public, so a short code could be guessed by
+hashing every candidate (the CLI draws 16 random bytes)."""
+PICKUP_CODE_MAX: Final = 64
+MAX_ITEMS: Final = 64
+"""Most lines in one order (bounds the record and a return's line list)."""
+
+
+def _only_false(value: Any, where: str) -> bool:
+    """Wire kind of `OrderItem.returnable`: present only as an explicit false."""
+    if value is not False:
+        raise MalformedTransaction(
+            f"{where}: only false may be given (absent means returnable), got {value!r}"
+        )
+    return False
+
+
+def _code(value: Any, where: str) -> bytes:
+    """Wire kind of a pickup code: PICKUP_CODE_MIN..PICKUP_CODE_MAX bytes."""
+    if not isinstance(value, bytes):
+        raise MalformedTransaction(f"{where}: expected bytes, got {type(value).__name__}")
+    if not PICKUP_CODE_MIN <= len(value) <= PICKUP_CODE_MAX:
+        raise MalformedTransaction(
+            f"{where}: {len(value)} bytes, allowed [{PICKUP_CODE_MIN}, {PICKUP_CODE_MAX}]"
+        )
+    return value
 
 
 # --- transaction bodies -----------------------------------------------------------------------
@@ -59,6 +97,25 @@ class OrderItem:
     sku: str = field(text(64, min_length=1), "merchant's stock-keeping unit")
     quantity: int = field(integer(1, 1_000_000), "units")
     unit_price: int = field(integer(0, MAX_AMOUNT), "fen per unit")
+    returnable: bool | None = field(
+        Optional(_only_false),
+        "absent: the line may be returned within the return window without a reason; "
+        "false: it may not (custom, perishable or opened digital goods)",
+    )
+
+    def __post_init__(self) -> None:
+        # True is the default and has one wire form, absence: normalise it to None.
+        if self.returnable is True:
+            object.__setattr__(self, "returnable", None)
+
+    @property
+    def is_returnable(self) -> bool:
+        return self.returnable is None
+
+    @property
+    def value(self) -> int:
+        """Goods value of the line: quantity * unit_price."""
+        return self.quantity * self.unit_price
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,13 +126,19 @@ class OrderCreate(TxBody):
 
     buyer: bytes = field(ADDRESS_KIND, "the buyer")
     items: tuple[OrderItem, ...] = field(
-        list_of(struct(OrderItem), min_items=1, max_items=64), "order lines"
+        list_of(struct(OrderItem), min_items=1, max_items=MAX_ITEMS), "order lines"
     )
     shipping: int = field(integer(0, MAX_AMOUNT), "shipping fee in fen")
     arbiter: bytes = field(ADDRESS_KIND, "arbiter who resolves disputes")
     sharer: bytes | None = field(Optional(ADDRESS_KIND), "sharer whose link the buyer used")
     commission_bps: int | None = field(
         Optional(integer(0, MAX_BPS)), "commission on goods value, basis points"
+    )
+    leader: bytes | None = field(
+        Optional(ADDRESS_KIND), "community group leader whose pickup point receives the goods"
+    )
+    leader_commission_bps: int | None = field(
+        Optional(integer(0, MAX_BPS)), "leader's commission on goods value, basis points"
     )
 
 
@@ -87,6 +150,10 @@ class OrderPay(TxBody):
 
     order_id: bytes = field(HASH_KIND, "order id")
     amount: int = field(AMOUNT_KIND, "must equal the order total")
+    pickup_hash: bytes | None = field(
+        Optional(HASH_KIND),
+        "SHA-256 of the buyer's one-time pickup code; required when the order has a leader",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +204,57 @@ class OrderResolve(TxBody):
     refund: int = field(integer(0, MAX_AMOUNT), "fen returned to the buyer")
 
 
+@dataclass(frozen=True, slots=True)
+class OrderArrive(TxBody):
+    """The order's leader confirms the goods arrived at the pickup point."""
+
+    TYPE: ClassVar[str] = "order.arrive"
+
+    order_id: bytes = field(HASH_KIND, "order id")
+
+
+@dataclass(frozen=True, slots=True)
+class OrderPickup(TxBody):
+    """The order's leader hands the goods over, presenting the buyer's one-time pickup code."""
+
+    TYPE: ClassVar[str] = "order.pickup"
+
+    order_id: bytes = field(HASH_KIND, "order id")
+    code: bytes = field(_code, "the pickup code whose SHA-256 the buyer gave in order.pay")
+
+
+@dataclass(frozen=True, slots=True)
+class OrderReturn(TxBody):
+    """Buyer asks for a no-reason return of whole returnable lines, within the return window."""
+
+    TYPE: ClassVar[str] = "order.return"
+
+    order_id: bytes = field(HASH_KIND, "order id")
+    lines: tuple[int, ...] = field(
+        list_of(integer(0, MAX_ITEMS - 1), min_items=1, max_items=MAX_ITEMS),
+        "indexes of the returned lines, strictly increasing",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class OrderReturnShip(TxBody):
+    """Buyer ships the returned lines back."""
+
+    TYPE: ClassVar[str] = "order.return-ship"
+
+    order_id: bytes = field(HASH_KIND, "order id")
+    tracking_hash: bytes = field(HASH_KIND, "hash of the return shipment reference")
+
+
+@dataclass(frozen=True, slots=True)
+class OrderReturnReceived(TxBody):
+    """Merchant confirms the returned goods arrived: the buyer is refunded at once."""
+
+    TYPE: ClassVar[str] = "order.return-received"
+
+    order_id: bytes = field(HASH_KIND, "order id")
+
+
 # --- records ----------------------------------------------------------------------------------
 
 
@@ -154,10 +272,12 @@ class Order:
     """Address of the sharer whose link the buyer used, if any."""
     commission_bps: int
     """Commission rate on the goods value (0 without a sharer)."""
-    inviter: bytes | None
-    """Second-level payee: the sharer's inviter, fixed at creation (None with one level)."""
-    inviter_share_bps: int
-    """Share of the commission paid to `inviter` (0 without one)."""
+    leader: bytes | None
+    """Address of the community group leader whose pickup point receives the goods, if any."""
+    leader_commission_bps: int
+    """The leader's commission rate on the goods value (0 without a leader)."""
+    items: tuple[OrderItem, ...]
+    """The order lines, as created (stored as ``[sku, quantity, unit_price, returnable]``)."""
     goods: int
     """Sum of quantity * unit_price over the items, in fen."""
     shipping: int
@@ -176,6 +296,12 @@ class Order:
     """Hash of the off-chain complaint, if the dispute gave one."""
     disputed_by: bytes | None
     """Who opened the dispute, if any."""
+    pickup_hash: bytes | None
+    """SHA-256 of the buyer's one-time pickup code (leader orders, given at payment)."""
+    returned: tuple[int, ...]
+    """Indexes of the lines in a no-reason return (requested, then refunded); () if none."""
+    return_hash: bytes | None
+    """Hash of the return shipment reference, once the buyer shipped the goods back."""
     held: int
     """Fen currently held in escrow for this order."""
     refunded: int
@@ -184,8 +310,8 @@ class Order:
     """Fen paid to the merchant at settlement."""
     sharer_paid: int
     """Fen paid to the sharer at settlement."""
-    inviter_paid: int
-    """Fen paid to the sharer's inviter at settlement."""
+    leader_paid: int
+    """Fen paid to the leader at settlement."""
 
     @property
     def total(self) -> int:
@@ -199,16 +325,65 @@ class Order:
     @property
     def settled(self) -> int:
         """Sum of the settlement parts."""
-        return self.refunded + self.merchant_paid + self.sharer_paid + self.inviter_paid
+        return self.refunded + self.merchant_paid + self.sharer_paid + self.leader_paid
+
+    @property
+    def returned_value(self) -> int:
+        """Goods value of the lines in `returned`."""
+        return sum(self.items[index].value for index in self.returned)
 
     def parties(self) -> list[tuple[bytes, str]]:
         """(address, role) of everyone indexed for this order, in ROLES order."""
         listed = [(self.merchant, "merchant"), (self.buyer, "buyer"), (self.arbiter, "arbiter")]
         if self.sharer is not None:
             listed.append((self.sharer, "sharer"))
-        if self.inviter is not None:
-            listed.append((self.inviter, "inviter"))
+        if self.leader is not None:
+            listed.append((self.leader, "leader"))
         return listed
+
+
+def new_order(
+    merchant: bytes,
+    buyer: bytes,
+    arbiter: bytes,
+    items: tuple[OrderItem, ...],
+    shipping: int,
+    *,
+    created_s: int,
+    sharer: bytes | None = None,
+    commission_bps: int = 0,
+    leader: bytes | None = None,
+    leader_commission_bps: int = 0,
+) -> Order:
+    """A fresh order record in CREATED, holding nothing (callers check the parties and rates;
+    `contracts.escrow` enters it into its state machine)."""
+    return Order(
+        merchant=merchant,
+        buyer=buyer,
+        arbiter=arbiter,
+        sharer=sharer,
+        commission_bps=commission_bps,
+        leader=leader,
+        leader_commission_bps=leader_commission_bps,
+        items=items,
+        goods=sum(item.value for item in items),
+        shipping=shipping,
+        state=CREATED,
+        created_s=created_s,
+        updated_s=created_s,
+        due_s=None,
+        shipment_hash=None,
+        reason_hash=None,
+        disputed_by=None,
+        pickup_hash=None,
+        returned=(),
+        return_hash=None,
+        held=0,
+        refunded=0,
+        merchant_paid=0,
+        sharer_paid=0,
+        leader_paid=0,
+    )
 
 
 ORDER_FIELDS: Final = tuple(f.name for f in dataclasses.fields(Order))
@@ -223,13 +398,30 @@ def party_key(address: bytes, order_id: bytes) -> bytes:
     return PARTY_PREFIX + address + order_id
 
 
+_ITEMS_AT: Final = ORDER_FIELDS.index("items")
+_RETURNED_AT: Final = ORDER_FIELDS.index("returned")
+
+
 def encode_order(order: Order) -> bytes:
-    return encode([getattr(order, name) for name in ORDER_FIELDS])
+    fields: list[Any] = [getattr(order, name) for name in ORDER_FIELDS]
+    fields[_ITEMS_AT] = [
+        [item.sku, item.quantity, item.unit_price, item.is_returnable] for item in order.items
+    ]
+    fields[_RETURNED_AT] = list(order.returned)
+    return encode(fields)
 
 
 def decode_order(raw: bytes) -> Order:
     """An order from its stored record (state bytes, written only by `put_order`)."""
-    return Order(*decode(raw))
+    fields = decode(raw)
+    if not isinstance(fields, list) or len(fields) != len(ORDER_FIELDS):
+        raise TypeError(f"an order record has {len(ORDER_FIELDS)} fields")
+    fields[_ITEMS_AT] = tuple(
+        OrderItem(sku, quantity, price, None if returnable else False)
+        for sku, quantity, price, returnable in fields[_ITEMS_AT]
+    )
+    fields[_RETURNED_AT] = tuple(fields[_RETURNED_AT])
+    return Order(*fields)
 
 
 def get_order(state: State, order_id: bytes) -> Order | None:
@@ -290,7 +482,7 @@ def find_order(state: StateReader, order_id: bytes) -> Order | None:
         return None
     try:
         return decode_order(raw)
-    except (DecodeError, TypeError) as exc:
+    except (DecodeError, TypeError, ValueError) as exc:
         raise StoreError(f"order record {order_id.hex()}: {exc}") from None
 
 

@@ -8,16 +8,18 @@ docs/protocol.md ("Orders and escrow", payout arithmetic):
   order holds exactly ``T`` in escrow.
 * An order is settled once, with a refund ``r`` to the buyer, ``0 <= r <= T`` (0 at
   COMPLETED, ``T`` for a full refund, the arbiter's choice at RESOLVED). The rest
-  ``K = T - r`` is the merchant's proceeds, from which the commission is taken.
-* Commission ``C = floor(G * rate * K / (10_000 * T))``: the commission on the goods value,
-  reduced in proportion to the share of the escrow the merchant keeps. ``K = T`` gives
-  ``floor(G * rate / 10_000)``; ``K = 0`` (full refund) gives 0.
-* Two levels: the sharer's inviter gets ``S = floor(C * second_level_bps / 10_000)`` and the
-  sharer ``C - S``; with one level (or no eligible inviter) the sharer gets all of ``C``.
-* The merchant gets ``K - C``: the rounding remainder of the commission stays with the
-  merchant, that of the split with the sharer.
+  ``K = T - r`` is the merchant's proceeds, from which the commissions are taken.
+* Each commission, the sharer's at rate ``s`` and the leader's at rate ``l``, is
+  ``floor(G * rate * K / (10_000 * T))``: the rate on the goods value, reduced in proportion to
+  the share of the escrow the merchant keeps. ``K = T`` gives ``floor(G * rate / 10_000)``;
+  ``K = 0`` (full refund) gives 0. One level only: nobody else is paid from a commission.
+* The merchant gets ``K - sharer - leader`` (>= 0 because ``s + l <= 10_000``): the rounding
+  remainders stay with the merchant.
+* A no-reason return of lines worth ``R`` (their goods value) refunds exactly ``R`` and settles
+  the rest as a completed order of goods ``G - R`` and total ``T - R``: the commissions are
+  computed on the kept lines only, so a returned line never pays a commission.
 
-Invariant (tested): ``refund + merchant + sharer + inviter == T`` and every part is >= 0.
+Invariant (tested): ``refund + merchant + sharer + leader == T`` and every part is >= 0.
 """
 
 from __future__ import annotations
@@ -37,15 +39,15 @@ class Settlement:
     refund: int
     """Fen back to the buyer."""
     merchant: int
-    """Fen to the merchant (proceeds minus commission)."""
+    """Fen to the merchant (proceeds minus commissions)."""
     sharer: int
-    """Fen to the direct sharer."""
-    inviter: int
-    """Fen to the sharer's inviter (second level; 0 with one level)."""
+    """Fen to the sharer whose link made the sale."""
+    leader: int
+    """Fen to the community group leader who handled the pickup."""
 
     @property
     def total(self) -> int:
-        return self.refund + self.merchant + self.sharer + self.inviter
+        return self.refund + self.merchant + self.sharer + self.leader
 
 
 def goods_value(lines: Iterable[tuple[int, int]]) -> int:
@@ -63,27 +65,28 @@ def commission(goods: int, rate_bps: int, kept: int, held: int) -> int:
     return (goods * rate_bps * kept) // (BPS * held)
 
 
-def split_commission(amount: int, second_level_bps: int, has_inviter: bool) -> tuple[int, int]:
-    """(sharer, inviter) parts of a commission: the inviter gets the floor of its share."""
-    if not has_inviter:
-        return amount, 0
-    second = (amount * second_level_bps) // BPS
-    return amount - second, second
-
-
-def settle(
-    *,
-    held: int,
-    goods: int,
-    refund: int,
-    rate_bps: int,
-    second_level_bps: int,
-    has_sharer: bool,
-    has_inviter: bool,
-) -> Settlement:
-    """Split `held` fen: `refund` to the buyer, commission(s) from the rest, the remainder to
-    the merchant. Requires 0 <= refund <= held and goods <= held (callers check)."""
+def settle(*, held: int, goods: int, refund: int, sharer_bps: int, leader_bps: int) -> Settlement:
+    """Split `held` fen: `refund` to the buyer, the commissions from the rest, the remainder to
+    the merchant. Requires 0 <= refund <= held, goods <= held and sharer_bps + leader_bps <=
+    10 000 (callers check; a rate is 0 without its payee)."""
     kept = held - refund
-    paid = commission(goods, rate_bps, kept, held) if has_sharer else 0
-    sharer, inviter = split_commission(paid, second_level_bps, has_inviter)
-    return Settlement(refund=refund, merchant=kept - paid, sharer=sharer, inviter=inviter)
+    sharer = commission(goods, sharer_bps, kept, held)
+    leader = commission(goods, leader_bps, kept, held)
+    return Settlement(refund=refund, merchant=kept - sharer - leader, sharer=sharer, leader=leader)
+
+
+def settle_return(
+    *, held: int, goods: int, returned: int, sharer_bps: int, leader_bps: int
+) -> Settlement:
+    """A no-reason return of lines worth `returned` (<= goods): refund exactly that, and settle
+    the kept lines as a completed order (commissions on the kept goods only)."""
+    kept = settle(
+        held=held - returned,
+        goods=goods - returned,
+        refund=0,
+        sharer_bps=sharer_bps,
+        leader_bps=leader_bps,
+    )
+    return Settlement(
+        refund=returned, merchant=kept.merchant, sharer=kept.sharer, leader=kept.leader
+    )

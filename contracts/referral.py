@@ -1,4 +1,9 @@
-"""Invitation bindings for two-level referral commission.
+"""Invitation bindings: a pure record of who invited whom. A binding pays nothing.
+
+Referral pay is one level (docs/protocol.md §16.9): commission goes only to the sharer whose
+link made the sale, set in that order (`order.create`'s `sharer`). Nothing is paid for binding
+or recruiting, and nothing to an inviter from an invitee's sales (that would be the upline pay
+of pyramid selling); no order reads these records.
 
 An account records, once and forever, who invited it (`referral.bind`). The bindings form a
 forest (each account has at most one inviter) that can never contain a cycle. Rules, checked in
@@ -12,7 +17,7 @@ this order:
 Why the last rule. A new edge sender -> inviter closes a cycle exactly when the inviter already
 descends from the sender, which needs the sender to have an invitee. Checking "is the inviter a
 descendant" means walking the inviter's chain to its root, a cost that grows with the chain
-(walking only `referral_levels` steps would miss longer cycles). Requiring every account to
+(walking only a few steps would miss longer cycles). Requiring every account to
 name its inviter before it invites anyone rules out every cycle with one read, and it is how an
 invitation is used in practice: you are invited when you join, and you invite others later.
 
@@ -41,7 +46,7 @@ INVITEES_PREFIX: Final = b"invitees:"
 
 @dataclass(frozen=True, slots=True)
 class ReferralBind(TxBody):
-    """Sender records, once and forever, the account that invited it (for two-level referral)."""
+    """Sender records, once and forever, the account that invited it (a record; pays nothing)."""
 
     TYPE: ClassVar[str] = "referral.bind"
 

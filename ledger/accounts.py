@@ -23,10 +23,11 @@ ACCOUNT_PREFIX: Final = b"acct:"
 PARAM_PREFIX: Final = b"param:"
 SUPPLY_KEY: Final = b"supply"
 
-ROLE_NAMES: Final = ("admin", "issuer", "merchant", "arbiter", "member")
+ROLE_NAMES: Final = ("admin", "issuer", "merchant", "arbiter", "member", "leader")
 """Every account role, in bit order: the one list of roles (schemas and genesis read it)."""
 ROLE_BITS: Final[dict[str, int]] = {name: 1 << bit for bit, name in enumerate(ROLE_NAMES)}
-"""Role -> its bit in `Account.roles` (admin 1, issuer 2, merchant 4, arbiter 8, member 16)."""
+"""Role -> its bit in `Account.roles` (admin 1, issuer 2, merchant 4, arbiter 8, member 16,
+leader 32: a new role takes the next bit, so stored masks keep their meaning)."""
 
 
 def roles_to_mask(roles: tuple[str, ...] | list[str]) -> int:

@@ -32,13 +32,26 @@ schedule it knows, so a change must take effect no sooner than that; a parameter
 this bound would be committed by the ledger and refused by every replica, splitting them.
 """
 
+MAX_REFERRAL_COMMISSION_BPS: Final = 3_000
+"""The lawful ceiling of a sharer's commission rate: 30 % of the sale the sharer's own link made
+(the direct-selling cap). No genesis and no `param.set` can raise `max_commission_bps` above it."""
+
+PYRAMID_RULE: Final = (
+    "commission is paid only to the sharer whose link made the sale (one level): paying an "
+    "upline from a downline's sales is pyramid selling (team commission), which the law forbids"
+)
+"""Why a second referral level is refused (docs/protocol.md §16.9)."""
+
+FORBIDDEN_PREFIXES: Final = ("referral_levels", "second_level_")
+"""Parameter names of the removed second referral level: refused with `PYRAMID_RULE`."""
+
 PARAMETERS: Final[dict[str, ParameterSpec]] = {
     "ship_deadline_s": ParameterSpec(7 * DAY, 1, 365 * DAY, "seconds after funding to ship"),
     "confirm_window_s": ParameterSpec(
         10 * DAY, 1, 365 * DAY, "seconds after shipping before receipt is assumed"
     ),
     "return_window_s": ParameterSpec(
-        7 * DAY, 0, 365 * DAY, "seconds after receipt during which a dispute is allowed"
+        7 * DAY, 0, 365 * DAY, "seconds after receipt for a no-reason return or a dispute"
     ),
     "dispute_deadline_s": ParameterSpec(
         14 * DAY, 1, 365 * DAY, "seconds the arbiter has to resolve; then a full refund"
@@ -46,10 +59,20 @@ PARAMETERS: Final[dict[str, ParameterSpec]] = {
     "cancel_window_s": ParameterSpec(
         30 * DAY, 1, 365 * DAY, "seconds an unfunded order lives before it expires"
     ),
-    "max_commission_bps": ParameterSpec(3_000, 0, 3_000, "cap on total commission rate"),
-    "referral_levels": ParameterSpec(1, 1, 2, "commission depth: 1 = direct sharer only"),
-    "second_level_share_bps": ParameterSpec(
-        3_000, 0, 10_000, "share of the commission paid to the sharer's inviter (2 levels)"
+    "max_commission_bps": ParameterSpec(
+        3_000, 0, MAX_REFERRAL_COMMISSION_BPS, "cap on the sharer's commission rate (one level)"
+    ),
+    "max_leader_commission_bps": ParameterSpec(
+        1_000, 0, 3_000, "cap on a community group leader's commission rate (fulfilment fee)"
+    ),
+    "pickup_window_s": ParameterSpec(
+        7 * DAY, 1, 365 * DAY, "seconds goods wait at a leader's pickup point; then received"
+    ),
+    "return_ship_window_s": ParameterSpec(
+        7 * DAY, 1, 365 * DAY, "seconds after a no-reason return request to ship the goods back"
+    ),
+    "return_receive_window_s": ParameterSpec(
+        10 * DAY, 1, 365 * DAY, "seconds the merchant has to confirm a return; then refunded"
     ),
     "attest_window_s": ParameterSpec(
         30 * DAY, 1, 3650 * DAY, "seconds after completion an attestation is accepted"
@@ -94,6 +117,8 @@ def spec_of(name: str) -> ParameterSpec:
 
 def check_parameter(name: str, value: int) -> str | None:
     """None if `value` is allowed for `name`, else the reason it is not."""
+    if name.startswith(FORBIDDEN_PREFIXES):
+        return f"parameter {name}={value!r} is refused: {PYRAMID_RULE}"
     spec = PARAMETERS.get(name)
     if spec is None:
         return f"unknown parameter {name!r}; known: {sorted(PARAMETERS)}"
@@ -105,6 +130,11 @@ def check_parameter(name: str, value: int) -> str | None:
             reason += (
                 f" (MIN_VALIDATOR_CHANGE_DELAY={MIN_VALIDATOR_CHANGE_DELAY}: replicas process "
                 "that many heights ahead with the validator set they know)"
+            )
+        if name == "max_commission_bps" and value > spec.maximum:
+            reason += (
+                f" (direct-selling pay is capped at 30 % of the seller's own sales, "
+                f"{MAX_REFERRAL_COMMISSION_BPS} bps; {PYRAMID_RULE})"
             )
         return reason
     return None

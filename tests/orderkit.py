@@ -12,10 +12,12 @@ from typing import Any
 
 from contracts import build_executor
 from contracts.orders import Order, OrderCreate, OrderItem, get_order
+from ledger.accounts import account_key
+from ledger.encoding import decode
 from ledger.genesis import Genesis, parse_genesis
 from ledger.receipts import Receipt
 from ledger.transactions import TxBody
-from secnode.network.devnet import dev_genesis_document
+from secnode.network.devnet import dev_account_key, dev_genesis_document
 from tests.chainkit import Chain
 
 WINDOWS = {
@@ -24,14 +26,30 @@ WINDOWS = {
     "confirm_window_s": 20,
     "return_window_s": 10,
     "dispute_deadline_s": 40,
+    "pickup_window_s": 25,
+    "return_ship_window_s": 15,
+    "return_receive_window_s": 35,
 }
 """Small windows (seconds of block time) used by default in these tests."""
 
 
+LEADERS = ("leader1", "leader2")
+"""Community group leaders added to the development genesis (role `leader`, no credits)."""
+
+
 def order_genesis(**parameters: int) -> Genesis:
-    """The development genesis with short windows and `parameters` on top."""
+    """The development genesis with short windows, `parameters` on top, and `LEADERS`."""
     document = dev_genesis_document()
     document["parameters"] = {**document["parameters"], **WINDOWS, **parameters}
+    document["accounts"] += [
+        {
+            "name": name,
+            "public_key": dev_account_key(name).public_key.hex(),
+            "roles": ["leader", "member"],
+            "balance": 0,
+        }
+        for name in LEADERS
+    ]
     return parse_genesis(document, "order test genesis")
 
 
@@ -70,16 +88,25 @@ class OrderChain(Chain):
         shipping: int = 500,
         sharer: str | None = None,
         commission_bps: int | None = None,
+        leader: str | None = None,
+        leader_commission_bps: int | None = None,
+        final_lines: tuple[int, ...] = (),
         at_s: int | None = None,
     ) -> bytes:
-        """Create an order that must succeed; return its id."""
+        """Create an order that must succeed; return its id. `final_lines` are the indexes of
+        the lines sold as not returnable."""
         body = OrderCreate(
             self.address(buyer),
-            tuple(OrderItem(sku, quantity, price) for sku, quantity, price in items),
+            tuple(
+                OrderItem(sku, quantity, price, False if index in final_lines else None)
+                for index, (sku, quantity, price) in enumerate(items)
+            ),
             shipping,
             self.address(arbiter),
             None if sharer is None else self.address(sharer),
             commission_bps,
+            None if leader is None else self.address(leader),
+            leader_commission_bps,
         )
         receipt = self.send(merchant, "order.create", body, at_s)
         if not receipt.ok:
@@ -93,5 +120,40 @@ class OrderChain(Chain):
         return order
 
 
+def rejected(
+    chain: OrderChain, name: str, tx_type: str, body: TxBody, code: str, at_s: int | None = None
+) -> Receipt:
+    """Run one transaction that must fail with `code` and change nothing but the sender's nonce
+    (checked on the whole state map)."""
+    before = dict(chain.state.committed)
+    receipt = chain.send(name, tx_type, body, at_s)
+    assert (receipt.ok, receipt.code) == (False, code), receipt
+    assert receipt.events == ()
+    sender_key = account_key(chain.address(name))
+    changed = {
+        k
+        for k in set(before) | set(chain.state.committed)
+        if before.get(k) != chain.state.committed.get(k)
+    }
+    assert changed <= {sender_key}, sorted(changed)
+    old, new = decode(before[sender_key]), decode(chain.state.committed[sender_key])
+    assert new[1] == old[1] + 1 and new[:1] + new[2:] == old[:1] + old[2:]
+    return receipt
+
+
+def accepted(
+    chain: OrderChain, name: str, tx_type: str, body: TxBody, at_s: int | None = None
+) -> Receipt:
+    """Run one transaction that must succeed."""
+    receipt = chain.send(name, tx_type, body, at_s)
+    assert receipt.ok, (receipt.code, receipt.message)
+    return receipt
+
+
 def shipment(reference: str) -> bytes:
     return hashlib.sha256(reference.encode()).digest()
+
+
+def pickup_code(reference: str) -> bytes:
+    """A 32-byte one-time pickup code (tests derive it; the CLI draws a random one)."""
+    return hashlib.sha256(b"pickup:" + reference.encode()).digest()

@@ -91,7 +91,8 @@ def test_order_flow_through_the_cli(served: ServedNode, capsys: pytest.CaptureFi
     assert status == 0, err
     fields = _fields(out)
     assert fields["state"] == ["RECEIVED"] and fields["total"] == ["2750 fen"]
-    assert fields["item"] == ["tea x 2 @ 1000 fen", "cup:with:colons x 1 @ 250 fen"]
+    assert fields["line 0"] == ["tea x 2 @ 1000 fen (returnable)"]
+    assert fields["line 1"] == ["cup:with:colons x 1 @ 250 fen (returnable)"]
     assert fields["sharer"][0].endswith("(1000 bps)")
     assert fields["proof"] == ["membership verified under the state root"]
 
@@ -109,6 +110,83 @@ def test_order_flow_through_the_cli(served: ServedNode, capsys: pytest.CaptureFi
     answer = json.loads(out)
     assert answer["order"]["state"] == "RESOLVED"
     assert answer["order"]["settlement"]["refunded"] == 750
+
+
+def test_leader_pickup_and_return_through_the_cli(
+    served: ServedNode, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _tx(served, capsys, "dev:admin", "roles", "--address", "dev:sharer2", "--grant", "leader")
+    before = {name: _balance(served, name) for name in ("buyer1", "merchant1", "sharer2")}
+    order_id = _create(
+        served,
+        capsys,
+        *("--item-not-returnable", "cake:1:600", "--leader", "dev:sharer2"),
+        *("--leader-commission-bps", "500"),
+    )
+    status, out, err = _run(
+        capsys,
+        "tx",
+        "order",
+        "pay",
+        "--order",
+        order_id,
+        "--rpc",
+        served.url,
+        "--key",
+        "dev:buyer1",
+        "--wait",
+    )
+    assert status == 0 and _fields(out)["result"] == ["ok"], out + err
+    code = next(line.split()[2] for line in err.splitlines() if line.startswith("pickup code "))
+    _tx(served, capsys, "dev:merchant1", "order", "ship", "--order", order_id, "--shipment", "S")
+    _tx(served, capsys, "dev:sharer2", "order", "arrive", "--order", order_id)
+    status, out, err = _run(
+        capsys,
+        "tx",
+        "order",
+        "pickup",
+        "--order",
+        order_id,
+        "--code",
+        "00" * 16,
+        "--rpc",
+        served.url,
+        "--key",
+        "dev:sharer2",
+        "--wait",
+    )
+    assert "wrong_pickup_code" in out + err
+    _tx(served, capsys, "dev:sharer2", "order", "pickup", "--order", order_id, "--code", code)
+    _tx(served, capsys, "dev:buyer1", "order", "return", "--order", order_id, "--line", "1")
+    _tx(
+        served,
+        capsys,
+        "dev:buyer1",
+        "order",
+        "return-ship",
+        "--order",
+        order_id,
+        "--tracking",
+        "YT1",
+    )
+    status, out, _ = _run(capsys, "query", "order", order_id, "--rpc", served.url)
+    fields = _fields(out)
+    assert fields["state"] == ["RETURN_SHIPPED"] and fields["returned lines"] == ["1"]
+    assert fields["leader"][0].endswith("(500 bps)")
+    assert fields["line 2"] == ["cake x 1 @ 600 fen (not returnable)"]
+    assert fields["pickup hash"] == [hashlib.sha256(bytes.fromhex(code)).hexdigest()]
+    assert fields["return shipment"] == [hashlib.sha256(b"YT1").hexdigest()]
+    _tx(served, capsys, "dev:merchant1", "order", "return-received", "--order", order_id)
+    # goods 2000 + 250 + 600 = 2850, shipping 500; the cup (250) comes back; the leader gets
+    # 5 % of the kept 2600 = 130
+    assert _balance(served, "buyer1") == before["buyer1"] - 3_350 + 250
+    assert _balance(served, "sharer2") == before["sharer2"] + 130
+    assert _balance(served, "merchant1") == before["merchant1"] + 3_100 - 130
+    status, out, _ = _run(capsys, "query", "order", order_id, "--rpc", served.url, "--json")
+    answer = json.loads(out)["order"]
+    assert (answer["state"], answer["returned"]) == ("COMPLETED", [1])
+    assert answer["settlement"] == {"refunded": 250, "merchant": 2_970, "sharer": 0, "leader": 130}
+    assert [item["returnable"] for item in answer["items"]] == [True, True, False]
 
 
 def test_cancel_and_query_orders_with_pages(

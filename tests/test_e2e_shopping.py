@@ -122,7 +122,7 @@ def test_shopping_flow_dispute_and_missed_ship_deadline(cluster: Cluster) -> Non
         "refunded": 0,
         "merchant": TOTAL - commission,
         "sharer": commission,
-        "inviter": 0,
+        "leader": 0,
     }
     after = _balances(cluster, "buyer1", "merchant1", "sharer1")
     assert after["buyer1"] == before["buyer1"] - TOTAL

@@ -1,8 +1,10 @@
 """Escrow invariants under random use and abuse (a hypothesis state machine).
 
 Each step is one real block: random order actions by random accounts (the right party or not,
-the right amount or not, on live or finished orders), referral bindings, window changes, and
-time advancing by random amounts (0 = another block in the same second). After every step:
+the right amount or not, on live or finished orders), orders routed to community group leaders
+(arrival, pickup with the right or a wrong code), no-reason returns of random lines (returnable
+or not), referral bindings (which pay nothing), window changes, and time advancing by random
+amounts (0 = another block in the same second). After every step:
 
 * credits are conserved: sum(balances) + escrow = minted - burned, and escrow = sum(held);
 * every order is in exactly one known state, reached along the state machine's arrows;
@@ -10,12 +12,17 @@ time advancing by random amounts (0 = another block in the same second). After e
 * a settled order paid out exactly what it held, with the documented commission; an
   unfunded or open one paid nothing;
 * every balance change is explained: payments into escrow by the buyer, and settlement parts
-  to the order's buyer, merchant, sharer and (bound) inviter, nobody else;
-* no open order has a deadline at or before the time of the last block.
+  to the order's buyer, merchant, sharer and leader, nobody else (an inviter never);
+* commissions are paid at most once (a terminal record never changes) and exactly on what the
+  merchant keeps: on a return, the sharer's and leader's commissions are those of the kept
+  lines only, and the refund is exactly the returned lines' goods value;
+* no open order has a deadline at or before the time of the last block (nothing stays locked
+  past its last deadline).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from typing import Any
 
@@ -24,6 +31,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from contracts.orders import (
+    AT_PICKUP,
     CANCELLED,
     COMPLETED,
     CREATED,
@@ -33,27 +41,34 @@ from contracts.orders import (
     RECEIVED,
     REFUNDED,
     RESOLVED,
+    RETURN_REQUESTED,
+    RETURN_SHIPPED,
     SHIPPED,
     STATES,
     TERMINAL_STATES,
     Order,
+    OrderArrive,
     OrderCancel,
     OrderConfirm,
     OrderCreate,
     OrderDispute,
     OrderItem,
     OrderPay,
+    OrderPickup,
     OrderResolve,
+    OrderReturn,
+    OrderReturnReceived,
+    OrderReturnShip,
     OrderShip,
     decode_order,
     encode_order,
 )
 from contracts.payout import commission
-from contracts.referral import ReferralBind, get_inviter
+from contracts.referral import ReferralBind
 from ledger.accounts import ACCOUNT_PREFIX, decode_account, get_supply
 from ledger.receipts import Receipt
 from ledger.transactions import ParameterSet, SignedTransaction
-from tests.orderkit import OrderChain, order_genesis, shipment
+from tests.orderkit import OrderChain, order_genesis, pickup_code, shipment
 
 NAMES = (
     "merchant1",
@@ -65,12 +80,17 @@ NAMES = (
     "sharer2",
     "arbiter",
     "admin",
+    "leader1",
+    "leader2",
 )
 ARROWS: dict[str, set[str]] = {
     CREATED: {FUNDED, CANCELLED},
     FUNDED: {SHIPPED, REFUNDED, DISPUTED},
-    SHIPPED: {RECEIVED, DISPUTED},
-    RECEIVED: {COMPLETED, DISPUTED},
+    SHIPPED: {RECEIVED, DISPUTED, AT_PICKUP},
+    AT_PICKUP: {RECEIVED, DISPUTED},
+    RECEIVED: {COMPLETED, DISPUTED, RETURN_REQUESTED},
+    RETURN_REQUESTED: {RETURN_SHIPPED, COMPLETED, DISPUTED},
+    RETURN_SHIPPED: {COMPLETED, DISPUTED},
     DISPUTED: {RESOLVED, REFUNDED},
 }
 WINDOW_NAMES = (
@@ -79,6 +99,9 @@ WINDOW_NAMES = (
     "confirm_window_s",
     "return_window_s",
     "dispute_deadline_s",
+    "pickup_window_s",
+    "return_ship_window_s",
+    "return_receive_window_s",
 )
 
 
@@ -88,6 +111,9 @@ WINDOWS = {
     "confirm_window_s": 60,
     "return_window_s": 30,
     "dispute_deadline_s": 60,
+    "pickup_window_s": 40,
+    "return_ship_window_s": 30,
+    "return_receive_window_s": 40,
 }
 """Windows of the machine's chain; steps advance 0-6 s, `advance` up to 200 s."""
 
@@ -110,7 +136,13 @@ PARTY_OF = {
     "cancel": ("buyer", "merchant"),
     "dispute": ("buyer", "merchant"),
     "resolve": ("arbiter",),
+    "arrive": ("leader",),
+    "pickup": ("leader",),
+    "return": ("buyer",),
+    "return_ship": ("buyer",),
+    "return_received": ("merchant",),
 }
+TYPE_OF = {kind: "order." + kind.replace("_", "-") for kind in PARTY_OF}
 _action = st.tuples(
     st.sampled_from(sorted(PARTY_OF)),
     st.sampled_from((RIGHT,) * 3 * len(NAMES) + NAMES),  # often someone who may not act
@@ -122,7 +154,7 @@ _action = st.tuples(
 class EscrowMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.chain = OrderChain(genesis=order_genesis(referral_levels=2, **WINDOWS))
+        self.chain = OrderChain(genesis=order_genesis(**WINDOWS))
         self.orders: list[bytes] = []
         self.final: dict[bytes, bytes] = {}
         """Order id -> its record when first seen terminal."""
@@ -160,7 +192,7 @@ class EscrowMachine(RuleBasedStateMachine):
                     (order.buyer, order.refunded),
                     (order.merchant, order.merchant_paid),
                     (order.sharer, order.sharer_paid),
-                    (order.inviter, order.inviter_paid),
+                    (order.leader, order.leader_paid),
                 ]:
                     if amount:
                         assert address is not None
@@ -178,6 +210,11 @@ class EscrowMachine(RuleBasedStateMachine):
             candidates = self.orders
         return candidates[index // 2 % len(candidates)] if candidates else None
 
+    @staticmethod
+    def _hash(order_id: bytes, with_code: bool) -> bytes | None:
+        """The pickup hash a buyer pays a leader order with (the code is derived from the id)."""
+        return hashlib.sha256(pickup_code(order_id.hex())).digest() if with_code else None
+
     def _name(self, address: bytes) -> str:
         return next(name for name in NAMES if self.chain.address(name) == address)
 
@@ -189,7 +226,15 @@ class EscrowMachine(RuleBasedStateMachine):
         arbiter=st.sampled_from(["arbiter"] * 8 + ["buyer1", "merchant1"]),
         sharer=st.one_of(st.none(), st.sampled_from(["sharer1", "sharer2"] * 4 + list(NAMES))),
         rate=st.one_of(st.integers(0, 3_000), st.integers(0, 3_000), st.none(), st.just(3_001)),
-        lines=st.lists(st.tuples(st.integers(1, 5), st.integers(0, 5_000)), min_size=1, max_size=3),
+        leader=st.one_of(st.none(), st.sampled_from(["leader1", "leader2"] * 8 + list(NAMES))),
+        leader_rate=st.sampled_from([0, 1, 250, 999, 1_000] * 3 + [1_001]),
+        lines=st.lists(
+            st.tuples(
+                st.integers(1, 5), st.integers(0, 5_000), st.sampled_from([None, None, False])
+            ),
+            min_size=1,
+            max_size=3,
+        ),
         shipping=st.integers(0, 1_000),
         dt=st.integers(0, 5),
     )
@@ -200,7 +245,9 @@ class EscrowMachine(RuleBasedStateMachine):
         arbiter: str,
         sharer: str | None,
         rate: int | None,
-        lines: list[tuple[int, int]],
+        leader: str | None,
+        leader_rate: int,
+        lines: list[tuple[int, int, bool | None]],
         shipping: int,
         dt: int,
     ) -> None:
@@ -209,11 +256,13 @@ class EscrowMachine(RuleBasedStateMachine):
             rate = None  # mostly consistent; sometimes a rate without a sharer
         body = OrderCreate(
             chain.address(buyer),
-            tuple(OrderItem(f"sku{i}", q, p) for i, (q, p) in enumerate(lines)),
+            tuple(OrderItem(f"sku{i}", q, p, r) for i, (q, p, r) in enumerate(lines)),
             shipping,
             chain.address(arbiter),
             None if sharer is None else chain.address(sharer),
             rate,
+            None if leader is None else chain.address(leader),
+            None if leader is None else leader_rate,
         )
         self._block([chain.sign(merchant, "order.create", body)], dt)
 
@@ -227,7 +276,10 @@ class EscrowMachine(RuleBasedStateMachine):
             order = self._orders()[order_id]
             body: Any
             if kind == "pay":
-                body = OrderPay(order_id, max(1, order.total + offset))
+                with_code = (order.leader is not None) != (offset == 1)  # sometimes wrong
+                body = OrderPay(
+                    order_id, max(1, order.total + offset), self._hash(order_id, with_code)
+                )
             elif kind == "ship":
                 body = OrderShip(order_id, shipment(f"ship{index}"))
             elif kind == "confirm":
@@ -236,41 +288,83 @@ class EscrowMachine(RuleBasedStateMachine):
                 body = OrderCancel(order_id)
             elif kind == "dispute":
                 body = OrderDispute(order_id, None)
+            elif kind == "arrive":
+                body = OrderArrive(order_id)
+            elif kind == "pickup":
+                body = OrderPickup(order_id, pickup_code(order_id.hex() + ("x" if offset else "")))
+            elif kind == "return":
+                body = OrderReturn(order_id, tuple(range(index % 3, index % 3 + 1 + offset % 2)))
+            elif kind == "return_ship":
+                body = OrderReturnShip(order_id, shipment(f"back{index}"))
+            elif kind == "return_received":
+                body = OrderReturnReceived(order_id)
             else:
                 refund = order.total * (index % 4) // 3 + max(offset, 0)
                 body = OrderResolve(order_id, refund)
             if actor == RIGHT:
                 role = PARTY_OF[kind][index % len(PARTY_OF[kind])]
-                actor = self._name(getattr(order, role))
-            txs.append(self.chain.sign(actor, f"order.{kind}", body))
+                party = getattr(order, role)
+                actor = "leader1" if party is None else self._name(party)
+            txs.append(self.chain.sign(actor, TYPE_OF[kind], body))
         self._block(txs, dt)
 
-    @rule(index=st.integers(0, 1_000), choice=st.integers(0, 5), dt=st.integers(0, 4))
-    def progress(self, index: int, choice: int, dt: int) -> None:
-        """The right party takes a step the state machine allows (so orders get far)."""
+    @rule(
+        index=st.integers(0, 1_000),
+        choices=st.lists(st.integers(0, 5), min_size=1, max_size=4),
+        dt=st.integers(0, 4),
+    )
+    def progress(self, index: int, choices: list[int], dt: int) -> None:
+        """The right party takes steps the state machine allows, one block each, on one order
+        (mostly the step forward, so orders get far)."""
         orders = self._orders()
         open_orders = [i for i in self.orders if not orders[i].is_terminal]
         if not open_orders:
             return
         order_id = open_orders[index % len(open_orders)]
-        order = orders[order_id]
+        for choice in choices:
+            order = self._orders()[order_id]
+            if order.is_terminal:
+                return
+            self._step(order_id, order, choice, dt)
+
+    def _step(self, order_id: bytes, order: Order, choice: int, dt: int) -> None:
+        leader = order.leader is not None
+        arrive: Any = OrderArrive(order_id) if leader else OrderConfirm(order_id)
+        returnable = tuple(
+            i for i, item in enumerate(order.items) if item.is_returnable and (choice + i) % 2
+        )
         steps: dict[str, list[tuple[str, str, Any]]] = {
-            CREATED: [("buyer", "pay", OrderPay(order_id, order.total))],
+            CREATED: [
+                ("buyer", "pay", OrderPay(order_id, order.total, self._hash(order_id, leader)))
+            ],
             FUNDED: [
                 ("merchant", "ship", OrderShip(order_id, shipment("p"))),
                 ("merchant", "cancel", OrderCancel(order_id)),
                 ("buyer", "dispute", OrderDispute(order_id, None)),
             ],
             SHIPPED: [
-                ("buyer", "confirm", OrderConfirm(order_id)),
+                ("leader" if leader else "buyer", "arrive" if leader else "confirm", arrive),
                 ("merchant", "dispute", OrderDispute(order_id, shipment("r"))),
             ],
-            RECEIVED: [("buyer", "dispute", OrderDispute(order_id, None))],
+            AT_PICKUP: [
+                ("leader", "pickup", OrderPickup(order_id, pickup_code(order_id.hex()))),
+                ("buyer", "confirm", OrderConfirm(order_id)),
+            ],
+            RECEIVED: [
+                ("buyer", "return", OrderReturn(order_id, returnable or (0,))),
+                ("buyer", "dispute", OrderDispute(order_id, None)),
+            ],
+            RETURN_REQUESTED: [
+                ("buyer", "return_ship", OrderReturnShip(order_id, shipment("b"))),
+                ("merchant", "dispute", OrderDispute(order_id, None)),
+            ],
+            RETURN_SHIPPED: [("merchant", "return_received", OrderReturnReceived(order_id))],
             DISPUTED: [("arbiter", "resolve", OrderResolve(order_id, order.total * choice // 5))],
         }
-        role, kind, body = steps[order.state][choice % len(steps[order.state])]
+        options = steps[order.state]
+        role, kind, body = options[0 if choice < 3 else choice % len(options)]
         actor = self._name(getattr(order, role))
-        self._block([self.chain.sign(actor, f"order.{kind}", body)], dt)
+        self._block([self.chain.sign(actor, TYPE_OF[kind], body)], dt)
 
     @rule(sender=st.sampled_from(NAMES), inviter=st.sampled_from(NAMES), dt=st.integers(0, 3))
     def bind(self, sender: str, inviter: str, dt: int) -> None:
@@ -315,6 +409,10 @@ class EscrowMachine(RuleBasedStateMachine):
                 assert order.due_s is not None and order.due_s > now, "open past its deadline"
                 assert order.settled == 0
                 assert order.held == (0 if order.state == CREATED else order.total)
+            assert list(order.returned) == sorted(set(order.returned))
+            assert all(order.items[i].is_returnable for i in order.returned)
+            paid_once = order.state not in (CREATED, CANCELLED)
+            assert (order.pickup_hash is not None) == (order.leader is not None and paid_once)
 
     @invariant()
     def payouts_sum_to_what_was_held(self) -> None:
@@ -322,27 +420,34 @@ class EscrowMachine(RuleBasedStateMachine):
             if order.state == CANCELLED:
                 assert order.settled == 0
             elif order.state in (COMPLETED, REFUNDED, RESOLVED):
-                assert order.settled == order.total
+                assert order.settled == order.total  # every escrowed unit has one owner
+                assert min(order.refunded, order.merchant_paid) >= 0
                 kept = order.total - order.refunded
-                paid = order.sharer_paid + order.inviter_paid
-                if order.state == REFUNDED:
-                    assert order.refunded == order.total and paid == 0
-                elif order.sharer is None:
-                    assert paid == 0
-                else:
-                    assert paid == commission(order.goods, order.commission_bps, kept, order.total)
+                sharer_bps = order.commission_bps if order.sharer is not None else 0
+                leader_bps = order.leader_commission_bps if order.leader is not None else 0
                 if order.state == COMPLETED:
-                    assert order.refunded == 0
-                if order.inviter is not None:
-                    assert order.sharer is not None
-                    assert get_inviter(self.chain.state, order.sharer) == order.inviter
-                    assert order.inviter_paid == paid * order.inviter_share_bps // 10_000
-                    assert order.inviter not in (order.buyer, order.merchant, order.arbiter)
+                    returned = order.returned_value
+                    assert order.refunded == returned  # exactly the returned lines, or 0
+                    kept_goods = order.goods - returned  # commissions on the kept lines only
+                    assert order.sharer_paid == kept_goods * sharer_bps // 10_000
+                    assert order.leader_paid == kept_goods * leader_bps // 10_000
                 else:
-                    assert order.inviter_paid == 0
+                    goods, total = order.goods, order.total
+                    assert order.sharer_paid == commission(goods, sharer_bps, kept, total)
+                    assert order.leader_paid == commission(goods, leader_bps, kept, total)
+                if order.state == REFUNDED:
+                    assert order.refunded == order.total
+                    assert order.sharer_paid == order.leader_paid == 0
             if order.sharer is not None:
                 assert order.sharer not in (order.buyer, order.merchant)
                 assert order.commission_bps <= 3_000
+            else:
+                assert order.commission_bps == order.sharer_paid == 0
+            if order.leader is not None:
+                assert order.leader not in (order.buyer, order.merchant, order.arbiter)
+                assert order.leader_commission_bps <= 1_000
+            else:
+                assert order.leader_commission_bps == order.leader_paid == 0
             assert order.arbiter not in (order.buyer, order.merchant, order.sharer)
             assert order.state != DISPUTED or order.disputed_by in (order.buyer, order.merchant)
 

@@ -32,14 +32,13 @@ from contracts.orders import (
     OrderShip,
     party_key,
 )
-from ledger.accounts import account_key, get_account, get_supply
+from ledger.accounts import get_account, get_supply
 from ledger.encoding import decode
 from ledger.execution import BlockContext
 from ledger.keys import PrivateKey
-from ledger.receipts import Receipt
 from ledger.state import State
 from ledger.transactions import AccountRegister, AccountRoles, ParameterSet
-from tests.orderkit import WINDOWS, OrderChain, order_genesis, shipment
+from tests.orderkit import WINDOWS, OrderChain, accepted, order_genesis, rejected, shipment
 
 TOTAL = 2 * 1_000 + 500  # the default order of OrderChain.create
 
@@ -49,53 +48,27 @@ def chain() -> OrderChain:
     return OrderChain(genesis=order_genesis())
 
 
-def _rejected(
-    chain: OrderChain, name: str, tx_type: str, body: Any, code: str, at_s: int | None = None
-) -> Receipt:
-    """Run one transaction that must fail with `code` and change nothing but the nonce."""
-    before = dict(chain.state.committed)
-    receipt = chain.send(name, tx_type, body, at_s)
-    assert (receipt.ok, receipt.code) == (False, code), receipt
-    assert receipt.events == ()
-    sender_key = account_key(chain.address(name))
-    changed = {
-        k
-        for k in set(before) | set(chain.state.committed)
-        if before.get(k) != chain.state.committed.get(k)
-    }
-    assert changed <= {sender_key}, sorted(changed)
-    old, new = decode(before[sender_key]), decode(chain.state.committed[sender_key])
-    assert new[1] == old[1] + 1 and new[:1] + new[2:] == old[:1] + old[2:]
-    return receipt
-
-
-def _ok(chain: OrderChain, name: str, tx_type: str, body: Any, at_s: int | None = None) -> Receipt:
-    receipt = chain.send(name, tx_type, body, at_s)
-    assert receipt.ok, (receipt.code, receipt.message)
-    return receipt
-
-
 def _funded(chain: OrderChain, **create: Any) -> bytes:
     order_id = chain.create(**create)
-    _ok(chain, "buyer1", "order.pay", OrderPay(order_id, chain.order(order_id).total))
+    accepted(chain, "buyer1", "order.pay", OrderPay(order_id, chain.order(order_id).total))
     return order_id
 
 
 def _shipped(chain: OrderChain, **create: Any) -> bytes:
     order_id = _funded(chain, **create)
-    _ok(chain, "merchant1", "order.ship", OrderShip(order_id, shipment("SF1")))
+    accepted(chain, "merchant1", "order.ship", OrderShip(order_id, shipment("SF1")))
     return order_id
 
 
 def _received(chain: OrderChain, **create: Any) -> bytes:
     order_id = _shipped(chain, **create)
-    _ok(chain, "buyer1", "order.confirm", OrderConfirm(order_id))
+    accepted(chain, "buyer1", "order.confirm", OrderConfirm(order_id))
     return order_id
 
 
 def _disputed(chain: OrderChain, **create: Any) -> bytes:
     order_id = _shipped(chain, **create)
-    _ok(chain, "buyer1", "order.dispute", OrderDispute(order_id, shipment("broken")))
+    accepted(chain, "buyer1", "order.dispute", OrderDispute(order_id, shipment("broken")))
     return order_id
 
 
@@ -126,13 +99,13 @@ def test_shopping_flow_pays_sharer_and_merchant(chain: OrderChain) -> None:
     order = chain.order(order_id)
     assert (order.state, order.goods, order.total, order.held) == (CREATED, 2_000, TOTAL, 0)
     assert order.due_s == order.created_s + WINDOWS["cancel_window_s"]
-    paid = _ok(chain, "buyer1", "order.pay", OrderPay(order_id, TOTAL))
+    paid = accepted(chain, "buyer1", "order.pay", OrderPay(order_id, TOTAL))
     assert paid.events[0] == {"event": "order.paid", "order_id": order_id, "amount": TOTAL}
     assert get_supply(chain.state).escrow == TOTAL
     assert chain.balance("buyer1") == start["buyer1"] - TOTAL
-    _ok(chain, "merchant1", "order.ship", OrderShip(order_id, shipment("SF1")))
+    accepted(chain, "merchant1", "order.ship", OrderShip(order_id, shipment("SF1")))
     assert chain.order(order_id).shipment_hash == shipment("SF1")
-    _ok(chain, "buyer1", "order.confirm", OrderConfirm(order_id))
+    accepted(chain, "buyer1", "order.confirm", OrderConfirm(order_id))
     received = chain.order(order_id)
     assert received.state == RECEIVED
     assert received.due_s == chain.now + WINDOWS["return_window_s"]
@@ -197,7 +170,7 @@ def test_one_late_block_takes_both_defaults(chain: OrderChain) -> None:
 def test_zero_return_window_completes_on_confirmation() -> None:
     chain = OrderChain(genesis=order_genesis(return_window_s=0))
     order_id = _shipped(chain)
-    receipt = _ok(chain, "buyer1", "order.confirm", OrderConfirm(order_id))
+    receipt = accepted(chain, "buyer1", "order.confirm", OrderConfirm(order_id))
     assert chain.order(order_id).state == COMPLETED
     states = [e["state"] for e in receipt.events if e["event"] == "order.state"]
     assert states == [RECEIVED, COMPLETED]
@@ -221,13 +194,13 @@ def test_unfunded_order_expires(chain: OrderChain) -> None:
     assert chain.order(order_id).state == CREATED
     chain.run([], due)
     assert chain.order(order_id).state == CANCELLED
-    _rejected(chain, "buyer1", "order.pay", OrderPay(order_id, TOTAL), "order_closed")
+    rejected(chain, "buyer1", "order.pay", OrderPay(order_id, TOTAL), "order_closed")
 
 
 def test_either_side_cancels_before_funding(chain: OrderChain) -> None:
     for name in ("buyer1", "merchant1"):
         order_id = chain.create()
-        _ok(chain, name, "order.cancel", OrderCancel(order_id))
+        accepted(chain, name, "order.cancel", OrderCancel(order_id))
         order = chain.order(order_id)
         assert (order.state, order.held, order.settled) == (CANCELLED, 0, 0)
 
@@ -235,7 +208,7 @@ def test_either_side_cancels_before_funding(chain: OrderChain) -> None:
 def test_merchant_cancel_after_funding_refunds_in_full(chain: OrderChain) -> None:
     before = chain.balance("buyer1")
     order_id = _funded(chain, sharer="sharer1", commission_bps=3_000)
-    receipt = _ok(chain, "merchant1", "order.cancel", OrderCancel(order_id))
+    receipt = accepted(chain, "merchant1", "order.cancel", OrderCancel(order_id))
     order = chain.order(order_id)
     assert (order.state, order.refunded, order.sharer_paid, order.merchant_paid) == (
         REFUNDED,
@@ -253,15 +226,15 @@ def test_missed_ship_deadline_refunds_automatically(chain: OrderChain) -> None:
     order_id = _funded(chain)
     due = chain.order(order_id).due_s
     assert due is not None
-    _ok(chain, "buyer1", "credit.transfer", _transfer(chain, "buyer2", 1), due - 1)
+    accepted(chain, "buyer1", "credit.transfer", _transfer(chain, "buyer2", 1), due - 1)
     assert chain.order(order_id).state == FUNDED
     chain.run([], due)
     order = chain.order(order_id)
     assert (order.state, order.refunded, order.updated_s) == (REFUNDED, TOTAL, due)
     assert chain.balance("buyer1") == before - 1
     # The buyer "may then cancel": the refund already happened, so there is nothing to cancel.
-    _rejected(chain, "buyer1", "order.cancel", OrderCancel(order_id), "order_closed")
-    _rejected(
+    rejected(chain, "buyer1", "order.cancel", OrderCancel(order_id), "order_closed")
+    rejected(
         chain, "merchant1", "order.ship", OrderShip(order_id, shipment("late")), "order_closed"
     )
 
@@ -291,7 +264,7 @@ def test_dispute_resolved_with_partial_refund(chain: OrderChain) -> None:
     assert disputed.disputed_by == chain.address("buyer1")
     assert disputed.reason_hash == shipment("broken")
     assert disputed.due_s == chain.now + WINDOWS["dispute_deadline_s"]
-    receipt = _ok(chain, "arbiter", "order.resolve", OrderResolve(order_id, 1_000))
+    receipt = accepted(chain, "arbiter", "order.resolve", OrderResolve(order_id, 1_000))
     order = chain.order(order_id)
     kept = TOTAL - 1_000
     commission = 2_000 * 2_000 * kept // (10_000 * TOTAL)  # proportional: 240
@@ -312,7 +285,7 @@ def test_dispute_resolved_with_partial_refund(chain: OrderChain) -> None:
 
 def test_resolve_with_full_refund_pays_no_commission(chain: OrderChain) -> None:
     order_id = _disputed(chain, sharer="sharer1", commission_bps=3_000)
-    _ok(chain, "arbiter", "order.resolve", OrderResolve(order_id, TOTAL))
+    accepted(chain, "arbiter", "order.resolve", OrderResolve(order_id, TOTAL))
     order = chain.order(order_id)
     assert (order.refunded, order.merchant_paid, order.sharer_paid) == (TOTAL, 0, 0)
 
@@ -323,7 +296,7 @@ def test_merchant_or_buyer_disputes_any_time_before_completion(
 ) -> None:
     make = {"funded": _funded, "shipped": _shipped, "received": _received}[stage]
     order_id = make(chain)
-    _ok(chain, "merchant1", "order.dispute", OrderDispute(order_id, None))
+    accepted(chain, "merchant1", "order.dispute", OrderDispute(order_id, None))
     order = chain.order(order_id)
     assert (order.state, order.disputed_by, order.reason_hash) == (
         DISPUTED,
@@ -339,12 +312,12 @@ def test_missed_dispute_deadline_refunds_in_full(chain: OrderChain) -> None:
     chain.run([], due)
     order = chain.order(order_id)
     assert (order.state, order.refunded, order.sharer_paid) == (REFUNDED, TOTAL, 0)
-    _rejected(chain, "arbiter", "order.resolve", OrderResolve(order_id, 0), "order_closed")
+    rejected(chain, "arbiter", "order.resolve", OrderResolve(order_id, 0), "order_closed")
 
 
 def test_shorter_window_after_a_parameter_change_still_fires_on_time(chain: OrderChain) -> None:
     first = chain.create()  # cancel window 50 s
-    _ok(chain, "admin", "param.set", ParameterSet("cancel_window_s", 5))
+    accepted(chain, "admin", "param.set", ParameterSet("cancel_window_s", 5))
     second = chain.create()
     due_first, due_second = chain.order(first).due_s, chain.order(second).due_s
     assert due_first is not None and due_second is not None and due_second < due_first
@@ -379,7 +352,7 @@ def test_deadline_hook_never_reads_orders_that_are_not_due(chain: OrderChain) ->
         return [r.tx_hash for r in chain.run(txs)]
 
     due_now, due_later = batch(), batch()
-    _ok(chain, "admin", "param.set", ParameterSet("cancel_window_s", 1_000))
+    accepted(chain, "admin", "param.set", ParameterSet("cancel_window_s", 1_000))
     late = chain.create()
     due = chain.order(due_now[0]).due_s
     assert due is not None and chain.order(due_later[0]).due_s == due + 1
@@ -420,71 +393,75 @@ def test_hook_executes_in_deadline_then_order_id_order(
 
 
 def test_invalid_create_by_account_without_merchant_role(chain: OrderChain) -> None:
-    _rejected(chain, "buyer2", "order.create", _body(chain), "not_authorized")
+    rejected(chain, "buyer2", "order.create", _body(chain), "not_authorized")
 
 
 def test_invalid_create_for_unregistered_buyer(chain: OrderChain) -> None:
     stranger = PrivateKey.from_label("stranger").address
-    _rejected(chain, "merchant1", "order.create", _body(chain, buyer=stranger), "unknown_account")
+    rejected(chain, "merchant1", "order.create", _body(chain, buyer=stranger), "unknown_account")
 
 
 def test_invalid_create_with_unregistered_arbiter_or_sharer(chain: OrderChain) -> None:
     stranger = PrivateKey.from_label("stranger").address
     body = _body(chain, arbiter=stranger)
-    _rejected(chain, "merchant1", "order.create", body, "unknown_account")
+    rejected(chain, "merchant1", "order.create", body, "unknown_account")
     body = _body(chain, sharer=stranger, commission_bps=100)
-    _rejected(chain, "merchant1", "order.create", body, "unknown_account")
+    rejected(chain, "merchant1", "order.create", body, "unknown_account")
 
 
 def test_invalid_buyer_is_the_merchant(chain: OrderChain) -> None:
     body = _body(chain, buyer=chain.address("merchant1"))
-    _rejected(chain, "merchant1", "order.create", body, "invalid_buyer")
+    rejected(chain, "merchant1", "order.create", body, "invalid_buyer")
 
 
 @pytest.mark.parametrize("who", ["buyer1", "merchant1"])
 def test_invalid_sharer_is_buyer_or_merchant(chain: OrderChain, who: str) -> None:
     body = _body(chain, sharer=chain.address(who), commission_bps=100)
-    receipt = _rejected(chain, "merchant1", "order.create", body, "invalid_sharer")
+    receipt = rejected(chain, "merchant1", "order.create", body, "invalid_sharer")
     assert "buyer" in receipt.message or "merchant" in receipt.message
 
 
 def test_invalid_sharer_and_rate_not_given_together(chain: OrderChain) -> None:
     body = _body(chain, sharer=chain.address("sharer1"))
-    _rejected(chain, "merchant1", "order.create", body, "invalid_sharer")
+    rejected(chain, "merchant1", "order.create", body, "invalid_sharer")
     body = _body(chain, commission_bps=100)
-    _rejected(chain, "merchant1", "order.create", body, "invalid_sharer")
+    rejected(chain, "merchant1", "order.create", body, "invalid_sharer")
 
 
 def test_invalid_commission_above_the_cap(chain: OrderChain) -> None:
     body = _body(chain, sharer=chain.address("sharer1"), commission_bps=3_001)
-    receipt = _rejected(chain, "merchant1", "order.create", body, "commission_too_high")
+    receipt = rejected(chain, "merchant1", "order.create", body, "commission_too_high")
     assert "3001" in receipt.message and "3000" in receipt.message
-    _ok(chain, "admin", "param.set", ParameterSet("max_commission_bps", 500))
+    accepted(chain, "admin", "param.set", ParameterSet("max_commission_bps", 500))
     body = _body(chain, sharer=chain.address("sharer1"), commission_bps=501)
-    _rejected(chain, "merchant1", "order.create", body, "commission_too_high")
+    rejected(chain, "merchant1", "order.create", body, "commission_too_high")
 
 
 def test_invalid_arbiter_without_the_role(chain: OrderChain) -> None:
     body = _body(chain, arbiter=chain.address("buyer2"))
-    _rejected(chain, "merchant1", "order.create", body, "invalid_arbiter")
+    rejected(chain, "merchant1", "order.create", body, "invalid_arbiter")
 
 
 def test_invalid_arbiter_who_is_a_party(chain: OrderChain) -> None:
-    _ok(chain, "admin", "account.roles", AccountRoles(chain.address("buyer1"), ("arbiter",), ()))
-    _ok(chain, "admin", "account.roles", AccountRoles(chain.address("sharer1"), ("arbiter",), ()))
+    accepted(
+        chain, "admin", "account.roles", AccountRoles(chain.address("buyer1"), ("arbiter",), ())
+    )
+    accepted(
+        chain, "admin", "account.roles", AccountRoles(chain.address("sharer1"), ("arbiter",), ())
+    )
     body = _body(chain, arbiter=chain.address("buyer1"))
-    _rejected(chain, "merchant1", "order.create", body, "invalid_arbiter")
+    rejected(chain, "merchant1", "order.create", body, "invalid_arbiter")
     body = _body(
         chain, arbiter=chain.address("sharer1"), sharer=chain.address("sharer1"), commission_bps=1
     )
-    _rejected(chain, "merchant1", "order.create", body, "invalid_arbiter")
+    rejected(chain, "merchant1", "order.create", body, "invalid_arbiter")
 
 
 def test_invalid_order_total_zero_or_too_large(chain: OrderChain) -> None:
     free = _body(chain, items=(OrderItem("gift", 1, 0),), shipping=0)
-    _rejected(chain, "merchant1", "order.create", free, "invalid_amount")
+    rejected(chain, "merchant1", "order.create", free, "invalid_amount")
     huge = _body(chain, items=(OrderItem("gold", 1_000_000, 2**62),))
-    _rejected(chain, "merchant1", "order.create", huge, "invalid_amount")
+    rejected(chain, "merchant1", "order.create", huge, "invalid_amount")
 
 
 # --- rejections: acting on orders --------------------------------------------------------------
@@ -492,20 +469,20 @@ def test_invalid_order_total_zero_or_too_large(chain: OrderChain) -> None:
 
 def test_invalid_unknown_order(chain: OrderChain) -> None:
     missing = bytes(range(32))
-    _rejected(chain, "buyer1", "order.pay", OrderPay(missing, 1), "unknown_order")
-    _rejected(chain, "buyer1", "order.confirm", OrderConfirm(missing), "unknown_order")
+    rejected(chain, "buyer1", "order.pay", OrderPay(missing, 1), "unknown_order")
+    rejected(chain, "buyer1", "order.confirm", OrderConfirm(missing), "unknown_order")
 
 
 @pytest.mark.parametrize("who", ["merchant1", "buyer2", "sharer1", "arbiter"])
 def test_invalid_pay_by_someone_else(chain: OrderChain, who: str) -> None:
     order_id = chain.create(sharer="sharer1", commission_bps=100)
-    _rejected(chain, who, "order.pay", OrderPay(order_id, TOTAL), "wrong_actor")
+    rejected(chain, who, "order.pay", OrderPay(order_id, TOTAL), "wrong_actor")
 
 
 @pytest.mark.parametrize("amount", [TOTAL - 1, TOTAL + 1, 1])
 def test_invalid_pay_wrong_amount(chain: OrderChain, amount: int) -> None:
     order_id = chain.create()
-    receipt = _rejected(chain, "buyer1", "order.pay", OrderPay(order_id, amount), "amount_mismatch")
+    receipt = rejected(chain, "buyer1", "order.pay", OrderPay(order_id, amount), "amount_mismatch")
     assert str(TOTAL) in receipt.message
 
 
@@ -513,42 +490,42 @@ def test_invalid_pay_more_than_the_balance(chain: OrderChain) -> None:
     items = (("tv", 1, chain.balance("buyer1")),)
     order_id = chain.create(items=items)
     total = chain.order(order_id).total
-    _rejected(chain, "buyer1", "order.pay", OrderPay(order_id, total), "insufficient_balance")
+    rejected(chain, "buyer1", "order.pay", OrderPay(order_id, total), "insufficient_balance")
 
 
 def test_invalid_pay_twice(chain: OrderChain) -> None:
     order_id = _funded(chain)
-    _rejected(chain, "buyer1", "order.pay", OrderPay(order_id, TOTAL), "wrong_order_state")
+    rejected(chain, "buyer1", "order.pay", OrderPay(order_id, TOTAL), "wrong_order_state")
 
 
 def test_invalid_ship_by_buyer_or_before_payment(chain: OrderChain) -> None:
     order_id = chain.create()
     body = OrderShip(order_id, shipment("SF1"))
-    _rejected(chain, "merchant1", "order.ship", body, "wrong_order_state")
-    _ok(chain, "buyer1", "order.pay", OrderPay(order_id, TOTAL))
-    _rejected(chain, "buyer1", "order.ship", body, "wrong_actor")
-    _rejected(chain, "merchant2", "order.ship", body, "wrong_actor")
+    rejected(chain, "merchant1", "order.ship", body, "wrong_order_state")
+    accepted(chain, "buyer1", "order.pay", OrderPay(order_id, TOTAL))
+    rejected(chain, "buyer1", "order.ship", body, "wrong_actor")
+    rejected(chain, "merchant2", "order.ship", body, "wrong_actor")
 
 
 def test_invalid_confirm_by_merchant_or_before_shipping(chain: OrderChain) -> None:
     order_id = _funded(chain)
-    _rejected(chain, "buyer1", "order.confirm", OrderConfirm(order_id), "wrong_order_state")
-    _ok(chain, "merchant1", "order.ship", OrderShip(order_id, shipment("SF1")))
-    _rejected(chain, "merchant1", "order.confirm", OrderConfirm(order_id), "wrong_actor")
+    rejected(chain, "buyer1", "order.confirm", OrderConfirm(order_id), "wrong_order_state")
+    accepted(chain, "merchant1", "order.ship", OrderShip(order_id, shipment("SF1")))
+    rejected(chain, "merchant1", "order.confirm", OrderConfirm(order_id), "wrong_actor")
 
 
 def test_invalid_cancel_after_shipping_or_by_a_stranger(chain: OrderChain) -> None:
     order_id = chain.create(sharer="sharer1", commission_bps=100)
-    _rejected(chain, "sharer1", "order.cancel", OrderCancel(order_id), "wrong_actor")
-    _rejected(chain, "arbiter", "order.cancel", OrderCancel(order_id), "wrong_actor")
+    rejected(chain, "sharer1", "order.cancel", OrderCancel(order_id), "wrong_actor")
+    rejected(chain, "arbiter", "order.cancel", OrderCancel(order_id), "wrong_actor")
     shipped = _shipped(chain)
-    _rejected(chain, "merchant1", "order.cancel", OrderCancel(shipped), "wrong_order_state")
-    _rejected(chain, "buyer1", "order.cancel", OrderCancel(shipped), "wrong_order_state")
+    rejected(chain, "merchant1", "order.cancel", OrderCancel(shipped), "wrong_order_state")
+    rejected(chain, "buyer1", "order.cancel", OrderCancel(shipped), "wrong_order_state")
 
 
 def test_invalid_buyer_cancel_before_the_ship_deadline(chain: OrderChain) -> None:
     order_id = _funded(chain)
-    receipt = _rejected(
+    receipt = rejected(
         chain, "buyer1", "order.cancel", OrderCancel(order_id), "deadline_not_reached"
     )
     assert str(chain.order(order_id).due_s) in receipt.message
@@ -557,55 +534,55 @@ def test_invalid_buyer_cancel_before_the_ship_deadline(chain: OrderChain) -> Non
 def test_invalid_dispute_before_funding_or_by_a_third_party(chain: OrderChain) -> None:
     order_id = chain.create(sharer="sharer1", commission_bps=100)
     body = OrderDispute(order_id, None)
-    _rejected(chain, "buyer1", "order.dispute", body, "wrong_order_state")
-    _ok(chain, "buyer1", "order.pay", OrderPay(order_id, TOTAL))
+    rejected(chain, "buyer1", "order.dispute", body, "wrong_order_state")
+    accepted(chain, "buyer1", "order.pay", OrderPay(order_id, TOTAL))
     for who in ("sharer1", "arbiter", "buyer2"):
-        _rejected(chain, who, "order.dispute", body, "wrong_actor")
+        rejected(chain, who, "order.dispute", body, "wrong_actor")
 
 
 def test_invalid_dispute_twice(chain: OrderChain) -> None:
     order_id = _disputed(chain)
     body = OrderDispute(order_id, None)
-    _rejected(chain, "merchant1", "order.dispute", body, "wrong_order_state")
+    rejected(chain, "merchant1", "order.dispute", body, "wrong_order_state")
 
 
 def test_invalid_resolve_by_another_arbiter_or_a_party(chain: OrderChain) -> None:
     other = PrivateKey.from_label("account:arbiter2")
     chain.extra_keys["arbiter2"] = other
     register = AccountRegister(other.public_key, ("arbiter",), "arbiter2")
-    _ok(chain, "admin", "account.register", register)
+    accepted(chain, "admin", "account.register", register)
     order_id = _disputed(chain)
     for who in ("arbiter2", "buyer1", "merchant1"):
-        _rejected(chain, who, "order.resolve", OrderResolve(order_id, 0), "wrong_actor")
+        rejected(chain, who, "order.resolve", OrderResolve(order_id, 0), "wrong_actor")
 
 
 def test_invalid_resolve_by_an_arbiter_whose_role_was_revoked(chain: OrderChain) -> None:
     order_id = _disputed(chain)
     revoke = AccountRoles(chain.address("arbiter"), (), ("arbiter",))
-    _ok(chain, "admin", "account.roles", revoke)
-    _rejected(chain, "arbiter", "order.resolve", OrderResolve(order_id, 0), "not_authorized")
+    accepted(chain, "admin", "account.roles", revoke)
+    rejected(chain, "arbiter", "order.resolve", OrderResolve(order_id, 0), "not_authorized")
 
 
 def test_invalid_resolve_an_order_not_in_dispute(chain: OrderChain) -> None:
     order_id = _shipped(chain)
-    _rejected(chain, "arbiter", "order.resolve", OrderResolve(order_id, 0), "wrong_order_state")
+    rejected(chain, "arbiter", "order.resolve", OrderResolve(order_id, 0), "wrong_order_state")
 
 
 def test_invalid_refund_larger_than_escrow(chain: OrderChain) -> None:
     order_id = _disputed(chain)
     body = OrderResolve(order_id, TOTAL + 1)
-    receipt = _rejected(chain, "arbiter", "order.resolve", body, "refund_too_large")
+    receipt = rejected(chain, "arbiter", "order.resolve", body, "refund_too_large")
     assert str(TOTAL + 1) in receipt.message
 
 
 def test_invalid_second_payout_or_refund(chain: OrderChain) -> None:
     resolved = _disputed(chain)
-    _ok(chain, "arbiter", "order.resolve", OrderResolve(resolved, 100))
-    _rejected(chain, "arbiter", "order.resolve", OrderResolve(resolved, 100), "order_closed")
+    accepted(chain, "arbiter", "order.resolve", OrderResolve(resolved, 100))
+    rejected(chain, "arbiter", "order.resolve", OrderResolve(resolved, 100), "order_closed")
     refunded = _funded(chain)
-    _ok(chain, "merchant1", "order.cancel", OrderCancel(refunded))
-    _rejected(chain, "merchant1", "order.cancel", OrderCancel(refunded), "order_closed")
-    _rejected(chain, "buyer1", "order.pay", OrderPay(refunded, TOTAL), "order_closed")
+    accepted(chain, "merchant1", "order.cancel", OrderCancel(refunded))
+    rejected(chain, "merchant1", "order.cancel", OrderCancel(refunded), "order_closed")
+    rejected(chain, "buyer1", "order.pay", OrderPay(refunded, TOTAL), "order_closed")
 
 
 _ACTIONS: list[tuple[str, str, Any]] = [
@@ -626,16 +603,16 @@ def test_invalid_anything_after_a_terminal_state(chain: OrderChain, terminal: st
         chain.run([], chain.now + WINDOWS["return_window_s"])
     elif terminal == CANCELLED:
         order_id = chain.create()
-        _ok(chain, "merchant1", "order.cancel", OrderCancel(order_id))
+        accepted(chain, "merchant1", "order.cancel", OrderCancel(order_id))
     elif terminal == REFUNDED:
         order_id = _funded(chain)
-        _ok(chain, "merchant1", "order.cancel", OrderCancel(order_id))
+        accepted(chain, "merchant1", "order.cancel", OrderCancel(order_id))
     else:
         order_id = _disputed(chain)
-        _ok(chain, "arbiter", "order.resolve", OrderResolve(order_id, 10))
+        accepted(chain, "arbiter", "order.resolve", OrderResolve(order_id, 10))
     assert chain.order(order_id).state == terminal
     for name, tx_type, make in _ACTIONS:
-        _rejected(chain, name, tx_type, make(order_id), "order_closed")
+        rejected(chain, name, tx_type, make(order_id), "order_closed")
 
 
 @pytest.mark.parametrize(
@@ -672,7 +649,7 @@ def test_invalid_action_at_or_after_the_deadline(
 def test_rejected_transactions_leave_balances_and_escrow_alone(chain: OrderChain) -> None:
     order_id = _funded(chain)
     before = (chain.balance("buyer1"), chain.balance("merchant1"), get_supply(chain.state))
-    _rejected(chain, "buyer1", "order.ship", OrderShip(order_id, shipment("x")), "wrong_actor")
+    rejected(chain, "buyer1", "order.ship", OrderShip(order_id, shipment("x")), "wrong_actor")
     assert (chain.balance("buyer1"), chain.balance("merchant1"), get_supply(chain.state)) == before
     buyer = get_account(chain.state, chain.address("buyer1"))
     assert buyer is not None

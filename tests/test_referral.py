@@ -1,16 +1,21 @@
-"""Referral bindings (write-once, never a cycle) and one- and two-level commission payouts."""
+"""Referral bindings (write-once, never a cycle, paying nothing) and the one-level rule: only
+the sharer whose link made the sale is paid, and no genesis or param.set can ask for more."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from contracts.orders import COMPLETED, OrderConfirm, OrderPay, OrderShip, party_key
 from contracts.referral import INVITE_PREFIX, ReferralBind, get_inviter, invitee_count
+from ledger.accounts import account_key, get_parameter
 from ledger.encoding import decode
+from ledger.errors import InvalidGenesis
 from ledger.keys import PrivateKey
+from ledger.transactions import ParameterSet
 from tests.orderkit import WINDOWS, OrderChain, order_genesis, shipment
 
 NAMES = ("buyer1", "buyer2", "buyer3", "sharer1", "sharer2", "merchant1", "merchant2")
@@ -104,55 +109,52 @@ def test_random_bindings_never_form_a_cycle(binds: list[tuple[str, str]]) -> Non
         assert invitee_count(chain.state, chain.address(name)) == count
 
 
-def test_one_level_by_default_pays_only_the_direct_sharer() -> None:
+def test_only_the_direct_sharer_is_paid_and_a_binding_pays_nothing() -> None:
     chain = OrderChain(genesis=order_genesis())
     assert _bind(chain, "sharer1", "sharer2").ok
     before = chain.balance("sharer2")
     order_id = chain.create(sharer="sharer1", commission_bps=1_000)
-    assert chain.order(order_id).inviter is None
+    assert chain.order(order_id).parties() == [
+        (chain.address("merchant1"), "merchant"),
+        (chain.address("buyer1"), "buyer"),
+        (chain.address("arbiter"), "arbiter"),
+        (chain.address("sharer1"), "sharer"),
+    ]
+    assert chain.state.get(party_key(chain.address("sharer2"), order_id)) is None
     _complete(chain, order_id)
     assert chain.order(order_id).sharer_paid == 200
-    assert chain.balance("sharer2") == before
+    assert chain.balance("sharer2") == before  # the inviter earns nothing from its invitee
 
 
-def test_two_levels_split_the_commission() -> None:
-    chain = OrderChain(genesis=order_genesis(referral_levels=2, second_level_share_bps=3_333))
-    assert _bind(chain, "sharer1", "sharer2").ok
-    before = {n: chain.balance(n) for n in ("sharer1", "sharer2", "merchant1")}
-    order_id = chain.create(
-        items=(("tea", 3, 1_001),), shipping=7, sharer="sharer1", commission_bps=2_999
-    )
-    order = chain.order(order_id)
-    assert (order.inviter, order.inviter_share_bps) == (chain.address("sharer2"), 3_333)
-    raw = chain.state.get(party_key(chain.address("sharer2"), order_id))
-    assert raw is not None and decode(raw) == "inviter"
-    _complete(chain, order_id)
-    goods, total = 3_003, 3_010
-    commission = goods * 2_999 // 10_000  # 900
-    second = commission * 3_333 // 10_000  # 299
-    done = chain.order(order_id)
-    assert (done.sharer_paid, done.inviter_paid, done.merchant_paid) == (
-        commission - second,
-        second,
-        total - commission,
-    )
-    assert chain.balance("sharer1") == before["sharer1"] + commission - second
-    assert chain.balance("sharer2") == before["sharer2"] + second
-    assert chain.balance("merchant1") == before["merchant1"] + total - commission
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("referral_levels", 2),
+        ("referral_levels", 1),
+        ("second_level_share_bps", 3_000),
+        ("second_level_anything", 0),
+        ("max_commission_bps", 3_001),
+    ],
+)
+def test_invalid_genesis_asking_for_upline_pay(name: str, value: int) -> None:
+    with pytest.raises(InvalidGenesis, match=rf"parameters\.{name}: .*pyramid selling"):
+        order_genesis(**{name: value})
 
 
-def test_two_levels_skip_an_inviter_who_is_the_buyer() -> None:
-    chain = OrderChain(genesis=order_genesis(referral_levels=2))
-    assert _bind(chain, "sharer1", "buyer1").ok
-    order_id = chain.create(sharer="sharer1", commission_bps=1_000)
-    assert chain.order(order_id).inviter is None
-    _complete(chain, order_id)
-    assert (chain.order(order_id).sharer_paid, chain.order(order_id).inviter_paid) == (200, 0)
-
-
-def test_second_level_is_fixed_when_the_order_is_created() -> None:
-    chain = OrderChain(genesis=order_genesis(referral_levels=2))
-    order_id = chain.create(sharer="sharer1", commission_bps=1_000)
-    assert _bind(chain, "sharer1", "sharer2").ok  # after the order: not its second level
-    _complete(chain, order_id)
-    assert (chain.order(order_id).sharer_paid, chain.order(order_id).inviter_paid) == (200, 0)
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("max_commission_bps", 3_001), ("referral_levels", 2), ("second_level_share_bps", 1)],
+)
+def test_invalid_param_set_cannot_raise_the_referral_cap(name: str, value: int) -> None:
+    chain = OrderChain(genesis=order_genesis())
+    before = dict(chain.state.committed)
+    receipt = chain.send("admin", "param.set", ParameterSet(name, value))
+    assert (receipt.ok, receipt.code) == (False, "invalid_parameter"), receipt
+    assert "pyramid selling" in receipt.message
+    changed = {
+        k
+        for k in set(before) | set(chain.state.committed)
+        if before.get(k) != chain.state.committed.get(k)
+    }
+    assert changed == {account_key(chain.address("admin"))}  # only the admin's nonce
+    assert get_parameter(chain.state, "max_commission_bps") == 3_000

@@ -56,10 +56,17 @@ async def test_get_order_follows_the_order_and_proves_it() -> None:
         answer = await served.result("sec_getOrder", {"order_id": order_id.hex()})
         order = answer["order"]
         assert answer["exists"] is True and answer["created_height"] == 1
-        assert answer["items"] == [
-            {"sku": "tea", "quantity": 2, "unit_price": 1_000},
-            {"sku": "cup", "quantity": 1, "unit_price": 250},
+        lines = [
+            {"sku": "tea", "quantity": 2, "unit_price": 1_000, "returnable": True},
+            {"sku": "cup", "quantity": 1, "unit_price": 250, "returnable": True},
         ]
+        assert answer["items"] == lines and order["items"] == lines
+        assert (order["leader"], order["leader_commission_bps"], order["pickup_hash"]) == (
+            None,
+            0,
+            None,
+        )
+        assert (order["returned"], order["return_hash"]) == ([], None)
         assert (order["state"], order["goods"], order["total"], order["held"]) == (
             "CREATED",
             2_250,
@@ -68,7 +75,7 @@ async def test_get_order_follows_the_order_and_proves_it() -> None:
         )
         assert order["merchant"] == _text("merchant1") and order["sharer"] == _text("sharer1")
         assert order["due_s"] == order["created_s"] + devnet.DEV_PARAMETERS["cancel_window_s"]
-        assert order["settlement"] == {"refunded": 0, "merchant": 0, "sharer": 0, "inviter": 0}
+        assert order["settlement"] == {"refunded": 0, "merchant": 0, "sharer": 0, "leader": 0}
         await _send(served, "buyer1", 0, "order.pay", OrderPay(order_id, 2_750))
         await _send(served, "merchant1", 1, "order.ship", OrderShip(order_id, bytes(32)))
         proven = await served.result("sec_getOrder", [order_id.hex(), True])

@@ -4,7 +4,10 @@ The order verbs build the `order.*` bodies (docs/protocol.md §5.5) and submit t
 `sec tx` verb (`secnode.cli.common.submit`): signed locally, nonce from the node, `--wait` for
 the receipt. The order id is the hash of the `order.create` transaction; `create` prints it.
 `pay` without `--amount` asks the node for the order total. Shipment references and dispute
-reasons are hashed with SHA-256 (only the hash goes on chain).
+reasons are hashed with SHA-256 (only the hash goes on chain). A line given with
+`--item-not-returnable` is sold without the no-reason return. `pay` on an order with a leader
+draws a random one-time pickup code (or takes `--pickup-code`), sends only its SHA-256 and
+prints the code on stderr: the buyer shows it to the leader, who presents it with `pickup`.
 
 `sec query order ID [--prove]` shows an order (verifying its state proof with `--prove`);
 `sec query orders --party ADDRESS` lists an account's orders (filters, pages, `--all`).
@@ -14,19 +17,28 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import secrets
+import sys
 from datetime import UTC, datetime
 from typing import Any, Final
 
 from contracts.orders import (
+    PICKUP_CODE_MAX,
+    PICKUP_CODE_MIN,
     ROLES,
     STATES,
+    OrderArrive,
     OrderCancel,
     OrderConfirm,
     OrderCreate,
     OrderDispute,
     OrderItem,
     OrderPay,
+    OrderPickup,
     OrderResolve,
+    OrderReturn,
+    OrderReturnReceived,
+    OrderReturnShip,
     OrderShip,
     order_key,
 )
@@ -73,6 +85,30 @@ def parse_item(text: str) -> OrderItem:
     return OrderItem(sku, int(quantity), int(price))
 
 
+def parse_final_item(text: str) -> OrderItem:
+    """SKU:QUANTITY:UNIT_PRICE of a line that cannot be returned without a reason."""
+    item = parse_item(text)
+    return OrderItem(item.sku, item.quantity, item.unit_price, returnable=False)
+
+
+def _pickup_code(text: str) -> bytes:
+    try:
+        code = bytes.fromhex(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be hex, got {text!r}") from None
+    if not PICKUP_CODE_MIN <= len(code) <= PICKUP_CODE_MAX:
+        raise argparse.ArgumentTypeError(
+            f"must be {PICKUP_CODE_MIN}-{PICKUP_CODE_MAX} bytes, got {len(code)}"
+        )
+    return code
+
+
+def _line(text: str) -> int:
+    if not text.isdigit() or int(text) > 63:
+        raise argparse.ArgumentTypeError(f"must be a line index in [0, 63], got {text!r}")
+    return int(text)
+
+
 def _bps(text: str) -> int:
     if not text.isdigit() or int(text) > 10_000:
         raise argparse.ArgumentTypeError(f"must be basis points in [0, 10000], got {text!r}")
@@ -89,6 +125,13 @@ def _reference_hash(text: str) -> bytes:
     return hashlib.sha256(text.encode()).digest()
 
 
+def _text_or_hash(text: str | None, hex_hash: str | None, option: str) -> bytes:
+    """The SHA-256 of a reference given as text, or the hash given as hex (`option`)."""
+    if hex_hash is not None:
+        return bytes.fromhex(hash_hex(hex_hash, option))
+    return _reference_hash(text or "")
+
+
 def _order_id(args: argparse.Namespace) -> bytes:
     return bytes.fromhex(hash_hex(args.order, "--order"))
 
@@ -99,6 +142,8 @@ def _order_id(args: argparse.Namespace) -> bytes:
 def _tx_create(args: argparse.Namespace) -> int:
     if (args.sharer is None) != (args.commission_bps is None):
         raise CommandError("--sharer and --commission-bps go together (both or neither)")
+    if (args.leader is None) != (args.leader_commission_bps is None):
+        raise CommandError("--leader and --leader-commission-bps go together (both or neither)")
     body = OrderCreate(
         resolve_address(args.buyer, "--buyer"),
         tuple(args.item),
@@ -106,6 +151,8 @@ def _tx_create(args: argparse.Namespace) -> int:
         resolve_address(args.arbiter, "--arbiter"),
         None if args.sharer is None else resolve_address(args.sharer, "--sharer"),
         args.commission_bps,
+        None if args.leader is None else resolve_address(args.leader, "--leader"),
+        args.leader_commission_bps,
     )
     return submit(args, body, creates_order=True)
 
@@ -113,19 +160,25 @@ def _tx_create(args: argparse.Namespace) -> int:
 def _tx_pay(args: argparse.Namespace) -> int:
     order_id = _order_id(args)
     amount = args.amount
+    code = args.pickup_code
     if amount is None:
         answer = connect(args).call_as("sec_getOrder", {"order_id": order_id.hex()}, m.OrderResult)
         if answer.order is None:
             raise CommandError(f"--order: order {order_id.hex()} does not exist")
         amount = answer.order.total
-    return submit(args, OrderPay(order_id, amount))
+        if answer.order.leader is not None and code is None:
+            code = secrets.token_bytes(PICKUP_CODE_MIN)
+            print(
+                f"pickup code {code.hex()} (show it to the leader at pickup; "
+                "only its SHA-256 goes on chain)",
+                file=sys.stderr,
+            )
+    pickup_hash = None if code is None else hashlib.sha256(code).digest()
+    return submit(args, OrderPay(order_id, amount, pickup_hash))
 
 
 def _tx_ship(args: argparse.Namespace) -> int:
-    if args.shipment_hash is not None:
-        shipment = bytes.fromhex(hash_hex(args.shipment_hash, "--shipment-hash"))
-    else:
-        shipment = _reference_hash(args.shipment)
+    shipment = _text_or_hash(args.shipment, args.shipment_hash, "--shipment-hash")
     return submit(args, OrderShip(_order_id(args), shipment))
 
 
@@ -146,6 +199,27 @@ def _tx_resolve(args: argparse.Namespace) -> int:
     return submit(args, OrderResolve(_order_id(args), args.refund))
 
 
+def _tx_arrive(args: argparse.Namespace) -> int:
+    return submit(args, OrderArrive(_order_id(args)))
+
+
+def _tx_pickup(args: argparse.Namespace) -> int:
+    return submit(args, OrderPickup(_order_id(args), args.code))
+
+
+def _tx_return(args: argparse.Namespace) -> int:
+    return submit(args, OrderReturn(_order_id(args), tuple(sorted(set(args.line)))))
+
+
+def _tx_return_ship(args: argparse.Namespace) -> int:
+    tracking = _text_or_hash(args.tracking, args.tracking_hash, "--tracking-hash")
+    return submit(args, OrderReturnShip(_order_id(args), tracking))
+
+
+def _tx_return_received(args: argparse.Namespace) -> int:
+    return submit(args, OrderReturnReceived(_order_id(args)))
+
+
 def _tx_bind(args: argparse.Namespace) -> int:
     return submit(args, ReferralBind(resolve_address(args.inviter, "--inviter")))
 
@@ -164,9 +238,9 @@ def _order_rows(order: Order) -> list[tuple[str, Any]]:
     ]
     if order.sharer is not None:
         rows.append(("sharer", f"{format_address(order.sharer)} ({order.commission_bps} bps)"))
-    if order.inviter is not None:
-        inviter = format_address(order.inviter)
-        rows.append(("inviter", f"{inviter} ({order.inviter_share_bps} bps)"))
+    if order.leader is not None:
+        leader = format_address(order.leader)
+        rows.append(("leader", f"{leader} ({order.leader_commission_bps} bps)"))
     rows += [
         ("goods", f"{order.goods} fen"),
         ("shipping", f"{order.shipping} fen"),
@@ -176,6 +250,16 @@ def _order_rows(order: Order) -> list[tuple[str, Any]]:
         ("updated", _seconds(order.updated_s)),
         ("due", _seconds(order.due_s)),
     ]
+    for index, item in enumerate(order.items):
+        returnable = "returnable" if item.returnable else "not returnable"
+        line = f"{item.sku} x {item.quantity} @ {item.unit_price} fen ({returnable})"
+        rows.append((f"line {index}", line))
+    if order.pickup_hash is not None:
+        rows.append(("pickup hash", order.pickup_hash.hex()))
+    if order.returned:
+        rows.append(("returned lines", ", ".join(str(index) for index in order.returned)))
+    if order.return_hash is not None:
+        rows.append(("return shipment", order.return_hash.hex()))
     if any(settlement.values()):
         rows += [(f"paid {who}", f"{amount} fen") for who, amount in settlement.items()]
     return rows
@@ -198,9 +282,6 @@ def _query_order(args: argparse.Namespace) -> int:
         rows: list[tuple[str, Any]] = [("order", order_id), ("exists", "no")]
     else:
         rows = _order_rows(answer.order)
-        for item in answer.items or []:
-            line = f"{item.sku} x {item.quantity} @ {item.unit_price} fen"
-            rows.append(("item", line))
     rows += [("height", answer.height), ("state root", answer.state_root.hex())]
     if args.prove:
         kind = "membership" if answer.exists else "non-membership"
@@ -269,12 +350,28 @@ def add_commands(
         metavar="SKU:QTY:PRICE",
         help="an order line, unit price in fen (repeat for more lines)",
     )
+    create.add_argument(
+        "--item-not-returnable",
+        dest="item",
+        action="append",
+        type=parse_final_item,
+        metavar="SKU:QTY:PRICE",
+        help="a line sold without the no-reason return (custom, perishable, opened digital)",
+    )
     create.add_argument("--shipping", type=count, default=0, metavar="FEN", help="default 0")
     create.add_argument("--arbiter", required=True, metavar="ADDRESS", help=ADDRESS_HELP)
     create.add_argument("--sharer", metavar="ADDRESS", help="whose link the buyer used")
     create.add_argument("--commission-bps", type=_bps, metavar="BPS", help="with --sharer")
+    create.add_argument("--leader", metavar="ADDRESS", help="group leader's pickup point")
+    create.add_argument("--leader-commission-bps", type=_bps, metavar="BPS", help="with --leader")
     pay = action("pay", "buyer: pay the total into escrow", _tx_pay)
     pay.add_argument("--amount", type=amount, metavar="FEN", help="default: the order total")
+    pay.add_argument(
+        "--pickup-code",
+        type=_pickup_code,
+        metavar="HEX",
+        help="your one-time pickup code for a leader order (default: a random one, printed)",
+    )
     ship = action("ship", "merchant: mark shipped", _tx_ship)
     reference = ship.add_mutually_exclusive_group(required=True)
     reference.add_argument("--shipment", metavar="TEXT", help="shipment reference (hashed)")
@@ -285,6 +382,18 @@ def add_commands(
     dispute.add_argument("--reason", metavar="TEXT", help="the complaint (only its hash is sent)")
     resolve = action("resolve", "arbiter: refund part and settle the rest", _tx_resolve)
     resolve.add_argument("--refund", required=True, type=count, metavar="FEN")
+    action("arrive", "leader: the goods are at your pickup point", _tx_arrive)
+    pickup = action("pickup", "leader: hand over, presenting the buyer's code", _tx_pickup)
+    pickup.add_argument("--code", required=True, type=_pickup_code, metavar="HEX")
+    returns = action("return", "buyer: no-reason return of whole lines", _tx_return)
+    returns.add_argument(
+        "--line", required=True, action="append", type=_line, metavar="N", help="repeatable"
+    )
+    return_ship = action("return-ship", "buyer: ship the returned lines back", _tx_return_ship)
+    tracking = return_ship.add_mutually_exclusive_group(required=True)
+    tracking.add_argument("--tracking", metavar="TEXT", help="return shipment ref (hashed)")
+    tracking.add_argument("--tracking-hash", metavar="HEX", help="its SHA-256, 64 hex")
+    action("return-received", "merchant: the returned goods arrived", _tx_return_received)
 
     referral = verbs.add_parser("referral", help="referral bindings")
     referral_actions = referral.add_subparsers(dest="referral_action", metavar="ACTION")

@@ -207,10 +207,20 @@ class OrderItem(StrictModel):
     sku: str
     quantity: int
     unit_price: int = Field(description="fen per unit")
+    returnable: bool = Field(
+        default=True,
+        description="may be returned within the return window without a reason "
+        "(false for custom, perishable or opened digital goods)",
+    )
 
     @classmethod
     def of(cls, line: OrderLine) -> OrderItem:
-        return cls(sku=line.sku, quantity=line.quantity, unit_price=line.unit_price)
+        return cls(
+            sku=line.sku,
+            quantity=line.quantity,
+            unit_price=line.unit_price,
+            returnable=line.is_returnable,
+        )
 
 
 class Settlement(StrictModel):
@@ -219,7 +229,7 @@ class Settlement(StrictModel):
     refunded: int = Field(description="fen back to the buyer")
     merchant: int = Field(description="fen to the merchant")
     sharer: int = Field(description="fen to the sharer (commission)")
-    inviter: int = Field(description="fen to the sharer's inviter (second-level commission)")
+    leader: int = Field(description="fen to the community group leader (commission)")
 
 
 class Order(StrictModel):
@@ -227,7 +237,8 @@ class Order(StrictModel):
 
     order_id: Hash32
     state: str = Field(
-        description="CREATED, FUNDED, SHIPPED, RECEIVED, DISPUTED (open), "
+        description="CREATED, FUNDED, SHIPPED, RECEIVED, DISPUTED, AT_PICKUP, "
+        "RETURN_REQUESTED, RETURN_SHIPPED (open), "
         "COMPLETED, CANCELLED, REFUNDED, RESOLVED (terminal)"
     )
     merchant: AddressBytes
@@ -235,8 +246,11 @@ class Order(StrictModel):
     arbiter: AddressBytes
     sharer: AddressBytes | None
     commission_bps: int
-    inviter: AddressBytes | None = Field(description="second-level payee, fixed at creation")
-    inviter_share_bps: int
+    leader: AddressBytes | None = Field(
+        description="community group leader whose pickup point receives the goods"
+    )
+    leader_commission_bps: int = Field(description="the leader's rate on the goods value")
+    items: list[OrderItem] = Field(description="the order lines, each marked returnable or not")
     goods: int = Field(description="sum of quantity * unit_price, fen")
     shipping: int
     total: int = Field(description="goods + shipping: what the buyer pays into escrow")
@@ -250,6 +264,13 @@ class Order(StrictModel):
     shipment_hash: Hash32 | None
     reason_hash: Hash32 | None
     disputed_by: AddressBytes | None
+    pickup_hash: Hash32 | None = Field(
+        description="SHA-256 of the buyer's one-time pickup code (leader orders, once paid)"
+    )
+    returned: list[int] = Field(
+        description="indexes of the lines in a no-reason return (requested or refunded)"
+    )
+    return_hash: Hash32 | None = Field(description="hash of the return shipment reference")
     settlement: Settlement
 
     @classmethod
@@ -263,8 +284,9 @@ class Order(StrictModel):
             arbiter=order.arbiter,
             sharer=order.sharer,
             commission_bps=order.commission_bps,
-            inviter=order.inviter,
-            inviter_share_bps=order.inviter_share_bps,
+            leader=order.leader,
+            leader_commission_bps=order.leader_commission_bps,
+            items=[OrderItem.of(item) for item in order.items],
             goods=order.goods,
             shipping=order.shipping,
             total=order.total,
@@ -275,10 +297,13 @@ class Order(StrictModel):
             shipment_hash=order.shipment_hash,
             reason_hash=order.reason_hash,
             disputed_by=order.disputed_by,
+            pickup_hash=order.pickup_hash,
+            returned=list(order.returned),
+            return_hash=order.return_hash,
             settlement=Settlement(
                 refunded=order.refunded,
                 merchant=order.merchant_paid,
                 sharer=order.sharer_paid,
-                inviter=order.inviter_paid,
+                leader=order.leader_paid,
             ),
         )
