@@ -13,7 +13,10 @@ declaring `CONTRACT` plus one entry in `CONTRACTS`.
 * `contracts.referral`: `referral.bind`;
 * `contracts.epochs` (declares the trust plug-in): `trust.attest` and the attestation log of
   `contracts.trust`, and the trust epoch hook (`run_trust_epochs`) over the fixed-point
-  EigenTrust of `contracts.eigentrust`.
+  EigenTrust of `contracts.eigentrust`;
+* `contracts.groups`: the `group.*` kinds (group buy) and the join-deadline hook
+  (`run_group_deadlines`) over the due-heap of `contracts.due_heap`; member orders are opened
+  through `contracts.escrow.open_funded_order`.
 
 Errors of all three live in `contracts.errors`.
 """
@@ -23,11 +26,16 @@ from __future__ import annotations
 from functools import partial
 from typing import Final
 
-from contracts import epochs, escrow, referral
+from contracts import epochs, escrow, groups, referral
 from ledger.execution import BlockHook, Executor
 from ledger.plugins import Contract, assemble_block_hooks, assemble_kinds, assemble_tx_types
 
-CONTRACTS: Final[tuple[Contract, ...]] = (escrow.CONTRACT, referral.CONTRACT, epochs.CONTRACT)
+CONTRACTS: Final[tuple[Contract, ...]] = (
+    escrow.CONTRACT,
+    referral.CONTRACT,
+    epochs.CONTRACT,
+    groups.CONTRACT,
+)
 """Every built-in contract; their block hooks run in this order at the start of every block."""
 
 TX_TYPES: Final = assemble_tx_types(CONTRACTS)

@@ -84,6 +84,7 @@ from contracts.orders import (
     OrderConfirm,
     OrderCreate,
     OrderDispute,
+    OrderItem,
     OrderPay,
     OrderResolve,
     OrderShip,
@@ -517,3 +518,57 @@ CONTRACT: Final = Contract(
     queries=(get_order, find_order, orders_of),
 )
 """The orders-and-escrow plug-in: the `order.*` kinds and the deadline hook."""
+
+
+# --- orders opened by other contracts ---------------------------------------------------------
+
+
+def open_funded_order(
+    state: State,
+    order_id: bytes,
+    *,
+    merchant: bytes,
+    buyer: bytes,
+    arbiter: bytes,
+    items: tuple[OrderItem, ...],
+    shipping: int,
+    sharer: bytes | None,
+    commission_bps: int,
+    context: BlockContext,
+    events: Events,
+) -> Order:
+    """Open an order already FUNDED, for a contract that holds its payment (contracts.groups).
+
+    The caller has checked the parties as `apply_create` does and already counts the order's
+    total in `Supply.escrow`: the order takes it over (`held = total`) and nothing moves. One
+    referral level (no inviter). The order enters FUNDED at the block time, so its ship deadline
+    is scheduled like that of an order paid now; from there the ordinary life cycle applies.
+    """
+    goods = goods_value((item.quantity, item.unit_price) for item in items)
+    order = Order(
+        merchant=merchant,
+        buyer=buyer,
+        arbiter=arbiter,
+        sharer=sharer,
+        commission_bps=commission_bps if sharer is not None else 0,
+        inviter=None,
+        inviter_share_bps=0,
+        goods=goods,
+        shipping=shipping,
+        state=FUNDED,
+        created_s=context.time_s,
+        updated_s=context.time_s,
+        due_s=None,
+        shipment_hash=None,
+        reason_hash=None,
+        disputed_by=None,
+        held=goods + shipping,
+        refunded=0,
+        merchant_paid=0,
+        sharer_paid=0,
+        inviter_paid=0,
+    )
+    index_parties(state, order_id, order)
+    events.append(_event("order.created", order_id, buyer=buyer, total=order.total))
+    _enter(state, order_id, order, FUNDED, context.time_s, context.time_s, events)
+    return order
