@@ -21,6 +21,7 @@ from contracts.orders import (
     OrderResolve,
     OrderShip,
 )
+from contracts.groups import GroupCancel, GroupJoin, GroupOpen
 from contracts.referral import ReferralBind
 from contracts.trust import Attest
 from ledger.encoding import decode, encode
@@ -81,6 +82,9 @@ SAMPLES: dict[str, Any] = {
     "order.dispute": OrderDispute(ORDER, SHIPMENT),
     "order.resolve": OrderResolve(ORDER, 0),
     "trust.attest": Attest(ORDER, MERCHANT, -1),
+    "group.open": GroupOpen(SHIPMENT, 3000, 2, 10, 1_800_000_000, 500, 200, ARBITER),
+    "group.join": GroupJoin(ORDER, 2700, OTHER, 500),
+    "group.cancel": GroupCancel(ORDER),
 }
 """One body per transaction type, every optional field set."""
 
@@ -92,6 +96,7 @@ MINIMAL: dict[str, Any] = {
     "order.create": OrderCreate(KEY.address, (OrderItem("x", 1, 0),), 0, ARBITER),
     "order.dispute": OrderDispute(ORDER),
     "trust.attest": Attest(ORDER, MERCHANT, 1),
+    "group.join": GroupJoin(ORDER, 3200, None, None),
 }
 """Bodies with every optional field absent and lists empty or minimal."""
 
