@@ -31,6 +31,8 @@ METHODS = (
     "sec_getTrustScore",
     "sec_getTrustEpoch",
     "sec_getValidatorsWithProof",
+    "sec_getGroup",
+    "sec_listGroups",
     "rpc.discover",
 )
 
