@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from contracts import TX_TYPES
+from contracts.groups import GroupCancel, GroupJoin, GroupOpen
 from contracts.orders import (
     OrderCancel,
     OrderConfirm,
@@ -21,7 +22,6 @@ from contracts.orders import (
     OrderResolve,
     OrderShip,
 )
-from contracts.groups import GroupCancel, GroupJoin, GroupOpen
 from contracts.referral import ReferralBind
 from contracts.trust import Attest
 from ledger.encoding import decode, encode
