@@ -16,6 +16,9 @@ declaring `CONTRACT` plus one entry in `CONTRACTS`.
   EigenTrust of `contracts.eigentrust`;
 * `contracts.reviews`: `review.post` and `review.reply`, the review records and their indexes
   (and the item references `order.create` records for them).
+* `contracts.groups`: the `group.*` kinds (group buy) and the join-deadline hook
+  (`run_group_deadlines`) over the due-heap of `contracts.due_heap`; member orders are opened
+  through `contracts.escrow.open_funded_order`.
 
 Errors of all of them live in `contracts.errors`.
 """
@@ -25,7 +28,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Final
 
-from contracts import epochs, escrow, referral, reviews
+from contracts import epochs, escrow, groups, referral, reviews
 from ledger.execution import BlockHook, Executor
 from ledger.plugins import Contract, assemble_block_hooks, assemble_kinds, assemble_tx_types
 
@@ -34,6 +37,7 @@ CONTRACTS: Final[tuple[Contract, ...]] = (
     referral.CONTRACT,
     epochs.CONTRACT,
     reviews.CONTRACT,
+    groups.CONTRACT,
 )
 """Every built-in contract; their block hooks run in this order at the start of every block."""
 

@@ -211,3 +211,68 @@ class AlreadyReplied(ExecutionError):
     """A second reply to one review: a reply is written once and never changes."""
 
     code = "already_replied"
+
+
+# --- group buy (contracts/groups.py; docs/protocol.md "Group buy") ---
+
+
+class InvalidGroupTerms(ExecutionError):
+    """A group.open whose terms break a bound: min above max, a deadline not in the future or
+    beyond the horizon, an opener discount that leaves no price, a total above 2**63-1."""
+
+    code = "invalid_group_terms"
+
+
+class UnknownGroup(ExecutionError):
+    """No group has this id."""
+
+    code = "unknown_group"
+
+
+class GroupClosed(ExecutionError):
+    """The group FAILED or was CANCELLED: it accepts nothing more (its refunds are done)."""
+
+    code = "group_closed"
+
+
+class GroupFull(ExecutionError):
+    """A join when the group already has its maximum number of members."""
+
+    code = "group_full"
+
+
+class GroupExpired(ExecutionError):
+    """A join at or after the group's join deadline."""
+
+    code = "group_expired"
+
+
+class GroupFormed(ExecutionError):
+    """A cancel of a group that has formed: its members hold ordinary orders now."""
+
+    code = "group_formed"
+
+
+class NotGroupMerchant(ExecutionError):
+    """A group.cancel from someone other than the group's merchant."""
+
+    code = "not_group_merchant"
+
+
+class AlreadyJoined(ExecutionError):
+    """A second join of the same account to one group."""
+
+    code = "already_joined"
+
+
+class InvalidMember(ExecutionError):
+    """A join by the group's merchant or arbiter."""
+
+    code = "invalid_member"
+
+
+class GroupPriceMismatch(ExecutionError):
+    """A join payment that is not exactly the member's price (group price, or the opener's
+    discounted price, plus shipping)."""
+
+    code = "group_price_mismatch"

@@ -111,6 +111,7 @@ from contracts.orders import (
     OrderConfirm,
     OrderCreate,
     OrderDispute,
+    OrderItem,
     OrderPay,
     OrderPickup,
     OrderResolve,
@@ -464,26 +465,37 @@ def apply_create(
 
 
 def _check_leader(state: State, body: OrderCreate, merchant: bytes) -> None:
-    """The leader rules of `order.create`: leader and rate together, the leader holds the role
-    and is nobody else in the order, and the rate is within max_leader_commission_bps."""
-    if (body.leader is None) != (body.leader_commission_bps is None):
-        raise InvalidLeader("leader and leader_commission_bps must be given together or not at all")
-    if body.leader is None or body.leader_commission_bps is None:
-        return
-    leader = require_account(state, body.leader, "leader")
-    if not leader.has_role("leader"):
-        raise InvalidLeader(f"{format_address(body.leader)} lacks the 'leader' role")
+    """The leader rules of `order.create` (`check_leader`)."""
     others = {"buyer": body.buyer, "merchant": merchant, "arbiter": body.arbiter}
+    if body.sharer is not None:
+        others["sharer"] = body.sharer
+    check_leader(state, body.leader, body.leader_commission_bps, others, "order")
+
+
+def check_leader(
+    state: State,
+    leader_address: bytes | None,
+    rate_bps: int | None,
+    others: dict[str, bytes],
+    what: str,
+) -> None:
+    """The leader rules of an order (or of a group's member orders, `what` = "group"): leader
+    and rate together, the leader holds the role and is none of `others` (role -> address), and
+    the rate is within max_leader_commission_bps."""
+    if (leader_address is None) != (rate_bps is None):
+        raise InvalidLeader("leader and leader_commission_bps must be given together or not at all")
+    if leader_address is None or rate_bps is None:
+        return
+    leader = require_account(state, leader_address, "leader")
+    if not leader.has_role("leader"):
+        raise InvalidLeader(f"{format_address(leader_address)} lacks the 'leader' role")
     for role, address in others.items():
-        if body.leader == address:
-            raise InvalidLeader(f"leader {format_address(body.leader)} is the order's {role}")
-    if body.leader == body.sharer:
-        raise InvalidLeader(f"leader {format_address(body.leader)} is the order's sharer")
+        if leader_address == address:
+            raise InvalidLeader(f"leader {format_address(leader_address)} is the {what}'s {role}")
     cap = get_parameter(state, "max_leader_commission_bps")
-    if body.leader_commission_bps > cap:
+    if rate_bps > cap:
         raise CommissionTooHigh(
-            f"leader commission {body.leader_commission_bps} bps exceeds "
-            f"max_leader_commission_bps {cap}"
+            f"leader commission {rate_bps} bps exceeds max_leader_commission_bps {cap}"
         )
 
 
@@ -704,3 +716,54 @@ CONTRACT: Final = Contract(
     queries=(get_order, find_order, orders_of),
 )
 """The orders-and-escrow plug-in: the `order.*` kinds and the deadline hook."""
+
+
+# --- orders opened by other contracts ---------------------------------------------------------
+
+
+def open_funded_order(
+    state: State,
+    order_id: bytes,
+    *,
+    merchant: bytes,
+    buyer: bytes,
+    arbiter: bytes,
+    items: tuple[OrderItem, ...],
+    shipping: int,
+    sharer: bytes | None,
+    commission_bps: int,
+    leader: bytes | None,
+    leader_commission_bps: int,
+    pickup_hash: bytes | None,
+    item_refs: tuple[bytes, ...],
+    context: BlockContext,
+    events: Events,
+) -> Order:
+    """Open an order already FUNDED, for a contract that holds its payment (contracts.groups).
+
+    The caller has checked the parties as `apply_create` does (`check_leader` for a leader) and
+    already counts the order's total in `Supply.escrow`: the order takes it over
+    (`held = total`) and nothing moves. With a leader, `pickup_hash` is the buyer's pickup-code
+    hash, as `order.pay` would set it. `item_refs` are recorded for reviews. The order enters
+    FUNDED at the block time, so its ship deadline is scheduled like that of an order paid now;
+    from there the ordinary life cycle applies.
+    """
+    order = new_order(
+        merchant,
+        buyer,
+        arbiter,
+        items,
+        shipping,
+        created_s=context.time_s,
+        sharer=sharer,
+        commission_bps=commission_bps if sharer is not None else 0,
+        leader=leader,
+        leader_commission_bps=leader_commission_bps if leader is not None else 0,
+    )
+    order.held = order.total
+    order.pickup_hash = pickup_hash
+    index_parties(state, order_id, order)
+    record_order_items(state, order_id, item_refs)
+    events.append(_event("order.created", order_id, buyer=buyer, total=order.total))
+    _enter(state, order_id, order, FUNDED, context.time_s, context.time_s, events)
+    return order

@@ -10,7 +10,7 @@ from typing import ClassVar
 
 import pytest
 
-from contracts import CONTRACTS, TX_TYPES, build_executor, epochs, escrow
+from contracts import CONTRACTS, TX_TYPES, build_executor, epochs, escrow, groups
 from contracts.errors import WrongActor
 from contracts.orders import OrderPay, OrderShip
 from ledger.accounts import ROLE_BITS, ROLE_NAMES
@@ -91,9 +91,19 @@ def test_decoder_and_executor_tables_come_from_one_list() -> None:
 
 
 def test_block_hooks_run_in_contract_order() -> None:
-    assert [contract.name for contract in CONTRACTS] == ["escrow", "referral", "trust", "reviews"]
+    assert [contract.name for contract in CONTRACTS] == [
+        "escrow",
+        "referral",
+        "trust",
+        "reviews",
+        "groups",
+    ]
     hooks = build_executor("c", GENESIS).block_hooks
-    assert tuple(hooks) == (escrow.run_deadlines, epochs.run_trust_epochs)
+    assert tuple(hooks) == (
+        escrow.run_deadlines,
+        epochs.run_trust_epochs,
+        groups.run_group_deadlines,
+    )
 
 
 def test_core_table_decodes_no_contract_type() -> None:

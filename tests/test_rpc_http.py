@@ -32,6 +32,8 @@ METHODS = (
     "sec_getTrustEpoch",
     "sec_getValidatorsWithProof",
     "sec_getReviews",
+    "sec_getGroup",
+    "sec_listGroups",
     "rpc.discover",
 )
 

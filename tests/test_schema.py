@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 import tests.rpc_node
 from contracts.epochs import get_epoch
+from contracts.groups import GroupJoin, GroupOpen
 from contracts.orders import OrderConfirm, OrderCreate, OrderItem, OrderPay, OrderShip
 from contracts.reviews import ReviewPost, ReviewReply, item_ref
 from contracts.trust import Attest
@@ -101,6 +102,7 @@ class _Chain:
             self.node.commit_pending()
         else:
             raise AssertionError("no epoch with the two attestations was committed")
+        group = await self.group_of_two(arbiter)
         pending = self.sign("buyer1", "credit.transfer", Transfer(buyer2, 1))
         await self.node.submit(pending)
         block = self.node.store.get_block(1)
@@ -135,8 +137,25 @@ class _Chain:
                 {"merchant": _address("merchant1"), "item": item_ref("tea").hex(), "limit": 1},
                 {"merchant": nobody, "prove": True},
             ],
+            "sec_getGroup": [
+                {"group_id": group.hex(), "prove": True, "members_limit": 1},
+                {"group_id": "cd" * 32, "prove": True},
+            ],
+            "sec_listGroups": [{"merchant": _address("merchant1"), "state": "FORMED"}],
             "rpc.discover": [{}],
         }
+
+    async def group_of_two(self, arbiter: bytes) -> bytes:
+        """A group buy of merchant1 that formed with buyer1 and buyer3; its id."""
+        deadline_s = self.node.head.timestamp_ms // 1000 + 1_000
+        terms = GroupOpen(b"\x22" * 32, 900, 2, 3, deadline_s, 100, 50, arbiter)
+        opened = self.sign("merchant1", "group.open", terms)
+        await self.block(opened)
+        await self.block(
+            self.sign("buyer1", "group.join", GroupJoin(opened.hash, 850, None, None)),
+            self.sign("buyer3", "group.join", GroupJoin(opened.hash, 950, None, None)),
+        )
+        return opened.hash
 
 
 @pytest.fixture(scope="module")

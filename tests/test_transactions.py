@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from contracts import TX_TYPES
+from contracts.groups import GroupCancel, GroupJoin, GroupOpen
 from contracts.orders import (
     OrderArrive,
     OrderCancel,
@@ -96,6 +97,9 @@ SAMPLES: dict[str, Any] = {
     "trust.attest": Attest(ORDER, MERCHANT, -1),
     "review.post": ReviewPost(ORDER, 4, b"\x05" * 32, b"\x06" * 32),
     "review.reply": ReviewReply(ORDER, b"\x07" * 32),
+    "group.open": GroupOpen(SHIPMENT, 3000, 2, 10, 1_800_000_000, 500, 200, ARBITER, MERCHANT, 300),
+    "group.join": GroupJoin(ORDER, 2700, OTHER, 500, b"\x08" * 32),
+    "group.cancel": GroupCancel(ORDER),
 }
 """One body per transaction type, every optional field set."""
 
@@ -109,6 +113,8 @@ MINIMAL: dict[str, Any] = {
     "order.dispute": OrderDispute(ORDER),
     "trust.attest": Attest(ORDER, MERCHANT, 1),
     "review.post": ReviewPost(ORDER, 1, b"\x05" * 32, None),
+    "group.join": GroupJoin(ORDER, 3200, None, None),
+    "group.open": GroupOpen(SHIPMENT, 3000, 2, 10, 1_800_000_000, 0, 0, ARBITER),
 }
 """Bodies with every optional field absent and lists empty or minimal."""
 

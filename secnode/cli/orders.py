@@ -91,7 +91,7 @@ def parse_final_item(text: str) -> OrderItem:
     return OrderItem(item.sku, item.quantity, item.unit_price, returnable=False)
 
 
-def _pickup_code(text: str) -> bytes:
+def pickup_code(text: str) -> bytes:
     try:
         code = bytes.fromhex(text)
     except ValueError:
@@ -167,14 +167,21 @@ def _tx_pay(args: argparse.Namespace) -> int:
             raise CommandError(f"--order: order {order_id.hex()} does not exist")
         amount = answer.order.total
         if answer.order.leader is not None and code is None:
-            code = secrets.token_bytes(PICKUP_CODE_MIN)
-            print(
-                f"pickup code {code.hex()} (show it to the leader at pickup; "
-                "only its SHA-256 goes on chain)",
-                file=sys.stderr,
-            )
+            code = draw_pickup_code()
     pickup_hash = None if code is None else hashlib.sha256(code).digest()
     return submit(args, OrderPay(order_id, amount, pickup_hash))
+
+
+def draw_pickup_code() -> bytes:
+    """A random one-time pickup code, printed on stderr for the buyer (only its SHA-256 goes on
+    chain)."""
+    code = secrets.token_bytes(PICKUP_CODE_MIN)
+    print(
+        f"pickup code {code.hex()} (show it to the leader at pickup; only its SHA-256 goes on "
+        "chain)",
+        file=sys.stderr,
+    )
+    return code
 
 
 def _tx_ship(args: argparse.Namespace) -> int:
@@ -368,7 +375,7 @@ def add_commands(
     pay.add_argument("--amount", type=amount, metavar="FEN", help="default: the order total")
     pay.add_argument(
         "--pickup-code",
-        type=_pickup_code,
+        type=pickup_code,
         metavar="HEX",
         help="your one-time pickup code for a leader order (default: a random one, printed)",
     )
@@ -384,7 +391,7 @@ def add_commands(
     resolve.add_argument("--refund", required=True, type=count, metavar="FEN")
     action("arrive", "leader: the goods are at your pickup point", _tx_arrive)
     pickup = action("pickup", "leader: hand over, presenting the buyer's code", _tx_pickup)
-    pickup.add_argument("--code", required=True, type=_pickup_code, metavar="HEX")
+    pickup.add_argument("--code", required=True, type=pickup_code, metavar="HEX")
     returns = action("return", "buyer: no-reason return of whole lines", _tx_return)
     returns.add_argument(
         "--line", required=True, action="append", type=_line, metavar="N", help="repeatable"

@@ -43,6 +43,7 @@ from secnode.runtime.rpc.errors import (
     rejected,
     timeout,
 )
+from secnode.runtime.rpc.group_methods import group_method_table
 from secnode.runtime.rpc.jsonrpc import Method
 from secnode.runtime.rpc.openrpc import build_document
 from secnode.runtime.rpc.review_methods import review_method_table
@@ -509,6 +510,7 @@ def method_table(
     table.update(trust_method_table(view))
     table.update(validator_method_table(view))
     table.update(review_method_table(view))
+    table.update(group_method_table(view))
     document: dict[str, Any] = {}
 
     async def discover(params: m.NoParams) -> m.OpenRpcDocument:
