@@ -110,8 +110,74 @@ def _code(name: str) -> str:
     return (name.encode() * 16)[:16].hex()
 
 
-def test_returns_reviews_and_a_verified_audit(cluster: Cluster) -> None:
+def _group(cluster: Cluster, group_id: str) -> dict[str, Any]:
+    answer: dict[str, Any] = cluster.call(0, "sec_getGroup", {"group_id": group_id})
+    return answer
+
+
+def _wait_group(cluster: Cluster, group_id: str, state: str) -> dict[str, Any]:
+    def reached() -> dict[str, Any] | None:
+        answer = _group(cluster, group_id)
+        return answer if answer["group"]["state"] == state else None
+
+    return wait_until(reached, WAIT_S, f"group {group_id} to be {state}", cluster.diagnostics)
+
+
+def _group_through_a_leader(cluster: Cluster) -> list[str]:
+    """Three buyers join a group routed to leader sharer2; it forms; every member order is
+    handed over with its buyer's code; each pays the leader's commission. The member orders."""
+    buyers = ("buyer1", "buyer2", "buyer3")
+    before = _balances(cluster, *buyers, "merchant2", "sharer2")
+    opened = _tx(
+        cluster, 0, "merchant2", "group", "open", "--item", "rice, 5 kg", "--price", "1500",
+        "--min", "3", "--max", "3", "--deadline-in", "120", "--arbiter", "dev:arbiter",
+        "--leader", "dev:sharer2", "--leader-commission-bps", str(LEADER_BPS),
+    )  # fmt: skip
+    group_id: str = opened["hash"]
+    for node, buyer in enumerate(buyers):
+        verb = ("group", "join", "--group", group_id, "--pickup-code", _code(buyer))
+        _tx(cluster, node + 1, buyer, *verb)
+    formed = _wait_group(cluster, group_id, "FORMED")
+    orders: list[str] = [member["order_id"] for member in formed["members"]]
+    assert len(orders) == 3 and formed["group"]["pool"] == 0
+    for order_id, buyer in zip(orders, buyers, strict=True):
+        assert _order(cluster, order_id)["state"] == "FUNDED"
+        _tx(cluster, 1, "merchant2", "order", "ship", "--order", order_id, "--shipment", "bulk")
+        _tx(cluster, 2, "sharer2", "order", "arrive", "--order", order_id)
+        _tx(cluster, 3, "sharer2", "order", "pickup", "--order", order_id, "--code", _code(buyer))
+    fee = 1_500 * LEADER_BPS // 10_000
+    for order_id in orders:
+        done = _wait_order(cluster, order_id, "COMPLETED")
+        assert done["settlement"]["leader"] == fee
+    after = _balances(cluster, *buyers, "merchant2", "sharer2")
+    assert after == {
+        **{buyer: before[buyer] - 1_500 for buyer in buyers},
+        "merchant2": before["merchant2"] + 3 * (1_500 - fee),
+        "sharer2": before["sharer2"] + 3 * fee,
+    }
+    return orders
+
+
+def _group_that_fails(cluster: Cluster) -> None:
+    """A group that never reaches its minimum refunds its one member at the deadline, with
+    nobody acting."""
+    before = _balances(cluster, "buyer3", "merchant1")
+    opened = _tx(
+        cluster, 0, "merchant1", "group", "open", "--item", "lychee box", "--price", "900",
+        "--min", "3", "--max", "5", "--deadline-in", "8", "--arbiter", "dev:arbiter",
+    )  # fmt: skip
+    group_id: str = opened["hash"]
+    _tx(cluster, 1, "buyer3", "group", "join", "--group", group_id)
+    assert _balances(cluster, "buyer3")["buyer3"] == before["buyer3"] - 900
+    failed = _wait_group(cluster, group_id, "FAILED")
+    assert failed["group"]["pool"] == 0
+    assert _balances(cluster, "buyer3", "merchant1") == before
+
+
+def test_groups_returns_reviews_and_a_verified_audit(cluster: Cluster) -> None:
     _tx(cluster, 0, "admin", "roles", "--address", "dev:sharer2", "--grant", "leader")
+    group_orders = _group_through_a_leader(cluster)
+    _group_that_fails(cluster)
 
     # --- an order through a community leader, handed over with the buyer's pickup code ---
     before = _balances(cluster, "buyer1", "merchant1", "sharer2")
@@ -185,15 +251,20 @@ def test_returns_reviews_and_a_verified_audit(cluster: Cluster) -> None:
     assert ratings == [4, 5]
 
     # --- attestations, an epoch, and an auditor that trusts only the genesis file ---
-    for node, key, order in ((0, "buyer1", picked), (1, "buyer2", returned)):
-        verb = ("attest", "--order", order, "--subject", "dev:merchant1", "--value", "+1")
+    attestations = (
+        (0, "buyer1", picked, "dev:merchant1"),
+        (1, "buyer2", returned, "dev:merchant1"),
+        (2, "buyer3", group_orders[2], "dev:merchant2"),
+    )
+    for node, key, order, subject in attestations:
+        verb = ("attest", "--order", order, "--subject", subject, "--value", "+1")
         _tx(cluster, node, key, *verb)
 
     def epoch_with_inputs() -> dict[str, Any] | None:
         request = {"jsonrpc": "2.0", "id": 1, "method": "sec_getTrustEpoch"}
         response = cluster.post(cluster.nodes[2], {**request, "params": {"page_size": 16}})
         answer: dict[str, Any] | None = response.get("result")  # not_found before epoch 1
-        return answer if answer is not None and answer["epoch"]["attestations"] >= 2 else None
+        return answer if answer is not None and answer["epoch"]["attestations"] >= 3 else None
 
     wait_until(epoch_with_inputs, WAIT_S, "an epoch over the attestations", cluster.diagnostics)
     audited = run_cli(
@@ -202,3 +273,9 @@ def test_returns_reviews_and_a_verified_audit(cluster: Cluster) -> None:
         "--state", str(cluster.directory / "audit.json"), timeout=120,
     )  # fmt: skip
     assert f"VERIFIED {dev_address('merchant1')}" in audited.stdout, audited.stdout
+    audited = run_cli(
+        "audit", "trust", "dev:merchant2", "--rpc", cluster.nodes[3].rpc_url,
+        "--genesis", str(cluster.directory / "genesis.json"),
+        "--state", str(cluster.directory / "audit-2.json"), timeout=120,
+    )  # fmt: skip
+    assert f"VERIFIED {dev_address('merchant2')}" in audited.stdout, audited.stdout
