@@ -62,7 +62,7 @@ from contracts.errors import (
     NotGroupMerchant,
     UnknownGroup,
 )
-from contracts.escrow import check_leader, open_funded_order
+from contracts.escrow import check_leader, check_pickup_hash_unused, open_funded_order
 from contracts.orders import MAX_BPS, OrderItem
 from ledger.accounts import get_parameter, get_supply, put_account, put_supply, require_account
 from ledger.encoding import decode, encode
@@ -394,6 +394,7 @@ def apply_join(
         raise InvalidPickupHash(
             f"group {body.group_id.hex()} has no leader, so no pickup code: omit pickup_hash"
         )
+    check_pickup_hash_unused(state, body.pickup_hash)
     index = group.members
     price = group.total_of(index)
     if body.amount != price:
