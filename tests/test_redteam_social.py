@@ -13,8 +13,20 @@ import hashlib
 
 import pytest
 
-from contracts.groups import GroupJoin, GroupOpen, get_group
-from contracts.orders import AT_PICKUP, OrderArrive, OrderPay, OrderPickup, OrderShip
+from contracts.groups import FAILED, FORMED, GroupCancel, GroupJoin, GroupOpen, get_group
+from contracts.orders import (
+    AT_PICKUP,
+    COMPLETED,
+    OrderArrive,
+    OrderConfirm,
+    OrderPay,
+    OrderPickup,
+    OrderReturn,
+    OrderReturnReceived,
+    OrderReturnShip,
+    OrderShip,
+)
+from ledger.accounts import get_supply
 from tests.orderkit import OrderChain, accepted, order_genesis, pickup_code, rejected, shipment
 
 CODE = pickup_code("reused by buyer1")
@@ -79,3 +91,78 @@ def test_invalid_group_join_with_a_pickup_hash_whose_code_was_revealed(chain: Or
     assert HASH.hex() in receipt.message
     group = get_group(chain.state, group_id)
     assert group is not None and (group.members, group.pool) == (0, 0)
+
+
+# --- attacks checked and found refused (regression tests) -------------------------------------
+
+
+def _group(chain: OrderChain, min_members: int, max_members: int, window_s: int = 30) -> bytes:
+    body = GroupOpen(
+        ITEM, 3_000, min_members, max_members, chain.now + window_s, 0, 0,
+        chain.address("arbiter"), None, None,
+    )  # fmt: skip
+    return accepted(chain, "merchant1", "group.open", body).tx_hash
+
+
+def _escrow_and_credits(chain: OrderChain) -> tuple[int, tuple[int, int]]:
+    return get_supply(chain.state).escrow, chain.total_credits()
+
+
+def test_joins_in_one_block_cannot_overflow_max_members(chain: OrderChain) -> None:
+    group_id = _group(chain, 2, 2)
+    before = chain.balance("buyer3")
+    txs = [
+        chain.sign(name, "group.join", GroupJoin(group_id, 3_000, None, None))
+        for name in ("buyer1", "buyer2", "buyer3")
+    ]
+    receipts = chain.run(txs)
+    assert [(r.ok, r.code) for r in receipts] == [(True, ""), (True, ""), (False, "group_full")]
+    group = get_group(chain.state, group_id)
+    assert group is not None and (group.state, group.members, group.pool) == (FORMED, 2, 0)
+    assert chain.balance("buyer3") == before
+    escrow, (held, minted) = _escrow_and_credits(chain)
+    assert escrow == 2 * 3_000 and held == minted
+
+
+def test_a_join_in_the_deadline_block_cannot_form_the_group(chain: OrderChain) -> None:
+    group_id = _group(chain, 2, 3)
+    deadline = chain.now + 29
+    accepted(chain, "buyer1", "group.join", GroupJoin(group_id, 3_000, None, None))
+    before = {name: chain.balance(name) for name in ("buyer1", "buyer2")}
+    txs = [chain.sign("buyer2", "group.join", GroupJoin(group_id, 3_000, None, None))]
+    (receipt,) = chain.run(txs, deadline)  # a block exactly at the deadline
+    assert (receipt.ok, receipt.code) == (False, "group_closed")
+    group = get_group(chain.state, group_id)
+    assert group is not None and (group.state, group.members, group.pool) == (FAILED, 1, 0)
+    assert chain.balance("buyer1") == before["buyer1"] + 3_000  # refunded once, by the hook
+    assert chain.balance("buyer2") == before["buyer2"]
+    rejected(
+        chain, "merchant1", "group.cancel", GroupCancel(group_id), "group_closed"
+    )  # no second refund
+    escrow, (held, minted) = _escrow_and_credits(chain)
+    assert escrow == 0 and held == minted
+
+
+def test_invalid_group_join_with_the_leader_as_sharer(chain: OrderChain) -> None:
+    body = GroupOpen(
+        ITEM, 3_000, 2, 3, chain.now + 30, 0, 0, chain.address("arbiter"),
+        chain.address("leader1"), 500,
+    )  # fmt: skip
+    group_id = accepted(chain, "merchant1", "group.open", body).tx_hash
+    join = GroupJoin(group_id, 3_000, chain.address("leader1"), 100, HASH)
+    receipt = rejected(chain, "buyer1", "group.join", join, "invalid_sharer")
+    assert "leader" in receipt.message
+
+
+def test_invalid_second_return_of_the_same_lines(chain: OrderChain) -> None:
+    order_id = chain.create(items=(("tea", 1, 1_000), ("cup", 1, 500)))
+    accepted(chain, "buyer1", "order.pay", OrderPay(order_id, chain.order(order_id).total))
+    accepted(chain, "merchant1", "order.ship", OrderShip(order_id, shipment("SF")))
+    accepted(chain, "buyer1", "order.confirm", OrderConfirm(order_id))
+    accepted(chain, "buyer1", "order.return", OrderReturn(order_id, (0,)))
+    rejected(chain, "buyer1", "order.return", OrderReturn(order_id, (0,)), "wrong_order_state")
+    accepted(chain, "buyer1", "order.return-ship", OrderReturnShip(order_id, shipment("back")))
+    accepted(chain, "merchant1", "order.return-received", OrderReturnReceived(order_id))
+    done = chain.order(order_id)
+    assert (done.state, done.refunded, done.merchant_paid) == (COMPLETED, 1_000, 1_000)
+    rejected(chain, "buyer1", "order.return", OrderReturn(order_id, (1,)), "order_closed")
