@@ -554,6 +554,18 @@ def _decode_record(raw: bytes, kind: type[Any], what: str) -> Any:
         raise StoreError(f"{what}: {exc}") from None
 
 
+def decode_group(raw: bytes) -> Group:
+    """A group from its stored record bytes (StoreError if malformed): for proof checkers."""
+    group: Group = _decode_record(raw, Group, "group record")
+    return group
+
+
+def decode_member(raw: bytes) -> Member:
+    """A member from its stored record bytes (StoreError if malformed): for proof checkers."""
+    member: Member = _decode_record(raw, Member, "member record")
+    return member
+
+
 def get_group(state: StateReader, group_id: bytes) -> Group | None:
     """The group `group_id`, or None if there is none."""
     raw = state.get(group_key(group_id))

@@ -13,7 +13,17 @@ import hashlib
 
 import pytest
 
-from contracts.groups import FAILED, FORMED, GroupCancel, GroupJoin, GroupOpen, get_group
+from contracts.groups import (
+    FAILED,
+    FORMED,
+    GroupCancel,
+    GroupJoin,
+    GroupOpen,
+    get_group,
+    get_member,
+    group_key,
+    member_key,
+)
 from contracts.orders import (
     AT_PICKUP,
     COMPLETED,
@@ -27,6 +37,9 @@ from contracts.orders import (
     OrderShip,
 )
 from ledger.accounts import get_supply
+from ledger.errors import InvalidProof
+from secnode.schema.groups import GroupJson, GroupMemberJson, GroupResult
+from secnode.schema.objects import StateProof as ApiStateProof
 from tests.orderkit import OrderChain, accepted, order_genesis, pickup_code, rejected, shipment
 
 CODE = pickup_code("reused by buyer1")
@@ -166,3 +179,62 @@ def test_invalid_second_return_of_the_same_lines(chain: OrderChain) -> None:
     done = chain.order(order_id)
     assert (done.state, done.refunded, done.merchant_paid) == (COMPLETED, 1_000, 1_000)
     rejected(chain, "buyer1", "order.return", OrderReturn(order_id, (1,)), "order_closed")
+
+
+# --- a hostile node behind `sec query group --prove` ------------------------------------------
+
+
+def _proven_group(chain: OrderChain) -> tuple[GroupResult, bytes]:
+    """An honest sec_getGroup answer with proofs (built as the server builds it) for a formed
+    group of two, and its id."""
+    group_id = _group(chain, 2, 3)
+    for name in ("buyer1", "buyer2"):
+        accepted(chain, name, "group.join", GroupJoin(group_id, 3_000, None, None))
+    state = chain.state
+    group = get_group(state, group_id)
+    assert group is not None
+    members = []
+    for index in range(group.members):
+        member = get_member(state, group_id, index)
+        assert member is not None
+        key = member_key(group_id, index)
+        proof = ApiStateProof.of(state.prove(key))
+        members.append(GroupMemberJson.of(index, member, proof, state.get_committed(key)))
+    answer = GroupResult(
+        group_id=group_id,
+        exists=True,
+        group=GroupJson.of(group_id, group),
+        members=members,
+        next_member=None,
+        height=chain.head.height,
+        state_root=state.committed_root(),
+        proof=ApiStateProof.of(state.prove(group_key(group_id))),
+        value=state.get_committed(group_key(group_id)),
+    )
+    return answer, group_id
+
+
+def test_an_honest_group_answer_passes_its_proof_check(chain: OrderChain) -> None:
+    answer, _ = _proven_group(chain)
+    answer.check_proofs(0)
+
+
+def test_invalid_proven_group_answer_with_forged_fields(chain: OrderChain) -> None:
+    """The proofs verify the raw records; the shown JSON must be those records, or a node can
+    show any group (here: a refunded pool) next to a genuine proof."""
+    answer, _ = _proven_group(chain)
+    assert answer.group is not None
+    forged = answer.group.model_copy(update={"state": "FAILED", "pool": 6_000})
+    with pytest.raises(InvalidProof, match="group record"):
+        answer.model_copy(update={"group": forged}).check_proofs(0)
+    member = answer.members[1].model_copy(update={"buyer": chain.address("buyer3")})
+    with pytest.raises(InvalidProof, match="member 1"):
+        answer.model_copy(update={"members": [answer.members[0], member]}).check_proofs(0)
+
+
+def test_invalid_proven_group_answer_that_hides_members(chain: OrderChain) -> None:
+    answer, _ = _proven_group(chain)
+    with pytest.raises(InvalidProof, match="next_member"):
+        answer.model_copy(update={"members": answer.members[:1]}).check_proofs(0)
+    with pytest.raises(InvalidProof, match="index"):
+        answer.model_copy(update={"members": answer.members[::-1]}).check_proofs(0)

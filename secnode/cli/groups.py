@@ -25,11 +25,8 @@ from contracts.groups import (
     GroupCancel,
     GroupJoin,
     GroupOpen,
-    group_key,
-    member_key,
 )
 from ledger.keys import format_address
-from ledger.state_tree import verify_state_proof
 from secnode.cli.common import (
     ADDRESS_HELP,
     CommandError,
@@ -160,13 +157,14 @@ def _query_group(args: argparse.Namespace) -> int:
         "members_limit": args.members_limit,
     }
     answer = connect(args).call_as("sec_getGroup", params, GroupResult)
+    if answer.group_id != group_id:
+        raise CommandError(f"the node answered for group {answer.group_id.hex()}")
     if args.prove:
-        proof = requested_proof(args, "sec_getGroup", answer.proof)
-        verify_state_proof(answer.state_root, group_key(group_id), answer.value, proof)
+        requested_proof(args, "sec_getGroup", answer.proof)
         for member in answer.members:
-            member_proof = requested_proof(args, "sec_getGroup", member.proof)
-            key = member_key(group_id, member.index)
-            verify_state_proof(answer.state_root, key, member.value, member_proof)
+            requested_proof(args, "sec_getGroup", member.proof)
+        # The proofs are of the raw records: check that what is shown is those records.
+        answer.check_proofs(args.members_from)
     output = answer.model_dump(mode="json")
     if args.json:
         print_json({**output, "verified": True} if args.prove else output)
