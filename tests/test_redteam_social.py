@@ -35,10 +35,13 @@ from contracts.orders import (
     OrderReturnReceived,
     OrderReturnShip,
     OrderShip,
+    order_key,
 )
 from ledger.accounts import get_supply
 from ledger.errors import InvalidProof
 from secnode.schema.groups import GroupJson, GroupMemberJson, GroupResult
+from secnode.schema.models import OrderResult
+from secnode.schema.objects import Order as OrderView
 from secnode.schema.objects import StateProof as ApiStateProof
 from tests.orderkit import OrderChain, accepted, order_genesis, pickup_code, rejected, shipment
 
@@ -238,3 +241,36 @@ def test_invalid_proven_group_answer_that_hides_members(chain: OrderChain) -> No
         answer.model_copy(update={"members": answer.members[:1]}).check_proofs(0)
     with pytest.raises(InvalidProof, match="index"):
         answer.model_copy(update={"members": answer.members[::-1]}).check_proofs(0)
+    absent = answer.model_copy(update={"exists": False, "group": None, "members": []})
+    with pytest.raises(InvalidProof, match="absent"):
+        absent.check_proofs(0)  # the proof shows the record: "absent" is a lie
+
+
+def _proven_order(chain: OrderChain) -> OrderResult:
+    """An honest sec_getOrder answer with its proof, built as the server builds it."""
+    order_id = chain.create()
+    state = chain.state
+    key = order_key(order_id)
+    return OrderResult(
+        order_id=order_id,
+        exists=True,
+        order=OrderView.of(order_id, chain.order(order_id)),
+        items=None,
+        created_height=None,
+        height=chain.head.height,
+        state_root=state.committed_root(),
+        proof=ApiStateProof.of(state.prove(key)),
+        value=state.get_committed(key),
+    )
+
+
+def test_invalid_proven_order_answer_with_forged_fields(chain: OrderChain) -> None:
+    answer = _proven_order(chain)
+    answer.check_proof()
+    assert answer.order is not None
+    forged = answer.order.model_copy(update={"state": "COMPLETED", "held": 0})
+    with pytest.raises(InvalidProof, match="proven order record"):
+        answer.model_copy(update={"order": forged}).check_proof()
+    absent = answer.model_copy(update={"exists": False, "order": None})
+    with pytest.raises(InvalidProof, match="absent"):
+        absent.check_proof()  # the proof shows the record: "absent" is a lie

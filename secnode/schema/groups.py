@@ -185,6 +185,11 @@ class GroupResult(StrictModel):
         `next_member` is where the member list goes on (null only at its end)."""
         root, group_id = self.state_root, self.group_id
         verify_state_proof(root, group_key(group_id), self.value, _proof_of(self.proof, "group"))
+        if (self.group is None) != (self.value is None):
+            shown = "absent" if self.group is None else "present"
+            raise InvalidProof(
+                f"group {group_id.hex()} is shown {shown} but the proof says otherwise"
+            )
         if self.group is None:
             return
         group = _decoded(decode_group, self.value, "group record")
