@@ -204,13 +204,13 @@ class GroupResult(StrictModel):
                 f"{len(self.members)} members from {members_from} of {group.members} with "
                 f"next_member {self.next_member} is not a page of the group"
             )
-        for index, shown in enumerate(self.members, members_from):
-            if shown.index != index:
-                raise InvalidProof(f"member at index {shown.index}, expected index {index}")
+        for index, listed in enumerate(self.members, members_from):
+            if listed.index != index:
+                raise InvalidProof(f"member at index {listed.index}, expected index {index}")
             key = member_key(group_id, index)
-            verify_state_proof(root, key, shown.value, _proof_of(shown.proof, f"member {index}"))
-            member = _decoded(decode_member, shown.value, f"member {index}")
-            if GroupMemberJson.of(index, member, shown.proof, shown.value) != shown:
+            verify_state_proof(root, key, listed.value, _proof_of(listed.proof, f"member {index}"))
+            member = _decoded(decode_member, listed.value, f"member {index}")
+            if GroupMemberJson.of(index, member, listed.proof, listed.value) != listed:
                 raise InvalidProof(f"member {index} is not the proven member record")
 
 
