@@ -23,6 +23,7 @@ from contracts.groups import (
     get_member,
     group_key,
     member_key,
+    member_order_id,
 )
 from contracts.orders import (
     AT_PICKUP,
@@ -274,3 +275,42 @@ def test_invalid_proven_order_answer_with_forged_fields(chain: OrderChain) -> No
     absent = answer.model_copy(update={"exists": False, "order": None})
     with pytest.raises(InvalidProof, match="absent"):
         absent.check_proof()  # the proof shows the record: "absent" is a lie
+
+
+# --- the sharer's rate in a group is the merchant's to set ------------------------------------
+
+
+def _sharing_group(chain: OrderChain, rate: int | None) -> bytes:
+    body = GroupOpen(
+        ITEM, 3_000, 2, 3, chain.now + 30, 0, 0, chain.address("arbiter"), None, None, rate,
+    )  # fmt: skip
+    return accepted(chain, "merchant1", "group.open", body).tx_hash
+
+
+def test_invalid_join_naming_a_sharer_the_merchant_pays_nothing(chain: OrderChain) -> None:
+    """A buyer names its own second account (sharer1) at the cap: a 30 % rebate out of the
+    merchant's proceeds that the merchant never offered."""
+    group_id = _sharing_group(chain, None)
+    join = GroupJoin(group_id, 3_000, chain.address("sharer1"), 3_000)
+    receipt = rejected(chain, "buyer1", "group.join", join, "commission_too_high")
+    assert "3000 bps" in receipt.message and "0 bps" in receipt.message
+
+
+def test_invalid_join_with_a_rate_above_the_merchants_offer(chain: OrderChain) -> None:
+    group_id = _sharing_group(chain, 500)
+    join = GroupJoin(group_id, 3_000, chain.address("sharer1"), 501)
+    receipt = rejected(chain, "buyer1", "group.join", join, "commission_too_high")
+    assert "501 bps" in receipt.message and "500 bps" in receipt.message
+    accepted(
+        chain, "buyer1", "group.join", GroupJoin(group_id, 3_000, chain.address("sharer1"), 500)
+    )
+    accepted(chain, "buyer2", "group.join", GroupJoin(group_id, 3_000, None, None))
+    assert chain.order(member_order_id(group_id, 0)).commission_bps == 500
+
+
+def test_invalid_open_with_a_sharer_rate_over_the_cap(chain: OrderChain) -> None:
+    body = GroupOpen(
+        ITEM, 3_000, 2, 3, chain.now + 30, 0, 0, chain.address("arbiter"), None, None, 3_001,
+    )  # fmt: skip
+    receipt = rejected(chain, "merchant1", "group.open", body, "commission_too_high")
+    assert "3001" in receipt.message

@@ -84,6 +84,7 @@ def _tx_open(args: argparse.Namespace) -> int:
         resolve_address(args.arbiter, "--arbiter"),
         None if args.leader is None else resolve_address(args.leader, "--leader"),
         args.leader_commission_bps,
+        args.commission_bps,
     )
     return submit(args, body)
 
@@ -140,6 +141,7 @@ def _group_rows(group: GroupJson) -> list[tuple[str, Any]]:
         ("members", f"{group.members} (min {group.min_members}, max {group.max_members})"),
         ("pool", f"{group.pool} fen"),
         ("deadline", group.deadline_s),
+        ("sharer rate", f"at most {group.commission_bps} bps"),
     ]
     if group.formed_s is not None:
         rows.append(("formed", group.formed_s))
@@ -258,6 +260,12 @@ def add_commands(
         "--leader", metavar="ADDRESS", help="community leader whose pickup point gets the orders"
     )
     opened.add_argument("--leader-commission-bps", type=count, metavar="BPS", help="with --leader")
+    opened.add_argument(
+        "--commission-bps",
+        type=_bounded(0, 10_000),
+        metavar="BPS",
+        help="the most a member's sharer earns (default: sharers earn nothing)",
+    )
     opened.set_defaults(handler=_tx_open)
 
     join = actions.add_parser("join", help="buyer: pay the group price", parents=parents)

@@ -90,6 +90,7 @@ class GroupJson(StrictModel):
     closed_s: int | None = Field(description="time it FAILED or was CANCELLED, if it did")
     leader: AddressBytes | None = Field(description="leader whose pickup point receives the orders")
     leader_commission_bps: int = Field(description="the leader's rate (0 without a leader)")
+    commission_bps: int = Field(description="the most a member's sharer earns, bps (0: none)")
 
     @classmethod
     def of(cls, group_id: bytes, group: Group) -> GroupJson:
@@ -114,6 +115,7 @@ class GroupJson(StrictModel):
             closed_s=group.closed_s,
             leader=group.leader,
             leader_commission_bps=group.leader_commission_bps,
+            commission_bps=group.commission_bps,
         )
 
 
