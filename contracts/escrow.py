@@ -124,6 +124,7 @@ from contracts.orders import (
     index_parties,
     new_order,
     orders_of,
+    pickup_used_key,
     put_order,
     require_order,
 )
@@ -136,6 +137,7 @@ from ledger.accounts import (
     put_supply,
     require_account,
 )
+from ledger.encoding import decode, encode
 from ledger.errors import InsufficientBalance, InvalidAmount
 from ledger.execution import BlockContext, Events, TxKind, require_role
 from ledger.keys import format_address
@@ -499,6 +501,25 @@ def check_leader(
         )
 
 
+def pickup_revealed_by(state: State, pickup_hash: bytes) -> bytes | None:
+    """The order whose `order.pickup` revealed the code of `pickup_hash`, if one did."""
+    raw = state.get(pickup_used_key(pickup_hash))
+    return None if raw is None else bytes(decode(raw))
+
+
+def check_pickup_hash_unused(state: State, pickup_hash: bytes | None) -> None:
+    """A pickup hash whose code an `order.pickup` already revealed is refused
+    (`invalid_pickup_hash`): the code is public, so it proves nothing (one-time codes)."""
+    if pickup_hash is None:
+        return
+    used_by = pickup_revealed_by(state, pickup_hash)
+    if used_by is not None:
+        raise InvalidPickupHash(
+            f"the code of pickup hash {pickup_hash.hex()} was revealed by the pickup of order "
+            f"{used_by.hex()}; choose a new one-time code"
+        )
+
+
 def apply_pay(state: State, tx: SignedTransaction, body: OrderPay, context: BlockContext) -> Events:
     """`order.pay`: the buyer pays exactly the total into escrow (CREATED -> FUNDED)."""
     order = check_action(state, "pay", body.order_id, tx.sender_address, context)
@@ -516,6 +537,7 @@ def apply_pay(state: State, tx: SignedTransaction, body: OrderPay, context: Bloc
         raise InvalidPickupHash(
             f"order {body.order_id.hex()} has no leader, so no pickup code: omit pickup_hash"
         )
+    check_pickup_hash_unused(state, body.pickup_hash)
     buyer = require_account(state, tx.sender_address, "buyer")
     if buyer.balance < order.total:
         raise InsufficientBalance(
@@ -622,6 +644,13 @@ def apply_pickup(
             f"SHA-256 of the code is {hashlib.sha256(body.code).hexdigest()}, not the pickup "
             f"hash {order.pickup_hash.hex()} of order {body.order_id.hex()}"
         )
+    used_by = pickup_revealed_by(state, order.pickup_hash)
+    if used_by is not None:
+        raise WrongPickupCode(
+            f"the code of pickup hash {order.pickup_hash.hex()} was revealed by the pickup of "
+            f"order {used_by.hex()}; it is used once (the buyer confirms the hand-over)"
+        )
+    state.set(pickup_used_key(order.pickup_hash), encode(body.order_id))
     events: Events = []
     _enter(state, body.order_id, order, RECEIVED, context.time_s, context.time_s, events)
     return events

@@ -11,7 +11,9 @@ Theory of operation. A group moves through
   strictly before `deadline_s`, while fewer than `max_members` joined): pays exactly its price
   into the group's pool, counted in `Supply.escrow` like an order's escrow. The first member
   (index 0, the pintuan "opener" who starts the group) pays ``unit_price - opener_discount``,
-  every later one ``unit_price``; each adds ``shipping``.
+  every later one ``unit_price``; each adds ``shipping``. A member may name the sharer whose
+  link it used, at a rate up to the group's `commission_bps`, which the merchant (who pays it)
+  sets at `group.open` (absent: 0, sharers earn nothing).
 * The join that brings the count to `min_members` forms the group at once: every member so far
   gets an ordinary order in FUNDED (`contracts.escrow.open_funded_order`), its payment moved
   from the pool to the order. A FORMED group keeps accepting joins until `max_members` or the
@@ -62,7 +64,7 @@ from contracts.errors import (
     NotGroupMerchant,
     UnknownGroup,
 )
-from contracts.escrow import check_leader, open_funded_order
+from contracts.escrow import check_leader, check_pickup_hash_unused, open_funded_order
 from contracts.orders import MAX_BPS, OrderItem
 from ledger.accounts import get_parameter, get_supply, put_account, put_supply, require_account
 from ledger.encoding import decode, encode
@@ -118,6 +120,10 @@ class GroupOpen(TxBody):
     )
     leader_commission_bps: int | None = field(
         Optional(integer(0, MAX_BPS)), "the leader's commission on each member's goods, bps"
+    )
+    commission_bps: int | None = field(
+        Optional(integer(0, MAX_BPS)),
+        "the most a member's sharer earns on its goods, bps (absent: sharers earn nothing)",
     )
 
 
@@ -188,6 +194,8 @@ class Group:
     """Community leader whose pickup point receives every member order, if any."""
     leader_commission_bps: int
     """The leader's rate on each member's goods (0 without a leader)."""
+    commission_bps: int
+    """The merchant's offer to sharers: a member's sharer earns at most this rate (0: none)."""
 
     def goods_of(self, index: int) -> int:
         """The goods price of member `index`: the opener (index 0) gets the discount."""
@@ -308,6 +316,11 @@ def apply_open(
         {"merchant": merchant, "arbiter": body.arbiter},
         "group",
     )
+    cap = get_parameter(state, "max_commission_bps")
+    if body.commission_bps is not None and body.commission_bps > cap:
+        raise CommissionTooHigh(
+            f"sharer commission {body.commission_bps} bps exceeds max_commission_bps {cap}"
+        )
     group_id = context.tx_hash
     group = Group(
         merchant=merchant,
@@ -327,6 +340,7 @@ def apply_open(
         closed_s=None,
         leader=body.leader,
         leader_commission_bps=body.leader_commission_bps or 0,
+        commission_bps=body.commission_bps or 0,
     )
     _put_group(state, group_id, group)
     state.set(merchant_key(merchant, group_id), b"")
@@ -374,6 +388,13 @@ def _check_sharer(state: State, group: Group, buyer: bytes, body: GroupJoin) -> 
         raise CommissionTooHigh(
             f"commission {body.commission_bps} bps exceeds max_commission_bps {cap}"
         )
+    # The merchant pays the commission, so the merchant sets the rate: a buyer naming its own
+    # second account as sharer would otherwise take a rebate of up to the cap from the merchant.
+    if body.commission_bps > group.commission_bps:
+        raise CommissionTooHigh(
+            f"commission {body.commission_bps} bps exceeds the {group.commission_bps} bps the "
+            "group's merchant offers sharers"
+        )
 
 
 def apply_join(
@@ -394,6 +415,7 @@ def apply_join(
         raise InvalidPickupHash(
             f"group {body.group_id.hex()} has no leader, so no pickup code: omit pickup_hash"
         )
+    check_pickup_hash_unused(state, body.pickup_hash)
     index = group.members
     price = group.total_of(index)
     if body.amount != price:
@@ -551,6 +573,18 @@ def _decode_record(raw: bytes, kind: type[Any], what: str) -> Any:
         return kind(*decode(raw))
     except (DecodeError, TypeError) as exc:
         raise StoreError(f"{what}: {exc}") from None
+
+
+def decode_group(raw: bytes) -> Group:
+    """A group from its stored record bytes (StoreError if malformed): for proof checkers."""
+    group: Group = _decode_record(raw, Group, "group record")
+    return group
+
+
+def decode_member(raw: bytes) -> Member:
+    """A member from its stored record bytes (StoreError if malformed): for proof checkers."""
+    member: Member = _decode_record(raw, Member, "member record")
+    return member
 
 
 def get_group(state: StateReader, group_id: bytes) -> Group | None:

@@ -28,6 +28,8 @@ from ledger.transactions import ADDRESS_KIND, AMOUNT_KIND, HASH_KIND, TxBody
 
 ORDER_PREFIX: Final = b"order:"
 PARTY_PREFIX: Final = b"party:"
+PICKUP_USED_PREFIX: Final = b"pickup:"
+"""``b"pickup:" || pickup hash`` -> id of the order whose `order.pickup` revealed its code."""
 ORDER_ID_SIZE: Final = 32
 
 CREATED: Final = "CREATED"
@@ -396,6 +398,10 @@ def order_key(order_id: bytes) -> bytes:
 
 def party_key(address: bytes, order_id: bytes) -> bytes:
     return PARTY_PREFIX + address + order_id
+
+
+def pickup_used_key(pickup_hash: bytes) -> bytes:
+    return PICKUP_USED_PREFIX + pickup_hash
 
 
 _ITEMS_AT: Final = ORDER_FIELDS.index("items")

@@ -51,7 +51,7 @@ def _open(served: ServedNode, capsys: pytest.CaptureFixture[str], *extra: str) -
         "dev:merchant1",
         *("group", "open", "--item", "rice 5 kg", "--price", "3000", "--min", "2", "--max", "3"),
         *("--deadline-in", "3600", "--opener-discount", "500", "--shipping", "200"),
-        *("--arbiter", "dev:arbiter", *extra),
+        *("--arbiter", "dev:arbiter", "--commission-bps", "500", *extra),
     )
     assert status == 0 and fields["result"] == ["ok"], fields
     return fields["hash"][0]

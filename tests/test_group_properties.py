@@ -166,6 +166,7 @@ class GroupMachine(RuleBasedStateMachine):
             discount,
             shipping,
             self.chain.address("arbiter"),
+            commission_bps=3_000,
         )
         self._block([self.chain.sign(merchant, "group.open", body)], 1)
 

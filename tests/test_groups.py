@@ -73,6 +73,7 @@ def open_group(
         discount,
         SHIPPING,
         chain.address("arbiter"),
+        commission_bps=3_000,
     )
     receipt = chain.send(merchant, "group.open", body, at_s)
     assert receipt.ok, (receipt.code, receipt.message)

@@ -97,7 +97,9 @@ SAMPLES: dict[str, Any] = {
     "trust.attest": Attest(ORDER, MERCHANT, -1),
     "review.post": ReviewPost(ORDER, 4, b"\x05" * 32, b"\x06" * 32),
     "review.reply": ReviewReply(ORDER, b"\x07" * 32),
-    "group.open": GroupOpen(SHIPMENT, 3000, 2, 10, 1_800_000_000, 500, 200, ARBITER, MERCHANT, 300),
+    "group.open": GroupOpen(
+        SHIPMENT, 3000, 2, 10, 1_800_000_000, 500, 200, ARBITER, MERCHANT, 300, 1_000
+    ),
     "group.join": GroupJoin(ORDER, 2700, OTHER, 500, b"\x08" * 32),
     "group.cancel": GroupCancel(ORDER),
 }

@@ -25,11 +25,8 @@ from contracts.groups import (
     GroupCancel,
     GroupJoin,
     GroupOpen,
-    group_key,
-    member_key,
 )
 from ledger.keys import format_address
-from ledger.state_tree import verify_state_proof
 from secnode.cli.common import (
     ADDRESS_HELP,
     CommandError,
@@ -87,6 +84,7 @@ def _tx_open(args: argparse.Namespace) -> int:
         resolve_address(args.arbiter, "--arbiter"),
         None if args.leader is None else resolve_address(args.leader, "--leader"),
         args.leader_commission_bps,
+        args.commission_bps,
     )
     return submit(args, body)
 
@@ -143,6 +141,7 @@ def _group_rows(group: GroupJson) -> list[tuple[str, Any]]:
         ("members", f"{group.members} (min {group.min_members}, max {group.max_members})"),
         ("pool", f"{group.pool} fen"),
         ("deadline", group.deadline_s),
+        ("sharer rate", f"at most {group.commission_bps} bps"),
     ]
     if group.formed_s is not None:
         rows.append(("formed", group.formed_s))
@@ -160,13 +159,14 @@ def _query_group(args: argparse.Namespace) -> int:
         "members_limit": args.members_limit,
     }
     answer = connect(args).call_as("sec_getGroup", params, GroupResult)
+    if answer.group_id != group_id:
+        raise CommandError(f"the node answered for group {answer.group_id.hex()}")
     if args.prove:
-        proof = requested_proof(args, "sec_getGroup", answer.proof)
-        verify_state_proof(answer.state_root, group_key(group_id), answer.value, proof)
+        requested_proof(args, "sec_getGroup", answer.proof)
         for member in answer.members:
-            member_proof = requested_proof(args, "sec_getGroup", member.proof)
-            key = member_key(group_id, member.index)
-            verify_state_proof(answer.state_root, key, member.value, member_proof)
+            requested_proof(args, "sec_getGroup", member.proof)
+        # The proofs are of the raw records: check that what is shown is those records.
+        answer.check_proofs(args.members_from)
     output = answer.model_dump(mode="json")
     if args.json:
         print_json({**output, "verified": True} if args.prove else output)
@@ -260,6 +260,12 @@ def add_commands(
         "--leader", metavar="ADDRESS", help="community leader whose pickup point gets the orders"
     )
     opened.add_argument("--leader-commission-bps", type=count, metavar="BPS", help="with --leader")
+    opened.add_argument(
+        "--commission-bps",
+        type=_bounded(0, 10_000),
+        metavar="BPS",
+        help="the most a member's sharer earns (default: sharers earn nothing)",
+    )
     opened.set_defaults(handler=_tx_open)
 
     join = actions.add_parser("join", help="buyer: pay the group price", parents=parents)

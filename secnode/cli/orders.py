@@ -40,11 +40,9 @@ from contracts.orders import (
     OrderReturnReceived,
     OrderReturnShip,
     OrderShip,
-    order_key,
 )
 from contracts.referral import ReferralBind
 from ledger.keys import format_address
-from ledger.state_tree import verify_state_proof
 from secnode.cli.common import (
     ADDRESS_HELP,
     CommandError,
@@ -276,11 +274,11 @@ def _query_order(args: argparse.Namespace) -> int:
     order_id = hash_hex(args.order_id, "ORDER_ID")
     params = {"order_id": order_id, "prove": args.prove}
     answer = connect(args).call_as("sec_getOrder", params, m.OrderResult)
+    if answer.order_id.hex() != order_id:
+        raise CommandError(f"the node answered for order {answer.order_id.hex()}")
     if args.prove:
-        proof = requested_proof(args, "sec_getOrder", answer.proof)
-        verify_state_proof(
-            answer.state_root, order_key(bytes.fromhex(order_id)), answer.value, proof
-        )
+        requested_proof(args, "sec_getOrder", answer.proof)
+        answer.check_proof()  # the shown order is the proven record
     output = answer.model_dump(mode="json")
     if args.json:
         print_json({**output, "verified": True} if args.prove else output)

@@ -5,14 +5,29 @@ answers with them; `sec query group|groups` parses the answers with them.
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from collections.abc import Callable
+from typing import Final, Literal, TypeVar
 
 from pydantic import Field, model_validator
 
-from contracts.groups import GROUP_STATES, MAX_GROUP_MEMBERS, Group, Member
+from contracts.groups import (
+    GROUP_STATES,
+    MAX_GROUP_MEMBERS,
+    Group,
+    Member,
+    decode_group,
+    decode_member,
+    group_key,
+    member_key,
+)
+from ledger import state_tree
+from ledger.errors import InvalidProof, StoreError
+from ledger.state_tree import verify_state_proof
 from secnode.schema.models import AddressText, Hash
 from secnode.schema.objects import StateProof
 from secnode.schema.values import AddressBytes, Hash32, HexBytes, StrictModel
+
+_T = TypeVar("_T")
 
 MAX_GROUP_PAGE: Final = 100
 """sec_listGroups returns at most this many groups per call."""
@@ -75,6 +90,7 @@ class GroupJson(StrictModel):
     closed_s: int | None = Field(description="time it FAILED or was CANCELLED, if it did")
     leader: AddressBytes | None = Field(description="leader whose pickup point receives the orders")
     leader_commission_bps: int = Field(description="the leader's rate (0 without a leader)")
+    commission_bps: int = Field(description="the most a member's sharer earns, bps (0: none)")
 
     @classmethod
     def of(cls, group_id: bytes, group: Group) -> GroupJson:
@@ -99,6 +115,7 @@ class GroupJson(StrictModel):
             closed_s=group.closed_s,
             leader=group.leader,
             leader_commission_bps=group.leader_commission_bps,
+            commission_bps=group.commission_bps,
         )
 
 
@@ -163,6 +180,41 @@ class GroupResult(StrictModel):
             raise ValueError("a group that does not exist has no members")
         return self
 
+    def check_proofs(self, members_from: int) -> None:
+        """Raise InvalidProof unless, under `state_root`, the proofs show the group record (or
+        its absence) and every member record listed, the shown fields are exactly those
+        records, the members are indexes `members_from`, `members_from` + 1, ... and
+        `next_member` is where the member list goes on (null only at its end)."""
+        root, group_id = self.state_root, self.group_id
+        verify_state_proof(root, group_key(group_id), self.value, _proof_of(self.proof, "group"))
+        if (self.group is None) != (self.value is None):
+            shown = "absent" if self.group is None else "present"
+            raise InvalidProof(
+                f"group {group_id.hex()} is shown {shown} but the proof says otherwise"
+            )
+        if self.group is None:
+            return
+        group = _decoded(decode_group, self.value, "group record")
+        if GroupJson.of(group_id, group) != self.group:
+            raise InvalidProof(f"group {group_id.hex()} is not the proven group record")
+        end = members_from + len(self.members)
+        expected_next = end if end < group.members else None
+        if (not self.members and members_from < group.members) or self.next_member != (
+            expected_next
+        ):
+            raise InvalidProof(
+                f"{len(self.members)} members from {members_from} of {group.members} with "
+                f"next_member {self.next_member} is not a page of the group"
+            )
+        for index, listed in enumerate(self.members, members_from):
+            if listed.index != index:
+                raise InvalidProof(f"member at index {listed.index}, expected index {index}")
+            key = member_key(group_id, index)
+            verify_state_proof(root, key, listed.value, _proof_of(listed.proof, f"member {index}"))
+            member = _decoded(decode_member, listed.value, f"member {index}")
+            if GroupMemberJson.of(index, member, listed.proof, listed.value) != listed:
+                raise InvalidProof(f"member {index} is not the proven member record")
+
 
 class ListGroupsResult(StrictModel):
     merchant: AddressBytes
@@ -171,3 +223,18 @@ class ListGroupsResult(StrictModel):
         description="pass as cursor for the next page; null when the listing is complete"
     )
     height: int = Field(description="committed height the answer is read at")
+
+
+def _proof_of(proof: StateProof | None, what: str) -> state_tree.StateProof:
+    if proof is None:
+        raise InvalidProof(f"the answer carries no proof of the {what} record")
+    return proof.to_proof()
+
+
+def _decoded(decoder: Callable[[bytes], _T], raw: bytes | None, what: str) -> _T:
+    if raw is None:
+        raise InvalidProof(f"the answer carries no {what}")
+    try:
+        return decoder(raw)
+    except StoreError as exc:
+        raise InvalidProof(f"proven {what} is malformed: {exc}") from None

@@ -18,9 +18,11 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, RootModel, model_validator
 
 from contracts import TX_TYPES
-from contracts.orders import ROLES, STATES
+from contracts.orders import ROLES, STATES, decode_order, order_key
 from ledger.blocks import Block
+from ledger.errors import DecodeError, InvalidProof
 from ledger.receipts import Receipt as LedgerReceipt
+from ledger.state_tree import verify_state_proof
 from ledger.transactions import MAX_TRANSACTION_SIZE, SignedTransaction, decode_transaction
 from ledger.validators import ValidatorSet
 from secnode.schema.objects import (
@@ -307,6 +309,28 @@ class OrderResult(StrictModel):
             expected = "present" if self.exists else "null"
             raise ValueError(f"exists is {self.exists}, so order must be {expected}")
         return self
+
+    def check_proof(self) -> None:
+        """Raise InvalidProof unless `proof` shows, under `state_root`, the order record (or its
+        absence) and `order` is exactly that record (a node cannot show other fields next to a
+        genuine proof). `items` (from the order.create transaction) is not covered."""
+        if self.proof is None:
+            raise InvalidProof("the answer carries no proof of the order record")
+        key = order_key(self.order_id)
+        verify_state_proof(self.state_root, key, self.value, self.proof.to_proof())
+        if (self.order is None) != (self.value is None):
+            shown = "absent" if self.order is None else "present"
+            raise InvalidProof(
+                f"order {self.order_id.hex()} is shown {shown} but the proof says otherwise"
+            )
+        if self.order is None or self.value is None:
+            return
+        try:
+            record = decode_order(self.value)
+        except (DecodeError, TypeError, ValueError) as exc:
+            raise InvalidProof(f"proven order record is malformed: {exc}") from None
+        if Order.of(self.order_id, record) != self.order:
+            raise InvalidProof(f"order {self.order_id.hex()} is not the proven order record")
 
 
 class OrderListEntry(StrictModel):
