@@ -147,7 +147,7 @@ class SocialMachine(EscrowMachine):
     def first_groups(self, price: int, leader_rate: int) -> None:
         """Two groups with time to form: one through leader1, one without a leader."""
         self.open_group("merchant1", "leader1", leader_rate, price, 100, (2, 1), 150, 100)
-        self.open_group("merchant2", None, 0, price, 0, (2, 0), 150, 0)
+        self.open_group("merchant2", None, 0, price, 0, (2, 0), 150, 50)
 
     @rule(
         merchant=st.sampled_from(["merchant1"] * 4 + ["merchant2"] * 2 + ["buyer1"]),
