@@ -76,6 +76,11 @@ def _payouts(order: Order) -> list[tuple[bytes | None, int]]:
     ]
 
 
+SHARER_OFFER_BPS = 1_000
+"""What each group offers a member's sharer (the machine's sharer joins ask for 500 bps, and
+some ask 3001: over every cap)."""
+
+
 class SocialMachine(EscrowMachine):
     """The order machine plus group buy through community leaders, on one chain."""
 
@@ -183,6 +188,7 @@ class SocialMachine(EscrowMachine):
             self.chain.address("arbiter"),
             None if leader is None else self.chain.address(leader),
             None if leader is None else leader_rate,
+            SHARER_OFFER_BPS,  # the merchant's offer to sharers: joins through a sharer at 500
         )
         self._block([self.chain.sign(merchant, "group.open", body)], 1)
 
