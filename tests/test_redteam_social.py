@@ -38,10 +38,10 @@ from contracts.orders import (
     OrderShip,
     order_key,
 )
-from ledger.accounts import get_supply
+from ledger.accounts import account_key, get_account, get_supply, mask_to_roles
 from ledger.errors import InvalidProof
 from secnode.schema.groups import GroupJson, GroupMemberJson, GroupResult
-from secnode.schema.models import OrderResult
+from secnode.schema.models import AccountResult, OrderResult
 from secnode.schema.objects import Order as OrderView
 from secnode.schema.objects import StateProof as ApiStateProof
 from tests.orderkit import OrderChain, accepted, order_genesis, pickup_code, rejected, shipment
@@ -252,11 +252,12 @@ def _proven_order(chain: OrderChain) -> OrderResult:
     order_id = chain.create()
     state = chain.state
     key = order_key(order_id)
+    order = OrderView.of(order_id, chain.order(order_id))
     return OrderResult(
         order_id=order_id,
         exists=True,
-        order=OrderView.of(order_id, chain.order(order_id)),
-        items=None,
+        order=order,
+        items=order.items,
         created_height=None,
         height=chain.head.height,
         state_root=state.committed_root(),
@@ -314,3 +315,61 @@ def test_invalid_open_with_a_sharer_rate_over_the_cap(chain: OrderChain) -> None
     )  # fmt: skip
     receipt = rejected(chain, "merchant1", "group.open", body, "commission_too_high")
     assert "3001" in receipt.message
+
+
+# --- the same light-client rule for accounts, and order lines from the proven record ---------
+
+
+def _proven_account(chain: OrderChain, name: str) -> AccountResult:
+    """An honest sec_getAccount answer with its proof, built as the server builds it."""
+    address = chain.address(name)
+    state = chain.state
+    key = account_key(address)
+    account = get_account(state, address)
+    assert account is not None
+    return AccountResult(
+        address=address,
+        exists=True,
+        public_key=account.public_key,
+        nonce=account.nonce,
+        balance=account.balance,
+        roles=mask_to_roles(account.roles),
+        name=account.name,
+        height=chain.head.height,
+        state_root=state.committed_root(),
+        proof=ApiStateProof.of(state.prove(key)),
+        value=state.get_committed(key),
+    )
+
+
+def test_invalid_proven_account_answer_with_a_forged_balance(chain: OrderChain) -> None:
+    answer = _proven_account(chain, "buyer1")
+    answer.check_proof()
+    assert answer.balance is not None
+    forged = answer.model_copy(update={"balance": answer.balance + 1_000_000})
+    with pytest.raises(InvalidProof, match="proven account record"):
+        forged.check_proof()
+    with pytest.raises(InvalidProof, match="proof is for key"):  # another account's answer
+        forged.model_copy(update={"address": chain.address("merchant1")}).check_proof()
+    absent = answer.model_copy(
+        update={
+            "exists": False,
+            "public_key": None,
+            "nonce": None,
+            "balance": None,
+            "roles": None,
+            "name": None,
+        }
+    )
+    with pytest.raises(InvalidProof, match="absent"):
+        absent.check_proof()
+
+
+def test_order_lines_come_from_the_proven_record(chain: OrderChain) -> None:
+    honest = _proven_order(chain)
+    assert honest.order is not None
+    honest.check_proof()
+    line = honest.order.items[0]
+    forged = [line.model_copy(update={"unit_price": line.unit_price + 1})]
+    with pytest.raises(InvalidProof, match="lines"):
+        honest.model_copy(update={"items": forged}).check_proof()

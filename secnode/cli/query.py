@@ -7,12 +7,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ledger.accounts import account_key
 from ledger.keys import (
     format_address,
 )
 from ledger.merkle import leaf_hash, verify_inclusion
-from ledger.state_tree import verify_state_proof
 from secnode.cli.common import (
     ADDRESS_HELP,
     CommandError,
@@ -137,8 +135,10 @@ def _query_account(args: argparse.Namespace) -> int:
     params = {"address": format_address(address), "prove": args.prove}
     answer = connect(args).call_as("sec_getAccount", params, m.AccountResult)
     if args.prove:
-        proof = requested_proof(args, "sec_getAccount", answer.proof)
-        verify_state_proof(answer.state_root, account_key(address), answer.value, proof)
+        requested_proof(args, "sec_getAccount", answer.proof)
+        if answer.address != address:
+            raise CommandError(f"{args.rpc} answered for another account")
+        answer.check_proof()
     output = answer.model_dump(mode="json")
     if args.json:
         print_json({**output, "verified": True} if args.prove else output)

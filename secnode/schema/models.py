@@ -19,8 +19,10 @@ from pydantic import AfterValidator, Field, RootModel, model_validator
 
 from contracts import TX_TYPES
 from contracts.orders import ROLES, STATES, decode_order, order_key
+from ledger.accounts import account_key, decode_account, mask_to_roles
 from ledger.blocks import Block
 from ledger.errors import DecodeError, InvalidProof
+from ledger.keys import format_address
 from ledger.receipts import Receipt as LedgerReceipt
 from ledger.state_tree import verify_state_proof
 from ledger.transactions import MAX_TRANSACTION_SIZE, SignedTransaction, decode_transaction
@@ -288,13 +290,48 @@ class AccountResult(StrictModel):
             raise ValueError(f"exists is {self.exists}, so the account fields must be {expected}")
         return self
 
+    def check_proof(self) -> None:
+        """Raise InvalidProof unless `proof` shows, under `state_root`, the account record of
+        `address` (or its absence) and the fields shown are exactly that record's (a node cannot
+        show another balance next to a genuine proof)."""
+        if self.proof is None:
+            raise InvalidProof("the answer carries no proof of the account record")
+        verify_state_proof(
+            self.state_root, account_key(self.address), self.value, self.proof.to_proof()
+        )
+        if self.exists != (self.value is not None):
+            state = "present" if self.exists else "absent"
+            raise InvalidProof(
+                f"account {format_address(self.address)} is shown {state} but the proof says "
+                "otherwise"
+            )
+        if self.value is None:
+            return
+        try:
+            record = decode_account(self.value)
+            shown = (self.public_key, self.nonce, self.balance, self.roles, self.name)
+            proven = (
+                record.public_key,
+                record.nonce,
+                record.balance,
+                mask_to_roles(record.roles),
+                record.name,
+            )
+        except (DecodeError, TypeError, ValueError) as exc:
+            raise InvalidProof(f"proven account record is malformed: {exc}") from None
+        if shown != proven:
+            raise InvalidProof(
+                f"account {format_address(self.address)} is not the proven account record"
+            )
+
 
 class OrderResult(StrictModel):
     order_id: Hash32
     exists: bool
     order: Order | None = Field(description="null when the order does not exist")
     items: list[OrderItem] | None = Field(
-        description="lines of the order.create transaction (null if absent)"
+        description="the order's lines, from the order record (so a proof covers them too: "
+        "they are order.items); null if the order does not exist"
     )
     created_height: int | None = Field(description="block of the order.create transaction")
     height: int = Field(description="committed height the answer is read at")
@@ -313,7 +350,7 @@ class OrderResult(StrictModel):
     def check_proof(self) -> None:
         """Raise InvalidProof unless `proof` shows, under `state_root`, the order record (or its
         absence) and `order` is exactly that record (a node cannot show other fields next to a
-        genuine proof). `items` (from the order.create transaction) is not covered."""
+        genuine proof), and `items` are the proven record's lines."""
         if self.proof is None:
             raise InvalidProof("the answer carries no proof of the order record")
         key = order_key(self.order_id)
@@ -331,6 +368,8 @@ class OrderResult(StrictModel):
             raise InvalidProof(f"proven order record is malformed: {exc}") from None
         if Order.of(self.order_id, record) != self.order:
             raise InvalidProof(f"order {self.order_id.hex()} is not the proven order record")
+        if self.items != self.order.items:
+            raise InvalidProof(f"order {self.order_id.hex()} shows lines it does not hold")
 
 
 class OrderListEntry(StrictModel):

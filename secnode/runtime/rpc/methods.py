@@ -55,7 +55,6 @@ from secnode.schema.objects import (
     BlockHeader,
     CommitCertificate,
     InclusionProof,
-    OrderItem,
     StateProof,
     Transaction,
 )
@@ -312,14 +311,13 @@ class RpcMethods:
         if record is None and not params.prove:
             raise not_found("order", order_id.hex())
         order = None if record is None else OrderView.of(order_id, record)
-        items: list[OrderItem] | None = None
+        items = None if order is None else order.items
         created_height: int | None = None
         location = None if record is None else self.view.store.find_transaction(order_id)
         if location is not None:
             created = self._block(location[0]).transactions[location[1]]
             if isinstance(created.body, OrderCreate):
                 created_height = location[0]
-                items = [OrderItem.of(line) for line in created.body.items]
         return m.OrderResult(
             order_id=order_id,
             exists=order is not None,
