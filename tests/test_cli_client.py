@@ -383,3 +383,30 @@ def test_query_status_says_when_the_node_is_outside_the_group_view() -> None:
     assert _view_text(3, True, 3) == "3"
     text = _view_text(5, False, 3)
     assert text.startswith("5") and "NOT in the group's view 3" in text
+
+
+def test_follow_pages_stops_at_the_end_and_refuses_an_endless_listing() -> None:
+    """`--all` follows next cursors to the end; a node whose listing never ends costs at most
+    MAX_PAGES calls and is one clear error."""
+    from secnode.cli.common import MAX_PAGES, CommandError, follow_pages
+
+    asked: list[int | None] = []
+
+    def three(cursor: int | None) -> int | None:
+        asked.append(cursor)
+        start = cursor or 0
+        return start + 1 if start < 2 else None
+
+    assert follow_pages(three, None, lambda nxt: nxt, follow=True) == [1, 2, None]
+    assert asked == [None, 1, 2]
+    assert follow_pages(three, None, lambda nxt: nxt, follow=False) == [1]
+    calls = 0
+
+    def endless(cursor: int | None) -> int:
+        nonlocal calls
+        calls += 1
+        return (cursor or 0) + 1
+
+    with pytest.raises(CommandError, match=f"did not end after {MAX_PAGES} pages"):
+        follow_pages(endless, None, lambda nxt: nxt, follow=True)
+    assert calls == MAX_PAGES

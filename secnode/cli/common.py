@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from ledger import state_tree
 from ledger.accounts import ROLE_NAMES
@@ -45,6 +45,11 @@ _VALIDATOR_NAME_RE: Final = re.compile(r"^node[0-9]{1,2}$")
 
 
 ADDRESS_HELP: Final = "sec1 address or dev:NAME"
+MAX_PAGES: Final = 10_000
+"""`--all` listings stop after this many pages (a node that never ends a listing)."""
+
+PageT = TypeVar("PageT")
+CursorT = TypeVar("CursorT")
 
 
 Handler = Callable[[argparse.Namespace], int]
@@ -263,3 +268,22 @@ def tx_options() -> argparse.ArgumentParser:
     )
     options.add_argument("--nonce", type=count, help="sender nonce (default: asked from the node)")
     return options
+
+
+def follow_pages(
+    fetch: Callable[[CursorT | None], PageT],
+    cursor: CursorT | None,
+    next_cursor: Callable[[PageT], CursorT | None],
+    *,
+    follow: bool,
+) -> list[PageT]:
+    """The pages of a listing from `cursor`: the one page asked for, or with `follow` (`--all`)
+    every next page too. A node that never ends its listing is a CommandError after MAX_PAGES."""
+    pages: list[PageT] = []
+    for _ in range(MAX_PAGES):
+        page = fetch(cursor)
+        pages.append(page)
+        cursor = next_cursor(page)
+        if cursor is None or not follow:
+            return pages
+    raise CommandError(f"the listing did not end after {MAX_PAGES} pages")

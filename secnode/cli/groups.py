@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-from typing import Any, Final
+from typing import Any
 
 from contracts.groups import (
     GROUP_STATES,
@@ -33,6 +33,7 @@ from secnode.cli.common import (
     amount,
     connect,
     count,
+    follow_pages,
     hash_hex,
     print_fields,
     print_json,
@@ -43,9 +44,6 @@ from secnode.cli.orders import draw_pickup_code, pickup_code
 from secnode.cli.submit import submit
 from secnode.schema import models as m
 from secnode.schema.groups import GroupJson, GroupResult, ListGroupsResult
-
-MAX_PAGES: Final = 10_000
-"""`sec query groups --all` stops after this many pages (a node that never ends a listing)."""
 
 
 def _bounded(low: int, high: int) -> Any:
@@ -197,18 +195,16 @@ def _query_groups(args: argparse.Namespace) -> int:
     params: dict[str, Any] = {"merchant": merchant, "limit": args.limit}
     if args.state is not None:
         params["state"] = args.state
-    if args.cursor is not None:
-        params["cursor"] = hash_hex(args.cursor, "--cursor")
     client = connect(args)
-    groups: list[GroupJson] = []
-    for _ in range(MAX_PAGES):
-        page = client.call_as("sec_listGroups", params, ListGroupsResult)
-        groups += page.groups
-        if not args.all or page.next_cursor is None:
-            break
-        params["cursor"] = page.next_cursor.hex()
-    else:
-        raise CommandError(f"the listing did not end after {MAX_PAGES} pages")
+
+    def fetch(cursor: bytes | None) -> ListGroupsResult:
+        at = {} if cursor is None else {"cursor": cursor.hex()}
+        return client.call_as("sec_listGroups", {**params, **at}, ListGroupsResult)
+
+    first = None if args.cursor is None else bytes.fromhex(hash_hex(args.cursor, "--cursor"))
+    pages = follow_pages(fetch, first, lambda page: page.next_cursor, follow=args.all)
+    groups = [group for page in pages for group in page.groups]
+    page = pages[-1]
     if args.json:
         print_json(page.model_copy(update={"groups": groups}).model_dump(mode="json"))
         return 0

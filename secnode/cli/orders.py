@@ -20,7 +20,7 @@ import hashlib
 import secrets
 import sys
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any
 
 from contracts.orders import (
     PICKUP_CODE_MAX,
@@ -49,6 +49,7 @@ from secnode.cli.common import (
     amount,
     connect,
     count,
+    follow_pages,
     hash_hex,
     print_fields,
     print_json,
@@ -58,9 +59,6 @@ from secnode.cli.common import (
 from secnode.cli.submit import submit
 from secnode.schema import models as m
 from secnode.schema.objects import Order
-
-MAX_PAGES: Final = 10_000
-"""`sec query orders --all` stops after this many pages (a node that never ends a listing)."""
 
 
 def _seconds(value: int | None) -> str:
@@ -301,18 +299,16 @@ def _query_orders(args: argparse.Namespace) -> int:
     for name in ("state", "role"):
         if getattr(args, name) is not None:
             params[name] = getattr(args, name)
-    if args.cursor is not None:
-        params["cursor"] = hash_hex(args.cursor, "--cursor")
     client = connect(args)
-    entries: list[m.OrderListEntry] = []
-    for _ in range(MAX_PAGES):
-        page = client.call_as("sec_listOrders", params, m.ListOrdersResult)
-        entries += page.orders
-        if not args.all or page.next_cursor is None:
-            break
-        params["cursor"] = page.next_cursor.hex()
-    else:
-        raise CommandError(f"the listing did not end after {MAX_PAGES} pages")
+
+    def fetch(cursor: bytes | None) -> m.ListOrdersResult:
+        at = {} if cursor is None else {"cursor": cursor.hex()}
+        return client.call_as("sec_listOrders", {**params, **at}, m.ListOrdersResult)
+
+    first = None if args.cursor is None else bytes.fromhex(hash_hex(args.cursor, "--cursor"))
+    pages = follow_pages(fetch, first, lambda page: page.next_cursor, follow=args.all)
+    entries = [entry for page in pages for entry in page.orders]
+    page = pages[-1]
     if args.json:
         print_json(page.model_copy(update={"orders": entries}).model_dump(mode="json"))
         return 0

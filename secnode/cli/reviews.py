@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-from typing import Any, Final
+from typing import Any
 
 from contracts.reviews import MAX_RATING, MIN_RATING, ReviewPost, ReviewReply, item_ref
 from ledger.keys import format_address
@@ -20,6 +20,7 @@ from secnode.cli.common import (
     ADDRESS_HELP,
     CommandError,
     connect,
+    follow_pages,
     hash_hex,
     print_fields,
     print_json,
@@ -27,8 +28,6 @@ from secnode.cli.common import (
 )
 from secnode.cli.submit import submit
 from secnode.schema.reviews import MAX_REVIEW_PAGE, GetReviewsResult, ReviewJson
-
-MAX_REVIEW_PAGES: Final = 10_000
 
 
 def _rating(text: str) -> int:
@@ -81,12 +80,12 @@ def _query_reviews(args: argparse.Namespace) -> int:
     merchant = resolve_address(args.merchant, "MERCHANT")
     item = _item(args)
     client = connect(args)
-    cursor: int = args.cursor
-    entries: list[ReviewJson] = []
-    for _ in range(MAX_REVIEW_PAGES):
+
+    def fetch(cursor: int | None) -> GetReviewsResult:
+        start = 0 if cursor is None else cursor
         params: dict[str, Any] = {
             "merchant": format_address(merchant),
-            "cursor": cursor,
+            "cursor": start,
             "limit": args.limit,
             "prove": args.prove,
         }
@@ -96,11 +95,12 @@ def _query_reviews(args: argparse.Namespace) -> int:
         if answer.merchant != merchant or answer.item != item:
             raise CommandError("the node answered for another merchant or item")
         if args.prove:
-            answer.check_proofs(cursor)
-        entries += answer.reviews
-        if answer.next_cursor is None or not args.all:
-            break
-        cursor = answer.next_cursor
+            answer.check_proofs(start)
+        return answer
+
+    pages = follow_pages(fetch, args.cursor, lambda page: page.next_cursor, follow=args.all)
+    entries = [entry for page in pages for entry in page.reviews]
+    answer = pages[-1]
     verified = {"verified": True} if args.prove else {}
     if args.json:
         print_json({**answer.model_dump(mode="json"), **verified, "reviews": _json(entries)})

@@ -7,7 +7,7 @@ node names. The auditor, which trusts no node, is `sec audit trust` (`secnode.cl
 from __future__ import annotations
 
 import argparse
-from typing import Any, Final
+from typing import Any
 
 from contracts.eigentrust import SCALE
 from contracts.epochs import EPOCH_KEY, score_key
@@ -18,15 +18,14 @@ from secnode.cli.common import (
     ADDRESS_HELP,
     CommandError,
     connect,
+    follow_pages,
     hash_hex,
     print_fields,
     print_json,
     resolve_address,
 )
 from secnode.cli.submit import submit
-from secnode.schema.trust import AttestationJson, GetAttestationsResult, TrustScoreResult
-
-MAX_ATTESTATION_PAGES: Final = 10_000
+from secnode.schema.trust import GetAttestationsResult, TrustScoreResult
 
 
 def score_text(score: int) -> str:
@@ -86,15 +85,14 @@ def _query_attestations(args: argparse.Namespace) -> int:
     role = "subject" if args.subject is not None else "attester"
     address = resolve_address(args.subject or args.attester, f"--{role}")
     client = connect(args)
-    cursor: int | None = args.cursor
-    entries: list[AttestationJson] = []
-    for _ in range(MAX_ATTESTATION_PAGES):
+
+    def fetch(cursor: int | None) -> GetAttestationsResult:
         params = {role: format_address(address), "cursor": cursor, "limit": args.limit}
-        answer = client.call_as("sec_getAttestations", params, GetAttestationsResult)
-        entries += answer.attestations
-        cursor = answer.next_cursor
-        if cursor is None or not args.all:
-            break
+        return client.call_as("sec_getAttestations", params, GetAttestationsResult)
+
+    pages = follow_pages(fetch, args.cursor, lambda page: page.next_cursor, follow=args.all)
+    entries = [entry for page in pages for entry in page.attestations]
+    answer = pages[-1]
     if args.json:
         print_json(answer.model_copy(update={"attestations": entries}).model_dump(mode="json"))
         return 0
