@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+if TYPE_CHECKING:
+    from tests.rpc_node import ServedNode
 
 VECTORS = Path(__file__).parent / "vectors"
 
@@ -22,3 +27,14 @@ settings.load_profile("ci" if os.environ.get("CI") else "default")
 
 def load_vectors(name: str) -> Any:
     return json.loads((VECTORS / name).read_text())
+
+
+@pytest.fixture
+def served() -> Iterator[ServedNode]:
+    """A development node with its RPC served over HTTP on 127.0.0.1, committing every
+    transaction it admits (tests/rpc_node.py); imported here only when a test asks for it."""
+    from tests.rpc_node import ServedNode
+
+    node = ServedNode().start()
+    yield node
+    node.stop()

@@ -23,13 +23,6 @@ from tests.rpc_node import RpcTestNode, ServedNode
 
 
 @pytest.fixture
-def served() -> Iterator[ServedNode]:
-    node = ServedNode().start()
-    yield node
-    node.stop()
-
-
-@pytest.fixture
 def manual() -> Iterator[ServedNode]:
     """A node that commits only when the test says so."""
     node = ServedNode(auto_commit=False).start()

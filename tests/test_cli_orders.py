@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 
 import pytest
 
@@ -14,30 +13,11 @@ from contracts.orders import get_order
 from contracts.referral import get_inviter
 from ledger.accounts import get_account
 from secnode.network import devnet
+from tests.clikit import cli_fields as _fields
+from tests.clikit import run_cli_main as _run
 from tests.rpc_node import ServedNode
 
 CREATE = ("order", "create", "--buyer", "dev:buyer1", "--arbiter", "dev:arbiter")
-
-
-@pytest.fixture
-def served() -> Iterator[ServedNode]:
-    node = ServedNode().start()
-    yield node
-    node.stop()
-
-
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    status = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
-def _fields(out: str) -> dict[str, list[str]]:
-    fields: dict[str, list[str]] = {}
-    for line in out.splitlines():
-        key, _, value = line.partition("  ")
-        fields.setdefault(key.strip(), []).append(value.strip())
-    return fields
 
 
 def _error(err: str) -> str:

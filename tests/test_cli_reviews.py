@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 
 import pytest
 
@@ -13,15 +12,9 @@ import cli
 from contracts.reviews import get_review, item_ref
 from ledger.keys import format_address
 from secnode.network import devnet
+from tests.clikit import cli_fields as _fields
+from tests.clikit import run_cli_main as _run
 from tests.rpc_node import ServedNode
-from tests.test_cli_orders import _fields, _run  # the CLI test helpers of that module
-
-
-@pytest.fixture
-def served() -> Iterator[ServedNode]:
-    node = ServedNode().start()
-    yield node
-    node.stop()
 
 
 def _tx(

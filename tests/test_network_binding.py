@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -80,13 +79,6 @@ def test_invalid_key_file_genesis_field(tmp_path: Path) -> None:
     path.write_text(json.dumps(document))
     with pytest.raises(KeyFileError, match="'genesis' is not 64 hex characters: 'abc'"):
         read_key_record(path)
-
-
-@pytest.fixture
-def served() -> Iterator[ServedNode]:
-    node = ServedNode().start()
-    yield node
-    node.stop()
 
 
 def test_invalid_sign_with_a_key_file_made_for_another_network(
