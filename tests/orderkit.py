@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from contracts import build_executor
-from contracts.orders import Order, OrderCreate, OrderItem, get_order
-from ledger.accounts import account_key
+from contracts.orders import ORDER_PREFIX, Order, OrderCreate, OrderItem, decode_order, get_order
+from ledger.accounts import ACCOUNT_PREFIX, account_key, decode_account
 from ledger.encoding import decode
 from ledger.genesis import Genesis, parse_genesis
 from ledger.receipts import Receipt
@@ -60,6 +60,20 @@ class OrderChain(Chain):
     def __post_init__(self) -> None:
         Chain.__post_init__(self)
         self.executor = build_executor(self.genesis.chain_id, self.genesis.document_hash())
+
+    def balances(self) -> dict[bytes, int]:
+        """Address -> balance of every account (state as of now)."""
+        return {
+            key[len(ACCOUNT_PREFIX) :]: decode_account(value).balance
+            for key, value in self.state.iterate_prefix(ACCOUNT_PREFIX)
+        }
+
+    def orders(self) -> dict[bytes, Order]:
+        """Order id -> record of every order (state as of now)."""
+        return {
+            key[len(ORDER_PREFIX) :]: decode_order(value)
+            for key, value in self.state.iterate_prefix(ORDER_PREFIX)
+        }
 
     @property
     def now(self) -> int:

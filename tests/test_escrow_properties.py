@@ -37,7 +37,6 @@ from contracts.orders import (
     CREATED,
     DISPUTED,
     FUNDED,
-    ORDER_PREFIX,
     RECEIVED,
     REFUNDED,
     RESOLVED,
@@ -60,12 +59,11 @@ from contracts.orders import (
     OrderReturnReceived,
     OrderReturnShip,
     OrderShip,
-    decode_order,
     encode_order,
 )
 from contracts.payout import commission
 from contracts.referral import ReferralBind
-from ledger.accounts import ACCOUNT_PREFIX, decode_account, get_supply
+from ledger.accounts import get_supply
 from ledger.receipts import Receipt
 from ledger.transactions import ParameterSet, SignedTransaction
 from tests.orderkit import OrderChain, order_genesis, pickup_code, shipment
@@ -163,16 +161,10 @@ class EscrowMachine(RuleBasedStateMachine):
     # --- helpers ----------------------------------------------------------------------------
 
     def _balances(self) -> dict[bytes, int]:
-        return {
-            key[len(ACCOUNT_PREFIX) :]: decode_account(value).balance
-            for key, value in self.chain.state.iterate_prefix(ACCOUNT_PREFIX)
-        }
+        return self.chain.balances()
 
     def _orders(self) -> dict[bytes, Order]:
-        return {
-            key[len(ORDER_PREFIX) :]: decode_order(value)
-            for key, value in self.chain.state.iterate_prefix(ORDER_PREFIX)
-        }
+        return self.chain.orders()
 
     def _block(self, txs: list[SignedTransaction], dt: int) -> list[Receipt]:
         """Run one block `dt` seconds after the head; check every balance change."""

@@ -42,8 +42,8 @@ from contracts.groups import (
     get_group,
     group_members,
 )
-from contracts.orders import ORDER_PREFIX, Order, OrderConfirm, OrderShip, decode_order
-from ledger.accounts import ACCOUNT_PREFIX, decode_account, get_supply
+from contracts.orders import Order, OrderConfirm, OrderShip
+from ledger.accounts import get_supply
 from ledger.encoding import decode
 from ledger.transactions import SignedTransaction
 from tests.orderkit import OrderChain, order_genesis, shipment
@@ -72,16 +72,10 @@ class GroupMachine(RuleBasedStateMachine):
     # --- helpers ----------------------------------------------------------------------------
 
     def _balances(self) -> dict[bytes, int]:
-        return {
-            key[len(ACCOUNT_PREFIX) :]: decode_account(value).balance
-            for key, value in self.chain.state.iterate_prefix(ACCOUNT_PREFIX)
-        }
+        return self.chain.balances()
 
     def _orders(self) -> dict[bytes, Order]:
-        return {
-            key[len(ORDER_PREFIX) :]: decode_order(value)
-            for key, value in self.chain.state.iterate_prefix(ORDER_PREFIX)
-        }
+        return self.chain.orders()
 
     def _groups(self) -> dict[bytes, Group]:
         return {
