@@ -9,7 +9,8 @@ D = trust_epoch_delay, both read from state when the block hook runs:
   log's root at that moment, and its parameters are the trust parameters and the genesis
   pre-trusted set at that moment. These go into the pending queue.
 * **Scores committed.** The hook at the start of block h + D (D >= 1, so at the earliest the
-  same hook that fixed the inputs) computes the epoch (`contracts.eigentrust.compute_scores`)
+  same hook that fixed the inputs) computes the epoch (`contracts.eigentrust.compute_scores`,
+  run on int64 arrays by `contracts.eigentrust_numpy` when its bounds hold)
   and writes every account's record under ``trust:score:`` || address, the epoch record under
   ``trust:epoch`` (the latest) and ``trust:epoch:`` || k (8 bytes, kept for every epoch).
 
@@ -38,9 +39,9 @@ from contracts.eigentrust import (
     SCALE,
     TrustParameters,
     TrustScore,
-    compute_scores,
     scores_root,
 )
+from contracts.eigentrust_numpy import epoch_scores
 from contracts.errors import AlreadyAttested, AttestWindowClosed, InvalidSubject, OrderNotCompleted
 from contracts.trust import (
     Attest,
@@ -303,8 +304,9 @@ class ScoreCache(Protocol):
 
 
 def compute_epoch(state: State, pending: PendingEpoch) -> list[TrustScore]:
-    """The scores of `pending` from the attestations in `state`."""
-    return compute_scores(load_attestations(state, pending.attestations), pending.parameters)
+    """The scores of `pending` from the attestations in `state` (`compute_scores`' result, on
+    int64 arrays when the bounds allow it)."""
+    return epoch_scores(load_attestations(state, pending.attestations), pending.parameters)
 
 
 def commit_epoch(

@@ -112,6 +112,15 @@ def frontier_root(frontier: list[bytes]) -> bytes:
     return root
 
 
+def extend_frontier(frontier: list[bytes], count: int, leaf: bytes) -> None:
+    """Append `leaf`, leaf number `count`, to the frontier of the first `count` leaves."""
+    frontier.append(leaf_hash(leaf))
+    while count & 1:
+        right = frontier.pop()
+        frontier[-1] = node_hash(frontier[-1], right)
+        count >>= 1
+
+
 def log_root(state: State) -> bytes:
     return frontier_root(get_log(state)[1])
 
@@ -161,12 +170,7 @@ def _append(state: State, attestation: Attestation) -> int:
     count, frontier = get_log(state)
     leaf = encode_attestation(attestation)
     state.set(attestation_key(count), leaf)
-    frontier.append(leaf_hash(leaf))
-    size = count
-    while size & 1:
-        right = frontier.pop()
-        frontier[-1] = node_hash(frontier[-1], right)
-        size >>= 1
+    extend_frontier(frontier, count, leaf)
     state.set(LOG_KEY, encode([count + 1, frontier]))
     state.set(
         attested_key(attestation.order_id, attestation.attester, attestation.subject),
