@@ -296,11 +296,29 @@ def get_pending(state: State) -> tuple[int, list[PendingEpoch]]:
 # --- the block hook ---------------------------------------------------------------------------
 
 
-class ScoreCache(Protocol):
-    """Scores computed ahead of time (see the module docstring). Must return exactly
-    `compute_scores` of the pending epoch's inputs and parameters, or None."""
+@dataclass(frozen=True, slots=True)
+class ComputedEpoch:
+    """An epoch's scores with the bytes `commit_epoch` writes, so a worker can prepare all of
+    it and the committing block only compares and writes."""
 
-    def scores_for(self, pending: PendingEpoch) -> list[TrustScore] | None: ...
+    scores: list[TrustScore]
+    """Every account's score, by address (`compute_scores` of the epoch)."""
+    records: list[bytes]
+    """`encode_score_record` of each score, in the same order."""
+    scores_root: bytes
+    """`scores_root(scores)`."""
+
+
+def prepare_epoch(scores: list[TrustScore]) -> ComputedEpoch:
+    """`scores` with their records and root."""
+    return ComputedEpoch(scores, list(map(encode_score_record, scores)), scores_root(scores))
+
+
+class ScoreCache(Protocol):
+    """Epochs computed ahead of time (see the module docstring). Must return exactly
+    `prepare_epoch(compute_scores(...))` of the pending epoch's inputs and parameters, or None."""
+
+    def scores_for(self, pending: PendingEpoch) -> ComputedEpoch | None: ...
 
 
 def compute_epoch(state: State, pending: PendingEpoch) -> list[TrustScore]:
@@ -310,22 +328,22 @@ def compute_epoch(state: State, pending: PendingEpoch) -> list[TrustScore]:
 
 
 def commit_epoch(
-    state: State, pending: PendingEpoch, height: int, scores: list[TrustScore]
+    state: State, pending: PendingEpoch, height: int, computed: ComputedEpoch
 ) -> EpochRecord:
-    """Write `scores` (those of `pending`) and the epoch record."""
-    for score in scores:
-        key = score_key(score.address)
-        record = encode_score_record(score)
-        if state.get(key) != record:
+    """Write `computed` (the epoch of `pending`) and the epoch record."""
+    get = state.get
+    for score, record in zip(computed.scores, computed.records, strict=True):
+        key = SCORE_PREFIX + score.address
+        if get(key) != record:
             state.set(key, record)
     epoch = EpochRecord(
         epoch=pending.epoch,
         input_height=pending.input_height,
         committed_height=height,
         attestations=pending.attestations,
-        accounts=len(scores),
+        accounts=len(computed.scores),
         inputs_root=pending.inputs_root,
-        scores_root=scores_root(scores),
+        scores_root=computed.scores_root,
         parameters=pending.parameters,
     )
     encoded = epoch.encode()
@@ -363,10 +381,10 @@ def run_trust_epochs(state: State, context: BlockContext, cache: ScoreCache | No
         next_epoch += 1
         changed = True
     for pending in [entry for entry in queue if entry.due_height <= height]:
-        scores = None if cache is None else cache.scores_for(pending)
-        if scores is None:
-            scores = compute_epoch(state, pending)
-        commit_epoch(state, pending, height, scores)
+        computed = None if cache is None else cache.scores_for(pending)
+        if computed is None:
+            computed = prepare_epoch(compute_epoch(state, pending))
+        commit_epoch(state, pending, height, computed)
         queue.remove(pending)
         changed = True
     if changed:

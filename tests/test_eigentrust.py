@@ -303,8 +303,9 @@ def test_the_pair_cap_makes_wash_trading_within_a_window_pointless() -> None:
 def test_bench_runs_small_and_matches_the_reference(capsys: pytest.CaptureFixture[str]) -> None:
     from secnode.bench.trust import main
 
-    assert main(["--accounts", "300", "--attestations", "3000", "--iterations", "5"]) == 0
-    assert "bit-identical to the reference: yes" in capsys.readouterr().out
+    argv = ["--accounts", "300", "--attestations", "3000", "--iterations", "5", "--old"]
+    assert main(argv) == 0
+    assert "to the inputs root, the old path, the reference: yes" in capsys.readouterr().out
 
 
 # --- wash trading (docs/protocol.md §17.4.1) -----------------------------------------------------

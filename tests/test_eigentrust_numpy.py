@@ -15,14 +15,17 @@ from contracts import eigentrust_numpy
 from contracts.eigentrust import (
     Attestation,
     TrustParameters,
+    TrustScore,
     compute_scores,
     encode_attestation,
+    encode_score,
     inputs_root,
     reference_scores,
+    scores_root,
 )
 from contracts.eigentrust_numpy import columns_of, epoch_scores, scores_from_columns
 from contracts.trust_inputs import TrustInputs
-from ledger.merkle import EMPTY_ROOT
+from ledger.merkle import EMPTY_ROOT, leaf_hash, merkle_root
 from tests.test_eigentrust import DAY, T0, attest, graphs, parameters
 
 HUGE_TOTALS = (2**62, 2**63 - 1, 2**63, 2**64 - 1)
@@ -163,3 +166,22 @@ def test_inputs_with_a_field_beyond_int64_refuse_columns_but_keep_the_root() -> 
     assert inputs.columns() is None
     assert inputs.root() == inputs_root(attestations)
     assert TrustInputs().root() == EMPTY_ROOT
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.binary(min_size=20, max_size=20),
+            st.integers(0, 2**64 - 1),
+            st.integers(0, 2**64 - 1),
+            st.integers(0, 2**64 - 1),
+        ),
+        max_size=40,
+    )
+)
+def test_the_scores_root_hashes_the_canonical_leaves(
+    rows: list[tuple[bytes, int, int, int]],
+) -> None:
+    scores = [TrustScore(*row) for row in rows]
+    assert scores_root(scores) == merkle_root([leaf_hash(encode_score(s)) for s in scores])

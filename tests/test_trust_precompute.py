@@ -3,12 +3,17 @@ epoch uses the precomputed scores, and the chain is the same, root for root, as 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from typing import Any
+
+import pytest
 
 from contracts import build_executor
 from contracts.epochs import epoch_fixed_after, get_epoch, get_pending
 from contracts.orders import OrderConfirm, OrderPay, OrderShip
 from contracts.trust import Attest, attestation_key
+from secnode.runtime import trust_precompute
 from secnode.runtime.trust_precompute import PrecomputedScores
 from tests.orderkit import OrderChain, order_genesis, shipment
 
@@ -109,3 +114,36 @@ def test_leaves_that_do_not_match_the_inputs_root_are_never_used() -> None:
     # call, still read the corrupt leaf, so epoch 2 is refused too): epoch 3 is precomputed.
     run_blocks(chain, 33, cache, now)
     assert cache.hits == 1
+
+
+def test_the_committing_block_waits_for_the_worker_already_computing_its_epoch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cache = PrecomputedScores()
+    plain, ahead = make_chain(None), make_chain(cache)
+    shop(plain)
+    shop(ahead)
+    entered, release = threading.Event(), threading.Event()
+    compute = trust_precompute.scores_from_columns
+
+    def held(*args: Any) -> Any:
+        entered.set()
+        release.wait(30)
+        return compute(*args)
+
+    monkeypatch.setattr(trust_precompute, "scores_from_columns", held)
+    workers: list[threading.Thread] = []
+
+    def in_thread(work: Callable[[], None]) -> None:
+        workers.append(threading.Thread(target=work))
+        workers[-1].start()
+
+    run_blocks(ahead, 10, cache, in_thread)
+    assert entered.wait(30), "the worker never started epoch 1"
+    # Whether the release comes before or while block 13 asks, the block gets the worker's
+    # result instead of computing the epoch a second time.
+    threading.Timer(0.2, release.set).start()
+    assert run_blocks(ahead, 13, cache, in_thread)[-1] == run_blocks(plain, 13, None, now)[-1]
+    assert cache.hits == 1
+    for worker in workers:
+        worker.join(30)

@@ -6,35 +6,35 @@ completed orders: 50% buyer -> merchant (merchants drawn with a Zipf-like bias),
 -> buyer, 15% buyer -> sharer; 90% are +1; order totals log-uniform from 1 fen to 100 000 yuan.
 Almost every pair is distinct, the expensive case for the sparse matrix.
 
-Stages, as the node and an auditor run them (docs/protocol.md §17):
-  load      decode the canonical leaf bytes of every attestation (what state and RPC pages hold)
-  inputs    the inputs root: RFC 6962 over the 10**6 leaves (the node keeps it incrementally;
-            an auditor computes it once)
-  scores    contracts.eigentrust.compute_scores: local trust, normalisation, iterations
-  root      the scores root over every account
-  reference contracts.eigentrust.reference_scores on the same input (skip with --no-reference);
-            the run fails unless it is bit-identical to `scores`
-  numpy     only if numpy is importable (it is not a dependency): the same arithmetic in int64
-            arrays, to measure what an accelerator would gain; must be bit-identical too
-Goal: scores <= 5 s on one core for 100 000 accounts and 1 000 000 attestations.
+The epoch as the node computes it (docs/protocol.md §17, secnode/runtime/trust_precompute.py):
+  ingest     not part of the epoch: each attestation is appended to the kept-current inputs
+             (contracts.trust_inputs) as its block commits; shown as a total and per attestation
+  load       copy the kept-current columns (the snapshot the worker computes from)
+  inputs     the inputs root, from the kept-current frontier
+  iterations contracts.eigentrust_numpy: local trust, normalisation and the rounds on int64
+  root       the scores root over every account
+  total      load + inputs + iterations + root
+With --old, the same epoch the way it was computed before, in the same run, for the ratio:
+  load       decode the canonical leaf bytes of every attestation (what state holds)
+  inputs     RFC 6962 over every leaf
+  iterations contracts.eigentrust.compute_scores (Python integers; now the fallback)
+  root       the scores root
+The run fails unless both give the same roots and scores. `reference` (skip with
+--no-reference) times contracts.eigentrust.reference_scores, which must agree too.
+Goal (issue 14): total <= 2 s on one core for 100 000 accounts and 1 000 000 attestations.
 """
 
 from __future__ import annotations
 
-import importlib
 import random
 import sys
 import time
 from collections.abc import Callable
-from operator import itemgetter
 from typing import Any, TypeVar
 
 import msgpack
 
 from contracts.eigentrust import (
-    FEN_PER_YUAN,
-    PPM,
-    SCALE,
     Attestation,
     TrustParameters,
     TrustScore,
@@ -44,6 +44,8 @@ from contracts.eigentrust import (
     reference_scores,
     scores_root,
 )
+from contracts.eigentrust_numpy import scores_from_columns
+from contracts.trust_inputs import TrustInputs
 from ledger.merkle import leaf_hash, merkle_root
 from secnode.bench import bench_parser, write_report
 
@@ -101,92 +103,61 @@ def _timed(function: Callable[[], T]) -> tuple[T, dict[str, float]]:
     }
 
 
-def _numpy_scores(
-    attestations: list[Attestation], params: TrustParameters, np: Any
-) -> list[TrustScore]:
-    """compute_scores in numpy int64 (exact here: docs/protocol.md §17.4 bounds the sums by
-    2 * 10**18; the bench graph keeps s_ij * SCALE and the group keys far below 2**63)."""
-    m = len(attestations)
-    attesters = list(map(itemgetter(1), attestations))
-    subjects = list(map(itemgetter(2), attestations))
-    accounts = sorted(set(attesters).union(subjects, params.pretrusted))
-    n = len(accounts)
-    index = dict(zip(accounts, range(n), strict=True))
-
-    def column(values: Any) -> Any:
-        return np.fromiter(values, np.int64, m)
-
-    source = column(map(index.__getitem__, attesters))
-    target = column(map(index.__getitem__, subjects))
-    value = column(map(itemgetter(3), attestations))
-    steps = np.array([FEN_PER_YUAN * 10**k for k in range(1, 17)], dtype=np.int64)
-    total = column(map(itemgetter(4), attestations))
-    valued = total >= params.min_order_fen
-    window = column(map(itemgetter(5), attestations)) // params.pair_window_s
-    window -= window.min()
-    span = 2 * (int(window.max()) + 1)
-    pair_key = target * n + source
-    groups, group_of = np.unique(
-        (pair_key * span + 2 * window + (value < 0))[valued], return_inverse=True
-    )
-    sums = np.zeros(len(groups), np.int64)
-    np.add.at(sums, group_of, total[valued])
-    capped = np.minimum(1 + np.searchsorted(steps, sums, side="right"), params.pair_cap)
-    pairs, pair_of = np.unique(groups // span, return_inverse=True)
-    trust = np.zeros(len(pairs), np.int64)
-    np.add.at(trust, pair_of, np.where(groups & 1, -capped, capped))
-    # The loop rule: of two positive edges i -> j and j -> i, the later-opened one gets 0.
-    opened = valued & (value > 0)
-    first_keys, first_index = np.unique(pair_key[opened], return_index=True)
-    first_sequence = np.nonzero(opened)[0][first_index]
-    positive = trust > 0
-    reverse = (pairs % n) * n + pairs // n
-    where = np.minimum(np.searchsorted(pairs, reverse), len(pairs) - 1)
-    mutual = positive & (pairs[where] == reverse) & positive[where]
-    mine = first_sequence[np.searchsorted(first_keys, pairs[mutual])]
-    theirs = first_sequence[np.searchsorted(first_keys, reverse[mutual])]
-    closing = np.nonzero(mutual)[0][mine > theirs]
-    trust[closing] = 0
-    pairs, trust = pairs[trust > 0], trust[trust > 0]
-    rows = pairs % n
-    row_sums = np.bincount(rows, weights=trust, minlength=n).astype(np.int64)
-    weights = trust * SCALE // row_sums[rows]
-    rows, pairs, weights = rows[weights > 0], pairs[weights > 0], weights[weights > 0]
-    columns, starts = np.unique(pairs // n, return_index=True)
-    dangling = np.nonzero(row_sums == 0)[0]
-    chosen = set(params.pretrusted) or set(accounts)
-    share = SCALE // len(chosen)
-    p = np.array([share if a in chosen else 0 for a in accounts], dtype=np.int64)
-    t = p.copy()
-    for _ in range(params.iterations):
-        flows = np.zeros(n, np.int64)
-        if len(weights):
-            flows[columns] = np.add.reduceat(weights * t[rows], starts)
-        u = (flows + int(t[dangling].sum()) * p) // SCALE
-        t = ((PPM - params.alpha_ppm) * u + params.alpha_ppm * p) // PPM
-    positive = np.bincount(target[value > 0], minlength=n).tolist()
-    negative = np.bincount(target[value < 0], minlength=n).tolist()
-    return list(map(TrustScore, accounts, t.tolist(), positive, negative))
-
-
 def _decode(leaves: list[bytes]) -> list[Attestation]:
     unpack = msgpack.unpackb
     return [Attestation(*unpack(leaf)) for leaf in leaves]
 
 
+Stages = dict[str, dict[str, float]]
+
+
+def _with_total(stages: Stages) -> Stages:
+    stages["total"] = {
+        measure: round(sum(timing[measure] for timing in stages.values()), 3)
+        for measure in ("wall_s", "cpu_s")
+    }
+    return stages
+
+
+def _kept_current(
+    leaves: list[bytes], params: TrustParameters
+) -> tuple[list[TrustScore], bytes, bytes, Stages, dict[str, float]]:
+    """The epoch from inputs kept current: (scores, inputs root, scores root, stages, ingest)."""
+    inputs = TrustInputs()
+    _, ingest = _timed(lambda: list(map(inputs.append, leaves)))
+    columns, load = _timed(inputs.columns)
+    root_in, root_in_timing = _timed(inputs.root)
+    if columns is None:
+        raise SystemExit("the synthetic attestations do not fit int64")
+
+    def compute() -> list[TrustScore]:
+        scores = scores_from_columns(columns, params)
+        return compute_scores(_decode(leaves), params) if scores is None else scores
+
+    scores, iterations = _timed(compute)
+    root_out, root = _timed(lambda: scores_root(scores))
+    stages = {"load": load, "inputs": root_in_timing, "iterations": iterations, "root": root}
+    return scores, root_in, root_out, _with_total(stages), ingest
+
+
+def _reloaded(
+    leaves: list[bytes], params: TrustParameters
+) -> tuple[list[TrustScore], bytes, bytes, Stages]:
+    """The epoch as computed before the inputs were kept current, in Python integers."""
+    loaded, load = _timed(lambda: _decode(leaves))
+    root_in, inputs = _timed(lambda: merkle_root([leaf_hash(leaf) for leaf in leaves]))
+    scores, iterations = _timed(lambda: compute_scores(loaded, params))
+    root_out, root = _timed(lambda: scores_root(scores))
+    stages = {"load": load, "inputs": inputs, "iterations": iterations, "root": root}
+    return scores, root_in, root_out, _with_total(stages)
+
+
 def run(
-    accounts: int, attestations: int, seed: int, iterations: int, reference: bool
+    accounts: int, attestations: int, seed: int, iterations: int, reference: bool, old: bool
 ) -> dict[str, Any]:
     records, params = synthetic_epoch(accounts, attestations, seed, iterations)
     leaves = [encode_attestation(record) for record in records]
-    loaded, load = _timed(lambda: _decode(leaves))
-    if loaded != records:
-        raise SystemExit("decoding the leaves did not give the attestations back")
-    root_in, inputs = _timed(lambda: merkle_root([leaf_hash(leaf) for leaf in leaves]))
-    if root_in != inputs_root(records):
-        raise SystemExit("the inputs root of the leaves is not that of the attestations")
-    scores, compute = _timed(lambda: compute_scores(loaded, params))
-    root_out, root = _timed(lambda: scores_root(scores))
+    scores, root_in, root_out, stages, ingest = _kept_current(leaves, params)
     report: dict[str, Any] = {
         "accounts": len(scores),
         "attestations": len(records),
@@ -195,37 +166,55 @@ def run(
         "seed": seed,
         "inputs_root": root_in.hex(),
         "scores_root": root_out.hex(),
-        "stages": {"load": load, "inputs": inputs, "scores": compute, "root": root},
+        "ingest": ingest,
+        "stages": stages,
+        "identical": root_in == inputs_root(records),
     }
+    if old:
+        old_scores, old_in, old_out, old_stages = _reloaded(leaves, params)
+        report["old_stages"] = old_stages
+        report["identical"] &= (old_scores, old_in, old_out) == (scores, root_in, root_out)
+        report["speedup_cpu"] = round(old_stages["total"]["cpu_s"] / stages["total"]["cpu_s"], 1)
     if reference:
-        expected, timing = _timed(lambda: reference_scores(loaded, params))
-        report["stages"]["reference"] = timing
-        report["bit_identical"] = expected == scores
-    try:
-        numpy = importlib.import_module("numpy")
-    except ImportError:
-        return report
-    accelerated, timing = _timed(lambda: _numpy_scores(loaded, params, numpy))
-    report["stages"]["numpy"] = timing
-    report["numpy_identical"] = accelerated == scores
+        expected, timing = _timed(lambda: reference_scores(_decode(leaves), params))
+        report["reference"] = timing
+        report["identical"] &= expected == scores
     return report
 
 
+def _stage_lines(title: str, stages: Stages) -> list[str]:
+    lines = [f"  {title}"]
+    for stage, timing in stages.items():
+        lines.append(
+            f"    {stage:<10} {timing['wall_s']:8.3f} s wall  {timing['cpu_s']:8.3f} s cpu"
+        )
+    return lines
+
+
 def render(report: dict[str, Any]) -> str:
+    ingest = report["ingest"]
+    per_attestation = 1e6 * ingest["cpu_s"] / max(1, report["attestations"])
     lines = [
         f"trust epoch: {report['accounts']} accounts, {report['attestations']} attestations "
         f"({report['pairs']} distinct pairs), {report['iterations']} iterations, "
         f"seed {report['seed']}",
+        f"  ingest as blocks commit (not in the epoch): {ingest['wall_s']:.3f} s wall "
+        f"{ingest['cpu_s']:.3f} s cpu, {per_attestation:.1f} us cpu per attestation",
+        *_stage_lines("epoch, inputs kept current, int64:", report["stages"]),
     ]
-    for stage, timing in report["stages"].items():
-        lines.append(f"  {stage:<10} {timing['wall_s']:8.3f} s wall  {timing['cpu_s']:8.3f} s cpu")
+    if "old_stages" in report:
+        lines += _stage_lines("epoch, old path (reload, Python integers):", report["old_stages"])
+        lines.append(f"  old / new total cpu: {report['speedup_cpu']}x")
+    if "reference" in report:
+        timing = report["reference"]
+        lines.append(f"  reference  {timing['wall_s']:8.3f} s wall  {timing['cpu_s']:8.3f} s cpu")
+    lines.append(f"  inputs root {report['inputs_root']}")
     lines.append(f"  scores root {report['scores_root']}")
-    if "bit_identical" in report:
-        verdict = "yes" if report["bit_identical"] else "NO"
-        lines.append(f"  bit-identical to the reference: {verdict}")
-    if "numpy_identical" in report:
-        verdict = "yes" if report["numpy_identical"] else "NO"
-        lines.append(f"  numpy (not a dependency) bit-identical: {verdict}")
+    compared = ["the inputs root"]
+    compared += ["the old path"] if "old_stages" in report else []
+    compared += ["the reference"] if "reference" in report else []
+    verdict = "yes" if report["identical"] else "NO"
+    lines.append(f"  bit-identical to {', '.join(compared)}: {verdict}")
     return "\n".join(lines)
 
 
@@ -238,17 +227,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-reference", action="store_true", help="skip the (slow) reference comparison"
     )
+    parser.add_argument(
+        "--old", action="store_true", help="also time the old path (reload, Python integers)"
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the report as JSON to FILE")
     args = parser.parse_args(argv)
     if args.accounts < 20 or args.attestations < 1 or not 1 <= args.iterations <= 200:
         parser.error("need --accounts >= 20, --attestations >= 1, 1 <= --iterations <= 200")
     report = run(
-        args.accounts, args.attestations, args.seed, args.iterations, not args.no_reference
+        args.accounts,
+        args.attestations,
+        args.seed,
+        args.iterations,
+        not args.no_reference,
+        args.old,
     )
     print(render(report))
     if args.json:
         write_report(args.json, report)
-    if report.get("bit_identical") is False or report.get("numpy_identical") is False:
-        print("sec bench trust: the fast scores differ from the reference", file=sys.stderr)
+    if not report["identical"]:
+        print("sec bench trust: the epoch differs from the old path or reference", file=sys.stderr)
         return 1
     return 0

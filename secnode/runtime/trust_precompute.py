@@ -29,9 +29,15 @@ import time
 from collections.abc import Callable
 from typing import Final
 
-from contracts.eigentrust import TrustScore, compute_scores
+from contracts.eigentrust import compute_scores
 from contracts.eigentrust_numpy import scores_from_columns
-from contracts.epochs import PendingEpoch, epoch_fixed_after, get_pending
+from contracts.epochs import (
+    ComputedEpoch,
+    PendingEpoch,
+    epoch_fixed_after,
+    get_pending,
+    prepare_epoch,
+)
 from contracts.trust import attestation_key, decode_attestation, log_size
 from contracts.trust_inputs import TrustInputs
 from ledger.state import State
@@ -40,6 +46,9 @@ log = logging.getLogger("secnode.trust")
 
 KEPT: Final = 2
 """Results kept: an epoch's, and the next one's while it is being computed."""
+WAIT_S: Final = 60.0
+"""Longest a committing block waits for the worker already computing its epoch (computing it
+again in the block would take longer; the wait only guards against a stuck worker)."""
 
 Key = tuple[int, bytes, object]
 Spawn = Callable[[Callable[[], None]], None]
@@ -55,22 +64,29 @@ class PrecomputedScores:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._done = threading.Condition(self._lock)
         self._worker = threading.Lock()
+        self._computing: Key | None = None
         self._inputs = TrustInputs()
         self._state: State | None = None
         self._target = 0
         self._queue: list[PendingEpoch] = []
-        self._results: dict[Key, list[TrustScore]] = {}
+        self._results: dict[Key, ComputedEpoch] = {}
         self._started: dict[Key, None] = {}
         self.hits = 0
         """Epochs committed from a precomputed result (for tests and logs)."""
 
-    def scores_for(self, pending: PendingEpoch) -> list[TrustScore] | None:
+    def scores_for(self, pending: PendingEpoch) -> ComputedEpoch | None:
+        key = _key(pending)
+        deadline = time.monotonic() + WAIT_S
         with self._lock:
-            scores = self._results.get(_key(pending))
-            if scores is not None:
+            while key not in self._results and self._computing == key:
+                if not self._done.wait(deadline - time.monotonic()):
+                    break
+            computed = self._results.get(key)
+            if computed is not None:
                 self.hits += 1
-            return scores
+            return computed
 
     def after_commit(self, state: State, height: int, spawn: Spawn) -> None:
         """Called once block `height` is committed: queue the new attestations and the epoch it
@@ -116,15 +132,21 @@ class PrecomputedScores:
                 pending = min(self._queue, key=lambda entry: entry.attestations, default=None)
                 if pending is not None:
                     self._queue.remove(pending)
-            if state is None:
-                return
-            stop = target if pending is None else pending.attestations
-            if not self._catch_up(state, stop) or pending is None:
-                return
-            if self._inputs.count != pending.attestations:
-                log.info("epoch %d: its inputs were passed before it was queued", pending.epoch)
-                continue
-            self._compute(state, pending)
+                    self._computing = _key(pending)
+            try:
+                if state is None:
+                    return
+                stop = target if pending is None else pending.attestations
+                if not self._catch_up(state, stop) or pending is None:
+                    return
+                if self._inputs.count == pending.attestations:
+                    self._compute(state, pending)
+                else:
+                    log.info("epoch %d: its inputs were passed before it was queued", pending.epoch)
+            finally:
+                with self._lock:
+                    self._computing = None
+                    self._done.notify_all()
 
     def _catch_up(self, state: State, stop: int) -> bool:
         """Append attestations up to number `stop`; False if one is not committed."""
@@ -151,8 +173,9 @@ class PrecomputedScores:
             leaves = map(state.get_committed, map(attestation_key, range(pending.attestations)))
             attestations = [decode_attestation(leaf) for leaf in leaves if leaf is not None]
             scores = compute_scores(attestations, pending.parameters)
+        computed = prepare_epoch(scores)
         with self._lock:
-            self._results[_key(pending)] = scores
+            self._results[_key(pending)] = computed
             while len(self._results) > KEPT:
                 del self._results[next(iter(self._results))]
         log.info(
