@@ -31,7 +31,8 @@ import numpy as np
 from contracts.eigentrust_numpy import Columns
 from contracts.trust import extend_frontier, frontier_root
 
-_INT64: Final = range(-(2**63), 2**63)
+_LOW: Final = -(2**63)
+_HIGH: Final = 2**63 - 1
 
 
 class TrustInputs:
@@ -50,17 +51,24 @@ class TrustInputs:
         """Append leaf number `count`: the canonical bytes of an attestation in the log."""
         _, attester, subject, value, total, completed_s, _ = msgpack.unpackb(leaf)
         numbers = self._numbers
-        fields = [numbers.get(attester), numbers.get(subject), value, total, completed_s]
-        for position, address in enumerate((attester, subject)):
-            if fields[position] is None:
-                fields[position] = numbers[address] = len(self._addresses)
-                self._addresses.append(address)
-        if not all(field in _INT64 for field in fields[2:]):
+        attester_number = numbers.get(attester)
+        if attester_number is None:
+            attester_number = numbers[attester] = len(self._addresses)
+            self._addresses.append(attester)
+        subject_number = numbers.get(subject)
+        if subject_number is None:
+            subject_number = numbers[subject] = len(self._addresses)
+            self._addresses.append(subject)
+        if not (_LOW <= value <= _HIGH and _LOW <= total <= _HIGH and _LOW <= completed_s <= _HIGH):
             # Kept aligned with a placeholder; `columns` refuses from now on (Python ints only).
             self._fits = False
-            fields[2:] = [0, 0, 0]
-        for column, field in zip(self._columns, fields, strict=True):
-            column.append(field)
+            value = total = completed_s = 0
+        attesters, subjects, values, totals, times = self._columns
+        attesters.append(attester_number)
+        subjects.append(subject_number)
+        values.append(value)
+        totals.append(total)
+        times.append(completed_s)
         extend_frontier(self._frontier, self.count, leaf)
         self.count += 1
 

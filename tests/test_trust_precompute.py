@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from contracts import build_executor
+from contracts import build_executor, eigentrust_numpy
 from contracts.epochs import epoch_fixed_after, get_epoch, get_pending
 from contracts.orders import OrderConfirm, OrderPay, OrderShip
 from contracts.trust import Attest, attestation_key
@@ -124,7 +124,7 @@ def test_the_committing_block_waits_for_the_worker_already_computing_its_epoch(
     shop(plain)
     shop(ahead)
     entered, release = threading.Event(), threading.Event()
-    compute = trust_precompute.scores_from_columns
+    compute = eigentrust_numpy.scores_from_columns
 
     def held(*args: Any) -> Any:
         entered.set()
