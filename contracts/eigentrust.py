@@ -26,9 +26,11 @@ docs/protocol.md §17 is the normative text; in short:
    t_j = ((PPM - alpha_ppm) * u_j + alpha_ppm * p_j) // PPM
 9. score_j = t_j after the last iteration (SCALE = 10**9 means all of the trust).
 
-`compute_scores` is the fast implementation (a sparse column matrix and C-level map/accumulate
-per iteration, about 0.1 s per iteration for 10**6 pairs); `reference_scores` is the same
-definition written as plainly as possible, kept so tests can check the two agree bit for bit.
+`compute_scores` is the Python-integer implementation (a sparse column matrix and C-level
+map/accumulate per iteration, about 0.1 s per iteration for 10**6 pairs); nodes run the same
+arithmetic on int64 arrays (`contracts.eigentrust_numpy`) and fall back to it when an int64 bound
+does not hold. `reference_scores` is the same definition written as plainly as possible, kept so
+tests can check all of them agree bit for bit.
 """
 
 from __future__ import annotations
