@@ -147,3 +147,16 @@ def test_the_committing_block_waits_for_the_worker_already_computing_its_epoch(
     assert cache.hits == 1
     for worker in workers:
         worker.join(30)
+
+
+def test_after_a_restart_the_inputs_are_rebuilt_and_a_pending_epoch_is_precomputed() -> None:
+    plain = make_chain(None)
+    shop(plain)
+    run_blocks(plain, 13, None, now)
+    cache = PrecomputedScores()  # a node started with epoch 1 fixed (block 11) but not committed
+    restarted = make_chain(cache)
+    shop(restarted)
+    run_blocks(restarted, 11, None, now)
+    assert len(get_pending(restarted.state)[1]) == 1
+    assert run_blocks(restarted, 13, cache, now)[-1] == plain.head.state_root
+    assert cache.hits == 1
