@@ -160,3 +160,15 @@ def test_after_a_restart_the_inputs_are_rebuilt_and_a_pending_epoch_is_precomput
     assert len(get_pending(restarted.state)[1]) == 1
     assert run_blocks(restarted, 13, cache, now)[-1] == plain.head.state_root
     assert cache.hits == 1
+
+
+def test_the_worker_falls_back_to_python_integers_when_an_int64_bound_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(trust_precompute, "scores_from_columns", lambda *_: None)
+    cache = PrecomputedScores()
+    plain, ahead = make_chain(None), make_chain(cache)
+    shop(plain)
+    shop(ahead)
+    assert run_blocks(ahead, 13, cache, now) == run_blocks(plain, 13, None, now)
+    assert cache.hits == 1
