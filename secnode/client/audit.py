@@ -42,7 +42,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from contracts import build_executor
-from contracts.eigentrust import Attestation, compute_scores, scores_root
+from contracts.eigentrust import Attestation, scores_root
+from contracts.eigentrust_numpy import epoch_scores
 from contracts.epochs import (
     EPOCH_KEY,
     EpochRecord,
@@ -399,7 +400,7 @@ def audit_trust(
     report("parameters", f"{epoch.parameters.iterations} iterations, pre-trusted from genesis")
     inputs = _inputs(node, epoch, epoch_raw)
     report("inputs", f"{len(inputs)} attestations prove against the inputs root")
-    scores = compute_scores(inputs, epoch.parameters)
+    scores = epoch_scores(inputs, epoch.parameters)
     root = scores_root(scores)
     if root != epoch.scores_root or len(scores) != epoch.accounts:
         raise AuditFailure(
