@@ -196,10 +196,10 @@ class StateTree:
 
     Invariants: the live nodes (`_delta` over `_base`) are exactly those of the canonical tree
     of the current entries (see the module docstring), so `root()` depends only on the set of
-    entries; a dict `_base` is never mutated (a stored one is only changed by committing a
-    tree that this one descends from, see `unsaved_nodes`). A branch record is current unless the branch is in
-    `_stale`, which also holds all its ancestors; a record half is current unless that child is
-    in `_stale` or in `_changed` (positions that became a leaf or empty since the last
+    entries; a dict `_base` is never mutated (a stored one changes only by the commit of a tree
+    this one descends from, see `unsaved_nodes`). A branch record is current unless the branch
+    is in `_stale`, which also holds all its ancestors; a record half is current unless that
+    child is in `_stale` or in `_changed` (positions that became a leaf or empty since the last
     `root()`). `_root_hash` caches `root()`.
     """
 
@@ -244,9 +244,7 @@ class StateTree:
         is right for a store holding no nodes yet.
         """
         self.root()
-        changes = [
-            (position, stored_node or None) for position, stored_node in self._delta.items()
-        ]
+        changes = [(position, stored_node or None) for position, stored_node in self._delta.items()]
         if self._base is stored:
             return changes
         base = self._base

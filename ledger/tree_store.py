@@ -100,6 +100,11 @@ class StoredNodes:
             raise StoreError(f"state tree node {position:#x} is missing from the store")
         return node
 
+    @property
+    def cached_nodes(self) -> int:
+        """Entries in the cache (at most twice its size)."""
+        return len(self._young) + len(self._old)
+
     def holds(self, position: int, node: bytes | None) -> bool:
         """Whether the store is known (from the cache) to hold exactly `node` at `position`:
         such a node needs no write. Compares identity, so the check costs a lookup."""
@@ -144,6 +149,11 @@ class StoredRows(MutableMapping[bytes, bytes]):
         self._kv = kv
         self._unsaved: dict[bytes, bytes | None] = {}
         self._last_saved: dict[bytes, bytes | None] = {}
+
+    @property
+    def unsaved_entries(self) -> int:
+        """Changes held in memory until the store reports them written."""
+        return len(self._unsaved)
 
     def __getitem__(self, key: bytes) -> bytes:
         value = self._unsaved.get(key, _MISSING)
