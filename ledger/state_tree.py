@@ -403,9 +403,21 @@ class StateTree:
         is not a branch, and the leaf there (None if the subtree is empty).
 
         The walk passes branches down to that depth and nothing lives below it, so "a branch
-        is at depth d" is monotone in d: binary search (9 probes) instead of walking.
+        is at depth d" is monotone in d: binary search (9 probes) instead of walking. Over
+        stored nodes, though, a probe below the leaves is a wasted store read, while the
+        records on the path are read by `root()` next anyway (and the top ones are cached):
+        there, walk down.
         """
         delta, base = self._delta, self._base
+        if not isinstance(base, dict):
+            position = 1
+            for depth in range(PATH_BITS + 1):
+                stored = delta.get(position)
+                if stored is None:
+                    stored = base.get(position)
+                if stored is None or len(stored) != _RECORD_SIZE:
+                    return position, stored or None  # `or`: _REMOVED
+                position = 2 * position + ((path >> (PATH_BITS - 1 - depth)) & 1)  # _bit
         low, high = 0, PATH_BITS  # branches above depth `low`; no branch at depth `high`
         while low < high:
             middle = (low + high) // 2
