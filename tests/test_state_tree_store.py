@@ -216,3 +216,17 @@ def test_invalid_commit_of_a_tree_that_is_not_the_blocks() -> None:
     with pytest.raises(StoreError, match="tree to store has root"):
         store.commit_block(block, None, [], {}, tree=wrong)
     assert kv.rows == before and kv.rows[HEAD_KEY] == before[HEAD_KEY]
+
+
+def test_bench_state_opens_agree_and_blocks_commit(tmp_path: Path) -> None:
+    """`sec bench state` at a small size: both opens find the head's root (the bench exits
+    otherwise) and the timed blocks go through `commit_block` on the stored tree."""
+    from secnode.bench.state import run
+
+    report = run(tmp_path / "db", accounts=300, rounds=1, blocks=2, block_keys=20)
+    store, state, head = open_chain(_open(tmp_path), dev_genesis(), TX_TYPES)
+    assert head.height == 2 and report["root"] != head.state_root.hex()
+    fresh = StateTree.from_items(store.load_state_rows().items())
+    assert state.committed_root() == fresh.root() == head.state_root
+    assert report["nodes_written_per_block"] > 0
+    store.close()
