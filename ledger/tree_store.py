@@ -20,7 +20,7 @@ state rows, so the root read from node 1 is the head's state root (`open_chain` 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, MutableMapping
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Generic, TypeVar, cast
 
 from ledger.encoding import decode, encode
 from ledger.errors import StoreError
@@ -38,6 +38,11 @@ NODE_CACHE_SIZE: Final = 1 << 17
 _POSITION_SIZE: Final = 33  # positions run up to 2**257 - 1
 _ABSENT: Final = b""  # cached "no node here"
 _MISSING: Final = object()
+_NO_ROW: Final = object()  # cached "no such state row"
+ROW_CACHE_SIZE: Final = 1 << 16
+"""State rows kept per cache generation: the accounts and records of recent blocks."""
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 def node_key(position: int) -> bytes:
@@ -62,35 +67,64 @@ def read_tree_marker(kv: KeyValueStore) -> int | None:
     return entries
 
 
-class StoredNodes:
-    """The persisted tree nodes, read through a bounded cache (a `state_tree.NodeSource`).
+class RecentCache(Generic[K, V]):
+    """A bounded map of recently used entries, at the cost of two dict lookups per read.
 
-    The cache has two generations of `cache_size` entries: a hit in the old one moves to the
-    young one, and when the young one fills up it becomes the old one. That keeps the hot top
-    of the tree at the cost of two dict lookups (an LRU would cost a reordering per read).
-    Absent positions are cached too: the tree's binary search probes below the leaves.
-    The cache only ever holds what the store holds: `saved` updates it after each write.
+    Two generations of `capacity` entries: a hit in the old one moves to the young one, and
+    when the young one fills up it becomes the old one (an LRU would reorder on every read).
+    Used from one thread (the node's event loop), as the trees over it are.
     """
 
-    __slots__ = ("_cache_size", "_kv", "_old", "_young", "reads")
+    __slots__ = ("_capacity", "_old", "_young")
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._young: dict[K, V] = {}
+        self._old: dict[K, V] = {}
+
+    def __len__(self) -> int:
+        return len(self._young) + len(self._old)
+
+    def get(self, key: K) -> V | None:
+        """The entry for `key`, None if it is not cached."""
+        value = self._young.get(key)
+        if value is None:
+            value = self._old.get(key)
+            if value is not None:
+                self.put(key, value)
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        young = self._young
+        if len(young) >= self._capacity:
+            self._old = young
+            young = self._young = {}
+        young[key] = value
+
+
+class StoredNodes:
+    """The persisted tree nodes, read through a `RecentCache` (a `state_tree.NodeSource`).
+
+    The cache keeps the hot top of the tree. Absent positions are cached too (a new key's
+    leaf position, a deleted key's sibling). It only ever holds what the store holds: `saved`
+    updates it after each write.
+    """
+
+    __slots__ = ("_cache", "_kv", "reads")
 
     def __init__(self, kv: KeyValueStore, cache_size: int = NODE_CACHE_SIZE) -> None:
         self._kv = kv
-        self._cache_size = cache_size
-        self._young: dict[int, bytes] = {}
-        self._old: dict[int, bytes] = {}
+        self._cache: RecentCache[int, bytes] = RecentCache(cache_size)
         self.reads = 0
         """Nodes read from the store so far (cache misses)."""
 
     def get(self, position: int) -> bytes | None:
         """The node at `position`, None if there is none."""
-        node = self._young.get(position)
+        node = self._cache.get(position)
         if node is None:
-            node = self._old.get(position)
-            if node is None:
-                node = self._kv.get(node_key(position)) or _ABSENT
-                self.reads += 1
-            self._remember(position, node)
+            node = self._kv.get(node_key(position)) or _ABSENT
+            self.reads += 1
+            self._cache.put(position, node)
         return node or None
 
     def __getitem__(self, position: int) -> bytes:
@@ -103,14 +137,12 @@ class StoredNodes:
     @property
     def cached_nodes(self) -> int:
         """Entries in the cache (at most twice its size)."""
-        return len(self._young) + len(self._old)
+        return len(self._cache)
 
     def holds(self, position: int, node: bytes | None) -> bool:
         """Whether the store is known (from the cache) to hold exactly `node` at `position`:
         such a node needs no write. Compares identity, so the check costs a lookup."""
-        cached = self._young.get(position)
-        if cached is None:
-            cached = self._old.get(position)
+        cached = self._cache.get(position)
         if node is None:
             return cached is _ABSENT
         return cached is node
@@ -124,16 +156,10 @@ class StoredNodes:
 
     def saved(self, nodes: Iterable[tuple[int, bytes | None]], tree: StateTree) -> None:
         """Record that `nodes` (from `unsaved(tree)`) were written: `tree` now reads them here."""
+        put = self._cache.put
         for position, node in nodes:
-            self._remember(position, _ABSENT if node is None else node)
+            put(position, _ABSENT if node is None else node)
         tree.rebase(self)
-
-    def _remember(self, position: int, node: bytes) -> None:
-        young = self._young
-        if len(young) >= self._cache_size:
-            self._old = young
-            young = self._young = {}
-        young[position] = node
 
 
 class StoredRows(MutableMapping[bytes, bytes]):
@@ -141,12 +167,14 @@ class StoredRows(MutableMapping[bytes, bytes]):
 
     Changes made here that the store has not written yet live in `_unsaved` (None: deleted)
     and are dropped once `saved` reports them written; a change equal to what the last write
-    stored needs no entry (a caller may commit the store before the map). Point reads cost a
-    store read; iteration and `len` cost the whole map (for tests and tools, not execution).
+    stored needs no entry (a caller may commit the store before the map). Point reads go
+    through a `RecentCache` of rows (kept equal to the store's by `saved`); iteration and
+    `len` cost the whole map (for tests and tools, not execution).
     """
 
-    def __init__(self, kv: KeyValueStore) -> None:
+    def __init__(self, kv: KeyValueStore, cache_size: int = ROW_CACHE_SIZE) -> None:
         self._kv = kv
+        self._cache: RecentCache[bytes, object] = RecentCache(cache_size)
         self._unsaved: dict[bytes, bytes | None] = {}
         self._last_saved: dict[bytes, bytes | None] = {}
 
@@ -155,19 +183,22 @@ class StoredRows(MutableMapping[bytes, bytes]):
         """Changes held in memory until the store reports them written."""
         return len(self._unsaved)
 
-    def __getitem__(self, key: bytes) -> bytes:
+    def get(self, key: bytes, default: bytes | None = None) -> bytes | None:  # type: ignore[override]  # one read, where the mixin's takes two
         value = self._unsaved.get(key, _MISSING)
         if value is _MISSING:
-            value = self._kv.get(STATE_PREFIX + key)
+            value = self._cache.get(key)
+            if value is None:
+                value = self._kv.get(STATE_PREFIX + key)
+                self._cache.put(key, _NO_ROW if value is None else value)
+            elif value is _NO_ROW:
+                value = None
+        return default if value is None else cast(bytes, value)
+
+    def __getitem__(self, key: bytes) -> bytes:
+        value = self.get(key)
         if value is None:
             raise KeyError(key)
-        return value  # type: ignore[return-value]  # bytes once neither _MISSING nor None
-
-    def get(self, key: bytes, default: bytes | None = None) -> bytes | None:  # type: ignore[override]  # a faster get than the mixin's, same meaning
-        value = self._unsaved.get(key, _MISSING)
-        if value is _MISSING:
-            value = self._kv.get(STATE_PREFIX + key)
-        return default if value is None else value  # type: ignore[return-value]  # see above
+        return value
 
     def __setitem__(self, key: bytes, value: bytes) -> None:
         self._change(key, value)
@@ -195,10 +226,11 @@ class StoredRows(MutableMapping[bytes, bytes]):
 
     def saved(self, changes: dict[bytes, bytes | None]) -> None:
         """Record state changes just written to the store (the batch of one block)."""
-        unsaved = self._unsaved
+        unsaved, put = self._unsaved, self._cache.put
         for key, value in changes.items():
             if unsaved.get(key, _MISSING) == value:
                 del unsaved[key]
+            put(key, _NO_ROW if value is None else value)
         self._last_saved = changes
 
     def __iter__(self) -> Iterator[bytes]:
