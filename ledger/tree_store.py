@@ -19,6 +19,7 @@ state rows, so the root read from node 1 is the head's state root (`open_chain` 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator, MutableMapping
 from typing import TYPE_CHECKING, Final, Generic, TypeVar, cast
 
@@ -72,7 +73,8 @@ class RecentCache(Generic[K, V]):
 
     Two generations of `capacity` entries: a hit in the old one moves to the young one, and
     when the young one fills up it becomes the old one (an LRU would reorder on every read).
-    Used from one thread (the node's event loop), as the trees over it are.
+    Not locked: `StoredNodes` is used from the event loop only, as the trees over it are;
+    `StoredRows` locks around it where worker threads read.
     """
 
     __slots__ = ("_capacity", "_old", "_young")
@@ -170,11 +172,18 @@ class StoredRows(MutableMapping[bytes, bytes]):
     stored needs no entry (a caller may commit the store before the map). Point reads go
     through a `RecentCache` of rows (kept equal to the store's by `saved`); iteration and
     `len` cost the whole map (for tests and tools, not execution).
+
+    Point reads may come from worker threads (the RPC, the trust precomputation) while the
+    event loop commits: a read that raced with a write must not cache the older value, so a
+    store read is cached only if no write was recorded since it started (`_writes`); the
+    cache itself is used under `_lock`.
     """
 
     def __init__(self, kv: KeyValueStore, cache_size: int = ROW_CACHE_SIZE) -> None:
         self._kv = kv
         self._cache: RecentCache[bytes, object] = RecentCache(cache_size)
+        self._lock = threading.Lock()
+        self._writes = 0
         self._unsaved: dict[bytes, bytes | None] = {}
         self._last_saved: dict[bytes, bytes | None] = {}
 
@@ -186,10 +195,14 @@ class StoredRows(MutableMapping[bytes, bytes]):
     def get(self, key: bytes, default: bytes | None = None) -> bytes | None:  # type: ignore[override]  # one read, where the mixin's takes two
         value = self._unsaved.get(key, _MISSING)
         if value is _MISSING:
-            value = self._cache.get(key)
+            with self._lock:
+                value = self._cache.get(key)
+                writes = self._writes
             if value is None:
                 value = self._kv.get(STATE_PREFIX + key)
-                self._cache.put(key, _NO_ROW if value is None else value)
+                with self._lock:
+                    if writes == self._writes:
+                        self._cache.put(key, _NO_ROW if value is None else value)
             elif value is _NO_ROW:
                 value = None
         return default if value is None else cast(bytes, value)
@@ -227,10 +240,13 @@ class StoredRows(MutableMapping[bytes, bytes]):
     def saved(self, changes: dict[bytes, bytes | None]) -> None:
         """Record state changes just written to the store (the batch of one block)."""
         unsaved, put = self._unsaved, self._cache.put
+        with self._lock:
+            self._writes += 1
+            for key, value in changes.items():
+                put(key, _NO_ROW if value is None else value)
         for key, value in changes.items():
             if unsaved.get(key, _MISSING) == value:
                 del unsaved[key]
-            put(key, _NO_ROW if value is None else value)
         self._last_saved = changes
 
     def __iter__(self) -> Iterator[bytes]:
