@@ -104,29 +104,32 @@ class RecentCache(Generic[K, V]):
         young[key] = value
 
 
-class StoredNodes:
-    """The persisted tree nodes, read through a `RecentCache` (a `state_tree.NodeSource`).
+class StoredNodes(RecentCache[int, bytes]):
+    """The persisted tree nodes, read through the `RecentCache` it is (a
+    `state_tree.NodeSource`).
 
     The cache keeps the hot top of the tree. Absent positions are cached too (a new key's
     leaf position, a deleted key's sibling). It only ever holds what the store holds: `saved`
     updates it after each write.
     """
 
-    __slots__ = ("_cache", "_kv", "reads")
+    __slots__ = ("_kv", "reads")
 
     def __init__(self, kv: KeyValueStore, cache_size: int = NODE_CACHE_SIZE) -> None:
+        super().__init__(cache_size)
         self._kv = kv
-        self._cache: RecentCache[int, bytes] = RecentCache(cache_size)
         self.reads = 0
         """Nodes read from the store so far (cache misses)."""
 
     def get(self, position: int) -> bytes | None:
-        """The node at `position`, None if there is none."""
-        node = self._cache.get(position)
+        """The node at `position`, None if there is none (read from the store on a miss)."""
+        node = self._young.get(position)  # RecentCache.get, inlined: called per tree level
         if node is None:
-            node = self._kv.get(node_key(position)) or _ABSENT
-            self.reads += 1
-            self._cache.put(position, node)
+            node = self._old.get(position)
+            if node is None:
+                node = self._kv.get(node_key(position)) or _ABSENT
+                self.reads += 1
+            self.put(position, node)
         return node or None
 
     def __getitem__(self, position: int) -> bytes:
@@ -136,15 +139,10 @@ class StoredNodes:
             raise StoreError(f"state tree node {position:#x} is missing from the store")
         return node
 
-    @property
-    def cached_nodes(self) -> int:
-        """Entries in the cache (at most twice its size)."""
-        return len(self._cache)
-
     def holds(self, position: int, node: bytes | None) -> bool:
         """Whether the store is known (from the cache) to hold exactly `node` at `position`:
         such a node needs no write. Compares identity, so the check costs a lookup."""
-        cached = self._cache.get(position)
+        cached = RecentCache.get(self, position)
         if node is None:
             return cached is _ABSENT
         return cached is node
@@ -158,7 +156,7 @@ class StoredNodes:
 
     def saved(self, nodes: Iterable[tuple[int, bytes | None]], tree: StateTree) -> None:
         """Record that `nodes` (from `unsaved(tree)`) were written: `tree` now reads them here."""
-        put = self._cache.put
+        put = self.put
         for position, node in nodes:
             put(position, _ABSENT if node is None else node)
         tree.rebase(self)

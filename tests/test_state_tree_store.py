@@ -125,7 +125,7 @@ def test_reads_are_bounded_by_the_cache_and_proofs_read_only_their_path() -> Non
     for index in range(0, 3000, 7):
         key = b"key%d" % index
         verify_state_proof(root, key, entries[key], reopened.prove(key))
-    assert small.cached_nodes <= 2 * 16
+    assert len(small) <= 2 * 16
 
 
 def test_stored_rows_behave_as_a_map_and_drop_what_the_store_wrote() -> None:

@@ -111,8 +111,11 @@ def _open_in_child(directory: Path, kind: str) -> dict[str, Any]:
     return result
 
 
-def measure_blocks(directory: Path, accounts: int, blocks: int, block_keys: int) -> dict[str, Any]:
-    """Per-block tree update and write, in-memory tree vs stored tree, blocks alternating."""
+def measure_blocks(
+    directory: Path, accounts: int, blocks: int, block_keys: int, hot: int = 0
+) -> dict[str, Any]:
+    """Per-block tree update and write, in-memory tree vs stored tree, blocks alternating;
+    the changed keys are drawn from all `accounts`, or from the first `hot` of them."""
     store, state, _ = open_chain(LevelDBStore(directory), dev_genesis(), TX_TYPES)
     head_block = store.head()
     rng = random.Random(head_block.height)  # a reused store gets new keys and values
@@ -122,7 +125,7 @@ def measure_blocks(directory: Path, accounts: int, blocks: int, block_keys: int)
     write: dict[str, list[float]] = {"memory": [], "stored": []}
     nodes_written: list[int] = []
     for number in range(blocks):
-        keys = [_account_key(rng.randrange(accounts)) for _ in range(block_keys)]
+        keys = [_account_key(rng.randrange(hot or accounts)) for _ in range(block_keys)]
         value = msgpack.packb([head_block.height, number, rng.random()])
         changes: dict[bytes, bytes | None] = dict.fromkeys(keys, value)
         for kind in ("memory", "stored"):
@@ -160,6 +163,7 @@ def measure_blocks(directory: Path, accounts: int, blocks: int, block_keys: int)
     return {
         "blocks": blocks,
         "block_keys": block_keys,
+        "hot_accounts": hot or accounts,
         "update_per_key_us_before": statistics.median(update["memory"]) * 1e6,
         "update_per_key_us_after": statistics.median(update["stored"]) * 1e6,
         "write_ms_before": statistics.median(write["memory"]) * 1e3,
@@ -169,7 +173,7 @@ def measure_blocks(directory: Path, accounts: int, blocks: int, block_keys: int)
 
 
 def run(
-    directory: Path, accounts: int, rounds: int, blocks: int, block_keys: int
+    directory: Path, accounts: int, rounds: int, blocks: int, block_keys: int, hot: int = 0
 ) -> dict[str, Any]:
     if not (directory / "CURRENT").exists():
         print(f"building a store of {accounts:,} accounts in {directory} ...", file=sys.stderr)
@@ -192,7 +196,7 @@ def run(
         report["open_seconds_persisted"] / report["open_seconds_fold"]
     )
     if blocks:
-        report.update(measure_blocks(directory, accounts, blocks, block_keys))
+        report.update(measure_blocks(directory, accounts, blocks, block_keys, hot))
     return report
 
 
@@ -208,7 +212,8 @@ def render(report: dict[str, Any]) -> str:
     ]
     if "blocks" in report:
         lines += [
-            f"  per block of {report['block_keys']:,} changed keys (median of {report['blocks']}):",
+            f"  per block of {report['block_keys']:,} key updates drawn from "
+            f"{report['hot_accounts']:,} accounts (median of {report['blocks']}):",
             f"    tree update per key   in memory {report['update_per_key_us_before']:7.1f} us"
             f"   stored {report['update_per_key_us_after']:7.1f} us",
             f"    atomic write          rows only {report['write_ms_before']:7.1f} ms"
@@ -231,15 +236,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--block-keys", type=int, default=2000, help="keys per block (default 2000)"
     )
+    parser.add_argument(
+        "--hot", type=int, default=0, help="update only the first HOT accounts (default: all)"
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the report as JSON to FILE")
     args = parser.parse_args(arguments)
     if args.accounts < 1 or args.rounds < 1 or args.blocks < 0 or args.block_keys < 1:
         parser.error("need --accounts >= 1, --rounds >= 1, --blocks >= 0, --block-keys >= 1")
+    if not 0 <= args.hot <= args.accounts:
+        parser.error("need 0 <= --hot <= --accounts")
     if args.data is None:
         with tempfile.TemporaryDirectory(prefix="sec-bench-state-") as directory:
-            report = run(Path(directory), args.accounts, args.rounds, args.blocks, args.block_keys)
+            report = run(
+                Path(directory), args.accounts, args.rounds, args.blocks, args.block_keys, args.hot
+            )
     else:
-        report = run(args.data, args.accounts, args.rounds, args.blocks, args.block_keys)
+        report = run(args.data, args.accounts, args.rounds, args.blocks, args.block_keys, args.hot)
     print(render(report))
     if args.json:
         write_report(args.json, report)
