@@ -209,6 +209,21 @@ class ChainStore:
         self._blocks.discard(height)
         self._receipts.discard(height)
 
+    def save_whole_tree(self, tree: StateTree, chunk: int = 100_000) -> int:
+        """Write every node of `tree`, a tree folded in memory (from the rows, or a bulk load),
+        in batches of `chunk` rows, the marker last; `tree` then reads them from the store.
+        Returns the number of nodes written. For a store without persisted nodes: until the
+        marker is written, an interrupted save leaves the store as it found it, to be opened
+        (and migrated) again.
+        """
+        nodes = self.nodes.unsaved(tree)
+        rows = tree_rows(nodes)
+        for start in range(0, len(rows), chunk):
+            self.kv.write(rows[start : start + chunk], sync=False)
+        self.kv.write([tree_marker(len(tree))], sync=True)
+        self.nodes.saved(nodes, tree)
+        return len(nodes)
+
     def put_records(self, records: Batch) -> None:
         """Durably write consensus persistence rows (keys are prefixed with b"P")."""
         self.kv.write([(b"P" + key, value) for key, value in records], sync=True)
@@ -398,8 +413,6 @@ def _migrate_tree(store: ChainStore, head: Block) -> StateTree:
     """Fold the tree of a store written before nodes were persisted, and persist it (once)."""
     log.info("the store has no persisted state tree: building it from the state rows, once")
     tree = _fold_rows(store, head)
-    nodes = store.nodes.unsaved(tree)
-    store.kv.write([*tree_rows(nodes), tree_marker(len(tree))], sync=True)
-    store.nodes.saved(nodes, tree)
-    log.info("persisted %d state tree nodes for %d entries", len(nodes), len(tree))
+    written = store.save_whole_tree(tree)
+    log.info("persisted %d state tree nodes for %d entries", written, len(tree))
     return tree

@@ -35,7 +35,6 @@ from ledger.state import State
 from ledger.state_tree import StateTree, verify_state_proof
 from ledger.store import GENESIS_KEY, ChainStore, open_chain
 from ledger.store_leveldb import LevelDBStore
-from ledger.tree_store import tree_rows
 from secnode.bench import bench_parser, write_report
 from secnode.bench.ledger import build_large_state
 from secnode.network.devnet import dev_genesis
@@ -57,14 +56,10 @@ def build_store(directory: Path, accounts: int) -> None:
     root = tree.root()
     store = ChainStore(LevelDBStore(directory), TX_TYPES)
     rows = [(b"S" + key, value) for key, value in state.committed.items()]
-    nodes = store.nodes.unsaved(tree)
-    print(f"writing {len(rows):,} rows and {len(nodes):,} nodes ...", file=sys.stderr)
+    print(f"writing {len(rows):,} rows and the tree ...", file=sys.stderr)
     for start in range(0, len(rows), _CHUNK):
         store.kv.write(rows[start : start + _CHUNK], sync=False)
-    node_rows = tree_rows(nodes)
-    for start in range(0, len(node_rows), _CHUNK):
-        store.kv.write(node_rows[start : start + _CHUNK], sync=False)
-    store.nodes.saved(nodes, tree)
+    store.save_whole_tree(tree)
     block = genesis_block(genesis, root)
     store.commit_block(
         block, None, [], {}, extra=[(GENESIS_KEY, genesis.document_hash())], tree=tree
