@@ -109,7 +109,8 @@ def test_invalid_store_locked_by_another_user(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_sigkill_writer_many_times_store_stays_consistent(tmp_path: Path) -> None:
-    """Kill a committing writer at random instants; each reopen must match its head root."""
+    """Kill a committing writer at random instants; each reopen must match its head root, both
+    the persisted tree's and the rows' (so tree and state were committed together)."""
     data = tmp_path / "db"
     rng = random.Random(1234)
     last_height = 0
@@ -138,7 +139,10 @@ def test_sigkill_writer_many_times_store_stays_consistent(tmp_path: Path) -> Non
         child.send_signal(signal.SIGKILL)
         child.wait()
         child.stdout.close()
-        store, state, head = open_chain(LevelDBStore(data), dev_genesis(), TX_TYPES)
+        # verify_state: the rows, refolded, must match the persisted tree's root too
+        store, state, head = open_chain(
+            LevelDBStore(data), dev_genesis(), TX_TYPES, verify_state=True
+        )
         assert head.height >= last_height + seen - 1
         assert state.root() == head.state_root
         for height in range(1, head.height + 1):
