@@ -15,6 +15,12 @@ once on open) and holds the number of entries.
 
 Invariant: after every committed batch, the node rows are exactly the canonical tree of the
 state rows, so the root read from node 1 is the head's state root (`open_chain` checks it).
+
+The stored nodes move on with each commit, so a tree over them stays right only if it
+descends from the committed tree (a speculative block's tree does; one on an abandoned fork
+does not, and is dropped with its fork): a snapshot for work off the event loop must not be
+a tree copy. Trees and `StoredNodes` are used on the event loop; committed rows
+(`StoredRows`) may also be read from worker threads.
 """
 
 from __future__ import annotations
