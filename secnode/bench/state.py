@@ -119,18 +119,22 @@ def measure_blocks(
     update: dict[str, list[float]] = {"memory": [], "stored": []}
     write: dict[str, list[float]] = {"memory": [], "stored": []}
     nodes_written: list[int] = []
+    node_reads: list[float] = []
     for number in range(blocks):
         keys = [_account_key(rng.randrange(hot or accounts)) for _ in range(block_keys)]
         value = msgpack.packb([head_block.height, number, rng.random()])
         changes: dict[bytes, bytes | None] = dict.fromkeys(keys, value)
         for kind in ("memory", "stored"):
             parent = memory_tree if kind == "memory" else state.tree
+            reads = store.nodes.reads
             started = time.perf_counter()
             tree = parent.copy()
             for key in keys:
                 tree.set(key, value)
             root = tree.root()
             update[kind].append((time.perf_counter() - started) / len(changes))
+            if kind == "stored":
+                node_reads.append((store.nodes.reads - reads) / len(changes))
             header = replace(
                 head_block.header,
                 height=head_block.height + 1,
@@ -164,6 +168,7 @@ def measure_blocks(
         "write_ms_before": statistics.median(write["memory"]) * 1e3,
         "write_ms_after": statistics.median(write["stored"]) * 1e3,
         "nodes_written_per_block": statistics.median(nodes_written),
+        "node_reads_per_key": statistics.median(node_reads),
     }
 
 
@@ -210,7 +215,8 @@ def render(report: dict[str, Any]) -> str:
             f"  per block of {report['block_keys']:,} key updates drawn from "
             f"{report['hot_accounts']:,} accounts (median of {report['blocks']}):",
             f"    tree update per key   in memory {report['update_per_key_us_before']:7.1f} us"
-            f"   stored {report['update_per_key_us_after']:7.1f} us",
+            f"   stored {report['update_per_key_us_after']:7.1f} us "
+            f"({report['node_reads_per_key']:.1f} store reads per key)",
             f"    atomic write          rows only {report['write_ms_before']:7.1f} ms"
             f"   rows + {report['nodes_written_per_block']:,.0f} nodes "
             f"{report['write_ms_after']:7.1f} ms",
