@@ -2,7 +2,9 @@
 
 Layers, from durable to volatile:
 
-* `committed`: the map as of the last committed block (mirrors the store's state rows);
+* `committed`: the map as of the last committed block (mirrors the store's state rows; a
+  node's is `ledger.tree_store.StoredRows`, which reads them on demand, and its tree reads
+  its nodes from the store too);
 * the block overlay `_pending`: changes made by the block being executed (None = deleted);
 * the journal: per-transaction undo entries, so `rollback_tx` restores the overlay exactly.
 
