@@ -230,3 +230,35 @@ def test_bench_state_opens_agree_and_blocks_commit(tmp_path: Path) -> None:
     assert state.committed_root() == fresh.root() == head.state_root
     assert report["nodes_written_per_block"] > 0
     store.close()
+
+
+class _CommitDuringRead(MemoryStore):
+    """A store whose next read of `key` returns the old value while a commit lands, as when a
+    worker thread reads a row and the event loop commits a new value for it meanwhile."""
+
+    def __init__(self, key: bytes, new_value: bytes) -> None:
+        super().__init__()
+        self.rows_view: StoredRows | None = None
+        self._key, self._new_value, self._armed = key, new_value, False
+
+    def arm(self) -> None:
+        self._armed = True
+
+    def get(self, key: bytes) -> bytes | None:
+        old = super().get(key)
+        if self._armed and key == self._key and self.rows_view is not None:
+            self._armed = False
+            changes: dict[bytes, bytes | None] = {key[1:]: self._new_value}
+            self.write([(key, self._new_value)])
+            self.rows_view.saved(changes)
+        return old
+
+
+def test_a_read_racing_a_commit_does_not_cache_the_old_value() -> None:
+    kv = _CommitDuringRead(b"Sa", b"new")
+    kv.write([(b"Sa", b"old")])
+    rows = StoredRows(kv)
+    kv.rows_view = rows
+    kv.arm()
+    assert rows.get(b"a") == b"old"  # read before the commit landed: the old value is right
+    assert rows.get(b"a") == b"new"  # but it was not cached over the committed one
