@@ -53,6 +53,12 @@ def _bench_rpc(argv: list[str]) -> int:
     return main(argv)
 
 
+def _bench_state(argv: list[str]) -> int:
+    from secnode.bench.state import main
+
+    return main(argv)
+
+
 def _sim(argv: list[str]) -> int:
     from consensus.sim.runner import main
 
@@ -77,6 +83,7 @@ DELEGATED: dict[tuple[str, ...], Callable[[list[str]], int]] = {
     ("bench", "cluster"): _bench_cluster,
     ("bench", "trust"): _bench_trust,
     ("bench", "rpc"): _bench_rpc,
+    ("bench", "state"): _bench_state,
     ("sim",): _sim,
     ("testnet", "restart"): _testnet_restart,
     ("nemesis",): _nemesis,
@@ -98,13 +105,16 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     keys.add_commands(commands)
 
-    bench = commands.add_parser("bench", help="benchmarks: cluster | ledger | p2p | trust | rpc")
+    bench = commands.add_parser(
+        "bench", help="benchmarks: cluster | ledger | p2p | trust | rpc | state"
+    )
     bench_kinds = bench.add_subparsers(dest="bench_kind", metavar="KIND", required=True)
     bench_kinds.add_parser("ledger", help="ledger hot paths as ratios to Ed25519 verify")
     bench_kinds.add_parser("p2p", help="encrypted transport vs a plain asyncio stream")
     bench_kinds.add_parser("cluster", help="4 local validators under load: tx/s, finality, CPU")
     bench_kinds.add_parser("trust", help="one trust epoch: 100k accounts, 1M attestations")
     bench_kinds.add_parser("rpc", help="commit latency p50/p99 quiet vs a hostile RPC client")
+    bench_kinds.add_parser("state", help="state tree at 1M keys: restart to root, block cost")
     commands.add_parser("sim", help="deterministic PBFT fault simulator (sec sim --help)")
     commands.add_parser("nemesis", help="fault cycles on a real 4-node network (--help)")
     network.add_commands(commands)

@@ -2,7 +2,9 @@
 
 Layers, from durable to volatile:
 
-* `committed`: the map as of the last committed block (mirrors the store's state rows);
+* `committed`: the map as of the last committed block (mirrors the store's state rows; a
+  node's is `ledger.tree_store.StoredRows`, which reads them on demand, and its tree reads
+  its nodes from the store too);
 * the block overlay `_pending`: changes made by the block being executed (None = deleted);
 * the journal: per-transaction undo entries, so `rollback_tx` restores the overlay exactly.
 
@@ -50,6 +52,19 @@ class StateScanner(StateReader, Protocol):
         """Entries whose key starts with `prefix`, in key order; with `start_after`, only the
         keys ``prefix + s`` with ``s > start_after`` (the next page after a cursor)."""
         ...
+
+
+class _Layers(ChainMap[bytes, bytes | None]):
+    """Uncommitted blocks' changes (None: deleted) over a committed map, read once per layer:
+    `ChainMap.get` asks `in` and then reads, two store reads for a stored committed map."""
+
+    def get(self, key: bytes, default: bytes | None = None) -> bytes | None:  # type: ignore[override]  # same meaning, one read
+        *layers, committed = self.maps
+        for layer in layers:
+            value = layer.get(key, _MISSING)
+            if value is not _MISSING:
+                return value  # type: ignore[return-value]  # bytes | None once not _MISSING
+        return committed.get(key, default)
 
 
 class State:
@@ -204,7 +219,7 @@ class State:
         state's committed map; `tree` must be the tree of that combination. Writes to the
         returned state go to its own overlay; this state is never modified through it.
         """
-        view: ChainMap[bytes, bytes | None] = ChainMap({}, *layers, self.committed)  # type: ignore[arg-type]  # deleted keys hold None
+        view = _Layers({}, *layers, self.committed)  # type: ignore[arg-type]  # deleted keys hold None
         return State(view, tree)  # type: ignore[arg-type]  # see above
 
     def apply_committed(self, changes: dict[bytes, bytes | None], tree: StateTree) -> None:

@@ -36,6 +36,11 @@ Costs: `StateTree.set` and `StateTree.delete` find where one path ends (a binary
 the depth, 9 lookups) and mark the branches above it stale, O(depth); `StateTree.root` rehashes
 the stale branches only, deepest first, so a block that changes k keys costs O(k * depth)
 hashes however large the state.
+
+Storage: a tree's nodes are a base (a dict built in memory, or the nodes persisted in the
+block store, `ledger.tree_store.StoredNodes`, read on demand) plus its own changes since.
+`unsaved_nodes` lists what a store must write to hold this tree, `rebase` then drops them
+from memory; a node therefore opens a 1M-key tree by reading its root, not by folding.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ import hashlib
 import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from ledger.errors import InvalidProof
 from ledger.hashing import HASH_SIZE
@@ -66,6 +71,9 @@ _WIRE_FIELDS: Final = frozenset({"key", "value_hash", "siblings", "other_leaf"})
 # * A tree is a large `_base` dict, never mutated once built and shared by copies, plus its
 #   own small `_delta` of changed positions (`_REMOVED` for a deleted node); `copy()` costs
 #   O(delta), and the delta is folded into a new base once it outgrows 1/16 of it.
+# * Or the base is the store's nodes, which advance with each committed block: the store
+#   folds the committed tree's delta (`unsaved_nodes`, `rebase`), and a tree copied from it
+#   before stays right because its own delta covers every position that block wrote.
 # * Dicts of ints and bytes are invisible to the cyclic GC. Node objects or tuples were
 #   measured worse: 2-3 s per full collection at 1M keys, or GC taking half the update time.
 _REMOVED: Final = b""
@@ -78,6 +86,18 @@ _LEFT_HASH: Final = slice(0, HASH_SIZE)
 _RIGHT_HASH: Final = slice(HASH_SIZE, 2 * HASH_SIZE)
 _NEW_RECORD: Final = EMPTY_HASH + EMPTY_HASH
 _MIN_REBASE: Final = 1 << 16
+
+
+class NodeSource(Protocol):
+    """Where a tree's base nodes come from: a dict, or the store (`tree_store.StoredNodes`)."""
+
+    def get(self, position: int, /) -> bytes | None:
+        """The node at `position`, None if there is none."""
+        ...
+
+    def __getitem__(self, position: int, /) -> bytes:
+        """The node at `position`, which must exist."""
+        ...
 
 
 def key_path(key: bytes) -> bytes:
@@ -176,16 +196,17 @@ class StateTree:
 
     Invariants: the live nodes (`_delta` over `_base`) are exactly those of the canonical tree
     of the current entries (see the module docstring), so `root()` depends only on the set of
-    entries; `_base` is never mutated. A branch record is current unless the branch is in
-    `_stale`, which also holds all its ancestors; a record half is current unless that child is
-    in `_stale` or in `_changed` (positions that became a leaf or empty since the last
+    entries; a dict `_base` is never mutated (a stored one changes only by the commit of a tree
+    this one descends from, see `unsaved_nodes`). A branch record is current unless the branch
+    is in `_stale`, which also holds all its ancestors; a record half is current unless that
+    child is in `_stale` or in `_changed` (positions that became a leaf or empty since the last
     `root()`). `_root_hash` caches `root()`.
     """
 
     __slots__ = ("_base", "_changed", "_delta", "_root_hash", "_size", "_stale")
 
     def __init__(self) -> None:
-        self._base: dict[int, bytes] = {}
+        self._base: NodeSource = {}
         self._delta: dict[int, bytes] = {}
         self._stale: set[int] = set()
         self._changed: set[int] = set()
@@ -204,6 +225,40 @@ class StateTree:
         tree._base = _build(leaves)
         tree._size = len(leaves)
         return tree
+
+    @classmethod
+    def over(cls, nodes: NodeSource, entries: int) -> StateTree:
+        """The tree whose nodes are `nodes` (e.g. persisted ones), holding `entries` entries;
+        nothing is read until asked for."""
+        tree = cls()
+        tree._base = nodes
+        tree._size = entries
+        return tree
+
+    def unsaved_nodes(self, stored: NodeSource) -> list[tuple[int, bytes | None]]:
+        """What `stored` must write (node, or None to delete) to hold exactly this tree.
+
+        `stored` must hold this tree's base, or the base plus changes that this tree's own
+        changes cover (an ancestor committed since this tree was copied from it): then this
+        tree's changes are all it lacks. A tree over another base writes all its nodes, which
+        is right for a store holding no nodes yet.
+        """
+        self.root()
+        changes = [(position, stored_node or None) for position, stored_node in self._delta.items()]
+        if self._base is stored:
+            return changes
+        base = self._base
+        if not isinstance(base, dict):
+            raise TypeError("a tree over stored nodes can only be saved to that store")
+        delta = self._delta
+        return [(p, node) for p, node in base.items() if p not in delta] + changes
+
+    def rebase(self, stored: NodeSource) -> None:
+        """Read this tree from `stored`, which now holds it (after `unsaved_nodes` were
+        written): the in-memory changes are dropped. Copies made earlier are unaffected."""
+        self.root()
+        self._base = stored
+        self._delta = {}
 
     def copy(self) -> StateTree:
         """An independent tree with the same entries; O(changes since the base was folded)."""
@@ -299,8 +354,9 @@ class StateTree:
         changed.clear()
         root_hash = fresh.get(1) or self._hash_at(1)
         self._root_hash = root_hash
-        if len(delta) > max(_MIN_REBASE, len(self._base) // 16):
-            self._fold_delta()
+        base = self._base  # a stored base is folded by the store's commit, `rebase`
+        if isinstance(base, dict) and len(delta) > max(_MIN_REBASE, len(base) // 16):
+            self._fold_delta(base)
         return root_hash
 
     def prove(self, key: bytes) -> StateProof:
@@ -347,9 +403,21 @@ class StateTree:
         is not a branch, and the leaf there (None if the subtree is empty).
 
         The walk passes branches down to that depth and nothing lives below it, so "a branch
-        is at depth d" is monotone in d: binary search (9 probes) instead of walking.
+        is at depth d" is monotone in d: binary search (9 probes) instead of walking. Over
+        stored nodes, though, a probe below the leaves is a wasted store read, while the
+        records on the path are read by `root()` next anyway (and the top ones are cached):
+        there, walk down.
         """
         delta, base = self._delta, self._base
+        if not isinstance(base, dict):
+            position = 1
+            for depth in range(PATH_BITS + 1):
+                stored = delta.get(position)
+                if stored is None:
+                    stored = base.get(position)
+                if stored is None or len(stored) != _RECORD_SIZE:
+                    return position, stored or None  # `or`: _REMOVED
+                position = 2 * position + ((path >> (PATH_BITS - 1 - depth)) & 1)  # _bit
         low, high = 0, PATH_BITS  # branches above depth `low`; no branch at depth `high`
         while low < high:
             middle = (low + high) // 2
@@ -385,9 +453,9 @@ class StateTree:
             stale.add(position)
             position >>= 1
 
-    def _fold_delta(self) -> None:
+    def _fold_delta(self, old_base: dict[int, bytes]) -> None:
         """Replace the base by base + delta (a new dict: other copies keep the old base)."""
-        base = self._base.copy()
+        base = old_base.copy()
         for position, stored in self._delta.items():
             if stored:
                 base[position] = stored

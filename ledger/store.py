@@ -9,6 +9,7 @@ Row layout (keys; all heights are 8-byte big-endian so they sort):
     b"T" + tx hash -> encode([height, index]) b"S" + state key -> state value
     b"M:head" -> encode([height, block hash]) b"M:genesis" -> genesis document hash
     b"P" + name -> consensus persistence records (opaque to the ledger)
+    b"N" + position -> state tree node        b"M:tree" -> encode([entries])  (`tree_store`)
 
 Read caches: decoded blocks and receipt lists are kept in small LRU caches (`BLOCK_CACHE_SIZE`
 entries each). A height's block and receipts never change once committed, so a cached entry is
@@ -16,12 +17,18 @@ never stale; the caches are locked, so RPC worker threads may read blocks concur
 event loop (`decoded_blocks` counts real decodes, for tests and metrics).
 
 Invariant: `commit_block` writes a block, its certificate, receipts, index rows, its state
-changes and the new head in ONE atomic batch, so after a crash at any instant the store holds
-exactly the blocks up to `head` and the state as of `head` (checked by `open_chain`).
+changes, the state tree nodes it changed and the new head in ONE atomic batch, so after a
+crash at any instant the store holds exactly the blocks up to `head` and the state and tree as
+of `head` (`open_chain` checks the tree's root against the head's state root).
+
+Opening reads no state: the committed map and the tree read the store on demand
+(`ledger.tree_store`), so a node with 1M state keys is ready in milliseconds. A store written
+before tree nodes were persisted is migrated once on open (the tree is folded from the rows).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -34,7 +41,17 @@ from ledger.errors import LedgerError, StoreError
 from ledger.genesis import Genesis, genesis_block, genesis_state
 from ledger.receipts import Receipt
 from ledger.state import State
+from ledger.state_tree import StateTree
 from ledger.transactions import TxTypes
+from ledger.tree_store import (
+    StoredNodes,
+    StoredRows,
+    read_tree_marker,
+    tree_marker,
+    tree_rows,
+)
+
+log = logging.getLogger("ledger.store")
 
 HEAD_KEY: Final = b"M:head"
 BLOCK_CACHE_SIZE: Final = 64
@@ -132,6 +149,13 @@ class ChainStore:
         self._receipts: LruCache[int, tuple[Receipt, ...]] = LruCache(BLOCK_CACHE_SIZE)
         self.decoded_blocks = 0
         """Blocks decoded from their stored bytes so far (cache misses of `get_block`)."""
+        self.nodes = StoredNodes(kv)
+        """The persisted state tree nodes, read through a bounded cache."""
+        self.rows = StoredRows(kv)
+        """The committed state map over the state rows (what `open_chain`'s state holds)."""
+        self.state: State | None = None
+        """The committed state opened with this store (`open_chain`), whose tree
+        `commit_block` saves when it is given none."""
 
     # --- writing ----------------------------------------------------------------------------
 
@@ -142,8 +166,26 @@ class ChainStore:
         receipts: Sequence[Receipt],
         state_changes: dict[bytes, bytes | None],
         extra: Batch = (),
+        *,
+        tree: StateTree | None = None,
     ) -> None:
-        """Persist one block and everything it changed, atomically (see module invariant)."""
+        """Persist one block and everything it changed, atomically (see module invariant).
+
+        `tree` is the state tree after the block (by default that of `self.state`, for callers
+        that commit the state first); its root must be the block's state root. Its unsaved
+        nodes go into the batch and it then reads them from the store (`StateTree.rebase`).
+        Raises StoreError, writing nothing, if the tree does not match the block.
+        """
+        if tree is None:
+            if self.state is None:
+                raise StoreError("commit_block needs the block's state tree (no state is open)")
+            tree = self.state.tree
+        if tree.root() != block.header.state_root:
+            raise StoreError(
+                f"block {block.height} has state root {block.header.state_root.hex()} "
+                f"but the tree to store has root {tree.root().hex()}"
+            )
+        nodes = self.nodes.unsaved(tree)
         height = block.height
         block_hash = block.hash()
         batch: list[tuple[bytes, bytes | None]] = [
@@ -157,11 +199,30 @@ class ChainStore:
             batch.append((b"T" + tx.hash, encode([height, index])))
         for key, value in state_changes.items():
             batch.append((b"S" + key, value))
+        batch.extend(tree_rows(nodes))
+        batch.append(tree_marker(len(tree)))
         batch.extend(extra)
         batch.append((HEAD_KEY, encode([height, block_hash])))
         self.kv.write(batch, sync=True)
+        self.nodes.saved(nodes, tree)
+        self.rows.saved(state_changes)
         self._blocks.discard(height)
         self._receipts.discard(height)
+
+    def save_whole_tree(self, tree: StateTree, chunk: int = 100_000) -> int:
+        """Write every node of `tree`, a tree folded in memory (from the rows, or a bulk load),
+        in batches of `chunk` rows, the marker last; `tree` then reads them from the store.
+        Returns the number of nodes written. For a store without persisted nodes: until the
+        marker is written, an interrupted save leaves the store as it found it, to be opened
+        (and migrated) again.
+        """
+        nodes = self.nodes.unsaved(tree)
+        rows = tree_rows(nodes)
+        for start in range(0, len(rows), chunk):
+            self.kv.write(rows[start : start + chunk], sync=False)
+        self.kv.write([tree_marker(len(tree))], sync=True)
+        self.nodes.saved(nodes, tree)
+        return len(nodes)
 
     def put_records(self, records: Batch) -> None:
         """Durably write consensus persistence rows (keys are prefixed with b"P")."""
@@ -286,13 +347,14 @@ class CommittedState:
 
 
 def open_chain(
-    kv: KeyValueStore, genesis: Genesis, tx_types: TxTypes
+    kv: KeyValueStore, genesis: Genesis, tx_types: TxTypes, *, verify_state: bool = False
 ) -> tuple[ChainStore, State, BlockHeader]:
     """Open (initializing if empty) a chain store whose blocks hold transactions of `tx_types`;
-    return it with the state and head header.
+    return it with the state and head header. The state reads the store on demand.
 
-    Raises StoreError if the store belongs to another genesis or its state does not match the
-    head's state root (corruption).
+    Raises StoreError if the store belongs to another genesis or its persisted tree's root is
+    not the head's state root (corruption). `verify_state` also folds every state row into a
+    fresh tree and checks its root (O(state); for audits and tests).
     """
     store = ChainStore(kv, tx_types)
     genesis_hash = genesis.document_hash()
@@ -300,11 +362,14 @@ def open_chain(
     if stored_genesis is None:
         if store.head_height() is not None:
             raise StoreError("store has blocks but no genesis marker")
-        state = genesis_state(genesis)
-        block = genesis_block(genesis, state.compute_root())
-        changes = state.commit_block()
-        store.commit_block(block, None, [], changes, extra=[(GENESIS_KEY, genesis_hash)])
-        return store, state, block.header
+        initial = genesis_state(genesis)
+        block = genesis_block(genesis, initial.compute_root())
+        changes = initial.commit_block()
+        store.commit_block(
+            block, None, [], changes, extra=[(GENESIS_KEY, genesis_hash)], tree=initial.tree
+        )
+        store.state = State(store.rows, initial.tree)
+        return store, store.state, block.header
     if stored_genesis != genesis_hash:
         raise StoreError(
             "the data directory belongs to a different genesis "
@@ -312,13 +377,42 @@ def open_chain(
         )
     try:
         head = store.head()
-        state = State(store.load_state_rows())
+        entries = read_tree_marker(kv)
+        if entries is None:
+            tree = _migrate_tree(store, head)
+        else:
+            tree = StateTree.over(store.nodes, entries)
+        root = tree.root()
+        if root != head.header.state_root:
+            raise StoreError(
+                f"the stored state tree's root {root.hex()} is not the state root "
+                f"{head.header.state_root.hex()} of head block {head.height}"
+            )
+        if verify_state:
+            _fold_rows(store, head)
+    except StoreError:
+        raise
     except LedgerError as exc:
         raise StoreError(f"store is unreadable: {exc}") from exc
-    root = state.compute_root()
-    if root != head.header.state_root:
+    store.state = State(store.rows, tree)
+    return store, store.state, head.header
+
+
+def _fold_rows(store: ChainStore, head: Block) -> StateTree:
+    """The tree folded from the state rows, checked against the head's state root."""
+    tree = StateTree.from_items(store.load_state_rows().items())
+    if tree.root() != head.header.state_root:
         raise StoreError(
             f"state rows do not match the state root of head block {head.height} "
-            f"({root.hex()} != {head.header.state_root.hex()})"
+            f"({tree.root().hex()} != {head.header.state_root.hex()})"
         )
-    return store, state, head.header
+    return tree
+
+
+def _migrate_tree(store: ChainStore, head: Block) -> StateTree:
+    """Fold the tree of a store written before nodes were persisted, and persist it (once)."""
+    log.info("the store has no persisted state tree: building it from the state rows, once")
+    tree = _fold_rows(store, head)
+    written = store.save_whole_tree(tree)
+    log.info("persisted %d state tree nodes for %d entries", written, len(tree))
+    return tree

@@ -48,7 +48,9 @@ def _commit_some(store: ChainStore, chain: Chain, blocks: int) -> None:
         }
         certificate = build_certificate(result.block.height, block_hash, signatures)
         changes = pending_state.commit_block()
-        store.commit_block(result.block, certificate, result.receipts, changes)
+        store.commit_block(
+            result.block, certificate, result.receipts, changes, tree=pending_state.tree
+        )
         chain.head = result.block.header
 
 
@@ -93,8 +95,9 @@ def test_invalid_store_corrupted_state_row_detected(tmp_path: Path) -> None:
     open_chain(kv, dev_genesis(), TX_TYPES)
     key = next(k for k in kv.rows if k.startswith(b"Sacct:"))
     kv.rows[key] = kv.rows[key][:-1] + b"\x01"
+    open_chain(kv, dev_genesis(), TX_TYPES)  # the persisted tree is intact: rows are not read
     with pytest.raises(StoreError, match="do not match the state root"):
-        open_chain(kv, dev_genesis(), TX_TYPES)
+        open_chain(kv, dev_genesis(), TX_TYPES, verify_state=True)
 
 
 def test_invalid_store_locked_by_another_user(tmp_path: Path) -> None:
@@ -106,7 +109,8 @@ def test_invalid_store_locked_by_another_user(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_sigkill_writer_many_times_store_stays_consistent(tmp_path: Path) -> None:
-    """Kill a committing writer at random instants; each reopen must match its head root."""
+    """Kill a committing writer at random instants; each reopen must match its head root, both
+    the persisted tree's and the rows' (so tree and state were committed together)."""
     data = tmp_path / "db"
     rng = random.Random(1234)
     last_height = 0
@@ -135,7 +139,10 @@ def test_sigkill_writer_many_times_store_stays_consistent(tmp_path: Path) -> Non
         child.send_signal(signal.SIGKILL)
         child.wait()
         child.stdout.close()
-        store, state, head = open_chain(LevelDBStore(data), dev_genesis(), TX_TYPES)
+        # verify_state: the rows, refolded, must match the persisted tree's root too
+        store, state, head = open_chain(
+            LevelDBStore(data), dev_genesis(), TX_TYPES, verify_state=True
+        )
         assert head.height >= last_height + seen - 1
         assert state.root() == head.state_root
         for height in range(1, head.height + 1):

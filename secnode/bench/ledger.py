@@ -131,6 +131,7 @@ def run(accounts: int, block_size: int, blocks: int) -> dict[str, Any]:
     head = genesis_block(genesis, state.root()).header
     with tempfile.TemporaryDirectory(prefix="sec-bench-") as directory:
         store = ChainStore(LevelDBStore(Path(directory)), TX_TYPES)
+        store.save_whole_tree(state.tree)  # as a node's: nodes stored, read through a cache
         for number in range(blocks):
             batch = txs[number * block_size : (number + 1) * block_size]
             context = BlockContext(chain_id, number + 1, head.time_s + 1)
@@ -157,7 +158,7 @@ def run(accounts: int, block_size: int, blocks: int) -> dict[str, Any]:
             )
             changes = state.commit_block()
             start = time.perf_counter()
-            store.commit_block(result.block, None, result.receipts, changes)
+            store.commit_block(result.block, None, result.receipts, changes, tree=state.tree)
             commit_times.append(time.perf_counter() - start)
             head = result.block.header
             _progress("blocks", number + 1, blocks)

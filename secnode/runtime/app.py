@@ -234,7 +234,9 @@ class LedgerApp:
                 block, result.receipts, state.changes(), state.working_tree(), self.head.hash()
             )
         started = time.perf_counter()
-        self.store.commit_block(entry.block, certificate, entry.receipts, entry.changes)
+        self.store.commit_block(
+            entry.block, certificate, entry.receipts, entry.changes, tree=entry.tree
+        )
         self.state.apply_committed(entry.changes, entry.tree)
         self.head = entry.block.header
         self.speculative = {d: s for d, s in self.speculative.items() if s.block.height > seq}

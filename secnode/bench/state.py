@@ -1,0 +1,263 @@
+"""`sec bench state`: restart and per-block cost of the state tree at N keys (default 1M).
+
+Builds a LevelDB store of N accounts once (or reuses `--data DIR`), then in one run:
+  open   open-to-root time, each open in a fresh process, the two kinds alternating:
+         fold       the old open: read every state row, fold the tree, hash the root;
+         persisted  `open_chain`: read the persisted tree's root (what a node does now);
+         both stop once the root matches the head and one proof verified (process start-up
+         and imports excluded; peak RSS of the whole process included)
+  block  per block of `--block-keys` changed keys: tree update (copy, set, root) per key and
+         the atomic write, for the in-memory tree with rows only (before) and the stored
+         tree whose changed nodes join the batch (after)
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+from contracts import TX_TYPES
+from ledger.accounts import ACCOUNT_PREFIX
+from ledger.blocks import Block
+from ledger.genesis import genesis_block
+from ledger.keys import address_of
+from ledger.state import State
+from ledger.state_tree import StateTree, verify_state_proof
+from ledger.store import GENESIS_KEY, ChainStore, open_chain
+from ledger.store_leveldb import LevelDBStore
+from secnode.bench import bench_parser, write_report
+from secnode.bench.ledger import build_large_state
+from secnode.network.devnet import dev_genesis
+
+_CHUNK = 100_000  # rows per write batch while building
+
+
+def _account_key(index: int) -> bytes:
+    """The state key of filler account `index` (as `build_large_state` makes it)."""
+    return ACCOUNT_PREFIX + address_of(index.to_bytes(8, "big") * 4)
+
+
+def build_store(directory: Path, accounts: int) -> None:
+    """A store whose head (the genesis block) holds `accounts` filler accounts."""
+    genesis = dev_genesis()
+    state = build_large_state(accounts, [])
+    print("folding the tree ...", file=sys.stderr)
+    tree = state.tree
+    root = tree.root()
+    store = ChainStore(LevelDBStore(directory), TX_TYPES)
+    rows = [(b"S" + key, value) for key, value in state.committed.items()]
+    print(f"writing {len(rows):,} rows and the tree ...", file=sys.stderr)
+    for start in range(0, len(rows), _CHUNK):
+        store.kv.write(rows[start : start + _CHUNK], sync=False)
+    store.save_whole_tree(tree)
+    block = genesis_block(genesis, root)
+    store.commit_block(
+        block, None, [], {}, extra=[(GENESIS_KEY, genesis.document_hash())], tree=tree
+    )
+    store.close()
+
+
+def measure_open(directory: Path, kind: str) -> dict[str, Any]:
+    """One open-to-root in this process: `kind` is "fold" or "persisted"."""
+    probe = _account_key(7)
+    started = time.perf_counter()
+    if kind == "fold":  # the open path before persisted nodes (open_chain, minus the checks)
+        store = ChainStore(LevelDBStore(directory), TX_TYPES)
+        head = store.head().header
+        state = State(store.load_state_rows())
+    else:
+        store, state, head = open_chain(LevelDBStore(directory), dev_genesis(), TX_TYPES)
+    root = state.committed_root()
+    verify_state_proof(head.state_root, probe, state.get(probe), state.prove(probe))
+    seconds = time.perf_counter() - started
+    if root != head.state_root:
+        raise SystemExit(f"{kind}: root {root.hex()} is not the head's {head.state_root.hex()}")
+    store.close()
+    return {"seconds": seconds, "peak_rss_mb": _peak_rss_mb(), "root": root.hex()}
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not inherited from the
+    parent across fork and exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _open_in_child(directory: Path, kind: str) -> dict[str, Any]:
+    output = subprocess.run(
+        [sys.executable, "-m", "secnode.bench.state", "--measure-open", kind, str(directory)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    result: dict[str, Any] = json.loads(output)
+    return result
+
+
+def measure_blocks(
+    directory: Path, accounts: int, blocks: int, block_keys: int, hot: int = 0
+) -> dict[str, Any]:
+    """Per-block tree update and write, in-memory tree vs stored tree, blocks alternating;
+    the changed keys are drawn from all `accounts`, or from the first `hot` of them."""
+    store, state, _ = open_chain(LevelDBStore(directory), dev_genesis(), TX_TYPES)
+    head_block = store.head()
+    rng = random.Random(head_block.height)  # a reused store gets new keys and values
+    print("folding the in-memory tree for the 'before' blocks ...", file=sys.stderr)
+    memory_tree = StateTree.from_items(store.load_state_rows().items())
+    update: dict[str, list[float]] = {"memory": [], "stored": []}
+    write: dict[str, list[float]] = {"memory": [], "stored": []}
+    nodes_written: list[int] = []
+    node_reads: list[float] = []
+    for number in range(blocks):
+        keys = [_account_key(rng.randrange(hot or accounts)) for _ in range(block_keys)]
+        value = msgpack.packb([head_block.height, number, rng.random()])
+        changes: dict[bytes, bytes | None] = dict.fromkeys(keys, value)
+        for kind in ("memory", "stored"):
+            parent = memory_tree if kind == "memory" else state.tree
+            reads = store.nodes.reads
+            started = time.perf_counter()
+            tree = parent.copy()
+            for key in keys:
+                tree.set(key, value)
+            root = tree.root()
+            update[kind].append((time.perf_counter() - started) / len(changes))
+            if kind == "stored":
+                node_reads.append((store.nodes.reads - reads) / len(changes))
+            header = replace(
+                head_block.header,
+                height=head_block.height + 1,
+                prev_hash=head_block.hash(),
+                timestamp_ms=head_block.header.timestamp_ms + 1000,
+                state_root=root,
+            )
+            block = Block(header, ())
+            if kind == "memory":  # the batch as it was: block rows and state rows, no nodes
+                # (under another prefix: the stored variant writes the real rows next)
+                batch = [(b"X" + key, value) for key in changes]
+                started = time.perf_counter()
+                store.kv.write([*batch, (b"Xbench", block.encode())], sync=True)
+                write[kind].append(time.perf_counter() - started)
+                memory_tree = tree
+                continue
+            nodes_written.append(len(store.nodes.unsaved(tree)))
+            started = time.perf_counter()
+            store.commit_block(block, None, [], changes, tree=tree)
+            write[kind].append(time.perf_counter() - started)
+            state.apply_committed(changes, tree)
+            head_block = block
+    store.kv.write([(key, None) for key, _ in store.kv.iterate(b"X")])
+    store.close()
+    return {
+        "blocks": blocks,
+        "block_keys": block_keys,
+        "hot_accounts": hot or accounts,
+        "update_per_key_us_before": statistics.median(update["memory"]) * 1e6,
+        "update_per_key_us_after": statistics.median(update["stored"]) * 1e6,
+        "write_ms_before": statistics.median(write["memory"]) * 1e3,
+        "write_ms_after": statistics.median(write["stored"]) * 1e3,
+        "nodes_written_per_block": statistics.median(nodes_written),
+        "node_reads_per_key": statistics.median(node_reads),
+    }
+
+
+def run(
+    directory: Path, accounts: int, rounds: int, blocks: int, block_keys: int, hot: int = 0
+) -> dict[str, Any]:
+    if not (directory / "CURRENT").exists():
+        print(f"building a store of {accounts:,} accounts in {directory} ...", file=sys.stderr)
+        started = time.perf_counter()
+        build_store(directory, accounts)
+        print(f"built in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    opens: dict[str, list[dict[str, Any]]] = {"fold": [], "persisted": []}
+    for round_number in range(rounds):
+        for kind in ("fold", "persisted"):
+            opens[kind].append(_open_in_child(directory, kind))
+        print(f"open round {round_number + 1}/{rounds} done", file=sys.stderr)
+    roots = {result["root"] for results in opens.values() for result in results}
+    if len(roots) != 1:
+        raise SystemExit(f"the two opens disagree on the root: {sorted(roots)}")
+    report: dict[str, Any] = {"accounts": accounts, "rounds": rounds, "root": roots.pop()}
+    for kind, results in opens.items():
+        report[f"open_seconds_{kind}"] = statistics.median(r["seconds"] for r in results)
+        report[f"open_peak_rss_mb_{kind}"] = statistics.median(r["peak_rss_mb"] for r in results)
+    report["open_ratio_persisted_to_fold"] = (
+        report["open_seconds_persisted"] / report["open_seconds_fold"]
+    )
+    if blocks:
+        report.update(measure_blocks(directory, accounts, blocks, block_keys, hot))
+    return report
+
+
+def render(report: dict[str, Any]) -> str:
+    lines = [
+        f"state tree benchmark: {report['accounts']:,} accounts, median of {report['rounds']} "
+        f"opens each (root {report['root'][:16]}...)",
+        f"  open to root + proof, fold      {report['open_seconds_fold']:8.3f} s   "
+        f"peak RSS {report['open_peak_rss_mb_fold']:7.0f} MB",
+        f"  open to root + proof, persisted {report['open_seconds_persisted']:8.3f} s   "
+        f"peak RSS {report['open_peak_rss_mb_persisted']:7.0f} MB   "
+        f"({report['open_ratio_persisted_to_fold']:.4f} x fold)",
+    ]
+    if "blocks" in report:
+        lines += [
+            f"  per block of {report['block_keys']:,} key updates drawn from "
+            f"{report['hot_accounts']:,} accounts (median of {report['blocks']}):",
+            f"    tree update per key   in memory {report['update_per_key_us_before']:7.1f} us"
+            f"   stored {report['update_per_key_us_after']:7.1f} us "
+            f"({report['node_reads_per_key']:.1f} store reads per key)",
+            f"    atomic write          rows only {report['write_ms_before']:7.1f} ms"
+            f"   rows + {report['nodes_written_per_block']:,.0f} nodes "
+            f"{report['write_ms_after']:7.1f} ms",
+        ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments[:1] == ["--measure-open"]:  # the child of one open measurement
+        print(json.dumps(measure_open(Path(arguments[2]), arguments[1])))
+        return 0
+    parser = bench_parser("sec bench state", __doc__)
+    parser.add_argument("--accounts", type=int, default=1_000_000, help="default 1,000,000")
+    parser.add_argument("--data", type=Path, help="store to build once and reuse (default: temp)")
+    parser.add_argument("--rounds", type=int, default=3, help="opens of each kind (default 3)")
+    parser.add_argument("--blocks", type=int, default=5, help="blocks to time (default 5; 0: none)")
+    parser.add_argument(
+        "--block-keys", type=int, default=2000, help="keys per block (default 2000)"
+    )
+    parser.add_argument(
+        "--hot", type=int, default=0, help="update only the first HOT accounts (default: all)"
+    )
+    parser.add_argument("--json", metavar="FILE", help="also write the report as JSON to FILE")
+    args = parser.parse_args(arguments)
+    if args.accounts < 1 or args.rounds < 1 or args.blocks < 0 or args.block_keys < 1:
+        parser.error("need --accounts >= 1, --rounds >= 1, --blocks >= 0, --block-keys >= 1")
+    if not 0 <= args.hot <= args.accounts:
+        parser.error("need 0 <= --hot <= --accounts")
+    if args.data is None:
+        with tempfile.TemporaryDirectory(prefix="sec-bench-state-") as directory:
+            report = run(
+                Path(directory), args.accounts, args.rounds, args.blocks, args.block_keys, args.hot
+            )
+    else:
+        report = run(args.data, args.accounts, args.rounds, args.blocks, args.block_keys, args.hot)
+    print(render(report))
+    if args.json:
+        write_report(args.json, report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,264 @@
+"""The state tree persisted in the block store: the stored nodes are exactly a fresh fold's.
+
+Every check compares against `StateTree.from_items` over the same entries (the tree folded
+from scratch, as a node without persisted nodes builds it): same node rows, same root, same
+proofs, each proof verified by `verify_state_proof`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from contracts import TX_TYPES
+from ledger.errors import StoreError
+from ledger.state_tree import StateTree, verify_state_proof
+from ledger.store import HEAD_KEY, MemoryStore, open_chain
+from ledger.store_leveldb import LevelDBStore
+from ledger.tree_store import (
+    NODE_PREFIX,
+    TREE_KEY,
+    StoredNodes,
+    StoredRows,
+    node_key,
+    read_tree_marker,
+    tree_marker,
+    tree_rows,
+)
+from secnode.network.devnet import dev_genesis
+from tests.chainkit import Chain
+from tests.test_store import _commit_some
+
+KEYS = [b"k%d" % index for index in range(48)]
+Block = dict[bytes, bytes | None]
+blocks_strategy = st.lists(
+    st.dictionaries(st.sampled_from(KEYS), st.none() | st.binary(max_size=3), max_size=12),
+    min_size=1,
+    max_size=8,
+)
+
+
+def _apply(tree: StateTree, block: Block) -> StateTree:
+    child = tree.copy()
+    for key, value in block.items():
+        if value is None:
+            child.delete(key)
+        else:
+            child.set(key, value)
+    return child
+
+
+def _save(kv: MemoryStore, stored: StoredNodes, tree: StateTree) -> None:
+    """What `ChainStore.commit_block` does with the tree, without a block around it."""
+    nodes = stored.unsaved(tree)
+    kv.write([*tree_rows(nodes), tree_marker(len(tree))])
+    stored.saved(nodes, tree)
+
+
+def _fresh_node_rows(entries: dict[bytes, bytes]) -> dict[bytes, bytes]:
+    fresh = StateTree.from_items(entries.items())
+    nodes = StoredNodes(MemoryStore()).unsaved(fresh)  # a dict-based tree: all its nodes
+    return {node_key(position): node for position, node in nodes if node is not None}
+
+
+def _node_rows(kv: MemoryStore) -> dict[bytes, bytes]:
+    return {key: value for key, value in kv.rows.items() if key.startswith(NODE_PREFIX)}
+
+
+def _check_same_as_fold(tree: StateTree, entries: dict[bytes, bytes]) -> None:
+    fresh = StateTree.from_items(entries.items())
+    root = fresh.root()
+    assert tree.root() == root
+    assert len(tree) == len(entries)
+    for key in KEYS:
+        proof = tree.prove(key)
+        assert proof == fresh.prove(key)
+        verify_state_proof(root, key, entries.get(key), proof)
+
+
+@settings(max_examples=60, deadline=None)
+@given(blocks_strategy, st.integers(min_value=1, max_value=8))
+def test_pipelined_commits_store_exactly_the_folded_tree(blocks: list[Block], cache: int) -> None:
+    """Each block's tree is copied from its parent's before the parent is saved (pipelining):
+    the store still ends up with exactly the canonical nodes, deleted branches removed."""
+    kv = MemoryStore()
+    stored = StoredNodes(kv, cache_size=cache)
+    committed = StateTree()
+    _save(kv, stored, committed)
+    entries: dict[bytes, bytes] = {}
+    pending = _apply(committed, blocks[0])
+    for index, block in enumerate(blocks):
+        following = blocks[index + 1] if index + 1 < len(blocks) else {}
+        child = _apply(pending, following)  # built on `pending` before it is committed
+        _save(kv, stored, pending)
+        for key, value in block.items():
+            if value is None:
+                entries.pop(key, None)
+            else:
+                entries[key] = value
+        assert _node_rows(kv) == _fresh_node_rows(entries)
+        _check_same_as_fold(pending, entries)
+        pending = child
+    reopened = StoredNodes(kv, cache_size=cache)
+    marker = read_tree_marker(kv)
+    assert marker == len(entries)
+    _check_same_as_fold(StateTree.over(reopened, marker), entries)
+
+
+def test_reads_are_bounded_by_the_cache_and_proofs_read_only_their_path() -> None:
+    entries = {b"key%d" % index: b"value%d" % index for index in range(3000)}
+    kv = MemoryStore()
+    stored = StoredNodes(kv)
+    tree = StateTree.from_items(entries.items())
+    _save(kv, stored, tree)
+    small = StoredNodes(kv, cache_size=16)
+    reopened = StateTree.over(small, len(entries))
+    root = reopened.root()
+    assert small.reads == 1  # the root record only
+    proof = reopened.prove(b"key7")
+    verify_state_proof(root, b"key7", b"value7", proof)
+    assert small.reads <= 1 + 2 * (len(proof.siblings) + 1) + 9  # the path and the search
+    for index in range(0, 3000, 7):
+        key = b"key%d" % index
+        verify_state_proof(root, key, entries[key], reopened.prove(key))
+    assert len(small) <= 2 * 16
+
+
+def test_stored_rows_behave_as_a_map_and_drop_what_the_store_wrote() -> None:
+    kv = MemoryStore()
+    kv.write([(b"Sa", b"1"), (b"Sb", b"2")])
+    rows = StoredRows(kv)
+    model = {b"a": b"1", b"b": b"2"}
+    rows[b"c"] = model[b"c"] = b"3"
+    del rows[b"a"]
+    del model[b"a"]
+    assert rows.pop(b"b") == model.pop(b"b")
+    assert rows.pop(b"zz", None) is None
+    with pytest.raises(KeyError):
+        rows.pop(b"zz")
+    with pytest.raises(KeyError):
+        del rows[b"zz"]
+    assert dict(rows) == model and len(rows) == len(model)
+    assert rows.get(b"a") is None and b"c" in rows
+    changes: dict[bytes, bytes | None] = {b"a": None, b"b": None, b"c": b"3"}
+    kv.write([(b"S" + key, value) for key, value in changes.items()])
+    rows.saved(changes)
+    assert rows.unsaved_entries == 0
+    rows[b"c"] = b"3"  # a map committed after the store: equal to what was written
+    rows.pop(b"a", None)
+    assert rows.unsaved_entries == 0
+    assert dict(rows) == model
+
+
+def _open(path: Path) -> LevelDBStore:
+    return LevelDBStore(path / "db")
+
+
+def test_leveldb_reopen_serves_the_folded_root_and_proofs(tmp_path: Path) -> None:
+    store, _, _ = open_chain(_open(tmp_path), dev_genesis(), TX_TYPES)
+    chain = Chain()
+    _commit_some(store, chain, 3)
+    store.close()
+    store, state, head = open_chain(_open(tmp_path), dev_genesis(), TX_TYPES)
+    assert head == chain.head
+    entries = store.load_state_rows()
+    fresh = StateTree.from_items(entries.items())
+    assert state.committed_root() == fresh.root() == head.state_root
+    for key in [*sorted(entries)[::3], b"acct:absent", b"nothing"]:
+        proof = state.prove(key)
+        assert proof == fresh.prove(key)
+        verify_state_proof(head.state_root, key, entries.get(key), proof)
+    nodes = dict(store.kv.iterate(NODE_PREFIX))
+    assert nodes == _fresh_node_rows(entries)
+    store.close()
+
+
+def test_old_store_is_migrated_once(caplog: pytest.LogCaptureFixture) -> None:
+    kv = MemoryStore()
+    store, _, _ = open_chain(kv, dev_genesis(), TX_TYPES)
+    _commit_some(store, Chain(), 2)
+    kv.write([(key, None) for key in list(kv.rows) if key.startswith(NODE_PREFIX)])
+    kv.write([(TREE_KEY, None)])  # as written before nodes were persisted
+    with caplog.at_level(logging.INFO, logger="ledger.store"):
+        _, state, head = open_chain(kv, dev_genesis(), TX_TYPES)
+    assert "no persisted state tree" in caplog.text
+    assert state.committed_root() == head.state_root
+    rows = {key[1:]: value for key, value in kv.rows.items() if key.startswith(b"S")}
+    assert _node_rows(kv) == _fresh_node_rows(rows)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="ledger.store"):
+        open_chain(kv, dev_genesis(), TX_TYPES)
+    assert "no persisted state tree" not in caplog.text
+
+
+def test_invalid_store_persisted_root_disagrees_with_head() -> None:
+    kv = MemoryStore()
+    _, _, head = open_chain(kv, dev_genesis(), TX_TYPES)
+    record = kv.rows[node_key(1)]
+    kv.rows[node_key(1)] = record[:-1] + bytes([record[-1] ^ 1])
+    with pytest.raises(StoreError, match=head.state_root.hex()) as raised:
+        open_chain(kv, dev_genesis(), TX_TYPES)
+    assert "stored state tree's root" in str(raised.value)
+
+
+def test_invalid_commit_of_a_tree_that_is_not_the_blocks() -> None:
+    kv = MemoryStore()
+    store, _, _ = open_chain(kv, dev_genesis(), TX_TYPES)
+    chain = Chain()
+    _commit_some(store, chain, 1)
+    block = store.head()
+    before = dict(kv.rows)
+    wrong = StateTree.from_items([(b"some", b"thing")])
+    with pytest.raises(StoreError, match="tree to store has root"):
+        store.commit_block(block, None, [], {}, tree=wrong)
+    assert kv.rows == before and kv.rows[HEAD_KEY] == before[HEAD_KEY]
+
+
+def test_bench_state_opens_agree_and_blocks_commit(tmp_path: Path) -> None:
+    """`sec bench state` at a small size: both opens find the head's root (the bench exits
+    otherwise) and the timed blocks go through `commit_block` on the stored tree."""
+    from secnode.bench.state import run
+
+    report = run(tmp_path / "db", accounts=300, rounds=1, blocks=2, block_keys=20)
+    store, state, head = open_chain(_open(tmp_path), dev_genesis(), TX_TYPES)
+    assert head.height == 2 and report["root"] != head.state_root.hex()
+    fresh = StateTree.from_items(store.load_state_rows().items())
+    assert state.committed_root() == fresh.root() == head.state_root
+    assert report["nodes_written_per_block"] > 0
+    store.close()
+
+
+class _CommitDuringRead(MemoryStore):
+    """A store whose next read of `key` returns the old value while a commit lands, as when a
+    worker thread reads a row and the event loop commits a new value for it meanwhile."""
+
+    def __init__(self, key: bytes, new_value: bytes) -> None:
+        super().__init__()
+        self.rows_view: StoredRows | None = None
+        self._key, self._new_value, self._armed = key, new_value, False
+
+    def arm(self) -> None:
+        self._armed = True
+
+    def get(self, key: bytes) -> bytes | None:
+        old = super().get(key)
+        if self._armed and key == self._key and self.rows_view is not None:
+            self._armed = False
+            changes: dict[bytes, bytes | None] = {key[1:]: self._new_value}
+            self.write([(key, self._new_value)])
+            self.rows_view.saved(changes)
+        return old
+
+
+def test_a_read_racing_a_commit_does_not_cache_the_old_value() -> None:
+    kv = _CommitDuringRead(b"Sa", b"new")
+    kv.write([(b"Sa", b"old")])
+    rows = StoredRows(kv)
+    kv.rows_view = rows
+    kv.arm()
+    assert rows.get(b"a") == b"old"  # read before the commit landed: the old value is right
+    assert rows.get(b"a") == b"new"  # but it was not cached over the committed one
