@@ -159,6 +159,7 @@ class ConsensusDriver:
             )
             self._schedule_retry()
             return
+        self.metrics.observe_marks(self.replica.take_marks())
         try:
             self._carry_out(actions)
         except Exception as exc:  # the store may now lag the replica's view of it: fail-stop
@@ -318,6 +319,7 @@ class ConsensusDriver:
             self.on_commit(committed, now)
         except Exception:  # top of the node's commit callback: the block is stored regardless
             log.exception("commit callback failed for block %d", action.seq)
+        self.metrics.observe_marks((("delivered", action.seq, now),))
         latency = now - committed.block.header.timestamp_ms / 1000
         self.metrics.observe_commit(max(latency, 0.0), len(committed.block.transactions))
         self.metrics.set_height(action.seq)
