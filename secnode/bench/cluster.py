@@ -1,19 +1,33 @@
 """`sec bench` (cluster): a local 4-validator network under load, measured from outside.
 
 1. Creates a throw-away network in a temp directory: the development genesis plus
-   `--accounts` funded bench accounts (keys from public labels), nodes on free ports, and starts
-   the validators as separate processes (`sec node start`).
-2. Measures V, one Ed25519 verify (PyNaCl), in this process.
-3. Pre-signs `credit.transfer`s round-robin over the bench accounts.
-4. Saturation phase: offers transactions as fast as the nodes admit them, in JSON-RPC batches,
-   round-robin to all nodes, and counts what commits during the window.
-5. Half-saturation phase: offers transactions open-loop at half the measured throughput and
-   records each transaction's time to finality (submit -> seen in a committed block).
-6. Reports committed tx/s, finality p50/p95/p99, per-node CPU microseconds per committed
-   transaction (from /proc/PID/stat) and R = CPU per transaction / V; writes the report as JSON.
+   `--accounts` funded bench accounts (keys from public labels), nodes on free ports, the RPC
+   rate limit off (the generator is one IP), and starts the validators as separate processes
+   (`sec node start`).
+2. Meanwhile the load generator (`secnode.bench.loadgen`) starts `--senders` processes that
+   pre-sign their share of the `credit.transfer`s in parallel, or load them from the cache
+   (`--tx-cache`, keyed by genesis hash, accounts and count).
+3. Measures V, one Ed25519 verify (PyNaCl), in this process.
+4. Saturation window: the senders offer closed-loop (`--depth` batches in flight per node and
+   sender, round-robin to all nodes, keep-alive connections). Over the window the bench records
+   each node's and each sender's CPU (/proc/PID/stat, with descendants), samples the nodes'
+   mempool sizes, scrapes every node's block-stage histograms before and after
+   (`secnode.bench.stages`), and counts what node0 committed between its heights at the window's
+   start and end.
+5. Half-saturation phase: the senders offer open-loop at half the committed rate and each
+   transaction's time to finality is recorded (sent -> seen in a committed block of node0).
+6. Reports offered, accepted and committed tx/s side by side, rejections by reason, CPU busy %
+   per node and for the generator, the time a block spends in each stage (mean, p50, p99 over
+   the window's blocks), one line naming what bound the window (`secnode.bench.bound`, whose
+   docstring has the rule), finality p50/p95/p99, CPU microseconds per committed transaction per
+   node and R = CPU per transaction / V; `--json FILE` writes every field.
 
 Commit times come from a follower that reads each new block from node0 as soon as it exists
-(the follower asks for the next height and retries after 5 ms while it is not there yet).
+(it asks for the next height and retries after 5 ms while it is not there yet). The reply stage
+(commit on node0 -> the follower has the block) is measured by the follower itself: from the
+moment it sent the last request that did not find the block (so the block was not committed
+then) to the moment it had it, an upper bound within one retry; blocks it found at once (it was
+behind) are not counted.
 """
 
 from __future__ import annotations
@@ -37,17 +51,23 @@ from typing import Any
 import aiohttp
 
 from ledger.genesis import load_genesis
-from ledger.keys import PrivateKey
-from ledger.transactions import SignedTransaction, Transfer, sign_transaction
 from secnode.bench import bench_parser, write_report
+from secnode.bench.bound import WindowFigures, classify_bound
 from secnode.bench.ledger import measure_verify
+from secnode.bench.loadgen import LoadGenerator, Phase, PhaseResult, SenderPlan, bench_key
+from secnode.bench.report import render
+from secnode.bench.stages import Samples, parse_exposition, percentile, summarize_values
+from secnode.bench.stages import window_stages as stages_between
 from secnode.network.devnet import dev_genesis_document
 from secnode.network.home import node_config, plan_nodes, write_home
 from secnode.runtime.config import ConsensusSection, NodeConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-BATCH = 100
+MEMPOOL_SAMPLE_S = 0.5
+"""How often the nodes' mempool sizes are sampled during the saturation window."""
+CONSENSUS_STAGES = ("proposal_build", "prepare", "commit", "certify")
+"""The stages a block spends in the consensus pipeline (for the round-trip figure)."""
 
 
 def free_port_base(count: int) -> int:
@@ -73,8 +93,28 @@ def free_port_base(count: int) -> int:
     raise RuntimeError("no free port range found")
 
 
-def bench_key(index: int) -> PrivateKey:
-    return PrivateKey.from_label(f"bench:{index}")
+def process_cpu_seconds(pid: int, *, descendants: bool = True) -> float:
+    """User + system CPU seconds of process `pid` (all its threads) and, with `descendants`,
+    of its live child processes and theirs (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    total = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    if not descendants:
+        return total
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            total += sum(process_cpu_seconds(int(child)) for child in task.read_text().split())
+    return total
+
+
+def machine_busy_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, all cores (/proc/stat)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    total = sum(fields[:8])  # guest time is already counted in user
+    return (total - idle) / CLOCK_TICKS, total / CLOCK_TICKS
 
 
 @dataclass
@@ -84,11 +124,7 @@ class Cluster:
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def cpu_seconds(self) -> list[float]:
-        out = []
-        for process in self.processes:
-            fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            out.append((int(fields[11]) + int(fields[12])) / CLOCK_TICKS)
-        return out
+        return [process_cpu_seconds(process.pid) for process in self.processes]
 
     def stop(self) -> None:
         for process in self.processes:
@@ -102,7 +138,11 @@ class Cluster:
                 process.wait()
 
 
-def create_cluster(directory: Path, nodes: int, accounts: int, block_size: int) -> Cluster:
+def create_cluster(
+    directory: Path, nodes: int, accounts: int, block_size: int, *, rate_limit: bool = True
+) -> Cluster:
+    """The network's homes; `rate_limit=False` switches the nodes' per-IP RPC limit off (all
+    the bench's senders share 127.0.0.1: a per-IP limit would bound the generator)."""
     document = dev_genesis_document(nodes)
     for index in range(accounts):
         document["accounts"].append(
@@ -119,6 +159,7 @@ def create_cluster(directory: Path, nodes: int, accounts: int, block_size: int) 
     plans = plan_nodes(nodes, dev=True, p2p_base=p2p_base, rpc_base=rpc_base)
     for plan in plans:
         base = node_config(plan, plans, listen_all=False)
+        rpc_section = base.rpc.model_dump() | ({} if rate_limit else {"rate_limit_per_s": 0.0})
         config = NodeConfig.model_validate(
             base.model_dump()
             | {
@@ -129,6 +170,7 @@ def create_cluster(directory: Path, nodes: int, accounts: int, block_size: int) 
                     "max_per_sender": 5_000,
                     "nonce_window": 5_000,
                 },
+                "rpc": rpc_section,
             }
         )
         write_home(directory / plan.name, plan, config, genesis_path)
@@ -153,6 +195,11 @@ async def rpc(session: aiohttp.ClientSession, url: str, payload: Any) -> Any:
         return await response.json(content_type=None)
 
 
+async def scrape(session: aiohttp.ClientSession, url: str) -> Samples:
+    async with session.get(url + "/metrics") as response:
+        return parse_exposition(await response.text())
+
+
 async def wait_ready(session: aiohttp.ClientSession, cluster: Cluster, limit_s: float) -> None:
     deadline = time.monotonic() + limit_s
     while True:
@@ -170,6 +217,16 @@ async def wait_ready(session: aiohttp.ClientSession, cluster: Cluster, limit_s: 
         await asyncio.sleep(0.2)
 
 
+@dataclass(frozen=True, slots=True)
+class SeenBlock:
+    height: int
+    seen_at: float
+    """Wall time the follower had the block."""
+    transactions: int
+    missed_at: float | None
+    """Wall time the follower sent its last request that did not find the block yet."""
+
+
 class Follower:
     """Records when each transaction hash is first seen in a committed block of node0."""
 
@@ -177,13 +234,16 @@ class Follower:
         self.session, self.url = session, url
         self.next_height = start_height + 1
         self.committed_at: dict[str, float] = {}
-        self.blocks: list[tuple[int, float, int]] = []
+        self.blocks: list[SeenBlock] = []
         self.stopped = False
         self.watch: set[str] = set()
         self.all_seen = asyncio.Event()
+        self.advanced = asyncio.Event()
 
     async def run(self) -> None:
+        missed_at: float | None = None
         while not self.stopped:
+            asked_at = time.time()
             reply = await rpc(
                 self.session,
                 self.url,
@@ -195,167 +255,260 @@ class Follower:
                 },
             )
             if "result" not in reply:
+                missed_at = asked_at
                 await asyncio.sleep(0.005)
                 continue
-            now = time.monotonic()
+            now = time.time()
             hashes = reply["result"]["tx_hashes"]
             for tx_hash in hashes:
                 self.committed_at.setdefault(tx_hash, now)
             self.watch.difference_update(hashes)
             if not self.watch:
                 self.all_seen.set()
-            self.blocks.append((self.next_height, now, len(hashes)))
+            self.blocks.append(SeenBlock(self.next_height, now, len(hashes), missed_at))
+            missed_at = None
             self.next_height += 1
+            self.advanced.set()
 
+    async def wait_for(self, height: int, limit_s: float) -> None:
+        """Until the follower has block `height` (bounded: a slow follower is reported)."""
+        deadline = time.monotonic() + limit_s
+        while self.next_height <= height:
+            self.advanced.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.advanced.wait(), deadline - time.monotonic())
+            if time.monotonic() >= deadline:
+                return
 
-async def offer(
-    session: aiohttp.ClientSession,
-    urls: list[str],
-    txs: list[SignedTransaction],
-    submitted_at: dict[str, float],
-    rate: float | None,
-    duration: float,
-    rejected: dict[str, int],
-) -> int:
-    """Send batches round-robin; at `rate` tx/s (open loop) or as fast as admitted."""
-    started = time.monotonic()
-    sent = 0
-    batch_index = 0
-    in_flight: set[asyncio.Task[Any]] = set()
-
-    def tally(task: asyncio.Task[Any]) -> None:
-        in_flight.discard(task)
-        if task.cancelled() or task.exception() is not None:
-            rejected["transport"] = rejected.get("transport", 0) + BATCH
-            return
-        for reply in task.result():
-            error = reply.get("error")
-            if error is not None:
-                reason = str((error.get("data") or {}).get("reason", error.get("message")))
-                rejected[reason] = rejected.get(reason, 0) + 1
-
-    while sent < len(txs) and time.monotonic() - started < duration:
-        if rate is not None:
-            due = started + sent / rate
-            delay = due - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-        batch = txs[sent : sent + BATCH]
-        url = urls[batch_index % len(urls)]
-        batch_index += 1
-        payload = [
-            {
-                "jsonrpc": "2.0",
-                "id": i,
-                "method": "sec_sendTransaction",
-                "params": {"tx": tx.encoded.hex()},
-            }
-            for i, tx in enumerate(batch)
+    def reply_seconds(self, first: int, last: int) -> list[float]:
+        return [
+            b.seen_at - b.missed_at
+            for b in self.blocks
+            if first <= b.height <= last and b.missed_at is not None
         ]
-        now = time.monotonic()
-        for tx in batch:
-            submitted_at[tx.hash.hex()] = now
-        task = asyncio.ensure_future(rpc(session, url, payload))
-        in_flight.add(task)
-        task.add_done_callback(tally)
-        sent += len(batch)
-        if rate is None and len(in_flight) >= 2 * len(urls):
-            await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-    if in_flight:
-        await asyncio.wait(in_flight)
-    return sent
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(int(fraction * len(ordered)), len(ordered) - 1)]
+@dataclass
+class Window:
+    """What the bench observed around one saturation window."""
+
+    start: float
+    end: float
+    cpu_before: list[float] = field(default_factory=list)
+    cpu_after: list[float] = field(default_factory=list)
+    scrapes_before: list[Samples] = field(default_factory=list)
+    scrapes_after: list[Samples] = field(default_factory=list)
+    mempool_samples: list[float] = field(default_factory=list)
+    machine_before: tuple[float, float] = (0.0, 0.0)
+    machine_after: tuple[float, float] = (0.0, 0.0)
+
+    def busy_cores(self) -> list[float]:
+        span = self.end - self.start
+        return [(a - b) / span for b, a in zip(self.cpu_before, self.cpu_after, strict=True)]
+
+    def machine_cores(self, cores: int) -> float:
+        """Cores the machine kept busy over the window, every process included."""
+        busy = self.machine_after[0] - self.machine_before[0]
+        total = self.machine_after[1] - self.machine_before[1]
+        return cores * busy / total if total > 0 else 0.0
+
+    def heights(self) -> tuple[int, int]:
+        """node0's committed height at the window's start and end."""
+        key = "sec_height"
+        return int(self.scrapes_before[0][key]), int(self.scrapes_after[0][key])
+
+
+async def observe_window(
+    session: aiohttp.ClientSession, cluster: Cluster, pids: list[int], window: Window
+) -> None:
+    """CPU of `pids` (with descendants) and of this process (without: the senders are its
+    children), and every node's metrics, at the window's start and end; mempool samples in
+    between."""
+
+    def cpu() -> list[float]:
+        own = process_cpu_seconds(os.getpid(), descendants=False)
+        return [process_cpu_seconds(pid) for pid in pids] + [own]
+
+    async def scrape_all() -> list[Samples]:
+        return list(await asyncio.gather(*(scrape(session, url) for url in cluster.rpc_urls)))
+
+    await asyncio.sleep(max(window.start - time.time(), 0.0))
+    window.cpu_before, window.machine_before = cpu(), machine_busy_seconds()
+    window.scrapes_before = await scrape_all()
+    while time.time() + MEMPOOL_SAMPLE_S < window.end:
+        await asyncio.sleep(MEMPOOL_SAMPLE_S)
+        window.mempool_samples.extend(s["sec_mempool_transactions"] for s in await scrape_all())
+    await asyncio.sleep(max(window.end - time.time(), 0.0))
+    window.cpu_after, window.machine_after = cpu(), machine_busy_seconds()
+    window.scrapes_after = await scrape_all()
+
+
+def combine(results: list[PhaseResult]) -> dict[str, Any]:
+    """The senders' results of one phase, added up."""
+    rejected: dict[str, int] = {}
+    for result in results:
+        for reason, count in result.rejected.items():
+            rejected[reason] = rejected.get(reason, 0) + count
+    return {
+        "offered": sum(r.offered for r in results),
+        "accepted": sum(r.accepted for r in results),
+        "rejected": rejected,
+        "lag_s": max((r.lag_s for r in results), default=0.0),
+        "exhausted": any(r.exhausted for r in results),
+    }
+
+
+async def drain(session: aiohttp.ClientSession, url: str, limit_s: float) -> float:
+    """Wait (bounded) until node0's mempool is empty; the seconds it took."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit_s:
+        if (await scrape(session, url)).get("sec_mempool_transactions", 0) == 0:
+            break
+        await asyncio.sleep(0.2)
+    return time.monotonic() - started
 
 
 async def measure(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
+    genesis = load_genesis(cluster.directory / "genesis.json")
+    per_account = presigned_total(args) // args.accounts + 1
+    plans = [
+        SenderPlan(
+            index=k,
+            senders=args.senders,
+            accounts=args.accounts,
+            per_account=per_account,
+            chain_id=genesis.chain_id,
+            genesis_hash=genesis.document_hash(),
+            urls=tuple(cluster.rpc_urls),
+            cache_dir=None if args.no_tx_cache else Path(args.tx_cache),
+            depth=args.depth,
+        )
+        for k in range(args.senders)
+    ]
+    print(
+        f"{args.senders} senders pre-signing {per_account * args.accounts:,} transfers ...",
+        file=sys.stderr,
+    )
+    generator = LoadGenerator(plans)
+    try:
+        return await _measure(args, cluster, generator)
+    finally:
+        generator.stop()
+
+
+async def _measure(
+    args: argparse.Namespace, cluster: Cluster, generator: LoadGenerator
+) -> dict[str, Any]:
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         await wait_ready(session, cluster, 60)
         print("network ready; measuring V ...", file=sys.stderr)
         v = measure_verify(2000)["pynacl"]
-        total = int(args.max_rate * (args.duration + args.duration) * 1.2)
-        per_account = total // args.accounts + 1
-        print(f"pre-signing {per_account * args.accounts:,} transfers ...", file=sys.stderr)
-        genesis = load_genesis(cluster.directory / "genesis.json")
-        txs = [
-            sign_transaction(
-                bench_key(i),
-                genesis.chain_id,
-                n,
-                Transfer(bench_key((i + 1) % args.accounts).address, 1),
-                genesis_hash=genesis.document_hash(),
-            )
-            for n in range(per_account)
-            for i in range(args.accounts)
-        ]
+        ready = await generator.ready()
         status = await rpc(
             session, cluster.rpc_urls[0], {"jsonrpc": "2.0", "id": 1, "method": "sec_status"}
         )
         follower = Follower(session, cluster.rpc_urls[0], status["result"]["height"])
         follow_task = asyncio.ensure_future(follower.run())
-        submitted: dict[str, float] = {}
 
-        print(f"saturation phase: {args.duration:.0f} s ...", file=sys.stderr)
-        cpu_before = cluster.cpu_seconds()
-        window_start = time.monotonic()
-        saturation_txs = txs
-        rejected: dict[str, int] = {}
-        sent = await offer(
-            session, cluster.rpc_urls, saturation_txs, submitted, None, args.duration, rejected
+        print(f"saturation window: {args.duration:.0f} s ...", file=sys.stderr)
+        start = time.time() + 0.5
+        window = Window(start, start + args.duration)
+        pids = [p.pid for p in cluster.processes] + generator.pids
+        probe = asyncio.ensure_future(observe_window(session, cluster, pids, window))
+        limit = saturation_limit(args) // args.senders
+        saturation = combine(await generator.run(Phase(start, args.duration, None, limit=limit)))
+        await probe
+        height_start, height_end = window.heights()
+        await follower.wait_for(height_end, 10)
+        committed = sum(
+            b.transactions for b in follower.blocks if height_start < b.height <= height_end
         )
-        window_end = time.monotonic()
-        cpu_after = cluster.cpu_seconds()
-        committed_in_window = sum(
-            1 for h, t in follower.committed_at.items() if window_start <= t <= window_end
+        throughput = committed / args.duration
+        busy = window.busy_cores()
+        nodes = len(cluster.processes)
+        node_cores, sender_cores = busy[:nodes], busy[nodes:-1]
+        cpu_per_tx = [c * args.duration / max(committed, 1) * 1e6 for c in node_cores]
+        stages = stages_between(window.scrapes_before, window.scrapes_after)
+        stages["reply"] = summarize_values(follower.reply_seconds(height_start + 1, height_end))
+        blocks = height_end - height_start
+        cores = os.cpu_count() or 1
+        figures = WindowFigures(
+            cores=cores,
+            machine_cores=window.machine_cores(cores),
+            node_cores=tuple(node_cores),
+            sender_cores=tuple(sender_cores),
+            bench_cores=busy[-1],
+            offered_tx_per_s=saturation["offered"] / args.duration,
+            committed_tx_per_s=throughput,
+            mempool_mean=statistics.fmean(window.mempool_samples or [0.0]),
+            blocks_per_s=blocks / args.duration,
+            mean_block_txs=committed / max(blocks, 1),
+            block_size=args.block_size,
+            consensus_s_per_block=sum(
+                stages[s].mean_ms / 1e3 for s in CONSENSUS_STAGES if s in stages
+            ),
+            generator_exhausted=saturation["exhausted"],
         )
-        throughput = committed_in_window / (window_end - window_start)
-        cpu_per_tx = [
-            (after - before) / max(committed_in_window, 1) * 1e6
-            for before, after in zip(cpu_before, cpu_after, strict=True)
-        ]
-        # drain what is left before the latency phase
-        await asyncio.sleep(3)
+        bound = classify_bound(figures)
+        drained_s = await drain(session, cluster.rpc_urls[0], 30)
 
         rate = max(throughput / 2, 10.0)
         print(
             f"half-saturation phase: {rate:.0f} tx/s for {args.duration:.0f} s ...", file=sys.stderr
         )
-        latency_txs = txs[sent:]  # nonces continue right after what was offered
-        latency_submitted: dict[str, float] = {}
-        await offer(
-            session, cluster.rpc_urls, latency_txs, latency_submitted, rate, args.duration, rejected
-        )
-        follower.watch = {h for h in latency_submitted if h not in follower.committed_at}
+        start = time.time() + 0.2
+        results = await generator.run(Phase(start, args.duration, rate / args.senders, record=True))
+        latency = combine(results)
+        sent_at = {h: t for r in results for h, t in r.sent_at.items()}
+        follower.watch = {h for h in sent_at if h not in follower.committed_at}
         follower.all_seen.clear()
         if follower.watch:
             with contextlib.suppress(TimeoutError):  # unseen ones are reported as lost
                 await asyncio.wait_for(follower.all_seen.wait(), 15)
         follower.stopped = True
         await follow_task
-        latencies = [
-            follower.committed_at[h] - t
-            for h, t in latency_submitted.items()
-            if h in follower.committed_at
-        ]
+        seen = follower.committed_at
+        latencies = [seen[h] - t for h, t in sent_at.items() if h in seen]
         return {
-            "validators": len(cluster.rpc_urls),
+            "validators": nodes,
             "accounts": args.accounts,
             "block_size": args.block_size,
-            "offered_saturation": sent,
-            "rejected": rejected,
+            "cores": figures.cores,
+            "load_average_1m": os.getloadavg()[0],
+            "senders": args.senders,
+            "presigned": sum(r.transactions for r in ready),
+            "presign_s": max(r.seconds for r in ready),
+            "presign_from_cache": all(r.from_cache for r in ready),
+            "window_s": args.duration,
+            "offered_saturation": saturation["offered"],
+            "offered_tx_per_s": figures.offered_tx_per_s,
+            "accepted_tx_per_s": saturation["accepted"] / args.duration,
             "committed_tx_per_s": throughput,
+            "rejected": saturation["rejected"],
+            "generator_exhausted": saturation["exhausted"],
+            "blocks": blocks,
+            "blocks_per_s": figures.blocks_per_s,
+            "mean_block_txs": figures.mean_block_txs,
+            "mempool_mean": figures.mempool_mean,
+            "node_busy_percent": [c * 100 for c in node_cores],
+            "node_busy_percent_sum": sum(node_cores) * 100,
+            "loadgen_cpu_percent": [c * 100 for c in sender_cores],
+            "bench_cpu_percent": busy[-1] * 100,
+            "machine_busy_percent": figures.machine_cores * 100,
+            "stages": {name: summary.to_json() for name, summary in stages.items()},
+            "consensus_ms_per_block": figures.consensus_s_per_block * 1e3,
+            "bound": bound.to_json(),
+            "drain_s": drained_s,
             "finality_rate_tx_per_s": rate,
+            "finality_offered_tx_per_s": latency["offered"] / args.duration,
+            "finality_lag_s": latency["lag_s"],
+            "finality_rejected": latency["rejected"],
             "finality_p50_ms": percentile(latencies, 0.50) * 1e3,
             "finality_p95_ms": percentile(latencies, 0.95) * 1e3,
             "finality_p99_ms": percentile(latencies, 0.99) * 1e3,
             "finality_samples": len(latencies),
-            "finality_lost": len(latency_submitted) - len(latencies),
+            "finality_lost": len(sent_at) - len(latencies),
             "verify_us": v * 1e6,
             "cpu_us_per_tx_per_node": cpu_per_tx,
             "cpu_us_per_tx_mean": statistics.mean(cpu_per_tx),
@@ -363,25 +516,19 @@ async def measure(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
         }
 
 
-def render(report: dict[str, Any]) -> str:
-    per_node = ", ".join(f"{c:.0f}" for c in report["cpu_us_per_tx_per_node"])
-    return "\n".join(
-        [
-            f"cluster benchmark: {report['validators']} validators, "
-            f"{report['accounts']} sending accounts, blocks up to {report['block_size']} txs",
-            f"  committed throughput at saturation   {report['committed_tx_per_s']:8.0f} tx/s"
-            f"   (goal >= 2500)",
-            f"  finality at {report['finality_rate_tx_per_s']:.0f} tx/s (half saturation): "
-            f"p50 {report['finality_p50_ms']:.0f} ms, p95 {report['finality_p95_ms']:.0f} ms, "
-            f"p99 {report['finality_p99_ms']:.0f} ms   (goal p50 <= 100, p99 <= 500)"
-            f"   [{report['finality_samples']} samples, {report['finality_lost']} not seen]",
-            f"  CPU per committed tx, per node       {per_node} us",
-            f"  V (Ed25519 verify, PyNaCl)           {report['verify_us']:8.1f} us",
-            f"  R = CPU per tx / V                   {report['R']:8.2f}   (goal <= 2.0)",
-            f"  offered at saturation {report['offered_saturation']}, "
-            f"rejected {report['rejected']}",
-        ]
-    )
+def saturation_limit(args: argparse.Namespace) -> int:
+    """Transactions the saturation window may offer: --max-rate for the window, plus 20 %."""
+    return int(args.max_rate * args.duration * 1.2)
+
+
+def presigned_total(args: argparse.Namespace) -> int:
+    """The saturation limit plus half of it for the half-saturation phase."""
+    return saturation_limit(args) * 3 // 2
+
+
+def default_cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "sec-bench"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -394,6 +541,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--block-size", type=int, default=2000, help="max txs per block (2000)")
     parser.add_argument(
+        "--senders", type=int, default=2, help="load generator processes (default 2)"
+    )
+    parser.add_argument(
+        "--depth", type=int, default=2, help="batches in flight per node and sender (2)"
+    )
+    parser.add_argument(
+        "--tx-cache",
+        metavar="DIR",
+        default=str(default_cache()),
+        help="signed transactions cached here (default $XDG_CACHE_HOME/sec-bench)",
+    )
+    parser.add_argument("--no-tx-cache", action="store_true", help="sign afresh, cache nothing")
+    parser.add_argument(
         "--json",
         metavar="FILE",
         default="bench-cluster.json",
@@ -401,8 +561,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--keep", action="store_true", help="keep the network directory")
     args = parser.parse_args(argv)
+    if args.senders < 1 or args.depth < 1 or args.accounts < args.senders:
+        parser.error("--senders and --depth must be >= 1, and --accounts >= --senders")
     directory = Path(tempfile.mkdtemp(prefix="sec-bench-cluster-"))
-    cluster = create_cluster(directory, args.nodes, args.accounts, args.block_size)
+    cluster = create_cluster(
+        directory, args.nodes, args.accounts, args.block_size, rate_limit=False
+    )
     print(f"starting {args.nodes} validators in {directory} ...", file=sys.stderr)
     start_cluster(cluster)
     try:
