@@ -315,8 +315,8 @@ def test_sec_bench_cluster_reports_every_field(tmp_path: Path) -> None:
     assert all(0 <= busy <= 100 * report["cores"] for busy in report["node_busy_percent"])
     assert len(report["loadgen_cpu_percent"]) == 2
     assert 0 < report["machine_busy_percent"] <= 100 * report["cores"] + 1
-    assert set(report["stages"]) == {*BLOCK_STAGES, "reply"}
-    for name in ("proposal_build", "prepare", "commit", "certify", "store_write"):
+    assert set(report["stages"]) == {*BLOCK_STAGES, "reply", "end_to_end"}
+    for name in ("proposal_build", "prepare", "commit", "certify", "store_write", "end_to_end"):
         stage = report["stages"][name]
         assert stage["blocks"] > 0, name
         assert 0 <= stage["p50_ms"] <= stage["p99_ms"] * 1.0001, name

@@ -26,8 +26,11 @@ Commit times come from a follower that reads each new block from node0 as soon a
 (it asks for the next height and retries after 5 ms while it is not there yet). The reply stage
 (commit on node0 -> the follower has the block) is measured by the follower itself: from the
 moment it sent the last request that did not find the block (so the block was not committed
-then) to the moment it had it, an upper bound within one retry; blocks it found at once (it was
-behind) are not counted.
+then) to the moment it had it, an upper bound (one retry, plus the wait of that request when
+node0's RPC is slow); blocks it found at once (it was behind) are not counted. The end-to-end
+figure, per block of the window, is from the block's header time (the primary's clock when it
+proposed; same machine, same clock) to the moment the follower had it: the stages of a block
+add up to about it.
 """
 
 from __future__ import annotations
@@ -225,6 +228,8 @@ class SeenBlock:
     transactions: int
     missed_at: float | None
     """Wall time the follower sent its last request that did not find the block yet."""
+    block_time: float
+    """The block's header time (set by the primary when it proposed the block)."""
 
 
 class Follower:
@@ -265,7 +270,8 @@ class Follower:
             self.watch.difference_update(hashes)
             if not self.watch:
                 self.all_seen.set()
-            self.blocks.append(SeenBlock(self.next_height, now, len(hashes), missed_at))
+            block_time = reply["result"]["header"]["timestamp_ms"] / 1000
+            self.blocks.append(SeenBlock(self.next_height, now, len(hashes), missed_at, block_time))
             missed_at = None
             self.next_height += 1
             self.advanced.set()
@@ -281,11 +287,16 @@ class Follower:
                 return
 
     def reply_seconds(self, first: int, last: int) -> list[float]:
+        """Per block of `first..last` the follower waited for: commit -> seen (upper bound)."""
         return [
             b.seen_at - b.missed_at
             for b in self.blocks
             if first <= b.height <= last and b.missed_at is not None
         ]
+
+    def end_to_end_seconds(self, first: int, last: int) -> list[float]:
+        """Per block of `first..last`: its block time (proposal) -> seen by the follower."""
+        return [b.seen_at - b.block_time for b in self.blocks if first <= b.height <= last]
 
 
 @dataclass
@@ -430,7 +441,9 @@ async def _measure(
         node_cores, sender_cores = busy[:nodes], busy[nodes:-1]
         cpu_per_tx = [c * args.duration / max(committed, 1) * 1e6 for c in node_cores]
         stages = stages_between(window.scrapes_before, window.scrapes_after)
-        stages["reply"] = summarize_values(follower.reply_seconds(height_start + 1, height_end))
+        heights = (height_start + 1, height_end)
+        stages["reply"] = summarize_values(follower.reply_seconds(*heights))
+        stages["end_to_end"] = summarize_values(follower.end_to_end_seconds(*heights))
         blocks = height_end - height_start
         cores = os.cpu_count() or 1
         figures = WindowFigures(

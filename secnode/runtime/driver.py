@@ -313,13 +313,13 @@ class ConsensusDriver:
         self._timer = loop.call_later(delay, lambda: self.feed(self.replica.on_tick))
 
     def _commit(self, action: CommitBlock) -> None:
+        self.metrics.observe_marks((("delivered", action.seq, self.clock()),))
         committed = self.app.commit(action.seq, action.digest, action.payload, action.certificate)
         now = self.clock()
         try:
             self.on_commit(committed, now)
         except Exception:  # top of the node's commit callback: the block is stored regardless
             log.exception("commit callback failed for block %d", action.seq)
-        self.metrics.observe_marks((("delivered", action.seq, now),))
         latency = now - committed.block.header.timestamp_ms / 1000
         self.metrics.observe_commit(max(latency, 0.0), len(committed.block.transactions))
         self.metrics.set_height(action.seq)
