@@ -59,7 +59,11 @@ def render(report: dict[str, Any]) -> str:
             f"accepted {report['accepted_tx_per_s']:8.0f} tx/s   "
             f"committed {report['committed_tx_per_s']:8.0f} tx/s  {saturation}  (goal >= 2500)",
             f"    rejected {report['rejected'] or 'none'}"
-            + ("; the generator RAN OUT of transactions" if report["generator_exhausted"] else ""),
+            + (
+                "; the generator used up its transactions for the window (raise --max-rate)"
+                if report["generator_exhausted"]
+                else ""
+            ),
             f"    blocks {report['blocks_per_s']:.1f}/s, mean {report['mean_block_txs']:.0f} txs; "
             f"mempool mean {report['mempool_mean']:.0f} txs per node",
             f"    CPU busy: nodes {busy} (sum {report['node_busy_percent_sum']:.0f}% of "
