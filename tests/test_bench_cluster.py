@@ -330,6 +330,11 @@ def test_sec_bench_cluster_reports_every_field(tmp_path: Path) -> None:
         "unexplained",
     }
     assert bound["line"]
+    assert isinstance(report["follower_lag_blocks"], int)
+    assert report["blocks"] > 0
+    assert report["mean_block_txs"] * report["blocks"] == pytest.approx(
+        report["committed_tx_per_s"] * report["window_s"]
+    )
     assert report["finality_samples"] > 0
     assert report["R"] > 0
     assert "bound:" in run.stdout

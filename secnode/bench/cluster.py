@@ -9,11 +9,12 @@
    (`--tx-cache`, keyed by genesis hash, accounts and count).
 3. Measures V, one Ed25519 verify (PyNaCl), in this process.
 4. Saturation window: the senders offer closed-loop (`--depth` batches in flight per node and
-   sender, round-robin to all nodes, keep-alive connections). Over the window the bench records
-   each node's and each sender's CPU (/proc/PID/stat, with descendants), samples the nodes'
-   mempool sizes, scrapes every node's block-stage histograms before and after
-   (`secnode.bench.stages`), and counts what node0 committed between its heights at the window's
-   start and end.
+   sender, each account's transactions in order to one node, keep-alive connections). Over the
+   window the bench records each node's and each sender's CPU (/proc/PID/stat, with
+   descendants) and the machine's (/proc/stat), samples the nodes' mempool sizes, scrapes every
+   node's /metrics before and after: the block-stage histograms (`secnode.bench.stages`), and
+   node0's height and committed-transaction counter, whose differences are the window's blocks
+   and committed transactions.
 5. Half-saturation phase: the senders offer open-loop at half the committed rate and each
    transaction's time to finality is recorded (sent -> seen in a committed block of node0).
 6. Reports offered, accepted and committed tx/s side by side, rejections by reason, CPU busy %
@@ -328,6 +329,12 @@ class Window:
         key = "sec_height"
         return int(self.scrapes_before[0][key]), int(self.scrapes_after[0][key])
 
+    def committed(self) -> int:
+        """Transactions node0 committed in the window (its counter, not the follower, which
+        may lag behind under load)."""
+        key = "sec_committed_transactions_total"
+        return int(self.scrapes_after[0][key] - self.scrapes_before[0][key])
+
 
 async def observe_window(
     session: aiohttp.ClientSession, cluster: Cluster, pids: list[int], window: Window
@@ -431,10 +438,9 @@ async def _measure(
         saturation = combine(await generator.run(Phase(start, args.duration, None, limit=limit)))
         await probe
         height_start, height_end = window.heights()
-        await follower.wait_for(height_end, 10)
-        committed = sum(
-            b.transactions for b in follower.blocks if height_start < b.height <= height_end
-        )
+        follower_lag = height_end - (follower.next_height - 1)
+        await follower.wait_for(height_end, 30)
+        committed = window.committed()
         throughput = committed / args.duration
         busy = window.busy_cores()
         nodes = len(cluster.processes)
@@ -504,6 +510,7 @@ async def _measure(
             "blocks_per_s": figures.blocks_per_s,
             "mean_block_txs": figures.mean_block_txs,
             "mempool_mean": figures.mempool_mean,
+            "follower_lag_blocks": follower_lag,
             "node_busy_percent": [c * 100 for c in node_cores],
             "node_busy_percent_sum": sum(node_cores) * 100,
             "loadgen_cpu_percent": [c * 100 for c in sender_cores],
