@@ -43,11 +43,11 @@ from secnode.bench import bench_parser, write_report
 from secnode.bench.cluster import (
     Cluster,
     create_cluster,
-    rpc,
     start_cluster,
     wait_ready,
 )
 from secnode.bench.loadgen import bench_key
+from secnode.bench.observe import rpc
 from secnode.bench.stages import percentile
 from secnode.network import devnet
 
