@@ -331,6 +331,7 @@ def test_sec_bench_cluster_reports_every_field(tmp_path: Path) -> None:
     }
     assert bound["line"]
     assert isinstance(report["follower_lag_blocks"], int)
+    assert report["seen_in_window_tx_per_s"] >= 0
     assert report["blocks"] > 0
     assert report["mean_block_txs"] * report["blocks"] == pytest.approx(
         report["committed_tx_per_s"] * report["window_s"]

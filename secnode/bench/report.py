@@ -66,7 +66,8 @@ def render(report: dict[str, Any]) -> str:
             ),
             f"    blocks {report['blocks_per_s']:.1f}/s, mean {report['mean_block_txs']:.0f} txs; "
             f"mempool mean {report['mempool_mean']:.0f} txs per node; the bench's block "
-            f"follower was {report['follower_lag_blocks']} blocks behind node0 at the end",
+            f"follower was {report['follower_lag_blocks']} blocks behind node0 at the end "
+            f"(it saw {report['seen_in_window_tx_per_s']:.0f} tx/s commit in the window)",
             f"    CPU busy: nodes {busy} (sum {report['node_busy_percent_sum']:.0f}% of "
             f"{report['cores'] * 100}%), load generator {senders}, "
             f"bench {report['bench_cpu_percent']:.0f}%; machine "
