@@ -9,12 +9,12 @@
    (`--tx-cache`, keyed by genesis hash, accounts and count).
 3. Measures V, one Ed25519 verify (PyNaCl), in this process.
 4. Saturation window: the senders offer closed-loop (`--depth` batches in flight per node and
-   sender, each account's transactions in order to one node, keep-alive connections). Over the
-   window the bench records each node's and each sender's CPU (/proc/PID/stat, with
-   descendants) and the machine's (/proc/stat), samples the nodes' mempool sizes, scrapes every
-   node's /metrics before and after: the block-stage histograms (`secnode.bench.stages`), and
-   node0's height and committed-transaction counter, whose differences are the window's blocks
-   and committed transactions.
+   sender), or open-loop at `--rate` tx/s; each account's transactions go in order to one node,
+   over keep-alive connections. Over the window the bench records each node's and each
+   sender's CPU (/proc/PID/stat, with descendants) and the machine's (/proc/stat), samples the
+   nodes' mempool sizes, and scrapes every node's /metrics before and after: the block-stage
+   histograms (`secnode.bench.stages`), and node0's height and committed-transaction counter,
+   whose differences are the window's blocks and committed transactions.
 5. Half-saturation phase: the senders offer open-loop at half the committed rate and each
    transaction's time to finality is recorded (sent -> seen in a committed block of node0).
 6. Reports offered, accepted and committed tx/s side by side, rejections by reason, CPU busy %
@@ -268,7 +268,9 @@ async def _measure(
         pids = [p.pid for p in cluster.processes] + generator.pids
         probe = asyncio.ensure_future(observe_window(session, cluster.rpc_urls, pids, window))
         limit = saturation_limit(args) // args.senders
-        saturation = combine(await generator.run(Phase(start, args.duration, None, limit=limit)))
+        rate_per_sender = None if args.rate is None else args.rate / args.senders
+        phase = Phase(start, args.duration, rate_per_sender, limit=limit)
+        saturation = combine(await generator.run(phase))
         await probe
         height_start, height_end = window.heights()
         follower_lag = height_end - (follower.next_height - 1)
@@ -334,6 +336,7 @@ async def _measure(
             "presign_s": max(r.seconds for r in ready),
             "presign_from_cache": all(r.from_cache for r in ready),
             "window_s": args.duration,
+            "offered_rate_target": args.rate,
             "offered_saturation": saturation["offered"],
             "offered_tx_per_s": figures.offered_tx_per_s,
             "accepted_tx_per_s": saturation["accepted"] / args.duration,
@@ -402,6 +405,12 @@ def main(argv: list[str] | None = None) -> int:
         "--depth", type=int, default=2, help="batches in flight per node and sender (2)"
     )
     parser.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="offer open-loop at this many tx/s in the saturation window (default: closed loop)",
+    )
+    parser.add_argument(
         "--tx-cache",
         metavar="DIR",
         default=str(default_cache()),
@@ -418,6 +427,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.senders < 1 or args.depth < 1 or args.accounts < args.senders:
         parser.error("--senders and --depth must be >= 1, and --accounts >= --senders")
+    if args.rate is not None and args.rate <= 0:
+        parser.error("--rate must be positive")
     directory = Path(tempfile.mkdtemp(prefix="sec-bench-cluster-"))
     cluster = create_cluster(
         directory, args.nodes, args.accounts, args.block_size, rate_limit=False

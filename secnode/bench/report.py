@@ -54,7 +54,12 @@ def render(report: dict[str, Any]) -> str:
             f"{report['cores']} cores (load {report['load_average_1m']:.1f}), "
             f"{report['senders']} sender processes",
             f"  {report['presigned']:,} transfers {source} in {report['presign_s']:.1f} s",
-            f"  saturation window {report['window_s']:.0f} s, closed loop:",
+            f"  saturation window {report['window_s']:.0f} s, "
+            + (
+                "closed loop:"
+                if report["offered_rate_target"] is None
+                else f"open loop at {report['offered_rate_target']:.0f} tx/s:"
+            ),
             f"    offered {report['offered_tx_per_s']:8.0f} tx/s   "
             f"accepted {report['accepted_tx_per_s']:8.0f} tx/s   "
             f"committed {report['committed_tx_per_s']:8.0f} tx/s  {saturation}  (goal >= 2500)",
