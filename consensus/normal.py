@@ -159,6 +159,7 @@ def accept_pre_prepare(st: ReplicaState, m: PrePrepare) -> None:
     slot.pending = None
     slot.payloads[m.digest] = m.payload
     st.dirty = True
+    st.mark("pre_prepare", m.seq)
     if m.sender != st.me and st.is_member(m.seq):
         view, seq, digest = m.view, m.seq, m.digest
         prepare = st.publish(lambda s: Prepare(view, seq, digest, st.me, s))
@@ -265,6 +266,7 @@ def check_prepared(st: ReplicaState, slot: Slot) -> None:
             return
         slot.prepared = build_prepared_proof(m, matching, needed)
         slot.prepared_payload = m.payload
+        st.mark("prepared", m.seq)
     try_commit(st, m.seq)
 
 
@@ -348,6 +350,7 @@ def decide(st: ReplicaState, seq: int, digest: bytes) -> None:
         return
     st.votes.decided[seq] = digest
     st.dirty = True
+    st.mark("decided", seq)
     while st.votes.decided_through + 1 in st.votes.decided:
         st.votes.decided_through += 1
     if st.is_member(seq):
@@ -483,5 +486,6 @@ def try_propose(st: ReplicaState) -> None:
     slot = st.votes.log.slot(seq)
     slot.pre_prepare = m
     slot.payloads[digest] = payload
+    st.mark("pre_prepare", seq)
     proposer.next_seq, proposer.tip, proposer.last_proposal = seq + 1, digest, st.now
     check_prepared(st, slot)

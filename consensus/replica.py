@@ -309,6 +309,15 @@ class Replica:
         """Counters of notable events (rejections by type, refused conflicting signatures...)."""
         return dict(self._state.stats)
 
+    def take_marks(self) -> list[tuple[str, int, float]]:
+        """The stage instants (stage, seq, now) noted since the last call: a height accepted
+        ("pre_prepare"), prepared, decided. The first call starts the recording (the simulator
+        never calls it, so it records nothing)."""
+        st = self._state
+        marks = [] if st.marks is None else st.marks
+        st.marks = []
+        return marks
+
     def resource_usage(self) -> ResourceUsage:
         st = self._state
         return ResourceUsage(

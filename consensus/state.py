@@ -216,6 +216,7 @@ class ReplicaState:
         "high",
         "horizon",
         "last_progress",
+        "marks",
         "me",
         "now",
         "outbox",
@@ -288,6 +289,8 @@ class ReplicaState:
         """Replies to peers that are behind, sent with the next action list."""
         self.answered: set[tuple[bytes, int]] = set()
         self.stats: dict[str, int] = {}
+        self.marks: list[tuple[str, int, float]] | None = None
+        """Stage instants (stage, seq, now) for the driver's metrics; None until it asks."""
         self.requested_view = 0
         """A view change asked for by a handler, carried out when the input settles."""
         self.dirty = True
@@ -362,6 +365,12 @@ class ReplicaState:
 
     def count(self, name: str) -> None:
         self.stats[name] = self.stats.get(name, 0) + 1
+
+    def mark(self, stage: str, seq: int) -> None:
+        """Note that height `seq` reached `stage` at the input's `now` (a pure observation:
+        nothing in the replica reads it back; recorded only once a driver takes marks)."""
+        if self.marks is not None:
+            self.marks.append((stage, seq, self.now))
 
     def publish(self, make: Callable[[bytes], M], to: Address | None = None) -> M | None:
         """Sign, persist, then send a message; None if it would conflict with one signed before.

@@ -1,19 +1,39 @@
 """`sec bench` (cluster): a local 4-validator network under load, measured from outside.
 
 1. Creates a throw-away network in a temp directory: the development genesis plus
-   `--accounts` funded bench accounts (keys from public labels), nodes on free ports, and starts
-   the validators as separate processes (`sec node start`).
-2. Measures V, one Ed25519 verify (PyNaCl), in this process.
-3. Pre-signs `credit.transfer`s round-robin over the bench accounts.
-4. Saturation phase: offers transactions as fast as the nodes admit them, in JSON-RPC batches,
-   round-robin to all nodes, and counts what commits during the window.
-5. Half-saturation phase: offers transactions open-loop at half the measured throughput and
-   records each transaction's time to finality (submit -> seen in a committed block).
-6. Reports committed tx/s, finality p50/p95/p99, per-node CPU microseconds per committed
-   transaction (from /proc/PID/stat) and R = CPU per transaction / V; writes the report as JSON.
+   `--accounts` funded bench accounts (keys from public labels), nodes on free ports, the RPC
+   rate limit off (the generator is one IP), and starts the validators as separate processes
+   (`sec node start`).
+2. Meanwhile the load generator (`secnode.bench.loadgen`) starts `--senders` processes that
+   pre-sign their share of the `credit.transfer`s in parallel, or load them from the cache
+   (`--tx-cache`, keyed by genesis hash, accounts and count).
+3. Measures V, one Ed25519 verify (PyNaCl), in this process.
+4. Saturation window: the senders offer closed-loop (`--depth` batches in flight per node and
+   sender), or open-loop at `--rate` tx/s; each account's transactions go in order to one node,
+   over keep-alive connections. Over the window the bench records each node's and each
+   sender's CPU (/proc/PID/stat, with descendants) and the machine's (/proc/stat), samples the
+   nodes' mempool sizes, and scrapes every node's /metrics before and after: the block-stage
+   histograms (`secnode.bench.stages`), and node0's height and committed-transaction counter,
+   whose differences are the window's blocks and committed transactions.
+5. Half-saturation phase: the senders offer open-loop at half the committed rate and each
+   transaction's time to finality is recorded (sent -> seen in a committed block of node0).
+6. Reports offered, accepted and committed tx/s side by side, rejections by reason, CPU busy %
+   per node and for the generator, the time a block spends in each stage (mean, p50, p99 over
+   the window's blocks), one line naming what bound the window (`secnode.bench.bound`, whose
+   docstring has the rule), finality p50/p95/p99, CPU microseconds per committed transaction per
+   node and R = CPU per transaction / V; `--json FILE` writes every field.
 
 Commit times come from a follower that reads each new block from node0 as soon as it exists
-(the follower asks for the next height and retries after 5 ms while it is not there yet).
+(it asks for the next height and retries after 5 ms while it is not there yet). Under saturation
+node0 answers it late, so the follower falls behind: the report gives its lag and what it saw
+commit in the window (what this bench reported as throughput before it read node0's counter).
+The reply stage (commit on node0 -> the follower has the block) is measured by the follower:
+from the moment it sent the last request that did not find the block (so the block was not
+committed then) to the moment it had it, an upper bound (one retry, plus the wait of that
+request when node0's RPC is slow); blocks it found at once (it was behind) are not counted. The
+end-to-end figure, per block of the window, is from the block's header time (the primary's
+clock when it proposed; same machine, same clock) to the moment the follower had it: the
+stages of a block add up to about it.
 """
 
 from __future__ import annotations
@@ -37,17 +57,28 @@ from typing import Any
 import aiohttp
 
 from ledger.genesis import load_genesis
-from ledger.keys import PrivateKey
-from ledger.transactions import SignedTransaction, Transfer, sign_transaction
 from secnode.bench import bench_parser, write_report
+from secnode.bench.bound import WindowFigures, classify_bound
 from secnode.bench.ledger import measure_verify
+from secnode.bench.loadgen import LoadGenerator, Phase, PhaseResult, SenderPlan, bench_key
+from secnode.bench.observe import (
+    Follower,
+    Window,
+    observe_window,
+    process_cpu_seconds,
+    rpc,
+    scrape,
+)
+from secnode.bench.report import render
+from secnode.bench.stages import percentile, summarize_values
+from secnode.bench.stages import window_stages as stages_between
 from secnode.network.devnet import dev_genesis_document
 from secnode.network.home import node_config, plan_nodes, write_home
 from secnode.runtime.config import ConsensusSection, NodeConfig
 
 ROOT = Path(__file__).resolve().parents[2]
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-BATCH = 100
+CONSENSUS_STAGES = ("proposal_build", "prepare", "commit", "certify")
+"""The stages a block spends in the consensus pipeline (for the round-trip figure)."""
 
 
 def free_port_base(count: int) -> int:
@@ -73,10 +104,6 @@ def free_port_base(count: int) -> int:
     raise RuntimeError("no free port range found")
 
 
-def bench_key(index: int) -> PrivateKey:
-    return PrivateKey.from_label(f"bench:{index}")
-
-
 @dataclass
 class Cluster:
     directory: Path
@@ -84,11 +111,7 @@ class Cluster:
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def cpu_seconds(self) -> list[float]:
-        out = []
-        for process in self.processes:
-            fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            out.append((int(fields[11]) + int(fields[12])) / CLOCK_TICKS)
-        return out
+        return [process_cpu_seconds(process.pid) for process in self.processes]
 
     def stop(self) -> None:
         for process in self.processes:
@@ -102,7 +125,11 @@ class Cluster:
                 process.wait()
 
 
-def create_cluster(directory: Path, nodes: int, accounts: int, block_size: int) -> Cluster:
+def create_cluster(
+    directory: Path, nodes: int, accounts: int, block_size: int, *, rate_limit: bool = True
+) -> Cluster:
+    """The network's homes; `rate_limit=False` switches the nodes' per-IP RPC limit off (all
+    the bench's senders share 127.0.0.1: a per-IP limit would bound the generator)."""
     document = dev_genesis_document(nodes)
     for index in range(accounts):
         document["accounts"].append(
@@ -119,6 +146,7 @@ def create_cluster(directory: Path, nodes: int, accounts: int, block_size: int) 
     plans = plan_nodes(nodes, dev=True, p2p_base=p2p_base, rpc_base=rpc_base)
     for plan in plans:
         base = node_config(plan, plans, listen_all=False)
+        rpc_section = base.rpc.model_dump() | ({} if rate_limit else {"rate_limit_per_s": 0.0})
         config = NodeConfig.model_validate(
             base.model_dump()
             | {
@@ -129,6 +157,7 @@ def create_cluster(directory: Path, nodes: int, accounts: int, block_size: int) 
                     "max_per_sender": 5_000,
                     "nonce_window": 5_000,
                 },
+                "rpc": rpc_section,
             }
         )
         write_home(directory / plan.name, plan, config, genesis_path)
@@ -148,11 +177,6 @@ def start_cluster(cluster: Cluster) -> None:
         )
 
 
-async def rpc(session: aiohttp.ClientSession, url: str, payload: Any) -> Any:
-    async with session.post(url + "/rpc", json=payload) as response:
-        return await response.json(content_type=None)
-
-
 async def wait_ready(session: aiohttp.ClientSession, cluster: Cluster, limit_s: float) -> None:
     deadline = time.monotonic() + limit_s
     while True:
@@ -170,192 +194,179 @@ async def wait_ready(session: aiohttp.ClientSession, cluster: Cluster, limit_s: 
         await asyncio.sleep(0.2)
 
 
-class Follower:
-    """Records when each transaction hash is first seen in a committed block of node0."""
-
-    def __init__(self, session: aiohttp.ClientSession, url: str, start_height: int) -> None:
-        self.session, self.url = session, url
-        self.next_height = start_height + 1
-        self.committed_at: dict[str, float] = {}
-        self.blocks: list[tuple[int, float, int]] = []
-        self.stopped = False
-        self.watch: set[str] = set()
-        self.all_seen = asyncio.Event()
-
-    async def run(self) -> None:
-        while not self.stopped:
-            reply = await rpc(
-                self.session,
-                self.url,
-                {
-                    "jsonrpc": "2.0",
-                    "id": 1,
-                    "method": "sec_getBlock",
-                    "params": {"height": self.next_height},
-                },
-            )
-            if "result" not in reply:
-                await asyncio.sleep(0.005)
-                continue
-            now = time.monotonic()
-            hashes = reply["result"]["tx_hashes"]
-            for tx_hash in hashes:
-                self.committed_at.setdefault(tx_hash, now)
-            self.watch.difference_update(hashes)
-            if not self.watch:
-                self.all_seen.set()
-            self.blocks.append((self.next_height, now, len(hashes)))
-            self.next_height += 1
+def combine(results: list[PhaseResult]) -> dict[str, Any]:
+    """The senders' results of one phase, added up."""
+    rejected: dict[str, int] = {}
+    for result in results:
+        for reason, count in result.rejected.items():
+            rejected[reason] = rejected.get(reason, 0) + count
+    return {
+        "offered": sum(r.offered for r in results),
+        "accepted": sum(r.accepted for r in results),
+        "rejected": rejected,
+        "lag_s": max((r.lag_s for r in results), default=0.0),
+        "exhausted": any(r.exhausted for r in results),
+    }
 
 
-async def offer(
-    session: aiohttp.ClientSession,
-    urls: list[str],
-    txs: list[SignedTransaction],
-    submitted_at: dict[str, float],
-    rate: float | None,
-    duration: float,
-    rejected: dict[str, int],
-) -> int:
-    """Send batches round-robin; at `rate` tx/s (open loop) or as fast as admitted."""
+async def drain(session: aiohttp.ClientSession, url: str, limit_s: float) -> float:
+    """Wait (bounded) until node0's mempool is empty; the seconds it took."""
     started = time.monotonic()
-    sent = 0
-    batch_index = 0
-    in_flight: set[asyncio.Task[Any]] = set()
-
-    def tally(task: asyncio.Task[Any]) -> None:
-        in_flight.discard(task)
-        if task.cancelled() or task.exception() is not None:
-            rejected["transport"] = rejected.get("transport", 0) + BATCH
-            return
-        for reply in task.result():
-            error = reply.get("error")
-            if error is not None:
-                reason = str((error.get("data") or {}).get("reason", error.get("message")))
-                rejected[reason] = rejected.get(reason, 0) + 1
-
-    while sent < len(txs) and time.monotonic() - started < duration:
-        if rate is not None:
-            due = started + sent / rate
-            delay = due - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-        batch = txs[sent : sent + BATCH]
-        url = urls[batch_index % len(urls)]
-        batch_index += 1
-        payload = [
-            {
-                "jsonrpc": "2.0",
-                "id": i,
-                "method": "sec_sendTransaction",
-                "params": {"tx": tx.encoded.hex()},
-            }
-            for i, tx in enumerate(batch)
-        ]
-        now = time.monotonic()
-        for tx in batch:
-            submitted_at[tx.hash.hex()] = now
-        task = asyncio.ensure_future(rpc(session, url, payload))
-        in_flight.add(task)
-        task.add_done_callback(tally)
-        sent += len(batch)
-        if rate is None and len(in_flight) >= 2 * len(urls):
-            await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-    if in_flight:
-        await asyncio.wait(in_flight)
-    return sent
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(int(fraction * len(ordered)), len(ordered) - 1)]
+    while time.monotonic() - started < limit_s:
+        if (await scrape(session, url)).get("sec_mempool_transactions", 0) == 0:
+            break
+        await asyncio.sleep(0.2)
+    return time.monotonic() - started
 
 
 async def measure(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
+    genesis = load_genesis(cluster.directory / "genesis.json")
+    per_account = presigned_total(args) // args.accounts + 1
+    plans = [
+        SenderPlan(
+            index=k,
+            senders=args.senders,
+            accounts=args.accounts,
+            per_account=per_account,
+            chain_id=genesis.chain_id,
+            genesis_hash=genesis.document_hash(),
+            urls=tuple(cluster.rpc_urls),
+            cache_dir=None if args.no_tx_cache else Path(args.tx_cache),
+            depth=args.depth,
+        )
+        for k in range(args.senders)
+    ]
+    print(
+        f"{args.senders} senders pre-signing {per_account * args.accounts:,} transfers ...",
+        file=sys.stderr,
+    )
+    generator = LoadGenerator(plans)
+    try:
+        return await _measure(args, cluster, generator)
+    finally:
+        generator.stop()
+
+
+async def _measure(
+    args: argparse.Namespace, cluster: Cluster, generator: LoadGenerator
+) -> dict[str, Any]:
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         await wait_ready(session, cluster, 60)
         print("network ready; measuring V ...", file=sys.stderr)
         v = measure_verify(2000)["pynacl"]
-        total = int(args.max_rate * (args.duration + args.duration) * 1.2)
-        per_account = total // args.accounts + 1
-        print(f"pre-signing {per_account * args.accounts:,} transfers ...", file=sys.stderr)
-        genesis = load_genesis(cluster.directory / "genesis.json")
-        txs = [
-            sign_transaction(
-                bench_key(i),
-                genesis.chain_id,
-                n,
-                Transfer(bench_key((i + 1) % args.accounts).address, 1),
-                genesis_hash=genesis.document_hash(),
-            )
-            for n in range(per_account)
-            for i in range(args.accounts)
-        ]
+        ready = await generator.ready()
         status = await rpc(
             session, cluster.rpc_urls[0], {"jsonrpc": "2.0", "id": 1, "method": "sec_status"}
         )
         follower = Follower(session, cluster.rpc_urls[0], status["result"]["height"])
         follow_task = asyncio.ensure_future(follower.run())
-        submitted: dict[str, float] = {}
 
-        print(f"saturation phase: {args.duration:.0f} s ...", file=sys.stderr)
-        cpu_before = cluster.cpu_seconds()
-        window_start = time.monotonic()
-        saturation_txs = txs
-        rejected: dict[str, int] = {}
-        sent = await offer(
-            session, cluster.rpc_urls, saturation_txs, submitted, None, args.duration, rejected
+        print(f"saturation window: {args.duration:.0f} s ...", file=sys.stderr)
+        start = time.time() + 0.5
+        window = Window(start, start + args.duration)
+        pids = [p.pid for p in cluster.processes] + generator.pids
+        probe = asyncio.ensure_future(observe_window(session, cluster.rpc_urls, pids, window))
+        limit = saturation_limit(args) // args.senders
+        rate_per_sender = None if args.rate is None else args.rate / args.senders
+        phase = Phase(start, args.duration, rate_per_sender, limit=limit)
+        saturation = combine(await generator.run(phase))
+        await probe
+        height_start, height_end = window.heights()
+        follower_lag = height_end - (follower.next_height - 1)
+        await follower.wait_for(height_end, 30)
+        committed = window.committed()
+        seen_in_window = sum(1 for t in follower.committed_at.values() if start <= t <= window.end)
+        throughput = committed / args.duration
+        busy = window.busy_cores()
+        nodes = len(cluster.processes)
+        node_cores, sender_cores = busy[:nodes], busy[nodes:-1]
+        cpu_per_tx = [c * args.duration / max(committed, 1) * 1e6 for c in node_cores]
+        stages = stages_between(window.scrapes_before, window.scrapes_after)
+        heights = (height_start + 1, height_end)
+        stages["reply"] = summarize_values(follower.reply_seconds(*heights))
+        stages["end_to_end"] = summarize_values(follower.end_to_end_seconds(*heights))
+        blocks = height_end - height_start
+        cores = os.cpu_count() or 1
+        figures = WindowFigures(
+            cores=cores,
+            machine_cores=window.machine_cores(cores),
+            node_cores=tuple(node_cores),
+            sender_cores=tuple(sender_cores),
+            bench_cores=busy[-1],
+            offered_tx_per_s=saturation["offered"] / args.duration,
+            committed_tx_per_s=throughput,
+            mempool_mean=statistics.fmean(window.mempool_samples or [0.0]),
+            blocks_per_s=blocks / args.duration,
+            mean_block_txs=committed / max(blocks, 1),
+            block_size=args.block_size,
+            consensus_s_per_block=sum(
+                stages[s].mean_ms / 1e3 for s in CONSENSUS_STAGES if s in stages
+            ),
+            generator_exhausted=saturation["exhausted"],
         )
-        window_end = time.monotonic()
-        cpu_after = cluster.cpu_seconds()
-        committed_in_window = sum(
-            1 for h, t in follower.committed_at.items() if window_start <= t <= window_end
-        )
-        throughput = committed_in_window / (window_end - window_start)
-        cpu_per_tx = [
-            (after - before) / max(committed_in_window, 1) * 1e6
-            for before, after in zip(cpu_before, cpu_after, strict=True)
-        ]
-        # drain what is left before the latency phase
-        await asyncio.sleep(3)
+        bound = classify_bound(figures)
+        drained_s = await drain(session, cluster.rpc_urls[0], 30)
 
         rate = max(throughput / 2, 10.0)
         print(
             f"half-saturation phase: {rate:.0f} tx/s for {args.duration:.0f} s ...", file=sys.stderr
         )
-        latency_txs = txs[sent:]  # nonces continue right after what was offered
-        latency_submitted: dict[str, float] = {}
-        await offer(
-            session, cluster.rpc_urls, latency_txs, latency_submitted, rate, args.duration, rejected
-        )
-        follower.watch = {h for h in latency_submitted if h not in follower.committed_at}
+        start = time.time() + 0.2
+        results = await generator.run(Phase(start, args.duration, rate / args.senders, record=True))
+        latency = combine(results)
+        sent_at = {h: t for r in results for h, t in r.sent_at.items()}
+        follower.watch = {h for h in sent_at if h not in follower.committed_at}
         follower.all_seen.clear()
         if follower.watch:
             with contextlib.suppress(TimeoutError):  # unseen ones are reported as lost
                 await asyncio.wait_for(follower.all_seen.wait(), 15)
         follower.stopped = True
         await follow_task
-        latencies = [
-            follower.committed_at[h] - t
-            for h, t in latency_submitted.items()
-            if h in follower.committed_at
-        ]
+        seen = follower.committed_at
+        latencies = [seen[h] - t for h, t in sent_at.items() if h in seen]
         return {
-            "validators": len(cluster.rpc_urls),
+            "validators": nodes,
             "accounts": args.accounts,
             "block_size": args.block_size,
-            "offered_saturation": sent,
-            "rejected": rejected,
+            "cores": figures.cores,
+            "load_average_1m": os.getloadavg()[0],
+            "senders": args.senders,
+            "presigned": sum(r.transactions for r in ready),
+            "presign_s": max(r.seconds for r in ready),
+            "presign_from_cache": all(r.from_cache for r in ready),
+            "window_s": args.duration,
+            "offered_rate_target": args.rate,
+            "offered_saturation": saturation["offered"],
+            "offered_tx_per_s": figures.offered_tx_per_s,
+            "accepted_tx_per_s": saturation["accepted"] / args.duration,
             "committed_tx_per_s": throughput,
+            "rejected": saturation["rejected"],
+            "generator_exhausted": saturation["exhausted"],
+            "blocks": blocks,
+            "blocks_per_s": figures.blocks_per_s,
+            "mean_block_txs": figures.mean_block_txs,
+            "mempool_mean": figures.mempool_mean,
+            "follower_lag_blocks": follower_lag,
+            "seen_in_window_tx_per_s": seen_in_window / args.duration,
+            "node_busy_percent": [c * 100 for c in node_cores],
+            "node_busy_percent_sum": sum(node_cores) * 100,
+            "loadgen_cpu_percent": [c * 100 for c in sender_cores],
+            "bench_cpu_percent": busy[-1] * 100,
+            "machine_busy_percent": figures.machine_cores * 100,
+            "stages": {name: summary.to_json() for name, summary in stages.items()},
+            "consensus_ms_per_block": figures.consensus_s_per_block * 1e3,
+            "bound": bound.to_json(),
+            "drain_s": drained_s,
             "finality_rate_tx_per_s": rate,
+            "finality_offered_tx_per_s": latency["offered"] / args.duration,
+            "finality_lag_s": latency["lag_s"],
+            "finality_rejected": latency["rejected"],
             "finality_p50_ms": percentile(latencies, 0.50) * 1e3,
             "finality_p95_ms": percentile(latencies, 0.95) * 1e3,
             "finality_p99_ms": percentile(latencies, 0.99) * 1e3,
             "finality_samples": len(latencies),
-            "finality_lost": len(latency_submitted) - len(latencies),
+            "finality_lost": len(sent_at) - len(latencies),
             "verify_us": v * 1e6,
             "cpu_us_per_tx_per_node": cpu_per_tx,
             "cpu_us_per_tx_mean": statistics.mean(cpu_per_tx),
@@ -363,25 +374,19 @@ async def measure(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
         }
 
 
-def render(report: dict[str, Any]) -> str:
-    per_node = ", ".join(f"{c:.0f}" for c in report["cpu_us_per_tx_per_node"])
-    return "\n".join(
-        [
-            f"cluster benchmark: {report['validators']} validators, "
-            f"{report['accounts']} sending accounts, blocks up to {report['block_size']} txs",
-            f"  committed throughput at saturation   {report['committed_tx_per_s']:8.0f} tx/s"
-            f"   (goal >= 2500)",
-            f"  finality at {report['finality_rate_tx_per_s']:.0f} tx/s (half saturation): "
-            f"p50 {report['finality_p50_ms']:.0f} ms, p95 {report['finality_p95_ms']:.0f} ms, "
-            f"p99 {report['finality_p99_ms']:.0f} ms   (goal p50 <= 100, p99 <= 500)"
-            f"   [{report['finality_samples']} samples, {report['finality_lost']} not seen]",
-            f"  CPU per committed tx, per node       {per_node} us",
-            f"  V (Ed25519 verify, PyNaCl)           {report['verify_us']:8.1f} us",
-            f"  R = CPU per tx / V                   {report['R']:8.2f}   (goal <= 2.0)",
-            f"  offered at saturation {report['offered_saturation']}, "
-            f"rejected {report['rejected']}",
-        ]
-    )
+def saturation_limit(args: argparse.Namespace) -> int:
+    """Transactions the saturation window may offer: --max-rate for the window, plus 20 %."""
+    return int(args.max_rate * args.duration * 1.2)
+
+
+def presigned_total(args: argparse.Namespace) -> int:
+    """The saturation limit plus half of it for the half-saturation phase."""
+    return saturation_limit(args) * 3 // 2
+
+
+def default_cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "sec-bench"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -394,6 +399,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--block-size", type=int, default=2000, help="max txs per block (2000)")
     parser.add_argument(
+        "--senders", type=int, default=2, help="load generator processes (default 2)"
+    )
+    parser.add_argument(
+        "--depth", type=int, default=2, help="batches in flight per node and sender (2)"
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="offer open-loop at this many tx/s in the saturation window (default: closed loop)",
+    )
+    parser.add_argument(
+        "--tx-cache",
+        metavar="DIR",
+        default=str(default_cache()),
+        help="signed transactions cached here (default $XDG_CACHE_HOME/sec-bench)",
+    )
+    parser.add_argument("--no-tx-cache", action="store_true", help="sign afresh, cache nothing")
+    parser.add_argument(
         "--json",
         metavar="FILE",
         default="bench-cluster.json",
@@ -401,8 +425,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--keep", action="store_true", help="keep the network directory")
     args = parser.parse_args(argv)
+    if args.senders < 1 or args.depth < 1 or args.accounts < args.senders:
+        parser.error("--senders and --depth must be >= 1, and --accounts >= --senders")
+    if args.rate is not None and args.rate <= 0:
+        parser.error("--rate must be positive")
     directory = Path(tempfile.mkdtemp(prefix="sec-bench-cluster-"))
-    cluster = create_cluster(directory, args.nodes, args.accounts, args.block_size)
+    cluster = create_cluster(
+        directory, args.nodes, args.accounts, args.block_size, rate_limit=False
+    )
     print(f"starting {args.nodes} validators in {directory} ...", file=sys.stderr)
     start_cluster(cluster)
     try:

@@ -42,13 +42,13 @@ from ledger.transactions import SignedTransaction, Transfer, sign_transaction
 from secnode.bench import bench_parser, write_report
 from secnode.bench.cluster import (
     Cluster,
-    bench_key,
     create_cluster,
-    percentile,
-    rpc,
     start_cluster,
     wait_ready,
 )
+from secnode.bench.loadgen import bench_key
+from secnode.bench.observe import rpc
+from secnode.bench.stages import percentile
 from secnode.network import devnet
 
 HOSTILE_ADDRESS = "127.0.0.2"

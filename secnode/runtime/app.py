@@ -33,6 +33,7 @@ from ledger.state import State
 from ledger.state_tree import StateTree
 from ledger.store import ChainStore
 from secnode.runtime.mempool import Mempool
+from secnode.runtime.metrics import Metrics
 
 log = logging.getLogger("secnode.app")
 
@@ -76,6 +77,7 @@ class LedgerApp:
         max_block_transactions: int,
         max_clock_drift_s: float,
         clock_ms: Callable[[float], int] = lambda now: int(now * 1000),
+        metrics: Metrics | None = None,
     ) -> None:
         self.executor = executor
         self.store = store
@@ -88,6 +90,8 @@ class LedgerApp:
         self.clock_ms = clock_ms
         self.speculative: dict[bytes, Speculative] = {}
         self.view = 0
+        self.metrics = Metrics() if metrics is None else metrics
+        """Where the block stages timed here go (proposal build, execution, store write)."""
 
     # --- helpers -----------------------------------------------------------------------------
 
@@ -137,6 +141,7 @@ class LedgerApp:
     ) -> Proposal | None:
         if not required and len(self.mempool) == 0:
             return None
+        started = time.perf_counter()
         state, parent_header = self._state_on(parent)
         if parent_header.height != seq - 1:
             raise InvalidProposal(f"parent is at height {parent_header.height}, not {seq - 1}")
@@ -162,6 +167,7 @@ class LedgerApp:
         if not result.block.transactions and not required:
             return None
         self._remember(state, result.block, result.receipts, parent)
+        self._observe_proposal(result.block, now, time.perf_counter() - started)
         return Proposal(seq, parent, result.block.hash(), result.block.encode())
 
     def validate_proposal(self, proposal: Proposal, now: float, *, fresh: bool = False) -> None:
@@ -172,13 +178,26 @@ class LedgerApp:
             raise InvalidProposal("block prev_hash does not match the proposal's parent")
         self._check_block_time(block.header.timestamp_ms, self.clock_ms(now), fresh=fresh)
         state, parent_header = self._state_on(proposal.parent)
+        started = time.perf_counter()
         try:
             result = execute_block(
                 self.executor, state, parent_header, block, verified=self.mempool.verified
             )
         except LedgerError as exc:
             raise InvalidProposal(str(exc)) from exc
+        self.metrics.observe_stage("execution", time.perf_counter() - started)
         self._remember(state, block, result.receipts, proposal.parent)
+
+    def _observe_proposal(self, block: Block, now: float, build_s: float) -> None:
+        """Proposal build time, and the mean mempool wait of the proposed transactions."""
+        self.metrics.observe_stage("proposal_build", build_s)
+        waits = [
+            now - admitted
+            for tx in block.transactions
+            if (admitted := self.mempool.admitted_at(tx.hash)) is not None
+        ]
+        if waits:
+            self.metrics.observe_stage("mempool_wait", sum(waits) / len(waits))
 
     def _check_block_time(self, block_ms: int, local_ms: int, *, fresh: bool) -> None:
         """Block time within `max_clock_drift_ms` of the local clock: never further ahead; and,
@@ -237,6 +256,7 @@ class LedgerApp:
         self.store.commit_block(
             entry.block, certificate, entry.receipts, entry.changes, tree=entry.tree
         )
+        self.metrics.observe_stage("store_write", time.perf_counter() - started)
         self.state.apply_committed(entry.changes, entry.tree)
         self.head = entry.block.header
         self.speculative = {d: s for d, s in self.speculative.items() if s.block.height > seq}

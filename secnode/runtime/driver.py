@@ -159,6 +159,7 @@ class ConsensusDriver:
             )
             self._schedule_retry()
             return
+        self.metrics.observe_marks(self.replica.take_marks())
         try:
             self._carry_out(actions)
         except Exception as exc:  # the store may now lag the replica's view of it: fail-stop
@@ -312,6 +313,7 @@ class ConsensusDriver:
         self._timer = loop.call_later(delay, lambda: self.feed(self.replica.on_tick))
 
     def _commit(self, action: CommitBlock) -> None:
+        self.metrics.observe_marks((("delivered", action.seq, self.clock()),))
         committed = self.app.commit(action.seq, action.digest, action.payload, action.certificate)
         now = self.clock()
         try:

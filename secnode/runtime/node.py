@@ -123,6 +123,7 @@ class Node:
             self.signer.address,
             max_block_transactions=config.consensus.max_block_transactions,
             max_clock_drift_s=config.consensus.max_clock_drift_s,
+            metrics=self.metrics,
         )
         self.replica = self._restore_replica(replica_records)
         # TEST-ONLY FAULT hook: a plain P2PHost unless SEC_BYZANTINE is set
