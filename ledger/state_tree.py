@@ -253,6 +253,15 @@ class StateTree:
         delta = self._delta
         return [(p, node) for p, node in base.items() if p not in delta] + changes
 
+    def reads_from(self, stored: NodeSource) -> bool:
+        """Whether this tree's base is `stored` (its unsaved nodes are then its changes only)."""
+        return self._base is stored
+
+    @property
+    def unsaved_size(self) -> int:
+        """Positions changed since the base was built or saved (what `copy` costs)."""
+        return len(self._delta)
+
     def rebase(self, stored: NodeSource) -> None:
         """Read this tree from `stored`, which now holds it (after `unsaved_nodes` were
         written): the in-memory changes are dropped. Copies made earlier are unaffected."""
