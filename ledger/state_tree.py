@@ -40,7 +40,8 @@ hashes however large the state.
 Storage: a tree's nodes are a base (a dict built in memory, or the nodes persisted in the
 block store, `ledger.tree_store.StoredNodes`, read on demand) plus its own changes since.
 `unsaved_nodes` lists what a store must write to hold this tree, `rebase` then drops them
-from memory; a node therefore opens a 1M-key tree by reading its root, not by folding.
+from memory (the store does so every few blocks, journaling the changed keys in between); a
+node therefore opens a 1M-key tree by reading its root, not by folding.
 """
 
 from __future__ import annotations
