@@ -40,7 +40,8 @@ hashes however large the state.
 Storage: a tree's nodes are a base (a dict built in memory, or the nodes persisted in the
 block store, `ledger.tree_store.StoredNodes`, read on demand) plus its own changes since.
 `unsaved_nodes` lists what a store must write to hold this tree, `rebase` then drops them
-from memory; a node therefore opens a 1M-key tree by reading its root, not by folding.
+from memory (the store does so every few blocks, journaling the changed keys in between); a
+node therefore opens a 1M-key tree by reading its root, not by folding.
 """
 
 from __future__ import annotations
@@ -252,6 +253,15 @@ class StateTree:
             raise TypeError("a tree over stored nodes can only be saved to that store")
         delta = self._delta
         return [(p, node) for p, node in base.items() if p not in delta] + changes
+
+    def reads_from(self, stored: NodeSource) -> bool:
+        """Whether this tree's base is `stored` (its unsaved nodes are then its changes only)."""
+        return self._base is stored
+
+    @property
+    def unsaved_size(self) -> int:
+        """Positions changed since the base was built or saved (what `copy` costs)."""
+        return len(self._delta)
 
     def rebase(self, stored: NodeSource) -> None:
         """Read this tree from `stored`, which now holds it (after `unsaved_nodes` were

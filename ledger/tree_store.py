@@ -6,15 +6,21 @@ state they hash (`ledger.store.ChainStore.commit_block`), and both the tree and 
 map read the store on demand.
 
 Rows (see `ledger.store` for the others):
-    b"N" + position (33 bytes, big-endian) -> node   b"M:tree" -> encode([entries])
+    b"N" + position (33 bytes, big-endian) -> node
+    b"M:tree" -> encode([entries, height])   b"J" + height (8 bytes) -> encode([state keys])
 
 A node is what `ledger.state_tree.StateTree` keeps in memory for a position: a leaf (96 bytes)
 or a branch record (64 bytes); an empty subtree has no row. `b"M:tree"` marks a store whose
 nodes are persisted (a store written before they were has state rows only and is migrated
-once on open) and holds the number of entries.
+once on open) and holds the number of entries and the height whose state the nodes hash (a
+marker of one field, written before the journal existed, means the head's). Nodes are
+flushed every few blocks, not every block: each block in between writes a journal row
+listing the state keys it changed, so the nodes plus the journal rows above the marker's
+height, replayed over the state rows, give the head's tree.
 
 Invariant: after every committed batch, the node rows are exactly the canonical tree of the
-state rows, so the root read from node 1 is the head's state root (`open_chain` checks it).
+state as of the marker's height, and the journal rows are exactly those of the heights above
+it up to the head that changed keys, so `open_chain` rebuilds the head's root and checks it.
 
 The stored nodes move on with each commit, so a tree over them stays right only if it
 descends from the committed tree (a speculative block's tree does; one on an abandoned fork
@@ -38,6 +44,7 @@ if TYPE_CHECKING:  # ledger.store imports this module
 
 NODE_PREFIX: Final = b"N"
 TREE_KEY: Final = b"M:tree"
+JOURNAL_PREFIX: Final = b"J"
 STATE_PREFIX: Final = b"S"
 NODE_CACHE_SIZE: Final = 1 << 17
 """Nodes kept per cache generation (two generations): the top ~17 levels of a busy tree, about
@@ -57,21 +64,51 @@ def node_key(position: int) -> bytes:
     return NODE_PREFIX + position.to_bytes(_POSITION_SIZE, "big")
 
 
-def tree_marker(entries: int) -> tuple[bytes, bytes]:
-    """The row saying that nodes are persisted, for a tree of `entries` entries."""
-    return TREE_KEY, encode([entries])
+def tree_marker(entries: int, height: int) -> tuple[bytes, bytes]:
+    """The row saying that nodes are persisted, for a tree of `entries` entries: the state
+    as of block `height`."""
+    return TREE_KEY, encode([entries, height])
 
 
-def read_tree_marker(kv: KeyValueStore) -> int | None:
-    """Entries of the persisted tree, or None for a store without persisted nodes."""
+def read_tree_marker(kv: KeyValueStore) -> tuple[int, int | None] | None:
+    """(entries, height) of the persisted tree, or None for a store without persisted nodes;
+    height None for a marker written when every block saved its nodes (the head's height)."""
     raw = kv.get(TREE_KEY)
     if raw is None:
         return None
     fields = decode(raw)
-    if not isinstance(fields, list) or len(fields) != 1 or not isinstance(fields[0], int):
+    if (
+        not isinstance(fields, list)
+        or len(fields) not in (1, 2)
+        or not all(isinstance(field, int) and field >= 0 for field in fields)
+    ):
         raise StoreError(f"tree marker {TREE_KEY!r} is malformed: {raw.hex()}")
-    entries: int = fields[0]
-    return entries
+    return fields[0], fields[1] if len(fields) == 2 else None
+
+
+def journal_key(height: int) -> bytes:
+    """The store key of the journal row of block `height`."""
+    return JOURNAL_PREFIX + height.to_bytes(8, "big")
+
+
+def journal_row(height: int, keys: Iterable[bytes]) -> tuple[bytes, bytes]:
+    """The journal row of block `height`: the state keys it changed (set or deleted)."""
+    return journal_key(height), encode(sorted(keys))
+
+
+def read_journal(kv: KeyValueStore, after: int, head: int) -> set[bytes]:
+    """The state keys changed by the blocks above height `after` up to `head`, from their
+    journal rows (one seek, then a row per block that changed keys)."""
+    keys: set[bytes] = set()
+    for row, raw in kv.iterate(JOURNAL_PREFIX, journal_key(after + 1)):
+        height = int.from_bytes(row[len(JOURNAL_PREFIX) :], "big")
+        if height > head:
+            raise StoreError(f"journal row of block {height} is above the head {head}")
+        listed = decode(raw, max_size=len(raw))  # the store's own row: no cap
+        if not isinstance(listed, list) or not all(isinstance(key, bytes) for key in listed):
+            raise StoreError(f"journal row of block {height} is malformed")
+        keys.update(listed)
+    return keys
 
 
 class RecentCache(Generic[K, V]):

@@ -1,6 +1,7 @@
 """Child process for the crash test: commits blocks to LevelDB forever until SIGKILLed.
 
-Usage: python -m tests.crash_writer DATA_DIR
+Usage: python -m tests.crash_writer DATA_DIR [FLUSH_BLOCKS]
+(FLUSH_BLOCKS: flush the state tree's nodes at least every this many blocks; default the store's)
 Prints "ready" once the store is open, then one line per committed height.
 """
 
@@ -21,6 +22,8 @@ from secnode.network.devnet import dev_account_key, dev_genesis, validator_key
 def main() -> None:
     genesis = dev_genesis()
     store, state, head = open_chain(LevelDBStore(Path(sys.argv[1])), genesis, TX_TYPES)
+    if len(sys.argv) > 2:
+        store.flush_blocks = int(sys.argv[2])
     executor = Executor(genesis.chain_id, genesis.document_hash())
     names = ["buyer1", "buyer2", "buyer3", "sharer1", "sharer2"]
     from ledger.accounts import get_account

@@ -8,6 +8,7 @@ proofs, each proof verified by `verify_state_proof`.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,15 +16,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contracts import TX_TYPES
+from ledger.blocks import Block as ChainBlock
+from ledger.encoding import encode
 from ledger.errors import StoreError
 from ledger.state_tree import StateTree, verify_state_proof
-from ledger.store import HEAD_KEY, MemoryStore, open_chain
+from ledger.store import FLUSH_BLOCKS, HEAD_KEY, MemoryStore, open_chain
 from ledger.store_leveldb import LevelDBStore
 from ledger.tree_store import (
+    JOURNAL_PREFIX,
     NODE_PREFIX,
     TREE_KEY,
     StoredNodes,
     StoredRows,
+    journal_key,
     node_key,
     read_tree_marker,
     tree_marker,
@@ -55,7 +60,7 @@ def _apply(tree: StateTree, block: Block) -> StateTree:
 def _save(kv: MemoryStore, stored: StoredNodes, tree: StateTree) -> None:
     """What `ChainStore.commit_block` does with the tree, without a block around it."""
     nodes = stored.unsaved(tree)
-    kv.write([*tree_rows(nodes), tree_marker(len(tree))])
+    kv.write([*tree_rows(nodes), tree_marker(len(tree), 0)])
     stored.saved(nodes, tree)
 
 
@@ -105,8 +110,8 @@ def test_pipelined_commits_store_exactly_the_folded_tree(blocks: list[Block], ca
         pending = child
     reopened = StoredNodes(kv, cache_size=cache)
     marker = read_tree_marker(kv)
-    assert marker == len(entries)
-    _check_same_as_fold(StateTree.over(reopened, marker), entries)
+    assert marker == (len(entries), 0)
+    _check_same_as_fold(StateTree.over(reopened, len(entries)), entries)
 
 
 def test_reads_are_bounded_by_the_cache_and_proofs_read_only_their_path() -> None:
@@ -172,9 +177,106 @@ def test_leveldb_reopen_serves_the_folded_root_and_proofs(tmp_path: Path) -> Non
         proof = state.prove(key)
         assert proof == fresh.prove(key)
         verify_state_proof(head.state_root, key, entries.get(key), proof)
-    nodes = dict(store.kv.iterate(NODE_PREFIX))
-    assert nodes == _fresh_node_rows(entries)
+    # block 1 flushed (its tree was not over the store's nodes), 2 and 3 were journaled
+    marker = read_tree_marker(store.kv)
+    assert marker is not None and marker[1] == 1
+    assert [key for key, _ in store.kv.iterate(JOURNAL_PREFIX)] == [journal_key(2), journal_key(3)]
     store.close()
+
+
+def _next_block(head: ChainBlock, root: bytes) -> ChainBlock:
+    header = replace(
+        head.header,
+        height=head.height + 1,
+        prev_hash=head.hash(),
+        timestamp_ms=head.header.timestamp_ms + 1000,
+        state_root=root,
+    )
+    return ChainBlock(header, ())
+
+
+def _check_store_layout(kv: MemoryStore, history: list[dict[bytes, bytes]], head: int) -> None:
+    """The module invariant of `ledger.tree_store`: nodes are the tree as of the marker's
+    height, journal rows are those of the heights above it that changed keys."""
+    marker = read_tree_marker(kv)
+    assert marker is not None
+    entries, height = marker
+    assert height is not None
+    assert entries == len(history[height])
+    assert _node_rows(kv) == _fresh_node_rows(history[height])
+    journal = {key for key in kv.rows if key.startswith(JOURNAL_PREFIX)}
+    changed = {h for h in range(height + 1, head + 1) if history[h] != history[h - 1]}
+    assert journal <= {journal_key(h) for h in range(height + 1, head + 1)}
+    assert {journal_key(h) for h in changed} <= journal
+
+
+@settings(max_examples=40, deadline=None)
+@given(blocks_strategy, st.integers(min_value=1, max_value=4), st.integers(1, 30))
+def test_deferred_flush_reopens_to_every_head(
+    blocks: list[Block], flush_blocks: int, flush_keys: int
+) -> None:  # Block: the changes of one block here
+    """Pipelined blocks committed with small flush bounds: after every batch (a crash can
+    only land between batches) the store lays out the tree as of its last flush plus the
+    journal, and reopening it replays the journal to the head's root and proofs."""
+    kv = MemoryStore()
+    store, state, _ = open_chain(kv, dev_genesis(), TX_TYPES)
+    store.flush_blocks, store.flush_keys = flush_blocks, flush_keys
+    head = store.head()
+    history = [store.load_state_rows()]
+    pending = _apply(state.tree, blocks[0])
+    for index, changes in enumerate(blocks):
+        following = blocks[index + 1] if index + 1 < len(blocks) else {}
+        child = _apply(pending, following)  # built on `pending` before it is committed
+        block = _next_block(head, pending.root())
+        store.commit_block(block, None, [], dict(changes), tree=pending)
+        state.apply_committed(changes, pending)
+        head = block
+        entries = dict(history[-1])
+        for key, value in changes.items():
+            if value is None:
+                entries.pop(key, None)
+            else:
+                entries[key] = value
+        history.append(entries)
+        _check_store_layout(kv, history, head.height)
+        _check_same_as_fold(pending, entries)
+        reopened_kv = MemoryStore()
+        reopened_kv.rows = dict(kv.rows)
+        _, reopened_state, reopened_head = open_chain(reopened_kv, dev_genesis(), TX_TYPES)
+        assert reopened_head == head.header
+        _check_same_as_fold(reopened_state.tree, entries)
+        pending = child
+    assert store.nodes_written > 0
+
+
+def test_every_block_layout_opens_and_then_journals() -> None:
+    """A store written when every block saved its nodes (a marker of one field) opens as
+    the head's tree, and its marker gets the height before any journal row is written."""
+    kv = MemoryStore()
+    store, _, _ = open_chain(kv, dev_genesis(), TX_TYPES)
+    _commit_some(store, Chain(), 2)
+    store.kv.write([(TREE_KEY, None)])  # as written before the journal: nodes at the head
+    open_chain(kv, dev_genesis(), TX_TYPES)  # (migrates: every node, marker of the head)
+    entries = read_tree_marker(kv)
+    assert entries is not None
+    kv.write([(TREE_KEY, encode([entries[0]]))])
+    store, state, head = open_chain(kv, dev_genesis(), TX_TYPES)
+    assert read_tree_marker(kv) == (entries[0], head.height) == (entries[0], 2)
+    assert state.committed_root() == head.state_root
+
+
+def test_invalid_store_journaled_row_disagrees_with_head() -> None:
+    """A state row changed behind the journal's back: the replayed root is not the head's."""
+    kv = MemoryStore()
+    store, _, _ = open_chain(kv, dev_genesis(), TX_TYPES)
+    _commit_some(store, Chain(), 2)
+    journaled = sorted(store.journaled)
+    marker = read_tree_marker(kv)
+    assert journaled and marker is not None and marker[1] == 1
+    kv.rows[b"S" + journaled[0]] += b"\x00"
+    with pytest.raises(StoreError, match=store.head().header.state_root.hex()) as raised:
+        open_chain(kv, dev_genesis(), TX_TYPES)
+    assert "stored state tree's root" in str(raised.value)
 
 
 def test_old_store_is_migrated_once(caplog: pytest.LogCaptureFixture) -> None:
@@ -223,12 +325,17 @@ def test_bench_state_opens_agree_and_blocks_commit(tmp_path: Path) -> None:
     otherwise) and the timed blocks go through `commit_block` on the stored tree."""
     from secnode.bench.state import run
 
-    report = run(tmp_path / "db", accounts=300, rounds=1, blocks=2, block_keys=20)
+    report = run(tmp_path / "db", accounts=300, rounds=1, blocks=3, block_keys=20)
     store, state, head = open_chain(_open(tmp_path), dev_genesis(), TX_TYPES)
-    assert head.height == 2 and report["root"] != head.state_root.hex()
+    assert report["root"] != head.state_root.hex()
     fresh = StateTree.from_items(store.load_state_rows().items())
     assert state.committed_root() == fresh.root() == head.state_root
-    assert report["nodes_written_per_block"] > 0
+    # every block flushed on the copy; the journal store flushed the untimed first block
+    # only, then filled its journal up to the block before a flush, which the open replayed
+    assert report["nodes_written_per_block_every"] > 0 == report["nodes_written_per_block_journal"]
+    assert store.tree_height == 1 and head.height == store.tree_height + FLUSH_BLOCKS - 1
+    assert report["replayed_keys"] == report["journal_keys"] == len(store.journaled) > 0
+    assert not (tmp_path / "db-every-block").exists()
     store.close()
 
 

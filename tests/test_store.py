@@ -15,7 +15,7 @@ from contracts import TX_TYPES
 from ledger.certificates import build_certificate, commit_signing_bytes
 from ledger.errors import StoreError
 from ledger.genesis import parse_genesis
-from ledger.store import ChainStore, MemoryStore, open_chain
+from ledger.store import FLUSH_BLOCKS, ChainStore, MemoryStore, open_chain
 from ledger.store_leveldb import LevelDBStore
 from ledger.transactions import Transfer
 from secnode.network.devnet import dev_genesis, dev_genesis_document, validator_key
@@ -108,16 +108,22 @@ def test_invalid_store_locked_by_another_user(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_sigkill_writer_many_times_store_stays_consistent(tmp_path: Path) -> None:
+@pytest.mark.parametrize("flush_blocks", [FLUSH_BLOCKS, 3])
+def test_sigkill_writer_many_times_store_stays_consistent(
+    tmp_path: Path, flush_blocks: int
+) -> None:
     """Kill a committing writer at random instants; each reopen must match its head root, both
-    the persisted tree's and the rows' (so tree and state were committed together)."""
+    the persisted tree's (the nodes of the last flush plus the journal since) and the rows' (so
+    tree and state were committed together). With the default bounds every kill lands
+    between flushes; flushing every 3 blocks, kills land in flushing batches too."""
     data = tmp_path / "db"
     rng = random.Random(1234)
     last_height = 0
     env = dict(os.environ, PYTHONPATH=str(ROOT))
+    replayed = flushed = 0
     for _round in range(12):
         child = subprocess.Popen(
-            [sys.executable, "-m", "tests.crash_writer", str(data)],
+            [sys.executable, "-m", "tests.crash_writer", str(data), str(flush_blocks)],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
@@ -145,9 +151,14 @@ def test_sigkill_writer_many_times_store_stays_consistent(tmp_path: Path) -> Non
         )
         assert head.height >= last_height + seen - 1
         assert state.root() == head.state_root
+        assert store.tree_height is not None
+        replayed += store.tree_height < head.height  # reopened through the journal
+        flushed = max(flushed, store.tree_height)
         for height in range(1, head.height + 1):
             block = store.get_block(height)
             assert block is not None and block.height == height
         last_height = head.height
         store.close()
     assert last_height > 12
+    assert replayed > 0
+    assert flushed > 0 if flush_blocks < last_height else flushed == 0
