@@ -130,6 +130,16 @@ def test_invalid_non_str_map_key() -> None:
         decode(b"\x81\x01\x02")
 
 
+def test_invalid_mixed_str_and_bytes_map_keys_rejected() -> None:
+    """A map with a str key and a bin key (msgpack allows both) is a DecodeError, not the
+    TypeError of comparing str with bytes while checking the key order."""
+    mixed = b"\x82\xa1a\x01\xc4\x01b\x02"  # {"a": 1, b"b": 2}
+    with pytest.raises(DecodeError, match="not a str"):
+        decode(mixed)
+    with pytest.raises(DecodeError, match="not a str"):
+        decode(b"\x91" + mixed)  # nested too
+
+
 def test_invalid_bad_utf8_rejected() -> None:
     with pytest.raises(DecodeError):
         decode(b"\xa1\xff")
