@@ -178,6 +178,7 @@ class LedgerApp:
             )
         except LedgerError as exc:
             raise InvalidProposal(str(exc)) from exc
+        self.mempool.remember_verified(block.transactions)  # their gossiped copies: no re-check
         self._remember(state, block, result.receipts, proposal.parent)
 
     def _check_block_time(self, block_ms: int, local_ms: int, *, fresh: bool) -> None:
