@@ -336,10 +336,10 @@ class Dispatcher:
             call.settle(0)
             self._observe(entry.label, "ok")
             return None
-        response = b'{"jsonrpc":"2.0","result":%b,"id":%b}' % (
-            payload,
-            encode_json(entry.request_id),
-        )
+        request_id = entry.request_id
+        is_int = type(request_id) is int
+        encoded_id = str(request_id).encode() if is_int else encode_json(request_id)
+        response = b'{"jsonrpc":"2.0","result":%b,"id":%b}' % (payload, encoded_id)
         if not call.settle(len(response)):
             budget = call.budget
             return over_budget("reply_bytes", budget.used + len(response), budget.limit, "reply")

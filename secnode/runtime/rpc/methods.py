@@ -187,13 +187,17 @@ class RpcMethods:
             tx = decode_transaction(bytes.fromhex(params.tx), TX_TYPES)
         except MalformedTransaction as exc:
             raise invalid_params([("tx", str(exc))]) from None
-        location = self.view.store.find_transaction(tx.hash)
-        if location is None and tx.hash not in self.view.mempool:
+        # A pending transaction is not committed (a commit takes it out of the mempool), so
+        # the store is read only for one that is not pending.
+        mempool = self.view.mempool
+        location = None if tx.hash in mempool else self.view.store.find_transaction(tx.hash)
+        if location is None and tx.hash not in mempool:
             try:
                 await self.view.submit(tx)
             except MempoolRejected as exc:
                 raise rejected(exc, tx.hash) from None
-            location = self.view.store.find_transaction(tx.hash)
+            if tx.hash not in mempool:
+                location = self.view.store.find_transaction(tx.hash)
         if location is None and params.wait == "commit":
             location = await self._wait_committed(tx.hash, params.timeout_s)
         if location is None:
