@@ -30,9 +30,15 @@ Value = Any  # None | bool | int | str | bytes | list[Value] | dict[str, Value]
 
 
 def _canonical(value: Value, depth: int) -> Value:
-    """Return `value` with every map's keys sorted; raise EncodeError for disallowed values."""
+    """Return `value` with every map's keys sorted; raise EncodeError for disallowed values.
+
+    Keys are sorted by code point, which for str is the order of their UTF-8 bytes (UTF-8
+    preserves code point order), so no key is encoded just to be compared."""
     if depth > MAX_DEPTH:
         raise EncodeError(f"value nested deeper than {MAX_DEPTH} levels")
+    kind = type(value)
+    if kind is bytes or kind is str:
+        return value
     if value is None or isinstance(value, bool | str | bytes):
         return value
     if isinstance(value, int):
@@ -47,10 +53,7 @@ def _canonical(value: Value, depth: int) -> Value:
         for key in value:
             if not isinstance(key, str):
                 raise EncodeError(f"map key {key!r} is not a str")
-        return {
-            key: _canonical(value[key], depth + 1)
-            for key in sorted(value, key=lambda k: k.encode("utf-8"))
-        }
+        return {key: _canonical(value[key], depth + 1) for key in sorted(value)}
     if isinstance(value, bytearray | memoryview):
         return bytes(value)
     raise EncodeError(f"type {type(value).__name__} cannot be encoded")

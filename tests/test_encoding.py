@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgpack
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -168,3 +169,22 @@ def test_roundtrip_is_identity_and_unique(value: Any) -> None:
     encoded = encode(value)
     assert decode(encoded) == value
     assert encode(decode(encoded)) == encoded
+
+
+def _sorted_by_utf8(value: Any) -> Any:
+    """The canonical form spelled out: every map's keys sorted by their UTF-8 bytes."""
+    if isinstance(value, list):
+        return [_sorted_by_utf8(item) for item in value]
+    if isinstance(value, dict):
+        return {
+            key: _sorted_by_utf8(value[key])
+            for key in sorted(value, key=lambda k: k.encode("utf-8"))
+        }
+    return value
+
+
+@given(_values)
+def test_encode_sorts_keys_by_their_utf8_bytes(value: Any) -> None:
+    """`encode` sorts keys by code point (no per-key encoding), which must be the UTF-8 order
+    for every key, astral characters included."""
+    assert encode(value) == msgpack.packb(_sorted_by_utf8(value), use_bin_type=True)
