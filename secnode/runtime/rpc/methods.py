@@ -461,6 +461,11 @@ _DESCRIPTIONS: Final[dict[str, tuple[str, str]]] = {
 }
 
 
+def _admits_at_once(params: Any) -> bool:
+    """sec_sendTransaction answers without suspending unless it waits for the commit."""
+    return isinstance(params, m.SendTransactionParams) and params.wait != "commit"
+
+
 def method_table(
     view: NodeView,
     max_commit_waiters: int = DEFAULT_MAX_COMMIT_WAITERS,
@@ -508,7 +513,18 @@ def method_table(
     for name, params, result, call, errors in specs:
         summary, description = _DESCRIPTIONS[name]
         heavy, waits = name == "sec_getBlock", name == "sec_sendTransaction"
-        table[name] = Method(name, summary, description, params, result, call, errors, heavy, waits)
+        table[name] = Method(
+            name,
+            summary,
+            description,
+            params,
+            result,
+            call,
+            errors,
+            heavy,
+            waits,
+            _admits_at_once if name == "sec_sendTransaction" else None,
+        )
     table.update(trust_method_table(view))
     table.update(validator_method_table(view))
     table.update(review_method_table(view))
