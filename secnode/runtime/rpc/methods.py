@@ -82,6 +82,10 @@ class RpcMethods:
         self.worker = worker or Worker()
         self._waiting = 0
         self._trees: LruCache[bytes, tuple[tuple[bytes, ...], ...]] = LruCache(TREE_CACHE_SIZE)
+        self._genesis_hash: bytes | None = None
+        """The genesis document hash, computed at the first sec_status: it encodes the whole
+        document (milliseconds per call at a few hundred accounts, more with a bigger genesis),
+        too much for a call priced at one unit."""
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -164,9 +168,11 @@ class RpcMethods:
 
     async def status(self, params: m.NoParams) -> m.StatusResult:
         status = self.view.status()
+        if self._genesis_hash is None:
+            self._genesis_hash = self.view.genesis.document_hash()
         return m.StatusResult(
             chain_id=self.view.genesis.chain_id,
-            genesis_hash=self.view.genesis.document_hash(),
+            genesis_hash=self._genesis_hash,
             node_name=status.node_name,
             node_address=status.node_address,
             height=status.height,
