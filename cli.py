@@ -59,6 +59,12 @@ def _bench_state(argv: list[str]) -> int:
     return main(argv)
 
 
+def _bench_txcost(argv: list[str]) -> int:
+    from secnode.bench.txcost import main
+
+    return main(argv)
+
+
 def _sim(argv: list[str]) -> int:
     from consensus.sim.runner import main
 
@@ -84,6 +90,7 @@ DELEGATED: dict[tuple[str, ...], Callable[[list[str]], int]] = {
     ("bench", "trust"): _bench_trust,
     ("bench", "rpc"): _bench_rpc,
     ("bench", "state"): _bench_state,
+    ("bench", "txcost"): _bench_txcost,
     ("sim",): _sim,
     ("testnet", "restart"): _testnet_restart,
     ("nemesis",): _nemesis,
@@ -106,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_commands(commands)
 
     bench = commands.add_parser(
-        "bench", help="benchmarks: cluster | ledger | p2p | trust | rpc | state"
+        "bench", help="benchmarks: cluster | ledger | p2p | trust | rpc | state | txcost"
     )
     bench_kinds = bench.add_subparsers(dest="bench_kind", metavar="KIND", required=True)
     bench_kinds.add_parser("ledger", help="ledger hot paths as ratios to Ed25519 verify")
@@ -115,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_kinds.add_parser("trust", help="one trust epoch: 100k accounts, 1M attestations")
     bench_kinds.add_parser("rpc", help="commit latency p50/p99 quiet vs a hostile RPC client")
     bench_kinds.add_parser("state", help="state tree at 1M keys: restart to root, block cost")
+    bench_kinds.add_parser("txcost", help="one node's CPU per transaction, stage by stage")
     commands.add_parser("sim", help="deterministic PBFT fault simulator (sec sim --help)")
     commands.add_parser("nemesis", help="fault cycles on a real 4-node network (--help)")
     network.add_commands(commands)

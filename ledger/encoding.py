@@ -30,9 +30,15 @@ Value = Any  # None | bool | int | str | bytes | list[Value] | dict[str, Value]
 
 
 def _canonical(value: Value, depth: int) -> Value:
-    """Return `value` with every map's keys sorted; raise EncodeError for disallowed values."""
+    """Return `value` with every map's keys sorted; raise EncodeError for disallowed values.
+
+    Keys are sorted by code point, which for str is the order of their UTF-8 bytes (UTF-8
+    preserves code point order), so no key is encoded just to be compared."""
     if depth > MAX_DEPTH:
         raise EncodeError(f"value nested deeper than {MAX_DEPTH} levels")
+    kind = type(value)
+    if kind is bytes or kind is str:
+        return value
     if value is None or isinstance(value, bool | str | bytes):
         return value
     if isinstance(value, int):
@@ -47,10 +53,7 @@ def _canonical(value: Value, depth: int) -> Value:
         for key in value:
             if not isinstance(key, str):
                 raise EncodeError(f"map key {key!r} is not a str")
-        return {
-            key: _canonical(value[key], depth + 1)
-            for key in sorted(value, key=lambda k: k.encode("utf-8"))
-        }
+        return {key: _canonical(value[key], depth + 1) for key in sorted(value)}
     if isinstance(value, bytearray | memoryview):
         return bytes(value)
     raise EncodeError(f"type {type(value).__name__} cannot be encoded")
@@ -62,6 +65,8 @@ def _already_canonical(value: Value, depth: int) -> bool:
     Sorting str keys by code point equals sorting their UTF-8 bytes (UTF-8 preserves code point
     order), so `keys == sorted(keys)` is the canonical-order test. Does not raise: anything
     unusual answers False and takes the slow path, which raises with a precise message.
+    Items that are str or bytes (most of a transaction or block) are accepted in the loops
+    without a call: this walk runs on every decoded transaction, so its cost is per-tx CPU.
     """
     if depth > MAX_DEPTH:
         return False
@@ -71,13 +76,25 @@ def _already_canonical(value: Value, depth: int) -> bool:
     if kind is int:
         return bool(_INT_MIN <= value <= _INT_MAX)
     if kind is list:
-        return all(_already_canonical(item, depth + 1) for item in value)
-    if kind is dict:
+        items: Any = value
+    elif kind is dict:
         keys = list(value)
-        if keys != sorted(keys) or not all(type(k) is str for k in keys):
+        for key in keys:
+            if type(key) is not str:
+                return False
+        if keys != sorted(keys):
             return False
-        return all(_already_canonical(item, depth + 1) for item in value.values())
-    return False
+        items = value.values()
+    else:
+        return False
+    deeper = depth + 1
+    for item in items:
+        item_kind = type(item)
+        if item_kind is bytes or item_kind is str:
+            continue
+        if not _already_canonical(item, deeper):
+            return False
+    return True
 
 
 def encode(value: Value) -> bytes:

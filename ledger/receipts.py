@@ -33,12 +33,12 @@ class Receipt:
     """Structured effects (e.g. order created with its id, payouts)."""
 
     def to_wire(self) -> dict[str, Any]:
-        return {
-            "tx_hash": self.tx_hash,
-            "ok": self.ok,
+        return {  # keys in canonical (sorted) order: encoding takes the packer's fast path
             "code": self.code,
-            "message": self.message,
             "events": list(self.events),
+            "message": self.message,
+            "ok": self.ok,
+            "tx_hash": self.tx_hash,
         }
 
     def encode(self) -> bytes:
@@ -62,11 +62,11 @@ class Receipt:
 def committed_form(receipt: Receipt) -> bytes:
     """The bytes of a receipt that the receipts root commits to (no `message`)."""
     return encode(
-        {
-            "tx_hash": receipt.tx_hash,
-            "ok": receipt.ok,
+        {  # keys in canonical (sorted) order, as in `Receipt.to_wire`
             "code": receipt.code,
             "events": list(receipt.events),
+            "ok": receipt.ok,
+            "tx_hash": receipt.tx_hash,
         }
     )
 

@@ -11,11 +11,14 @@ wire form (otherwise one signed transaction would have two encodings, hence two 
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
 from ledger.errors import MalformedTransaction
 
+_CONTROL: Final = re.compile("[\x00-\x1f]")
+"""The control characters (code points below 32) that text fields refuse."""
 MAX_AMOUNT: Final = 2**63 - 1
 """Largest amount of credits in one field: fits a signed 64-bit integer everywhere."""
 
@@ -55,7 +58,7 @@ def text(max_length: int, *, min_length: int = 0) -> Kind:
             raise _fail(where, f"expected text, got {type(value).__name__}")
         if not min_length <= len(value) <= max_length:
             raise _fail(where, f"length {len(value)} outside [{min_length}, {max_length}]")
-        if any(ord(c) < 32 for c in value):
+        if _CONTROL.search(value) is not None:
             raise _fail(where, "control characters are not allowed")
         return value
 
@@ -106,30 +109,46 @@ def field(kind: Kind | Optional, doc: str = "") -> Any:
     return dataclasses.field(metadata={"kind": kind, "doc": doc})
 
 
+_Layout = tuple[tuple[tuple[str, Any], ...], frozenset[str], tuple[str, ...]]
+_LAYOUTS: dict[type[Any], _Layout] = {}
+
+
+def _layout(cls: type[Any]) -> _Layout:
+    """A schema class's (name, kind) pairs in field order, its field names, and the names in
+    canonical (sorted) order: computed once per class (a fixed set), as every transaction is
+    parsed and signed through them."""
+    layout = _LAYOUTS.get(cls)
+    if layout is None:
+        fields = dataclasses.fields(cls)
+        layout = _LAYOUTS[cls] = (
+            tuple((spec.name, spec.metadata["kind"]) for spec in fields),
+            frozenset(spec.name for spec in fields),
+            tuple(sorted(spec.name for spec in fields)),
+        )
+    return layout
+
+
 def parse_struct(cls: type[T], value: Any, where: str = "body") -> T:
     """Build `cls` from a wire map, strictly."""
     if not isinstance(value, dict):
         raise _fail(where, f"expected a map, got {type(value).__name__}")
-    fields = dataclasses.fields(cls)  # type: ignore[arg-type]  # cls is always a dataclass
-    names = {f.name for f in fields}
-    unknown = sorted(set(value) - names)
-    if unknown:
+    kinds, names, _ = _layout(cls)
+    if not names.issuperset(value):
+        unknown = sorted(set(value) - names)
         raise _fail(where, f"unknown field {unknown[0]!r}")
     arguments: dict[str, Any] = {}
-    for spec in fields:
-        kind = spec.metadata["kind"]
-        path = f"{where}.{spec.name}"
+    for name, kind in kinds:
         if isinstance(kind, Optional):
-            if spec.name not in value:
-                arguments[spec.name] = None
-            elif value[spec.name] is None:
-                raise _fail(path, "an absent optional field must be omitted, not null")
+            if name not in value:
+                arguments[name] = None
+            elif value[name] is None:
+                raise _fail(f"{where}.{name}", "an absent optional field must be omitted, not null")
             else:
-                arguments[spec.name] = kind.kind(value[spec.name], path)
+                arguments[name] = kind.kind(value[name], f"{where}.{name}")
         else:
-            if spec.name not in value:
-                raise _fail(where, f"missing field {spec.name!r}")
-            arguments[spec.name] = kind(value[spec.name], path)
+            if name not in value:
+                raise _fail(where, f"missing field {name!r}")
+            arguments[name] = kind(value[name], f"{where}.{name}")
     return cls(**arguments)
 
 
@@ -137,15 +156,18 @@ def to_wire(instance: Any) -> dict[str, Any]:
     """The wire map of a schema dataclass: None-valued optional fields are omitted."""
     out: dict[str, Any] = {}
     # Keys in canonical (sorted) order, so encoding takes the packer's fast path.
-    for spec in sorted(dataclasses.fields(instance), key=lambda f: f.name):
-        item = getattr(instance, spec.name)
+    for name in _layout(type(instance))[2]:
+        item = getattr(instance, name)
         if item is None:
             continue
-        out[spec.name] = _wire_value(item)
+        out[name] = _wire_value(item)
     return out
 
 
 def _wire_value(item: Any) -> Any:
+    kind = type(item)
+    if kind is bytes or kind is int or kind is str:
+        return item
     if dataclasses.is_dataclass(item) and not isinstance(item, type):
         return to_wire(item)
     if isinstance(item, tuple | list):

@@ -273,11 +273,11 @@ def parse_transaction(wire: Any, types: TxTypes, encoded: bytes | None = None) -
     MalformedTransaction naming the bad field."""
     if not isinstance(wire, dict):
         raise MalformedTransaction(f"transaction must be a map, got {type(wire).__name__}")
-    missing = sorted(_ENVELOPE_FIELDS - set(wire))
-    if missing:
-        raise MalformedTransaction(f"transaction is missing field {missing[0]!r}")
-    unknown = sorted(set(wire) - _ENVELOPE_FIELDS)
-    if unknown:
+    if wire.keys() != _ENVELOPE_FIELDS:
+        missing = sorted(_ENVELOPE_FIELDS - set(wire))
+        if missing:
+            raise MalformedTransaction(f"transaction is missing field {missing[0]!r}")
+        unknown = sorted(set(wire) - _ENVELOPE_FIELDS)
         raise MalformedTransaction(f"transaction has unknown field {unknown[0]!r}")
     chain_id = text(64, min_length=1)(wire["chain_id"], "chain_id")
     sender = raw_bytes(PUBLIC_KEY_SIZE)(wire["sender"], "sender")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgpack
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -130,6 +131,16 @@ def test_invalid_non_str_map_key() -> None:
         decode(b"\x81\x01\x02")
 
 
+def test_invalid_mixed_str_and_bytes_map_keys_rejected() -> None:
+    """A map with a str key and a bin key (msgpack allows both) is a DecodeError, not the
+    TypeError of comparing str with bytes while checking the key order."""
+    mixed = b"\x82\xa1a\x01\xc4\x01b\x02"  # {"a": 1, b"b": 2}
+    with pytest.raises(DecodeError, match="not a str"):
+        decode(mixed)
+    with pytest.raises(DecodeError, match="not a str"):
+        decode(b"\x91" + mixed)  # nested too
+
+
 def test_invalid_bad_utf8_rejected() -> None:
     with pytest.raises(DecodeError):
         decode(b"\xa1\xff")
@@ -158,3 +169,22 @@ def test_roundtrip_is_identity_and_unique(value: Any) -> None:
     encoded = encode(value)
     assert decode(encoded) == value
     assert encode(decode(encoded)) == encoded
+
+
+def _sorted_by_utf8(value: Any) -> Any:
+    """The canonical form spelled out: every map's keys sorted by their UTF-8 bytes."""
+    if isinstance(value, list):
+        return [_sorted_by_utf8(item) for item in value]
+    if isinstance(value, dict):
+        return {
+            key: _sorted_by_utf8(value[key])
+            for key in sorted(value, key=lambda k: k.encode("utf-8"))
+        }
+    return value
+
+
+@given(_values)
+def test_encode_sorts_keys_by_their_utf8_bytes(value: Any) -> None:
+    """`encode` sorts keys by code point (no per-key encoding), which must be the UTF-8 order
+    for every key, astral characters included."""
+    assert encode(value) == msgpack.packb(_sorted_by_utf8(value), use_bin_type=True)

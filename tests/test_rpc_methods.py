@@ -48,6 +48,24 @@ async def test_status() -> None:
 
 
 @pytest.mark.asyncio
+async def test_status_encodes_the_genesis_document_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """sec_status costs one unit: it must not re-encode the whole genesis document each call."""
+    async with serve() as served:
+        genesis = type(served.node.genesis)
+        original = genesis.document_hash
+        calls: list[int] = []
+
+        def counted(self: object) -> bytes:
+            calls.append(1)
+            return original(self)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(genesis, "document_hash", counted)
+        answers = [await served.result("sec_status") for _ in range(3)]
+        assert len(calls) <= 1
+        assert {a["genesis_hash"] for a in answers} == {devnet.dev_genesis_hash().hex()}
+
+
+@pytest.mark.asyncio
 async def test_send_transaction_to_mempool_then_commit() -> None:
     async with serve() as served:
         tx = _transfer("buyer1", 0)

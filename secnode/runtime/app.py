@@ -186,6 +186,7 @@ class LedgerApp:
         except LedgerError as exc:
             raise InvalidProposal(str(exc)) from exc
         self.metrics.observe_stage("execution", time.perf_counter() - started)
+        self.mempool.remember_verified(block.transactions)  # their gossiped copies: no re-check
         self._remember(state, block, result.receipts, proposal.parent)
 
     def _observe_proposal(self, block: Block, now: float, build_s: float) -> None:

@@ -13,7 +13,9 @@ names the rule: `duplicate`, `wrong_chain`, `unknown_account`, `nonce_too_low`,
 (same nonce already pending), `nonce_gap` (more than `max_nonce_gap` above the sender's next
 nonce), `sender_limit` (`max_per_sender`, a hard cap), `mempool_full`, and finally
 `invalid_signature`. The signature of an admitted transaction is never checked again: `verified`
-is the set of admitted hashes that block building and block validation consult.
+is the set of admitted hashes that block building and block validation consult. A transaction
+that reached the node first inside a block is verified by the block's execution, which the node
+records with `remember_verified`; its gossiped copy is then admitted without a second check.
 
 Displacement: when admitting would exceed `max_transactions` or `max_bytes`, an executable
 transaction of a sender under its share displaces, in this order, gapped transactions (oldest
@@ -57,6 +59,24 @@ from ledger.transactions import MAX_TRANSACTION_SIZE, SignedTransaction
 
 AccountLookup = Callable[[bytes], Account | None]
 NonceLookup = Callable[[bytes], int]
+
+
+RECENTLY_VERIFIED = 50_000
+"""Hashes of transactions verified in blocks (not at admission) that the mempool remembers, so
+a transaction that reached this node first inside a proposal is not verified again when its
+gossiped copy arrives (32-byte keys: a few MB at most)."""
+
+
+class _Verified:
+    """Membership in either of two hash collections (a `Container` view, no copy)."""
+
+    __slots__ = ("_first", "_second")
+
+    def __init__(self, first: Container[bytes], second: Container[bytes]) -> None:
+        self._first, self._second = first, second
+
+    def __contains__(self, tx_hash: object) -> bool:
+        return tx_hash in self._first or tx_hash in self._second
 
 
 class InvalidMempoolConfig(ValueError):
@@ -168,6 +188,9 @@ class Mempool:
         self._ready: list[tuple[float, bytes, bytes, int]] = []
         """Heap of (admitted at, hash, sender, nonce) of transactions at their sender's base."""
         self._bytes = 0
+        self._recently_verified: OrderedDict[bytes, None] = OrderedDict()
+        """Hashes of transactions whose signatures verified outside admission (in a block),
+        oldest first; at most RECENTLY_VERIFIED."""
         self._share_count = self.config.share_count
         self._share_bytes = self.config.share_bytes
 
@@ -188,8 +211,22 @@ class Mempool:
 
     @property
     def verified(self) -> Container[bytes]:
-        """Hashes whose signatures were checked at admission (a live view, not a copy)."""
-        return self._by_hash
+        """Hashes whose signatures this node has checked: the pending transactions (checked at
+        admission) and the recently verified ones (`remember_verified`). A live view."""
+        return _Verified(self._by_hash, self._recently_verified)
+
+    def remember_verified(self, transactions: Iterable[SignedTransaction]) -> None:
+        """Note that these transactions' signatures verified (a valid block's, checked by its
+        execution), so that admitting one of them later, or executing it again, does not check
+        the signature a second time. A bounded LRU of hashes (`RECENTLY_VERIFIED`)."""
+        recent, pending = self._recently_verified, self._by_hash
+        for tx in transactions:
+            if tx.hash in pending:
+                continue
+            recent[tx.hash] = None
+            recent.move_to_end(tx.hash)
+        while len(recent) > RECENTLY_VERIFIED:
+            recent.popitem(last=False)
 
     @property
     def by_hash(self) -> Mapping[bytes, SignedTransaction]:
@@ -268,7 +305,9 @@ class Mempool:
                 "sender_limit", f"sender has {len(queue.txs)} pending transactions (the limit)"
             )
         victims = self._plan_room(tx, queue, tx.nonce == next_nonce)
-        if not verify_signature(tx.sender, tx.signing_bytes(self.genesis_hash), tx.signature):
+        if tx.hash not in self._recently_verified and not verify_signature(
+            tx.sender, tx.signing_bytes(self.genesis_hash), tx.signature
+        ):
             raise MempoolRejected(
                 "invalid_signature",
                 f"signature does not verify for {tx.describe()} on chain {self.chain_id!r} with "

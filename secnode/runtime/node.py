@@ -13,13 +13,15 @@ The node implements `secnode.runtime.rpc.view.NodeView` for the RPC layer.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import os
 import signal
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from consensus.config import ReplicaConfig, ValidatorSchedule
 from consensus.errors import ConfigError as ConsensusConfigError
@@ -495,6 +497,7 @@ def serve(home: Path) -> int:
         if node.failure is not None:
             failures.append(node.failure)
 
+    run = event_loop_runner(os.environ.get(EVENT_LOOP_VARIABLE, "asyncio"))
     profile_path = os.environ.get("SEC_PROFILE")
     if profile_path:  # where the time goes: SEC_PROFILE=FILE writes a cProfile dump on exit
         import cProfile
@@ -502,10 +505,32 @@ def serve(home: Path) -> int:
         profiler = cProfile.Profile()
         profiler.enable()
         try:
-            asyncio.run(main())
+            run(main())
         finally:
             profiler.disable()
             profiler.dump_stats(f"{profile_path}.{config.name}")
     else:
-        asyncio.run(main())
+        run(main())
     return 1 if failures else 0
+
+
+EVENT_LOOP_VARIABLE = "SEC_EVENT_LOOP"
+"""Environment variable naming the node's event loop: "asyncio" (the default) or "uvloop" (the
+libuv loop, from the optional extra `pip install 'secchain[uvloop]'`)."""
+
+
+def event_loop_runner(name: str) -> Callable[[Coroutine[Any, Any, None]], None]:
+    """The function that runs the node's main coroutine on the event loop `name`; ConfigError
+    for an unknown name, or for uvloop when it is not installed."""
+    if name == "asyncio":
+        return asyncio.run
+    if name != "uvloop":
+        raise ConfigError(f"{EVENT_LOOP_VARIABLE} must be asyncio or uvloop, not {name!r}")
+    try:
+        uvloop = importlib.import_module("uvloop")
+    except ImportError:
+        raise ConfigError(
+            f"{EVENT_LOOP_VARIABLE}=uvloop needs the uvloop package: pip install 'secchain[uvloop]'"
+        ) from None
+    runner: Callable[[Coroutine[Any, Any, None]], None] = uvloop.run
+    return runner

@@ -81,9 +81,19 @@ doubles every byte string; JSON keys and integers in decimal add the rest; measu
 for transfer blocks, tests/test_rpc_budget.py checks the bound)."""
 
 
+_PRICED_FIELDS: Final = ("full", "prove", "limit", "page_size")
+_priced_fields_of: dict[type[BaseModel], tuple[str, ...]] = {}
+
+
 def call_cost(method: str, params: BaseModel) -> int:
     """The cost in units of one call of `method` with validated `params`."""
     cost = METHOD_COSTS.get(method, DEFAULT_METHOD_COST)
+    kind = type(params)
+    priced = _priced_fields_of.get(kind)
+    if priced is None:  # once per params model: which of the priced fields it declares
+        priced = _priced_fields_of[kind] = tuple(f for f in _PRICED_FIELDS if hasattr(params, f))
+    if not priced:
+        return cost
     if getattr(params, "full", False) is True:
         cost += FULL_BLOCK_COST
     if getattr(params, "prove", False) is True:
