@@ -144,11 +144,16 @@ def build(
         _twins_beyond_threshold(world, plan, signers[:n], order, f + 1)
     else:
         builder(world, plan, signers, order[:f], n)
-    load = random.Random(f"sec-sim/v1/{seed}/{fault}/{n}/load")
-    saturated = load.random() < SATURATED_SHARE
-    _schedule_transactions(world, plan, checker, load if saturated else None)
+    _schedule_transactions(world, plan, checker, saturating_load(seed, fault, n))
     checker.require_one_view = world.checker_require_one_view
     return Setup(world, plan, checker, real)
+
+
+def saturating_load(seed: int, fault: str, n: int) -> random.Random | None:
+    """The random source of a saturated scenario's extra clients, or None if (seed, fault, n)
+    is not one (`SATURATED_SHARE` of them are, independently of everything else drawn)."""
+    load = random.Random(f"sec-sim/v1/{seed}/{fault}/{n}/load")
+    return load if load.random() < SATURATED_SHARE else None
 
 
 # --- builders ---------------------------------------------------------------------------------
