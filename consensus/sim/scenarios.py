@@ -2,8 +2,10 @@
 
 Every scenario has a fault phase (faults active), then heals at `fault_end`: partitions and
 link faults end, crashed honest nodes restart. Byzantine nodes (at most f keys) stay Byzantine.
-Clients submit transactions throughout. The RNG is seeded from (seed, fault, n), so a scenario
-is the same whether it runs alone or inside a long run.
+Clients submit transactions throughout; in a saturated scenario (`saturating_load`, about a
+third of every class) others flood the pools so full blocks go out at once and the in-flight
+window fills. The RNG is seeded from (seed, fault, n), so a scenario is the same whether it runs
+alone or inside a long run.
 """
 
 from __future__ import annotations
