@@ -1,9 +1,11 @@
 """Pipelined proposals: a full block goes out at once, a trickle waits `batch_wait`, the
-primary's in-flight window and a backup's watermark window bound how far ahead anyone goes."""
+primary's in-flight window and a backup's watermark window bound how far ahead anyone goes, and
+the node's ledger app tells a full block from ready transactions not yet in a block."""
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +14,10 @@ from consensus.errors import OutOfWindow
 from consensus.messages import Commit, Prepare, PrePrepare
 from consensus.sim.cluster import Cluster, cluster_config
 from consensus.sim.toychain import GENESIS_DIGEST, ToyBlock, block_digest
+from ledger.transactions import SignedTransaction, Transfer, sign_transaction
+from secnode.network.devnet import DEV_CHAIN_ID, dev_account_key
+from secnode.runtime.node import Node
+from tests.nodekit import make_network, open_node
 
 
 @pytest.fixture
@@ -112,3 +118,36 @@ def test_a_backup_never_accepts_beyond_the_watermark_window() -> None:
         cluster.send(backup, chain[window])
     assert _prepared_heights(cluster, backup) == list(range(1, window + 1))
     assert cluster.replica(backup).resource_usage() == before
+
+
+def _transfer(node: Node, nonce: int) -> SignedTransaction:
+    return sign_transaction(
+        dev_account_key("buyer1"),
+        DEV_CHAIN_ID,
+        nonce,
+        Transfer(dev_account_key("sharer1").address, 1),
+        genesis_hash=node.genesis.document_hash(),
+    )
+
+
+def test_the_ledger_app_counts_ready_transactions_not_in_flight(tmp_path: Path) -> None:
+    node = open_node(make_network(tmp_path), "node0")
+    try:
+        app, admit = node.app, node.mempool.admit
+        app.max_block_transactions = 3
+        genesis = app.head.hash()
+        for nonce in (0, 1, 4):  # 4 is gapped: it cannot execute yet, so it does not count
+            admit(_transfer(node, nonce), node._lookup)
+        assert not app.full_block_ready(1, genesis)
+        admit(_transfer(node, 2), node._lookup)
+        assert app.full_block_ready(1, genesis)
+        first = app.make_proposal(1, genesis, node.clock(), required=False)
+        assert first is not None
+        assert not app.full_block_ready(2, first.digest)  # its three are in flight
+        admit(_transfer(node, 3), node._lookup)  # fills the gap: 3 and 4 are ready
+        assert not app.full_block_ready(2, first.digest)
+        admit(_transfer(node, 5), node._lookup)
+        assert app.full_block_ready(2, first.digest)
+        assert not app.full_block_ready(2, bytes(32))  # a parent it does not hold
+    finally:
+        node.store.close()
