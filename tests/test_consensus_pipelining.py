@@ -11,7 +11,7 @@ import pytest
 
 from consensus.actions import Broadcast
 from consensus.errors import OutOfWindow
-from consensus.messages import Commit, Prepare, PrePrepare
+from consensus.messages import Checkpoint, Commit, Prepare, PrePrepare
 from consensus.sim.cluster import Cluster, cluster_config
 from consensus.sim.toychain import GENESIS_DIGEST, ToyBlock, block_digest
 from ledger.transactions import SignedTransaction, Transfer, sign_transaction
@@ -151,3 +151,20 @@ def test_the_ledger_app_counts_ready_transactions_not_in_flight(tmp_path: Path) 
         assert not app.full_block_ready(2, bytes(32))  # a parent it does not hold
     finally:
         node.store.close()
+
+
+def test_a_checkpoint_of_a_member_unknown_beyond_the_horizon_is_not_blamed() -> None:
+    # Found by `sec sim` at saturation (seed 7913, validators, n=7): the chain ran past a set
+    # change while one replica was still at height 0; a new member's CHECKPOINT beyond that
+    # replica's horizon must be dropped as early, not charged to an honest validator.
+    cluster = Cluster(4, spare=1)
+    cluster.start()
+    newcomer, target = 4, 0
+    beyond = cluster.config.min_validator_change_delay + cluster.config.checkpoint_interval
+    draft = Checkpoint(beyond, bytes(32), cluster.signers[newcomer].address, b"")
+    signature = cluster.signers[newcomer].sign(draft.signing_bytes(cluster.config.chain_id))
+    before = cluster.replica(target).resource_usage()
+    with pytest.raises(OutOfWindow) as raised:
+        cluster.send(target, dataclasses.replace(draft, signature=signature))
+    assert raised.value.benign
+    assert cluster.replica(target).resource_usage() == before
