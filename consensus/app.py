@@ -57,6 +57,18 @@ class Application(Protocol):
         """
         ...
 
+    def full_block_ready(self, seq: int, parent: bytes) -> bool:
+        """True if a block built on `parent` now would be full: at least as many transactions
+        are ready as a block may carry, not counting those already in the blocks between the
+        committed head and `parent`. The primary then proposes at once instead of waiting
+        `batch_wait` for more (docs/consensus.md, "Pipelining and proposal timing").
+
+        Called only right after `can_build_on(seq, parent)` answered True, on inputs while
+        transactions are pending and the in-flight window has room, so it must be cheap (no
+        block building). An estimate is fine: a wrong True only sends a smaller block early.
+        """
+        ...
+
     def validate_proposal(self, proposal: Proposal, now: float, *, fresh: bool = False) -> None:
         """Raise `consensus.errors.InvalidProposal` unless the block may be ordered.
 

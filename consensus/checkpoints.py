@@ -55,6 +55,13 @@ def handle_checkpoint(st: ReplicaState, m: Checkpoint) -> None:
     validators = st.validators(m.seq)
     if m.seq > st.horizon:
         # Beyond the heights whose validator set we know for sure: only a catch-up hint.
+        if m.sender not in validators:
+            # The sender may be a validator of a set whose change we have not delivered yet
+            # (a laggard meets the new members' checkpoints): unknown here, not provably hostile.
+            raise OutOfWindow(
+                f"checkpoint {m.seq} beyond the horizon {st.horizon} from {short(m.sender)}, "
+                "not in the validator set known here"
+            )
         known = st.catch_up.peer_checkpoints.get(m.sender)
         if known is not None and known.seq >= m.seq:
             raise DuplicateMessage(f"{short(m.sender)} already claimed checkpoint {known.seq}")

@@ -442,7 +442,14 @@ def can_propose(st: ReplicaState) -> bool:
 
 
 def try_propose(st: ReplicaState) -> None:
-    """As primary, ask the application for the next block when the window and timers allow."""
+    """As primary, ask the application for the next block when the window and timers allow.
+
+    Proposal timing adapts to the load: a block is due `empty_block_interval` after the last
+    proposal (a heartbeat, possibly empty), or `batch_wait` after it while transactions are
+    pending (a trickle fills a block for a short bound), or at once when the application has a
+    full block ready (`full_block_ready`): waiting could not make that block bigger, only later.
+    The in-flight window (`can_propose`) bounds all three alike.
+    """
     proposer = st.proposer
     if proposer.next_seq <= st.delivered_height:
         proposer.next_seq, proposer.tip = st.delivered_height + 1, st.delivered_digest
@@ -452,19 +459,14 @@ def try_propose(st: ReplicaState) -> None:
         return
     required = st.now >= proposer.last_proposal + st.config.empty_block_interval
     batched = proposer.work_pending and st.now >= proposer.last_proposal + st.config.batch_wait
-    if not required and not batched:
-        return
     seq, parent = proposer.next_seq, proposer.tip
-    try:
-        ready = parent_ready(st, seq, parent)
-    except RejectedProposal:
-        st.count("primary_tip_not_decided_chain")
-        ready = False
-    if ready and not st.app.can_build_on(seq, parent):
-        # The log still holds a parent the application dropped or never executed (a restart,
-        # or a conflicting block committed below it): never ask it to build there.
-        st.count("primary_tip_not_executable")
-        ready = False
+    if not required and not batched:
+        if not proposer.work_pending or not _full_block_ready(st, seq, parent):
+            return
+        st.count("full_block_early")
+        ready = True
+    else:
+        ready = _can_build(st, seq, parent)
     proposal = st.app.make_proposal(seq, parent, st.now, required=required) if ready else None
     if proposal is None:
         # Nothing to propose, or the parent is not usable yet: try again after a while.
@@ -489,3 +491,30 @@ def try_propose(st: ReplicaState) -> None:
     st.mark("pre_prepare", seq)
     proposer.next_seq, proposer.tip, proposer.last_proposal = seq + 1, digest, st.now
     check_prepared(st, slot)
+
+
+def _can_build(st: ReplicaState, seq: int, parent: bytes) -> bool:
+    """True if the primary's tip is a block the application can build `seq` on now."""
+    try:
+        ready = parent_ready(st, seq, parent)
+    except RejectedProposal:
+        st.count("primary_tip_not_decided_chain")
+        return False
+    if ready and not st.app.can_build_on(seq, parent):
+        # The log still holds a parent the application dropped or never executed (a restart,
+        # or a conflicting block committed below it): never ask it to build there.
+        st.count("primary_tip_not_executable")
+        return False
+    return ready
+
+
+def _full_block_ready(st: ReplicaState, seq: int, parent: bytes) -> bool:
+    """Before `batch_wait` is up: propose only if the application has a full block ready.
+
+    A tip the application cannot build on yet is left to the timed path, which handles it (and
+    counts why); here it only means "not now", so the check leaves no trace."""
+    try:
+        ready = parent_ready(st, seq, parent)
+    except RejectedProposal:
+        return False
+    return ready and st.app.can_build_on(seq, parent) and st.app.full_block_ready(seq, parent)

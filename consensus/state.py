@@ -76,7 +76,10 @@ class Proposer:
     Invariants: `tip` is the digest of the block at `next_seq - 1` that the next proposal builds
     on; before proposing, `try_propose` lifts `next_seq` above the delivered height and the
     stable checkpoint. The next proposal is due `batch_wait` after `last_proposal` if
-    `work_pending`, else `empty_block_interval` after it.
+    `work_pending`, else `empty_block_interval` after it; earlier, if `work_pending` and the
+    application has a full block ready. That needs no timer: a block only becomes full when
+    transactions arrive or a decision opens the window, and both are inputs that run
+    `try_propose`.
     """
 
     __slots__ = ("last_proposal", "next_seq", "tip", "work_pending")

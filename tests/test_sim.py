@@ -14,7 +14,7 @@ from consensus.errors import InvalidProof, OutOfWindow
 from consensus.proofs import Verifier
 from consensus.sim.fastcrypto import FAST, FastSigner
 from consensus.sim.runner import ScenarioResult, main, plan_jobs, run_scenario
-from consensus.sim.scenarios import FAULT_CLASSES, build
+from consensus.sim.scenarios import FAULT_CLASSES, build, saturating_load
 from ledger.certificates import (
     CommitCertificate,
     CommitSignature,
@@ -50,10 +50,13 @@ def test_hundreds_of_scenarios_over_every_fault_class_are_safe_and_live() -> Non
         "catch-up blocks accepted",
         "crashes",
         "faults detected",
+        "full blocks proposed at once",
         "rejected hostile input",
         "validator changes applied",
         "views entered",
     } <= exercised
+    saturated = {r.fault for r in results if dict(r.counters).get("full blocks proposed at once")}
+    assert saturated == set(FAULT_CLASSES), "pipelining at saturation must meet every fault class"
 
 
 @pytest.mark.parametrize("validators", [4, 7])
@@ -69,6 +72,23 @@ def test_a_seed_reproduces_exactly() -> None:
     second = run_scenario(4242, "mixed", 4)
     assert first == second
     assert first.events > 100
+
+
+@pytest.mark.parametrize("fault", ["baseline", "crash", "twins", "stale-primary"])
+def test_saturated_scenarios_propose_full_blocks_at_once(fault: str) -> None:
+    seed = next(s for s in range(100) if saturating_load(s, fault, 4) is not None)
+    result = run_scenario(seed, fault, 4, crypto="fast")
+    assert not result.safety and not result.liveness, result.reproduce()
+    counters = dict(result.counters)
+    assert counters["saturated scenarios"] == 1
+    assert counters["full blocks proposed at once"] > 0
+
+
+def test_most_scenarios_are_not_saturated() -> None:
+    saturated = [s for s in range(1000) if saturating_load(s, "crash", 7) is not None]
+    assert 200 < len(saturated) < 400  # SATURATED_SHARE of them, drawn per seed
+    quiet = next(s for s in range(100) if saturating_load(s, "crash", 7) is None)
+    assert "saturated scenarios" not in dict(run_scenario(quiet, "crash", 7).counters)
 
 
 @pytest.mark.parametrize("fault", ["crash", "twins", "catch-up", "validators", "hostile"])

@@ -89,6 +89,8 @@ def run_scenario(
         )
     if not checker.safety:
         checker.judge_liveness(LIVENESS_BOUND)
+    for node in world.nodes:
+        node.report_stats()
     honest_heights = [n.app.height for n in world.nodes if n.honest]
     return ScenarioResult(
         seed,

@@ -2,8 +2,10 @@
 
 Every scenario has a fault phase (faults active), then heals at `fault_end`: partitions and
 link faults end, crashed honest nodes restart. Byzantine nodes (at most f keys) stay Byzantine.
-Clients submit transactions throughout. The RNG is seeded from (seed, fault, n), so a scenario
-is the same whether it runs alone or inside a long run.
+Clients submit transactions throughout; in a saturated scenario (`saturating_load`, about a
+third of every class) others flood the pools so full blocks go out at once and the in-flight
+window fills. The RNG is seeded from (seed, fault, n), so a scenario is the same whether it runs
+alone or inside a long run.
 """
 
 from __future__ import annotations
@@ -51,6 +53,13 @@ FAULT_CLASSES: tuple[str, ...] = (
 
 LIVENESS_BOUND = 60.0
 """Simulated seconds after healing within which honest nodes must make progress."""
+
+SATURATED_SHARE = 0.3
+"""Share of scenarios (in every class, drawn per seed) whose clients offer more than the
+primary can order, so full blocks go out without waiting (`_schedule_transactions`)."""
+
+SATURATION_POOL = 4
+"""Full blocks' worth of pooled transactions at which a saturating client holds back."""
 
 
 def sim_config() -> ReplicaConfig:
@@ -137,9 +146,16 @@ def build(
         _twins_beyond_threshold(world, plan, signers[:n], order, f + 1)
     else:
         builder(world, plan, signers, order[:f], n)
-    _schedule_transactions(world, plan, checker)
+    _schedule_transactions(world, plan, checker, saturating_load(seed, fault, n))
     checker.require_one_view = world.checker_require_one_view
     return Setup(world, plan, checker, real)
+
+
+def saturating_load(seed: int, fault: str, n: int) -> random.Random | None:
+    """The random source of a saturated scenario's extra clients, or None if (seed, fault, n)
+    is not one (`SATURATED_SHARE` of them are, independently of everything else drawn)."""
+    load = random.Random(f"sec-sim/v1/{seed}/{fault}/{n}/load")
+    return load if load.random() < SATURATED_SHARE else None
 
 
 # --- builders ---------------------------------------------------------------------------------
@@ -480,12 +496,20 @@ _BUILDERS: dict[str, Builder] = {
 }
 
 
-def _schedule_transactions(world: World, plan: Plan, checker: Checker) -> None:
-    """Clients submit a transaction every ~0.7 s (exponential gaps), to every live node."""
+def _schedule_transactions(
+    world: World, plan: Plan, checker: Checker, load: random.Random | None
+) -> None:
+    """Clients submit a transaction every ~0.7 s (exponential gaps), to every live node.
+
+    With `load` (a saturated scenario) other clients also send bursts of up to two full blocks
+    every ~0.1 s, holding back while a live node's pool has `SATURATION_POOL` full blocks
+    waiting (as a full mempool would refuse them): primaries then find full blocks ready, the
+    early-proposal path of `normal.try_propose`, and fill the in-flight window. Their draws come
+    from `load`, so the rest of the scenario's randomness is the same as without it."""
     rng = world.rng
     counter = [0]
 
-    def submit() -> None:
+    def add() -> None:
         counter[0] += 1
         censored = world.censored
         if censored is not None and censored(counter[0]) and not plan.healed:
@@ -494,6 +518,22 @@ def _schedule_transactions(world: World, plan: Plan, checker: Checker) -> None:
             if node.replica is not None:
                 node.app.add_transaction(counter[0], node.local())
                 node.transactions_arrived()
+
+    def submit() -> None:
+        add()
         world.queue.at(world.queue.now + rng.expovariate(0.8), submit)
 
     world.queue.at(rng.uniform(0.0, 0.3), submit)
+    if load is None:
+        return
+    block = world.nodes[0].app.max_batch
+    checker.count("saturated scenarios")
+
+    def flood() -> None:
+        pools = [len(node.app.mempool) for node in world.nodes if node.replica is not None]
+        if pools and max(pools) < SATURATION_POOL * block:
+            for _ in range(load.randint(1, 2 * block)):
+                add()
+        world.queue.at(world.queue.now + load.expovariate(10.0), flood)
+
+    world.queue.at(load.uniform(0.0, 0.3), flood)

@@ -12,7 +12,8 @@ survive a simulated crash); validated-but-uncommitted blocks and the mempool are
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,15 +148,7 @@ class ToyChain:
         parent_time = self._parent_timestamp(parent, seq - 1)
         if parent_time is None:
             return None
-        height = self.height
-        censor = self.censor
-        txs = tuple(
-            [
-                tx
-                for tx in self.mempool
-                if self.in_flight.get(tx, 0) <= height and (censor is None or not censor(tx))
-            ][: self.max_batch]
-        )
+        txs = tuple(itertools.islice(self._candidates(), self.max_batch))
         change = self.planned_changes.get(seq, ())
         if not txs and not required and not change:
             return None
@@ -166,6 +159,21 @@ class ToyChain:
         for tx in txs:
             self.in_flight[tx] = seq
         return Proposal(seq, parent, digest, payload)
+
+    def full_block_ready(self, seq: int, parent: bytes) -> bool:
+        """At least `max_batch` pooled transactions are in no uncommitted block (this node's
+        proposals leave out what its `censor` matches, so those do not count either)."""
+        return sum(1 for _ in itertools.islice(self._candidates(), self.max_batch)) >= (
+            self.max_batch
+        )
+
+    def _candidates(self) -> Iterator[int]:
+        """Pooled transactions a new block may carry, in arrival order."""
+        height = self.height
+        censor = self.censor
+        for tx in self.mempool:
+            if self.in_flight.get(tx, 0) <= height and (censor is None or not censor(tx)):
+                yield tx
 
     def validate_proposal(self, proposal: Proposal, now: float, *, fresh: bool = False) -> None:
         block = ToyBlock.decode(proposal.payload)

@@ -41,6 +41,8 @@ from ledger.validators import ValidatorSet
 
 Block = tuple[bytes, bytes, CommitCertificate]
 CATCH_UP_BATCH = 32
+REPORTED_STATS = {"full_block_early": "full blocks proposed at once"}
+"""Replica counters (`Replica.stats`) a run reports, by the name it reports them under."""
 
 
 class KeyedSigner(MessageSigner, Protocol):
@@ -193,6 +195,7 @@ class SimNode:
             return
         if self.world.checker is not None:
             self.world.checker.count("crashes")
+        self.report_stats()
         self.replica = None
         self.app.crash()
         self.token += 1
@@ -201,6 +204,16 @@ class SimNode:
     def crash_mid_list(self) -> None:
         """Crash while carrying out the next action list (after a random prefix of it)."""
         self.crash_during_next = True
+
+    def report_stats(self) -> None:
+        """Tell the checker what the replica counted that a scenario must show it exercised
+        (called when the replica object goes away: at a crash and at the end of the run)."""
+        if self.replica is None or self.world.checker is None:
+            return
+        for stat, name in REPORTED_STATS.items():
+            amount = self.replica.stats.get(stat, 0)
+            if amount:
+                self.world.checker.count(name, amount)
 
     def restart(self) -> None:
         if self.replica is not None:

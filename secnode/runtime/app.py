@@ -170,6 +170,16 @@ class LedgerApp:
         self._observe_proposal(result.block, now, time.perf_counter() - started)
         return Proposal(seq, parent, result.block.hash(), result.block.encode())
 
+    def full_block_ready(self, seq: int, parent: bytes) -> bool:
+        """An upper estimate, O(blocks in flight): pooled transactions that are not gapped and
+        not in the uncommitted blocks up to `parent` fill a block (`consensus.app`)."""
+        chain = self._chain_to(parent)
+        if chain is None:
+            return False
+        in_flight = sum(len(entry.block.transactions) for entry in chain)
+        ready = len(self.mempool) - self.mempool.gapped_count - in_flight
+        return ready >= self.max_block_transactions
+
     def validate_proposal(self, proposal: Proposal, now: float, *, fresh: bool = False) -> None:
         if proposal.digest in self.speculative:
             return  # validated before (a re-proposal after a view change)

@@ -92,7 +92,10 @@ class ConsensusSection(_Strict):
         default=1.0, gt=0, le=60, description="an idle network still commits a block this often"
     )
     batch_wait_s: float = Field(
-        default=0.02, gt=0, le=5, description="how long a primary waits to fill a block"
+        default=0.02,
+        gt=0,
+        le=5,
+        description="how long a primary waits to fill a block (a full one goes out at once)",
     )
     max_block_transactions: int = Field(default=2000, ge=1, le=10_000)
     view_change_timeout_s: float = Field(
