@@ -29,6 +29,8 @@ bench: $(PY)
 	$(VENV)/bin/sec bench ledger
 	$(VENV)/bin/sec bench cluster
 	$(VENV)/bin/sec bench trust
+	$(VENV)/bin/sec bench state
+	$(VENV)/bin/sec bench txcost
 	$(VENV)/bin/sec bench p2p
 	$(VENV)/bin/sec bench rpc
 
