@@ -36,13 +36,14 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from typing import Final, Generic, Protocol, TypeVar
+from typing import Final, Generic, TypeVar
 
 from ledger.blocks import Block, BlockHeader, decode_block
 from ledger.certificates import CommitCertificate
 from ledger.encoding import decode, encode
 from ledger.errors import LedgerError, StoreError
 from ledger.genesis import Genesis, genesis_block, genesis_state
+from ledger.kv import Batch, KeyValueStore
 from ledger.receipts import Receipt
 from ledger.state import State
 from ledger.state_tree import StateTree, key_path
@@ -74,50 +75,6 @@ replays over the stored nodes (measured ~120 us a key at 1M random keys on 2 loa
 FLUSH_NODES: Final = 200_000
 """... or once the tree holds this many unsaved nodes: the memory they take (~200 bytes
 each) and what copying the committed tree for the next block costs."""
-
-Batch = Sequence[tuple[bytes, bytes | None]]
-"""Puts (key, value) and deletes (key, None), applied atomically."""
-
-
-class KeyValueStore(Protocol):
-    """Ordered byte-key storage with atomic batches."""
-
-    def get(self, key: bytes) -> bytes | None: ...
-
-    def write(self, batch: Batch, *, sync: bool = True) -> None: ...
-
-    def iterate(self, prefix: bytes, start: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
-        """Rows whose key starts with `prefix`, in key order, from the first key >= `start`
-        (a seek: rows before `start` are not visited)."""
-        ...
-
-    def close(self) -> None: ...
-
-
-class MemoryStore:
-    """A dict-backed KeyValueStore for tests (a batch is applied all at once)."""
-
-    def __init__(self) -> None:
-        self.rows: dict[bytes, bytes] = {}
-
-    def get(self, key: bytes) -> bytes | None:
-        return self.rows.get(key)
-
-    def write(self, batch: Batch, *, sync: bool = True) -> None:
-        for key, value in batch:
-            if value is None:
-                self.rows.pop(key, None)
-            else:
-                self.rows[key] = value
-
-    def iterate(self, prefix: bytes, start: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
-        keys = sorted(k for k in self.rows if k.startswith(prefix))
-        for key in keys if start is None else (k for k in keys if k >= start):
-            yield key, self.rows[key]
-
-    def close(self) -> None:
-        pass
-
 
 K = TypeVar("K")
 V = TypeVar("V")

@@ -17,7 +17,7 @@ from typing import Final
 import plyvel
 
 from ledger.errors import StoreError
-from ledger.store import Batch
+from ledger.kv import Batch
 
 BLOCK_CACHE_BYTES: Final = 128 << 20
 """LevelDB's cache of uncompressed table blocks: about half the nodes of a 1M-key tree."""

@@ -37,10 +37,10 @@ from typing import TYPE_CHECKING, Final, Generic, TypeVar, cast
 
 from ledger.encoding import decode, encode
 from ledger.errors import StoreError
+from ledger.kv import Batch, KeyValueStore
 
-if TYPE_CHECKING:  # ledger.store imports this module
+if TYPE_CHECKING:
     from ledger.state_tree import StateTree
-    from ledger.store import Batch, KeyValueStore
 
 NODE_PREFIX: Final = b"N"
 TREE_KEY: Final = b"M:tree"

@@ -30,7 +30,8 @@ from ledger.certificates import build_certificate, commit_signing_bytes
 from ledger.chain import BlockResult, build_block
 from ledger.genesis import Genesis
 from ledger.keys import PrivateKey
-from ledger.store import ChainStore, MemoryStore, open_chain
+from ledger.kv import MemoryStore
+from ledger.store import ChainStore, open_chain
 from ledger.transactions import SignedTransaction, TxBody, sign_transaction
 from ledger.validators import ValidatorSet
 from secnode.network.devnet import (

@@ -33,8 +33,9 @@ from contracts.trust import (
 )
 from ledger.encoding import encode
 from ledger.errors import StoreError
+from ledger.kv import MemoryStore
 from ledger.state import State, StateScanner
-from ledger.store import ChainStore, CommittedState, MemoryStore
+from ledger.store import ChainStore, CommittedState
 from tests.orderkit import OrderChain, order_genesis
 from tests.test_trust import TOTAL, attest, complete, make_chain, run_to
 

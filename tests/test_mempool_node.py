@@ -10,7 +10,8 @@ import pytest
 
 from contracts import TX_TYPES
 from ledger.genesis import parse_genesis
-from ledger.store import MemoryStore, open_chain
+from ledger.kv import MemoryStore
+from ledger.store import open_chain
 from ledger.transactions import SignedTransaction, Transfer, sign_transaction
 from secnode.network.devnet import (
     DEV_CHAIN_ID,

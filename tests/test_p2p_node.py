@@ -17,7 +17,8 @@ import pytest
 from contracts import TX_TYPES
 from ledger.encoding import decode, encode
 from ledger.keys import PrivateKey, PublicKey
-from ledger.store import MemoryStore, open_chain
+from ledger.kv import MemoryStore
+from ledger.store import open_chain
 from ledger.transactions import SignedTransaction, Transfer, sign_transaction
 from ledger.validator_state import (
     activate_due_validators,

@@ -15,13 +15,15 @@ from typing import Any
 import pytest
 
 import ledger.blocks
+import ledger.kv
 import ledger.store
 from contracts import TX_TYPES
 from contracts.orders import OrderCreate, OrderItem
 from ledger.blocks import Block
 from ledger.keys import format_address
+from ledger.kv import Batch, KeyValueStore
 from ledger.merkle import inclusion_proof, leaf_hash, merkle_root
-from ledger.store import Batch, ChainStore, KeyValueStore, open_chain
+from ledger.store import ChainStore, open_chain
 from ledger.store_leveldb import LevelDBStore
 from ledger.transactions import SignedTransaction, Transfer, TxTypes
 from secnode.network import devnet
@@ -322,7 +324,7 @@ async def test_list_orders_page_n_does_not_read_earlier_pages(tmp_path: Path) ->
 
 
 def test_state_rows_after_is_a_seek_on_memory_and_leveldb(tmp_path: Path) -> None:
-    for kv in (ledger.store.MemoryStore(), LevelDBStore(tmp_path / "db")):
+    for kv in (ledger.kv.MemoryStore(), LevelDBStore(tmp_path / "db")):
         chain = ChainStore(kv, TX_TYPES)
         kv.write([(b"Sp:" + bytes([i]), b"v") for i in range(5)] + [(b"Sq:", b"w")])
         keys = [k for k, _ in chain.state_rows(b"p:", after=bytes([1]))]

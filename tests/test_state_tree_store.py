@@ -19,8 +19,9 @@ from contracts import TX_TYPES
 from ledger.blocks import Block as ChainBlock
 from ledger.encoding import encode
 from ledger.errors import StoreError
+from ledger.kv import MemoryStore
 from ledger.state_tree import StateTree, verify_state_proof
-from ledger.store import FLUSH_BLOCKS, HEAD_KEY, MemoryStore, open_chain
+from ledger.store import FLUSH_BLOCKS, HEAD_KEY, open_chain
 from ledger.store_leveldb import LevelDBStore
 from ledger.tree_store import (
     JOURNAL_PREFIX,

@@ -15,7 +15,8 @@ from contracts import TX_TYPES
 from ledger.certificates import build_certificate, commit_signing_bytes
 from ledger.errors import StoreError
 from ledger.genesis import parse_genesis
-from ledger.store import FLUSH_BLOCKS, ChainStore, MemoryStore, open_chain
+from ledger.kv import MemoryStore
+from ledger.store import FLUSH_BLOCKS, ChainStore, open_chain
 from ledger.store_leveldb import LevelDBStore
 from ledger.transactions import Transfer
 from secnode.network.devnet import dev_genesis, dev_genesis_document, validator_key

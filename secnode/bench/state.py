@@ -39,9 +39,10 @@ from ledger.accounts import ACCOUNT_PREFIX
 from ledger.blocks import Block
 from ledger.genesis import genesis_block
 from ledger.keys import address_of
+from ledger.kv import KeyValueStore
 from ledger.state import State
 from ledger.state_tree import StateTree, verify_state_proof
-from ledger.store import GENESIS_KEY, ChainStore, KeyValueStore, open_chain
+from ledger.store import GENESIS_KEY, ChainStore, open_chain
 from ledger.store_leveldb import LevelDBStore
 from secnode.bench import bench_parser, write_report
 from secnode.bench.ledger import build_large_state
