@@ -51,6 +51,7 @@ from ledger.transactions import TxTypes
 from ledger.tree_store import (
     StoredNodes,
     StoredRows,
+    clear_tree_rows,
     journal_key,
     journal_row,
     read_journal,
@@ -372,9 +373,11 @@ def open_chain(
     """Open (initializing if empty) a chain store whose blocks hold transactions of `tx_types`;
     return it with the state and head header. The state reads the store on demand.
 
-    Raises StoreError if the store belongs to another genesis or its persisted tree's root is
-    not the head's state root (corruption). `verify_state` also folds every state row into a
-    fresh tree and checks its root (O(state); for audits and tests).
+    Raises StoreError if the store belongs to another genesis or its state rows do not fold to
+    the head's state root (corruption). A persisted tree that disagrees with the head (blocks
+    committed by a binary that did not journal them, or damage) is rebuilt from the rows, with
+    a warning. `verify_state` also folds every state row into a fresh tree and checks its root
+    (O(state); for audits and tests).
     """
     store = ChainStore(kv, tx_types)
     genesis_hash = genesis.document_hash()
@@ -402,12 +405,19 @@ def open_chain(
             tree = _migrate_tree(store, head)
         else:
             tree = _replay_journal(store, head, *marker)
-        root = tree.root()
-        if root != head.header.state_root:
-            raise StoreError(
-                f"the stored state tree's root {root.hex()} is not the state root "
-                f"{head.header.state_root.hex()} of head block {head.height}"
-            )
+            root = tree.root()
+            if root != head.header.state_root:
+                # The stored nodes or journal are not the head's (a crash cannot do this, but a
+                # binary that predates them writing blocks, or damage, can): rebuild the tree
+                # from the state rows, which must match the head's root or the open fails.
+                log.warning(
+                    "the stored state tree's root %s is not the state root %s of head block "
+                    "%d: rebuilding the tree from the state rows",
+                    root.hex(),
+                    head.header.state_root.hex(),
+                    head.height,
+                )
+                tree = _rebuild_tree(store, head)
         if verify_state:
             _fold_rows(store, head)
     except StoreError:
@@ -453,10 +463,25 @@ def _replay_journal(store: ChainStore, head: Block, entries: int, height: int | 
     return tree
 
 
+def _rebuild_tree(store: ChainStore, head: Block) -> StateTree:
+    """Drop the persisted tree and persist the one folded from the rows (checked first)."""
+    tree = _fold_rows(store, head)
+    clear_tree_rows(store.kv)
+    store.nodes = StoredNodes(store.kv)
+    written = store.save_whole_tree(tree, height=head.height)
+    log.info("persisted %d state tree nodes for %d entries", written, len(tree))
+    return tree
+
+
 def _migrate_tree(store: ChainStore, head: Block) -> StateTree:
-    """Fold the tree of a store written before nodes were persisted, and persist it (once)."""
+    """Fold the tree of a store without a persisted tree (written before nodes were
+    persisted, or whose tree was being rebuilt) and persist it, after deleting any node or
+    journal rows left behind: a stale node at a position the new tree leaves empty would be
+    read back."""
     log.info("the store has no persisted state tree: building it from the state rows, once")
     tree = _fold_rows(store, head)
+    clear_tree_rows(store.kv)
+    store.nodes = StoredNodes(store.kv)
     written = store.save_whole_tree(tree, height=head.height)
     log.info("persisted %d state tree nodes for %d entries", written, len(tree))
     return tree

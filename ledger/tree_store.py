@@ -31,6 +31,7 @@ a tree copy. Trees and `StoredNodes` are used on the event loop; committed rows
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterable, Iterator, MutableMapping
 from typing import TYPE_CHECKING, Final, Generic, TypeVar, cast
@@ -84,6 +85,22 @@ def read_tree_marker(kv: KeyValueStore) -> tuple[int, int | None] | None:
     ):
         raise StoreError(f"tree marker {TREE_KEY!r} is malformed: {raw.hex()}")
     return fields[0], fields[1] if len(fields) == 2 else None
+
+
+def clear_tree_rows(kv: KeyValueStore, chunk: int = 100_000) -> int:
+    """Delete the persisted tree: the marker first (so an interrupted clear leaves a store
+    without a tree, which the next open rebuilds from the state rows), then every node and
+    journal row, in batches of `chunk`. Returns the number of rows deleted."""
+    kv.write([(TREE_KEY, None)], sync=True)
+    deleted = 0
+    for prefix in (NODE_PREFIX, JOURNAL_PREFIX):
+        while True:
+            keys = [key for key, _ in itertools.islice(kv.iterate(prefix), chunk)]
+            if not keys:
+                break
+            kv.write([(key, None) for key in keys], sync=False)
+            deleted += len(keys)
+    return deleted
 
 
 def journal_key(height: int) -> bytes:
