@@ -25,12 +25,13 @@ from aiohttp import web
 
 from contracts import TX_TYPES, build_executor
 from ledger.accounts import get_account
-from ledger.blocks import BlockHeader
+from ledger.blocks import Block, BlockHeader
 from ledger.certificates import build_certificate, commit_signing_bytes
 from ledger.chain import BlockResult, build_block
 from ledger.genesis import Genesis
 from ledger.keys import PrivateKey
 from ledger.kv import MemoryStore
+from ledger.receipts import Receipt
 from ledger.store import ChainStore, open_chain
 from ledger.transactions import SignedTransaction, TxBody, sign_transaction
 from ledger.validators import ValidatorSet
@@ -43,7 +44,7 @@ from secnode.network.devnet import (
 )
 from secnode.runtime.mempool import Mempool
 from secnode.runtime.metrics import Metrics
-from secnode.runtime.rpc.server import RpcConfig, make_app, start_rpc_server
+from secnode.runtime.rpc.server import SUBSCRIPTIONS, RpcConfig, make_app, start_rpc_server
 from secnode.runtime.rpc.view import NodeStatus
 from tests.chainkit import require_type
 
@@ -69,6 +70,8 @@ class RpcTestNode:
         self.admitted = asyncio.Event()
         """Set whenever a transaction enters the mempool."""
         self._new_block = asyncio.Event()
+        self.on_commit: Callable[[Block, list[Receipt]], None] | None = None
+        """Told of every committed block (the served app's subscription hub)."""
 
     def status(self) -> NodeStatus:
         return NodeStatus(
@@ -138,6 +141,8 @@ class RpcTestNode:
         self.mempool.remove_committed(block.transactions, self._next_nonce)
         self._new_block.set()
         self._new_block = asyncio.Event()
+        if self.on_commit is not None:
+            self.on_commit(block, list(result.receipts))
         return result
 
 
@@ -187,6 +192,7 @@ class ServedNode:
     async def _start(self) -> None:
         self.node = RpcTestNode(auto_commit=self.auto_commit)
         app = make_app(self.node, self.metrics, self.config)
+        self.node.on_commit = app[SUBSCRIPTIONS].publish
         self._runner, self.port = await start_rpc_server(app, "127.0.0.1", 0)
 
     def call(self, function: Callable[[], T]) -> T:

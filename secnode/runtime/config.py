@@ -83,6 +83,18 @@ class RPCSection(_Strict):
         le=1,
         description="most of the event loop's time RPC reads may take",
     )
+    max_ws_connections: int = Field(
+        default=256, ge=1, le=100_000, description="most WebSocket (GET /ws) connections at once"
+    )
+    max_subscriptions: int = Field(
+        default=16, ge=1, le=10_000, description="most subscriptions per WebSocket connection"
+    )
+    subscriber_queue: int = Field(
+        default=256,
+        ge=1,
+        le=1_000_000,
+        description="most unread messages per WebSocket client; one more drops the client",
+    )
 
     _listen = field_validator("listen")(classmethod(lambda cls, v: _check_host_port(v)))
 

@@ -59,7 +59,8 @@ from secnode.runtime.config import (
 from secnode.runtime.driver import ConsensusDriver
 from secnode.runtime.mempool import Mempool, MempoolRejected
 from secnode.runtime.metrics import Metrics
-from secnode.runtime.rpc.server import RpcConfig, make_app, start_rpc_server
+from secnode.runtime.rpc.server import SUBSCRIPTIONS, RpcConfig, make_app, start_rpc_server
+from secnode.runtime.rpc.subscriptions import SubscriptionHub
 from secnode.runtime.rpc.view import NodeStatus
 from secnode.runtime.trust_precompute import PrecomputedScores
 
@@ -116,6 +117,8 @@ class Node:
         head = store.head().header
         self.trust_scores = PrecomputedScores()
         self._tasks: asyncio.TaskGroup | None = None
+        self.subscriptions: SubscriptionHub | None = None
+        """WebSocket subscribers, told of every committed block (set when the RPC app is made)."""
         self.app = LedgerApp(
             build_executor(genesis.chain_id, genesis.document_hash(), self.trust_scores),
             store,
@@ -251,8 +254,12 @@ class Node:
                 rate_limit_per_s=self.config.rpc.rate_limit_per_s,
                 rate_limit_burst=self.config.rpc.rate_limit_burst,
                 rpc_share=self.config.rpc.rpc_share,
+                max_ws_connections=self.config.rpc.max_ws_connections,
+                max_subscriptions=self.config.rpc.max_subscriptions,
+                subscriber_queue=self.config.rpc.subscriber_queue,
             ),
         )
+        self.subscriptions = rpc_app[SUBSCRIPTIONS]
         try:
             runner, self.rpc_port = await start_rpc_server(rpc_app, rpc_host, rpc_port)
         except OSError as exc:  # most often: the port is taken (another node, a testnet)
@@ -396,6 +403,8 @@ class Node:
         self.metrics.set_mempool(len(self.mempool), self.mempool.size_bytes)
         self._refresh_allowlist()
         self.trust_scores.after_commit(self.state, block.height, self._in_worker_thread)
+        if self.subscriptions is not None:  # never waits: a slow subscriber is dropped
+            self.subscriptions.publish(block, committed.receipts)
         if block.height % 100 == 0 or block.transactions:
             log.info(
                 "committed block %d with %d transactions", block.height, len(block.transactions)

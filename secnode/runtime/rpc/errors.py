@@ -97,6 +97,12 @@ RATE_LIMITED: Final = ErrorCode(
     "this client (remote IP) spent its cost units; retry after `retry_after_s` (HTTP 429)",
     '{"limit_per_s", "burst", "retry_after_s"}',
 )
+SUBSCRIPTION_LIMIT: Final = ErrorCode(
+    -32007,
+    "subscription_limit",
+    "over a WebSocket limit: subscriptions per connection, or connections to the node",
+    '{"what", "limit"}',
+)
 APPLICATION_ERRORS: Final = (
     NOT_FOUND,
     REJECTED,
@@ -105,6 +111,7 @@ APPLICATION_ERRORS: Final = (
     BUSY,
     OVER_BUDGET,
     RATE_LIMITED,
+    SUBSCRIPTION_LIMIT,
 )
 ALL_ERRORS: Final = (*STANDARD_ERRORS, INTERNAL_ERROR, *APPLICATION_ERRORS)
 
@@ -217,6 +224,14 @@ def rate_limited(limit_per_s: float, burst: float, retry_after_s: float) -> RpcE
         f"rate limit of {limit_per_s:g} cost units/s (burst {burst:g}) exceeded for this client; "
         f"retry after {retry_after_s:.3f} s",
         {"limit_per_s": limit_per_s, "burst": burst, "retry_after_s": retry_after_s},
+    )
+
+
+def subscription_limit(what: str, limit: int) -> RpcError:
+    return RpcError(
+        SUBSCRIPTION_LIMIT,
+        f"at most {limit} {what}; unsubscribe or close one first",
+        {"what": what, "limit": limit},
     )
 
 

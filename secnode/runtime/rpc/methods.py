@@ -47,6 +47,7 @@ from secnode.runtime.rpc.group_methods import group_method_table
 from secnode.runtime.rpc.jsonrpc import Method
 from secnode.runtime.rpc.openrpc import build_document
 from secnode.runtime.rpc.review_methods import review_method_table
+from secnode.runtime.rpc.subscriptions import subscription_method_table
 from secnode.runtime.rpc.trust_methods import trust_method_table
 from secnode.runtime.rpc.validator_methods import validator_method_table
 from secnode.runtime.rpc.view import NodeView
@@ -535,6 +536,7 @@ def method_table(
     table.update(validator_method_table(view))
     table.update(review_method_table(view))
     table.update(group_method_table(view))
+    table.update(subscription_method_table())
     document: dict[str, Any] = {}
 
     async def discover(params: m.NoParams) -> m.OpenRpcDocument:

@@ -1,4 +1,5 @@
-"""The HTTP face of a node: POST /rpc (JSON-RPC 2.0), GET /health, GET /metrics.
+"""The HTTP face of a node: POST /rpc (JSON-RPC 2.0), GET /ws (JSON-RPC over WebSocket, with
+subscriptions: secnode.runtime.rpc.subscriptions), GET /health, GET /metrics.
 
 `make_app` wires a `Dispatcher` over the method table of a `NodeView` into an aiohttp app;
 `start_rpc_server` binds it. HTTP statuses: 200 with a JSON-RPC body for every call or batch
@@ -38,6 +39,14 @@ from secnode.runtime.rpc.budget import (
 from secnode.runtime.rpc.jsonrpc import Dispatcher, Limits
 from secnode.runtime.rpc.methods import DEFAULT_MAX_COMMIT_WAITERS, method_table
 from secnode.runtime.rpc.ratelimit import DEFAULT_BURST, DEFAULT_RATE_PER_S, RateLimit, RateLimiter
+from secnode.runtime.rpc.subscriptions import (
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_PER_CONNECTION,
+    DEFAULT_QUEUE_SIZE,
+    SubscriptionHub,
+    SubscriptionLimits,
+    serve_socket,
+)
 from secnode.runtime.rpc.view import NodeView
 
 log = logging.getLogger("secnode.rpc")
@@ -69,6 +78,16 @@ class RpcConfig:
     """Threads that serialize heavy replies (full blocks) off the event loop."""
     rpc_share: float = DEFAULT_RPC_SHARE
     """Most of the event loop's time (and of the worker thread's) RPC reads may take."""
+    max_ws_connections: int = DEFAULT_MAX_CONNECTIONS
+    """Most WebSocket connections (GET /ws) open at once."""
+    max_subscriptions: int = DEFAULT_MAX_PER_CONNECTION
+    """Most subscriptions one WebSocket connection may hold."""
+    subscriber_queue: int = DEFAULT_QUEUE_SIZE
+    """Most messages waiting for one WebSocket client; one more drops the client."""
+
+
+SUBSCRIPTIONS: Final = web.AppKey("subscriptions", SubscriptionHub)
+"""The app's `SubscriptionHub`: the node publishes committed blocks to it."""
 
 
 async def _read_capped(request: web.Request, cap: int) -> bytes | int:
@@ -87,8 +106,15 @@ async def _read_capped(request: web.Request, cap: int) -> bytes | int:
 
 
 def make_app(view: NodeView, metrics: Metrics, config: RpcConfig | None = None) -> web.Application:
-    """The node's HTTP application (routes in the module docstring)."""
+    """The node's HTTP application (routes in the module docstring); its subscription hub is
+    `app[SUBSCRIPTIONS]`."""
     config = config or RpcConfig()
+    hub = SubscriptionHub(
+        view,
+        SubscriptionLimits(
+            config.max_ws_connections, config.max_subscriptions, config.subscriber_queue
+        ),
+    )
     worker = Worker(config.worker_threads, DutyCycle(config.rpc_share, work_clock=time.thread_time))
     dispatcher = Dispatcher(
         method_table(view, config.max_commit_waiters, worker),
@@ -130,6 +156,14 @@ def make_app(view: NodeView, metrics: Metrics, config: RpcConfig | None = None) 
             return web.Response(status=204)
         return web.Response(body=reply.body, content_type="application/json")
 
+    async def websocket(request: web.Request) -> web.WebSocketResponse:
+        remote = request.remote or "unknown"
+
+        async def respond(body: bytes) -> bytes | None:
+            return (await dispatcher.respond(body, remote)).body
+
+        return await serve_socket(request, hub, respond, config.max_body_bytes)
+
     async def health(request: web.Request) -> web.Response:
         status = view.status()
         document = {
@@ -152,7 +186,9 @@ def make_app(view: NodeView, metrics: Metrics, config: RpcConfig | None = None) 
         return web.Response(body=metrics.render().encode(), headers={"Content-Type": CONTENT_TYPE})
 
     app = web.Application()
+    app[SUBSCRIPTIONS] = hub
     app.router.add_post("/rpc", rpc)
+    app.router.add_get("/ws", websocket)
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", prometheus)
     return app
