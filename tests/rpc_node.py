@@ -45,6 +45,7 @@ from secnode.network.devnet import (
 from secnode.runtime.mempool import Mempool
 from secnode.runtime.metrics import Metrics
 from secnode.runtime.rpc.server import SUBSCRIPTIONS, RpcConfig, make_app, start_rpc_server
+from secnode.runtime.rpc.subscriptions import SubscriptionHub
 from secnode.runtime.rpc.view import NodeStatus
 from tests.chainkit import require_type
 
@@ -231,6 +232,8 @@ class Served:
     metrics: Metrics
     session: aiohttp.ClientSession
     url: str
+    hub: SubscriptionHub
+    """The app's subscription hub (WebSocket subscribers)."""
 
     async def post(self, body: bytes | str, **headers: str) -> tuple[int, Any]:
         """POST a raw body to /rpc; (HTTP status, parsed JSON or None if the body is empty)."""
@@ -269,9 +272,12 @@ async def serve(
     """Serve a fresh `RpcTestNode` on 127.0.0.1:0 in the running loop."""
     node = RpcTestNode(auto_commit=auto_commit)
     metrics = Metrics()
-    runner, port = await start_rpc_server(make_app(node, metrics, config), "127.0.0.1", 0)
+    app = make_app(node, metrics, config)
+    node.on_commit = app[SUBSCRIPTIONS].publish
+    runner, port = await start_rpc_server(app, "127.0.0.1", 0)
     try:
         async with aiohttp.ClientSession() as session:
-            yield Served(node, metrics, session, f"http://127.0.0.1:{port}")
+            url = f"http://127.0.0.1:{port}"
+            yield Served(node, metrics, session, url, app[SUBSCRIPTIONS])
     finally:
         await runner.cleanup()

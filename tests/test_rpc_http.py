@@ -34,6 +34,8 @@ METHODS = (
     "sec_getReviews",
     "sec_getGroup",
     "sec_listGroups",
+    "sec_subscribe",
+    "sec_unsubscribe",
     "rpc.discover",
 )
 

@@ -1,0 +1,236 @@
+"""WebSocket subscriptions (GET /ws) over real sockets: heads, order events, unsubscribe, limits,
+a slow subscriber dropped while blocks keep committing, malformed params, and `sec watch`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from ledger.keys import format_address
+from ledger.transactions import Transfer
+from secnode.network import devnet
+from secnode.runtime.rpc.server import RpcConfig
+from tests.rpc_node import Served, ServedNode, serve, sign
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def _call(ws: aiohttp.ClientWebSocketResponse, method: str, params: Any, id_: int = 1) -> Any:
+    await ws.send_str(json.dumps({"jsonrpc": "2.0", "id": id_, "method": method, "params": params}))
+    return await _receive(ws)
+
+
+async def _receive(ws: aiohttp.ClientWebSocketResponse) -> Any:
+    message = await asyncio.wait_for(ws.receive(), 5)
+    assert message.type == aiohttp.WSMsgType.TEXT, message
+    return json.loads(message.data)
+
+
+async def _connect(served: Served) -> aiohttp.ClientWebSocketResponse:
+    return await served.session.ws_connect(served.url + "/ws")
+
+
+def _transfer(nonce: int, to: str = "buyer2") -> str:
+    body = Transfer(devnet.dev_account_key(to).address, 1)
+    return sign("buyer1", nonce, "credit.transfer", body).encoded.hex()
+
+
+@pytest.mark.asyncio
+async def test_new_heads_arrive_for_each_committed_block() -> None:
+    async with serve() as served:
+        ws = await _connect(served)
+        reply = await _call(ws, "sec_subscribe", {"kind": "newHeads"})
+        subscription = reply["result"]
+        served.node.commit_pending()
+        served.node.commit_pending()
+        first, second = await _receive(ws), await _receive(ws)
+        assert first["method"] == "sec_subscription" and "id" not in first
+        assert first["params"]["subscription"] == subscription
+        assert first["params"]["result"]["header"]["height"] == 1
+        assert second["params"]["result"]["header"]["height"] == 2
+        block = await served.result("sec_getBlock", {"height": 2})
+        assert second["params"]["result"] == {"hash": block["hash"], "header": block["header"]}
+        await ws.close()
+
+
+@pytest.mark.asyncio
+async def test_ordinary_calls_are_served_over_the_socket() -> None:
+    async with serve() as served:
+        ws = await _connect(served)
+        reply = await _call(ws, "sec_status", {})
+        assert reply["result"]["height"] == 0
+        await ws.close()
+
+
+@pytest.mark.asyncio
+async def test_order_events_of_an_account_only() -> None:
+    async with serve() as served:
+        ws = await _connect(served)
+        buyer2 = format_address(devnet.dev_account_key("buyer2").address)
+        reply = await _call(ws, "sec_subscribe", ["orderEvents", buyer2])
+        subscription = reply["result"]
+        await served.result("sec_sendTransaction", {"tx": _transfer(0, "buyer3")})
+        served.node.commit_pending()  # does not touch buyer2
+        tx = _transfer(1)
+        sent = await served.result("sec_sendTransaction", {"tx": tx})
+        served.node.commit_pending()
+        event = await _receive(ws)
+        assert event["params"]["subscription"] == subscription
+        result = event["params"]["result"]
+        assert result["tx_hash"] == sent["hash"] and result["height"] == 2
+        assert result["type"] == "credit.transfer" and result["receipt"]["ok"] is True
+        await ws.close()
+
+
+@pytest.mark.asyncio
+async def test_unsubscribe_stops_notifications() -> None:
+    async with serve() as served:
+        ws = await _connect(served)
+        subscription = (await _call(ws, "sec_subscribe", {"kind": "newHeads"}))["result"]
+        assert (await _call(ws, "sec_unsubscribe", [subscription]))["result"] is True
+        assert (await _call(ws, "sec_unsubscribe", [subscription]))["result"] is False
+        served.node.commit_pending()
+        status = await _call(ws, "sec_status", {})  # the next message is this reply, no head
+        assert status["result"]["height"] == 1
+        await ws.close()
+
+
+@pytest.mark.asyncio
+async def test_invalid_subscribe_params_are_clear_errors() -> None:
+    async with serve() as served:
+        ws = await _connect(served)
+        cases: list[Any] = [
+            {"kind": "blocks"},
+            {"kind": "orderEvents"},
+            {"kind": "newHeads", "address": format_address(b"\x01" * 20)},
+            {"kind": "orderEvents", "address": "sec1notanaddress"},
+            ["newHeads", None, 3],
+        ]
+        for params in cases:
+            error = (await _call(ws, "sec_subscribe", params))["error"]
+            assert error["code"] == -32602, (params, error)
+        error = (await _call(ws, "sec_subscribe", {"kind": "orderEvents"}))["error"]
+        assert "needs an account or merchant address" in error["message"]
+        await ws.close()
+
+
+@pytest.mark.asyncio
+async def test_subscribe_over_http_says_websocket_only() -> None:
+    async with serve() as served:
+        error = await served.error("sec_subscribe", {"kind": "newHeads"})
+        assert error["code"] == -32600 and "/ws" in error["message"]
+
+
+@pytest.mark.asyncio
+async def test_invalid_over_the_limits() -> None:
+    config = RpcConfig(max_ws_connections=1, max_subscriptions=2)
+    async with serve(config) as served:
+        ws = await _connect(served)
+        for _ in range(2):
+            assert "result" in await _call(ws, "sec_subscribe", {"kind": "newHeads"})
+        error = (await _call(ws, "sec_subscribe", {"kind": "epochs"}))["error"]
+        assert error["code"] == -32007 and error["data"]["limit"] == 2
+        second = await _connect(served)
+        refusal = await _receive(second)
+        assert (
+            refusal["error"]["code"] == -32007
+            and "1 WebSocket connections" in (refusal["error"]["message"])
+        )
+        closing = await asyncio.wait_for(second.receive(), 5)
+        assert closing.type == aiohttp.WSMsgType.CLOSE and closing.data == 1013
+        await ws.close()
+        await second.close()
+
+
+def _raw_websocket(port: int) -> socket.socket:
+    """A WebSocket client that subscribes to new heads and then never reads (tiny buffer)."""
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.connect(("127.0.0.1", port))
+    raw.sendall(
+        b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    handshake = b""
+    while b"\r\n\r\n" not in handshake:
+        handshake += raw.recv(1)
+    assert b" 101 " in handshake
+    payload = json.dumps(
+        {"jsonrpc": "2.0", "id": 1, "method": "sec_subscribe", "params": ["newHeads"]}
+    ).encode()
+    mask = b"\x00\x00\x00\x00"
+    raw.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + payload)
+    return raw
+
+
+@pytest.mark.asyncio
+async def test_a_slow_subscriber_is_dropped_while_blocks_commit() -> None:
+    config = RpcConfig(subscriber_queue=8)
+    async with serve(config) as served:
+        port = int(served.url.rsplit(":", 1)[1])
+        raw = await asyncio.to_thread(_raw_websocket, port)
+        hub = served.hub
+        for _ in range(100):  # let the subscription land
+            if any(s.subscriptions for s in hub.subscribers):
+                break
+            await asyncio.sleep(0.01)
+        (subscriber,) = hub.subscribers
+        height = 0
+        while subscriber.dropped is None and height < 20_000:
+            served.node.commit_pending()  # publish never waits on the subscriber
+            height += 1
+            await asyncio.sleep(0)
+        assert subscriber.dropped is not None and "too slow" in subscriber.dropped
+        for _ in range(5):
+            served.node.commit_pending()
+        for _ in range(300):  # the connection is closed and forgotten
+            if not hub.subscribers:
+                break
+            await asyncio.sleep(0.01)
+        assert not hub.subscribers
+        raw.close()
+
+
+def test_sec_watch_heads_prints_lines(served: ServedNode) -> None:
+    command = [sys.executable, str(ROOT / "cli.py"), "watch", "heads", "--rpc", served.url]
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment
+    ) as process:
+        watchdog = threading.Timer(30, process.kill)  # a hung readline ends at EOF
+        watchdog.start()
+        try:
+            assert process.stdout is not None and process.stderr is not None
+            first = process.stderr.readline()  # "watching ..." once subscribed
+            assert "watching heads" in first, first
+            served.call(served.node.commit_pending)
+            served.call(served.node.commit_pending)
+            lines = [process.stdout.readline(), process.stdout.readline()]
+            assert lines[0].startswith("height 1 "), lines
+            assert lines[1].startswith("height 2 "), lines
+        finally:
+            watchdog.cancel()
+            process.terminate()
+            process.wait(10)
+
+
+def test_sec_watch_says_when_the_node_is_unreachable() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "cli.py"), "watch", "heads", "--rpc", "http://127.0.0.1:9"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "cannot reach" in done.stderr and "127.0.0.1:9" in done.stderr, done.stderr
