@@ -12,15 +12,23 @@ import sys
 import threading
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import aiohttp
 import pytest
 
+import tests.rpc_node
+from contracts.epochs import get_epoch
+from contracts.orders import OrderCreate, OrderItem, OrderPay
+from ledger.genesis import parse_genesis
 from ledger.keys import format_address
 from ledger.transactions import Transfer
 from secnode.network import devnet
+from secnode.network.devnet import dev_genesis_document
 from secnode.runtime.rpc.server import RpcConfig
-from tests.rpc_node import Served, ServedNode, serve, sign
+from secnode.runtime.rpc.subscriptions import Subscriber, SubscriptionHub
+from secnode.schema.subscriptions import SubscribeParams
+from tests.rpc_node import RpcTestNode, Served, ServedNode, serve, sign
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -234,3 +242,60 @@ def test_sec_watch_says_when_the_node_is_unreachable() -> None:
     )
     assert done.returncode != 0
     assert "cannot reach" in done.stderr and "127.0.0.1:9" in done.stderr, done.stderr
+
+
+def _epoch_node() -> RpcTestNode:
+    """A dev chain committing a trust epoch every 10 blocks."""
+    document = dev_genesis_document()
+    document["parameters"] = {**document["parameters"], "trust_epoch_blocks": 10}
+    with mock.patch.object(tests.rpc_node, "dev_genesis", return_value=parse_genesis(document)):
+        return RpcTestNode()
+
+
+def _notices(subscriber: Subscriber) -> list[Any]:
+    notices = []
+    while not subscriber.queue.empty():
+        notices.append(json.loads(subscriber.queue.get_nowait())["params"]["result"])
+    return notices
+
+
+@pytest.mark.asyncio
+async def test_epochs_arrive_once_per_committed_epoch() -> None:
+    node = _epoch_node()
+    hub = SubscriptionHub(node)
+    node.on_commit = hub.publish
+    subscriber = hub.connect()
+    assert subscriber is not None
+    hub.subscribe(subscriber, SubscribeParams(kind="epochs"))
+    for _ in range(25):
+        node.commit_pending()
+    epochs = _notices(subscriber)
+    stored = get_epoch(node.state)
+    assert stored is not None and len(epochs) >= 1
+    assert [e["epoch"] for e in epochs] == list(range(epochs[0]["epoch"], stored.epoch + 1))
+    assert epochs[-1]["committed_height"] == stored.committed_height
+
+
+@pytest.mark.asyncio
+async def test_order_events_reach_the_merchant_and_the_buyer() -> None:
+    node = RpcTestNode()
+    hub = SubscriptionHub(node)
+    node.on_commit = hub.publish
+    merchant, buyer = (hub.connect(), hub.connect())
+    assert merchant is not None and buyer is not None
+    for subscriber, name in ((merchant, "merchant1"), (buyer, "buyer2")):
+        address = format_address(devnet.dev_account_key(name).address)
+        hub.subscribe(subscriber, SubscribeParams(kind="orderEvents", address=address))
+    buyer2 = devnet.dev_account_key("buyer2").address
+    arbiter = devnet.dev_account_key("arbiter").address
+    sharer = devnet.dev_account_key("sharer1").address
+    body = OrderCreate(buyer2, (OrderItem("tea", 2, 1000),), 500, arbiter, sharer, 500)
+    create = sign("merchant1", 0, "order.create", body)
+    await node.submit(create)
+    node.commit_pending()
+    await node.submit(sign("buyer2", 0, "order.pay", OrderPay(create.hash, 2500)))
+    node.commit_pending()
+    seen_by_merchant = [(n["type"], n["receipt"]["code"]) for n in _notices(merchant)]
+    seen_by_buyer = [(n["type"], n["receipt"]["code"]) for n in _notices(buyer)]
+    assert seen_by_buyer == [("order.create", ""), ("order.pay", "")]
+    assert seen_by_merchant == [("order.create", ""), ("order.pay", "")], seen_by_merchant

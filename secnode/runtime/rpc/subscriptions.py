@@ -11,6 +11,9 @@ Theory of operation:
   (queue out to the socket) and a watcher (the drop signal), all in one TaskGroup; the first to
   end ends the others. sec_subscribe / sec_unsubscribe are answered here (they belong to the
   connection); every other call goes to the ordinary `Dispatcher`.
+* An order event touches an address when the transaction's sender, body or receipt events name
+  it, or, for a transaction on an order (order.pay, order.ship, review.reply...), when the address
+  is one of that order's parties (merchant, buyer, arbiter, sharer, leader).
 * Limits: at most `max_connections` connections (one over it gets a JSON-RPC error, then the
   close code 1013 "try again later"), at most `max_per_connection` subscriptions per
   connection (then a `subscription_limit` error). Documented in docs/rpc.md "Subscriptions".
@@ -31,6 +34,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from contracts.epochs import read_epoch
+from contracts.orders import find_order
 from ledger.blocks import Block
 from ledger.errors import InvalidAddress
 from ledger.keys import ADDRESS_SIZE, parse_address
@@ -197,17 +201,23 @@ class SubscriptionHub:
                 for subscriber, subscription, _ in epochs:
                     subscriber.send(_notification(subscription, epoch))
 
-    @staticmethod
     def _publish_orders(
+        self,
         block: Block,
         receipts: tuple[Receipt, ...] | list[Receipt],
         orders: list[tuple[Subscriber, str, Filter]],
     ) -> None:
         watched = {what.address for _, _, what in orders}
+        committed = CommittedState(self.view.state, self.view.store)
         for index, (tx, receipt) in enumerate(zip(block.transactions, receipts, strict=True)):
             touched: set[bytes] = {tx.sender_address}
             touched.update(_addresses_in(to_wire(tx.body)))
             touched.update(_addresses_in(list(receipt.events)))
+            order_id = getattr(tx.body, "order_id", None)
+            if isinstance(order_id, bytes) and (order := find_order(committed, order_id)):
+                # order.pay, ship, confirm...: name only the order; its parties are touched
+                parties = (order.merchant, order.buyer, order.arbiter, order.sharer, order.leader)
+                touched.update(party for party in parties if party is not None)
             if touched.isdisjoint(watched):
                 continue
             event = _result_json(OrderEvent.of(block.height, index, tx, receipt))
@@ -341,7 +351,8 @@ def subscription_method_table() -> dict[str, Method]:
             "Over GET /ws only. Returns a subscription id; each match arrives as a notification "
             '{"jsonrpc":"2.0","method":"sec_subscription","params":{"subscription":id,'
             '"result":...}} whose result is a NewHead (newHeads), an OrderEvent (orderEvents, '
-            "transactions whose sender, body or receipt events name the address) or an EpochJson "
+            "transactions whose sender, body or receipt events name the address, or acting on an order "
+            "the address is a party of) or an EpochJson "
             "(epochs). subscription_limit past the per-connection limit; a client that does not "
             "read its notifications is disconnected (close code 1008).",
             SubscribeParams,
