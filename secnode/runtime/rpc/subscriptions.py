@@ -351,8 +351,8 @@ def subscription_method_table() -> dict[str, Method]:
             "Over GET /ws only. Returns a subscription id; each match arrives as a notification "
             '{"jsonrpc":"2.0","method":"sec_subscription","params":{"subscription":id,'
             '"result":...}} whose result is a NewHead (newHeads), an OrderEvent (orderEvents, '
-            "transactions whose sender, body or receipt events name the address, or acting on an order "
-            "the address is a party of) or an EpochJson "
+            "transactions whose sender, body or receipt events name the address, or acting on "
+            "an order the address is a party of) or an EpochJson "
             "(epochs). subscription_limit past the per-connection limit; a client that does not "
             "read its notifications is disconnected (close code 1008).",
             SubscribeParams,
