@@ -23,8 +23,10 @@ from contracts.orders import OrderCreate, OrderItem, OrderPay
 from ledger.genesis import parse_genesis
 from ledger.keys import format_address
 from ledger.transactions import Transfer
+from secnode.cli.watch import websocket_url
 from secnode.network import devnet
 from secnode.network.devnet import dev_genesis_document
+from secnode.runtime.config import RPCSection
 from secnode.runtime.rpc.server import RpcConfig
 from secnode.runtime.rpc.subscriptions import Subscriber, SubscriptionHub
 from secnode.schema.subscriptions import SubscribeParams
@@ -299,3 +301,20 @@ async def test_order_events_reach_the_merchant_and_the_buyer() -> None:
     seen_by_buyer = [(n["type"], n["receipt"]["code"]) for n in _notices(buyer)]
     assert seen_by_buyer == [("order.create", ""), ("order.pay", "")]
     assert seen_by_merchant == [("order.create", ""), ("order.pay", "")], seen_by_merchant
+
+
+def test_config_defaults_are_the_documented_limits() -> None:
+    section, config = RPCSection(), RpcConfig()
+    assert (section.max_ws_connections, config.max_ws_connections) == (256, 256)
+    assert (section.max_subscriptions, config.max_subscriptions) == (16, 16)
+    assert (section.subscriber_queue, config.subscriber_queue) == (256, 256)
+    operations = (ROOT / "docs" / "operations.md").read_text()
+    for name in ("max_ws_connections", "max_subscriptions", "subscriber_queue"):
+        assert f"| `{name}` |" in operations, name
+
+
+def test_websocket_url_from_the_rpc_url() -> None:
+    assert websocket_url("http://127.0.0.1:8545") == "ws://127.0.0.1:8545/ws"
+    assert websocket_url("http://node:8545/rpc/") == "ws://node:8545/ws"
+    assert websocket_url("https://node.example/rpc") == "wss://node.example/ws"
+    assert websocket_url("127.0.0.1:8546") == "ws://127.0.0.1:8546/ws"

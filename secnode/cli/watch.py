@@ -31,6 +31,8 @@ def websocket_url(rpc_url: str) -> str:
         return "ws://" + base[len("http://") :] + "/ws"
     if base.startswith(("ws://", "wss://")):
         return base if base.endswith("/ws") else base + "/ws"
+    if "://" not in base:  # a bare host:port, as the other commands accept
+        return "ws://" + base + "/ws"
     raise CommandError(f"--rpc {rpc_url!r}: expected an http:// or https:// URL")
 
 
