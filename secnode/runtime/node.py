@@ -404,7 +404,10 @@ class Node:
         self._refresh_allowlist()
         self.trust_scores.after_commit(self.state, block.height, self._in_worker_thread)
         if self.subscriptions is not None:  # never waits: a slow subscriber is dropped
-            self.subscriptions.publish(block, committed.receipts)
+            try:
+                self.subscriptions.publish(block, committed.receipts)
+            except Exception:  # notifications are best effort: never fail the commit path
+                log.exception("publishing block %d to subscribers failed", block.height)
         if block.height % 100 == 0 or block.transactions:
             log.info(
                 "committed block %d with %d transactions", block.height, len(block.transactions)
