@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 if TYPE_CHECKING:
+    from tests.e2e_cluster import Cluster
     from tests.rpc_node import ServedNode
 
 VECTORS = Path(__file__).parent / "vectors"
@@ -38,3 +39,15 @@ def served() -> Iterator[ServedNode]:
     node = ServedNode().start()
     yield node
     node.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """Four development validators as real processes on free ports (tests/e2e_cluster.py),
+    started and ready; a test file that must change the network first defines its own."""
+    from tests.e2e_cluster import Cluster
+
+    with Cluster.create(tmp_path / "net") as network:
+        network.start()
+        network.wait_ready()
+        yield network

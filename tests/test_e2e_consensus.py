@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -34,14 +34,6 @@ CATCH_UP_GAP = 55
 cannot be brought back by the normal protocol alone and must fetch certified blocks."""
 QUIET_WINDOW_S = 3.0
 """How long a network without quorum is watched: 15 empty-block intervals."""
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    with Cluster.create(tmp_path / "net") as network:
-        network.start()
-        network.wait_ready()
-        yield network
 
 
 def network_view(cluster: Cluster, indices: Sequence[int]) -> int:

@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import socket
-from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -34,14 +33,6 @@ IDLE_CONNECTIONS = 70
 """Silent connections held open on each P2P port: more than the 64 pending handshakes a host
 admits (p2p Tuning.max_pending_handshakes), so the cap itself is exercised."""
 SOCKET_TIMEOUT_S = 5.0
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    with Cluster.create(tmp_path / "net") as network:
-        network.start()
-        network.wait_ready()
-        yield network
 
 
 def make_intruder_home(cluster: Cluster, home: Path) -> tuple[str, int, int]:

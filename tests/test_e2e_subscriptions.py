@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -22,14 +20,6 @@ from tests.e2e_cluster import Cluster, dev_address
 pytestmark = pytest.mark.slow
 
 WAIT_S = 30.0
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    with Cluster.create(tmp_path / "net") as network:
-        network.start()
-        network.wait_ready()
-        yield network
 
 
 async def _subscribe(ws: aiohttp.ClientWebSocketResponse, params: list[Any]) -> str:
