@@ -1,0 +1,55 @@
+/**
+ * `#/tx/<hash>` — a transaction: its body in words by type, its receipt and events, the
+ * block that holds it, and a verify control (verifyTransaction: inclusion under tx_root).
+ */
+
+import {el, append, errorBox, fields, formatInt, hashView, section} from "../ui.js";
+import {accountLink, blockLink} from "../links.js";
+import {TX_VERBS, bodyRows, eventLine} from "../words.js";
+import {verifyControl} from "../verifycontrol.js";
+
+function receiptView(ctx, receipt) {
+  const outcome = receipt.ok ? "✓ applied" : `✗ failed (${receipt.code}): ${receipt.message}`;
+  const events = receipt.events.length === 0 ? el("p", {text: "No events."})
+    : el("ul", {class: "events"}, receipt.events.map((event) => el("li", {}, eventLine(ctx.names, event))));
+  return append(el("div"), el("p", {class: receipt.ok ? "ok" : "failed", text: outcome}), events);
+}
+
+/**
+ * Render the transaction page.
+ * @param {object} ctx
+ * @param {HTMLElement} view
+ * @param {string} hashText 64 hex digits
+ */
+export async function render(ctx, view, hashText) {
+  const hash = hashText.toLowerCase();
+  view.append(el("h1", {}, "Transaction ", hashView(hash)));
+  let answer;
+  try {
+    answer = await ctx.rpc.call("sec_getTransaction", {hash});
+  } catch (error) {
+    view.append(errorBox(`Could not load transaction ${hash}`, error));
+    return;
+  }
+  const tx = answer.tx;
+  const who = accountLink(ctx.names, tx.sender_address);
+  view.append(el("p", {class: "lead"}, who, ` ${TX_VERBS[tx.type] || tx.type}`,
+    ` (${tx.type})`),
+  section("Summary", fields([
+    ["Status", answer.status === "committed"
+      ? append(el("span"), `committed in block `, blockLink(answer.height), ` at position ${answer.index}`)
+      : "pending (in the mempool, not in a block yet)"],
+    ["Type", tx.type],
+    ["Sender", who],
+    ["Sender's public key", hashView(tx.sender)],
+    ["Nonce", formatInt(tx.nonce)],
+    ["Size", `${formatInt(tx.size)} bytes`],
+    ["Signature", hashView(tx.signature)],
+  ])),
+  section("What it says", fields(bodyRows(ctx.names, tx.type, tx.body))));
+  if (answer.receipt) view.append(section("Receipt", receiptView(ctx, answer.receipt)));
+  if (answer.status === "committed") {
+    view.append(section("Verify",
+      verifyControl(ctx, "Verify this transaction", (v) => v.verifyTransaction(hash))));
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * The "verify" control of every page (interface D): a button `[data-testid=verify]` and its
+ * result `[data-testid=verify-result]` with `data-status` "running", "ok" or "failed", whose
+ * text is the Report's summary; the Report's checks follow in a list.
+ *
+ * The verifier (js/verify/verifier.js, interface B) is loaded on first use, so a page shows
+ * even when it cannot load; then the control reports the load failure as a failed check.
+ */
+
+import {el, append} from "./ui.js";
+
+let verifierModule = null;
+
+async function loadVerifier() {
+  if (!verifierModule) verifierModule = import("./verify/verifier.js");
+  return verifierModule;
+}
+
+/**
+ * A verifier for the context's node and genesis (one per page context).
+ * @param {{rpc: any, genesis: any, pinned: boolean, verifier?: any}} ctx
+ */
+async function verifierFor(ctx) {
+  if (!ctx.verifier) {
+    const {Verifier} = await loadVerifier();
+    ctx.verifier = new Verifier(ctx.rpc, ctx.genesis, {pinned: ctx.pinned});
+  }
+  return ctx.verifier;
+}
+
+/**
+ * Render a Report into the result element and the checks list.
+ * @param {HTMLElement} result
+ * @param {HTMLElement} checks
+ * @param {{ok: boolean, summary: string, checks: string[], error: string|null}} report
+ */
+function show(result, checks, report) {
+  result.dataset.status = report.ok ? "ok" : "failed";
+  result.textContent = String(report.summary);
+  const items = (report.checks || []).map((check) => el("li", {text: String(check)}));
+  if (!report.ok && report.error) items.push(el("li", {class: "failed-check", text: String(report.error)}));
+  checks.replaceChildren(...items);
+  checks.hidden = items.length === 0;
+}
+
+/**
+ * A verify control: `label` on the button; `run(verifier)` returns the Report promise.
+ * @param {object} ctx page context (rpc, genesis, pinned)
+ * @param {string} label e.g. "Verify this order"
+ * @param {(verifier: any) => Promise<any>} run
+ * @param {(report: any) => void} [onReport] told of each Report (e.g. to show proven values)
+ */
+export function verifyControl(ctx, label, run, onReport = () => {}) {
+  const button = el("button", {type: "button", class: "verify", dataset: {testid: "verify"},
+    text: label});
+  const result = el("p", {class: "verify-result", dataset: {testid: "verify-result"},
+    role: "status", "aria-live": "polite"});
+  result.hidden = true;
+  const checks = el("ol", {class: "verify-checks", dataset: {testid: "verify-checks"}});
+  checks.hidden = true;
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    result.hidden = false;
+    result.dataset.status = "running";
+    result.textContent = "Verifying in this browser…";
+    checks.hidden = true;
+    let report;
+    try {
+      report = await run(await verifierFor(ctx));
+    } catch (error) {
+      report = {ok: false, summary: `Verification failed: ${error.message}`, checks: [],
+        error: String(error.message), height: null, record: null};
+    }
+    show(result, checks, report);
+    onReport(report);
+    button.disabled = false;
+  });
+  const note = el("p", {class: "hint", text: ctx.pinned
+    ? "Checked against the genesis file you gave (pinned)."
+    : "Checked in your browser against the genesis document; for full independence run `sec console --genesis` with your own copy."});
+  return append(el("div", {class: "verify-box"}), button, result, checks, note);
+}
