@@ -85,7 +85,9 @@ def story(served: ServedNode) -> Story:
         "merchant1",
         0,
         "order.create",
-        OrderCreate(buyer, (OrderItem("tea", 2, 1_000, None),), 500, arbiter, None, None, None, None),
+        OrderCreate(
+            buyer, (OrderItem("tea", 2, 1_000, None),), 500, arbiter, None, None, None, None
+        ),
     )
     order_id = create.hash
     _commit(served, create)
@@ -110,11 +112,15 @@ def story(served: ServedNode) -> Story:
         GroupOpen(item, 3_000, 2, 3, deadline, 500, 200, arbiter, None, None, None),
     )
     _commit(served, opened)
-    _commit(served, sign("buyer2", 0, "group.join", GroupJoin(opened.hash, 2_700, None, None, None)))
+    _commit(
+        served, sign("buyer2", 0, "group.join", GroupJoin(opened.hash, 2_700, None, None, None))
+    )
     transfer_hash = opened.hash.hex()
     height = served.node.head.height
     _empty_blocks(served, (EPOCH_BLOCKS - height % EPOCH_BLOCKS) + 2)
-    return Story(order_id.hex(), opened.hash.hex(), transfer_hash, _address("merchant1"), _address("buyer1"))
+    return Story(
+        order_id.hex(), opened.hash.hex(), transfer_hash, _address("merchant1"), _address("buyer1")
+    )
 
 
 class ConsoleSite:
@@ -127,6 +133,7 @@ class ConsoleSite:
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="console-site", daemon=True)
         self._runner: web.AppRunner | None = None
+        self._failure: BaseException | None = None
 
     @property
     def url(self) -> str:
@@ -136,6 +143,8 @@ class ConsoleSite:
         self._thread.start()
         if not self._ready.wait(10):
             raise RuntimeError("the console site did not start within 10 s")
+        if self._failure is not None:
+            raise RuntimeError("the console site failed to start") from self._failure
         return self
 
     def stop(self) -> None:
@@ -144,7 +153,13 @@ class ConsoleSite:
 
     def _serve(self) -> None:
         asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(self._start())
+        try:
+            self.loop.run_until_complete(self._start())
+        except BaseException as exc:  # reported to the starting thread
+            self._failure = exc
+            self._ready.set()
+            self.loop.close()
+            return
         self._ready.set()
         self.loop.run_forever()
         if self._runner is not None:
@@ -153,11 +168,10 @@ class ConsoleSite:
 
     async def _start(self) -> None:
         app = web.Application()
-        config = {"node": "", "genesis": dev_genesis_document(), "pinned": False}
-        app.router.add_get("/config.json", lambda _: web.json_response(config))
+        app.router.add_get("/config.json", self._config)
         app.router.add_post("/rpc", self._forward_rpc)
         app.router.add_get("/ws", self._forward_socket)
-        app.router.add_get("/", lambda _: web.FileResponse(STATIC_DIR / "index.html"))
+        app.router.add_get("/", self._index)
         app.router.add_static("/", STATIC_DIR)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
@@ -165,11 +179,22 @@ class ConsoleSite:
         await site.start()
         self.port = self._runner.addresses[0][1]
 
+    async def _config(self, request: web.Request) -> web.Response:
+        config = {"node": "", "genesis": dev_genesis_document(), "pinned": False}
+        return web.json_response(config)
+
+    async def _index(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(STATIC_DIR / "index.html")
+
     async def _forward_rpc(self, request: web.Request) -> web.Response:
-        async with aiohttp.ClientSession() as session, session.post(
-            self.node_url + "/rpc", data=await request.read(),
-            headers={"Content-Type": "application/json"},
-        ) as response:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                self.node_url + "/rpc",
+                data=await request.read(),
+                headers={"Content-Type": "application/json"},
+            ) as response,
+        ):
             return web.Response(
                 status=response.status, body=await response.read(), content_type="application/json"
             )
@@ -177,9 +202,10 @@ class ConsoleSite:
     async def _forward_socket(self, request: web.Request) -> web.WebSocketResponse:
         client = web.WebSocketResponse()
         await client.prepare(request)
-        async with aiohttp.ClientSession() as session, session.ws_connect(
-            self.node_url.replace("http", "ws") + "/ws"
-        ) as upstream:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(self.node_url.replace("http", "ws") + "/ws") as upstream,
+        ):
 
             async def down() -> None:
                 async for message in upstream:

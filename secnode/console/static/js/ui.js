@@ -98,13 +98,16 @@ export function relativeTime(ms, now = Date.now()) {
 }
 
 /**
- * A time element for epoch milliseconds: relative text, ISO time as its title.
+ * A time element for epoch milliseconds: "2026-12-07 05:20:14 UTC (12 s ago)".
  * @param {number} ms
+ * @param {{relativeOnly?: boolean}} [options] relative text only (the full time in `title`)
  */
-export function timeElement(ms) {
+export function timeElement(ms, {relativeOnly = false} = {}) {
   const date = new Date(Number(ms));
-  return el("time", {datetime: date.toISOString(), title: date.toISOString(),
-    text: relativeTime(ms)});
+  const iso = date.toISOString();
+  const absolute = `${iso.slice(0, 10)} ${iso.slice(11, 19)} UTC`;
+  return el("time", {datetime: iso, title: absolute,
+    text: relativeOnly ? relativeTime(ms) : `${absolute} (${relativeTime(ms)})`});
 }
 
 /**

@@ -13,7 +13,7 @@ function header(ctx, block) {
   return fields([
     ["Hash", hashView(block.hash)],
     ["Chain", h.chain_id],
-    ["Time", append(el("span"), timeElement(h.timestamp_ms), ` (${new Date(Number(h.timestamp_ms)).toISOString()})`)],
+    ["Time", timeElement(h.timestamp_ms)],
     ["Proposer", accountLink(ctx.names, h.proposer)],
     ["View", String(h.view)],
     ["Previous block", h.height > 0 ? hashView(h.prev_hash, blockHref(h.height - 1)) : hashView(h.prev_hash)],

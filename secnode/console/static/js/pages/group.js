@@ -69,7 +69,7 @@ export async function render(ctx, view, groupId) {
     ["Item reference", hashView(group.item_hash)],
     ["Price for the opener", formatFen(group.opener_total)],
     ["Price for each later member", `${formatFen(group.member_total)} (${formatFen(group.unit_price)} + ${formatFen(group.shipping)} shipping)`],
-    ["Join before", append(el("span"), seconds(group.deadline_s), ` (${new Date(Number(group.deadline_s) * 1000).toISOString()})`)],
+    ["Join before", seconds(group.deadline_s)],
     ["Opened", seconds(group.created_s)],
     group.formed_s === null ? null : ["Formed", seconds(group.formed_s)],
     group.closed_s === null ? null : ["Closed", seconds(group.closed_s)],

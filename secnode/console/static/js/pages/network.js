@@ -60,7 +60,7 @@ function blockCells(block) {
   return [
     el("td", {}, blockLink(block.height)),
     el("td", {}, hashView(block.hash, `#/block/${block.height}`)),
-    el("td", {}, timeElement(block.timestamp_ms)),
+    el("td", {}, timeElement(block.timestamp_ms, {relativeOnly: true})),
     el("td", {text: block.tx_count ?? "—"}),
     el("td", {text: block.signers ?? "—"}),
     el("td", {text: finality}),

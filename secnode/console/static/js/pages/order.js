@@ -55,14 +55,32 @@ function timelineItem(ctx, event) {
       event.tx_hash ? " · transaction " : "", event.tx_hash ? txLink(event.tx_hash) : ""));
 }
 
-function nextDeadline(history) {
-  const next = history.next_deadline;
+/** What happens when an open state's deadline passes (docs/protocol.md §16.1). */
+const DEFAULT_OUTCOMES = {
+  CREATED: "CANCELLED (nothing was paid)",
+  FUNDED: "REFUNDED: full refund to the buyer",
+  SHIPPED: "RECEIVED (receipt is assumed)",
+  RECEIVED: "COMPLETED: the merchant is paid",
+  DISPUTED: "REFUNDED: full refund to the buyer",
+  AT_PICKUP: "RECEIVED (the goods were delivered to the pickup point)",
+  RETURN_REQUESTED: "COMPLETED: the return lapses, full payout",
+  RETURN_SHIPPED: "COMPLETED: the returned lines are refunded, the rest paid out",
+};
+
+/**
+ * The next deadline: the node's `next_deadline` (sec_getOrderHistory) or, without it, the
+ * order record's `due_s` and the protocol's default outcome.
+ * @param {{state: string, due_s: any, outcome?: string}|null} next
+ * @param {string} state the order's current state
+ */
+function nextDeadline(next, state) {
   const box = el("p", {dataset: {testid: "next-deadline"}, class: "next-deadline"});
   if (!next) {
-    append(box, `No deadline comes next: the order is ${history.order.state}, a final state.`);
+    append(box, `No deadline comes next: the order is ${state}, a final state.`);
   } else {
-    append(box, `Next deadline: while ${next.state}, `, seconds(next.due_s),
-      ` (${new Date(Number(next.due_s) * 1000).toISOString()}). If nobody acts by then: ${next.outcome}.`);
+    const outcome = next.outcome || DEFAULT_OUTCOMES[next.state] || "its default outcome";
+    append(box, `Next deadline: while ${next.state}, by `, seconds(next.due_s),
+      `. If nobody acts by then: ${outcome}.`);
   }
   return box;
 }
@@ -71,7 +89,7 @@ async function timeline(ctx, orderId) {
   const history = await ctx.rpc.call("sec_getOrderHistory", {order_id: orderId});
   const list = el("ol", {dataset: {testid: "timeline"}, class: "timeline"},
     history.events.map((event) => timelineItem(ctx, event)));
-  return [nextDeadline(history), list];
+  return [nextDeadline(history.next_deadline, history.order.state), list];
 }
 
 /**
@@ -96,25 +114,37 @@ export async function render(ctx, view, orderId) {
     return undefined;
   }
   top.append(details(ctx, answer));
-  const load = async () => {
+  const loadHistory = async () => {
     try {
       life.replaceChildren(...await timeline(ctx, id));
     } catch (error) {
-      life.replaceChildren(errorBox("Could not load the order's history (sec_getOrderHistory)", error));
+      const order = answer.order;
+      life.replaceChildren(
+        nextDeadline(order.due_s === null ? null : {state: order.state, due_s: order.due_s}, order.state),
+        errorBox("Could not load the order's history (sec_getOrderHistory)", error));
     }
   };
-  await load();
-  // A transaction on this order names its buyer: follow the buyer's order events, reload on ours.
-  return ctx.subscriptions.subscribe("orderEvents", {address: answer.order.buyer}, async (event) => {
-    const touches = JSON.stringify(event.receipt?.events ?? [], (k, v) =>
-      (typeof v === "bigint" ? v.toString() : v)).includes(id) || event.tx_hash === id;
-    if (!touches) return;
+  const reload = async () => {
     try {
-      const fresh = await ctx.rpc.call("sec_getOrder", {order_id: id});
-      top.replaceChildren(details(ctx, fresh));
+      answer = await ctx.rpc.call("sec_getOrder", {order_id: id});
+      top.replaceChildren(details(ctx, answer));
     } catch (error) {
       top.replaceChildren(errorBox(`Could not reload order ${id}`, error));
     }
-    await load();
+    await loadHistory();
+  };
+  await loadHistory();
+  // A transaction on this order is an order event of its buyer; a deadline passes in a block.
+  const stopEvents = ctx.subscriptions.subscribe("orderEvents", {address: answer.order.buyer}, (event) => {
+    const text = JSON.stringify(event.receipt?.events ?? [], (k, v) => (typeof v === "bigint" ? v.toString() : v));
+    if (text.includes(id) || event.tx_hash === id) reload();
   });
+  const stopHeads = ctx.onHead((head) => {
+    const due = answer.order.due_s;
+    if (due !== null && Number(head.header.timestamp_ms) >= Number(due) * 1000) reload();
+  });
+  return () => {
+    stopEvents();
+    stopHeads();
+  };
 }

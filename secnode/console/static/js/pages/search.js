@@ -1,6 +1,7 @@
 /**
  * `#/search/<text>` — find what a text names and go there: a height → its block; 64 hex
- * digits → a transaction, else a block hash, else an order, else a group; sec1 text → that
+ * digits → a transaction (the order or group it created, if it did), else a block hash, else
+ * an order, else a group; sec1 text → that
  * account; a genesis name or "dev:name" → its account. No match → what was tried, and why.
  */
 
@@ -16,12 +17,23 @@ function go(hash) {
 }
 
 /**
+ * Where a transaction hash leads: an order id or group id is the hash of the transaction that
+ * created it, so a successful `order.create` or `group.open` leads to the order or group.
+ */
+function txRoute(answer) {
+  const created = answer.receipt && answer.receipt.ok;
+  if (created && answer.tx.type === "order.create") return `#/order/${answer.hash}`;
+  if (created && answer.tx.type === "group.open") return `#/group/${answer.hash}`;
+  return `#/tx/${answer.hash}`;
+}
+
+/**
  * Ask the node whether a 64-hex id is a transaction, block, order or group (in that order).
  * @returns {Promise<{route: string|null, tried: string[]}>}
  */
 async function lookupHash(ctx, hex) {
   const attempts = [
-    ["a transaction", "sec_getTransaction", {hash: hex}, () => `#/tx/${hex}`],
+    ["a transaction", "sec_getTransaction", {hash: hex}, txRoute],
     ["a block hash", "sec_getBlock", {hash: hex}, (r) => `#/block/${r.header.height}`],
     ["an order id", "sec_getOrder", {order_id: hex}, () => `#/order/${hex}`],
     ["a group id", "sec_getGroup", {group_id: hex}, () => `#/group/${hex}`],

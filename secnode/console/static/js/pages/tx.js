@@ -47,6 +47,12 @@ export async function render(ctx, view, hashText) {
     ["Signature", hashView(tx.signature)],
   ])),
   section("What it says", fields(bodyRows(ctx.names, tx.type, tx.body))));
+  if (answer.receipt && answer.receipt.ok && tx.type === "order.create") {
+    view.append(el("p", {class: "lead"}, "This transaction created order ", el("a", {href: `#/order/${hash}`, text: "see the order and its timeline"}), "."));
+  }
+  if (answer.receipt && answer.receipt.ok && tx.type === "group.open") {
+    view.append(el("p", {class: "lead"}, "This transaction opened a group buy: ", el("a", {href: `#/group/${hash}`, text: "see the group and its members"}), "."));
+  }
   if (answer.receipt) view.append(section("Receipt", receiptView(ctx, answer.receipt)));
   if (answer.status === "committed") {
     view.append(section("Verify",

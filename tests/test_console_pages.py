@@ -1,0 +1,214 @@
+"""Smoke test of the console's pages in a real headless Chromium (interface D).
+
+A dev chain with a story (tests/console_site.py: an order's whole life, an attestation, a
+review and reply, a group buy, a committed trust epoch) is served with the bundle on one
+origin. Every route must render its key elements with no severe console error, at desktop
+and at phone width without sideways scrolling; search must find each kind of thing; a new
+block must reach `#height` and the network page without a reload; errors from the node must
+be shown in words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.browserkit import PHONE_WIDTH, browser, console_errors
+from tests.console_site import ConsoleSite, Story, story
+from tests.rpc_node import ServedNode
+
+WAIT_S = 20
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[tuple[ConsoleSite, ServedNode, Story]]:
+    node = ServedNode(auto_commit=False).start()
+    console = ConsoleSite(node.url).start()
+    try:
+        yield console, node, story(node)
+    finally:
+        console.stop()
+        node.stop()
+
+
+@pytest.fixture(scope="module")
+def driver(site: tuple[ConsoleSite, ServedNode, Story]) -> Iterator[Any]:
+    with browser() as chromium:
+        yield chromium
+
+
+def wait_for(driver: Any, selector: str, what: str) -> Any:
+    """The first element matching `selector`, waiting up to WAIT_S; fails naming `what`."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        return WebDriverWait(driver, WAIT_S).until(
+            lambda d: (d.find_elements(By.CSS_SELECTOR, selector) or [None])[0]
+        )
+    except TimeoutException:
+        main = driver.find_element(By.ID, "main").text[:800]
+        pytest.fail(f"{what}: no {selector} within {WAIT_S} s; #main says: {main}")
+
+
+def wait_until(driver: Any, condition: Any, what: str) -> Any:
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        return WebDriverWait(driver, WAIT_S).until(condition)
+    except TimeoutException:
+        pytest.fail(f"{what} within {WAIT_S} s (url {driver.current_url})")
+
+
+def open_route(driver: Any, base: str, route: str) -> None:
+    driver.get(f"{base}/{route}")
+    wait_for(driver, "#main .page", f"{route} renders")
+
+
+def routes(story: Story) -> list[tuple[str, list[str]]]:
+    """Each route of interface D with the selectors it must show."""
+    return [
+        ("#/", ["#height", '[data-testid="block-row"]', ".start-here a"]),
+        ("#/blocks", ['[data-testid="block-row"]']),
+        ("#/block/1", ['[data-testid="verify"]', "table"]),
+        (f"#/tx/{story.order_id}", ['[data-testid="verify"]', ".events"]),
+        (
+            f"#/account/{story.merchant}",
+            [
+                '[data-testid="balance"]',
+                '[data-testid="trust-score"]',
+                '[data-testid="trust-why"]',
+                '[data-testid="verify"]',
+                ".reviews",
+            ],
+        ),
+        (
+            f"#/order/{story.order_id}",
+            [
+                '[data-testid="order-state"]',
+                '[data-testid="timeline"] li[data-event]',
+                '[data-testid="next-deadline"]',
+                '[data-testid="verify"]',
+            ],
+        ),
+        (f"#/group/{story.group_id}", ['[data-testid="group-progress"]', "progress"]),
+        ("#/trust", ["svg.chart", "table"]),
+        (f"#/trust/{story.merchant}", ["svg.graph", '[data-testid="trust-why"]', ".edge-list li"]),
+    ]
+
+
+def test_every_route_renders_its_key_elements_without_console_errors(
+    site: tuple[ConsoleSite, ServedNode, Story], driver: Any
+) -> None:
+    console, _, told = site
+    for route, selectors in routes(told):
+        open_route(driver, console.url, route)
+        for selector in selectors:
+            wait_for(driver, selector, route)
+        assert not driver.find_elements("css selector", "#main .error"), (
+            route,
+            driver.find_element("id", "main").text[:800],
+        )
+        assert console_errors(driver) == [], route
+
+
+def test_pages_fit_a_phone_without_sideways_scrolling(
+    site: tuple[ConsoleSite, ServedNode, Story],
+) -> None:
+    console, _, told = site
+    with browser(width=PHONE_WIDTH, height=844) as phone:
+        for route, selectors in routes(told):
+            open_route(phone, console.url, route)
+            wait_for(phone, selectors[-1], route)
+            overflow = phone.execute_script(
+                "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
+            assert overflow <= 0, f"{route} scrolls sideways by {overflow} px at {PHONE_WIDTH} px"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("dev:merchant1", "#/account/{merchant}"),
+        ("buyer1", "#/account/{buyer}"),
+        ("{merchant}", "#/account/{merchant}"),
+        ("{order_id}", "#/order/{order_id}"),
+        ("{group_id}", "#/group/{group_id}"),
+        ("2", "#/block/2"),
+    ],
+)
+def test_search_finds_names_addresses_ids_and_heights(
+    site: tuple[ConsoleSite, ServedNode, Story], driver: Any, text: str, expected: str
+) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    console, _, told = site
+    values = {
+        "merchant": told.merchant,
+        "buyer": told.buyer,
+        "order_id": told.order_id,
+        "group_id": told.group_id,
+    }
+    open_route(driver, console.url, "#/blocks")
+    box = driver.find_element("id", "search")
+    box.clear()
+    box.send_keys(text.format(**values) + Keys.ENTER)
+    want = expected.format(**values)
+    wait_until(driver, lambda d: d.current_url.endswith(want), f"search {text!r} goes to {want}")
+
+
+def test_search_without_a_match_says_what_it_tried(
+    site: tuple[ConsoleSite, ServedNode, Story], driver: Any
+) -> None:
+    console, _, _ = site
+    open_route(driver, console.url, "#/search/" + "ab" * 32)
+    tried = wait_for(driver, '[data-testid="no-match"]', "no match").text
+    for what in ("transaction", "block hash", "order id", "group id"):
+        assert what in tried
+
+
+def test_node_errors_are_shown_in_words(
+    site: tuple[ConsoleSite, ServedNode, Story], driver: Any
+) -> None:
+    console, _, _ = site
+    open_route(driver, console.url, "#/block/999999")
+    error = wait_for(driver, "#main .error", "an unknown block").text
+    assert "999999" in error.replace(",", "") and "✗" in error
+
+
+def test_new_block_appears_without_a_reload_and_focus_follows_navigation(
+    site: tuple[ConsoleSite, ServedNode, Story], driver: Any
+) -> None:
+    console, node, _ = site
+    open_route(driver, console.url, "#/")
+    wait_for(driver, '[data-testid="block-row"]', "network page")
+    driver.execute_script("window.__sameDocument = true")
+    committed = node.call(node.node.commit_pending).block.height
+    wait_for(driver, f'[data-testid="block-row"][data-height="{committed}"]', "the new block")
+    wait_until(
+        driver,
+        lambda d: d.find_element("id", "height").text.replace(",", "") == str(committed),
+        f"#height shows {committed}",
+    )
+    assert driver.execute_script("return window.__sameDocument") is True
+    driver.find_element("css selector", ".start-here a").click()
+    wait_for(driver, '[data-testid="balance"]', "account page after a click")
+    assert driver.execute_script("return document.activeElement.id") == "main"
+
+
+def test_skip_link_is_the_first_tab_stop(
+    site: tuple[ConsoleSite, ServedNode, Story], driver: Any
+) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    console, _, _ = site
+    open_route(driver, console.url, "#/blocks")
+    driver.execute_script("document.activeElement.blur()")
+    ActionChains(driver).send_keys(Keys.TAB).perform()
+    focused = driver.switch_to.active_element
+    assert focused.get_attribute("id") == "skip-link" and focused.text == "Skip to content"
