@@ -121,6 +121,12 @@ def test_pages_fit_a_phone_without_sideways_scrolling(
 ) -> None:
     console, _, told = site
     with browser(width=PHONE_WIDTH, height=844) as phone:
+        # Headless Chromium keeps windows at least 500 px wide: emulate the phone's viewport.
+        phone.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": PHONE_WIDTH, "height": 844, "deviceScaleFactor": 1, "mobile": True},
+        )
+        assert phone.execute_script("return window.innerWidth") == PHONE_WIDTH
         for route, selectors in routes(told):
             open_route(phone, console.url, route)
             wait_for(phone, selectors[-1], route)

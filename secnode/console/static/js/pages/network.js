@@ -9,15 +9,17 @@ import {accountLink, blockLink} from "../links.js";
 
 const MAX_ROWS = 50;
 const REFRESH_MS = 2000;
-const ROLE_ORDER = ["merchant", "member", "arbiter", "issuer", "admin", "leader"];
+/** The role an account is listed under: the first of these it holds. */
+const ROLE_PRIORITY = ["merchant", "arbiter", "issuer", "admin", "leader", "member"];
+/** The order of the lists: merchants first (what a newcomer looks for), then buyers. */
+const ROLE_ORDER = ["merchant", "member", "leader", "arbiter", "issuer", "admin"];
 const ROLE_HINT = {
   merchant: "see its trust score", member: "see its orders", arbiter: "resolves disputes",
   issuer: "issues credits", admin: "registers accounts", leader: "runs a pickup point",
 };
 
-/** The role an account is listed under: the first of ROLE_ORDER it holds. */
 function mainRole(roles) {
-  return ROLE_ORDER.find((role) => roles.includes(role)) || roles[0] || "member";
+  return ROLE_PRIORITY.find((role) => roles.includes(role)) || roles[0] || "member";
 }
 
 function startHere(ctx) {
@@ -113,7 +115,7 @@ export async function render(ctx, view) {
     body));
   const problem = el("div");
   view.append(el("h1", {text: "Network"}), problem,
-    el("div", {class: "columns"}, section("Status", status), startHere(ctx)),
+    el("div", {class: "columns"}, startHere(ctx), section("Status", status)),
     section("Recent blocks", blocks), section("Validators", validators));
 
   const place = (block) => {

@@ -17,6 +17,7 @@ const PER_HOP = 12;
 const SIZE = 760;
 const CENTRE = SIZE / 2;
 const RADIUS = [0, 170, 320];
+const MARGIN = 70;
 
 /**
  * Sum the attestations about one subject by attester: {attester, subject, positive,
@@ -61,7 +62,10 @@ function layout(centre, hop1, hop2) {
 
 function drawing(ctx, centre, edges, places) {
   const label = (address) => ctx.names.nameOf(address) || shortHash(address);
-  const picture = svg("svg", {viewBox: `0 0 ${SIZE} ${SIZE}`, class: "graph", role: "img",
+  // Fit the view to the rings in use, so one hop is drawn as large as two.
+  const reach = Math.max(...[...places.values()].map((p) => RADIUS[p.hop])) + MARGIN;
+  const box = `${CENTRE - reach} ${CENTRE - reach} ${2 * reach} ${2 * reach}`;
+  const picture = svg("svg", {viewBox: box, class: "graph", role: "img",
     "aria-labelledby": "graph-title"},
   svg("title", {id: "graph-title", text: `Who attested ${label(centre)}, two hops out (the list below says the same)`}),
   svg("defs", {}, svg("marker", {id: "arrow", viewBox: "0 0 10 10", refX: "10", refY: "5",

@@ -32,15 +32,14 @@ export async function render(ctx, view, hashText) {
     return;
   }
   const tx = answer.tx;
-  const who = accountLink(ctx.names, tx.sender_address);
-  view.append(el("p", {class: "lead"}, who, ` ${TX_VERBS[tx.type] || tx.type}`,
+  view.append(el("p", {class: "lead"}, accountLink(ctx.names, tx.sender_address), ` ${TX_VERBS[tx.type] || tx.type}`,
     ` (${tx.type})`),
   section("Summary", fields([
     ["Status", answer.status === "committed"
       ? append(el("span"), `committed in block `, blockLink(answer.height), ` at position ${answer.index}`)
       : "pending (in the mempool, not in a block yet)"],
     ["Type", tx.type],
-    ["Sender", who],
+    ["Sender", accountLink(ctx.names, tx.sender_address)],
     ["Sender's public key", hashView(tx.sender)],
     ["Nonce", formatInt(tx.nonce)],
     ["Size", `${formatInt(tx.size)} bytes`],
@@ -48,7 +47,7 @@ export async function render(ctx, view, hashText) {
   ])),
   section("What it says", fields(bodyRows(ctx.names, tx.type, tx.body))));
   if (answer.receipt && answer.receipt.ok && tx.type === "order.create") {
-    view.append(el("p", {class: "lead"}, "This transaction created order ", el("a", {href: `#/order/${hash}`, text: "see the order and its timeline"}), "."));
+    view.append(el("p", {class: "lead"}, "This transaction created an order: ", el("a", {href: `#/order/${hash}`, text: "see the order and its timeline"}), "."));
   }
   if (answer.receipt && answer.receipt.ok && tx.type === "group.open") {
     view.append(el("p", {class: "lead"}, "This transaction opened a group buy: ", el("a", {href: `#/group/${hash}`, text: "see the group and its members"}), "."));
