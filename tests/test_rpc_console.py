@@ -4,15 +4,30 @@ sec_getOrderHistory and sec_getTrustDistribution (docs/rpc.md)."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
+from contracts import TX_TYPES
+from contracts.groups import GroupJoin, GroupOpen, member_order_id
+from contracts.orders import (
+    OrderConfirm,
+    OrderCreate,
+    OrderDispute,
+    OrderItem,
+    OrderPay,
+    OrderReturn,
+    OrderShip,
+)
 from ledger.genesis import parse_genesis
 from ledger.keys import format_address
-from ledger.transactions import SignedTransaction, Transfer
+from ledger.store import open_chain
+from ledger.transactions import SignedTransaction, Transfer, TxBody
 from secnode.network import devnet
 from secnode.runtime.chain_activity import ChainActivity
-from secnode.schema.console import GenesisResult, NetworkResult
+from secnode.runtime.order_index import ORDER_EVENTS_PREFIX, order_events
+from secnode.runtime.rpc.errors import NOT_FOUND
+from secnode.schema.console import GenesisResult, NetworkResult, OrderHistoryResult
 from tests.rpc_node import COMMIT_DELAY_MS, Served, serve, sign
 
 
@@ -112,3 +127,242 @@ async def test_network_keeps_the_last_twenty_blocks_and_seeds_from_the_store() -
 
 def _transfer() -> Transfer:
     return Transfer(devnet.dev_account_key("merchant1").address, 1)
+
+
+# --- sec_getOrderHistory -----------------------------------------------------------------------
+
+WINDOWS = devnet.DEV_PARAMETERS
+
+
+class _Orders:
+    """Signs order transactions with per-account nonces for one served dev node."""
+
+    def __init__(self, served: Served) -> None:
+        self.served = served
+        self.nonces: dict[str, int] = {}
+
+    def sign(self, name: str, tx_type: str, body: TxBody) -> SignedTransaction:
+        nonce = self.nonces.get(name, 0)
+        self.nonces[name] = nonce + 1
+        return sign(name, nonce, tx_type, body)
+
+    async def create(self) -> bytes:
+        body = OrderCreate(
+            devnet.dev_account_key("buyer1").address,
+            (OrderItem("tea", 2, 1_000),),
+            500,
+            devnet.dev_account_key("arbiter").address,
+        )
+        tx = self.sign("merchant1", "order.create", body)
+        await _commit(self.served, tx)
+        return tx.hash
+
+    async def paid_and_shipped(self) -> bytes:
+        order_id = await self.create()
+        await _commit(self.served, self.sign("buyer1", "order.pay", OrderPay(order_id, 2_500)))
+        ship = OrderShip(order_id, bytes(32))
+        await _commit(self.served, self.sign("merchant1", "order.ship", ship))
+        return order_id
+
+    async def history(self, order_id: bytes) -> Any:
+        answer = await self.served.result("sec_getOrderHistory", {"order_id": order_id.hex()})
+        OrderHistoryResult.model_validate(answer)
+        return answer
+
+    def now_s(self) -> int:
+        return self.served.node.head.time_s
+
+
+def _steps(answer: Any) -> list[tuple[str, str, str]]:
+    return [(e["type"], e["event"], e["state"]) for e in answer["events"]]
+
+
+@pytest.mark.asyncio
+async def test_history_follows_transactions_with_actors_and_the_next_deadline() -> None:
+    async with serve() as served:
+        orders = _Orders(served)
+        order_id = await orders.create()
+        created = await orders.history(order_id)
+        assert _steps(created) == [("order.create", "created", "CREATED")]
+        first = created["events"][0]
+        assert (first["height"], first["index"], first["tx_hash"]) == (1, 0, order_id.hex())
+        assert first["actor"] == _text("merchant1") and first["time_s"] == orders.now_s()
+        assert created["order"]["state"] == "CREATED"
+        assert created["next_deadline"] == {
+            "state": "CREATED",
+            "due_s": orders.now_s() + WINDOWS["cancel_window_s"],
+            "outcome": "cancelled if the buyer has not paid",
+        }
+        pay = orders.sign("buyer1", "order.pay", OrderPay(order_id, 2_500))
+        await _commit(served, pay)
+        ship = orders.sign("merchant1", "order.ship", OrderShip(order_id, bytes(32)))
+        confirm = orders.sign("buyer1", "order.confirm", OrderConfirm(order_id))
+        await _commit(served, ship, confirm)  # one block: index 0 and 1
+        answer = await orders.history(order_id)
+        assert _steps(answer) == [
+            ("order.create", "created", "CREATED"),
+            ("order.pay", "paid", "FUNDED"),
+            ("order.ship", "shipped", "SHIPPED"),
+            ("order.confirm", "received", "RECEIVED"),
+        ]
+        events = answer["events"]
+        assert [e["actor"] for e in events[1:]] == [
+            _text("buyer1"),
+            _text("merchant1"),
+            _text("buyer1"),
+        ]
+        assert [(e["height"], e["index"]) for e in events[2:]] == [(3, 0), (3, 1)]
+        assert [e["tx_hash"] for e in events[1:]] == [tx.hash.hex() for tx in (pay, ship, confirm)]
+        assert answer["next_deadline"] == {
+            "state": "RECEIVED",
+            "due_s": orders.now_s() + WINDOWS["return_window_s"],
+            "outcome": "completed and paid out if nothing is returned or disputed",
+        }
+        order = await served.result("sec_getOrder", {"order_id": order_id.hex()})
+        assert answer["order"] == order["order"]
+
+
+@pytest.mark.asyncio
+async def test_a_passed_deadline_appears_as_a_deadline_event() -> None:
+    async with serve() as served:
+        orders = _Orders(served)
+        order_id = await orders.create()
+        await _commit(served, orders.sign("buyer1", "order.pay", OrderPay(order_id, 2_500)))
+        paid = await orders.history(order_id)
+        due_s = paid["next_deadline"]["due_s"]
+        assert paid["next_deadline"]["outcome"] == "full refund to the buyer if not shipped"
+        served.node.commit_pending((due_s - 1) * 1000)  # not yet due
+        assert _steps(await orders.history(order_id))[-1] == ("order.pay", "paid", "FUNDED")
+        served.node.commit_pending(due_s * 1000)  # the first block with t >= deadline refunds
+        answer = await orders.history(order_id)
+        assert _steps(answer)[-1] == ("deadline", "refunded", "REFUNDED")
+        last = answer["events"][-1]
+        assert (last["index"], last["tx_hash"], last["actor"]) == (None, None, None)
+        assert (last["height"], last["time_s"]) == (served.node.head.height, due_s)
+        assert answer["order"]["state"] == "REFUNDED" and answer["next_deadline"] is None
+
+
+@pytest.mark.asyncio
+async def test_a_late_block_passing_two_deadlines_shows_both_in_order() -> None:
+    async with serve() as served:
+        orders = _Orders(served)
+        order_id = await orders.paid_and_shipped()
+        late_s = orders.now_s() + WINDOWS["confirm_window_s"] + WINDOWS["return_window_s"] + 5
+        served.node.commit_pending(late_s * 1000)
+        answer = await orders.history(order_id)
+        assert _steps(answer)[-3:] == [
+            ("order.ship", "shipped", "SHIPPED"),
+            ("deadline", "received", "RECEIVED"),
+            ("deadline", "completed", "COMPLETED"),
+        ]
+        assert {e["height"] for e in answer["events"][-2:]} == {served.node.head.height}
+
+
+@pytest.mark.asyncio
+async def test_a_deadline_comes_before_the_transactions_of_its_block() -> None:
+    async with serve() as served:
+        orders = _Orders(served)
+        order_id = await orders.paid_and_shipped()
+        # Receipt is assumed at the start of this block; the buyer's return in it then applies.
+        at_s = orders.now_s() + WINDOWS["confirm_window_s"] + 1
+        ret = orders.sign("buyer1", "order.return", OrderReturn(order_id, (0,)))
+        await _commit(served, ret, at_ms=at_s * 1000)
+        answer = await orders.history(order_id)
+        assert _steps(answer)[-2:] == [
+            ("deadline", "received", "RECEIVED"),
+            ("order.return", "return_requested", "RETURN_REQUESTED"),
+        ]
+        assert answer["next_deadline"]["state"] == "RETURN_REQUESTED"
+
+
+@pytest.mark.asyncio
+async def test_a_superseded_deadline_adds_nothing() -> None:
+    async with serve() as served:
+        orders = _Orders(served)
+        order_id = await orders.create()
+        # Paid in time: the CREATED deadline entry stays queued and is popped later, superseded.
+        await _commit(served, orders.sign("buyer1", "order.pay", OrderPay(order_id, 2_500)))
+        ship = OrderShip(order_id, bytes(32))
+        await _commit(served, orders.sign("merchant1", "order.ship", ship))
+        confirm = OrderConfirm(order_id)
+        await _commit(served, orders.sign("buyer1", "order.confirm", confirm))
+        dispute = OrderDispute(order_id, None)
+        await _commit(served, orders.sign("buyer1", "order.dispute", dispute))
+        served.node.commit_pending((orders.now_s() + WINDOWS["cancel_window_s"]) * 1000)
+        answer = await orders.history(order_id)
+        # The cancel-window and ship-deadline entries passed too; only DISPUTED's default ran.
+        assert [step[1] for step in _steps(answer)] == [
+            "created",
+            "paid",
+            "shipped",
+            "received",
+            "disputed",
+            "refunded",
+        ]
+
+
+@pytest.mark.asyncio
+async def test_a_group_members_order_is_created_by_the_join() -> None:
+    async with serve() as served:
+        orders = _Orders(served)
+        arbiter = devnet.dev_account_key("arbiter").address
+        deadline_s = orders.now_s() + 3_600
+        terms = GroupOpen(b"\x22" * 32, 900, 2, 3, deadline_s, 100, 50, arbiter)
+        opened = orders.sign("merchant1", "group.open", terms)
+        await _commit(served, opened)
+        first = orders.sign("buyer1", "group.join", GroupJoin(opened.hash, 850, None, None))
+        second = orders.sign("buyer3", "group.join", GroupJoin(opened.hash, 950, None, None))
+        await _commit(served, first, second)
+        answer = await orders.history(member_order_id(opened.hash, 0))
+        # The second join formed the group: it opened both members' orders, FUNDED.
+        assert _steps(answer) == [("group.join", "created", "FUNDED")]
+        event = answer["events"][0]
+        assert (event["index"], event["tx_hash"]) == (1, second.hash.hex())
+        assert event["actor"] == _text("buyer3")
+        assert answer["order"]["buyer"] == _text("buyer1")
+        assert answer["next_deadline"]["outcome"] == "full refund to the buyer if not shipped"
+
+
+@pytest.mark.asyncio
+async def test_invalid_order_history_params_and_unknown_orders() -> None:
+    async with serve() as served:
+        error = await served.error("sec_getOrderHistory", {"order_id": "ab" * 32})
+        assert error["message"].startswith("order") or error["data"], error
+        assert error["code"] == NOT_FOUND.code
+        for bad in ("ab" * 31, "zz" * 32, 7):
+            error = await served.error("sec_getOrderHistory", {"order_id": bad})
+            assert error["code"] == -32602, (bad, error)
+        # A transaction hash that is not an order is no order either.
+        tx = sign("buyer1", 0, "credit.transfer", _transfer())
+        await _commit(served, tx)
+        error = await served.error("sec_getOrderHistory", {"order_id": tx.hash.hex()})
+        assert error["code"] == NOT_FOUND.code
+
+
+@pytest.mark.asyncio
+async def test_history_starts_where_the_index_starts() -> None:
+    async with serve() as served:
+        orders = _Orders(served)
+        store = served.node.store
+        indexers = list(store._indexers)
+        store._indexers.clear()  # a store written by a node without the index
+        order_id = await orders.create()
+        store._indexers.extend(indexers)
+        await _commit(served, orders.sign("buyer1", "order.pay", OrderPay(order_id, 2_500)))
+        answer = await orders.history(order_id)
+        assert _steps(answer) == [("order.pay", "paid", "FUNDED")]
+
+
+@pytest.mark.asyncio
+async def test_index_rows_stay_out_of_the_state() -> None:
+    async with serve() as served:
+        orders = _Orders(served)
+        order_id = await orders.paid_and_shipped()
+        node = served.node
+        rows = list(node.store.index_rows(ORDER_EVENTS_PREFIX + order_id))
+        assert len(rows) == 3
+        # The store's state rows still fold to the head's state root (verify_state), and the
+        # index's own rows are under their prefix only.
+        _, _, head = open_chain(node.store.kv, node.genesis, TX_TYPES, verify_state=True)
+        assert head == node.head
+        assert list(order_events(node.store, order_id, 2))[-1].state == "FUNDED"
