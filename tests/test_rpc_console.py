@@ -4,11 +4,13 @@ sec_getOrderHistory and sec_getTrustDistribution (docs/rpc.md)."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pytest
 
 from contracts import TX_TYPES
+from contracts.epochs import SCORE_PREFIX, get_epoch, parse_score_record
 from contracts.groups import GroupJoin, GroupOpen, member_order_id
 from contracts.orders import (
     OrderConfirm,
@@ -19,6 +21,8 @@ from contracts.orders import (
     OrderReturn,
     OrderShip,
 )
+from contracts.trust import Attest
+from ledger.encoding import encode
 from ledger.genesis import parse_genesis
 from ledger.keys import format_address
 from ledger.store import open_chain
@@ -26,9 +30,19 @@ from ledger.transactions import SignedTransaction, Transfer, TxBody
 from secnode.network import devnet
 from secnode.runtime.chain_activity import ChainActivity
 from secnode.runtime.order_index import ORDER_EVENTS_PREFIX, order_events
-from secnode.runtime.rpc.errors import NOT_FOUND
-from secnode.schema.console import GenesisResult, NetworkResult, OrderHistoryResult
+from secnode.runtime.rpc.budget import Worker
+from secnode.runtime.rpc.errors import NOT_FOUND, RpcError
+from secnode.runtime.rpc.trust_distribution import TrustDistributions, summarize
+from secnode.schema.console import (
+    GenesisResult,
+    GetTrustDistributionParams,
+    NetworkResult,
+    OrderHistoryResult,
+    TrustDistributionResult,
+)
 from tests.rpc_node import COMMIT_DELAY_MS, Served, serve, sign
+
+T = TypeVar("T")
 
 
 def _text(name: str) -> str:
@@ -366,3 +380,152 @@ async def test_index_rows_stay_out_of_the_state() -> None:
         _, _, head = open_chain(node.store.kv, node.genesis, TX_TYPES, verify_state=True)
         assert head == node.head
         assert list(order_events(node.store, order_id, 2))[-1].state == "FUNDED"
+
+
+# --- sec_getTrustDistribution ------------------------------------------------------------------
+
+
+async def _commit_epoch(served: Served, orders: _Orders) -> int:
+    """Complete an order, have both parties attest, commit blocks until an epoch holds both
+    attestations; its number."""
+    order_id = await orders.paid_and_shipped()
+    await _commit(served, orders.sign("buyer1", "order.confirm", OrderConfirm(order_id)))
+    served.node.commit_pending((orders.now_s() + WINDOWS["return_window_s"]) * 1000)
+    merchant, buyer = (devnet.dev_account_key(n).address for n in ("merchant1", "buyer1"))
+    await _commit(
+        served,
+        orders.sign("buyer1", "trust.attest", Attest(order_id, merchant, 1)),
+        orders.sign("merchant1", "trust.attest", Attest(order_id, buyer, 1)),
+    )
+    return await _next_epoch(served, attestations=2)
+
+
+async def _next_epoch(served: Served, attestations: int) -> int:
+    """Commit empty blocks until a new epoch with `attestations` inputs is committed."""
+    before = get_epoch(served.node.state)
+    for _ in range(100):
+        served.node.commit_pending()
+        epoch = get_epoch(served.node.state)
+        if epoch is not None and epoch != before and epoch.attestations == attestations:
+            return epoch.epoch
+    raise AssertionError("no epoch was committed within 100 blocks")
+
+
+@pytest.mark.asyncio
+async def test_distribution_counts_every_scored_account_and_lists_the_top() -> None:
+    async with serve() as served:
+        error = await served.error("sec_getTrustDistribution")
+        assert error["code"] == NOT_FOUND.code  # no epoch yet
+        number = await _commit_epoch(served, _Orders(served))
+        answer = await served.result("sec_getTrustDistribution")
+        TrustDistributionResult.model_validate(answer)
+        record = get_epoch(served.node.state)
+        assert record is not None and answer["epoch"] == number == record.epoch
+        assert answer["accounts"] == record.accounts
+        scores = {}
+        for key, raw in served.node.store.state_rows(SCORE_PREFIX):
+            scores[key[len(SCORE_PREFIX) :]] = parse_score_record(raw)[0]
+        assert len(scores) == answer["accounts"]
+        assert answer["scored"] == sum(1 for s in scores.values() if s > 0) > 0
+        buckets = answer["buckets"]
+        assert len(buckets) == 10 and sum(b["count"] for b in buckets) == answer["accounts"]
+        top_score = max(scores.values())
+        assert (buckets[0]["low"], buckets[-1]["high"]) == (0, top_score)
+        assert buckets[-1]["count"] == sum(1 for s in scores.values() if s * 10 >= top_score * 9)
+        expected = sorted((a for a, s in scores.items() if s > 0), key=lambda a: (-scores[a], a))
+        assert [t["address"] for t in answer["top"]] == [format_address(a) for a in expected[:20]]
+        for entry in answer["top"]:
+            score = await served.result("sec_getTrustScore", {"address": entry["address"]})
+            assert entry["score"] == score["score"]
+        assert await served.result("sec_getTrustDistribution", {"epoch": number}) == answer
+        error = await served.error("sec_getTrustDistribution", {"epoch": number + 1})
+        assert error["code"] == NOT_FOUND.code
+        error = await served.error("sec_getTrustDistribution", {"epoch": 0})
+        assert error["code"] == -32602
+
+
+@pytest.mark.asyncio
+async def test_distribution_is_scanned_once_per_epoch_in_a_worker_thread() -> None:
+    async with serve() as served:
+        orders = _Orders(served)
+        first = await _commit_epoch(served, orders)
+        worker = Worker()
+        distributions = TrustDistributions(served.node, worker)
+        latest = GetTrustDistributionParams()
+        answer = await distributions.get(latest)
+        assert (answer.epoch, distributions.scans, worker.ran) == (first, 1, 1)
+        assert await distributions.get(GetTrustDistributionParams(epoch=first)) == answer
+        assert distributions.scans == 1  # cached
+        second = await _next_epoch(served, attestations=2)
+        assert (await distributions.get(latest)).epoch == second
+        assert distributions.scans == 2
+        # The earlier epoch's scores are no longer in state, but its summary is kept.
+        assert await distributions.get(GetTrustDistributionParams(epoch=first)) == answer
+        third = await _next_epoch(served, attestations=2)
+        await distributions.get(latest)
+        assert distributions.scans == 3 and third == first + 2
+        with pytest.raises(RpcError) as raised:  # only the last two summaries are kept
+            await distributions.get(GetTrustDistributionParams(epoch=first))
+        assert raised.value.code == NOT_FOUND.code
+
+
+def test_buckets_split_zero_to_the_maximum_into_ten_equal_widths() -> None:
+    address = [bytes([n]) * 20 for n in range(30)]
+    rows = [
+        (SCORE_PREFIX + address[n], _score_record(score))
+        for n, score in enumerate([0, 0, 1, 5, 9, 10, 49, 50, 99, 100])
+    ]
+    result = summarize(7, rows)
+    assert (result.epoch, result.accounts, result.scored) == (7, 10, 8)
+    bounds = [(b.low, b.high) for b in result.buckets]
+    assert bounds == [(10 * i, 10 * i + 10) for i in range(10)]
+    assert [b.count for b in result.buckets] == [5, 1, 0, 0, 1, 1, 0, 0, 0, 2]
+    assert [t.score for t in result.top] == [100, 99, 50, 49, 10, 9, 5, 1]
+    # Uneven widths: each score s is in bucket floor(10 s / max), inside its bounds.
+    rows = [(SCORE_PREFIX + address[n], _score_record(n)) for n in range(8)]
+    result = summarize(1, rows)
+    for bucket in result.buckets[:-1]:
+        assert bucket.count == sum(1 for s in range(8) if bucket.low <= s < bucket.high)
+    assert result.buckets[-1].high == 7 and sum(b.count for b in result.buckets) == 8
+
+
+def test_distribution_of_all_zero_scores_and_the_top_cap_with_ties() -> None:
+    zeros = [(SCORE_PREFIX + bytes([n]) * 20, _score_record(0)) for n in range(3)]
+    result = summarize(1, zeros)
+    assert [b.count for b in result.buckets] == [3] + [0] * 9
+    assert {(b.low, b.high) for b in result.buckets} == {(0, 0)} and result.top == []
+    tied = [(SCORE_PREFIX + bytes([30 - n]) * 20, _score_record(7)) for n in range(25)]
+    result = summarize(1, tied)
+    assert len(result.top) == 20
+    assert [t.address for t in result.top] == sorted(bytes([30 - n]) * 20 for n in range(25))[:20]
+
+
+def _score_record(score: int) -> bytes:
+    return encode([score, 1, 0])
+
+
+class _EpochDuringScan(Worker):
+    """A worker that lets the chain commit a new epoch just before its first scan runs."""
+
+    def __init__(self, served: Served) -> None:
+        super().__init__()
+        self.served = served
+        self.armed = True
+
+    async def run(self, function: Callable[[], T]) -> T:
+        if self.armed:
+            self.armed = False
+            await _next_epoch(self.served, attestations=2)
+        return await super().run(function)
+
+
+@pytest.mark.asyncio
+async def test_a_scan_that_raced_with_an_epoch_commit_is_done_again() -> None:
+    async with serve() as served:
+        first = await _commit_epoch(served, _Orders(served))
+        distributions = TrustDistributions(served.node, _EpochDuringScan(served))
+        answer = await distributions.get(GetTrustDistributionParams())
+        # The rows read belonged to the next epoch: the answer is that epoch's, scanned again.
+        assert (answer.epoch, distributions.scans) == (first + 1, 2)
+        with pytest.raises(RpcError):
+            await distributions.get(GetTrustDistributionParams(epoch=first))
