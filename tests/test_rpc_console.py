@@ -3,8 +3,11 @@ sec_getOrderHistory and sec_getTrustDistribution (docs/rpc.md)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -26,12 +29,14 @@ from ledger.encoding import encode
 from ledger.genesis import parse_genesis
 from ledger.keys import format_address
 from ledger.store import open_chain
-from ledger.transactions import SignedTransaction, Transfer, TxBody
+from ledger.transactions import SignedTransaction, Transfer, TxBody, sign_transaction
 from secnode.network import devnet
 from secnode.runtime.chain_activity import ChainActivity
 from secnode.runtime.order_index import ORDER_EVENTS_PREFIX, order_events
 from secnode.runtime.rpc.budget import Worker
 from secnode.runtime.rpc.errors import NOT_FOUND, RpcError
+from secnode.runtime.rpc.jsonrpc import Dispatcher, Limits
+from secnode.runtime.rpc.methods import method_table
 from secnode.runtime.rpc.trust_distribution import TrustDistributions, summarize
 from secnode.schema.console import (
     GenesisResult,
@@ -40,6 +45,7 @@ from secnode.schema.console import (
     OrderHistoryResult,
     TrustDistributionResult,
 )
+from tests.nodekit import NAMES, ManualClock, Mesh, make_network, open_node
 from tests.rpc_node import COMMIT_DELAY_MS, Served, serve, sign
 
 T = TypeVar("T")
@@ -529,3 +535,68 @@ async def test_a_scan_that_raced_with_an_epoch_commit_is_done_again() -> None:
         assert (answer.epoch, distributions.scans) == (first + 1, 2)
         with pytest.raises(RpcError):
             await distributions.get(GetTrustDistributionParams(epoch=first))
+
+
+# --- on a real node ----------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_a_real_node_records_commits_and_order_events_and_reseeds_on_restart(
+    tmp_path: Path,
+) -> None:
+    """Four real nodes (LevelDB, driver, Node's own commit callback) wired in memory."""
+    network = make_network(tmp_path)
+    clock = ManualClock(time.time())
+    nodes = {name: open_node(network, name, clock=clock) for name in NAMES}
+    node0 = nodes["node0"]
+    body = OrderCreate(
+        devnet.dev_account_key("buyer1").address,
+        (OrderItem("tea", 1, 100),),
+        0,
+        devnet.dev_account_key("arbiter").address,
+    )
+    create = sign_transaction(
+        devnet.dev_account_key("merchant1"),
+        devnet.DEV_CHAIN_ID,
+        0,
+        body,
+        genesis_hash=node0.genesis.document_hash(),
+    )
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            mesh = Mesh(nodes, tasks)
+            for name, node in nodes.items():
+                mesh.drivers[name].on_commit = node._on_commit
+                node.mempool.admit(create, node._lookup)
+                mesh.drivers[name].on_transactions_pending()
+            for _ in range(30):
+                await mesh.run(clock, 1.0)
+                if all(node.store.find_transaction(create.hash) for node in nodes.values()):
+                    break
+            await mesh.run(clock, 2.0)
+            mesh.stop()
+        head = node0.app.head.height
+        recent = node0.activity.newest_first()
+        assert recent[0].height == head and recent[0].committed_ms is not None
+        assert recent[0].finality_ms is not None and recent[0].finality_ms >= 0
+        assert [e.event for e in order_events(node0.store, create.hash, 10)] == ["created"]
+        dispatcher = Dispatcher(method_table(node0), Limits())
+        request = {"jsonrpc": "2.0", "id": 1, "method": "sec_getNetwork", "params": {}}
+        body_out = await dispatcher.handle(json.dumps(request).encode())
+        assert body_out is not None
+        answer = json.loads(body_out)["result"]
+        assert answer["height"] == head and answer["peers"] == []  # no p2p host running
+        signed = [v["last_signed_height"] for v in answer["validators"]]
+        assert max(s for s in signed if s is not None) == head
+        before = dict(node0.activity.last_signed)
+    finally:
+        for node in nodes.values():
+            node.store.close()
+    reopened = open_node(network, "node0", clock=clock)
+    try:
+        assert reopened.activity.last_signed == before
+        assert reopened.activity.newest_first()[0].height == head
+        assert all(b.committed_ms is None for b in reopened.activity.recent)
+        assert [e.event for e in order_events(reopened.store, create.hash, 10)] == ["created"]
+    finally:
+        reopened.store.close()
