@@ -347,7 +347,6 @@ async def test_a_group_members_order_is_created_by_the_join() -> None:
 async def test_invalid_order_history_params_and_unknown_orders() -> None:
     async with serve() as served:
         error = await served.error("sec_getOrderHistory", {"order_id": "ab" * 32})
-        assert error["message"].startswith("order") or error["data"], error
         assert error["code"] == NOT_FOUND.code
         for bad in ("ab" * 31, "zz" * 32, 7):
             error = await served.error("sec_getOrderHistory", {"order_id": bad})
