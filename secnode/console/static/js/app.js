@@ -113,6 +113,16 @@ function startRouter(ctx) {
   navigate(false);
 }
 
+/** "Skip to content" focuses #main without touching the hash (the hash is the route). */
+function startSkipLink() {
+  document.getElementById("skip-link").addEventListener("click", (event) => {
+    event.preventDefault();
+    const main = document.getElementById("main");
+    main.focus();
+    main.scrollIntoView();
+  });
+}
+
 function startSearch() {
   const form = document.getElementById("search-form");
   const input = document.getElementById("search");
@@ -140,6 +150,7 @@ function startLive(ctx) {
 }
 
 async function boot() {
+  startSkipLink();
   const main = document.getElementById("main");
   let config;
   let genesis;

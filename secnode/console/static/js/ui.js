@@ -72,12 +72,14 @@ export function formatInt(value) {
 export const SCORE_SCALE = 1000000000n;
 
 /**
- * A trust score as a decimal fraction of all trust, e.g. 412000000 → "0.412".
+ * A trust score as a decimal fraction of all trust, e.g. 412000000 → "0.412"; exact with the
+ * default 9 digits, else cut (not rounded) to `digits` decimals.
  * @param {number|bigint} score
+ * @param {number} [digits]
  */
-export function formatScore(score) {
+export function formatScore(score, digits = 9) {
   const value = toBigInt(score);
-  const fraction = String(value % SCORE_SCALE).padStart(9, "0").replace(/0+$/, "");
+  const fraction = String(value % SCORE_SCALE).padStart(9, "0").slice(0, digits).replace(/0+$/, "");
   return `${value / SCORE_SCALE}.${fraction || "0"}`;
 }
 

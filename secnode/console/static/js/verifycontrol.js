@@ -1,7 +1,7 @@
 /**
  * The "verify" control of every page (interface D): a button `[data-testid=verify]` and its
- * result `[data-testid=verify-result]` with `data-status` "running", "ok" or "failed", whose
- * text is the Report's summary; the Report's checks follow in a list.
+ * result `[data-testid=verify-result]` with `data-status` "running", "ok" or "failed": the
+ * Report's summary first (`.verify-summary`), then its checks in a list (`.verify-checks`).
  *
  * The verifier (js/verify/verifier.js, interface B) is loaded on first use, so a page shows
  * even when it cannot load; then the control reports the load failure as a failed check.
@@ -29,18 +29,18 @@ async function verifierFor(ctx) {
 }
 
 /**
- * Render a Report into the result element and the checks list.
+ * Render a Report into the result element: status, summary, then the checks in order (and
+ * what failed, when it failed).
  * @param {HTMLElement} result
- * @param {HTMLElement} checks
  * @param {{ok: boolean, summary: string, checks: string[], error: string|null}} report
  */
-function show(result, checks, report) {
+function show(result, report) {
   result.dataset.status = report.ok ? "ok" : "failed";
-  result.textContent = String(report.summary);
   const items = (report.checks || []).map((check) => el("li", {text: String(check)}));
   if (!report.ok && report.error) items.push(el("li", {class: "failed-check", text: String(report.error)}));
-  checks.replaceChildren(...items);
-  checks.hidden = items.length === 0;
+  const icon = el("span", {class: "icon", "aria-hidden": "true", text: report.ok ? "✓ " : "✗ "});
+  result.replaceChildren(el("p", {class: "verify-summary"}, icon, String(report.summary)),
+    items.length ? el("ol", {class: "verify-checks", "aria-label": "What was checked"}, items) : null);
 }
 
 /**
@@ -53,17 +53,15 @@ function show(result, checks, report) {
 export function verifyControl(ctx, label, run, onReport = () => {}) {
   const button = el("button", {type: "button", class: "verify", dataset: {testid: "verify"},
     text: label});
-  const result = el("p", {class: "verify-result", dataset: {testid: "verify-result"},
+  const result = el("div", {class: "verify-result", dataset: {testid: "verify-result"},
     role: "status", "aria-live": "polite"});
   result.hidden = true;
-  const checks = el("ol", {class: "verify-checks", dataset: {testid: "verify-checks"}});
-  checks.hidden = true;
   button.addEventListener("click", async () => {
     button.disabled = true;
     result.hidden = false;
     result.dataset.status = "running";
-    result.textContent = "Verifying in this browser…";
-    checks.hidden = true;
+    result.replaceChildren(el("p", {class: "verify-summary"},
+      el("span", {class: "icon", "aria-hidden": "true", text: "… "}), "Verifying in this browser…"));
     let report;
     try {
       report = await run(await verifierFor(ctx));
@@ -71,12 +69,12 @@ export function verifyControl(ctx, label, run, onReport = () => {}) {
       report = {ok: false, summary: `Verification failed: ${error.message}`, checks: [],
         error: String(error.message), height: null, record: null};
     }
-    show(result, checks, report);
+    show(result, report);
     onReport(report);
     button.disabled = false;
   });
   const note = el("p", {class: "hint", text: ctx.pinned
     ? "Checked against the genesis file you gave (pinned)."
     : "Checked in your browser against the genesis document; for full independence run `sec console --genesis` with your own copy."});
-  return append(el("div", {class: "verify-box"}), button, result, checks, note);
+  return append(el("div", {class: "verify-box"}), button, result, note);
 }

@@ -36,7 +36,7 @@ function chart(distribution) {
       svg("rect", {x, y, width: slot - 8, height: Math.max(height, 1), class: "bar"}),
       svg("text", {x: x + (slot - 8) / 2, y: y - 6, "text-anchor": "middle", class: "bar-count", text: String(count)}),
       svg("text", {x: x + (slot - 8) / 2, y: TOP + BAR_AREA + 18, "text-anchor": "middle", class: "bar-label",
-        text: formatScore(bucket.low)}),
+        text: formatScore(bucket.low, 3)}),
     );
   });
   picture.append(svg("text", {x: WIDTH / 2, y: TOP + BAR_AREA + 48, "text-anchor": "middle",
