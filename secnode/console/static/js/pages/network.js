@@ -45,7 +45,8 @@ function startHere(ctx) {
         el("a", {href: `#/account/${account.address}`, text: account.name}),
         ` — ${ROLE_HINT[role] || role}`));
     }
-    box.append(el("h3", {text: role === "member" ? "buyers and members" : `${role}s`}), list);
+    const heading = role === "member" ? "Buyers and members" : `${role[0].toUpperCase()}${role.slice(1)}s`;
+    box.append(el("h3", {text: heading}), list);
   }
   return box;
 }

@@ -45,26 +45,45 @@ function details(ctx, answer) {
       itemRows(answer.items || order.items || [])));
 }
 
-function timelineItem(ctx, event) {
-  const verb = TX_VERBS[event.type] || event.type;
-  const who = event.actor ? accountLink(ctx.names, event.actor) : el("span", {text: "the chain"});
+/** Which window closes when an open state's deadline passes (§16.1). */
+const WINDOWS = {
+  CREATED: "the payment window closed",
+  FUNDED: "the ship deadline passed",
+  SHIPPED: "the confirm window closed",
+  RECEIVED: "the return window closed",
+  DISPUTED: "the dispute deadline passed",
+  AT_PICKUP: "the pickup window closed",
+  RETURN_REQUESTED: "the return-shipping window closed",
+  RETURN_SHIPPED: "the return-receiving window closed",
+};
+
+/**
+ * One timeline entry: when, who did what (or which deadline passed), the state after.
+ * @param {string|null} before the state before this event
+ */
+function timelineItem(ctx, event, before) {
+  const deadline = event.type === "deadline";
+  const verb = deadline
+    ? `Nobody acted in time: ${WINDOWS[before] || "a deadline passed"} (no transaction)`
+    : ` ${TX_VERBS[event.type] || event.type}`;
+  const who = event.actor ? accountLink(ctx.names, event.actor) : null;
   return el("li", {dataset: {event: String(event.event)}},
     el("p", {class: "when"}, seconds(event.time_s), " · block ", blockLink(event.height)),
-    el("p", {}, who, ` ${verb} → `, el("strong", {text: String(event.state)})),
+    el("p", {}, who, `${verb} → `, el("strong", {text: String(event.state)})),
     el("p", {class: "detail"}, `event ${event.event}`,
       event.tx_hash ? " · transaction " : "", event.tx_hash ? txLink(event.tx_hash) : ""));
 }
 
 /** What happens when an open state's deadline passes (docs/protocol.md §16.1). */
 const DEFAULT_OUTCOMES = {
-  CREATED: "CANCELLED (nothing was paid)",
-  FUNDED: "REFUNDED: full refund to the buyer",
-  SHIPPED: "RECEIVED (receipt is assumed)",
-  RECEIVED: "COMPLETED: the merchant is paid",
-  DISPUTED: "REFUNDED: full refund to the buyer",
-  AT_PICKUP: "RECEIVED (the goods were delivered to the pickup point)",
-  RETURN_REQUESTED: "COMPLETED: the return lapses, full payout",
-  RETURN_SHIPPED: "COMPLETED: the returned lines are refunded, the rest paid out",
+  CREATED: "cancelled if the buyer has not paid",
+  FUNDED: "full refund to the buyer if not shipped",
+  SHIPPED: "receipt assumed if the buyer does not confirm it",
+  RECEIVED: "completed and paid out if nothing is returned or disputed",
+  DISPUTED: "full refund to the buyer if the arbiter does not resolve it",
+  AT_PICKUP: "receipt assumed if not picked up",
+  RETURN_REQUESTED: "the return lapses and the order is paid out if not shipped back",
+  RETURN_SHIPPED: "returned lines refunded, the rest paid out, if the merchant does not confirm receipt",
 };
 
 /**
@@ -79,8 +98,7 @@ function nextDeadline(next, state) {
     append(box, `No deadline comes next: the order is ${state}, a final state.`);
   } else {
     const outcome = next.outcome || DEFAULT_OUTCOMES[next.state] || "its default outcome";
-    append(box, `Next deadline: while ${next.state}, by `, seconds(next.due_s),
-      `. If nobody acts by then: ${outcome}.`);
+    append(box, "Next deadline: ", seconds(next.due_s), ` — ${outcome} (the order is ${next.state}).`);
   }
   return box;
 }
@@ -88,7 +106,7 @@ function nextDeadline(next, state) {
 async function timeline(ctx, orderId) {
   const history = await ctx.rpc.call("sec_getOrderHistory", {order_id: orderId});
   const list = el("ol", {dataset: {testid: "timeline"}, class: "timeline"},
-    history.events.map((event) => timelineItem(ctx, event)));
+    history.events.map((event, i) => timelineItem(ctx, event, i > 0 ? history.events[i - 1].state : null)));
   return [nextDeadline(history.next_deadline, history.order.state), list];
 }
 
