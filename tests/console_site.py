@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import threading
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
@@ -124,47 +123,26 @@ def story(served: ServedNode) -> Story:
 
 
 class ConsoleSite:
-    """The bundle, `config.json` and a proxy to `node_url`, on 127.0.0.1 in its own thread."""
+    """The bundle, `config.json` and a proxy to the node, on 127.0.0.1, served from the node's
+    own event loop (its thread)."""
 
-    def __init__(self, node_url: str) -> None:
-        self.node_url = node_url
+    def __init__(self, served: ServedNode) -> None:
+        self.served = served
+        self.node_url = served.url
         self.port = 0
-        self.loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="console-site", daemon=True)
         self._runner: web.AppRunner | None = None
-        self._failure: BaseException | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> ConsoleSite:
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("the console site did not start within 10 s")
-        if self._failure is not None:
-            raise RuntimeError("the console site failed to start") from self._failure
+        asyncio.run_coroutine_threadsafe(self._start(), self.served.loop).result(10)
         return self
 
     def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
-
-    def _serve(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        try:
-            self.loop.run_until_complete(self._start())
-        except BaseException as exc:  # reported to the starting thread
-            self._failure = exc
-            self._ready.set()
-            self.loop.close()
-            return
-        self._ready.set()
-        self.loop.run_forever()
         if self._runner is not None:
-            self.loop.run_until_complete(self._runner.cleanup())
-        self.loop.close()
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self.served.loop).result(10)
 
     async def _start(self) -> None:
         app = web.Application()

@@ -25,7 +25,7 @@ WAIT_S = 20
 @pytest.fixture(scope="module")
 def site() -> Iterator[tuple[ConsoleSite, ServedNode, Story]]:
     node = ServedNode(auto_commit=False).start()
-    console = ConsoleSite(node.url).start()
+    console = ConsoleSite(node).start()
     try:
         yield console, node, story(node)
     finally:

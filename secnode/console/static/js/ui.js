@@ -231,3 +231,20 @@ export function svg(tag, attrs = {}, ...children) {
   append(node, ...children);
   return node;
 }
+
+/**
+ * The result of `load()`, or null after appending an error box about `what` to `view`.
+ * @template T
+ * @param {HTMLElement} view
+ * @param {string} what e.g. "Could not load block 12"
+ * @param {() => Promise<T>} load
+ * @returns {Promise<T|null>}
+ */
+export async function loadOrExplain(view, what, load) {
+  try {
+    return await load();
+  } catch (error) {
+    view.append(errorBox(what, error));
+    return null;
+  }
+}

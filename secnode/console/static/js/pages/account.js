@@ -4,13 +4,12 @@
  * replies; verify controls for the account record and for the trust score.
  */
 
-import {el, append, errorBox, fields, fill, formatFen, formatInt, hashView, section, table, timeElement} from "../ui.js";
+import {el, append, fields, fill, formatFen, formatInt, formatScore, hashView, loadOrExplain, section, table, timeElement} from "../ui.js";
 import {accountLink, blockLink, groupLink, orderLink} from "../links.js";
 import {NOT_FOUND, RpcError} from "../rpc.js";
 import {attestationsAbout, whySentence} from "../trustwords.js";
 import {stateText} from "../words.js";
 import {verifyControl} from "../verifycontrol.js";
-import {formatScore} from "../ui.js";
 
 const LIST_LIMIT = 20;
 
@@ -88,13 +87,8 @@ async function reviewsList(ctx, address) {
 export async function render(ctx, view, address) {
   const name = ctx.names.nameOf(address);
   view.append(el("h1", {}, name ? `${name} ` : "Account ", hashView(address)));
-  let account;
-  try {
-    account = await ctx.rpc.call("sec_getAccount", {address});
-  } catch (error) {
-    view.append(errorBox(`Could not load account ${address}`, error));
-    return;
-  }
+  const account = await loadOrExplain(view, `Could not load account ${address}`, () => ctx.rpc.call("sec_getAccount", {address}));
+  if (account === null) return;
   const roles = account.roles || [];
   view.append(section("Account", fields([
     ["Name", account.name ?? name ?? "—"],

@@ -3,7 +3,7 @@
  * transactions with their outcome, and a verify control (verifyBlock).
  */
 
-import {el, append, errorBox, fields, formatInt, hashView, section, table, timeElement} from "../ui.js";
+import {el, loadOrExplain, append, errorBox, fields, formatInt, hashView, section, table, timeElement} from "../ui.js";
 import {accountLink, blockHref, txLink} from "../links.js";
 import {TX_VERBS} from "../words.js";
 import {verifyControl} from "../verifycontrol.js";
@@ -55,13 +55,8 @@ function transactions(ctx, block) {
 export async function render(ctx, view, heightText) {
   const height = Number(heightText);
   view.append(el("h1", {text: `Block ${formatInt(height)}`}));
-  let block;
-  try {
-    block = await ctx.rpc.call("sec_getBlock", {height, full: true});
-  } catch (error) {
-    view.append(errorBox(`Could not load block ${formatInt(height)}`, error));
-    return;
-  }
+  const block = await loadOrExplain(view, `Could not load block ${formatInt(height)}`, () => ctx.rpc.call("sec_getBlock", {height, full: true}));
+  if (block === null) return;
   const nav = el("nav", {class: "pager", "aria-label": "Neighbouring blocks"});
   if (height > 0) nav.append(el("a", {href: blockHref(height - 1), text: "← Previous block"}));
   nav.append(el("a", {href: blockHref(height + 1), text: "Next block →"}));

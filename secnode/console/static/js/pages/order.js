@@ -4,7 +4,7 @@
  * and a verify control (verifyOrder). New events arrive live (orderEvents of the buyer).
  */
 
-import {el, append, fields, formatFen, errorBox, section, table, timeElement, hashView} from "../ui.js";
+import {el, loadOrExplain, append, fields, formatFen, errorBox, section, table, timeElement, hashView} from "../ui.js";
 import {accountLink, blockLink, txLink} from "../links.js";
 import {TX_VERBS, itemRows, stateText} from "../words.js";
 import {verifyControl} from "../verifycontrol.js";
@@ -124,13 +124,8 @@ export async function render(ctx, view, orderId) {
   view.append(top,
     section("Verify", verifyControl(ctx, "Verify this order", (v) => v.verifyOrder(id))),
     section("Timeline", life));
-  let answer;
-  try {
-    answer = await ctx.rpc.call("sec_getOrder", {order_id: id});
-  } catch (error) {
-    top.append(errorBox(`Could not load order ${id}`, error));
-    return undefined;
-  }
+  let answer = await loadOrExplain(top, `Could not load order ${id}`, () => ctx.rpc.call("sec_getOrder", {order_id: id}));
+  if (answer === null) return undefined;
   top.append(details(ctx, answer));
   const loadHistory = async () => {
     try {

@@ -7,11 +7,10 @@
  * Bounded: at most PER_HOP accounts per hop, one page of attestations per account.
  */
 
-import {el, errorBox, formatInt, section, svg} from "../ui.js";
+import {el, errorBox, formatInt, formatScore, section, shortHash, svg} from "../ui.js";
 import {accountLink} from "../links.js";
 import {NOT_FOUND, RpcError} from "../rpc.js";
 import {attestationsAbout, whySentence} from "../trustwords.js";
-import {shortHash, formatScore} from "../ui.js";
 
 const PER_HOP = 12;
 const SIZE = 760;

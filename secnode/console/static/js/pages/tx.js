@@ -3,7 +3,7 @@
  * block that holds it, and a verify control (verifyTransaction: inclusion under tx_root).
  */
 
-import {el, append, errorBox, fields, formatInt, hashView, section} from "../ui.js";
+import {el, loadOrExplain, append, fields, formatInt, hashView, section} from "../ui.js";
 import {accountLink, blockLink} from "../links.js";
 import {TX_VERBS, bodyRows, eventLine} from "../words.js";
 import {verifyControl} from "../verifycontrol.js";
@@ -24,13 +24,8 @@ function receiptView(ctx, receipt) {
 export async function render(ctx, view, hashText) {
   const hash = hashText.toLowerCase();
   view.append(el("h1", {}, "Transaction ", hashView(hash)));
-  let answer;
-  try {
-    answer = await ctx.rpc.call("sec_getTransaction", {hash});
-  } catch (error) {
-    view.append(errorBox(`Could not load transaction ${hash}`, error));
-    return;
-  }
+  const answer = await loadOrExplain(view, `Could not load transaction ${hash}`, () => ctx.rpc.call("sec_getTransaction", {hash}));
+  if (answer === null) return;
   const tx = answer.tx;
   view.append(el("p", {class: "lead"}, accountLink(ctx.names, tx.sender_address), ` ${TX_VERBS[tx.type] || tx.type}`,
     ` (${tx.type})`),
