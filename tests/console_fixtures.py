@@ -31,14 +31,20 @@ import nacl.bindings
 import cli
 import tests.rpc_node
 from contracts.epochs import get_epoch
-from ledger.certificates import CommitCertificate, CommitSignature, verify_certificate
+from ledger.certificates import (
+    CommitCertificate,
+    CommitSignature,
+    commit_signing_bytes,
+    verify_certificate,
+)
 from ledger.encoding import decode, encode
 from ledger.errors import DecodeError, InvalidAddress, InvalidCertificate, InvalidProof
 from ledger.genesis import parse_genesis
 from ledger.keys import Address, PrivateKey, format_address, parse_address, verify_signature
 from ledger.state_tree import OtherLeaf, StateProof, verify_state_proof
 from secnode.network.devnet import dev_genesis_document
-from secnode.schema.objects import BlockHeader, CommitCertificate as CertificateJson
+from secnode.schema.objects import BlockHeader
+from secnode.schema.objects import CommitCertificate as CertificateJson
 from secnode.schema.objects import StateProof as StateProofJson
 from tests.orderkit import WINDOWS
 from tests.rpc_node import ServedNode
@@ -99,7 +105,7 @@ def shop() -> Iterator[Shop]:
     """A served node with short windows, after the shopping scenario; stopped on exit."""
     document = dev_genesis_document()
     document["parameters"] = {**document["parameters"], **PARAMETERS}
-    with pytest_monkeypatch(tests.rpc_node, "dev_genesis", lambda: parse_genesis(document)):
+    with _patched(tests.rpc_node, "dev_genesis", lambda: parse_genesis(document)):
         served = ServedNode().start()
     try:
         network = Shop(served, document)
@@ -110,7 +116,7 @@ def shop() -> Iterator[Shop]:
 
 
 @contextlib.contextmanager
-def pytest_monkeypatch(owner: Any, name: str, value: Callable[[], Any]) -> Iterator[None]:
+def _patched(owner: Any, name: str, value: Callable[[], Any]) -> Iterator[None]:
     """Set `owner.name` to `value` for the block (the served node reads it at start)."""
     saved = getattr(owner, name)
     setattr(owner, name, value)
@@ -185,7 +191,9 @@ def _outcome(check: Callable[[], object], *errors: type[Exception]) -> bool:
     return True
 
 
-def _proof_case(case_id: str, root: bytes, key: bytes, value: bytes | None, proof: StateProof) -> Case:
+def _proof_case(
+    case_id: str, root: bytes, key: bytes, value: bytes | None, proof: StateProof
+) -> Case:
     valid = _outcome(lambda: verify_state_proof(root, key, value, proof), InvalidProof)
     return {
         "id": case_id,
@@ -269,6 +277,7 @@ def _headers(network: Shop) -> list[Case]:
     cases: list[Case] = []
     for height in (0, 1, network.served.node.head.height):
         block = network.served.call(lambda height=height: store.get_block(height))  # type: ignore[misc]
+        assert block is not None, f"the node has no block {height}"
         header = block.header
         cases.append(
             {
@@ -279,7 +288,9 @@ def _headers(network: Shop) -> list[Case]:
             }
         )
     changed = dict(cases[1]["header"], timestamp_ms=cases[1]["header"]["timestamp_ms"] + 1)
-    cases.append({"id": "tampered-timestamp", "header": changed, "hash": cases[1]["hash"], "valid": False})
+    cases.append(
+        {"id": "tampered-timestamp", "header": changed, "hash": cases[1]["hash"], "valid": False}
+    )
     return cases
 
 
@@ -296,8 +307,6 @@ def _certificates(network: Shop) -> list[Case]:
     validators = node.genesis.validator_set()
     entries = list(certificate.signatures)
     outsider = PrivateKey.from_label("account:outsider")
-    from ledger.certificates import commit_signing_bytes
-
     message = commit_signing_bytes(chain_id, height, certificate.block_hash)
     variants: dict[str, tuple[CommitCertificate, int | None]] = {
         "valid": (certificate, height),
@@ -305,7 +314,10 @@ def _certificates(network: Shop) -> list[Case]:
             CommitCertificate(
                 height,
                 certificate.block_hash,
-                (CommitSignature(entries[0].validator, _flip(entries[0].signature, 5)), *entries[1:]),
+                (
+                    CommitSignature(entries[0].validator, _flip(entries[0].signature, 5)),
+                    *entries[1:],
+                ),
             ),
             height,
         ),
@@ -321,7 +333,10 @@ def _certificates(network: Shop) -> list[Case]:
             ),
             height,
         ),
-        "below-quorum": (CommitCertificate(height, certificate.block_hash, tuple(entries[:2])), height),
+        "below-quorum": (
+            CommitCertificate(height, certificate.block_hash, tuple(entries[:2])),
+            height,
+        ),
         "wrong-height": (certificate, height - 1),
     }
     cases = []
@@ -374,27 +389,68 @@ def _records(network: Shop) -> list[Case]:
     shown_account = {k: account[k] for k in ("public_key", "nonce", "balance", "roles", "name")}
     cases: list[Case] = [
         {"id": "account", "kind": "account", "raw": account["value"], "expected": shown_account},
-        {"id": "order", "kind": "order", "key": network.order_id, "raw": order["value"], "expected": order["order"]},
-        {"id": "group", "kind": "group", "key": network.group_id, "raw": group["value"], "expected": group["group"]},
-        {"id": "score", "kind": "score", "raw": trust["values"]["score"], "expected": {k: trust[k] for k in ("score", "positive", "negative")}},
-        {"id": "score-negative", "kind": "score", "raw": negative["values"]["score"], "expected": {k: negative[k] for k in ("score", "positive", "negative")}},
-        {"id": "epoch", "kind": "epoch", "raw": trust["values"]["epoch"], "expected": trust["epoch"]},
+        {
+            "id": "order",
+            "kind": "order",
+            "key": network.order_id,
+            "raw": order["value"],
+            "expected": order["order"],
+        },
+        {
+            "id": "group",
+            "kind": "group",
+            "key": network.group_id,
+            "raw": group["value"],
+            "expected": group["group"],
+        },
+        {
+            "id": "score",
+            "kind": "score",
+            "raw": trust["values"]["score"],
+            "expected": {k: trust[k] for k in ("score", "positive", "negative")},
+        },
+        {
+            "id": "score-negative",
+            "kind": "score",
+            "raw": negative["values"]["score"],
+            "expected": {k: negative[k] for k in ("score", "positive", "negative")},
+        },
+        {
+            "id": "epoch",
+            "kind": "epoch",
+            "raw": trust["values"]["epoch"],
+            "expected": trust["epoch"],
+        },
     ]
     for member in group["members"]:
         shown = {k: v for k, v in member.items() if k not in ("proof", "value")}
         cases.append(
-            {"id": f"member-{member['index']}", "kind": "member", "key": member["index"], "raw": member["value"], "expected": shown}
+            {
+                "id": f"member-{member['index']}",
+                "kind": "member",
+                "key": member["index"],
+                "raw": member["value"],
+                "expected": shown,
+            }
         )
     truncated = bytes.fromhex(order["value"])
     fields = decode(truncated)
     cases.append(
-        {"id": "order-24-fields", "kind": "order", "key": network.order_id, "raw": encode(fields[:-1]).hex(), "expected": None}
+        {
+            "id": "order-24-fields",
+            "kind": "order",
+            "key": network.order_id,
+            "raw": encode(fields[:-1]).hex(),
+            "expected": None,
+        }
     )
     return cases
 
 
 _ORDER = 2**252 + 27742317777372353535851937790883648493
-_SMALL_ORDER_POINT = bytes.fromhex("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05")
+_SMALL_ORDER_POINT = bytes.fromhex(
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05"
+)
 
 
 def _ed25519_case(case_id: str, public_key: bytes, message: bytes, signature: bytes) -> Case:
@@ -418,24 +474,31 @@ def _ed25519() -> list[Case]:
     # message when A and R have order dividing 8 and k's multiple cancels; libsodium refuses.
     identity = (1).to_bytes(32, "little")
     non_canonical_key = (2**255 - 19 + 1).to_bytes(32, "little")  # y = p + 1, i.e. y = 1
-    y_above_p = bytearray(public)
     return [
         _ed25519_case("valid", public, message, signature),
         _ed25519_case("other-message", public, message + b"!", signature),
-        _ed25519_case("s-plus-l", public, message, signature[:32] + (s + _ORDER).to_bytes(32, "little")),
+        _ed25519_case(
+            "s-plus-l", public, message, signature[:32] + (s + _ORDER).to_bytes(32, "little")
+        ),
         _ed25519_case("identity-key-identity-r", identity, message, identity + bytes(32)),
-        _ed25519_case("small-order-key", _SMALL_ORDER_POINT, message, _SMALL_ORDER_POINT + bytes(32)),
+        _ed25519_case(
+            "small-order-key", _SMALL_ORDER_POINT, message, _SMALL_ORDER_POINT + bytes(32)
+        ),
         _ed25519_case("small-order-r", public, message, _SMALL_ORDER_POINT + signature[32:]),
         _ed25519_case("non-canonical-key", non_canonical_key, message, identity + bytes(32)),
         _ed25519_case("short-key", public[:31], message, signature),
         _ed25519_case("long-signature", public, message, signature + b"\x00"),
-        _ed25519_case("key-sign-bit-flipped", bytes(y_above_p[:31]) + bytes([y_above_p[31] ^ 0x80]), message, signature),
+        _ed25519_case(
+            "key-sign-bit-flipped", public[:31] + bytes([public[31] ^ 0x80]), message, signature
+        ),
         _ed25519_case("not-a-point", bytes([2]) + bytes(31), message, signature),
         _ed25519_case(
             "libsodium-signed",
             nacl.bindings.crypto_sign_seed_keypair(bytes(32))[0],
             message,
-            nacl.bindings.crypto_sign(message, nacl.bindings.crypto_sign_seed_keypair(bytes(32))[1])[:64],
+            nacl.bindings.crypto_sign(
+                message, nacl.bindings.crypto_sign_seed_keypair(bytes(32))[1]
+            )[:64],
         ),
     ]
 
@@ -480,7 +543,9 @@ def _msgpack() -> list[Case]:
     deep: Any = 0
     for _ in range(32):
         deep = [deep]
-    record = encode({"a": [1, -1, 2**64 - 1, -(2**63), b"\x00" * 300, "é" * 40], "b": None, "ab": True})
+    record = encode(
+        {"a": [1, -1, 2**64 - 1, -(2**63), b"\x00" * 300, "é" * 40], "b": None, "ab": True}
+    )
     return [
         _msgpack_case("nested-record", record),
         _msgpack_case("depth-32", encode(deep)),

@@ -30,7 +30,10 @@ from tests.console_fixtures import Shop, build_fixtures, shop
 
 Tamper = Callable[[str, dict[str, Any]], None]
 MERCHANT = format_address(PrivateKey.from_label("account:merchant1").address)
-BLANK = b"<!doctype html><html lang='en'><head><link rel='icon' href='data:,'><title>blank</title></head><body></body></html>"
+BLANK = (
+    b"<!doctype html><html lang='en'><head><link rel='icon' href='data:,'>"
+    b"<title>blank</title></head><body></body></html>"
+)
 
 
 @dataclass
@@ -199,7 +202,8 @@ const [calls, done] = [arguments[0], arguments[arguments.length - 1]];
   const { Verifier } = await import("/js/verify/verifier.js");
   const { JsonRpc, parseJson } = await import("/js/verify/jsonrpc.js");
   const config = parseJson(await (await fetch("/config.json")).text());
-  const verifier = new Verifier(new JsonRpc(config.node), config.genesis, { pinned: config.pinned });
+  const rpc = new JsonRpc(config.node);
+  const verifier = new Verifier(rpc, config.genesis, { pinned: config.pinned });
   const reports = {};
   for (const [name, method, argument] of calls) reports[name] = await verifier[method](argument);
   return JSON.stringify(reports, (k, v) => (typeof v === "bigint" ? v.toString() : v));
