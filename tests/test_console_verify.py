@@ -316,3 +316,28 @@ def test_invalid_node_of_another_network_is_refused(site: Site) -> None:
     report = _lying(site, other_genesis, [("account", "verifyAccount", MERCHANT)])["account"]
     assert report["ok"] is False
     assert "genesis document hash" in report["error"], report
+
+
+def test_verifier_follows_a_validator_change_from_the_heads_proven_record(site: Site) -> None:
+    """Last in this module: it changes the shared chain's validator set (node3 leaves)."""
+    network = site.shop
+    answer = network.sec("tx", "validator-update", "--key", "dev:admin", "--remove", "dev:node3")
+    effective = answer["receipt"]["events"][0]["effective_height"]
+    network.blocks(effective - network.served.node.head.height + 1)
+    head = network.served.node.head.height
+    calls = [("head", "verifyBlock", head), ("block1", "verifyBlock", 1)]
+    reports = _verify(site, [*calls, ("account", "verifyAccount", MERCHANT)])
+    for name, report in reports.items():
+        assert report["ok"] is True, (name, report)
+    assert "signed by 3 of 3 validators" in reports["head"]["summary"], reports["head"]
+    weaker = "taken from the head's proven \"validators\" record"
+    assert any(weaker in check for check in reports["head"]["checks"]), reports["head"]
+    assert any(weaker in check for check in reports["account"]["checks"])
+    assert not any(weaker in check for check in reports["block1"]["checks"])
+
+    def forge(method: str, result: dict[str, Any]) -> None:
+        if method == "sec_getValidatorsWithProof":
+            result["value"] = result["value"][:-2] + ("00" if result["value"][-2:] != "00" else "01")
+
+    report = _lying(site, forge, calls[:1])["head"]
+    assert report["ok"] is False and "value hashes to" in report["error"], report

@@ -28,6 +28,7 @@ import {
 import { proofFromJson, verifyStateProof } from "./statetree.js";
 
 const MAX_TRANSACTION_SIZE = 16384;
+const MAX_MEMBER_PAGE = 100;
 const TX_FIELDS = ["body", "chain_id", "nonce", "sender", "signature", "type"];
 
 function uint32(n) {
@@ -171,7 +172,8 @@ export class Verifier {
     requireThat(BigInt(header.height) === BigInt(height), `the node sent block ${header.height}, not ${height}`);
     requireThat(header.chain_id === anchor.chainId, `block ${height} is for chain ${header.chain_id}, not ${anchor.chainId}`);
     run.height = Number(height);
-    run.check(`header of block ${number(height)} hashed here: ${short(hash)}`);
+    const time = new Date(Number(header.timestamp_ms)).toISOString();
+    run.check(`header of block ${number(height)} hashed here: ${short(hash)}, block time ${time}`);
     if (BigInt(height) === 0n) {
       requireThat(equal(hash, anchor.block0Hash), "this block 0 is not the genesis block");
       requireThat(answer.certificate === null, "block 0 has no certificate");
@@ -367,6 +369,8 @@ export class Verifier {
       }
       const group = decodeGroup(toHex(id), value);
       requireShown(answer.group, group, "group");
+      requireThat(Array.isArray(answer.members) && answer.members.length <= MAX_MEMBER_PAGE,
+        `a page holds at most ${MAX_MEMBER_PAGE} members`);
       const end = answer.members.length;
       const expectedNext = end < group.members ? end : null;
       requireThat((end > 0 || group.members === 0) && answer.next_member === expectedNext,
