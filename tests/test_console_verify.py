@@ -330,14 +330,16 @@ def test_verifier_follows_a_validator_change_from_the_heads_proven_record(site: 
     for name, report in reports.items():
         assert report["ok"] is True, (name, report)
     assert "signed by 3 of 3 validators" in reports["head"]["summary"], reports["head"]
-    weaker = "taken from the head's proven \"validators\" record"
+    weaker = 'taken from the head\'s proven "validators" record'
     assert any(weaker in check for check in reports["head"]["checks"]), reports["head"]
     assert any(weaker in check for check in reports["account"]["checks"])
     assert not any(weaker in check for check in reports["block1"]["checks"])
 
     def forge(method: str, result: dict[str, Any]) -> None:
         if method == "sec_getValidatorsWithProof":
-            result["value"] = result["value"][:-2] + ("00" if result["value"][-2:] != "00" else "01")
+            result["value"] = result["value"][:-2] + (
+                "00" if result["value"][-2:] != "00" else "01"
+            )
 
     report = _lying(site, forge, calls[:1])["head"]
     assert report["ok"] is False and "value hashes to" in report["error"], report
