@@ -234,8 +234,14 @@ def test_verifier_verifies_what_a_real_node_serves(site: Site) -> None:
             ("group", "verifyGroup", network.group_id),
             ("trust", "verifyTrustScore", MERCHANT),
             ("nobody", "verifyAccount", format_address(bytes(20))),
+            ("no-order", "verifyOrder", "00" * 32),
+            ("future", "verifyBlock", head + 100),
         ],
     )
+    future = reports.pop("future")
+    assert future["ok"] is False and future["record"] is None, future
+    assert future["error"].startswith("the node answered with an error"), future
+    assert reports.pop("no-order")["record"] == {"order_id": "00" * 32, "exists": False}
     for name, report in reports.items():
         assert report["ok"] is True, (name, report)
         assert report["error"] is None and report["summary"].startswith("Verified: "), report

@@ -49,6 +49,15 @@ function requireShown(shown, proven, what) {
   requireThat(field === null, `${field} shown by the node is not what the proven record holds`);
 }
 
+// A thrown error in words: a failed check as it is, else what the node's answer did.
+function describe(error) {
+  if (error instanceof ProofError) return error.message;
+  const text = error?.message ?? String(error);
+  if (error?.name === "RpcError") return `the node answered with an error: ${text}`;
+  if (error instanceof TypeError && text.includes("fetch")) return `the node could not be reached: ${text}`;
+  return `the node's answer is malformed (${error?.name ?? "Error"}: ${text})`;
+}
+
 class Run {
   constructor() {
     this.checks = [];
@@ -84,9 +93,7 @@ export class Verifier {
         height: run.height, record: run.record,
       };
     } catch (error) {
-      const message = error instanceof ProofError
-        ? error.message
-        : `${error?.name ?? "Error"}: ${error?.message ?? String(error)}`;
+      const message = describe(error);
       run.check(`✗ ${message}`);
       return {
         ok: false, summary: `Verification failed: ${message}`, checks: run.checks,
@@ -97,38 +104,43 @@ export class Verifier {
 
   // The genesis hash, set and block 0, computed once; their checks open every report.
   async #trustAnchor(run) {
-    if (this.anchor === null) {
-      const checks = [];
-      const doc = normalizedGenesis(this.genesis);
-      const hash = await genesisHash(this.genesis);
-      const origin = this.pinned
-        ? "from your own genesis file (pinned)"
-        : "as supplied by the node (not pinned: start the console with your own --genesis to pin it)";
-      checks.push(`genesis document hash computed here: ${toHex(hash)}, ${origin}`);
-      const set = await genesisValidatorSet(this.genesis);
-      checks.push(
-        `genesis validator set computed here: ${set.members.length} validators, hash ${short(set.hash)}, quorum ${set.quorum}`,
-      );
-      const block0 = await this.rpc.call("sec_getCommit", { height: 0 });
-      const block0Hash = await headerHash(block0.header);
-      requireThat(block0.header.height === 0, "block 0's header is not at height 0");
-      requireThat(equal(hexOf(block0.header.prev_hash, "block 0 prev_hash"), hash),
-        "block 0's prev_hash is not the genesis document hash: the node serves another network");
-      requireThat(block0.header.chain_id === doc.chain_id, `block 0 is for chain ${block0.header.chain_id}, not ${doc.chain_id}`);
-      requireThat(equal(hexOf(block0.header.validators_hash, "block 0 validators_hash"), set.hash),
-        "block 0's validators_hash is not the genesis validator set's hash");
-      requireThat(equal(hexOf(block0.hash, "block 0 hash"), block0Hash), "block 0's hash is not its header's hash");
-      checks.push("block 0 fetched: its prev_hash equals the computed genesis hash and its validators_hash the genesis set's");
-      const pretrusted = [];
-      for (const name of doc.pretrusted) {
-        const account = doc.accounts.find((a) => a.name === name);
-        requireThat(account !== undefined, `genesis pretrusted ${name} is not a genesis account`);
-        pretrusted.push(await addressOf(hexOf(account.public_key, `public key of ${name}`)));
-      }
-      pretrusted.sort(compare);
-      this.anchor = { hash, set, chainId: doc.chain_id, block0Hash, checks, pretrusted };
+    if (this.anchor !== null) {
+      for (const text of this.anchor.checks) run.check(text);
+      return this.anchor;
     }
-    for (const text of this.anchor.checks) run.check(text);
+    const checks = [];
+    const note = (text) => {
+      checks.push(text);
+      run.check(text);
+    };
+    const doc = normalizedGenesis(this.genesis);
+    const hash = await genesisHash(this.genesis);
+    const origin = this.pinned
+      ? "from your own genesis file (pinned)"
+      : "as supplied by the node (not pinned: start the console with your own --genesis to pin it)";
+    note(`genesis document hash computed here: ${toHex(hash)}, ${origin}`);
+    const set = await genesisValidatorSet(this.genesis);
+    note(
+      `genesis validator set computed here: ${set.members.length} validators, hash ${short(set.hash)}, quorum ${set.quorum}`,
+    );
+    const block0 = await this.rpc.call("sec_getCommit", { height: 0 });
+    const block0Hash = await headerHash(block0.header);
+    requireThat(block0.header.height === 0, "block 0's header is not at height 0");
+    requireThat(equal(hexOf(block0.header.prev_hash, "block 0 prev_hash"), hash),
+      "block 0's prev_hash is not the genesis document hash: the node serves another network");
+    requireThat(block0.header.chain_id === doc.chain_id, `block 0 is for chain ${block0.header.chain_id}, not ${doc.chain_id}`);
+    requireThat(equal(hexOf(block0.header.validators_hash, "block 0 validators_hash"), set.hash),
+      "block 0's validators_hash is not the genesis validator set's hash");
+    requireThat(equal(hexOf(block0.hash, "block 0 hash"), block0Hash), "block 0's hash is not its header's hash");
+    note("block 0 fetched: its prev_hash equals the computed genesis hash and its validators_hash the genesis set's");
+    const pretrusted = [];
+    for (const name of doc.pretrusted) {
+      const account = doc.accounts.find((a) => a.name === name);
+      requireThat(account !== undefined, `genesis pretrusted ${name} is not a genesis account`);
+      pretrusted.push(await addressOf(hexOf(account.public_key, `public key of ${name}`)));
+    }
+    pretrusted.sort(compare);
+    this.anchor = { hash, set, chainId: doc.chain_id, block0Hash, checks, pretrusted };
     return this.anchor;
   }
 
