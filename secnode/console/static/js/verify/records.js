@@ -273,9 +273,11 @@ export function decodeEpoch(raw) {
 }
 
 /**
- * The validators record (§12.3): current keys, pending [height, keys] and history, as bytes.
+ * The validators record (§12.3): current keys, pending [effective height, keys] and history
+ * [until, keys] (former sets), keys as bytes.
  * @param {Uint8Array} raw
- * @returns {{current: Uint8Array[], pending: {height: number, keys: Uint8Array[]}[]}}
+ * @returns {{current: Uint8Array[], pending: {height: number, keys: Uint8Array[]}[],
+ *   history: {height: number, keys: Uint8Array[]}[]}}
  */
 export function decodeValidators(raw) {
   const value = decoded(raw, "validators record");
@@ -286,11 +288,15 @@ export function decodeValidators(raw) {
       `${what} is not a list of 32-byte keys`);
     return list;
   };
-  const pending = (value.pending ?? []).map((entry, i) => {
-    requireThat(Array.isArray(entry) && entry.length === 2, `pending change ${i} is not [height, keys]`);
-    return { height: read.count(entry[0], `pending ${i} height`), keys: keys(entry[1], `pending ${i}`) };
+  const entries = (name) => (value[name] ?? []).map((entry, i) => {
+    requireThat(Array.isArray(entry) && entry.length === 2, `${name} ${i} is not [height, keys]`);
+    return { height: read.count(entry[0], `${name} ${i} height`), keys: keys(entry[1], `${name} ${i}`) };
   });
-  return { current: keys(value.current, "validators current"), pending };
+  return {
+    current: keys(value.current, "validators current"),
+    pending: entries("pending"),
+    history: entries("history"),
+  };
 }
 
 function same(a, b) {

@@ -29,6 +29,7 @@ import { proofFromJson, verifyStateProof } from "./statetree.js";
 
 const MAX_TRANSACTION_SIZE = 16384;
 const MAX_MEMBER_PAGE = 100;
+const ACCOUNT_FIELDS = ["public_key", "nonce", "balance", "roles", "name"];
 const TX_FIELDS = ["body", "chain_id", "nonce", "sender", "signature", "type"];
 
 function uint32(n) {
@@ -54,7 +55,9 @@ function describe(error) {
   if (error instanceof ProofError) return error.message;
   const text = error?.message ?? String(error);
   if (error?.name === "RpcError") return `the node answered with an error: ${text}`;
-  if (error instanceof TypeError && text.includes("fetch")) return `the node could not be reached: ${text}`;
+  if (error instanceof TypeError && text.includes("fetch")) {
+    return `the node could not be reached: ${text}`;
+  }
   return `the node's answer is malformed (${error?.name ?? "Error"}: ${text})`;
 }
 
@@ -120,19 +123,21 @@ export class Verifier {
       : "as supplied by the node (not pinned: start the console with your own --genesis to pin it)";
     note(`genesis document hash computed here: ${toHex(hash)}, ${origin}`);
     const set = await genesisValidatorSet(this.genesis);
-    note(
-      `genesis validator set computed here: ${set.members.length} validators, hash ${short(set.hash)}, quorum ${set.quorum}`,
-    );
+    note(`genesis validator set computed here: ${set.members.length} validators, `
+      + `hash ${short(set.hash)}, quorum ${set.quorum}`);
     const block0 = await this.rpc.call("sec_getCommit", { height: 0 });
     const block0Hash = await headerHash(block0.header);
     requireThat(block0.header.height === 0, "block 0's header is not at height 0");
     requireThat(equal(hexOf(block0.header.prev_hash, "block 0 prev_hash"), hash),
       "block 0's prev_hash is not the genesis document hash: the node serves another network");
-    requireThat(block0.header.chain_id === doc.chain_id, `block 0 is for chain ${block0.header.chain_id}, not ${doc.chain_id}`);
+    requireThat(block0.header.chain_id === doc.chain_id,
+      `block 0 is for chain ${block0.header.chain_id}, not ${doc.chain_id}`);
     requireThat(equal(hexOf(block0.header.validators_hash, "block 0 validators_hash"), set.hash),
       "block 0's validators_hash is not the genesis validator set's hash");
-    requireThat(equal(hexOf(block0.hash, "block 0 hash"), block0Hash), "block 0's hash is not its header's hash");
-    note("block 0 fetched: its prev_hash equals the computed genesis hash and its validators_hash the genesis set's");
+    requireThat(equal(hexOf(block0.hash, "block 0 hash"), block0Hash),
+      "block 0's hash is not its header's hash");
+    note("block 0 fetched: its prev_hash equals the computed genesis hash "
+      + "and its validators_hash the genesis set's");
     const pretrusted = [];
     for (const name of doc.pretrusted) {
       const account = doc.accounts.find((a) => a.name === name);
@@ -153,24 +158,30 @@ export class Verifier {
     }
     const head = await this.rpc.call("sec_getValidatorsWithProof", {});
     const headHash = await headerHash(head.header);
-    requireThat(equal(headHash, hexOf(head.block_hash, "block_hash")), "the validators answer's header does not hash to its block_hash");
+    requireThat(equal(headHash, hexOf(head.block_hash, "block_hash")),
+      "the validators answer's header does not hash to its block_hash");
     const root = hexOf(head.header.state_root, "state_root");
-    requireThat(equal(root, hexOf(head.state_root, "state_root")), "the validators answer's state_root is not its header's");
+    requireThat(equal(root, hexOf(head.state_root, "state_root")),
+      "the validators answer's state_root is not its header's");
     const raw = hexOf(head.value, "validators record");
     await verifyStateProof(root, utf8("validators"), raw, proofFromJson(head.proof));
     const record = decodeValidators(raw);
     const current = await validatorSet(record.current);
     requireThat(equal(current.hash, hexOf(head.header.validators_hash, "validators_hash")),
       "the head's proven validators record is not the set its header names");
-    await verifyCertificate(head.certificate, anchor.chainId, current, { height: head.header.height, blockHash: headHash });
+    const headHeight = head.header.height;
+    await verifyCertificate(head.certificate, anchor.chainId, current,
+      { height: headHeight, blockHash: headHash });
     const sets = [current];
-    for (const change of record.pending) sets.push(await validatorSet(change.keys));
+    for (const keys of [...record.pending, ...record.history].map((entry) => entry.keys)) {
+      sets.push(await validatorSet(keys));
+    }
     const found = sets.find((s) => equal(s.hash, named));
-    requireThat(found !== undefined,
-      `block ${header.height} names validator set ${short(named)}, which is neither the genesis set nor one in the head's proven record`);
-    run.check(
-      `the validator set changed since genesis: set ${short(named)} taken from the head's proven "validators" record at height ${number(head.header.height)} (weaker: that record is certified by the set it names, not traced back to the genesis set)`,
-    );
+    requireThat(found !== undefined, `block ${header.height} names validator set ${short(named)}, `
+      + "which is neither the genesis set nor one in the head's proven record");
+    run.check(`the validator set changed since genesis: set ${short(named)} taken from the head's `
+      + `proven "validators" record at height ${number(headHeight)} (weaker: that record is `
+      + "certified by the set it names, not traced back to the genesis set)");
     return found;
   }
 
@@ -181,8 +192,10 @@ export class Verifier {
     const hash = await headerHash(header);
     requireThat(equal(hash, hexOf(answer.hash, "block hash")),
       `block ${height}'s header hashes to ${toHex(hash)}, not the hash the node gave`);
-    requireThat(BigInt(header.height) === BigInt(height), `the node sent block ${header.height}, not ${height}`);
-    requireThat(header.chain_id === anchor.chainId, `block ${height} is for chain ${header.chain_id}, not ${anchor.chainId}`);
+    requireThat(BigInt(header.height) === BigInt(height),
+      `the node sent block ${header.height}, not ${height}`);
+    requireThat(header.chain_id === anchor.chainId,
+      `block ${height} is for chain ${header.chain_id}, not ${anchor.chainId}`);
     run.height = Number(height);
     const time = new Date(Number(header.timestamp_ms)).toISOString();
     run.check(`header of block ${number(height)} hashed here: ${short(hash)}, block time ${time}`);
@@ -193,21 +206,32 @@ export class Verifier {
       return { header, hash, signers: 0, size: anchor.set.members.length };
     }
     const set = await this.#setFor(run, anchor, header);
-    const signers = await verifyCertificate(answer.certificate, anchor.chainId, set, { height, blockHash: hash });
-    run.check(
-      `certificate of block ${number(height)}: ${signers} of ${set.members.length} validators signed (quorum ${set.quorum}), every Ed25519 signature verified, no duplicate or outside signer`,
-    );
+    const signers = await verifyCertificate(answer.certificate, anchor.chainId, set,
+      { height, blockHash: hash });
+    run.check(`certificate of block ${number(height)}: ${signers} of ${set.members.length} `
+      + `validators signed (quorum ${set.quorum}), every Ed25519 signature verified, `
+      + "no duplicate or outside signer");
     return { header, hash, signers, size: set.members.length };
   }
 
-  // A state answer (height, state_root) read at a certified header.
-  async #stateRoot(run, anchor, answer) {
-    const certified = await this.#certified(run, anchor, answer.height);
-    const root = hexOf(certified.header.state_root, "state_root");
+  // A state answer ({height, state_root, value, proof}): its block certified, its state_root
+  // that block's, and its value (or absence) proven under it.
+  async #provenState(run, anchor, answer, key, what) {
+    const block = await this.#certified(run, anchor, answer.height);
+    const root = hexOf(block.header.state_root, "state_root");
     requireThat(equal(root, hexOf(answer.state_root, "state_root")),
       `the answer's state_root is not the state_root of certified block ${answer.height}`);
     run.check(`the answer's state_root is block ${number(answer.height)}'s certified state_root`);
-    return { ...certified, root };
+    const value = answer.value === null ? null : hexOf(answer.value, "value");
+    const hashes = await this.#stateProof(run, root, key, value, answer.proof,
+      value === null ? `absence of the ${what}` : what);
+    return { block, root, value, hashes };
+  }
+
+  async #stateProof(run, root, key, value, proofJson, what) {
+    const hashes = await verifyStateProof(root, key, value, proofFromJson(proofJson));
+    run.check(`state proof of the ${what}: ${hashes} sibling hashes lead to the certified state_root`);
+    return hashes;
   }
 
   /**
@@ -222,20 +246,20 @@ export class Verifier {
       requireThat(Number.isSafeInteger(h) && h >= 0, `height ${height} is not a block height`);
       const anchor = await this.#trustAnchor(run);
       const block = await this.#certified(run, anchor, h);
-      if (h > 0) {
-        const parent = await this.rpc.call("sec_getCommit", { height: h - 1 });
-        const parentHash = await headerHash(parent.header);
-        requireThat(BigInt(parent.header.height) === BigInt(h - 1), `the node sent block ${parent.header.height} as the parent`);
-        requireThat(equal(parentHash, hexOf(block.header.prev_hash, "prev_hash")),
-          `block ${h}'s prev_hash is not the hash of block ${h - 1}`);
-        requireThat(BigInt(parent.header.timestamp_ms) < BigInt(block.header.timestamp_ms),
-          `block ${h}'s timestamp is not after block ${h - 1}'s`);
-        run.check(`prev_hash links to block ${number(h - 1)} (its header hashed here), timestamp increasing`);
-      }
       run.record = { height: h, hash: toHex(block.hash), header: block.header, signers: block.signers };
-      return h === 0
-        ? `block 0 is the genesis block of this document (hash ${short(block.hash)})`
-        : `block ${number(h)} (hash ${short(block.hash)}), signed by ${block.signers} of ${block.size} validators, linked to block ${number(h - 1)}`;
+      if (h === 0) return `block 0 is the genesis block of this document (hash ${short(block.hash)})`;
+      const parent = await this.rpc.call("sec_getCommit", { height: h - 1 });
+      const parentHash = await headerHash(parent.header);
+      requireThat(BigInt(parent.header.height) === BigInt(h - 1),
+        `the node sent block ${parent.header.height} as the parent`);
+      requireThat(equal(parentHash, hexOf(block.header.prev_hash, "prev_hash")),
+        `block ${h}'s prev_hash is not the hash of block ${h - 1}`);
+      requireThat(BigInt(parent.header.timestamp_ms) < BigInt(block.header.timestamp_ms),
+        `block ${h}'s timestamp is not after block ${h - 1}'s`);
+      run.check(`prev_hash links to block ${number(h - 1)} (its header hashed here), `
+        + "timestamp increasing");
+      return `block ${number(h)} (hash ${short(block.hash)}), ${signed(block)}, `
+        + `linked to block ${number(h - 1)}`;
     });
   }
 
@@ -247,53 +271,41 @@ export class Verifier {
    */
   verifyTransaction(hash) {
     return this.#run(async (run) => {
-      const wanted = hexOf(String(hash).toLowerCase(), "transaction hash");
-      requireThat(wanted.length === 32, "a transaction hash is 32 bytes");
+      const wanted = this.#id(hash, "transaction hash");
       const anchor = await this.#trustAnchor(run);
       const answer = await this.rpc.call("sec_getTransaction", { hash: toHex(wanted) });
-      requireThat(answer.status === "committed" && answer.proof, `the transaction is ${answer.status}, not committed: nothing to prove yet`);
+      requireThat(answer.status === "committed" && answer.proof,
+        `the transaction is ${answer.status}, not committed: nothing to prove yet`);
       const raw = hexOf(answer.raw, "raw");
-      requireThat(raw.length <= MAX_TRANSACTION_SIZE, `the transaction is ${raw.length} bytes, more than ${MAX_TRANSACTION_SIZE}`);
+      requireThat(raw.length <= MAX_TRANSACTION_SIZE,
+        `the transaction is ${raw.length} bytes, more than ${MAX_TRANSACTION_SIZE}`);
       requireThat(equal(await sha256(raw), wanted), "the raw bytes do not hash to the transaction hash");
       run.check(`raw transaction (${raw.length} bytes) hashes to ${short(wanted)}`);
-      let envelope;
-      try {
-        envelope = decode(raw, MAX_TRANSACTION_SIZE);
-      } catch (error) {
-        throw new ProofError(`the transaction is not canonical: ${error.message}`);
-      }
-      requireThat(envelope !== null && typeof envelope === "object" && Object.keys(envelope).sort().join() === TX_FIELDS.join(),
-        "the transaction is not a map of exactly chain_id, sender, nonce, type, body, signature");
-      const signing = concat(utf8("SEC/tx/v2"), encode([
-        envelope.chain_id, anchor.hash, envelope.sender, envelope.nonce, envelope.type, envelope.body,
-      ]));
-      requireThat(await verifyEd25519(envelope.sender, signing, envelope.signature),
-        "the sender's signature does not verify (chain id, genesis hash, nonce, type, body)");
+      const tx = await signedTransaction(raw, anchor.hash);
       run.check("sender's Ed25519 signature over chain id, genesis hash, nonce, type and body verified");
-      const tx = {
-        hash: toHex(wanted), chain_id: envelope.chain_id, sender: toHex(envelope.sender),
-        sender_address: formatAddress(await addressOf(envelope.sender)), nonce: envelope.nonce,
-        type: envelope.type, body: jsonValue(envelope.body), signature: toHex(envelope.signature),
-        size: raw.length,
-      };
       requireShown(answer.tx, tx, "tx");
       run.check("the fields shown (sender, nonce, type, body, …) are the decoded signed bytes");
       const leaf = await leafHash(raw);
       const proof = answer.proof;
-      requireThat(equal(leaf, hexOf(proof.leaf_hash, "leaf_hash")), "the proof's leaf_hash is not H(0x00 || raw)");
+      requireThat(equal(leaf, hexOf(proof.leaf_hash, "leaf_hash")),
+        "the proof's leaf_hash is not H(0x00 || raw)");
       const block = await this.#certified(run, anchor, answer.height);
-      requireThat(equal(block.hash, hexOf(answer.block_hash, "block_hash")), "block_hash is not the certified block's hash");
+      requireThat(equal(block.hash, hexOf(answer.block_hash, "block_hash")),
+        "block_hash is not the certified block's hash");
       const root = hexOf(block.header.tx_root, "tx_root");
-      requireThat(equal(root, hexOf(proof.tx_root, "tx_root")), "the proof's tx_root is not the certified header's");
-      requireThat(BigInt(proof.leaf_index) === BigInt(answer.index), "the proof is for another position in the block");
+      requireThat(equal(root, hexOf(proof.tx_root, "tx_root")),
+        "the proof's tx_root is not the certified header's");
+      requireThat(BigInt(proof.leaf_index) === BigInt(answer.index),
+        "the proof is for another position in the block");
       const path = proof.hashes.map((h, i) => hexOf(h, `proof hash ${i}`));
       await verifyInclusion(leaf, proof.leaf_index, proof.tree_size, path, root);
-      run.check(
-        `RFC 6962 inclusion: leaf ${number(proof.leaf_index)} of ${number(proof.tree_size)} under the certified tx_root, proof of ${path.length} hashes`,
-      );
-      run.check("not covered: the receipt (the node serves no proof of it; sec audit chain re-executes)");
+      run.check(`RFC 6962 inclusion: leaf ${number(proof.leaf_index)} of `
+        + `${number(proof.tree_size)} under the certified tx_root, proof of ${path.length} hashes`);
+      run.check("not covered: the receipt (the node serves no proof of it; sec audit chain "
+        + "re-executes)");
       run.record = tx;
-      return `transaction in block ${number(answer.height)}, signed by ${block.signers} of ${block.size} validators, proof of ${path.length} hashes`;
+      return `transaction in block ${number(answer.height)}, ${signed(block)}, `
+        + `proof of ${path.length} hashes`;
     });
   }
 
@@ -305,28 +317,26 @@ export class Verifier {
   verifyAccount(address) {
     return this.#run(async (run) => {
       const bytes = this.#address(address);
+      const text = formatAddress(bytes);
       const anchor = await this.#trustAnchor(run);
-      const answer = await this.rpc.call("sec_getAccount", { address: formatAddress(bytes), prove: true });
-      const state = await this.#stateRoot(run, anchor, answer);
-      const value = answer.value === null ? null : hexOf(answer.value, "value");
-      const hashes = await this.#stateProof(run, state.root, concat(utf8("acct:"), bytes), value, answer.proof, "account record");
-      requireThat(answer.exists === (value !== null), `the account is shown ${answer.exists ? "present" : "absent"} but the proof says otherwise`);
-      requireThat(answer.address === formatAddress(bytes), "the answer is for another address");
-      const shown = {
-        public_key: answer.public_key, nonce: answer.nonce, balance: answer.balance, roles: answer.roles, name: answer.name,
-      };
-      if (value === null) {
-        requireShown(shown, { public_key: null, nonce: null, balance: null, roles: null, name: null }, "account");
-        run.record = { address: formatAddress(bytes), exists: false };
+      const answer = await this.rpc.call("sec_getAccount", { address: text, prove: true });
+      const key = concat(utf8("acct:"), bytes);
+      const proven = await this.#provenState(run, anchor, answer, key, "account record");
+      requireThat(answer.address === text, "the answer is for another address");
+      requireThat(answer.exists === (proven.value !== null), "exists disagrees with the proof");
+      const shown = Object.fromEntries(ACCOUNT_FIELDS.map((name) => [name, answer[name]]));
+      if (proven.value === null) {
+        requireShown(shown, Object.fromEntries(ACCOUNT_FIELDS.map((name) => [name, null])), "account");
+        run.record = { address: text, exists: false };
       } else {
-        const record = decodeAccount(value);
+        const record = decodeAccount(proven.value);
         requireThat(equal(await addressOf(hexOf(record.public_key, "public_key")), bytes),
           "the proven record's public key is not this address's key");
         requireShown(shown, record, "account");
-        run.record = { address: formatAddress(bytes), exists: true, ...record };
+        run.record = { address: text, exists: true, ...record };
       }
-      run.check("fields compared: public_key, nonce, balance, roles, name equal the proven record");
-      return this.#stateSummary(state, hashes, value === null ? "the account's absence" : "the account record");
+      run.check(`fields compared: ${ACCOUNT_FIELDS.join(", ")} equal the proven record`);
+      return stateSummary(proven, "the account record");
     });
   }
 
@@ -340,22 +350,22 @@ export class Verifier {
       const id = this.#id(orderId, "order id");
       const anchor = await this.#trustAnchor(run);
       const answer = await this.rpc.call("sec_getOrder", { order_id: toHex(id), prove: true });
-      const state = await this.#stateRoot(run, anchor, answer);
-      const value = answer.value === null ? null : hexOf(answer.value, "value");
-      const hashes = await this.#stateProof(run, state.root, concat(utf8("order:"), id), value, answer.proof, "order record");
-      requireThat((answer.order === null) === (value === null),
-        `the order is shown ${answer.order === null ? "absent" : "present"} but the proof says otherwise`);
-      requireThat(answer.exists === (value !== null), "exists disagrees with the proof");
-      if (value === null) {
+      const key = concat(utf8("order:"), id);
+      const proven = await this.#provenState(run, anchor, answer, key, "order record");
+      const present = proven.value !== null;
+      requireThat((answer.order !== null) === present && answer.exists === present,
+        `the order is shown ${present ? "absent" : "present"} but the proof says otherwise`);
+      if (proven.value === null) {
         run.record = { order_id: toHex(id), exists: false };
       } else {
-        const order = decodeOrder(toHex(id), value);
+        const order = decodeOrder(toHex(id), proven.value);
         requireShown(answer.order, order, "order");
         requireShown(answer.items, order.items, "items");
-        run.check(`fields compared: all ${Object.keys(order).length} order fields and ${order.items.length} lines equal the proven record`);
+        run.check(`fields compared: all ${Object.keys(order).length} order fields and `
+          + `${order.items.length} lines equal the proven record`);
         run.record = order;
       }
-      return this.#stateSummary(state, hashes, value === null ? "the order's absence" : "the order record");
+      return stateSummary(proven, "the order record");
     });
   }
 
@@ -368,39 +378,42 @@ export class Verifier {
     return this.#run(async (run) => {
       const id = this.#id(groupId, "group id");
       const anchor = await this.#trustAnchor(run);
-      const answer = await this.rpc.call("sec_getGroup", { group_id: toHex(id), prove: true, members_from: 0 });
-      const state = await this.#stateRoot(run, anchor, answer);
-      const value = answer.value === null ? null : hexOf(answer.value, "value");
-      let hashes = await this.#stateProof(run, state.root, concat(utf8("group:"), id), value, answer.proof, "group record");
-      requireThat((answer.group === null) === (value === null),
-        `the group is shown ${answer.group === null ? "absent" : "present"} but the proof says otherwise`);
-      if (value === null) {
-        requireThat(answer.members.length === 0, "a group that does not exist has no members");
-        run.record = { group_id: toHex(id), exists: false, group: null, members: [] };
-        return this.#stateSummary(state, hashes, "the group's absence");
-      }
-      const group = decodeGroup(toHex(id), value);
-      requireShown(answer.group, group, "group");
+      const answer = await this.rpc.call("sec_getGroup",
+        { group_id: toHex(id), prove: true, members_from: 0 });
+      const proven = await this.#provenState(run, anchor, answer, concat(utf8("group:"), id),
+        "group record");
+      requireThat((answer.group === null) === (proven.value === null),
+        `the group is shown ${answer.group === null ? "absent" : "present"} `
+        + "but the proof says otherwise");
       requireThat(Array.isArray(answer.members) && answer.members.length <= MAX_MEMBER_PAGE,
         `a page holds at most ${MAX_MEMBER_PAGE} members`);
+      if (proven.value === null) {
+        requireThat(answer.members.length === 0, "a group that does not exist has no members");
+        run.record = { group_id: toHex(id), exists: false, group: null, members: [] };
+        return stateSummary(proven, "the group record");
+      }
+      const group = decodeGroup(toHex(id), proven.value);
+      requireShown(answer.group, group, "group");
       const end = answer.members.length;
       const expectedNext = end < group.members ? end : null;
       requireThat((end > 0 || group.members === 0) && answer.next_member === expectedNext,
-        `${end} members from 0 of ${group.members} with next_member ${answer.next_member} is not a page of the group`);
+        `${end} members from 0 of ${group.members} with next_member ${answer.next_member} `
+        + "is not a page of the group");
       const members = [];
       for (const [index, listed] of answer.members.entries()) {
         requireThat(listed.index === index, `member at index ${listed.index}, expected index ${index}`);
         const raw = hexOf(listed.value ?? "", `member ${index} value`);
-        const memberKey = concat(utf8("gmember:"), id, uint32(index));
-        hashes += await verifyStateProof(state.root, memberKey, raw, proofFromJson(listed.proof));
+        const key = concat(utf8("gmember:"), id, uint32(index));
+        proven.hashes += await verifyStateProof(proven.root, key, raw, proofFromJson(listed.proof));
         const member = decodeMember(index, raw);
-        const { proof: _p, value: _v, ...shown } = listed;
+        const { proof: _proof, value: _value, ...shown } = listed;
         requireShown(shown, member, `member ${index}`);
         members.push(member);
       }
-      run.check(`${members.length} of ${group.members} member records proven and compared (indexes 0…${Math.max(0, members.length - 1)})`);
+      run.check(`${members.length} of ${group.members} member records proven under the same root `
+        + "and compared");
       run.record = { group_id: toHex(id), exists: true, group, members };
-      return this.#stateSummary(state, hashes, `the group record and ${members.length} members`);
+      return stateSummary(proven, `the group record and ${members.length} members`);
     });
   }
 
@@ -413,43 +426,39 @@ export class Verifier {
   verifyTrustScore(address) {
     return this.#run(async (run) => {
       const bytes = this.#address(address);
+      const text = formatAddress(bytes);
       const anchor = await this.#trustAnchor(run);
-      const answer = await this.rpc.call("sec_getTrustScore", { address: formatAddress(bytes) });
-      const block = await this.#certified(run, anchor, answer.height, {
-        header: answer.header, hash: answer.block_hash, certificate: answer.certificate,
-      });
+      const answer = await this.rpc.call("sec_getTrustScore", { address: text });
+      const block = await this.#certified(run, anchor, answer.height,
+        { header: answer.header, hash: answer.block_hash, certificate: answer.certificate });
       const root = hexOf(block.header.state_root, "state_root");
-      requireThat(equal(root, hexOf(answer.state_root, "state_root")), "the bundle's state_root is not its certified header's");
+      requireThat(equal(root, hexOf(answer.state_root, "state_root")),
+        "the bundle's state_root is not its certified header's");
       const epochRaw = hexOf(answer.values.epoch ?? "", "values.epoch");
-      let hashes = await this.#stateProof(run, root, utf8("trust:epoch"), epochRaw, answer.proofs.epoch, "epoch record");
       const scoreRaw = answer.values.score === null ? null : hexOf(answer.values.score, "values.score");
-      hashes += await this.#stateProof(run, root, concat(utf8("trust:score:"), bytes), scoreRaw, answer.proofs.score,
-        scoreRaw === null ? "absence of a score record" : "score record");
-      requireThat(answer.scored === (scoreRaw !== null), `scored is ${answer.scored} but the proof says otherwise`);
-      requireThat(answer.address === formatAddress(bytes), "the answer is for another address");
+      const hashes = await this.#stateProof(run, root, utf8("trust:epoch"), epochRaw,
+        answer.proofs.epoch, "epoch record")
+        + await this.#stateProof(run, root, concat(utf8("trust:score:"), bytes), scoreRaw,
+          answer.proofs.score, scoreRaw === null ? "absence of a score record" : "score record");
+      requireThat(answer.scored === (scoreRaw !== null),
+        `scored is ${answer.scored} but the proof says otherwise`);
+      requireThat(answer.address === text, "the answer is for another address");
       const score = scoreRaw === null ? { score: 0, positive: 0, negative: 0 } : decodeScore(scoreRaw);
-      requireShown({ score: answer.score, positive: answer.positive, negative: answer.negative }, score, "trust");
+      const shown = { score: answer.score, positive: answer.positive, negative: answer.negative };
+      requireShown(shown, score, "trust");
       const epoch = decodeEpoch(epochRaw);
       requireShown(answer.epoch, epoch, "epoch");
-      run.check(`fields compared: score, positive, negative and epoch ${epoch.epoch} equal the proven records`);
+      run.check(`fields compared: score, positive, negative and epoch ${epoch.epoch} equal the `
+        + "proven records");
       const pretrusted = anchor.pretrusted.map(formatAddress);
       requireThat(difference(epoch.parameters.pretrusted, pretrusted, "pretrusted") === null,
         "the epoch's pretrusted set is not the genesis document's");
       run.check(`the epoch's pretrusted set is the genesis document's (${pretrusted.length} accounts)`);
       run.check("not recomputed here: the scores from the epoch's inputs (sec audit trust does that)");
-      run.record = { address: formatAddress(bytes), scored: answer.scored, ...score, epoch };
-      return `state root at height ${number(block.header.height)}, signed by ${block.signers} of ${block.size} validators, proofs of ${hashes} hashes for the score and epoch ${epoch.epoch} records`;
+      run.record = { address: text, scored: answer.scored, ...score, epoch };
+      return `state root at height ${number(block.header.height)}, ${signed(block)}, proofs of `
+        + `${hashes} hashes for the score and epoch ${epoch.epoch} records`;
     });
-  }
-
-  async #stateProof(run, root, key, value, proofJson, what) {
-    const hashes = await verifyStateProof(root, key, value, proofFromJson(proofJson));
-    run.check(`state proof of the ${what}: ${hashes} sibling hashes lead to the certified state_root`);
-    return hashes;
-  }
-
-  #stateSummary(state, hashes, what) {
-    return `state root at height ${number(state.header.height)}, signed by ${state.signers} of ${state.size} validators, proof of ${hashes} hashes for ${what}`;
   }
 
   #address(text) {
@@ -465,4 +474,36 @@ export class Verifier {
     requireThat(id.length === 32, `${what} is ${id.length} bytes, not 32`);
     return id;
   }
+}
+
+function signed(block) {
+  return `signed by ${block.signers} of ${block.size} validators`;
+}
+
+function stateSummary(proven, what) {
+  return `state root at height ${number(proven.block.header.height)}, ${signed(proven.block)}, `
+    + `proof of ${proven.hashes} hashes for ${proven.value === null ? `the absence of ${what}` : what}`;
+}
+
+// The envelope of raw transaction bytes (§5.1) as the RPC shows it, after its sender's
+// signature (§5.2) verified.
+async function signedTransaction(raw, genesis) {
+  let envelope;
+  try {
+    envelope = decode(raw, MAX_TRANSACTION_SIZE);
+  } catch (error) {
+    throw new ProofError(`the transaction is not canonical: ${error.message}`);
+  }
+  requireThat(envelope !== null && typeof envelope === "object"
+    && Object.keys(envelope).sort().join() === TX_FIELDS.join(),
+  "the transaction is not a map of exactly chain_id, sender, nonce, type, body, signature");
+  const { chain_id: chainId, sender, nonce, type, body, signature } = envelope;
+  const signing = concat(utf8("SEC/tx/v2"), encode([chainId, genesis, sender, nonce, type, body]));
+  requireThat(await verifyEd25519(sender, signing, signature),
+    "the sender's signature does not verify (chain id, genesis hash, nonce, type, body)");
+  return {
+    hash: toHex(await sha256(raw)), chain_id: chainId, sender: toHex(sender),
+    sender_address: formatAddress(await addressOf(sender)), nonce, type, body: jsonValue(body),
+    signature: toHex(signature), size: raw.length,
+  };
 }
