@@ -260,6 +260,27 @@ def test_verifier_verifies_what_a_real_node_serves(site: Site) -> None:
     assert reports["nobody"]["record"] == {"address": format_address(bytes(20)), "exists": False}
 
 
+_VERIFY_WITH_NODE_GENESIS = """
+const [address, done] = [arguments[0], arguments[arguments.length - 1]];
+(async () => {
+  const { Verifier } = await import("/js/verify/verifier.js");
+  const { JsonRpc } = await import("/js/verify/jsonrpc.js");
+  const rpc = new JsonRpc("");
+  const { document } = await rpc.call("sec_getGenesis");
+  return JSON.stringify(await new Verifier(rpc, document).verifyAccount(address),
+    (k, v) => (typeof v === "bigint" ? v.toString() : v));
+})().then(done, (error) => done(JSON.stringify({ thrown: String(error) })));
+"""
+
+
+def test_verifier_with_the_genesis_the_node_supplies_says_it_is_not_pinned(site: Site) -> None:
+    with browser() as driver:
+        driver.get(f"{site.url}/blank.html")
+        report = json.loads(driver.execute_async_script(_VERIFY_WITH_NODE_GENESIS, MERCHANT))
+    assert report.get("ok") is True, report
+    assert any("supplied by the node (not pinned" in check for check in report["checks"]), report
+
+
 def _lying(site: Site, tamper: Tamper, calls: list[tuple[str, str, Any]]) -> dict[str, Any]:
     site.tamper = tamper
     try:
