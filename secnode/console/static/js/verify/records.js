@@ -299,11 +299,10 @@ export function decodeValidators(raw) {
   };
 }
 
+// Integers are equal by value whether Number or BigInt; everything else by identity.
 function same(a, b) {
-  if ((typeof a === "bigint" || typeof a === "number") && (typeof b === "bigint" || typeof b === "number")) {
-    return Number.isInteger(a) || typeof a === "bigint" ? BigInt(a) === BigInt(b) : a === b;
-  }
-  return a === b;
+  const integral = (v) => typeof v === "bigint" || Number.isInteger(v);
+  return integral(a) && integral(b) ? BigInt(a) === BigInt(b) : a === b;
 }
 
 /**
@@ -327,7 +326,7 @@ export function difference(shown, proven, path) {
     if (shown === null || typeof shown !== "object" || Array.isArray(shown)) return path;
     const names = new Set([...Object.keys(shown), ...Object.keys(proven)]);
     for (const name of names) {
-      if (!(name in proven) || !(name in shown)) return `${path}.${name}`;
+      if (!Object.hasOwn(proven, name) || !Object.hasOwn(shown, name)) return `${path}.${name}`;
       const found = difference(shown[name], proven[name], `${path}.${name}`);
       if (found) return found;
     }
