@@ -1,30 +1,17 @@
 /**
  * Talking to a node: JSON-RPC 2.0 over `POST {node}/rpc` and subscriptions over `{node}/ws`.
  *
- * Invariants: every JSON text from the node is parsed by `parseJson`, so an integer beyond
- * 2^53 arrives as a BigInt (never a rounded Number); a JSON-RPC error becomes a thrown
+ * Invariants: every JSON text from the node is parsed by the verifier's `parseJson`, so an
+ * integer beyond 2^53 arrives as a BigInt (never a rounded Number); a JSON-RPC error becomes a thrown
  * `RpcError` carrying the node's own message; a lost WebSocket reconnects with a capped
  * exponential backoff and re-subscribes, and its listeners learn of each state change.
  */
 
+import {parseJson} from "./verify/jsonrpc.js";
+
 const MAX_REPLY_CHARS = 8 * 1024 * 1024;
 const BACKOFF_FIRST_MS = 500;
 const BACKOFF_MAX_MS = 15000;
-
-/**
- * Parse JSON text; integers outside the safe range become BigInt (exact, from the source text).
- * @param {string} text
- * @returns {any}
- */
-export function parseJson(text) {
-  return JSON.parse(text, (key, value, context) => {
-    if (typeof value === "number" && !Number.isSafeInteger(value) && context
-        && /^-?\d+$/.test(context.source)) {
-      return BigInt(context.source);
-    }
-    return value;
-  });
-}
 
 /** A JSON-RPC error answered by the node (code, the node's message, optional data). */
 export class RpcError extends Error {

@@ -48,9 +48,10 @@ function show(result, report) {
  * @param {object} ctx page context (rpc, genesis, pinned)
  * @param {string} label e.g. "Verify this order"
  * @param {(verifier: any) => Promise<any>} run
- * @param {(report: any) => void} [onReport] told of each Report (e.g. to show proven values)
+ * @param {((record: any) => string)|null} [describe] the proven record in words, shown under
+ *   a passed check (so the reader sees values decoded from the verified bytes)
  */
-export function verifyControl(ctx, label, run, onReport = () => {}) {
+export function verifyControl(ctx, label, run, describe = null) {
   const button = el("button", {type: "button", class: "verify", dataset: {testid: "verify"},
     text: label});
   const result = el("div", {class: "verify-result", dataset: {testid: "verify-result"},
@@ -70,7 +71,10 @@ export function verifyControl(ctx, label, run, onReport = () => {}) {
         error: String(error.message), height: null, record: null};
     }
     show(result, report);
-    onReport(report);
+    if (report.ok && report.record && describe) {
+      result.append(el("p", {class: "proven"},
+        `Proven at block ${report.height}, decoded from the verified bytes: ${describe(report.record)}.`));
+    }
     button.disabled = false;
   });
   const note = el("p", {class: "hint", text: ctx.pinned

@@ -39,7 +39,8 @@ async function trustSection(ctx, address, roles) {
     ]),
     el("p", {class: "why", dataset: {testid: "trust-why"}, text: whySentence(score, attestations, roles)}),
     el("p", {}, el("a", {href: `#/trust/${address}`, text: "See who attested it (trust neighbourhood) →"})),
-    verifyControl(ctx, "Verify this trust score", (v) => v.verifyTrustScore(address)),
+    verifyControl(ctx, "Verify this trust score", (v) => v.verifyTrustScore(address),
+      (r) => `score ${formatScore(r.score ?? 0)} of all trust (+${r.positive ?? 0} / −${r.negative ?? 0}), epoch ${r.epoch?.epoch ?? "?"}`),
   ];
 }
 
@@ -97,7 +98,10 @@ export async function render(ctx, view, address) {
     ["Nonce", `${formatInt(account.nonce)} transactions sent`],
     ["Public key", hashView(account.public_key)],
     ["Read at", blockLink(account.height)],
-  ]), verifyControl(ctx, "Verify this account", (v) => v.verifyAccount(address))));
+  ]), verifyControl(ctx, "Verify this account",
+    (v) => v.verifyAccount(address), (r) => (r.exists
+      ? `balance ${formatFen(r.balance)}, nonce ${formatInt(r.nonce)}, roles ${r.roles.join(", ") || "none"}`
+      : "no such account"))));
   const trust = el("div");
   const asMerchant = el("div");
   const asBuyer = el("div");

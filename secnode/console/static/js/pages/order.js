@@ -122,7 +122,9 @@ export async function render(ctx, view, orderId) {
   const top = el("div");
   const life = el("div");
   view.append(top,
-    section("Verify", verifyControl(ctx, "Verify this order", (v) => v.verifyOrder(id))),
+    section("Verify", verifyControl(ctx, "Verify this order", (v) => v.verifyOrder(id),
+      (r) => (r.exists === false ? "no such order"
+        : `state ${r.state}, total ${formatFen(r.total)}, in escrow ${formatFen(r.held)}`))),
     section("Timeline", life));
   let answer = await loadOrExplain(top, `Could not load order ${id}`, () => ctx.rpc.call("sec_getOrder", {order_id: id}));
   if (answer === null) return undefined;

@@ -7,7 +7,7 @@
 
 import {el} from "../ui.js";
 import {NOT_FOUND, RpcError} from "../rpc.js";
-import {SEC1_PATTERN} from "../names.js";
+import {formatAddress, parseAddress} from "../verify/bech32m.js";
 
 const MAX_TEXT = 200;
 
@@ -78,8 +78,14 @@ export async function render(ctx, view, raw) {
       const found = await lookupHash(ctx, hex);
       if (found.route) return go(found.route);
       tried = found.tried;
-    } else if (SEC1_PATTERN.test(text.toLowerCase())) {
-      return go(`#/account/${text.toLowerCase()}`);
+    } else if (/^sec1/i.test(text)) {
+      let address;
+      try {
+        address = formatAddress(parseAddress(text));
+      } catch (error) {
+        tried = [`a sec1 address: ${error.message}`];
+      }
+      if (address) return go(`#/account/${address}`);
     } else {
       const address = ctx.names.resolve(text);
       if (address) return go(`#/account/${address}`);
