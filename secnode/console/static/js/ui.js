@@ -84,6 +84,15 @@ export function formatScore(score, digits = 9) {
 }
 
 /**
+ * A trust score as a percentage of all trust with two decimals (cut), e.g. "64.91 %".
+ * @param {number|bigint} score
+ */
+export function scorePercent(score) {
+  const hundredths = (toBigInt(score) * 10000n) / SCORE_SCALE;
+  return `${hundredths / 100n}.${String(hundredths % 100n).padStart(2, "0")} %`;
+}
+
+/**
  * How long ago (or until) `ms` is, in words: "12 s ago", "in 3 min".
  * @param {number} ms epoch milliseconds
  * @param {number} [now]

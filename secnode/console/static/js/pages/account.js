@@ -4,7 +4,7 @@
  * replies; verify controls for the account record and for the trust score.
  */
 
-import {el, append, fields, fill, formatFen, formatInt, formatScore, hashView, loadOrExplain, section, table, timeElement} from "../ui.js";
+import {el, append, fields, fill, formatFen, formatInt, formatScore, hashView, loadOrExplain, scorePercent, section, table, timeElement} from "../ui.js";
 import {accountLink, blockLink, groupLink, orderLink} from "../links.js";
 import {NOT_FOUND, RpcError} from "../rpc.js";
 import {attestationsAbout, whySentence} from "../trustwords.js";
@@ -32,7 +32,7 @@ async function trustSection(ctx, address, roles) {
   return [
     fields([
       ["Score", el("span", {dataset: {testid: "trust-score"},
-        text: `${formatScore(score.score)} of all trust (${score.score} / 10^9)`})],
+        text: `${formatScore(score.score)} of all trust (${scorePercent(score.score)}; exactly ${score.score} / 10^9)`})],
       ["Epoch", append(el("span"), `${score.epoch.epoch}: inputs up to block `, blockLink(score.epoch.input_height),
         `, committed in block `, blockLink(score.epoch.committed_height))],
       ["Attestations", `+${score.positive} / −${score.negative}`],
