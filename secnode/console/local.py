@@ -1,0 +1,143 @@
+"""`sec console`: the console's bundle served from the user's own machine and pointed at any
+node (docs/console.md). This is the trustworthy way to use the console: the code that checks
+proofs comes from the user's own installation, not from the node whose answers it checks.
+
+The node must let the console's origin read it (`[rpc] cors_origins`, secnode.runtime.rpc.cors);
+`check_node` asks it the way a browser will (a CORS preflight) and says in one line what to
+change when it would refuse, and whether a pinned genesis is the node's chain.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import aiohttp
+from aiohttp import hdrs, web
+
+from ledger.genesis import load_genesis
+from secnode.console import STATIC_DIR
+from secnode.console.bundle import ConsoleError, ConsoleSettings, add_console_routes, load_bundle
+
+CHECK_TIMEOUT_S: Final = 5.0
+_ANY_HOST: Final = frozenset({"0.0.0.0", "::", ""})
+
+
+def node_base_url(text: str) -> str:
+    """The node's base URL for config.json from what the user typed: `http(s)://host[:port]
+    [/path]` or a bare `host:port` (taken as http), without a trailing `/` or `/rpc` (the
+    console appends `/rpc` and `/ws`); ConsoleError naming what is wrong."""
+    value = text.strip()
+    if "://" not in value:
+        value = "http://" + value
+    parts = urllib.parse.urlsplit(value)
+    problem = None
+    if parts.scheme not in ("http", "https"):
+        problem = "the scheme must be http:// or https://"
+    elif not parts.hostname:
+        problem = "it names no host"
+    elif parts.query or parts.fragment or parts.username or parts.password:
+        problem = "it must not carry a query, a fragment or credentials"
+    else:
+        try:
+            parts.port  # noqa: B018 - parsing the port is the check
+        except ValueError:
+            problem = "its port is not a number in 0..65535"
+    if problem is not None:
+        raise ConsoleError(
+            f"--node {text!r} is not a node URL like http://127.0.0.1:8545: {problem}"
+        )
+    path = parts.path.rstrip("/").removesuffix("/rpc")
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+def read_genesis(path: Path) -> dict[str, Any]:
+    """The genesis document of `path`, validated as the node validates it (InvalidGenesis says
+    why not), in the form whose hash is the chain's genesis hash."""
+    return load_genesis(path).model_dump(mode="json")
+
+
+def page_url(host: str, port: int) -> str:
+    """The URL a browser on this machine opens for a server bound to host:port."""
+    shown = "127.0.0.1" if host in _ANY_HOST else host
+    if ":" in shown:
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeCheck:
+    """What the node said to the console's origin."""
+
+    ok: bool
+    """True if the node answered the preflight for `origin` (the console can read it)."""
+    line: str
+    """One line for the user: all is well, or what to change."""
+
+
+async def check_node(node: str, origin: str, genesis: dict[str, Any] | None) -> NodeCheck:
+    """Ask `node` as a browser at `origin` would (CORS preflight of POST /rpc), and compare the
+    chain it serves (GET /health) with a pinned `genesis`."""
+    timeout = aiohttp.ClientTimeout(total=CHECK_TIMEOUT_S)
+    preflight = {
+        hdrs.ORIGIN: origin,
+        hdrs.ACCESS_CONTROL_REQUEST_METHOD: "POST",
+        hdrs.ACCESS_CONTROL_REQUEST_HEADERS: "content-type",
+    }
+    try:
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            async with session.options(node + "/rpc", headers=preflight) as answer:
+                allowed = answer.headers.get(hdrs.ACCESS_CONTROL_ALLOW_ORIGIN)
+                if answer.status >= 300 or allowed not in (origin, "*"):
+                    return NodeCheck(
+                        False,
+                        f"hint: node {node} does not let pages from {origin} read it; add to "
+                        f'the [rpc] table of its config.toml: cors_origins = ["{origin}"] '
+                        "(then restart it)",
+                    )
+            async with session.get(node + "/health") as answer:
+                health = json.loads(await answer.read())
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        reason = str(exc) or type(exc).__name__
+        return NodeCheck(
+            False, f"hint: node {node} is unreachable ({reason}); is it running, at this URL?"
+        )
+    except ValueError:
+        return NodeCheck(False, f"hint: {node}/health did not answer JSON: is this a SEC node?")
+    chain = health.get("chain_id") if isinstance(health, dict) else None
+    if genesis is not None and chain != genesis["chain_id"]:
+        return NodeCheck(
+            False,
+            f"hint: node {node} serves chain {chain!r}, but --genesis is chain "
+            f"{genesis['chain_id']!r}: the console will refuse what it shows",
+        )
+    return NodeCheck(True, f"node {node} (chain {chain!r}) lets this console read it")
+
+
+@asynccontextmanager
+async def console_server(
+    settings: ConsoleSettings, host: str, port: int, bundle: Path = STATIC_DIR
+) -> AsyncIterator[int]:
+    """Serve the bundle with `settings` on host:port (0: any free port) while the block runs;
+    yields the bound port. ConsoleError if the bundle cannot be read or the address bound."""
+    app = web.Application()
+    add_console_routes(app, load_bundle(bundle), settings)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise ConsoleError(
+                f"--listen {host}:{port}: {reason}; choose another with --listen HOST:PORT"
+            ) from None
+        bound: int = runner.addresses[0][1]
+        yield bound
+    finally:
+        await runner.cleanup()
