@@ -187,6 +187,13 @@ async def test_config_json_on_a_node_is_its_own_genesis(bundle: Path) -> None:
         assert parse_genesis(document["genesis"]).document_hash() == genesis.document_hash()
 
 
+def test_the_console_keys_are_documented_with_their_defaults() -> None:
+    operations = (ROOT / "docs" / "operations.md").read_text()
+    assert "| `console` | `false` |" in operations
+    assert "| `cors_origins` | `[]` |" in operations
+    assert "## Web console" in operations
+
+
 @pytest.mark.asyncio
 async def test_console_is_off_by_default_on_a_node() -> None:
     assert RPCSection().console is False
