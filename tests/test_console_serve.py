@@ -484,6 +484,92 @@ async def test_sec_console_serves_config_json_with_the_pinned_genesis(
         assert "connect-src 'self' http://127.0.0.1:1 ws://127.0.0.1:1" in policy
 
 
+# --- in a real browser --------------------------------------------------------------------------
+
+PROBE_HTML = b"""<!doctype html><meta charset=utf-8><title>probe</title>
+<script>document.title = "inline ran";</script>
+<p id=out>waiting</p>
+<script type=module src=js/probe.js></script>
+"""
+PROBE_JS = b"""// What the console does first (interface A): config.json, then its node.
+const out = document.getElementById("out");
+const config = await (await fetch("config.json")).json();
+out.dataset.node = config.node;
+try {
+  const reply = await fetch(`${config.node}/rpc`, {
+    method: "POST",
+    headers: {"Content-Type": "application/json"},
+    body: JSON.stringify({jsonrpc: "2.0", id: 1, method: "sec_status"}),
+  });
+  out.dataset.rpc = (await reply.json()).result.chain_id;
+} catch (error) {
+  out.dataset.rpc = "refused";
+}
+const base = config.node || location.origin;
+const socket = new WebSocket(base.replace(/^http/, "ws") + "/ws");
+socket.onopen = () => socket.send(JSON.stringify({jsonrpc: "2.0", id: 1, method: "sec_status"}));
+socket.onmessage = (event) => { out.dataset.ws = JSON.parse(event.data).result.chain_id; };
+socket.onerror = () => { out.dataset.ws = "refused"; };
+"""
+
+
+@pytest.fixture
+def probe_bundle(tmp_path: Path) -> Path:
+    root = tmp_path / "probe"
+    (root / "js").mkdir(parents=True)
+    (root / "index.html").write_bytes(PROBE_HTML)
+    (root / "js" / "probe.js").write_bytes(PROBE_JS)
+    return root
+
+
+def _probe(url: str) -> tuple[str, dict[str, str]]:
+    """Open `url` in Chromium; the page title and what the probe module found."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.browserkit import browser
+
+    with browser() as driver:
+        driver.get(url)
+        out = driver.find_element("id", "out")
+        WebDriverWait(driver, 30).until(
+            lambda _: out.get_attribute("data-rpc") and out.get_attribute("data-ws"),
+            message=f"the probe did not finish on {url}",
+        )
+        found = {name: out.get_attribute(f"data-{name}") or "" for name in ("node", "rpc", "ws")}
+        return driver.title, found
+
+
+@pytest.mark.asyncio
+async def test_browser_runs_the_node_served_bundle_under_its_csp(probe_bundle: Path) -> None:
+    async with serve(_console_config(probe_bundle)) as served:
+        title, found = await asyncio.to_thread(_probe, served.url + "/")
+    chain = served.node.genesis.chain_id
+    assert title == "probe"  # the inline script was blocked by the CSP
+    assert found == {"node": "", "rpc": chain, "ws": chain}
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("allowed", [True, False])
+async def test_browser_reads_a_node_from_sec_console_only_if_the_node_allows_it(
+    probe_bundle: Path, allowed: bool
+) -> None:
+    port = _free_port()  # the console's origin must be known before the node starts
+    origins = (f"http://127.0.0.1:{port}",) if allowed else ("http://localhost:" + str(port),)
+    async with serve(RpcConfig(cors_origins=origins)) as node:
+        settings = ConsoleSettings(node.url, None, False)
+        async with console_server(settings, "127.0.0.1", port, probe_bundle):
+            title, found = await asyncio.to_thread(_probe, f"http://127.0.0.1:{port}/")
+    wanted = node.node.genesis.chain_id if allowed else "refused"
+    assert (title, found) == ("probe", {"node": node.url, "rpc": wanted, "ws": wanted})
+
+
 # --- sec testnet's default ---------------------------------------------------------------------
 
 
