@@ -17,6 +17,7 @@ from ledger.errors import LedgerError
 from secnode.cli import (
     audit,
     console,
+    demo,
     groups,
     keys,
     network,
@@ -154,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_commands(commands)
     watch.add_commands(commands)
     console.add_commands(commands)
+    demo.add_commands(commands)
     return parser
 
 
