@@ -18,6 +18,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
 from multidict import CIMultiDictProxy
 
 from cli import main as sec_main
@@ -28,7 +29,7 @@ from secnode.console.local import check_node, console_server, node_base_url
 from secnode.network.home import enable_console
 from secnode.network.testnet import Supervisor, _print_banner, prepare
 from secnode.runtime.config import ConfigError, RPCSection, load_config, parse_config
-from secnode.runtime.rpc.server import RpcConfig
+from secnode.runtime.rpc.server import RpcConfig, start_rpc_server
 from tests.rpc_node import Served, serve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -426,6 +427,25 @@ async def test_check_node_says_which_cors_line_to_add() -> None:
         port = closed.getsockname()[1]
     check = await check_node(f"http://127.0.0.1:{port}", ALLOWED, None)
     assert not check.ok and "unreachable" in check.line
+
+
+@pytest.mark.asyncio
+async def test_invalid_health_answer_of_a_hostile_node_is_a_hint() -> None:
+    async def allow(request: web.Request) -> web.Response:
+        return web.Response(status=204, headers={"Access-Control-Allow-Origin": ALLOWED})
+
+    async def huge(request: web.Request) -> web.Response:
+        return web.Response(body=b"[" + b"0," * (1 << 20) + b"0]")
+
+    app = web.Application()
+    app.router.add_route("OPTIONS", "/rpc", allow)
+    app.router.add_get("/health", huge)
+    runner, port = await start_rpc_server(app, "127.0.0.1", 0)
+    try:
+        check = await check_node(f"http://127.0.0.1:{port}", ALLOWED, None)
+    finally:
+        await runner.cleanup()
+    assert not check.ok and "did not answer JSON" in check.line
 
 
 @pytest.fixture

@@ -25,6 +25,8 @@ from secnode.console import STATIC_DIR
 from secnode.console.bundle import ConsoleError, ConsoleSettings, add_console_routes, load_bundle
 
 CHECK_TIMEOUT_S: Final = 5.0
+MAX_HEALTH_BYTES: Final = 64 << 10
+"""Most of a /health answer read: it is a few hundred bytes; a larger one is not a SEC node's."""
 _ANY_HOST: Final = frozenset({"0.0.0.0", "::", ""})
 
 
@@ -101,7 +103,14 @@ async def check_node(node: str, origin: str, genesis: dict[str, Any] | None) -> 
                         "(then restart it)",
                     )
             async with session.get(node + "/health") as answer:
-                health = json.loads(await answer.read())
+                body = b""
+                while len(body) <= MAX_HEALTH_BYTES and (
+                    chunk := await answer.content.read(MAX_HEALTH_BYTES + 1 - len(body))
+                ):
+                    body += chunk
+                if len(body) > MAX_HEALTH_BYTES:
+                    raise ValueError("over the size of a health answer")
+                health = json.loads(body)
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         reason = str(exc) or type(exc).__name__
         return NodeCheck(
