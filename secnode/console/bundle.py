@@ -30,7 +30,7 @@ import hashlib
 import json
 import re
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -96,7 +96,7 @@ class Asset:
     @classmethod
     def of(cls, body: bytes, content_type: str, *, compress: bool) -> Asset:
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-        packed = gzip.compress(body, compresslevel=9, mtime=0) if compress else None
+        packed = gzip.compress(body, compresslevel=6, mtime=0) if compress else None
         smaller = packed if packed is not None and len(packed) < len(body) else None
         return cls(body, content_type, etag, smaller)
 
@@ -223,7 +223,7 @@ def add_console_routes(
         compress=True,
     )
 
-    def handler(asset: Asset, cache: str) -> Any:
+    def handler(asset: Asset, cache: str) -> Callable[[web.Request], Awaitable[web.Response]]:
         is_html = asset.content_type.startswith("text/html")
 
         async def serve(request: web.Request) -> web.Response:
