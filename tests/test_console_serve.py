@@ -9,10 +9,12 @@ import asyncio
 import gzip
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import tomllib
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +32,7 @@ from secnode.network.home import enable_console
 from secnode.network.testnet import Supervisor, _print_banner, prepare
 from secnode.runtime.config import ConfigError, RPCSection, load_config, parse_config
 from secnode.runtime.rpc.server import RpcConfig, start_rpc_server
+from tests.e2e_cluster import free_port_base, wait_until
 from tests.rpc_node import Served, serve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -630,3 +633,44 @@ def test_sec_genesis_new_homes_keep_the_console_off(tmp_path: Path) -> None:
     assert sec_main(["genesis", "new", "--validators", "1", "--out", str(tmp_path / "n")]) == 0
     rpc = load_config(tmp_path / "n" / "node0").rpc
     assert (rpc.console, rpc.cors_origins) == (False, [])
+
+
+@pytest.mark.slow
+def test_sec_testnet_node_serves_the_console_it_prints(tmp_path: Path) -> None:
+    """The real path: `sec testnet` writes the config, `sec node start` reads it and serves."""
+    base = free_port_base(2)
+    out = tmp_path / "testnet.out"
+    arguments = ["testnet", "--nodes", "1", "--dir", str(tmp_path / "net")]
+    arguments += ["--p2p-port-base", str(base), "--rpc-port-base", str(base + 1)]
+    with out.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "cli.py"), *arguments],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
+    url = f"http://127.0.0.1:{base + 1}/"
+
+    def config_json() -> dict[str, object] | None:
+        try:
+            with urllib.request.urlopen(url + "config.json", timeout=2) as answer:
+                document: dict[str, object] = json.loads(answer.read())
+                return document
+        except OSError:
+            return None
+
+    try:
+        document = wait_until(config_json, 60, "config.json from the testnet node", out.read_text)
+        assert f"console: {url}\n" in out.read_text()
+        genesis = load_genesis(tmp_path / "net" / "genesis.json")
+        assert document == {"node": "", "genesis": genesis.model_dump(mode="json"), "pinned": False}
+        preflight = urllib.request.Request(
+            url + "rpc",
+            method="OPTIONS",
+            headers={"Origin": LOCAL_ORIGINS[1], "Access-Control-Request-Method": "POST"},
+        )
+        with urllib.request.urlopen(preflight, timeout=5) as answer:
+            assert answer.headers["Access-Control-Allow-Origin"] == LOCAL_ORIGINS[1]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)
