@@ -403,14 +403,15 @@ def test_invalid_genesis_file_is_refused(
     assert "validators" in capsys.readouterr().err
 
 
-@pytest.mark.asyncio
-async def test_a_busy_port_is_a_clear_error(bundle: Path) -> None:
-    settings = ConsoleSettings("http://127.0.0.1:1", None, False)
-    async with console_server(settings, "127.0.0.1", 0, bundle) as port:
-        with pytest.raises(Exception, match="choose another with --listen") as caught:
-            async with console_server(settings, "127.0.0.1", port, bundle):
-                pass
-        assert f"127.0.0.1:{port}" in str(caught.value)
+def test_invalid_busy_port_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = blocker.getsockname()[1]
+        assert sec_main(["console", "--listen", f"127.0.0.1:{port}"]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith(f"sec: error: --listen 127.0.0.1:{port}: ")
+    assert "choose another with --listen HOST:PORT" in error
 
 
 @pytest.mark.asyncio
