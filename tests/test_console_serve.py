@@ -430,7 +430,7 @@ async def test_check_node_says_which_cors_line_to_add() -> None:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
     check = await check_node(f"http://127.0.0.1:{port}", ALLOWED, None)
-    assert not check.ok and "unreachable" in check.line
+    assert not check.ok and "unreachable (connection refused)" in check.line
 
 
 @pytest.mark.asyncio

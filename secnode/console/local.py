@@ -112,7 +112,7 @@ async def check_node(node: str, origin: str, genesis: dict[str, Any] | None) -> 
                     raise ValueError("over the size of a health answer")
                 health = json.loads(body)
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-        reason = str(exc) or type(exc).__name__
+        reason = _unreachable_reason(exc)
         return NodeCheck(
             False, f"hint: node {node} is unreachable ({reason}); is it running, at this URL?"
         )
@@ -126,6 +126,16 @@ async def check_node(node: str, origin: str, genesis: dict[str, Any] | None) -> 
             f"{genesis['chain_id']!r}: the console will refuse what it shows",
         )
     return NodeCheck(True, f"node {node} (chain {chain!r}) lets this console read it")
+
+
+def _unreachable_reason(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {CHECK_TIMEOUT_S:g} s"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        if isinstance(exc.os_error, ConnectionRefusedError):
+            return "connection refused"
+        return exc.os_error.strerror or str(exc.os_error)
+    return str(exc) or type(exc).__name__
 
 
 @asynccontextmanager
