@@ -31,6 +31,7 @@ from secnode.console.local import check_node, console_server, node_base_url
 from secnode.network.home import enable_console
 from secnode.network.testnet import Supervisor, _print_banner, prepare
 from secnode.runtime.config import ConfigError, RPCSection, load_config, parse_config
+from secnode.runtime.rpc.cors import same_origin
 from secnode.runtime.rpc.server import RpcConfig, start_rpc_server
 from tests.e2e_cluster import free_port_base, wait_until
 from tests.rpc_node import Served, serve
@@ -328,6 +329,30 @@ async def test_refusals_carry_cors_headers_so_the_page_can_read_them() -> None:
 def test_invalid_cors_origin_in_config_is_refused(origin: str) -> None:
     with pytest.raises(ConfigError, match="cors_origins"):
         parse_config({"name": "n", "rpc": {"cors_origins": [origin]}}, "config.toml")
+
+
+def test_valid_cors_origins_are_kept_as_written() -> None:
+    origins = ["*", "http://127.0.0.1:8080", "https://console.example.org", "http://[::1]:8080"]
+    assert parse_config({"name": "n", "rpc": {"cors_origins": origins}}, "c").rpc.cors_origins == (
+        origins
+    )
+
+
+@pytest.mark.parametrize(
+    ("origin", "host", "same"),
+    [
+        ("http://127.0.0.1:8545", "127.0.0.1:8545", True),
+        ("http://node.example", "node.example:80", True),
+        ("https://node.example", "node.example", True),  # behind a TLS proxy that keeps Host
+        ("http://localhost:8545", "127.0.0.1:8545", False),
+        ("http://127.0.0.1:8546", "127.0.0.1:8545", False),
+        ("http://[::1]:8545", "[::1]:8545", True),
+        ("null", "127.0.0.1:8545", False),
+        ("ws://127.0.0.1:8545", "127.0.0.1:8545", False),
+    ],
+)
+def test_same_origin(origin: str, host: str, same: bool) -> None:
+    assert same_origin(origin, host) is same
 
 
 # --- the WebSocket's Origin rule ---------------------------------------------------------------
