@@ -517,6 +517,11 @@ async def test_sec_console_serves_config_json_with_the_pinned_genesis(
     said = out.read_text()
     url = said.split("console: ", 1)[1].split("/ ", 1)[0]
     assert "node http://127.0.0.1:1 is unreachable" in said
+    genesis = load_genesis(ROOT / "genesis.json")
+    assert (
+        f"genesis pinned from {ROOT / 'genesis.json'} (hash {genesis.document_hash().hex()})"
+        in said
+    )
     async with aiohttp.ClientSession() as session:
         async with session.get(url + "/config.json") as response:
             assert response.status == 200

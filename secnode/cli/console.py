@@ -7,6 +7,7 @@ import argparse
 import asyncio
 from pathlib import Path
 
+from ledger.genesis import load_genesis
 from secnode.cli.common import CommandError
 from secnode.client.rpc import DEFAULT_RPC_URL
 from secnode.console import LOCAL_LISTEN
@@ -21,12 +22,11 @@ def _listen_address(text: str) -> tuple[str, int]:
     return split_host_port(text)
 
 
-async def _serve(settings: ConsoleSettings, host: str, port: int) -> None:
+async def _serve(settings: ConsoleSettings, host: str, port: int, genesis: str) -> None:
     from secnode.console.local import check_node, console_server, page_url
 
     async with console_server(settings, host, port) as bound:
         url = page_url(host, bound)
-        genesis = "pinned from --genesis" if settings.pinned else "taken from the node"
         print(f"console: {url}/  (open it in a browser)", flush=True)
         print(f"reading node {settings.node}; genesis {genesis}", flush=True)
         check = await check_node(settings.node, url, settings.genesis)
@@ -36,14 +36,18 @@ async def _serve(settings: ConsoleSettings, host: str, port: int) -> None:
 
 
 def _console(args: argparse.Namespace) -> int:
-    from secnode.console.local import node_base_url, read_genesis
+    from secnode.console.local import node_base_url
 
     node = node_base_url(args.node)
     host, port = _listen_address(args.listen)
-    genesis = read_genesis(Path(args.genesis)) if args.genesis else None
-    settings = ConsoleSettings(node=node, genesis=genesis, pinned=genesis is not None)
+    document, source = None, "taken from the node"
+    if args.genesis:
+        genesis = load_genesis(Path(args.genesis))  # validated as a node validates it
+        document = genesis.model_dump(mode="json")  # the form whose hash is the genesis hash
+        source = f"pinned from {args.genesis} (hash {genesis.document_hash().hex()})"
+    settings = ConsoleSettings(node=node, genesis=document, pinned=document is not None)
     try:
-        asyncio.run(_serve(settings, host, port))
+        asyncio.run(_serve(settings, host, port, source))
     except KeyboardInterrupt:
         print("stopped.")
     return 0

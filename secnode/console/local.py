@@ -20,7 +20,6 @@ from typing import Any, Final
 import aiohttp
 from aiohttp import hdrs, web
 
-from ledger.genesis import load_genesis
 from secnode.console import STATIC_DIR
 from secnode.console.bundle import ConsoleError, ConsoleSettings, add_console_routes, load_bundle
 
@@ -56,12 +55,6 @@ def node_base_url(text: str) -> str:
         )
     path = parts.path.rstrip("/").removesuffix("/rpc")
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc, path, "", ""))
-
-
-def read_genesis(path: Path) -> dict[str, Any]:
-    """The genesis document of `path`, validated as the node validates it (InvalidGenesis says
-    why not), in the form whose hash is the chain's genesis hash."""
-    return load_genesis(path).model_dump(mode="json")
 
 
 def page_url(host: str, port: int) -> str:
