@@ -22,14 +22,17 @@ def _listen_address(text: str) -> tuple[str, int]:
     return split_host_port(text)
 
 
-async def _serve(settings: ConsoleSettings, host: str, port: int, genesis: str) -> None:
+async def _serve(settings: ConsoleSettings, host: str, port: int, genesis_hash: str | None) -> None:
     from secnode.console.local import check_node, console_server, page_url
 
     async with console_server(settings, host, port) as bound:
         url = page_url(host, bound)
         print(f"console: {url}/  (open it in a browser)", flush=True)
+        genesis = (
+            f"pinned (hash {genesis_hash})" if genesis_hash is not None else "taken from the node"
+        )
         print(f"reading node {settings.node}; genesis {genesis}", flush=True)
-        check = await check_node(settings.node, url, settings.genesis)
+        check = await check_node(settings.node, url, genesis_hash)
         print(check.line, flush=True)
         print("Ctrl-C stops it.", flush=True)
         await asyncio.Event().wait()
@@ -40,14 +43,14 @@ def _console(args: argparse.Namespace) -> int:
 
     node = node_base_url(args.node)
     host, port = _listen_address(args.listen)
-    document, source = None, "taken from the node"
+    document, genesis_hash = None, None
     if args.genesis:
         genesis = load_genesis(Path(args.genesis))  # validated as a node validates it
         document = genesis.model_dump(mode="json")  # the form whose hash is the genesis hash
-        source = f"pinned from {args.genesis} (hash {genesis.document_hash().hex()})"
+        genesis_hash = genesis.document_hash().hex()
     settings = ConsoleSettings(node=node, genesis=document, pinned=document is not None)
     try:
-        asyncio.run(_serve(settings, host, port, source))
+        asyncio.run(_serve(settings, host, port, genesis_hash))
     except KeyboardInterrupt:
         print("stopped.")
     return 0

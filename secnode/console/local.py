@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import aiohttp
 from aiohttp import hdrs, web
@@ -24,8 +24,8 @@ from secnode.console import STATIC_DIR
 from secnode.console.bundle import ConsoleError, ConsoleSettings, add_console_routes, load_bundle
 
 CHECK_TIMEOUT_S: Final = 5.0
-MAX_HEALTH_BYTES: Final = 64 << 10
-"""Most of a /health answer read: it is a few hundred bytes; a larger one is not a SEC node's."""
+MAX_STATUS_BYTES: Final = 64 << 10
+"""Most of a sec_status answer read: it is under 1 KiB; a larger one is not a SEC node's."""
 _ANY_HOST: Final = frozenset({"0.0.0.0", "::", ""})
 
 
@@ -75,15 +75,16 @@ class NodeCheck:
     """One line for the user: all is well, or what to change."""
 
 
-async def check_node(node: str, origin: str, genesis: dict[str, Any] | None) -> NodeCheck:
-    """Ask `node` as a browser at `origin` would (CORS preflight of POST /rpc), and compare the
-    chain it serves (GET /health) with a pinned `genesis`."""
+async def check_node(node: str, origin: str, genesis_hash: str | None) -> NodeCheck:
+    """Ask `node` as a browser at `origin` would: the CORS preflight of POST /rpc, then
+    `sec_status`; and compare the genesis it runs with a pinned `genesis_hash` (hex)."""
     timeout = aiohttp.ClientTimeout(total=CHECK_TIMEOUT_S)
     preflight = {
         hdrs.ORIGIN: origin,
         hdrs.ACCESS_CONTROL_REQUEST_METHOD: "POST",
         hdrs.ACCESS_CONTROL_REQUEST_HEADERS: "content-type",
     }
+    call = {"jsonrpc": "2.0", "id": 1, "method": "sec_status"}
     try:
         async with aiohttp.ClientSession(timeout=timeout) as session:
             async with session.options(node + "/rpc", headers=preflight) as answer:
@@ -95,30 +96,35 @@ async def check_node(node: str, origin: str, genesis: dict[str, Any] | None) -> 
                         f'the [rpc] table of its config.toml: cors_origins = ["{origin}"] '
                         "(then restart it)",
                     )
-            async with session.get(node + "/health") as answer:
-                body = b""
-                while len(body) <= MAX_HEALTH_BYTES and (
-                    chunk := await answer.content.read(MAX_HEALTH_BYTES + 1 - len(body))
-                ):
-                    body += chunk
-                if len(body) > MAX_HEALTH_BYTES:
-                    raise ValueError("over the size of a health answer")
-                health = json.loads(body)
+            headers = {hdrs.ORIGIN: origin}
+            async with session.post(node + "/rpc", json=call, headers=headers) as answer:
+                status = json.loads(await _read_capped(answer))["result"]
+            chain, running = str(status["chain_id"]), str(status["genesis_hash"])
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         reason = _unreachable_reason(exc)
         return NodeCheck(
             False, f"hint: node {node} is unreachable ({reason}); is it running, at this URL?"
         )
-    except ValueError:
-        return NodeCheck(False, f"hint: {node}/health did not answer JSON: is this a SEC node?")
-    chain = health.get("chain_id") if isinstance(health, dict) else None
-    if genesis is not None and chain != genesis["chain_id"]:
+    except (ValueError, LookupError, TypeError):
+        return NodeCheck(False, f"hint: {node} did not answer sec_status: is this a SEC node?")
+    if genesis_hash is not None and running != genesis_hash:
         return NodeCheck(
             False,
-            f"hint: node {node} serves chain {chain!r}, but --genesis is chain "
-            f"{genesis['chain_id']!r}: the console will refuse what it shows",
+            f"hint: node {node} runs chain {chain!r} with genesis hash {running}, not the "
+            f"--genesis file's {genesis_hash}: the console will refuse what it shows",
         )
     return NodeCheck(True, f"node {node} (chain {chain!r}) lets this console read it")
+
+
+async def _read_capped(answer: aiohttp.ClientResponse) -> bytes:
+    body = b""
+    while len(body) <= MAX_STATUS_BYTES and (
+        chunk := await answer.content.read(MAX_STATUS_BYTES + 1 - len(body))
+    ):
+        body += chunk
+    if len(body) > MAX_STATUS_BYTES:
+        raise ValueError("over the size of a sec_status answer")
+    return body
 
 
 def _unreachable_reason(exc: BaseException) -> str:
