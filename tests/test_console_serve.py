@@ -23,10 +23,12 @@ import pytest
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
+import secnode.console.bundle as bundle_module
 from cli import main as sec_main
 from ledger.genesis import load_genesis, parse_genesis
 from secnode.console import LOCAL_ORIGINS, STATIC_DIR
 from secnode.console.bundle import (
+    ConsoleError,
     ConsoleSettings,
     content_security_policy,
     load_bundle,
@@ -249,6 +251,20 @@ async def test_node_routes_keep_working_with_the_console_on(bundle: Path) -> Non
 def test_csp_connects_only_to_the_node(node: str, host: str, connect: str) -> None:
     policy = content_security_policy(ConsoleSettings(node, None, False), host)
     assert f"connect-src {connect};" in policy
+
+
+def test_invalid_bundles_are_refused_at_start(
+    bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(ConsoleError, match="is not a directory"):
+        load_bundle(tmp_path / "missing")
+    monkeypatch.setattr(bundle_module, "MAX_FILES", 2)
+    with pytest.raises(ConsoleError, match="more than 2 files"):
+        load_bundle(bundle)
+    monkeypatch.setattr(bundle_module, "MAX_FILES", 100)
+    monkeypatch.setattr(bundle_module, "MAX_TOTAL_BYTES", len(APP_JS))
+    with pytest.raises(ConsoleError, match=f"over {len(APP_JS)} bytes"):
+        load_bundle(bundle)
 
 
 def test_every_file_of_the_shipped_bundle_is_served() -> None:
