@@ -316,8 +316,10 @@ def _print_banner(directory: Path, nodes: int, chain_id: str, supervisor: Superv
     console = next((entry["console"] for entry in info["nodes"] if entry["console"]), None)
     if console is not None:
         print(f"console: {console}")
+        print("      (open it in a browser; search merchant1 and verify its trust score)")
     first = info["nodes"][0]["rpc"]
-    print(f"try:  sec query status --rpc {first}")
+    print(f"try:  sec demo --rpc {first}   (a shop's day: orders, a group buy, trust)")
+    print(f"      sec query status --rpc {first}")
     print("      sec tx transfer --key dev:buyer1 --to dev:merchant1 --amount 100 --wait")
     print("      kill -9 one node: the others keep committing; then: sec testnet restart node1")
     print("Ctrl-C stops the network; running the same command again resumes it.")
