@@ -262,6 +262,8 @@ class Node:
                 max_ws_connections=self.config.rpc.max_ws_connections,
                 max_subscriptions=self.config.rpc.max_subscriptions,
                 subscriber_queue=self.config.rpc.subscriber_queue,
+                console=self.config.rpc.console,
+                cors_origins=tuple(self.config.rpc.cors_origins),
             ),
         )
         self.subscriptions = rpc_app[SUBSCRIPTIONS]
