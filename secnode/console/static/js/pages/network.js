@@ -153,12 +153,13 @@ export async function render(ctx, view) {
   const refresh = () => {
     if (timer === null) timer = setTimeout(() => { timer = null; load(); }, REFRESH_MS);
   };
-  await load();
+  // Listen first: a head that arrives while the first sec_getNetwork is on its way still shows.
   const stop = ctx.onHead((head) => {
     place({height: head.header.height, hash: head.hash, timestamp_ms: head.header.timestamp_ms,
       tx_count: null, signers: null, finality_ms: null});
     refresh();
   });
+  await load();
   return () => {
     stop();
     clearTimeout(timer);
