@@ -17,6 +17,8 @@ const SIZE = 760;
 const CENTRE = SIZE / 2;
 const RADIUS = [0, 170, 320];
 const MARGIN = 70;
+const EDGE_GAP = 5;
+const LABEL_GAP = 18;
 
 /**
  * Sum the attestations about one subject by attester: {attester, subject, positive,
@@ -59,6 +61,18 @@ function layout(centre, hop1, hop2) {
   return places;
 }
 
+/** Where a node's name goes: under the centre, else outside its ring (away from the edges). */
+function labelPlace(place) {
+  if (place.hop === 0) return {x: place.x, y: place.y + 46, "text-anchor": "middle"};
+  const dx = place.x - CENTRE;
+  const dy = place.y - CENTRE;
+  const length = Math.hypot(dx, dy) || 1;
+  const side = Math.abs(dx) > length * 0.3;
+  const anchor = !side ? "middle" : dx > 0 ? "start" : "end";
+  const down = !side && dy > 0 ? 12 : 0;
+  return {x: place.x + (dx / length) * 26, y: place.y + (dy / length) * 26 + 5 + down, "text-anchor": anchor};
+}
+
 function drawing(ctx, centre, edges, places) {
   const label = (address) => ctx.names.nameOf(address) || shortHash(address);
   // Fit the view to the rings in use, so one hop is drawn as large as two.
@@ -78,18 +92,21 @@ function drawing(ctx, centre, edges, places) {
     const dy = to.y - from.y;
     const length = Math.hypot(dx, dy) || 1;
     const shrink = 22 / length;
+    // Each direction runs on its own side (A→B and B→A are two parallel arrows), label outside.
+    const nx = -dy / length;
+    const ny = dx / length;
+    const [ox, oy] = [nx * EDGE_GAP, ny * EDGE_GAP];
     const kind = edge.negative > 0 && edge.positive === 0 ? "negative" : edge.negative > 0 ? "mixed" : "positive";
-    picture.append(svg("line", {x1: from.x + dx * shrink, y1: from.y + dy * shrink,
-      x2: to.x - dx * shrink, y2: to.y - dy * shrink, class: `edge ${kind}`,
+    picture.append(svg("line", {x1: from.x + dx * shrink + ox, y1: from.y + dy * shrink + oy,
+      x2: to.x - dx * shrink + ox, y2: to.y - dy * shrink + oy, class: `edge ${kind}`,
       "marker-end": "url(#arrow)"}),
-    svg("text", {x: (from.x + to.x) / 2, y: (from.y + to.y) / 2 - 4, "text-anchor": "middle",
-      class: "edge-label", text: `${signText(edge)}${formatInt(edge.weight)}`}));
+    svg("text", {x: (from.x + to.x) / 2 + nx * LABEL_GAP, y: (from.y + to.y) / 2 + ny * LABEL_GAP + 5,
+      "text-anchor": "middle", class: "edge-label", text: `${signText(edge)}${formatInt(edge.weight)}`}));
   }
   for (const [address, place] of places) {
     const link = svg("a", {href: `#/trust/${address}`},
       svg("circle", {cx: place.x, cy: place.y, r: place.hop === 0 ? 26 : 18, class: `node hop${place.hop}`}),
-      svg("text", {x: place.x, y: place.y + (place.hop === 0 ? 44 : 34), "text-anchor": "middle",
-        class: "node-label", text: label(address)}));
+      svg("text", {...labelPlace(place), class: "node-label", text: label(address)}));
     picture.append(link);
   }
   return el("figure", {class: "graph-box"}, picture,
