@@ -131,14 +131,16 @@ export function shortHash(hash) {
 }
 
 /**
- * A hash (or address) shown short, linked when `href` is given, with a copy button.
+ * A hash (or address) shown short with the full value in `title`: a link when `href` is given
+ * (the linked page shows the value in full, with its copy button), else the text with a
+ * copy button. Links carry no copy button so a keyboard user has one stop per value.
  * @param {string} value the full text
  * @param {string|null} [href]
  * @param {string|null} [label] text to show instead of the shortened value
  */
 export function hashView(value, href = null, label = null) {
   const text = label ?? shortHash(value);
-  const shown = href ? el("a", {href, title: value, text}) : el("code", {title: value, text});
+  if (href) return el("a", {href, title: value, class: "hash", text});
   const copy = el("button", {type: "button", class: "copy", "aria-label": `Copy ${value}`,
     title: "Copy", text: "copy"});
   copy.addEventListener("click", async () => {
@@ -150,7 +152,7 @@ export function hashView(value, href = null, label = null) {
     }
     setTimeout(() => { copy.textContent = "copy"; }, 1500);
   });
-  return el("span", {class: "hash"}, shown, copy);
+  return el("span", {class: "hash"}, el("code", {title: value, text}), copy);
 }
 
 /**

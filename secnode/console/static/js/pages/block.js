@@ -59,7 +59,9 @@ export async function render(ctx, view, heightText) {
   if (block === null) return;
   const nav = el("nav", {class: "pager", "aria-label": "Neighbouring blocks"});
   if (height > 0) nav.append(el("a", {href: blockHref(height - 1), text: "← Previous block"}));
-  nav.append(el("a", {href: blockHref(height + 1), text: "Next block →"}));
+  if (ctx.height === null || height < Number(ctx.height)) {
+    nav.append(el("a", {href: blockHref(height + 1), text: "Next block →"}));
+  }
   const certificate = el("div");
   view.append(nav, section("Header", header(ctx, block)),
     section("Verify", verifyControl(ctx, "Verify this block", (v) => v.verifyBlock(height))),

@@ -3,7 +3,7 @@
  * blocks at a time (one batch of sec_getBlock calls), with links to older and newer pages.
  */
 
-import {el, errorBox, formatInt, hashView, table, timeElement} from "../ui.js";
+import {el, errorBox, formatInt, shortHash, table, timeElement} from "../ui.js";
 import {accountLink, blockLink} from "../links.js";
 
 const PAGE_SIZE = 20;
@@ -28,7 +28,7 @@ export async function render(ctx, view, topText) {
       blocks.map((b) => {
         const row = el("tr", {dataset: {testid: "block-row", height: String(b.header.height)}},
           el("td", {}, blockLink(b.header.height)),
-          el("td", {}, hashView(b.hash, `#/block/${b.header.height}`)),
+          el("td", {}, el("code", {title: b.hash, text: shortHash(b.hash)})),
           el("td", {}, timeElement(b.header.timestamp_ms)),
           el("td", {text: formatInt(b.tx_count)}),
           el("td", {}, accountLink(ctx.names, b.header.proposer)),

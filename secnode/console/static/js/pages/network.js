@@ -4,7 +4,7 @@
  * and a "Start here" box listing the genesis accounts by role.
  */
 
-import {el, append, fields, formatInt, hashView, section, table, timeElement, errorBox} from "../ui.js";
+import {el, append, errorBox, fields, formatInt, section, shortHash, table, timeElement} from "../ui.js";
 import {accountLink, blockLink} from "../links.js";
 
 const MAX_ROWS = 50;
@@ -62,7 +62,7 @@ function blockCells(block) {
     ? "—" : `${formatInt(block.finality_ms)} ms`;
   return [
     el("td", {}, blockLink(block.height)),
-    el("td", {}, hashView(block.hash, `#/block/${block.height}`)),
+    el("td", {}, el("code", {title: block.hash, text: shortHash(block.hash)})),
     el("td", {}, timeElement(block.timestamp_ms, {relativeOnly: true})),
     el("td", {text: block.tx_count ?? "—"}),
     el("td", {text: block.signers ?? "—"}),
