@@ -256,3 +256,39 @@ def test_every_verify_control_passes_on_an_honest_node(
             assert result.text.startswith("✓ Verified"), result.text
         if proven is not None:
             assert proven in results[0].find_element("css selector", ".proven").text, route
+
+
+def test_amounts_scores_and_the_why_sentence_are_exact(
+    site: tuple[ConsoleSite, ServedNode, Story], driver: Any
+) -> None:
+    """The formatting modules, run in the browser: amounts beyond 2^53 keep every fen, scores
+    every digit, and the sentence counts distinct attesters and names pre-trust."""
+    console, _, _ = site
+    open_route(driver, console.url, "#/blocks")
+    shown = driver.execute_async_script(
+        """
+        const done = arguments[arguments.length - 1];
+        Promise.all([import("./js/ui.js"), import("./js/trustwords.js")])
+          .then(([ui, trust]) => {
+            const score = {address: "sec1a", scored: true, score: 412000000, positive: 3,
+              negative: 1, epoch: {epoch: 7, parameters: {pretrusted: ["sec1a", "sec1b"]}}};
+            const list = [{attester: "sec1x"}, {attester: "sec1y"}, {attester: "sec1x"}];
+            done([
+              ui.formatFen(9223372036854775807n), ui.formatFen(5), ui.formatInt(8412),
+              ui.formatScore(412000000), ui.formatScore(1000000000n), ui.scorePercent(649122796),
+              trust.whySentence(score, {list, complete: true}, ["merchant"]),
+            ]);
+          }).catch((error) => done(String(error)));
+        """
+    )
+    assert shown == [
+        "¥92,233,720,368,547,758.07",
+        "¥0.05",
+        "8,412",
+        "0.412",
+        "1.0",
+        "64.91 %",
+        "Score 0.412 of all trust (epoch 7): 2 buyers with completed orders attested it "
+        "(3 positive, 1 negative); it is one of 2 pre-trusted accounts, which start with a "
+        "share of trust.",
+    ]
