@@ -66,17 +66,33 @@ class Context {
     return () => this.headListeners.delete(listener);
   }
 
+  /** Show `height` as the head unless a newer head is already known. */
+  showHeight(height) {
+    if (this.height !== null && Number(this.height) >= Number(height)) return;
+    this.height = height;
+    document.getElementById("height").textContent = formatInt(height);
+  }
+
+  /** A newHeads notification: show its height and tell the pages. */
   newHead(head) {
-    this.height = head.header.height;
-    document.getElementById("height").textContent = formatInt(this.height);
+    this.showHeight(head.header.height);
     for (const listener of this.headListeners) listener(head);
+  }
+}
+
+/** `%`-decoding that keeps a malformed escape as it is (a hash is typed by anyone). */
+function decode(text) {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
   }
 }
 
 function routeOf(hash) {
   for (const [pattern, page, title] of ROUTES) {
     const match = pattern.exec(hash);
-    if (match) return {page, title, args: match.slice(1).map((a) => a && decodeURIComponent(a))};
+    if (match) return {page, title, args: match.slice(1).map((a) => a && decode(a))};
   }
   return null;
 }
@@ -129,21 +145,24 @@ function startSearch() {
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const text = input.value.trim();
-    if (text) window.location.hash = `#/search/${encodeURIComponent(text)}`;
+    if (!text) return;
+    const target = `#/search/${encodeURIComponent(text)}`;
+    // The same search again (e.g. after "no match") changes no hash: run it anyway.
+    if (window.location.hash === target) window.dispatchEvent(new HashChangeEvent("hashchange"));
+    else window.location.hash = target;
   });
 }
 
 function startLive(ctx) {
   const live = document.getElementById("live");
   ctx.subscriptions.onState((state) => {
-    live.textContent = state === "live" ? "● live" : state.startsWith("down") ? "○ reconnecting" : "… connecting";
+    const words = {live: "● live", down: "○ reconnecting", subscription: "○ not live"};
+    live.textContent = words[state.split(/[ :]/)[0]] || "… connecting";
     live.title = state;
-    live.dataset.state = state.split(":")[0];
+    live.dataset.state = state.split(/[ :]/)[0];
   });
   ctx.subscriptions.subscribe("newHeads", {}, (head) => ctx.newHead(head));
-  ctx.rpc.call("sec_status").then((status) => {
-    if (ctx.height === null) ctx.newHead({hash: status.head_hash, header: {height: status.height}});
-  }).catch((error) => {
+  ctx.rpc.call("sec_status").then((status) => ctx.showHeight(status.height)).catch((error) => {
     document.getElementById("height").textContent = "?";
     document.getElementById("height").title = error.message;
   });

@@ -215,10 +215,12 @@ export class Subscriptions {
     if (!entry) return;
     this.pending.delete(message.id);
     if (message.error) {
-      this.tell(`down: ${message.error.message}`);
-    } else {
-      entry.id = message.result;
+      this.tell(`subscription refused: ${message.error.message}`);
+      return;
     }
+    entry.id = message.result;
+    // Left before the node answered: end the subscription it just made.
+    if (!this.wanted.includes(entry)) this.unsubscribe(entry);
   }
 
   /** Close the socket and stop reconnecting. */

@@ -122,6 +122,14 @@ export function timeElement(ms, {relativeOnly = false} = {}) {
 }
 
 /**
+ * A time element for block time in seconds (order and group times), as `timeElement`.
+ * @param {number|bigint} s
+ */
+export function timeOfSeconds(s) {
+  return timeElement(Number(s) * 1000);
+}
+
+/**
  * A long hex hash shortened to "abcd1234…9f0e", the full value in `title`.
  * @param {string} hash
  */

@@ -4,7 +4,7 @@
  * replies; verify controls for the account record and for the trust score.
  */
 
-import {el, append, fields, fill, formatFen, formatInt, formatScore, hashView, loadOrExplain, scorePercent, section, table, timeElement} from "../ui.js";
+import {el, append, fields, fill, formatFen, formatInt, formatScore, hashView, loadOrExplain, scorePercent, section, table, timeOfSeconds} from "../ui.js";
 import {accountLink, blockLink, groupLink, orderLink} from "../links.js";
 import {NOT_FOUND, RpcError} from "../rpc.js";
 import {attestationsAbout, whySentence} from "../trustwords.js";
@@ -12,10 +12,6 @@ import {stateText} from "../words.js";
 import {verifyControl} from "../verifycontrol.js";
 
 const LIST_LIMIT = 20;
-
-function seconds(s) {
-  return timeElement(Number(s) * 1000);
-}
 
 async function trustSection(ctx, address, roles) {
   let score;
@@ -49,9 +45,10 @@ async function ordersTable(ctx, address, role) {
   if (answer.orders.length === 0) return el("p", {text: `No orders as ${role}.`});
   const other = role === "merchant" ? "buyer" : "merchant";
   return append(el("div"), table(`Orders as ${role}`, ["Order", "State", other[0].toUpperCase() + other.slice(1), "Total", "Next deadline"],
-    answer.orders.map(({order}) => [
+    // The node lists by order id; the newest first reads better.
+    [...answer.orders].sort((a, b) => Number(b.order.created_s) - Number(a.order.created_s)).map(({order}) => [
       orderLink(order.order_id), stateText(order.state), accountLink(ctx.names, order[other]),
-      formatFen(order.total), order.due_s === null ? "none (final)" : seconds(order.due_s),
+      formatFen(order.total), order.due_s === null ? "none (final)" : timeOfSeconds(order.due_s),
     ])),
   answer.next_cursor === null ? null : el("p", {class: "hint", text: `Showing the first ${answer.orders.length}; more exist.`}));
 }
@@ -62,7 +59,7 @@ async function groupsTable(ctx, address) {
   return table("Group buys", ["Group", "State", "Members", "Price", "Deadline"],
     answer.groups.map((g) => [groupLink(g.group_id), g.state,
       `${g.members} of ${g.min_members} needed (max ${g.max_members})`, formatFen(g.member_total),
-      seconds(g.deadline_s)]));
+      timeOfSeconds(g.deadline_s)]));
 }
 
 async function reviewsList(ctx, address) {
@@ -73,10 +70,10 @@ async function reviewsList(ctx, address) {
     el("p", {text: `${formatInt(answer.count)} review${Number(answer.count) === 1 ? "" : "s"}, average ${average} of 5.`}),
     el("ul", {class: "reviews"}, answer.reviews.map((r) => el("li", {},
       el("p", {}, `${"★".repeat(Number(r.rating))}${"☆".repeat(5 - Number(r.rating))} (${r.rating} of 5) by `,
-        accountLink(ctx.names, r.author), ", ", seconds(r.time_s), " · order ", orderLink(r.order_id)),
+        accountLink(ctx.names, r.author), ", ", timeOfSeconds(r.time_s), " · order ", orderLink(r.order_id)),
       el("p", {class: "hint"}, "Review text hash ", hashView(r.text_hash), " (the text is kept off-chain)"),
       r.reply_hash === null ? el("p", {text: "No reply from the merchant yet."})
-        : el("p", {}, "Merchant replied ", seconds(r.reply_s), ": text hash ", hashView(r.reply_hash))))));
+        : el("p", {}, "Merchant replied ", timeOfSeconds(r.reply_s), ": text hash ", hashView(r.reply_hash))))));
 }
 
 /**

@@ -3,7 +3,7 @@
  * needed" and a bar), deadline; verify control (verifyGroup).
  */
 
-import {el, append, errorBox, fields, formatFen, hashView, section, table, timeElement} from "../ui.js";
+import {el, append, errorBox, fields, formatFen, hashView, section, table, timeOfSeconds} from "../ui.js";
 import {accountLink, orderLink} from "../links.js";
 import {verifyControl} from "../verifycontrol.js";
 
@@ -16,10 +16,6 @@ const STATES = {
   FAILED: "failed: the minimum was not reached by the deadline; members were refunded",
   CANCELLED: "cancelled by the merchant; members were refunded",
 };
-
-function seconds(s) {
-  return timeElement(Number(s) * 1000);
-}
 
 function progress(group) {
   const joined = Number(group.members);
@@ -69,16 +65,16 @@ export async function render(ctx, view, groupId) {
     ["Item reference", hashView(group.item_hash)],
     ["Price for the opener", formatFen(group.opener_total)],
     ["Price for each later member", `${formatFen(group.member_total)} (${formatFen(group.unit_price)} + ${formatFen(group.shipping)} shipping)`],
-    ["Join before", seconds(group.deadline_s)],
-    ["Opened", seconds(group.created_s)],
-    group.formed_s === null ? null : ["Formed", seconds(group.formed_s)],
-    group.closed_s === null ? null : ["Closed", seconds(group.closed_s)],
+    ["Join before", timeOfSeconds(group.deadline_s)],
+    ["Opened", timeOfSeconds(group.created_s)],
+    group.formed_s === null ? null : ["Formed", timeOfSeconds(group.formed_s)],
+    group.closed_s === null ? null : ["Closed", timeOfSeconds(group.closed_s)],
     group.leader === null ? null : ["Pickup leader", accountLink(ctx.names, group.leader)],
     ["Held for members", formatFen(group.pool)],
   ])), section("Verify", verifyControl(ctx, "Verify this group", (v) => v.verifyGroup(id),
     (r) => (r.group ? `state ${r.group.state}, ${r.group.members} of ${r.group.min_members} members needed` : "no such group"))),
   section("Members", members.length === 0 ? el("p", {text: "Nobody has joined yet."})
     : table("Members", ["#", "Buyer", "Paid", "Joined", "Order", "Refunded"], members.map((m) => [
-      String(m.index), accountLink(ctx.names, m.buyer), formatFen(m.paid), seconds(m.joined_s),
+      String(m.index), accountLink(ctx.names, m.buyer), formatFen(m.paid), timeOfSeconds(m.joined_s),
       m.order_id ? orderLink(m.order_id) : "— (until the group forms)", formatFen(m.refunded)]))));
 }

@@ -4,14 +4,10 @@
  * and a verify control (verifyOrder). New events arrive live (orderEvents of the buyer).
  */
 
-import {el, loadOrExplain, append, fields, formatFen, errorBox, section, table, timeElement, hashView} from "../ui.js";
+import {el, loadOrExplain, append, fields, formatFen, errorBox, section, table, timeOfSeconds, hashView} from "../ui.js";
 import {accountLink, blockLink, txLink} from "../links.js";
 import {TX_VERBS, itemRows, stateText} from "../words.js";
 import {verifyControl} from "../verifycontrol.js";
-
-function seconds(s) {
-  return timeElement(Number(s) * 1000);
-}
 
 function details(ctx, answer) {
   const order = answer.order;
@@ -28,10 +24,10 @@ function details(ctx, answer) {
         ` (${(Number(order.commission_bps) / 100).toFixed(2)} % of the goods)`)] : null,
       order.leader ? ["Pickup leader", append(el("span"), accountLink(ctx.names, order.leader),
         ` (${(Number(order.leader_commission_bps) / 100).toFixed(2)} % of the goods)`)] : null,
-      ["Created", append(el("span"), seconds(order.created_s),
+      ["Created", append(el("span"), timeOfSeconds(order.created_s),
         answer.created_height === null ? "" : " in block ",
         answer.created_height === null ? "" : blockLink(answer.created_height))],
-      ["Last change", seconds(order.updated_s)],
+      ["Last change", timeOfSeconds(order.updated_s)],
       ["Goods", formatFen(order.goods)],
       ["Shipping", formatFen(order.shipping)],
       ["Total", formatFen(order.total)],
@@ -68,7 +64,7 @@ function timelineItem(ctx, event, before) {
     : ` ${TX_VERBS[event.type] || event.type}`;
   const who = event.actor ? accountLink(ctx.names, event.actor) : null;
   return el("li", {dataset: {event: String(event.event)}},
-    el("p", {class: "when"}, seconds(event.time_s), " · block ", blockLink(event.height)),
+    el("p", {class: "when"}, timeOfSeconds(event.time_s), " · block ", blockLink(event.height)),
     el("p", {}, who, `${verb} → `, el("strong", {text: String(event.state)})),
     el("p", {class: "detail"}, `event ${event.event}`,
       event.tx_hash ? " · transaction " : "", event.tx_hash ? txLink(event.tx_hash) : ""));
@@ -98,7 +94,7 @@ function nextDeadline(next, state) {
     append(box, `No deadline comes next: the order is ${state}, a final state.`);
   } else {
     const outcome = next.outcome || DEFAULT_OUTCOMES[next.state] || "its default outcome";
-    append(box, "Next deadline: ", seconds(next.due_s), ` — ${outcome} (the order is ${next.state}).`);
+    append(box, "Next deadline: ", timeOfSeconds(next.due_s), ` — ${outcome} (the order is ${next.state}).`);
   }
   return box;
 }

@@ -13,7 +13,8 @@ const MAX_TEXT = 200;
 
 /** Go to `hash`, replacing the search entry in the history (Back returns to the page before). */
 function go(hash) {
-  window.location.replace(hash);
+  // Only while the reader still waits on this search (an answer may come after they left).
+  if (window.location.hash.startsWith("#/search/")) window.location.replace(hash);
 }
 
 /**
