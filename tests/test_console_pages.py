@@ -1,8 +1,8 @@
 """Smoke test of the console's pages in a real headless Chromium (interface D).
 
-A dev chain with a story (tests/console_site.py: an order's whole life, an attestation, a
-review and reply, a group buy, a committed trust epoch) is served with the bundle on one
-origin. Every route must render its key elements with no severe console error, at desktop
+A dev chain with a story (tests/console_story.py: an order's whole life, an attestation, a
+review and reply, a group buy, a committed trust epoch) on a test node that serves the console
+itself (`RpcConfig(console=True)`: the real bundle, config.json and Content-Security-Policy). Every route must render its key elements with no severe console error, at desktop
 and at phone width without sideways scrolling; search must find each kind of thing; a new
 block must reach `#height` and the network page without a reload; errors from the node must
 be shown in words.
@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
+from secnode.runtime.rpc.server import RpcConfig
 from tests.browserkit import PHONE_WIDTH, browser, console_errors
-from tests.console_site import ConsoleSite, Story, story
+from tests.console_story import Story, story
 from tests.rpc_node import ServedNode
 
 WAIT_S = 20
@@ -24,18 +25,18 @@ VERIFY = '[data-testid="verify"]'
 
 
 @pytest.fixture(scope="module")
-def site() -> Iterator[tuple[ConsoleSite, ServedNode, Story]]:
-    node = ServedNode(auto_commit=False).start()
-    console = ConsoleSite(node).start()
+def site() -> Iterator[tuple[ServedNode, Story]]:
+    """The node serving the console itself (`[rpc] console = true`: the real bundle, its
+    config.json and its Content-Security-Policy), with the story committed."""
+    node = ServedNode(auto_commit=False, config=RpcConfig(console=True)).start()
     try:
-        yield console, node, story(node)
+        yield node, story(node)
     finally:
-        console.stop()
         node.stop()
 
 
 @pytest.fixture(scope="module")
-def driver(site: tuple[ConsoleSite, ServedNode, Story]) -> Iterator[Any]:
+def driver(site: tuple[ServedNode, Story]) -> Iterator[Any]:
     with browser() as chromium:
         yield chromium
 
@@ -103,11 +104,11 @@ def routes(story: Story) -> list[tuple[str, list[str]]]:
 
 
 def test_every_route_renders_its_key_elements_without_console_errors(
-    site: tuple[ConsoleSite, ServedNode, Story], driver: Any
+    site: tuple[ServedNode, Story], driver: Any
 ) -> None:
-    console, _, told = site
+    node, told = site
     for route, selectors in routes(told):
-        open_route(driver, console.url, route)
+        open_route(driver, node.url, route)
         for selector in selectors:
             wait_for(driver, selector, route)
         assert not driver.find_elements("css selector", "#main .error"), (
@@ -118,9 +119,9 @@ def test_every_route_renders_its_key_elements_without_console_errors(
 
 
 def test_pages_fit_a_phone_without_sideways_scrolling(
-    site: tuple[ConsoleSite, ServedNode, Story],
+    site: tuple[ServedNode, Story],
 ) -> None:
-    console, _, told = site
+    node, told = site
     with browser(width=PHONE_WIDTH, height=844) as phone:
         # Headless Chromium keeps windows at least 500 px wide: emulate the phone's viewport.
         phone.execute_cdp_cmd(
@@ -128,7 +129,7 @@ def test_pages_fit_a_phone_without_sideways_scrolling(
             {"width": PHONE_WIDTH, "height": 844, "deviceScaleFactor": 1, "mobile": True},
         )
         for route, selectors in routes(told):
-            open_route(phone, console.url, route)
+            open_route(phone, node.url, route)
             wait_for(phone, selectors[-1], route)
             width, scroll = phone.execute_script(
                 "return [window.innerWidth, document.documentElement.scrollWidth]"
@@ -149,18 +150,18 @@ def test_pages_fit_a_phone_without_sideways_scrolling(
     ],
 )
 def test_search_finds_names_addresses_ids_and_heights(
-    site: tuple[ConsoleSite, ServedNode, Story], driver: Any, text: str, expected: str
+    site: tuple[ServedNode, Story], driver: Any, text: str, expected: str
 ) -> None:
     from selenium.webdriver.common.keys import Keys
 
-    console, _, told = site
+    node, told = site
     values = {
         "merchant": told.merchant,
         "buyer": told.buyer,
         "order_id": told.order_id,
         "group_id": told.group_id,
     }
-    open_route(driver, console.url, "#/blocks")
+    open_route(driver, node.url, "#/blocks")
     box = driver.find_element("id", "search")
     box.clear()
     box.send_keys(text.format(**values) + Keys.ENTER)
@@ -169,29 +170,27 @@ def test_search_finds_names_addresses_ids_and_heights(
 
 
 def test_search_without_a_match_says_what_it_tried(
-    site: tuple[ConsoleSite, ServedNode, Story], driver: Any
+    site: tuple[ServedNode, Story], driver: Any
 ) -> None:
-    console, _, _ = site
-    open_route(driver, console.url, "#/search/" + "ab" * 32)
+    node, _ = site
+    open_route(driver, node.url, "#/search/" + "ab" * 32)
     tried = wait_for(driver, '[data-testid="no-match"]', "no match").text
     for what in ("transaction", "block hash", "order id", "group id"):
         assert what in tried
 
 
-def test_node_errors_are_shown_in_words(
-    site: tuple[ConsoleSite, ServedNode, Story], driver: Any
-) -> None:
-    console, _, _ = site
-    open_route(driver, console.url, "#/block/999999")
+def test_node_errors_are_shown_in_words(site: tuple[ServedNode, Story], driver: Any) -> None:
+    node, _ = site
+    open_route(driver, node.url, "#/block/999999")
     error = wait_for(driver, "#main .error", "an unknown block").text
     assert "999999" in error.replace(",", "") and "✗" in error
 
 
 def test_new_block_appears_without_a_reload_and_focus_follows_navigation(
-    site: tuple[ConsoleSite, ServedNode, Story], driver: Any
+    site: tuple[ServedNode, Story], driver: Any
 ) -> None:
-    console, node, _ = site
-    open_route(driver, console.url, "#/")
+    node, _ = site
+    open_route(driver, node.url, "#/")
     wait_for(driver, '[data-testid="block-row"]', "network page")
     driver.execute_script("window.__sameDocument = true")
     committed = node.call(node.node.commit_pending).block.height
@@ -207,14 +206,12 @@ def test_new_block_appears_without_a_reload_and_focus_follows_navigation(
     assert driver.execute_script("return document.activeElement.id") == "main"
 
 
-def test_skip_link_is_the_first_tab_stop(
-    site: tuple[ConsoleSite, ServedNode, Story], driver: Any
-) -> None:
+def test_skip_link_is_the_first_tab_stop(site: tuple[ServedNode, Story], driver: Any) -> None:
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.keys import Keys
 
-    console, _, _ = site
-    open_route(driver, console.url, "#/blocks")
+    node, _ = site
+    open_route(driver, node.url, "#/blocks")
     driver.execute_script("document.activeElement.blur()")
     ActionChains(driver).send_keys(Keys.TAB).perform()
     focused = driver.switch_to.active_element
@@ -222,11 +219,11 @@ def test_skip_link_is_the_first_tab_stop(
 
 
 def test_every_verify_control_passes_on_an_honest_node(
-    site: tuple[ConsoleSite, ServedNode, Story], driver: Any
+    site: tuple[ServedNode, Story], driver: Any
 ) -> None:
     """Each page hands the verifier the right thing: every control ends `ok`, and the state
     pages then show the values decoded from the proven bytes."""
-    console, _, told = site
+    node, told = site
     pages = [
         (f"#/order/{told.order_id}", 1, "state COMPLETED"),
         (f"#/account/{told.merchant}", 2, "balance ¥"),
@@ -235,7 +232,7 @@ def test_every_verify_control_passes_on_an_honest_node(
         (f"#/tx/{told.order_id}", 1, None),
     ]
     for route, count, proven in pages:
-        open_route(driver, console.url, route)
+        open_route(driver, node.url, route)
         buttons = wait_until(
             driver,
             lambda d, n=count: (
@@ -259,12 +256,12 @@ def test_every_verify_control_passes_on_an_honest_node(
 
 
 def test_amounts_scores_and_the_why_sentence_are_exact(
-    site: tuple[ConsoleSite, ServedNode, Story], driver: Any
+    site: tuple[ServedNode, Story], driver: Any
 ) -> None:
     """The formatting modules, run in the browser: amounts beyond 2^53 keep every fen, scores
     every digit, and the sentence counts distinct attesters and names pre-trust."""
-    console, _, _ = site
-    open_route(driver, console.url, "#/blocks")
+    node, _ = site
+    open_route(driver, node.url, "#/blocks")
     shown = driver.execute_async_script(
         """
         const done = arguments[arguments.length - 1];

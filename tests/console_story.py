@@ -1,32 +1,25 @@
-"""A console site for browser tests: a dev chain with a story, and the bundle on one origin.
+"""A story on a development chain for the console's browser tests.
 
 `story(served)` commits, on a `ServedNode`, an order's whole life (created, paid, shipped,
 confirmed, completed when its return window passes), the buyer's attestation and review of
 the merchant, the merchant's reply, an open group buy with one member, and enough blocks for
-a trust epoch to be committed. `ConsoleSite` serves `STATIC_DIR`, a `config.json` naming the
-same origin, and forwards `POST /rpc` and `GET /ws` to the node, so the page talks to the node
-as if the node served it (what `[rpc] console = true` does).
+a trust epoch to be committed, so every page of the console has something to show.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-from aiohttp import web
-
 from contracts.groups import GroupJoin, GroupOpen
 from contracts.orders import OrderConfirm, OrderCreate, OrderItem, OrderPay, OrderShip
 from contracts.reviews import ReviewPost, ReviewReply
 from contracts.trust import Attest
 from ledger.transactions import SignedTransaction
-from secnode.console import STATIC_DIR
-from secnode.network.devnet import DEV_PARAMETERS, dev_account_key, dev_genesis_document
+from secnode.network.devnet import DEV_PARAMETERS, dev_account_key
 from tests.rpc_node import ServedNode, sign
 
 EPOCH_BLOCKS = DEV_PARAMETERS["trust_epoch_blocks"]
@@ -120,83 +113,3 @@ def story(served: ServedNode) -> Story:
     return Story(
         order_id.hex(), opened.hash.hex(), transfer_hash, _address("merchant1"), _address("buyer1")
     )
-
-
-class ConsoleSite:
-    """The bundle, `config.json` and a proxy to the node, on 127.0.0.1, served from the node's
-    own event loop (its thread)."""
-
-    def __init__(self, served: ServedNode) -> None:
-        self.served = served
-        self.node_url = served.url
-        self.port = 0
-        self._runner: web.AppRunner | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> ConsoleSite:
-        asyncio.run_coroutine_threadsafe(self._start(), self.served.loop).result(10)
-        return self
-
-    def stop(self) -> None:
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self.served.loop).result(10)
-
-    async def _start(self) -> None:
-        app = web.Application()
-        app.router.add_get("/config.json", self._config)
-        app.router.add_post("/rpc", self._forward_rpc)
-        app.router.add_get("/ws", self._forward_socket)
-        app.router.add_get("/", self._index)
-        app.router.add_static("/", STATIC_DIR)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-
-    async def _config(self, request: web.Request) -> web.Response:
-        config = {"node": "", "genesis": dev_genesis_document(), "pinned": False}
-        return web.json_response(config)
-
-    async def _index(self, request: web.Request) -> web.FileResponse:
-        return web.FileResponse(STATIC_DIR / "index.html")
-
-    async def _forward_rpc(self, request: web.Request) -> web.Response:
-        async with (
-            aiohttp.ClientSession() as session,
-            session.post(
-                self.node_url + "/rpc",
-                data=await request.read(),
-                headers={"Content-Type": "application/json"},
-            ) as response,
-        ):
-            return web.Response(
-                status=response.status, body=await response.read(), content_type="application/json"
-            )
-
-    async def _forward_socket(self, request: web.Request) -> web.WebSocketResponse:
-        client = web.WebSocketResponse()
-        await client.prepare(request)
-        async with (
-            aiohttp.ClientSession() as session,
-            session.ws_connect(self.node_url.replace("http", "ws") + "/ws") as upstream,
-        ):
-
-            async def down() -> None:
-                async for message in upstream:
-                    await client.send_str(message.data)
-                await client.close()
-
-            async def up() -> None:
-                async for message in client:
-                    await upstream.send_str(message.data)
-                await upstream.close()
-
-            tasks = [asyncio.create_task(down()), asyncio.create_task(up())]
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in tasks:
-                task.cancel()
-        return client
