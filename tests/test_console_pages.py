@@ -78,6 +78,7 @@ def routes(story: Story) -> list[tuple[str, list[str]]]:
         ("#/blocks", ['[data-testid="block-row"]']),
         ("#/block/1", ['[data-testid="verify"]', "table"]),
         (f"#/tx/{story.order_id}", ['[data-testid="verify"]', ".events"]),
+        (f"#/tx/{story.group_id}", ['[data-testid="verify"]', "dl.fields a[href^='#/account/']"]),
         (
             f"#/account/{story.merchant}",
             [

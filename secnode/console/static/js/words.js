@@ -3,8 +3,8 @@
  * what a transaction's body says (docs/protocol.md §5.5, §16).
  */
 
-import {el, append, formatFen, formatInt} from "./ui.js";
-import {accountLink, orderLink} from "./links.js";
+import {el, append, formatFen, formatInt, hashView, timeOfSeconds} from "./ui.js";
+import {accountLink, groupLink, orderLink} from "./links.js";
 
 /** Order states in words (§16.1). */
 export const ORDER_STATES = {
@@ -90,6 +90,7 @@ export function bodyRows(names, type, body) {
   };
   const account = (value) => accountLink(names, value);
   const fen = (value) => formatFen(value);
+  const hash = (value) => hashView(String(value));
   const bps = (value) => `${(Number(value) / 100).toFixed(2)} % (${value} bps)`;
   add("Order", "order_id", (v) => orderLink(v));
   add("To", "to", account);
@@ -114,6 +115,20 @@ export function bodyRows(names, type, body) {
   add("Value", "value", (v) => (Number(v) > 0 ? "+1 (positive)" : "−1 (negative)"));
   add("Rating", "rating", (v) => `${"★".repeat(Number(v))}${"☆".repeat(5 - Number(v))} (${v} of 5)`);
   add("Returned lines", "lines", (v) => v.join(", "));
+  add("Group", "group_id", (v) => groupLink(v));
+  add("Price per member", "unit_price", fen);
+  add("Discount for the opener", "opener_discount", fen);
+  add("Members needed", "min_members", String);
+  add("Members at most", "max_members", String);
+  add("Join before", "deadline_s", (v) => timeOfSeconds(v));
+  add("Item", "item_hash", hash);
+  add("Item", "item", hash);
+  add("Text (SHA-256; the text is kept off-chain)", "text_hash", hash);
+  add("Shipment reference (SHA-256)", "shipment_hash", hash);
+  add("Return shipment reference (SHA-256)", "tracking_hash", hash);
+  add("Complaint (SHA-256)", "reason_hash", hash);
+  add("Pickup code (SHA-256)", "pickup_hash", hash);
+  add("Pickup code", "code", hash);
   add("Address", "address", account);
   add("Inviter", "inviter", account);
   add("Name", "name", String);
