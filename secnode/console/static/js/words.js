@@ -155,7 +155,9 @@ export function eventLine(names, event) {
     let shown;
     if (typeof value === "string" && /^sec1/.test(value)) shown = accountLink(names, value);
     else if (key === "order_id") shown = orderLink(value);
-    else if (["amount", "total"].includes(key)) shown = formatFen(value);
+    else if (key === "group_id") shown = groupLink(value);
+    else if (["amount", "total", "refund", "paid"].includes(key)) shown = formatFen(value);
+    else if (key.endsWith("_s") && typeof value !== "object") shown = timeOfSeconds(value);
     else shown = typeof value === "object" ? JSON.stringify(value, (k, v) =>
       (typeof v === "bigint" ? v.toString() : v)) : String(value);
     append(line, ` ${key}: `, shown);
