@@ -4,7 +4,7 @@
  * accounts with links to their neighbourhood.
  */
 
-import {el, errorBox, fields, formatInt, formatScore, section, svg, table} from "../ui.js";
+import {el, fields, fill, formatInt, formatScore, section, svg, table} from "../ui.js";
 import {accountLink} from "../links.js";
 
 const WIDTH = 640;
@@ -53,14 +53,17 @@ function chart(distribution) {
 export async function render(ctx, view) {
   view.append(el("h1", {text: "Trust scores"}),
     el("p", {text: "Scores come from attestations that buyers and merchants leave after a completed order, weighted by the order's value and by the trust of whoever attests; a few accounts named in the genesis file are pre-trusted. Open an account to see why it has its score."}));
-  let distribution;
-  try {
-    distribution = await ctx.rpc.call("sec_getTrustDistribution", {});
-  } catch (error) {
-    view.append(errorBox("Could not load the score distribution (sec_getTrustDistribution)", error));
-    return;
-  }
-  view.append(
+  const body = el("div");
+  view.append(body);
+  const load = () => fill(body, "Could not load the score distribution (sec_getTrustDistribution)",
+    async () => distributionView(ctx, await ctx.rpc.call("sec_getTrustDistribution", {})));
+  await load();
+  // A new epoch changes every number here: show it when it is committed.
+  return ctx.subscriptions.subscribe("epochs", {}, () => load());
+}
+
+function distributionView(ctx, distribution) {
+  return [
     fields([
       ["Epoch", String(distribution.epoch)],
       ["Accounts", formatInt(distribution.accounts)],
@@ -73,5 +76,5 @@ export async function render(ctx, view) {
       : table("Highest scores", ["#", "Account", "Score", "Neighbourhood"], distribution.top.map((t, i) => [
         String(i + 1), accountLink(ctx.names, t.address), formatScore(t.score),
         el("a", {href: `#/trust/${t.address}`, text: "who attested it"})]))),
-  );
+  ];
 }
