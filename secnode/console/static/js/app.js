@@ -97,6 +97,15 @@ function routeOf(hash) {
   return null;
 }
 
+/** The section link of the page shown gets aria-current (and its style), the others lose it. */
+function markCurrent(page) {
+  const sections = {"#/": network, "#/blocks": blocks, "#/trust": trust};
+  for (const link of document.querySelectorAll("nav a")) {
+    if (sections[link.getAttribute("href")] === page) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+}
+
 function startRouter(ctx) {
   const main = document.getElementById("main");
   let leave = null;
@@ -117,6 +126,7 @@ function startRouter(ctx) {
       return;
     }
     document.title = `${route.title} · SEC console`;
+    markCurrent(route.page);
     try {
       const cleanup = await route.page.render(ctx, view, ...route.args);
       if (mine === generation) leave = typeof cleanup === "function" ? cleanup : null;
