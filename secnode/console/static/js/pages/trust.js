@@ -41,7 +41,7 @@ function chart(distribution) {
   });
   picture.append(svg("text", {x: WIDTH / 2, y: TOP + BAR_AREA + 48, "text-anchor": "middle",
     class: "axis-label", text: "score (fraction of all trust), lower bound of each range"}));
-  return el("figure", {class: "chart-box"}, picture,
+  return el("figure", {class: "chart-box", tabindex: "0"}, picture,
     el("figcaption", {text: "Number of accounts per score range (the table below has the same numbers)."}));
 }
 

@@ -109,7 +109,7 @@ function drawing(ctx, centre, edges, places) {
       svg("text", {...labelPlace(place), class: "node-label", text: label(address)}));
     picture.append(link);
   }
-  return el("figure", {class: "graph-box"}, picture,
+  return el("figure", {class: "graph-box", tabindex: "0"}, picture,
     el("figcaption", {text: "Arrows point from the attester to the account it attested. Edge labels: + all positive, − all negative, ± mixed, then the summed weight (whole yuan of the orders)."}));
 }
 
