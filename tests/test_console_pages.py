@@ -2,10 +2,11 @@
 
 A dev chain with a story (tests/console_story.py: an order's whole life, an attestation, a
 review and reply, a group buy, a committed trust epoch) on a test node that serves the console
-itself (`RpcConfig(console=True)`: the real bundle, config.json and Content-Security-Policy). Every route must render its key elements with no severe console error, at desktop
-and at phone width without sideways scrolling; search must find each kind of thing; a new
-block must reach `#height` and the network page without a reload; errors from the node must
-be shown in words.
+itself (`RpcConfig(console=True)`: the real bundle, config.json and Content-Security-Policy).
+Every route must render its key elements with no severe console error, at desktop and at
+phone width without sideways scrolling; search must find each kind of thing; every verify
+control must pass on this honest node; a new block must reach `#height` and the network page
+without a reload; errors from the node must be shown in words; amounts and scores are exact.
 """
 
 from __future__ import annotations
