@@ -7,8 +7,8 @@
 import {el, append, errorBox, fields, formatInt, section, shortHash, table, timeElement} from "../ui.js";
 import {accountLink, blockLink} from "../links.js";
 
+// As many rows as sec_getNetwork gives: the list stays one screen, one keyboard stop per row.
 const MAX_ROWS = 20;
-// As many rows as sec_getNetwork gives: the list stays one screen and a keyboard stop per row.
 const REFRESH_MS = 2000;
 /** The role an account is listed under: the first of these it holds. */
 const ROLE_PRIORITY = ["merchant", "arbiter", "issuer", "admin", "leader", "member"];
