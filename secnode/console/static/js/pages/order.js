@@ -117,12 +117,14 @@ export async function render(ctx, view, orderId) {
   view.append(el("h1", {}, "Order ", hashView(id)));
   const top = el("div");
   const life = el("div");
+  let answer = null;
   view.append(top,
     section("Verify", verifyControl(ctx, "Verify this order", (v) => v.verifyOrder(id),
       (r) => (r.exists === false ? "no such order"
-        : `state ${r.state}, total ${formatFen(r.total)}, in escrow ${formatFen(r.held)}`))),
+        : `state ${r.state}, total ${formatFen(r.total)}, in escrow ${formatFen(r.held)}`),
+      () => (answer ? {...answer.order, items: answer.items || answer.order.items} : {}))),
     section("Timeline", life));
-  let answer = await loadOrExplain(top, `Could not load order ${id}`, () => ctx.rpc.call("sec_getOrder", {order_id: id}));
+  answer = await loadOrExplain(top, `Could not load order ${id}`, () => ctx.rpc.call("sec_getOrder", {order_id: id}));
   if (answer === null) return undefined;
   top.append(details(ctx, answer));
   const loadHistory = async () => {
