@@ -8,9 +8,18 @@ another must not get a "✓ Verified" beside the value it made up.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+from ledger.certificates import CommitCertificate, CommitSignature, commit_signing_bytes
+from ledger.encoding import encode
+from ledger.keys import Address, PrivateKey
+from ledger.state_tree import StateTree
+from ledger.validators import ValidatorSet
+from secnode.schema.objects import BlockHeader
+from secnode.schema.objects import CommitCertificate as CertificateJson
+from secnode.schema.objects import StateProof as StateProofJson
 from tests import test_console_verify
 from tests.browserkit import browser
 from tests.test_console_verify import MERCHANT, Site
@@ -102,3 +111,60 @@ def test_a_verify_fails_when_the_page_shows_what_the_node_did_not_prove(site: Si
         status, text = _verify_results(site, route, _first(method, change))[0]
         assert status == "failed", (route, text)
         assert f"this page shows {field} other than the proven record" in text, (route, text)
+
+
+def _forged_validator_set(site: Site, height: int) -> Tamper:
+    """A node holding no validator key: fresh keys, a "validators" record naming them in a
+    state tree of its own, and block `height` rewritten to name that set, all certified by
+    the made-up keys."""
+    node = site.shop.served.node
+    keys = [PrivateKey.from_label(f"forger:{i}") for i in range(4)]
+    fake = ValidatorSet.from_public_keys(key.public_key for key in keys)
+    record = encode({"current": fake.to_wire(), "pending": [], "history": []})
+    tree = StateTree.from_items([(b"validators", record)])
+    real = site.shop.served.call(lambda: node.store.get_block(height))
+    assert real is not None
+    header = dataclasses.replace(
+        real.header, state_root=tree.root(), validators_hash=fake.hash(), view=real.header.view + 1
+    )
+    block_hash = header.hash()
+    message = commit_signing_bytes(header.chain_id, height, block_hash)
+    signatures = [CommitSignature(Address(key.address), key.sign(message)) for key in keys]
+    certificate = CertificateJson.of(CommitCertificate(height, block_hash, tuple(signatures)))
+    forged = {
+        "header": BlockHeader.of(header).model_dump(mode="json"),
+        "certificate": certificate.model_dump(mode="json"),
+    }
+
+    def tamper(method: str, result: dict[str, Any]) -> None:
+        if method == "sec_getCommit" and result["height"] == height:
+            result.update(forged, hash=block_hash.hex())
+        elif method == "sec_getValidatorsWithProof":
+            result.update(
+                forged,
+                block_hash=block_hash.hex(),
+                state_root=tree.root().hex(),
+                value=record.hex(),
+                proof=StateProofJson.of(tree.prove(b"validators")).model_dump(mode="json"),
+            )
+
+    return tamper
+
+
+def test_a_made_up_validator_set_is_never_a_plain_verified(site: Site) -> None:
+    """A set from the head's proven record is certified by itself, so any node can make one
+    up: the summary (what the page shows beside ✓) must say the set was not traced from
+    genesis, not only a check further down the list."""
+    head = site.shop.served.node.head.height
+    site.tamper = _forged_validator_set(site, head)
+    try:
+        report = test_console_verify._verify(site, [("head", "verifyBlock", head)])["head"]
+    finally:
+        site.tamper = None
+    assert report["ok"] is True, report  # what the browser alone can check passes ...
+    assert (
+        "(weaker: the validator set is the node's head record, certified by itself, not "
+        "traced from the genesis set" in report["summary"]
+    ), report  # ... and it says so
+    honest = test_console_verify._verify(site, [("head", "verifyBlock", head)])["head"]
+    assert honest["ok"] is True and "weaker" not in honest["summary"], honest
