@@ -8,15 +8,21 @@ another must not get a "✓ Verified" beside the value it made up.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
+
+from aiohttp import web
 
 from ledger.certificates import CommitCertificate, CommitSignature, commit_signing_bytes
 from ledger.encoding import encode
 from ledger.keys import Address, PrivateKey
 from ledger.state_tree import StateTree
 from ledger.validators import ValidatorSet
+from secnode.console import STATIC_DIR
 from secnode.schema.objects import BlockHeader
 from secnode.schema.objects import CommitCertificate as CertificateJson
 from secnode.schema.objects import StateProof as StateProofJson
@@ -168,3 +174,60 @@ def test_a_made_up_validator_set_is_never_a_plain_verified(site: Site) -> None:
     ), report  # ... and it says so
     honest = test_console_verify._verify(site, [("head", "verifyBlock", head)])["head"]
     assert honest["ok"] is True and "weaker" not in honest["summary"], honest
+
+
+_CALL = """
+const done = arguments[arguments.length - 1];
+import("/js/rpc.js").then(({RpcClient}) => new RpcClient("").call("sec_status"))
+  .then((result) => done("answered: " + JSON.stringify(result)), (error) => done(error.message));
+"""
+
+
+@contextlib.contextmanager
+def _endless_node() -> Iterator[str]:
+    """A server of the console's files whose /rpc answers 200 and then bytes without end."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    async def endless(request: web.Request) -> web.StreamResponse:
+        answer = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await answer.prepare(request)
+        await answer.write(b'{"jsonrpc": "2.0", "id": 1, "result": "')
+        while True:  # until the browser gives up on it
+            await answer.write(b"x" * 65536)
+
+    async def files(request: web.Request) -> web.StreamResponse:
+        path = request.match_info["path"]
+        if path == "blank.html":
+            return web.Response(body=test_console_verify.BLANK, content_type="text/html")
+        return web.FileResponse(test_console_verify._file_under(STATIC_DIR, path))
+
+    async def start() -> tuple[web.AppRunner, int]:
+        app = web.Application()
+        app.router.add_post("/rpc", endless)
+        app.router.add_get("/{path:.*}", files)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    runner, port = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+def test_a_reply_without_end_is_refused_at_the_size_cap() -> None:
+    """The page reads a reply as it arrives and stops at the cap: a node sending an endless
+    body gets an error in words, not a tab that holds the body whole (and never answers)."""
+    with _endless_node() as url, browser() as driver:
+        driver.set_script_timeout(60)
+        driver.get(f"{url}/blank.html")
+        message = driver.execute_async_script(_CALL)
+    assert message == "the node's reply to sec_status is larger than 8388608 bytes", message
