@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import pytest
 from aiohttp import web
 
 from ledger.certificates import CommitCertificate, CommitSignature, commit_signing_bytes
@@ -23,11 +24,14 @@ from ledger.keys import Address, PrivateKey
 from ledger.state_tree import StateTree
 from ledger.validators import ValidatorSet
 from secnode.console import STATIC_DIR
+from secnode.console.local import check_node
+from secnode.runtime.rpc.server import start_rpc_server
 from secnode.schema.objects import BlockHeader
 from secnode.schema.objects import CommitCertificate as CertificateJson
 from secnode.schema.objects import StateProof as StateProofJson
 from tests import test_console_verify
 from tests.browserkit import browser
+from tests.test_console_serve import ALLOWED
 from tests.test_console_verify import MERCHANT, Site
 
 site = test_console_verify.site  # the verifier tests' fixture, shared
@@ -231,3 +235,27 @@ def test_a_reply_without_end_is_refused_at_the_size_cap() -> None:
         driver.get(f"{url}/blank.html")
         message = driver.execute_async_script(_CALL)
     assert message == "the node's reply to sec_status is larger than 8388608 bytes", message
+
+
+@pytest.mark.asyncio
+async def test_sec_console_prints_no_terminal_escapes_a_hostile_node_sent() -> None:
+    """`sec console --genesis` prints the genesis hash the node runs when it differs from the
+    pinned one: a node's text must not reach the terminal raw (ESC sequences can rewrite it)."""
+    escape = "\x1b]0;owned\x07\x1b[2J"
+
+    async def allow(request: web.Request) -> web.Response:
+        return web.Response(status=204, headers={"Access-Control-Allow-Origin": ALLOWED})
+
+    async def status(request: web.Request) -> web.Response:
+        result = {"chain_id": escape, "genesis_hash": escape + "ab" * 32}
+        return web.json_response({"jsonrpc": "2.0", "id": 1, "result": result})
+
+    app = web.Application()
+    app.router.add_route("OPTIONS", "/rpc", allow)
+    app.router.add_post("/rpc", status)
+    runner, port = await start_rpc_server(app, "127.0.0.1", 0)
+    try:
+        check = await check_node(f"http://127.0.0.1:{port}", ALLOWED, "00" * 32)
+    finally:
+        await runner.cleanup()
+    assert not check.ok and "\x1b" not in check.line and "\x07" not in check.line, check
