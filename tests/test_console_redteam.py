@@ -259,3 +259,28 @@ async def test_sec_console_prints_no_terminal_escapes_a_hostile_node_sent() -> N
     finally:
         await runner.cleanup()
     assert not check.ok and "\x1b" not in check.line and "\x07" not in check.line, check
+
+
+def test_a_node_answering_huge_lists_gets_bounded_tables(site: Site) -> None:
+    """sec_getNetwork with 8,000 validators and 20,000 recent blocks (under the reply cap): the network page shows
+    at most MAX_TABLE_ROWS validator rows (and says how many it left out) and its 20 blocks."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def huge(method: str, result: dict[str, Any]) -> None:
+        if method == "sec_getNetwork":
+            result["validators"] = result["validators"] * 2000
+            result["recent_blocks"] = result["recent_blocks"] * 1000
+
+    site.tamper = huge
+    try:
+        with browser() as driver:
+            driver.get(f"{site.url}/index.html#/")
+            omitted = WebDriverWait(driver, WAIT_S).until(
+                lambda d: d.find_elements("css selector", "tr.omitted"), "no bounded table"
+            )
+            rows = driver.find_elements("css selector", "[aria-label=Validators] tbody tr")
+            blocks = driver.find_elements("css selector", '[data-testid="block-row"]')
+            assert omitted[0].text == "7,000 more rows not shown", omitted[0].text
+            assert len(rows) == 1001 and len(blocks) == 20, (len(rows), len(blocks))
+    finally:
+        site.tamper = None

@@ -144,7 +144,7 @@ export async function render(ctx, view) {
       problem.replaceChildren();
       status.replaceChildren(statusPanel(net));
       validators.replaceChildren(validatorTable(ctx, net));
-      for (const block of [...net.recent_blocks].reverse()) place(block);
+      for (const block of net.recent_blocks.slice(0, MAX_ROWS).reverse()) place(block);
     } catch (error) {
       problem.replaceChildren(errorBox("Could not read the network state (sec_getNetwork)", error));
     }
