@@ -262,8 +262,9 @@ async def test_sec_console_prints_no_terminal_escapes_a_hostile_node_sent() -> N
 
 
 def test_a_node_answering_huge_lists_gets_bounded_tables(site: Site) -> None:
-    """sec_getNetwork with 8,000 validators and 20,000 recent blocks (under the reply cap): the network page shows
-    at most MAX_TABLE_ROWS validator rows (and says how many it left out) and its 20 blocks."""
+    """sec_getNetwork with 8,000 validators and 20,000 recent blocks (under the reply cap):
+    the network page shows at most MAX_TABLE_ROWS validator rows (and says how many it left
+    out) and its 20 blocks."""
     from selenium.webdriver.support.ui import WebDriverWait
 
     def huge(method: str, result: dict[str, Any]) -> None:
