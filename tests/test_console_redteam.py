@@ -285,3 +285,15 @@ def test_a_node_answering_huge_lists_gets_bounded_tables(site: Site) -> None:
             assert len(rows) == 1001 and len(blocks) == 20, (len(rows), len(blocks))
     finally:
         site.tamper = None
+
+
+def test_a_block_verify_says_its_transaction_list_is_not_covered(site: Site) -> None:
+    """The block page lists the block's transactions beside "✓ Verified", but the verifier
+    checks the header and certificate only: the report says the list is not covered."""
+    head = site.shop.served.node.head.height
+    report = test_console_verify._verify(site, [("head", "verifyBlock", head)])["head"]
+    assert report["ok"] is True, report
+    assert any(
+        check.startswith("not covered: the block's list of transactions")
+        for check in report["checks"]
+    ), report

@@ -265,6 +265,9 @@ export class Verifier {
         `block ${h}'s timestamp is not after block ${h - 1}'s`);
       run.check(`prev_hash links to block ${number(h - 1)} (its header hashed here), `
         + "timestamp increasing");
+      run.check("not covered: the block's list of transactions and receipts (tx_root and "
+        + "receipts_root are certified, the list shown beside them is not; verify each "
+        + "transaction on its page)");
       return `block ${number(h)} (hash ${short(block.hash)}), ${signed(block)}, `
         + `linked to block ${number(h - 1)}`;
     });
