@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -297,3 +298,55 @@ def test_a_block_verify_says_its_transaction_list_is_not_covered(site: Site) -> 
         check.startswith("not covered: the block's list of transactions")
         for check in report["checks"]
     ), report
+
+
+_FLOOD = """
+const [orderId, done] = [arguments[0], arguments[arguments.length - 1]];
+(async () => {
+  const page = await import("/js/pages/order.js");
+  const { RpcClient } = await import("/js/rpc.js");
+  const node = new RpcClient("");
+  const calls = {};
+  let pending = 0;
+  let gate = null;
+  const rpc = { async call(method, params) {
+    calls[method] = (calls[method] ?? 0) + 1;
+    pending += 1;
+    try {
+      if (gate) await gate;
+      return await node.call(method, params);
+    } finally {
+      pending -= 1;
+    }
+  } };
+  let notify = null;
+  const ctx = { rpc, names: { nameOf: () => null }, genesis: null, pinned: false,
+    subscriptions: { subscribe: (kind, params, listener) => {
+      notify = listener;
+      return () => {};
+    } },
+    onHead: () => () => {} };
+  const view = document.createElement("div");
+  document.body.append(view);
+  await page.render(ctx, view, orderId);
+  const loaded = calls.sec_getOrder;
+  let release;
+  gate = new Promise((resolve) => { release = resolve; });
+  for (let i = 0; i < 50; i += 1) notify({ tx_hash: orderId, receipt: { events: [] } });
+  gate = null;
+  release();
+  while (pending > 0) await new Promise((resolve) => setTimeout(resolve, 20));
+  return JSON.stringify({ loaded, after: calls.sec_getOrder - loaded });
+})().then(done, (error) => done(JSON.stringify({ thrown: String(error) })));
+"""
+
+
+def test_a_flood_of_order_events_reloads_the_order_page_at_most_twice(site: Site) -> None:
+    """The order page reloads on each order event of its buyer: 50 notifications arriving while
+    a reload is on its way must not start 50 reloads (a node's endless notifications would keep
+    the page and the node busy without bound); they fold into one more."""
+    with browser() as driver:
+        driver.set_script_timeout(60)
+        driver.get(f"{site.url}/blank.html")
+        counts = json.loads(driver.execute_async_script(_FLOOD, site.shop.order_id))
+    assert counts == {"loaded": 1, "after": 2}, counts
