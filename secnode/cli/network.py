@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from secnode.cli.common import CommandError, emit
+from secnode.cli.common import CommandError, emit, passphrase_options
 
 
 def _genesis_new(args: argparse.Namespace) -> int:
@@ -42,9 +42,11 @@ def _genesis_new(args: argparse.Namespace) -> int:
 
 
 def _node_start(args: argparse.Namespace) -> int:
+    from secnode.passphrase import PassphraseSource
     from secnode.runtime.node import serve
 
-    return serve(Path(args.home))
+    file = None if args.passphrase_file is None else Path(args.passphrase_file)
+    return serve(Path(args.home), PassphraseSource(file=file).existing)
 
 
 def _testnet(args: argparse.Namespace) -> int:
@@ -98,8 +100,14 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
     node = commands.add_parser("node", help="run a node")
     node_commands = node.add_subparsers(dest="node_command", metavar="ACTION", required=True)
-    start = node_commands.add_parser("start", help="run the node in HOME until SIGINT/SIGTERM")
+    start = node_commands.add_parser(
+        "start",
+        help="run the node in HOME until SIGINT/SIGTERM",
+        description="Run the node in HOME. An encrypted node.key is opened with the passphrase "
+        "from --passphrase-file, SEC_KEY_PASSPHRASE_FILE, SEC_KEY_PASSPHRASE or a prompt.",
+    )
     start.add_argument("--home", required=True, help="node home (config.toml, node.key, ...)")
+    passphrase_options(start)
     start.set_defaults(handler=_node_start)
 
     testnet = commands.add_parser(
