@@ -203,7 +203,8 @@ def _load_document(path: Path) -> dict[str, Any]:
 def _read_plain(path: Path, document: dict[str, Any]) -> tuple[PrivateKey, bytes | None]:
     if document.get("type") != KEY_FILE_TYPE:
         raise KeyFileError(
-            f"key file {path} is neither a {KEY_FILE_TYPE} nor a {keystore.KEYSTORE_TYPE} document"
+            f"key file {path} is not a {KEY_FILE_TYPE} or {keystore.KEYSTORE_TYPE} document "
+            f"(type {document.get('type')!r})"
         )
     try:
         seed = bytes.fromhex(document["seed"])

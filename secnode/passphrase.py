@@ -39,8 +39,8 @@ class PassphraseSource:
     """Where SEC_KEY_PASSPHRASE(_FILE) are looked up."""
     interactive: bool | None = None
     """Whether a prompt may be shown; None: when stdin is a terminal."""
-    prompt: Callable[[str], str] = getpass.getpass
-    """Reads a line without echo."""
+    prompt: Callable[[str], str] | None = None
+    """Reads a line without echo; None: getpass.getpass (looked up when called)."""
 
     def given(self) -> bool:
         """True if a file or variable supplies the passphrase (no prompt needed)."""
@@ -62,7 +62,7 @@ class PassphraseSource:
                 f"FILE, {PASSPHRASE_FILE_VARIABLE}=FILE or {PASSPHRASE_VARIABLE}, or run on a "
                 "terminal to be asked"
             )
-        return self.prompt(f"Passphrase for {key_path}: ")
+        return self._ask(f"Passphrase for {key_path}: ")
 
     def new(self, key_path: Path) -> str:
         """A passphrase to seal `key_path` with: from a file or variable, or typed twice."""
@@ -75,12 +75,15 @@ class PassphraseSource:
                 f"{PASSPHRASE_FILE_VARIABLE}=FILE or {PASSPHRASE_VARIABLE}, or run on a terminal "
                 "to be asked"
             )
-        first = self.prompt(f"New passphrase for {key_path}: ")
+        first = self._ask(f"New passphrase for {key_path}: ")
         if not first:
             raise KeyFileError("the passphrase is empty; nothing was written")
-        if self.prompt("Repeat the passphrase: ") != first:
+        if self._ask("Repeat the passphrase: ") != first:
             raise KeyFileError("the two passphrases differ; nothing was written")
         return first
+
+    def _ask(self, text: str) -> str:
+        return (self.prompt or getpass.getpass)(text)
 
     def _supplied(self) -> str | None:
         file = self.file
