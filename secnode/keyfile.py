@@ -165,6 +165,29 @@ def encrypt_key_file(path: Path, passphrase: str, scrypt: ScryptParams = DEFAULT
     return read_key_info(path)
 
 
+def change_passphrase(
+    path: Path,
+    passphrase: PassphraseReader,
+    new_passphrase: Callable[[], str],
+    scrypt: ScryptParams = DEFAULT_SCRYPT,
+) -> KeyInfo:
+    """Re-seal the encrypted key file at `path` under `new_passphrase()` (asked only once the
+    current passphrase opened it) with fresh salt and nonce, atomically."""
+    document = _load_document(path)
+    if not keystore.is_keystore(document):
+        raise KeyFileError(f"key file {path} is not encrypted; use: sec keys encrypt {path}")
+    record = _open_encrypted(path, document, passphrase(path))
+    write_key_file(
+        path,
+        record.key,
+        overwrite=True,
+        genesis_hash=record.genesis_hash,
+        passphrase=new_passphrase(),
+        scrypt=scrypt,
+    )
+    return read_key_info(path)
+
+
 def _open_encrypted(path: Path, document: dict[str, Any], passphrase: str) -> KeyRecord:
     try:
         key = keystore.open_key(document, passphrase)

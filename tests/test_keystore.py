@@ -669,6 +669,91 @@ def test_invalid_keys_encrypt_twice(
     assert digest(path) == before
 
 
+def test_keys_change_passphrase_reseals_under_the_new_one(
+    tmp_path: Path, secret: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, key = sealed_file(tmp_path)
+    old_salt = json.loads(path.read_text())["crypto"]["kdfparams"]["salt"]
+    new_secret = tmp_path / "new"
+    new_secret.write_text("a new passphrase\n")
+    new_secret.chmod(0o600)
+
+    status, out, err = sec(
+        capsys, "keys", "change-passphrase", str(path), "--passphrase-file", str(secret),
+        "--new-passphrase-file", str(new_secret), "--scrypt-n", "16",
+    )  # fmt: skip
+
+    assert status == 0, err
+    assert f"changed the passphrase of {path}" in out
+    record = read_key_record(path, given("a new passphrase"))
+    assert (record.key, record.genesis_hash) == (key, GENESIS_HASH)
+    assert json.loads(path.read_text())["crypto"]["kdfparams"]["salt"] != old_salt
+    with pytest.raises(WrongPassphraseError):
+        read_key_record(path, given(PASSPHRASE))
+
+
+def test_invalid_change_passphrase_with_a_wrong_current_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, _ = sealed_file(tmp_path)
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not it")
+    wrong.chmod(0o600)
+    before = digest(path)
+
+    status, _, err = sec(
+        capsys, "keys", "change-passphrase", str(path), "--passphrase-file", str(wrong),
+        "--new-passphrase-file", str(wrong),
+    )  # fmt: skip
+
+    assert status == 1
+    assert err == f"sec: error: wrong passphrase for {path} (the file is unchanged)\n"
+    assert digest(path) == before
+
+
+def test_genesis_new_encrypt_seals_every_key_it_writes(
+    tmp_path: Path, secret: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "net"
+    status, _, err = sec(
+        capsys, "genesis", "new", "--validators", "2", "--out", str(out), "--encrypt",
+        "--passphrase-file", str(secret), "--scrypt-n", "16",
+    )  # fmt: skip
+    assert status == 0, err
+
+    status, listing, _ = sec(capsys, "keys", "list", str(out), "--json")
+    rows = json.loads(listing)
+    names = sorted(str(Path(row["path"]).relative_to(out)) for row in rows)
+    assert names == sorted(
+        ["node0/node.key", "node1/node.key"]
+        + [f"accounts/{name}.key" for name, _, _ in devnet.DEV_ACCOUNTS]
+    )
+    assert all(row["encrypted"] for row in rows)
+    genesis = json.loads((out / "genesis.json").read_text())
+    node0 = read_key_record(out / "node0" / "node.key", given(PASSPHRASE))
+    assert node0.key.public_key.hex() == genesis["validators"][0]["public_key"]
+    assert node0.genesis_hash is not None
+
+
+@pytest.mark.parametrize(
+    ("options", "reason"),
+    [
+        (["--dev", "--encrypt"], "development keys are public"),
+        (["--passphrase-file", "x"], "--passphrase-file needs --encrypt"),
+    ],
+    ids=["dev", "file without encrypt"],
+)
+def test_invalid_genesis_new_encrypt_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str], reason: str
+) -> None:
+    out = tmp_path / "net"
+    status, _, err = sec(capsys, "genesis", "new", "--out", str(out), *options)
+
+    assert status == 1
+    assert reason in err
+    assert not out.exists()
+
+
 def test_keys_export_public_prints_a_genesis_validator_entry(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

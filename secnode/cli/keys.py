@@ -1,5 +1,5 @@
-"""`sec keys new|show|list|encrypt|export-public`: Ed25519 key files (mode 0600), encrypted with a
-passphrase by default, optionally bound to one network's genesis.
+"""`sec keys new|show|list|encrypt|change-passphrase|export-public`: Ed25519 key files (mode
+0600), encrypted with a passphrase by default, optionally bound to one network's genesis.
 
 Passphrases come from `--passphrase-file`, SEC_KEY_PASSPHRASE_FILE, SEC_KEY_PASSPHRASE or a prompt
 (secnode/passphrase.py), never from an argument. Listing, showing and exporting public keys need
@@ -21,6 +21,7 @@ from secnode.keyfile import (
     KEY_FILE_TYPE,
     KeyFileError,
     KeyInfo,
+    change_passphrase,
     encrypt_key_file,
     read_key_info,
     read_key_record,
@@ -39,7 +40,7 @@ def _source(args: argparse.Namespace) -> PassphraseSource:
     return PassphraseSource(file=None if file is None else Path(file))
 
 
-def _scrypt(args: argparse.Namespace) -> ScryptParams:
+def scrypt_params(args: argparse.Namespace) -> ScryptParams:
     n: int = args.scrypt_n
     try:
         params = ScryptParams(n=n, r=DEFAULT_SCRYPT.r, p=DEFAULT_SCRYPT.p)
@@ -104,7 +105,7 @@ def _keys_new(args: argparse.Namespace) -> int:
     path = Path(args.out)
     if path.exists() and not args.force:
         raise KeyFileError(f"{path} already exists; refusing to overwrite a key")
-    scrypt = _scrypt(args)
+    scrypt = scrypt_params(args)
     passphrase = None if args.plain else source.new(path)
     key = PrivateKey.generate()
     write_key_file(
@@ -190,7 +191,7 @@ def _claims_key(path: Path) -> bool:
 
 def _keys_encrypt(args: argparse.Namespace) -> int:
     path = Path(args.path)
-    scrypt = _scrypt(args)
+    scrypt = scrypt_params(args)
     if read_key_info(path).encrypted:  # a missing or damaged file fails here, before asking
         raise KeyFileError(f"key file {path} is already encrypted (the file is unchanged)")
     passphrase = _source(args).new(path)
@@ -198,6 +199,29 @@ def _keys_encrypt(args: argparse.Namespace) -> int:
     data["unlock_seconds"] = round(_timed_unlock(path, passphrase), 3)
     human = (
         f"encrypted {path} in place (mode 0600)\n{_human(data)}\n"
+        f"unlock      {data['unlock_seconds']:.2f} s on this machine (checked)"
+    )
+    emit(args, human, data)
+    return 0
+
+
+def _keys_change_passphrase(args: argparse.Namespace) -> int:
+    path = Path(args.path)
+    scrypt = scrypt_params(args)
+    current = _source(args)
+    new_file = None if args.new_passphrase_file is None else Path(args.new_passphrase_file)
+    # The new one only from its own file or the prompt: the variables hold the current one.
+    fresh = PassphraseSource(file=new_file, environ={})
+    new: list[str] = []
+
+    def ask_new() -> str:
+        new.append(fresh.new(path))
+        return new[0]
+
+    data = _describe(change_passphrase(path, current.existing, ask_new, scrypt))
+    data["unlock_seconds"] = round(_timed_unlock(path, new[0]), 3)
+    human = (
+        f"changed the passphrase of {path} (mode 0600)\n{_human(data)}\n"
         f"unlock      {data['unlock_seconds']:.2f} s on this machine (checked)"
     )
     emit(args, human, data)
@@ -228,7 +252,7 @@ def _power_of_two(text: str) -> int:
     return value
 
 
-def _scrypt_option(parser: argparse.ArgumentParser) -> None:
+def scrypt_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scrypt-n",
         type=_power_of_two,
@@ -265,7 +289,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--plain", action="store_true", help="write the seed unencrypted (development only)"
     )
     passphrase_options(new)
-    _scrypt_option(new)
+    scrypt_option(new)
     new.add_argument("--json", action="store_true", help="machine-readable output")
     new.set_defaults(handler=_keys_new)
 
@@ -304,9 +328,26 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     encrypt.add_argument("path", help="plain key file")
     passphrase_options(encrypt)
-    _scrypt_option(encrypt)
+    scrypt_option(encrypt)
     encrypt.add_argument("--json", action="store_true", help="machine-readable output")
     encrypt.set_defaults(handler=_keys_encrypt)
+
+    change = key_commands.add_parser(
+        "change-passphrase",
+        help="re-seal an encrypted key file under a new passphrase (atomic)",
+        description="Open FILE with its current passphrase (--passphrase-file, the variables or "
+        "a prompt), then seal it again under a new one (--new-passphrase-file, or asked twice) "
+        "with fresh salt and nonce. A wrong current passphrase changes nothing.",
+        allow_abbrev=False,
+    )
+    change.add_argument("path", help="encrypted key file")
+    passphrase_options(change)
+    change.add_argument(
+        "--new-passphrase-file", metavar="FILE", help="the new passphrase: FILE's first line"
+    )
+    scrypt_option(change)
+    change.add_argument("--json", action="store_true", help="machine-readable output")
+    change.set_defaults(handler=_keys_change_passphrase)
 
     export = key_commands.add_parser(
         "export-public",
