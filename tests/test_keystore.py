@@ -621,6 +621,7 @@ def test_keys_list_shows_every_key_file_without_passphrases(
     damaged.write_text('{"type": "sec-ed25519-keystore", "version": 1}')
     damaged.chmod(0o600)
     (tmp_path / "genesis.json").write_text('{"chain_id": "x"}')
+    (tmp_path / "tls.key").write_text("-----BEGIN PRIVATE KEY-----\n")
 
     status, out, _ = sec(capsys, "keys", "list", str(tmp_path), "--json")
 

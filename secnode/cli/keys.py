@@ -178,14 +178,15 @@ def _keys_list(args: argparse.Namespace) -> int:
 
 
 def _claims_key(path: Path) -> bool:
-    """True if `path` is a small JSON file whose `type` names a key format (so a damaged key file
-    is listed with its error, and genesis.json or config files are skipped)."""
+    """True if `path` is a small JSON file whose `type` names a key format: a key file damaged
+    inside is listed with its error; genesis.json, other JSON and non-JSON files (a TLS key in
+    PEM) are skipped."""
     try:
         if not path.is_file() or path.stat().st_size > MAX_LISTED_SIZE:
             return False
         document = json.loads(path.read_bytes())
     except (OSError, ValueError):
-        return path.suffix == ".key" and path.is_file()
+        return False
     return isinstance(document, dict) and document.get("type") in (KEY_FILE_TYPE, KEYSTORE_TYPE)
 
 
@@ -310,9 +311,9 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     listing = key_commands.add_parser(
         "list",
         help="list the key files under DIR (no passphrase needed)",
-        description="List every key file (*.key, *.json) under DIR, recursively: path, "
-        "encrypted or PLAIN, address, public key, network. A damaged file is listed with its "
-        "error.",
+        description="List every key file (a *.key or *.json holding a sec key document) under "
+        "DIR, recursively: path, encrypted or PLAIN, address, public key, network. A key file "
+        "damaged inside is listed with its error.",
         allow_abbrev=False,
     )
     listing.add_argument("dir", nargs="?", default=".", help="directory (default: .)")
