@@ -25,6 +25,10 @@ from secnode.keyfile import KeyFileError
 
 PASSPHRASE_VARIABLE: Final = "SEC_KEY_PASSPHRASE"
 PASSPHRASE_FILE_VARIABLE: Final = "SEC_KEY_PASSPHRASE_FILE"
+_WAYS: Final = (
+    f"with --passphrase-file FILE, {PASSPHRASE_FILE_VARIABLE}=FILE or {PASSPHRASE_VARIABLE}, "
+    "or run on a terminal to be asked"
+)
 MAX_PASSPHRASE_FILE: Final = 64 * 1024
 """A passphrase file larger than this is refused (not a passphrase: a wrong path)."""
 
@@ -57,11 +61,7 @@ class PassphraseSource:
         if supplied is not None:
             return supplied
         if not self.can_prompt():
-            raise KeyFileError(
-                f"key file {key_path} is encrypted: give its passphrase with --passphrase-file "
-                f"FILE, {PASSPHRASE_FILE_VARIABLE}=FILE or {PASSPHRASE_VARIABLE}, or run on a "
-                "terminal to be asked"
-            )
+            raise KeyFileError(f"key file {key_path} is encrypted: give its passphrase {_WAYS}")
         return self._ask(f"Passphrase for {key_path}: ")
 
     def new(self, key_path: Path) -> str:
@@ -70,11 +70,7 @@ class PassphraseSource:
         if supplied is not None:
             return supplied
         if not self.can_prompt():
-            raise KeyFileError(
-                f"no passphrase to encrypt {key_path}: give one with --passphrase-file FILE, "
-                f"{PASSPHRASE_FILE_VARIABLE}=FILE or {PASSPHRASE_VARIABLE}, or run on a terminal "
-                "to be asked"
-            )
+            raise KeyFileError(f"no passphrase to encrypt {key_path}: give one {_WAYS}")
         first = self._ask(f"New passphrase for {key_path}: ")
         if not first:
             raise KeyFileError("the passphrase is empty; nothing was written")

@@ -487,6 +487,14 @@ def secret(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture
+def wrong(tmp_path: Path) -> Path:
+    path = tmp_path / "wrong"
+    path.write_text("not it\n")
+    path.chmod(0o400)
+    return path
+
+
 def test_keys_new_encrypts_with_a_passphrase_file(
     tmp_path: Path, secret: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -596,12 +604,9 @@ def test_keys_show_reads_the_clear_part_and_verifies_with_a_passphrase(
 
 
 def test_invalid_keys_show_with_a_wrong_passphrase(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, wrong: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path, _ = sealed_file(tmp_path)
-    wrong = tmp_path / "wrong"
-    wrong.write_text("not it")
-    wrong.chmod(0o600)
     before = digest(path)
 
     status, _, err = sec(capsys, "keys", "show", str(path), "--passphrase-file", str(wrong))
@@ -694,12 +699,9 @@ def test_keys_change_passphrase_reseals_under_the_new_one(
 
 
 def test_invalid_change_passphrase_with_a_wrong_current_one(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, wrong: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path, _ = sealed_file(tmp_path)
-    wrong = tmp_path / "wrong"
-    wrong.write_text("not it")
-    wrong.chmod(0o600)
     before = digest(path)
 
     status, _, err = sec(

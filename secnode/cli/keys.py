@@ -55,12 +55,16 @@ def scrypt_params(args: argparse.Namespace) -> ScryptParams:
     return params
 
 
-def _timed_unlock(path: Path, passphrase: str) -> float:
-    """Read the file just written back with its passphrase (so a write that cannot be opened is
-    caught now) and return the seconds that took: the unlock time on this machine."""
+def _emit_sealed(args: argparse.Namespace, headline: str, path: Path, passphrase: str) -> int:
+    """Print what was sealed at `path`, after reading it back with its passphrase (a write that
+    cannot be opened is caught now); the time that took is the unlock time on this machine."""
     started = time.perf_counter()
     read_key_record(path, lambda _: passphrase)
-    return time.perf_counter() - started
+    data = _describe(read_key_info(path))
+    data["unlock_seconds"] = round(time.perf_counter() - started, 3)
+    unlock = f"unlock      {data['unlock_seconds']:.2f} s on this machine (checked)"
+    emit(args, f"{headline}\n{_human(data)}\n{unlock}", data)
+    return 0
 
 
 def _describe(info: KeyInfo) -> dict[str, Any]:
@@ -116,14 +120,13 @@ def _keys_new(args: argparse.Namespace) -> int:
         passphrase=passphrase,
         scrypt=scrypt,
     )
+    if passphrase is not None:
+        return _emit_sealed(args, f"wrote {path} (mode 0600)", path, passphrase)
     data = _describe(read_key_info(path))
     human = f"wrote {path} (mode 0600)\n{_human(data)}"
-    if passphrase is None:
-        human += "\nwarning: anyone who can read this file can sign with it (sec keys encrypt)"
-    else:
-        data["unlock_seconds"] = round(_timed_unlock(path, passphrase), 3)
-        human += f"\nunlock      {data['unlock_seconds']:.2f} s on this machine (checked)"
-    emit(args, human, data)
+    emit(
+        args, human + "\nwarning: anyone who can read it can sign with it (sec keys encrypt)", data
+    )
     return 0
 
 
@@ -196,14 +199,8 @@ def _keys_encrypt(args: argparse.Namespace) -> int:
     if read_key_info(path).encrypted:  # a missing or damaged file fails here, before asking
         raise KeyFileError(f"key file {path} is already encrypted (the file is unchanged)")
     passphrase = _source(args).new(path)
-    data = _describe(encrypt_key_file(path, passphrase, scrypt))
-    data["unlock_seconds"] = round(_timed_unlock(path, passphrase), 3)
-    human = (
-        f"encrypted {path} in place (mode 0600)\n{_human(data)}\n"
-        f"unlock      {data['unlock_seconds']:.2f} s on this machine (checked)"
-    )
-    emit(args, human, data)
-    return 0
+    encrypt_key_file(path, passphrase, scrypt)
+    return _emit_sealed(args, f"encrypted {path} in place (mode 0600)", path, passphrase)
 
 
 def _keys_change_passphrase(args: argparse.Namespace) -> int:
@@ -219,14 +216,8 @@ def _keys_change_passphrase(args: argparse.Namespace) -> int:
         new.append(fresh.new(path))
         return new[0]
 
-    data = _describe(change_passphrase(path, current.existing, ask_new, scrypt))
-    data["unlock_seconds"] = round(_timed_unlock(path, new[0]), 3)
-    human = (
-        f"changed the passphrase of {path} (mode 0600)\n{_human(data)}\n"
-        f"unlock      {data['unlock_seconds']:.2f} s on this machine (checked)"
-    )
-    emit(args, human, data)
-    return 0
+    change_passphrase(path, current.existing, ask_new, scrypt)
+    return _emit_sealed(args, f"changed the passphrase of {path} (mode 0600)", path, new[0])
 
 
 def _keys_export_public(args: argparse.Namespace) -> int:
@@ -264,19 +255,32 @@ def scrypt_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _action(
+    key_commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    help: str,
+    description: str,
+) -> argparse.ArgumentParser:
+    """One `sec keys ACTION` parser: no abbreviated options (`--passphrase` must never be read
+    as --passphrase-file), and `--json` like every action."""
+    parser = key_commands.add_parser(name, help=help, description=description, allow_abbrev=False)
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add `sec keys`. No abbreviated options: `--passphrase` must not mean --passphrase-file."""
+    """Add `sec keys` and its actions."""
     keys = commands.add_parser(
         "keys", help="create, encrypt and inspect Ed25519 key files", allow_abbrev=False
     )
     key_commands = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
-    new = key_commands.add_parser(
+    new = _action(
+        key_commands,
         "new",
         help="generate a key file (mode 0600), encrypted unless --plain",
         description="Generate a key and write it encrypted with a passphrase (asked twice on a "
         "terminal, or from --passphrase-file / SEC_KEY_PASSPHRASE_FILE / SEC_KEY_PASSPHRASE). "
         "--plain writes it unencrypted.",
-        allow_abbrev=False,
     )
     new.add_argument("--out", required=True, help="path of the key file to write")
     new.add_argument("--force", action="store_true", help="overwrite an existing file")
@@ -291,55 +295,51 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     passphrase_options(new)
     scrypt_option(new)
-    new.add_argument("--json", action="store_true", help="machine-readable output")
     new.set_defaults(handler=_keys_new)
 
-    show = key_commands.add_parser(
+    show = _action(
+        key_commands,
         "show",
         help="print a key file's address and public key (no passphrase needed)",
         description="Print the address, public key, encryption and network of a key file. With a "
         "passphrase (--passphrase-file, the variables, or --verify to be asked) an encrypted "
         "file is opened too, proving the clear public key is the sealed key's.",
-        allow_abbrev=False,
     )
     show.add_argument("path", help="key file")
     show.add_argument("--verify", action="store_true", help="open the file (asks the passphrase)")
     passphrase_options(show)
-    show.add_argument("--json", action="store_true", help="machine-readable output")
     show.set_defaults(handler=_keys_show)
 
-    listing = key_commands.add_parser(
+    listing = _action(
+        key_commands,
         "list",
         help="list the key files under DIR (no passphrase needed)",
         description="List every key file (a *.key or *.json holding a sec key document) under "
         "DIR, recursively: path, encrypted or PLAIN, address, public key, network. A key file "
         "damaged inside is listed with its error.",
-        allow_abbrev=False,
     )
     listing.add_argument("dir", nargs="?", default=".", help="directory (default: .)")
-    listing.add_argument("--json", action="store_true", help="machine-readable output")
     listing.set_defaults(handler=_keys_list)
 
-    encrypt = key_commands.add_parser(
+    encrypt = _action(
+        key_commands,
         "encrypt",
         help="encrypt a plain key file in place (atomic, mode 0600)",
         description="Replace a plain key file by its encrypted form: same key, same genesis "
         "binding. Written to a temporary file, synced, then renamed over FILE.",
-        allow_abbrev=False,
     )
     encrypt.add_argument("path", help="plain key file")
     passphrase_options(encrypt)
     scrypt_option(encrypt)
-    encrypt.add_argument("--json", action="store_true", help="machine-readable output")
     encrypt.set_defaults(handler=_keys_encrypt)
 
-    change = key_commands.add_parser(
+    change = _action(
+        key_commands,
         "change-passphrase",
         help="re-seal an encrypted key file under a new passphrase (atomic)",
         description="Open FILE with its current passphrase (--passphrase-file, the variables or "
         "a prompt), then seal it again under a new one (--new-passphrase-file, or asked twice) "
         "with fresh salt and nonce. A wrong current passphrase changes nothing.",
-        allow_abbrev=False,
     )
     change.add_argument("path", help="encrypted key file")
     passphrase_options(change)
@@ -347,20 +347,18 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--new-passphrase-file", metavar="FILE", help="the new passphrase: FILE's first line"
     )
     scrypt_option(change)
-    change.add_argument("--json", action="store_true", help="machine-readable output")
     change.set_defaults(handler=_keys_change_passphrase)
 
-    export = key_commands.add_parser(
+    export = _action(
+        key_commands,
         "export-public",
         help="print the public key as a genesis.json validators entry",
         description='Print {"name": NAME, "public_key": HEX} on one line: an entry of '
         'genesis.json\'s "validators" (or, with roles and balance added, "accounts"). The '
         "address goes to stderr (--json puts it in the object). No passphrase needed.",
-        allow_abbrev=False,
     )
     export.add_argument("path", help="key file")
     export.add_argument(
         "--name", help="the entry's name (default: the home directory of a node.key, else the stem)"
     )
-    export.add_argument("--json", action="store_true", help="also the address, in the object")
     export.set_defaults(handler=_keys_export_public)
