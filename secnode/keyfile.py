@@ -17,6 +17,7 @@ from a file, the environment or a prompt) that is only called for encrypted file
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -252,11 +253,20 @@ def _read_plain(path: Path, document: dict[str, Any]) -> tuple[PrivateKey, bytes
 
 def _replace_atomically(path: Path, content: bytes) -> None:
     """Write `content` to a 0600 temporary file beside `path`, fsync it, rename it over `path`
-    and fsync the directory: readers see the old file or the new one, never a part."""
+    and fsync the directory: readers see the old file or the new one, never a part. A replaced
+    file keeps its owner where we may set it (`sudo sec keys encrypt` on a node's key must leave
+    it readable by the node's user)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        owner: os.stat_result | None = path.stat()
+    except FileNotFoundError:
+        owner = None
     descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         os.fchmod(descriptor, 0o600)
+        if owner is not None and (owner.st_uid, owner.st_gid) != (os.geteuid(), os.getegid()):
+            with contextlib.suppress(PermissionError):  # not root: the file is ours anyway
+                os.fchown(descriptor, owner.st_uid, owner.st_gid)
         view = memoryview(content)
         while view:
             view = view[os.write(descriptor, view) :]

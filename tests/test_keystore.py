@@ -327,6 +327,18 @@ def test_encrypt_converts_in_place_keeping_key_and_network(tmp_path: Path) -> No
     assert sorted(p.name for p in tmp_path.iterdir()) == ["node.key"]  # no temporary left
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing a file's owner needs root")
+def test_encrypt_in_place_keeps_the_owner(tmp_path: Path) -> None:
+    """`sudo sec keys encrypt` on the key of a node that runs as another user."""
+    path = tmp_path / "node.key"
+    write_key_file(path, PrivateKey.generate())
+    os.chown(path, 4321, 4321)
+
+    encrypt_key_file(path, PASSPHRASE, FAST)
+
+    assert (path.stat().st_uid, path.stat().st_gid) == (4321, 4321)
+
+
 def test_invalid_encrypt_an_encrypted_file(tmp_path: Path) -> None:
     path, _ = sealed_file(tmp_path)
     before = digest(path)
