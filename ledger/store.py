@@ -13,11 +13,16 @@ Row layout (keys; all heights are 8-byte big-endian so they sort):
     b"J" + height -> encode([state keys the block changed])  (these three: `tree_store`)
     b"O" + ... -> node-local index rows written by registered `Indexer`s (the order events
         index of `secnode.runtime.order_index`): outside the state, never in a state root
+    b"V" + height -> node-local proof of a validator change scheduled at height (a
+        `ProvingIndexer`, `secnode.runtime.validator_changes`)
 
 Node-local indexes: an `Indexer` registered with `ChainStore.add_indexer` is called by
 `commit_block` with the block, its receipts, its state changes and a reader of the state as of
 the parent block (the stored rows, which the batch has not overwritten yet); the rows it returns
 go into the block's atomic batch, so an index is exactly as durable as the block it describes.
+A `ProvingIndexer` (`ChainStore.add_proving_indexer`) is called with the block, its state
+changes, the parent reader and the state tree after the block, so its rows may hold state
+proofs under that block's state_root (the node keeps no historical state to prove from later).
 
 Read caches: decoded blocks and receipt lists are kept in small LRU caches (`BLOCK_CACHE_SIZE`
 entries each). A height's block and receipts never change once committed, so a cached entry is
@@ -91,6 +96,11 @@ Indexer: TypeAlias = Callable[
 ]
 """Node-local index rows for one block: (block, receipts, state changes, the state as of the
 parent block) -> rows to write with the block. Must not raise for any committed block."""
+ProvingIndexer: TypeAlias = Callable[
+    [Block, Mapping[bytes, bytes | None], StateRowReader, StateTree], Batch
+]
+"""Node-local rows for one block that may prove state: (block, state changes, the parent's
+rows, the state tree after the block) -> rows."""
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -156,11 +166,17 @@ class ChainStore:
         self.nodes_written = 0
         """Tree nodes written (and deleted) by flushes so far."""
         self._indexers: list[Indexer] = []
+        self._proving_indexers: list[ProvingIndexer] = []
 
     def add_indexer(self, indexer: Indexer) -> None:
         """Have every later `commit_block` add `indexer`'s rows to its batch (node-local rows,
         outside the state: they change no root)."""
         self._indexers.append(indexer)
+
+    def add_proving_indexer(self, indexer: ProvingIndexer) -> None:
+        """Like `add_indexer`, for an index that proves state under the block's state_root:
+        it is also given the state tree after the block."""
+        self._proving_indexers.append(indexer)
 
     def _parent_row(self, key: bytes) -> bytes | None:
         """A state row as stored, i.e. as of the last committed block until this commit's
@@ -223,6 +239,8 @@ class ChainStore:
             batch.append(journal_row(height, state_changes))
         for indexer in self._indexers:
             batch.extend(indexer(block, receipts, state_changes, self._parent_row))
+        for proving in self._proving_indexers:
+            batch.extend(proving(block, state_changes, self._parent_row, tree))
         batch.extend(extra)
         batch.append((HEAD_KEY, encode([height, block_hash])))
         self.kv.write(batch, sync=True)

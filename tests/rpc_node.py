@@ -49,6 +49,7 @@ from secnode.runtime.order_index import index_order_events
 from secnode.runtime.rpc.server import SUBSCRIPTIONS, RpcConfig, make_app, start_rpc_server
 from secnode.runtime.rpc.subscriptions import SubscriptionHub
 from secnode.runtime.rpc.view import NodeStatus, PeerStatus
+from secnode.runtime.validator_changes import index_validator_changes
 from tests.chainkit import require_type
 
 SIGNERS = ("node0", "node1", "node2")
@@ -67,6 +68,7 @@ class RpcTestNode:
         self.state = state
         self.head: BlockHeader = head
         store.add_indexer(index_order_events)
+        store.add_proving_indexer(index_validator_changes)
         self.activity = ChainActivity.seeded(store)
         self.mempool = Mempool(self.genesis.chain_id, genesis_hash=self.genesis.document_hash())
         self.executor = build_executor(self.genesis.chain_id, self.genesis.document_hash())

@@ -65,6 +65,7 @@ from secnode.runtime.rpc.server import SUBSCRIPTIONS, RpcConfig, make_app, start
 from secnode.runtime.rpc.subscriptions import SubscriptionHub
 from secnode.runtime.rpc.view import NodeStatus, PeerStatus
 from secnode.runtime.trust_precompute import PrecomputedScores
+from secnode.runtime.validator_changes import index_validator_changes
 
 log = logging.getLogger("secnode.node")
 
@@ -118,6 +119,7 @@ class Node:
         )
         head = store.head().header
         store.add_indexer(index_order_events)
+        store.add_proving_indexer(index_validator_changes)
         self.activity = ChainActivity.seeded(store)
         """Recent commits as this node saw them (for sec_getNetwork)."""
         self.trust_scores = PrecomputedScores()

@@ -30,3 +30,28 @@ class ValidatorsWithProofResult(StrictModel):
     hash: Hash32 = Field(description="validators_hash of current (= header.validators_hash)")
     quorum: int = Field(description="signatures a certificate of this set needs: (n+f)//2+1")
     pending: list[PendingValidators] = Field(description="scheduled sets, by effective height")
+
+
+class ValidatorChange(StrictModel):
+    scheduled_height: int = Field(
+        description="the block whose execution scheduled the change (sec_getCommit certifies "
+        "its header)"
+    )
+    effective_height: int = Field(description="first block the scheduled set certifies")
+    value: HexBytes = Field(
+        description="the raw validators record after block scheduled_height, hex"
+    )
+    proof: StateProof = Field(
+        description='membership proof of key "validators" under that block\'s state_root'
+    )
+
+
+class ValidatorChangesResult(StrictModel):
+    changes: list[ValidatorChange] = Field(
+        description="every validator change this node can prove, oldest first (at most 256)"
+    )
+    complete: bool = Field(
+        description="false when the head's record knows of a change this list lacks (a store "
+        "written before the index, or more than 256 changes): a client cannot trace the set "
+        "from genesis with it"
+    )

@@ -43,6 +43,7 @@ METHOD_COSTS: Final[dict[str, int]] = {
     "sec_getBlock": 2,
     "sec_getCommit": 3,
     "sec_getValidators": 3,
+    "sec_getValidatorChanges": 30,
     "sec_getAccount": 2,
     "sec_getOrder": 3,
     "sec_listOrders": 2,
