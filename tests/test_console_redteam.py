@@ -164,21 +164,26 @@ def _forged_validator_set(site: Site, height: int) -> Tamper:
 
 def test_a_made_up_validator_set_is_never_a_plain_verified(site: Site) -> None:
     """A set from the head's proven record is certified by itself, so any node can make one
-    up: the summary (what the page shows beside ✓) must say the set was not traced from
-    genesis, not only a check further down the list."""
+    up: the verifier traces the set from genesis instead, and a head certified by a set the
+    trace does not hold fails (it used to pass with a "weaker" caveat)."""
     head = site.shop.served.node.head.height
     site.tamper = _forged_validator_set(site, head)
     try:
-        report = test_console_verify._verify(site, [("head", "verifyBlock", head)])["head"]
+        reports = test_console_verify._verify(
+            site, [("head", "verifyBlock", head), ("block1", "verifyBlock", 1)]
+        )
     finally:
         site.tamper = None
-    assert report["ok"] is True, report  # what the browser alone can check passes ...
-    assert (
-        "(weaker: the validator set is the node's head record, certified by itself, not "
-        "traced from the genesis set" in report["summary"]
-    ), report  # ... and it says so
+    for name, report in reports.items():
+        assert report["ok"] is False, (name, report)
+        assert report["summary"].startswith(
+            "Verification failed: the validator set changed and this node cannot prove the "
+            "change from genesis ("
+        ), report
+        assert "sec audit chain replays the chain" in report["error"], report
     honest = test_console_verify._verify(site, [("head", "verifyBlock", head)])["head"]
     assert honest["ok"] is True and "weaker" not in honest["summary"], honest
+    assert any("no validator change since genesis" in c for c in honest["checks"]), honest
 
 
 _CALL = """

@@ -345,10 +345,16 @@ def test_invalid_node_of_another_network_is_refused(site: Site) -> None:
     assert "genesis document hash" in report["error"], report
 
 
-def test_verifier_follows_a_validator_change_from_the_heads_proven_record(site: Site) -> None:
-    """Last in this module: it changes the shared chain's validator set (node3 leaves)."""
+def test_verifier_traces_a_validator_change_from_genesis_and_refuses_a_hidden_one(
+    site: Site,
+) -> None:
+    """Last in this module: it changes the shared chain's validator set (node3 leaves). The
+    verifier traces the change from the genesis set (sec_getValidatorChanges: the scheduling
+    block certified by the genesis set, the record proven under its root); a node that hides
+    the change, calls its list incomplete or alters a proven record fails, naming the height."""
     network = site.shop
     answer = network.sec("tx", "validator-update", "--key", "dev:admin", "--remove", "dev:node3")
+    scheduled = answer["height"]
     effective = answer["receipt"]["events"][0]["effective_height"]
     network.blocks(effective - network.served.node.head.height + 1)
     head = network.served.node.head.height
@@ -356,17 +362,49 @@ def test_verifier_follows_a_validator_change_from_the_heads_proven_record(site: 
     reports = _verify(site, [*calls, ("account", "verifyAccount", MERCHANT)])
     for name, report in reports.items():
         assert report["ok"] is True, (name, report)
+        assert not any("weaker" in check for check in report["checks"]), (name, report)
     assert "signed by 3 of 3 validators" in reports["head"]["summary"], reports["head"]
-    weaker = 'taken from the head\'s proven "validators" record'
-    assert any(weaker in check for check in reports["head"]["checks"]), reports["head"]
-    assert any(weaker in check for check in reports["account"]["checks"])
-    assert not any(weaker in check for check in reports["block1"]["checks"])
+    assert "signed by 3 of 4 validators" in reports["block1"]["summary"], reports["block1"]
+    traced = (
+        f"validator change traced from genesis: block {scheduled:,} (certified by the set "
+        "ruling it) schedules set"
+    )
+    for name in ("head", "account"):
+        checks = reports[name]["checks"]
+        assert any(traced in c and f"from height {effective:,}" in c for c in checks), checks
+        assert any("1 validator change since genesis, none hidden" in c for c in checks), checks
+    assert any("(the genesis set)" in c for c in reports["block1"]["checks"])
 
-    def forge(method: str, result: dict[str, Any]) -> None:
+    def flip_last_byte(text: str) -> str:
+        return text[:-2] + ("00" if text[-2:] != "00" else "01")
+
+    def hide(method: str, result: dict[str, Any]) -> None:
+        if method == "sec_getValidatorChanges":
+            result["changes"] = []
+
+    def incomplete(method: str, result: dict[str, Any]) -> None:
+        if method == "sec_getValidatorChanges":
+            result["complete"] = False
+
+    def forge_change(method: str, result: dict[str, Any]) -> None:
+        if method == "sec_getValidatorChanges":
+            result["changes"][0]["value"] = flip_last_byte(result["changes"][0]["value"])
+
+    def forge_head(method: str, result: dict[str, Any]) -> None:
         if method == "sec_getValidatorsWithProof":
-            result["value"] = result["value"][:-2] + (
-                "00" if result["value"][-2:] != "00" else "01"
-            )
+            result["value"] = flip_last_byte(result["value"])
 
-    report = _lying(site, forge, calls[:1])["head"]
-    assert report["ok"] is False and "value hashes to" in report["error"], report
+    at = f" at height {effective:,}"
+    for tamper, where, why in [
+        (hide, at, "not the traced set"),
+        (incomplete, at, "its list of validator changes is incomplete"),
+        (forge_change, at, "value hashes to"),
+        (forge_head, at, "value hashes to"),
+    ]:
+        report = _lying(site, tamper, calls)["block1"]
+        assert report["ok"] is False, (tamper.__name__, report)
+        assert report["summary"].startswith(
+            f"Verification failed: the validator set changed{where} and this node cannot prove "
+            "the change from genesis ("
+        ), report
+        assert why in report["error"] and "sec audit chain replays the chain" in report["error"]

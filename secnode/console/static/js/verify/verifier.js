@@ -4,17 +4,20 @@
 //
 // Chain of trust, for every report: the genesis document's hash and validator set are
 // computed here; block 0 must carry that hash as prev_hash. A header is accepted when its hash
-// (computed here) is certified by a quorum of the set its validators_hash names: the genesis
-// set, or (weaker, and said so in the checks) a set from the head's proven "validators"
-// record. A state answer must be read at such a header's state_root, prove its record under
-// it, and show beside the proof exactly the fields decoded from the proven bytes.
+// (computed here) is certified by a quorum of the set that rules its height as traced from the
+// genesis set: each validator change (sec_getValidatorChanges) proven under the state_root of
+// the header that scheduled it, certified by the set then ruling, and the head's proven
+// "validators" record agreeing with the trace (js/verify/schedule.js); a set that cannot be
+// traced so fails the report. A state answer must be read at such a header's state_root,
+// prove its record under it, and show beside the proof exactly the fields decoded from the
+// proven bytes.
 // Invariant: every public method resolves (never rejects) to a Report, and `record` is only
 // ever data decoded from bytes that verified (null when anything failed).
 
 import { formatAddress, parseAddress } from "./bech32m.js";
 import { compare, concat, equal, toHex, utf8 } from "./bytes.js";
 import {
-  addressOf, genesisHash, genesisValidatorSet, headerHash, normalizedGenesis, validatorSet,
+  addressOf, genesisHash, genesisValidatorSet, headerHash, normalizedGenesis,
   verifyCertificate,
 } from "./chain.js";
 import { sha256, verifyEd25519 } from "./crypto.js";
@@ -25,17 +28,16 @@ import {
   decodeAccount, decodeEpoch, decodeGroup, decodeMember, decodeOrder, decodeScore,
   decodeValidators, difference, hexOf, jsonValue,
 } from "./records.js";
+import { Schedule } from "./schedule.js";
 import { proofFromJson, verifyStateProof } from "./statetree.js";
 
 const MAX_TRANSACTION_SIZE = 16384;
 const MAX_MEMBER_PAGE = 100;
 const ACCOUNT_FIELDS = ["public_key", "nonce", "balance", "roles", "name"];
 const TX_FIELDS = ["body", "chain_id", "nonce", "sender", "signature", "type"];
-// A set from the head's record is certified by itself: a node holding no validator key can
-// make one up (fresh keys, a record naming them, a header and certificate they sign). The
-// summary says so, not only a check further down (the genesis set needs no such caveat).
-const UNTRACED = " (weaker: the validator set is the node's head record, certified by itself, "
-  + "not traced from the genesis set; sec audit chain traces it)";
+const VALIDATORS_KEY = utf8("validators");
+const MAX_VALIDATOR_CHANGES = 256; // sec_getValidatorChanges lists at most this many
+const MIN_VALIDATOR_CHANGE_DELAY = 8; // §13.3: heads + this are ruled by sets the head knows
 
 function uint32(n) {
   return Uint8Array.of((n >>> 24) & 255, (n >>> 16) & 255, (n >>> 8) & 255, n & 255);
@@ -71,7 +73,7 @@ class Run {
     this.checks = [];
     this.height = null;
     this.record = null;
-    this.untraced = false; // a validator set taken from the head's record (see #setFor)
+    this.trace = null; // the validator schedule traced from genesis (see #trace)
   }
 
   check(text) {
@@ -96,7 +98,7 @@ export class Verifier {
   async #run(body) {
     const run = new Run();
     try {
-      const summary = await body(run) + (run.untraced ? UNTRACED : "");
+      const summary = await body(run);
       return {
         ok: true, summary: `Verified: ${summary}`, checks: run.checks, error: null,
         height: run.height, record: run.record,
@@ -155,41 +157,125 @@ export class Verifier {
     return this.anchor;
   }
 
-  // The set a header names: the genesis set, else one from the head's proven record (weaker).
-  async #setFor(run, anchor, header) {
-    const named = hexOf(header.validators_hash, "header validators_hash");
-    if (equal(named, anchor.set.hash)) {
-      run.check(`block ${number(header.height)}'s validators_hash names the genesis validator set`);
-      return anchor.set;
-    }
+  // The validator schedule traced from genesis to the node's head, once per report (§15.1):
+  // each change's scheduling header certified by the set then ruling, its record proven under
+  // that header's state_root; then the head's proven record must agree with the whole trace
+  // (every former set and its `until`, the current set, the pending ones), so a node hiding a
+  // change fails. Anything short of that fails the report: no set is ever taken on its own word.
+  async #trace(run, anchor) {
+    if (run.trace !== null) return run.trace;
+    const schedule = new Schedule(anchor.set);
     const head = await this.rpc.call("sec_getValidatorsWithProof", {});
-    const headHash = await headerHash(head.header);
-    requireThat(equal(headHash, hexOf(head.block_hash, "block_hash")),
-      "the validators answer's header does not hash to its block_hash");
-    const root = hexOf(head.header.state_root, "state_root");
-    requireThat(equal(root, hexOf(head.state_root, "state_root")),
-      "the validators answer's state_root is not its header's");
-    const raw = hexOf(head.value, "validators record");
-    await verifyStateProof(root, utf8("validators"), raw, proofFromJson(head.proof));
-    const record = decodeValidators(raw);
-    const current = await validatorSet(record.current);
-    requireThat(equal(current.hash, hexOf(head.header.validators_hash, "validators_hash")),
-      "the head's proven validators record is not the set its header names");
     const headHeight = head.header.height;
-    await verifyCertificate(head.certificate, anchor.chainId, current,
-      { height: headHeight, blockHash: headHash });
-    const sets = [current];
-    for (const keys of [...record.pending, ...record.history].map((entry) => entry.keys)) {
-      sets.push(await validatorSet(keys));
+    requireThat(Number.isSafeInteger(headHeight) && headHeight >= 0,
+      "the validators answer's height is not a block height");
+    const answer = await this.rpc.call("sec_getValidatorChanges", {});
+    requireThat(Array.isArray(answer.changes) && answer.changes.length <= MAX_VALIDATOR_CHANGES,
+      `the validator changes are not a list of at most ${MAX_VALIDATOR_CHANGES}`);
+    let last = null;
+    for (const change of answer.changes) {
+      const at = change.scheduled_height;
+      const effective = change.effective_height;
+      requireThat(Number.isSafeInteger(at) && at >= 1 && Number.isSafeInteger(effective),
+        "a validator change's heights are not block heights");
+      if (at > headHeight) break; // scheduled after the head read above: not needed
+      try {
+        requireThat(last === null || at >= last.at, "the validator changes are not oldest first");
+        if (last === null || at !== last.at) {
+          last = { at, value: change.value };
+          await this.#traceChange(anchor, schedule, at, change);
+        }
+        requireThat(change.value === last.value,
+          `two records are given for the changes block ${number(at)} scheduled`);
+        requireThat(schedule.entries.some((entry) => entry.from === effective),
+          `the record proven at block ${number(at)} schedules no set at height ${effective}`);
+      } catch (error) {
+        throw cannotProve(effective, describe(error));
+      }
+      const set = schedule.rulingAt(effective);
+      run.check(`validator change traced from genesis: block ${number(at)} (certified by the `
+        + `set ruling it) schedules set ${short(set.hash)} of ${set.members.length} validators `
+        + `from height ${number(effective)}, its "validators" record proven under that block's `
+        + "state_root");
     }
-    const found = sets.find((s) => equal(s.hash, named));
-    requireThat(found !== undefined, `block ${header.height} names validator set ${short(named)}, `
-      + "which is neither the genesis set nor one in the head's proven record");
-    run.untraced = true;
-    run.check(`the validator set changed since genesis: set ${short(named)} taken from the head's `
-      + `proven "validators" record at height ${number(headHeight)} (weaker: that record is `
-      + "certified by the set it names, not traced back to the genesis set)");
-    return found;
+    let headRecord = null;
+    try {
+      const headHash = await headerHash(head.header);
+      requireThat(equal(headHash, hexOf(head.block_hash, "block_hash")),
+        "the validators answer's header does not hash to its block_hash");
+      requireThat(head.header.chain_id === anchor.chainId,
+        `the validators answer is for chain ${head.header.chain_id}, not ${anchor.chainId}`);
+      const root = hexOf(head.header.state_root, "state_root");
+      requireThat(equal(root, hexOf(head.state_root, "state_root")),
+        "the validators answer's state_root is not its header's");
+      const raw = hexOf(head.value, "validators record");
+      await verifyStateProof(root, VALIDATORS_KEY, raw, proofFromJson(head.proof));
+      headRecord = decodeValidators(raw);
+      if (headHeight === 0) {
+        requireThat(equal(headHash, anchor.block0Hash),
+          "the head block 0 is not the genesis block");
+        await schedule.check(headRecord, 1, false);
+      } else {
+        await schedule.check(headRecord, headHeight, false);
+        const set = schedule.rulingAt(headHeight);
+        requireThat(equal(hexOf(head.header.validators_hash, "validators_hash"), set.hash),
+          "the head's header does not name the set traced from genesis");
+        await verifyCertificate(head.certificate, anchor.chainId, set,
+          { height: headHeight, blockHash: headHash });
+      }
+      requireThat(answer.complete === true,
+        "the node says its list of validator changes is incomplete: its store predates the "
+        + "index of change proofs");
+    } catch (error) {
+      const latest = schedule.entries.length > 1 ? schedule.entries.at(-1).from : null;
+      throw cannotProve((headRecord && untraced(headRecord, schedule)) ?? latest,
+        describe(error));
+    }
+    const changed = schedule.entries.length - 1;
+    run.check(`head ${number(headHeight)}'s proven "validators" record, certified by the set `
+      + `traced from genesis, agrees with the trace: ${changed === 0
+        ? "no validator change since genesis"
+        : `${changed} validator change${changed === 1 ? "" : "s"} since genesis, none hidden`}`);
+    run.trace = { schedule, headHeight };
+    return run.trace;
+  }
+
+  // A change's scheduling header: its hash, chain, the set it names and its certificate by the
+  // set the schedule says rules it; then the record after it proven under its state_root and
+  // checked against (and added to) the schedule.
+  async #traceChange(anchor, schedule, at, change) {
+    const answer = await this.rpc.call("sec_getCommit", { height: at });
+    const header = answer.header;
+    const hash = await headerHash(header);
+    requireThat(equal(hash, hexOf(answer.hash, "block hash")),
+      `block ${at}'s header does not hash to the hash the node gave`);
+    requireThat(header.height === at && header.chain_id === anchor.chainId,
+      `the node sent another block than block ${at} of chain ${anchor.chainId}`);
+    const set = schedule.rulingAt(at);
+    requireThat(equal(hexOf(header.validators_hash, "validators_hash"), set.hash),
+      `block ${at} does not name the set traced from genesis`);
+    await verifyCertificate(answer.certificate, anchor.chainId, set,
+      { height: at, blockHash: hash });
+    const raw = hexOf(change.value, "change value");
+    const root = hexOf(header.state_root, "state_root");
+    await verifyStateProof(root, VALIDATORS_KEY, raw, proofFromJson(change.proof));
+    await schedule.check(decodeValidators(raw), at, true);
+  }
+
+  // The set a header at its height must name: the one the trace says rules that height.
+  async #setFor(run, anchor, header) {
+    const trace = await this.#trace(run, anchor);
+    const height = Number(header.height);
+    requireThat(height <= trace.headHeight + MIN_VALIDATOR_CHANGE_DELAY,
+      `block ${height} is beyond what the node's head ${trace.headHeight} tells of its validators`);
+    const set = trace.schedule.rulingAt(height);
+    const named = hexOf(header.validators_hash, "header validators_hash");
+    requireThat(equal(named, set.hash),
+      `block ${number(height)} names validator set ${short(named)}, not ${short(set.hash)}, `
+      + "the set traced from genesis that rules its height");
+    run.check(`block ${number(height)}'s validators_hash names the set traced from genesis that `
+      + `rules its height (${set === anchor.set ? "the genesis set" : `set ${short(set.hash)}`})`);
+    return set;
   }
 
   // A header certified at `height`: its hash computed here, its certificate checked.
@@ -484,6 +570,22 @@ export class Verifier {
     requireThat(id.length === 32, `${what} is ${id.length} bytes, not 32`);
     return id;
   }
+}
+
+// The refusal when the set cannot be traced from genesis: the height of the change (when
+// known), what failed, and where to go instead.
+function cannotProve(height, why) {
+  const at = height === null ? "" : ` at height ${number(height)}`;
+  return new ProofError(`the validator set changed${at} and this node cannot prove the change `
+    + `from genesis (${why}); sec audit chain replays the chain`);
+}
+
+// The first change a proven record tells of that the schedule lacks (null: none by height).
+// Without one, a failed head check names the latest traced change: the one left unconfirmed.
+function untraced(record, schedule) {
+  const known = new Set(schedule.entries.map((entry) => entry.from));
+  const told = [...record.history, ...record.pending].map((entry) => Number(entry.height));
+  return told.find((height) => !known.has(height)) ?? null;
 }
 
 function signed(block) {
