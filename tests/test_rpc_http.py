@@ -31,6 +31,7 @@ METHODS = (
     "sec_getTrustScore",
     "sec_getTrustEpoch",
     "sec_getValidatorsWithProof",
+    "sec_getValidatorChanges",
     "sec_getReviews",
     "sec_getGroup",
     "sec_listGroups",

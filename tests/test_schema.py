@@ -133,6 +133,7 @@ class _Chain:
             "sec_getTrustScore": [{"address": _address("merchant1")}, {"address": nobody}],
             "sec_getTrustEpoch": [{"page_size": 16}],
             "sec_getValidatorsWithProof": [{}],
+            "sec_getValidatorChanges": [{}],
             "sec_getReviews": [
                 {"merchant": _address("merchant1"), "prove": True},
                 {"merchant": _address("merchant1"), "item": item_ref("tea").hex(), "limit": 1},

@@ -160,14 +160,6 @@ def validator_method_table(view: NodeView) -> dict[str, Method]:
         return await get_validator_changes(view, params)
 
     return {
-        CHANGES_METHOD: Method(
-            CHANGES_METHOD,
-            CHANGES_SUMMARY,
-            CHANGES_DESCRIPTION,
-            m.NoParams,
-            ValidatorChangesResult,
-            changes,
-        ),
         METHOD: Method(
             METHOD,
             SUMMARY,
@@ -176,5 +168,13 @@ def validator_method_table(view: NodeView) -> dict[str, Method]:
             ValidatorsWithProofResult,
             call,
             (NOT_FOUND.code,),
+        ),
+        CHANGES_METHOD: Method(
+            CHANGES_METHOD,
+            CHANGES_SUMMARY,
+            CHANGES_DESCRIPTION,
+            m.NoParams,
+            ValidatorChangesResult,
+            changes,
         ),
     }
