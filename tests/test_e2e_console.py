@@ -1,0 +1,490 @@
+"""End to end: the web console in a real headless Chromium against a real `sec testnet`.
+
+One `sec testnet` (the supervisor and its four validator processes, on free ports in a temp
+directory) serves the whole module; the console is the URL its banner prints. Orders are made
+with the real CLI (`sec tx order create|pay|ship --wait`). The browser sees only the console:
+it types into `#search`, clicks or presses Enter on `[data-testid=verify]`, and reads what the
+page shows (the DOM contract of docs/console.md). A lying node is `tests/tamper_proxy.py` in
+front of node0: the same console, loaded through it, must report the failed check.
+
+Every wait polls with a deadline and fails with what it waited for, what the page showed and
+the browser's console errors. With `SEC_SCREENSHOTS=DIR` set, the tests also save PNGs of the
+pages they visit into DIR (docs/console/ is made that way).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+from collections.abc import Callable, Iterator
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import pytest
+
+from secnode.network.testnet import NODE_PID, STOP_GRACE_S
+from tests.browserkit import PHONE_WIDTH, browser, console_errors, require_browser
+from tests.e2e_cluster import (
+    CLI,
+    PYTHON,
+    ROOT,
+    NodeUnreachable,
+    dev_address,
+    free_port_base,
+    log_tail,
+    run_cli,
+    wait_until,
+)
+from tests.tamper_proxy import Tamper, TamperProxy
+
+pytestmark = pytest.mark.slow
+
+NODES: Final = 4
+PAGE_WAIT_S: Final = 30.0
+VERIFY_WAIT_S: Final = 60.0
+EPOCH_WAIT_S: Final = 180.0
+"""The first trust epoch: 30 blocks of the committed genesis at about one block a second."""
+MAX_TABS: Final = 60
+"""Tab presses allowed to reach a control from the top of a page."""
+_CONSOLE_URL: Final = re.compile(r"console\b.*?(http://(?:127\.0\.0\.1|localhost):\d+/?\S*)")
+
+FAILED_CHECK: Final = {
+    Tamper.ORDER_PROOF: re.compile(r"proof|root", re.IGNORECASE),
+    Tamper.ORDER_VALUE: re.compile(r"proof|root|value|record|hash", re.IGNORECASE),
+    Tamper.ORDER_STATE: re.compile(r"state", re.IGNORECASE),
+    Tamper.CERTIFICATE: re.compile(r"signature|signed|quorum|certificate", re.IGNORECASE),
+}
+"""What the failed verify must name, per tampering."""
+
+
+# --- the network ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Testnet:
+    """A running `sec testnet` and what the test made on it."""
+
+    directory: Path
+    process: subprocess.Popen[bytes]
+    banner: Path
+    rpc_urls: list[str]
+    console_url: str = ""
+    order_id: str = ""
+    order_height: int = 0
+
+    def said(self) -> str:
+        """The supervisor's output and each node's log tail (for failure messages)."""
+        parts = [self.banner.read_text(errors="replace")]
+        err = self.banner.with_suffix(".err")
+        parts.append(err.read_text(errors="replace") if err.exists() else "")
+        for index in range(NODES):
+            log = self.directory / f"node{index}" / "node.log"
+            parts.append(f"--- node{index} {log}:\n{log_tail(log)}")
+        return "\n".join(parts)
+
+    def call(self, method: str, params: dict[str, Any] | None = None, node: int = 0) -> Any:
+        """One JSON-RPC call to a node; NodeUnreachable when it does not answer."""
+        import urllib.error
+        import urllib.request
+
+        request: dict[str, Any] = {"jsonrpc": "2.0", "id": 1, "method": method}
+        if params is not None:
+            request["params"] = params
+        post = urllib.request.Request(
+            self.rpc_urls[node] + "/rpc",
+            data=json.dumps(request).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(post, timeout=5) as answer:
+                reply = json.loads(answer.read())
+        except (OSError, urllib.error.URLError) as exc:
+            raise NodeUnreachable(f"node{node}: {exc}") from None
+        if "result" not in reply:
+            raise AssertionError(f"node{node} {method}: {reply}")
+        return reply["result"]
+
+    def height(self) -> int | None:
+        with suppress(NodeUnreachable):
+            height: int = self.call("sec_status")["height"]
+            return height
+        return None
+
+    def tx(self, key: str, *verb: str) -> dict[str, Any]:
+        """`sec tx VERB --key dev:KEY --wait --json` through node0; the committed outcome."""
+        result = run_cli(
+            "tx",
+            *verb,
+            *("--key", f"dev:{key}", "--rpc", self.rpc_urls[0]),
+            *("--wait", "--timeout", "60", "--json"),
+        )
+        outcome: dict[str, Any] = json.loads(result.stdout)
+        assert outcome["status"] == "committed" and outcome["receipt"]["ok"], outcome
+        return outcome
+
+
+@pytest.fixture(scope="module")
+def testnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testnet]:
+    """`sec testnet` on free ports, its console URL read from the banner, and one order made
+    through the CLI (created, paid, shipped) for the pages to show."""
+    require_browser()  # no browser: skip (or fail under CI) before starting five processes
+    home = tmp_path_factory.mktemp("console")
+    base = free_port_base(2 * NODES)
+    directory = home / "net"
+    arguments = ["testnet", "--dir", str(directory), "--nodes", str(NODES)]
+    arguments += ["--p2p-port-base", str(base), "--rpc-port-base", str(base + NODES)]
+    banner = home / "supervisor.out"
+    with banner.open("wb") as out, banner.with_suffix(".err").open("wb") as err:
+        process = subprocess.Popen([PYTHON, str(CLI), *arguments], stdout=out, stderr=err, cwd=ROOT)
+    urls = [f"http://127.0.0.1:{base + NODES + i}" for i in range(NODES)]
+    net = Testnet(directory, process, banner, urls)
+    try:
+        net.console_url = wait_until(
+            lambda: _console_url(banner.read_text(errors="replace")),
+            PAGE_WAIT_S,
+            "the console URL in the banner of `sec testnet`",
+            net.said,
+        )
+        wait_until(lambda: (net.height() or 0) >= 2, PAGE_WAIT_S, "height 2", net.said)
+        created = net.tx(
+            "merchant1",
+            *("order", "create", "--buyer", "dev:buyer1", "--arbiter", "dev:arbiter"),
+            *("--item", "tea:2:1000", "--item", "cup:1:250", "--shipping", "500"),
+        )
+        net.order_id, net.order_height = created["order_id"], created["height"]
+        net.tx("buyer1", "order", "pay", "--order", net.order_id)
+        net.tx("merchant1", "order", "ship", "--order", net.order_id, "--shipment", "SF1001")
+        yield net
+    finally:
+        _stop(net)
+
+
+def _console_url(banner: str) -> str | None:
+    for line in banner.splitlines():
+        found = _CONSOLE_URL.search(line)
+        if found:
+            return found.group(1)
+    return None
+
+
+def _stop(net: Testnet) -> None:
+    net.process.send_signal(signal.SIGTERM)
+    try:
+        net.process.wait(timeout=STOP_GRACE_S + 10)
+    except subprocess.TimeoutExpired:
+        net.process.kill()
+        net.process.wait()
+    for index in range(NODES):  # nothing may outlive the test
+        with suppress(OSError, ValueError):
+            pid = int((net.directory / f"node{index}" / NODE_PID).read_text())
+            os.kill(pid, signal.SIGKILL)
+
+
+# --- the page ------------------------------------------------------------------------------
+
+
+def _page_report(driver: Any) -> str:
+    """What the page shows and what went wrong in it (for failure messages)."""
+    try:
+        text = driver.execute_script("return document.body ? document.body.innerText : ''")
+        url = driver.current_url
+    except Exception as exc:  # the browser itself failed: say so instead of the page
+        return f"(the browser does not answer: {exc})"
+    errors = "\n".join(console_errors(driver)) or "(none)"
+    return f"url: {url}\npage text:\n{str(text)[:3000]}\nconsole errors:\n{errors}"
+
+
+def _wait_page(driver: Any, predicate: Callable[[], Any], what: str, timeout: float) -> Any:
+    return wait_until(predicate, timeout, what, lambda: _page_report(driver))
+
+
+def _find(driver: Any, selector: str) -> Any:
+    """The first element matching the CSS selector, or None."""
+    from selenium.webdriver.common.by import By
+
+    found = driver.find_elements(By.CSS_SELECTOR, selector)
+    return found[0] if found else None
+
+
+def _visible_text(driver: Any, selector: str) -> str | None:
+    element = _find(driver, selector)
+    if element is None or not element.is_displayed():
+        return None
+    text: str = element.text.strip()
+    return text or None
+
+
+def _open(driver: Any, url: str, route: str, ready: str) -> None:
+    """Load the console at `route` (a hash route) and wait for `ready` (a CSS selector)."""
+    driver.get(url.rstrip("/") + "/" + route)
+    _wait_page(driver, lambda: _find(driver, ready), f"{ready} on {route}", PAGE_WAIT_S)
+
+
+def _search(driver: Any, text: str) -> None:
+    box = _find(driver, "#search")
+    assert box is not None, _page_report(driver)
+    box.clear()
+    box.send_keys(text + "\n")
+
+
+def _verify_near(driver: Any, selector: str) -> tuple[Any, str]:
+    """The verify button of the section that shows `selector`, and a CSS-path-free handle on
+    its result: the innermost ancestor of `selector` holding a verify button is marked."""
+    marked = driver.execute_script(
+        """
+        const shown = document.querySelector(arguments[0]);
+        let box = shown;
+        while (box && !box.querySelector('[data-testid="verify"]')) box = box.parentElement;
+        if (!box) return false;
+        document.querySelectorAll('[data-e2e-box]').forEach(e => e.removeAttribute('data-e2e-box'));
+        box.setAttribute('data-e2e-box', '1');
+        return true;
+        """,
+        selector,
+    )
+    assert marked, f"no verify button around {selector}\n{_page_report(driver)}"
+    button = _find(driver, '[data-e2e-box] [data-testid="verify"]')
+    return button, '[data-e2e-box] [data-testid="verify-result"]'
+
+
+def _verify_outcome(driver: Any, result_selector: str) -> tuple[str, str]:
+    """Wait until the verify result is done; (its data-status, its text)."""
+
+    def done() -> tuple[str, str] | None:
+        result = _find(driver, result_selector)
+        if result is None:
+            return None
+        status = result.get_attribute("data-status")
+        return (status, result.text) if status in ("ok", "failed") else None
+
+    outcome: tuple[str, str] = _wait_page(driver, done, "a verify result", VERIFY_WAIT_S)
+    return outcome
+
+
+def _press(driver: Any, key: str) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    ActionChains(driver).send_keys(key).perform()
+
+
+def _tab_to(driver: Any, matches: str) -> None:
+    """Press Tab from the top of the page until the focused element matches the CSS
+    selector `matches`; fail after MAX_TABS presses."""
+    from selenium.webdriver.common.keys import Keys
+
+    driver.execute_script("document.activeElement && document.activeElement.blur()")
+    for _ in range(MAX_TABS):
+        _press(driver, Keys.TAB)
+        if driver.execute_script("return document.activeElement.matches(arguments[0])", matches):
+            return
+    raise AssertionError(f"{MAX_TABS} Tab presses never reached {matches}\n{_page_report(driver)}")
+
+
+def _shot(driver: Any, name: str) -> None:
+    """Save a screenshot as DIR/NAME.png when SEC_SCREENSHOTS=DIR is set."""
+    directory = os.environ.get("SEC_SCREENSHOTS")
+    if directory:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(Path(directory) / f"{name}.png"))
+
+
+def _number(text: str) -> int:
+    """An integer as a page shows it ("8,412", "height 8 412")."""
+    digits = re.sub(r"[^\d]", "", text)
+    assert digits, f"no number in {text!r}"
+    return int(digits)
+
+
+# --- the tests -----------------------------------------------------------------------------
+
+
+def test_an_order_found_by_id_with_the_keyboard_shows_its_timeline_and_verifies(
+    testnet: Testnet,
+) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    with browser() as driver:
+        _open(driver, testnet.console_url, "#/", "#search")
+        _tab_to(driver, "#search")
+        _press(driver, testnet.order_id)
+        _press(driver, Keys.ENTER)
+        state = _wait_page(
+            driver,
+            lambda: _visible_text(driver, '[data-testid="order-state"]'),
+            "the order page's state",
+            PAGE_WAIT_S,
+        )
+        assert "SHIPPED" in state.upper(), _page_report(driver)
+        assert testnet.order_id in driver.current_url
+        events = driver.execute_script(
+            "return [...document.querySelectorAll('ol[data-testid=\"timeline\"] > li')]"
+            ".map(li => li.getAttribute('data-event'))"
+        )
+        assert len(events) >= 3, f"timeline {events}\n{_page_report(driver)}"
+        assert all(events), f"a timeline entry without data-event: {events}"
+        assert "creat" in events[0], f"the timeline does not start with the creation: {events}"
+        assert _visible_text(driver, '[data-testid="next-deadline"]'), _page_report(driver)
+
+        button, result = _verify_near(driver, '[data-testid="order-state"]')
+        driver.execute_script("arguments[0].setAttribute('data-e2e-button', '1')", button)
+        _tab_to(driver, "[data-e2e-button]")
+        _press(driver, Keys.ENTER)
+        status, text = _verify_outcome(driver, result)
+        assert status == "ok", f"verify said {text!r}\n{_page_report(driver)}"
+        assert "✓" in text or "verified" in text.lower(), text  # never by colour alone
+        _shot(driver, "order")
+
+
+@pytest.mark.parametrize(
+    "tamper", [Tamper.ORDER_PROOF, Tamper.ORDER_VALUE, Tamper.ORDER_STATE, Tamper.CERTIFICATE]
+)
+def test_a_node_that_tampers_with_the_order_fails_verification_naming_the_check(
+    testnet: Testnet, tamper: Tamper
+) -> None:
+    with TamperProxy(testnet.console_url, tamper) as proxy, browser() as driver:
+        _open(driver, proxy.url, f"#/order/{testnet.order_id}", '[data-testid="order-state"]')
+        button, result = _verify_near(driver, '[data-testid="order-state"]')
+        button.click()
+        status, text = _verify_outcome(driver, result)
+        assert proxy.tampered > 0, "the page never asked for what the proxy tampers with"
+        assert status == "failed", f"a {tamper.value} tampering passed: {text!r}"
+        assert "✗" in text or "fail" in text.lower(), text
+        assert FAILED_CHECK[tamper].search(text), f"{tamper.value}: {text!r} names no check"
+        if tamper is Tamper.ORDER_PROOF:
+            _shot(driver, "verify-failed")
+
+
+def test_the_tamper_proxy_breaks_the_proof_for_the_cli_too(testnet: Testnet) -> None:
+    """The proxy is a real liar: `sec query order --prove` (the Python verifier) refuses its
+    tampered proof and accepts the same answer passed through untouched."""
+    with TamperProxy(testnet.console_url, Tamper.NONE) as proxy:
+        command = ("query", "order", testnet.order_id, "--prove", "--rpc", proxy.url)
+        honest = run_cli(*command)
+        assert "membership verified under the state root" in honest.stdout
+        proxy.mode = Tamper.ORDER_PROOF
+        lied = run_cli(*command, check=False)
+        assert lied.returncode != 0, lied.stdout
+        assert proxy.tampered == 1
+
+
+def test_the_network_page_shows_new_blocks_without_a_reload(testnet: Testnet) -> None:
+    with browser() as driver:
+        _open(driver, testnet.console_url, "#/", '[data-testid="block-row"]')
+        first = _number(
+            _wait_page(driver, lambda: _visible_text(driver, "#height"), "#height", PAGE_WAIT_S)
+        )
+        rows = driver.execute_script(
+            "return [...document.querySelectorAll('[data-testid=\"block-row\"]')]"
+            ".map(r => Number(r.getAttribute('data-height')))"
+        )
+        driver.execute_script("window.__e2eNotReloaded = true")
+        _shot(driver, "network")
+        later = _wait_page(
+            driver,
+            lambda: (h := _number(_visible_text(driver, "#height") or "0")) > first and h,
+            f"#height to pass {first} without a reload",
+            PAGE_WAIT_S,
+        )
+        newer = _wait_page(
+            driver,
+            lambda: _find(driver, f'[data-testid="block-row"][data-height="{max(rows) + 1}"]'),
+            f"a block row for height {max(rows) + 1}",
+            PAGE_WAIT_S,
+        )
+        assert newer is not None
+        assert driver.execute_script("return window.__e2eNotReloaded === true"), "page reloaded"
+        assert later <= (testnet.height() or 0) + 1, "the page shows a height the node lacks"
+
+
+def test_block_and_transaction_pages_verify(testnet: Testnet) -> None:
+    with browser() as driver:
+        for route, name in (
+            (f"#/block/{testnet.order_height}", "block"),
+            (f"#/tx/{testnet.order_id}", "transaction"),
+        ):
+            _open(driver, testnet.console_url, route, '[data-testid="verify"]')
+            button = _find(driver, '[data-testid="verify"]')
+            button.click()
+            status, text = _verify_outcome(driver, '[data-testid="verify-result"]')
+            assert status == "ok", f"{route}: {text!r}\n{_page_report(driver)}"
+            _shot(driver, name)
+
+
+def test_a_newcomer_finds_merchant1s_trust_score_sees_why_and_verifies_it(
+    testnet: Testnet,
+) -> None:
+    merchant = dev_address("merchant1")
+    wait_until(
+        lambda: _has_score(testnet, merchant), EPOCH_WAIT_S, "the first trust epoch", testnet.said
+    )
+    with browser() as driver:
+        _open(driver, testnet.console_url, "#/", "#search")
+        _search(driver, "merchant1")
+
+        def account_page() -> Any:
+            if _find(driver, '[data-testid="trust-score"]') is not None:
+                return True
+            link = _find(driver, f'#main a[href*="{merchant}"]')  # a search results page
+            if link is not None:
+                link.click()
+            return None
+
+        _wait_page(driver, account_page, "merchant1's account page", PAGE_WAIT_S)
+        assert merchant in driver.current_url
+        score = _wait_page(
+            driver,
+            lambda: _visible_text(driver, '[data-testid="trust-score"]'),
+            "the trust score",
+            PAGE_WAIT_S,
+        )
+        assert re.search(r"\d", score), score
+        why = _visible_text(driver, '[data-testid="trust-why"]')
+        assert why and len(why.split()) >= 3, f"trust-why says {why!r}"
+        assert _visible_text(driver, '[data-testid="balance"]'), _page_report(driver)
+        button, result = _verify_near(driver, '[data-testid="trust-score"]')
+        button.click()
+        status, text = _verify_outcome(driver, result)
+        assert status == "ok", f"trust verify said {text!r}\n{_page_report(driver)}"
+        _shot(driver, "account")
+
+        _open(driver, testnet.console_url, f"#/trust/{merchant}", "#main")
+        _wait_page(driver, lambda: _find(driver, "#main svg, #main canvas"), "a graph", 30)
+        _shot(driver, "trust-graph")
+        _open(driver, testnet.console_url, "#/trust", "#main")
+        _shot(driver, "trust")
+
+
+@pytest.mark.parametrize(
+    "route",
+    ["#/", "#/order/{order}", "#/account/{merchant}", "#/block/{height}", "#/tx/{order}"],
+)
+def test_pages_fit_a_phone_without_horizontal_scrolling(testnet: Testnet, route: str) -> None:
+    path = route.format(
+        order=testnet.order_id, merchant=dev_address("merchant1"), height=testnet.order_height
+    )
+    with browser(width=PHONE_WIDTH, height=844) as driver:
+        driver.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": PHONE_WIDTH, "height": 844, "deviceScaleFactor": 1, "mobile": True},
+        )
+        _open(driver, testnet.console_url, path, "#main")
+        _wait_page(driver, lambda: _visible_text(driver, "#main"), "the page's content", 30)
+        width, scroll = driver.execute_script(
+            "return [window.innerWidth, document.documentElement.scrollWidth]"
+        )
+        # Without <meta name=viewport> a phone lays the page out 980 px wide: that is a fail.
+        assert width == PHONE_WIDTH, f"the layout viewport is {width} px wide at phone width"
+        assert scroll <= width, f"{path} scrolls sideways: {scroll} px of content in {width} px"
+        if route == "#/order/{order}":
+            _shot(driver, "phone")
+
+
+def _has_score(testnet: Testnet, address: str) -> bool:
+    with suppress(NodeUnreachable, AssertionError):
+        return bool(testnet.call("sec_getTrustScore", {"address": address})["scored"])
+    return False
