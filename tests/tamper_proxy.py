@@ -127,6 +127,7 @@ class TamperProxy:
         self._failure: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
+        self._session: aiohttp.ClientSession | None = None
 
     def __enter__(self) -> TamperProxy:
         return self.start()
@@ -165,9 +166,10 @@ class TamperProxy:
         timeout = aiohttp.ClientTimeout(total=UPSTREAM_TIMEOUT_S)
         async with aiohttp.ClientSession(timeout=timeout) as session:
             app = web.Application(client_max_size=MAX_BODY_BYTES)
-            app.router.add_post("/rpc", lambda request: self._rpc(session, request))
-            app.router.add_get("/ws", lambda request: self._websocket(session, request))
-            app.router.add_get("/{path:.*}", lambda request: self._file(session, request))
+            self._session = session
+            app.router.add_post("/rpc", self._rpc)
+            app.router.add_get("/ws", self._websocket)
+            app.router.add_get("/{path:.*}", self._file)
             runner = web.AppRunner(app, handle_signals=False)
             await runner.setup()
             site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -179,9 +181,15 @@ class TamperProxy:
             finally:
                 await runner.cleanup()
 
+    def _upstream_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("the proxy serves before its upstream session exists")
+        return self._session
+
     # --- HTTP --------------------------------------------------------------------------------
 
-    async def _rpc(self, session: aiohttp.ClientSession, request: web.Request) -> web.Response:
+    async def _rpc(self, request: web.Request) -> web.Response:
+        session = self._upstream_session()
         body = await request.read()
         headers = {"Content-Type": request.headers.get("Content-Type", "application/json")}
         async with session.post(self.upstream + "/rpc", data=body, headers=headers) as answer:
@@ -198,7 +206,8 @@ class TamperProxy:
             response.headers["Retry-After"] = retry_after
         return response
 
-    async def _file(self, session: aiohttp.ClientSession, request: web.Request) -> web.Response:
+    async def _file(self, request: web.Request) -> web.Response:
+        session = self._upstream_session()
         async with session.get(self.upstream + request.rel_url.path_qs) as answer:
             data = await _read_bounded(answer)
             status, content_type = answer.status, answer.headers.get("Content-Type", "")
@@ -248,9 +257,8 @@ class TamperProxy:
 
     # --- WebSocket ---------------------------------------------------------------------------
 
-    async def _websocket(
-        self, session: aiohttp.ClientSession, request: web.Request
-    ) -> web.WebSocketResponse:
+    async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
+        session = self._upstream_session()
         client = web.WebSocketResponse(max_msg_size=MAX_ANSWER_BYTES)
         await client.prepare(request)
         target = "ws" + self.upstream.removeprefix("http") + "/ws"

@@ -66,7 +66,7 @@ FAILED_CHECK: Final = {
 
 
 @dataclass(slots=True)
-class Testnet:
+class LiveTestnet:
     """A running `sec testnet` and what the test made on it."""
 
     directory: Path
@@ -129,7 +129,7 @@ class Testnet:
 
 
 @pytest.fixture(scope="module")
-def testnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testnet]:
+def testnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveTestnet]:
     """`sec testnet` on free ports, its console URL read from the banner, and one order made
     through the CLI (created, paid, shipped) for the pages to show."""
     require_browser()  # no browser: skip (or fail under CI) before starting five processes
@@ -142,7 +142,7 @@ def testnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testnet]:
     with banner.open("wb") as out, banner.with_suffix(".err").open("wb") as err:
         process = subprocess.Popen([PYTHON, str(CLI), *arguments], stdout=out, stderr=err, cwd=ROOT)
     urls = [f"http://127.0.0.1:{base + NODES + i}" for i in range(NODES)]
-    net = Testnet(directory, process, banner, urls)
+    net = LiveTestnet(directory, process, banner, urls)
     try:
         net.console_url = wait_until(
             lambda: _console_url(banner.read_text(errors="replace")),
@@ -172,7 +172,7 @@ def _console_url(banner: str) -> str | None:
     return None
 
 
-def _stop(net: Testnet) -> None:
+def _stop(net: LiveTestnet) -> None:
     net.process.send_signal(signal.SIGTERM)
     try:
         net.process.wait(timeout=STOP_GRACE_S + 10)
@@ -304,7 +304,7 @@ def _number(text: str) -> int:
 
 
 def test_an_order_found_by_id_with_the_keyboard_shows_its_timeline_and_verifies(
-    testnet: Testnet,
+    testnet: LiveTestnet,
 ) -> None:
     from selenium.webdriver.common.keys import Keys
 
@@ -344,7 +344,7 @@ def test_an_order_found_by_id_with_the_keyboard_shows_its_timeline_and_verifies(
     "tamper", [Tamper.ORDER_PROOF, Tamper.ORDER_VALUE, Tamper.ORDER_STATE, Tamper.CERTIFICATE]
 )
 def test_a_node_that_tampers_with_the_order_fails_verification_naming_the_check(
-    testnet: Testnet, tamper: Tamper
+    testnet: LiveTestnet, tamper: Tamper
 ) -> None:
     with TamperProxy(testnet.console_url, tamper) as proxy, browser() as driver:
         _open(driver, proxy.url, f"#/order/{testnet.order_id}", '[data-testid="order-state"]')
@@ -359,7 +359,7 @@ def test_a_node_that_tampers_with_the_order_fails_verification_naming_the_check(
             _shot(driver, "verify-failed")
 
 
-def test_the_tamper_proxy_breaks_the_proof_for_the_cli_too(testnet: Testnet) -> None:
+def test_the_tamper_proxy_breaks_the_proof_for_the_cli_too(testnet: LiveTestnet) -> None:
     """The proxy is a real liar: `sec query order --prove` (the Python verifier) refuses its
     tampered proof and accepts the same answer passed through untouched."""
     with TamperProxy(testnet.console_url, Tamper.NONE) as proxy:
@@ -372,7 +372,7 @@ def test_the_tamper_proxy_breaks_the_proof_for_the_cli_too(testnet: Testnet) -> 
         assert proxy.tampered == 1
 
 
-def test_the_network_page_shows_new_blocks_without_a_reload(testnet: Testnet) -> None:
+def test_the_network_page_shows_new_blocks_without_a_reload(testnet: LiveTestnet) -> None:
     with browser() as driver:
         _open(driver, testnet.console_url, "#/", '[data-testid="block-row"]')
         first = _number(
@@ -401,7 +401,7 @@ def test_the_network_page_shows_new_blocks_without_a_reload(testnet: Testnet) ->
         assert later <= (testnet.height() or 0) + 1, "the page shows a height the node lacks"
 
 
-def test_block_and_transaction_pages_verify(testnet: Testnet) -> None:
+def test_block_and_transaction_pages_verify(testnet: LiveTestnet) -> None:
     with browser() as driver:
         for route, name in (
             (f"#/block/{testnet.order_height}", "block"),
@@ -416,7 +416,7 @@ def test_block_and_transaction_pages_verify(testnet: Testnet) -> None:
 
 
 def test_a_newcomer_finds_merchant1s_trust_score_sees_why_and_verifies_it(
-    testnet: Testnet,
+    testnet: LiveTestnet,
 ) -> None:
     merchant = dev_address("merchant1")
     wait_until(
@@ -463,7 +463,7 @@ def test_a_newcomer_finds_merchant1s_trust_score_sees_why_and_verifies_it(
     "route",
     ["#/", "#/order/{order}", "#/account/{merchant}", "#/block/{height}", "#/tx/{order}"],
 )
-def test_pages_fit_a_phone_without_horizontal_scrolling(testnet: Testnet, route: str) -> None:
+def test_pages_fit_a_phone_without_horizontal_scrolling(testnet: LiveTestnet, route: str) -> None:
     path = route.format(
         order=testnet.order_id, merchant=dev_address("merchant1"), height=testnet.order_height
     )
@@ -484,7 +484,7 @@ def test_pages_fit_a_phone_without_horizontal_scrolling(testnet: Testnet, route:
             _shot(driver, "phone")
 
 
-def _has_score(testnet: Testnet, address: str) -> bool:
+def _has_score(testnet: LiveTestnet, address: str) -> bool:
     with suppress(NodeUnreachable, AssertionError):
         return bool(testnet.call("sec_getTrustScore", {"address": address})["scored"])
     return False
