@@ -24,8 +24,10 @@ asked". Nothing else is changed, and with `Tamper.NONE` answers pass through byt
 Bounds: request bodies up to `MAX_BODY_BYTES`, answers and WebSocket messages up to
 `MAX_ANSWER_BYTES` (larger ones end the exchange with 502, or close the socket), at most
 `MAX_TRACKED_CALLS` WebSocket calls remembered per connection while they await their answer.
-Headers are not forwarded except `Content-Type`: the node sees the proxy as its client, and
-never the browser's `Origin`. Test tool only: it has no TLS, no authentication and no rate
+Headers are not forwarded except `Content-Type` (and an RPC answer's `Retry-After`): the node
+sees the proxy as its client and never the browser's `Origin`, and the page gets no
+Content-Security-Policy from the proxy (the node's policy names the node's own WebSocket
+origin, which through the proxy would be the wrong one). Test tool only: it has no TLS, no authentication and no rate
 limit of its own.
 """
 
