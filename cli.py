@@ -14,7 +14,19 @@ from collections.abc import Callable, Sequence
 from functools import partial
 
 from ledger.errors import LedgerError
-from secnode.cli import audit, groups, keys, network, orders, query, reviews, trust, tx, watch
+from secnode.cli import (
+    audit,
+    demo,
+    groups,
+    keys,
+    network,
+    orders,
+    query,
+    reviews,
+    trust,
+    tx,
+    watch,
+)
 from secnode.cli.common import CommandError, common_options, tx_options
 from secnode.client.rpc import RpcClientError
 from secnode.keyfile import KeyFileError
@@ -141,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     groups.add_commands(verbs, what, parents, common)
     audit.add_commands(commands)
     watch.add_commands(commands)
+    demo.add_commands(commands)
     return parser
 
 

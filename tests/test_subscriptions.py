@@ -246,11 +246,16 @@ def test_sec_watch_says_when_the_node_is_unreachable() -> None:
     assert "cannot reach" in done.stderr and "127.0.0.1:9" in done.stderr, done.stderr
 
 
-def _epoch_node() -> RpcTestNode:
-    """A dev chain committing a trust epoch every 10 blocks."""
+def _every_10_blocks() -> Any:
+    """Patch the dev chains of tests.rpc_node to commit a trust epoch every 10 blocks."""
     document = dev_genesis_document()
     document["parameters"] = {**document["parameters"], "trust_epoch_blocks": 10}
-    with mock.patch.object(tests.rpc_node, "dev_genesis", return_value=parse_genesis(document)):
+    return mock.patch.object(tests.rpc_node, "dev_genesis", return_value=parse_genesis(document))
+
+
+def _epoch_node() -> RpcTestNode:
+    """A dev chain committing a trust epoch every 10 blocks."""
+    with _every_10_blocks():
         return RpcTestNode()
 
 
@@ -276,6 +281,25 @@ async def test_epochs_arrive_once_per_committed_epoch() -> None:
     assert stored is not None and len(epochs) >= 1
     assert [e["epoch"] for e in epochs] == list(range(epochs[0]["epoch"], stored.epoch + 1))
     assert epochs[-1]["committed_height"] == stored.committed_height
+
+
+@pytest.mark.asyncio
+async def test_epochs_arrive_over_the_socket_as_sec_get_trust_epoch_answers() -> None:
+    with _every_10_blocks():
+        async with serve() as served:
+            ws = await _connect(served)
+            subscription = (await _call(ws, "sec_subscribe", ["epochs"]))["result"]
+            for _ in range(25):
+                served.node.commit_pending()
+            notice = await _receive(ws)
+            assert notice["method"] == "sec_subscription"
+            assert notice["params"]["subscription"] == subscription
+            epoch = notice["params"]["result"]
+            answer = await served.result(
+                "sec_getTrustEpoch", {"epoch": epoch["epoch"], "decoded": False}
+            )
+            assert epoch == answer["epoch"]
+            await ws.close()
 
 
 @pytest.mark.asyncio
