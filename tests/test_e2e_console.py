@@ -27,13 +27,13 @@ from typing import Any, Final
 
 import pytest
 
+from secnode.client.rpc import RpcClient, RpcClientError
 from secnode.network.testnet import NODE_PID, STOP_GRACE_S
 from tests.browserkit import PHONE_WIDTH, browser, console_errors, require_browser
 from tests.e2e_cluster import (
     CLI,
     PYTHON,
     ROOT,
-    NodeUnreachable,
     dev_address,
     free_port_base,
     log_tail,
@@ -47,8 +47,11 @@ pytestmark = pytest.mark.slow
 NODES: Final = 4
 PAGE_WAIT_S: Final = 30.0
 VERIFY_WAIT_S: Final = 60.0
-EPOCH_WAIT_S: Final = 180.0
-"""The first trust epoch: 30 blocks of the committed genesis at about one block a second."""
+DEMO_STEPS_WAIT_S: Final = 240.0
+"""`sec demo`'s first steps (about 20 transactions, each waiting for its block)."""
+DEMO_WAIT_S: Final = 900.0
+"""All of `sec demo`: its orders complete after the committed genesis's 120 s return window,
+then the epoch that counts its attestations (every 30 blocks, about one block a second)."""
 MAX_TABS: Final = 60
 """Tab presses allowed to reach a control from the top of a page."""
 _CONSOLE_URL: Final = re.compile(r"console\b.*?(http://(?:127\.0\.0\.1|localhost):\d+/?\S*)")
@@ -67,50 +70,39 @@ FAILED_CHECK: Final = {
 
 @dataclass(slots=True)
 class LiveTestnet:
-    """A running `sec testnet` and what the test made on it."""
+    """A running `sec testnet`, the `sec demo` playing on it, and what the test made."""
 
-    directory: Path
+    home: Path
     process: subprocess.Popen[bytes]
-    banner: Path
     rpc_urls: list[str]
     console_url: str = ""
     order_id: str = ""
+    """An order of the test's own: created, paid and shipped (so it has a next deadline)."""
     order_height: int = 0
+    demo: subprocess.Popen[bytes] | None = None
+
+    @property
+    def directory(self) -> Path:
+        return self.home / "net"
+
+    def output(self, name: str) -> str:
+        path = self.home / name
+        return path.read_text(errors="replace") if path.exists() else ""
 
     def said(self) -> str:
-        """The supervisor's output and each node's log tail (for failure messages)."""
-        parts = [self.banner.read_text(errors="replace")]
-        err = self.banner.with_suffix(".err")
-        parts.append(err.read_text(errors="replace") if err.exists() else "")
+        """What the supervisor and the demo printed, and each node's log tail."""
+        parts = [f"--- {name}:\n{self.output(name)}" for name in OUTPUTS]
         for index in range(NODES):
             log = self.directory / f"node{index}" / "node.log"
             parts.append(f"--- node{index} {log}:\n{log_tail(log)}")
         return "\n".join(parts)
 
-    def call(self, method: str, params: dict[str, Any] | None = None, node: int = 0) -> Any:
-        """One JSON-RPC call to a node; NodeUnreachable when it does not answer."""
-        import urllib.error
-        import urllib.request
-
-        request: dict[str, Any] = {"jsonrpc": "2.0", "id": 1, "method": method}
-        if params is not None:
-            request["params"] = params
-        post = urllib.request.Request(
-            self.rpc_urls[node] + "/rpc",
-            data=json.dumps(request).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(post, timeout=5) as answer:
-                reply = json.loads(answer.read())
-        except (OSError, urllib.error.URLError) as exc:
-            raise NodeUnreachable(f"node{node}: {exc}") from None
-        if "result" not in reply:
-            raise AssertionError(f"node{node} {method}: {reply}")
-        return reply["result"]
+    def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        """One JSON-RPC call to node0; RpcClientError when it fails."""
+        return RpcClient(self.rpc_urls[0], 5.0).call(method, params)
 
     def height(self) -> int | None:
-        with suppress(NodeUnreachable):
+        with suppress(RpcClientError):
             height: int = self.call("sec_status")["height"]
             return height
         return None
@@ -127,25 +119,36 @@ class LiveTestnet:
         assert outcome["status"] == "committed" and outcome["receipt"]["ok"], outcome
         return outcome
 
+    def demo_line(self, pattern: str, timeout: float) -> re.Match[str]:
+        """Wait for the demo to print a line matching `pattern`; fail if it ends without."""
+
+        def printed() -> re.Match[str] | None:
+            found = re.search(pattern, self.output("demo.out"))
+            if found is None and self.demo is not None and self.demo.poll() is not None:
+                raise AssertionError(f"sec demo ended ({self.demo.returncode})\n{self.said()}")
+            return found
+
+        return wait_until(printed, timeout, f"sec demo to print {pattern!r}", self.said)
+
+
+OUTPUTS: Final = ("supervisor.out", "supervisor.err", "demo.out", "demo.err")
+
 
 @pytest.fixture(scope="module")
 def testnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveTestnet]:
-    """`sec testnet` on free ports, its console URL read from the banner, and one order made
-    through the CLI (created, paid, shipped) for the pages to show."""
-    require_browser()  # no browser: skip (or fail under CI) before starting five processes
+    """`sec testnet` on free ports, its console URL read from its banner; one order of the
+    test's own made through the CLI (created, paid, shipped); then `sec demo` playing a shop's
+    day in the background (orders completed, a dispute, a group, attestations, an epoch)."""
+    require_browser()  # no browser: skip (or fail under CI) before starting six processes
     home = tmp_path_factory.mktemp("console")
     base = free_port_base(2 * NODES)
-    directory = home / "net"
-    arguments = ["testnet", "--dir", str(directory), "--nodes", str(NODES)]
+    arguments = ["testnet", "--dir", str(home / "net"), "--nodes", str(NODES)]
     arguments += ["--p2p-port-base", str(base), "--rpc-port-base", str(base + NODES)]
-    banner = home / "supervisor.out"
-    with banner.open("wb") as out, banner.with_suffix(".err").open("wb") as err:
-        process = subprocess.Popen([PYTHON, str(CLI), *arguments], stdout=out, stderr=err, cwd=ROOT)
     urls = [f"http://127.0.0.1:{base + NODES + i}" for i in range(NODES)]
-    net = LiveTestnet(directory, process, banner, urls)
+    net = LiveTestnet(home, _start(home, "supervisor", arguments), urls)
     try:
         net.console_url = wait_until(
-            lambda: _console_url(banner.read_text(errors="replace")),
+            lambda: _console_url(net.output("supervisor.out")),
             PAGE_WAIT_S,
             "the console URL in the banner of `sec testnet`",
             net.said,
@@ -159,9 +162,17 @@ def testnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveTestnet]:
         net.order_id, net.order_height = created["order_id"], created["height"]
         net.tx("buyer1", "order", "pay", "--order", net.order_id)
         net.tx("merchant1", "order", "ship", "--order", net.order_id, "--shipment", "SF1001")
+        # The demo counts its nonces itself: it starts once this test sends nothing more.
+        net.demo = _start(home, "demo", ["demo", "--rpc", urls[0]])
         yield net
     finally:
         _stop(net)
+
+
+def _start(home: Path, name: str, arguments: list[str]) -> subprocess.Popen[bytes]:
+    """`python cli.py ARGUMENTS`, printing into HOME/NAME.out and HOME/NAME.err."""
+    with (home / f"{name}.out").open("wb") as out, (home / f"{name}.err").open("wb") as err:
+        return subprocess.Popen([PYTHON, str(CLI), *arguments], stdout=out, stderr=err, cwd=ROOT)
 
 
 def _console_url(banner: str) -> str | None:
@@ -173,6 +184,9 @@ def _console_url(banner: str) -> str | None:
 
 
 def _stop(net: LiveTestnet) -> None:
+    if net.demo is not None and net.demo.poll() is None:
+        net.demo.kill()
+        net.demo.wait()
     net.process.send_signal(signal.SIGTERM)
     try:
         net.process.wait(timeout=STOP_GRACE_S + 10)
@@ -277,12 +291,40 @@ def _tab_to(driver: Any, matches: str) -> None:
     selector `matches`; fail after MAX_TABS presses."""
     from selenium.webdriver.common.keys import Keys
 
-    driver.execute_script("document.activeElement && document.activeElement.blur()")
+    _focus_top(driver)
     for _ in range(MAX_TABS):
         _press(driver, Keys.TAB)
         if driver.execute_script("return document.activeElement.matches(arguments[0])", matches):
             return
     raise AssertionError(f"{MAX_TABS} Tab presses never reached {matches}\n{_page_report(driver)}")
+
+
+def _focus_top(driver: Any) -> None:
+    """Nothing focused, and the next Tab starts from the top of the page."""
+    driver.execute_script(
+        "document.activeElement && document.activeElement.blur();"
+        "window.getSelection().collapse(document.body, 0);"
+    )
+
+
+def _timeline(driver: Any) -> list[str] | None:
+    """The `data-event` of each entry of the order's timeline, or None while it is empty."""
+    events: list[str] = driver.execute_script(
+        "return [...document.querySelectorAll('ol[data-testid=\"timeline\"] > li')]"
+        ".map(li => li.getAttribute('data-event') || '')"
+    )
+    return events or None
+
+
+def _loaded(driver: Any) -> bool:
+    """The page has content and nothing still says it is loading."""
+    return bool(
+        driver.execute_script(
+            "const main = document.getElementById('main');"
+            "return !!main && main.innerText.trim().length > 0"
+            " && !main.querySelector('.loading, [aria-busy=\"true\"]');"
+        )
+    )
 
 
 def _shot(driver: Any, name: str) -> None:
@@ -309,26 +351,33 @@ def test_an_order_found_by_id_with_the_keyboard_shows_its_timeline_and_verifies(
     from selenium.webdriver.common.keys import Keys
 
     with browser() as driver:
-        _open(driver, testnet.console_url, "#/", "#search")
+        _open(driver, testnet.console_url, "#/", '[data-testid="block-row"]')
+        _focus_top(driver)
+        _press(driver, Keys.TAB)
+        skip = driver.execute_script("return document.activeElement.textContent")
+        assert "skip to content" in skip.lower(), f"the first Tab reaches {skip!r}"
+        _press(driver, Keys.ENTER)
+        focused = driver.execute_script("return document.activeElement.id")
+        assert focused == "main", f"Skip to content focused #{focused}\n{_page_report(driver)}"
+        assert _find(driver, '[data-testid="block-row"]') is not None, "skipping left the page"
+
         _tab_to(driver, "#search")
         _press(driver, testnet.order_id)
         _press(driver, Keys.ENTER)
         state = _wait_page(
             driver,
             lambda: _visible_text(driver, '[data-testid="order-state"]'),
-            "the order page's state",
+            "the order page (its state) after searching for the order id",
             PAGE_WAIT_S,
         )
         assert "SHIPPED" in state.upper(), _page_report(driver)
-        assert testnet.order_id in driver.current_url
-        events = driver.execute_script(
-            "return [...document.querySelectorAll('ol[data-testid=\"timeline\"] > li')]"
-            ".map(li => li.getAttribute('data-event'))"
-        )
-        assert len(events) >= 3, f"timeline {events}\n{_page_report(driver)}"
-        assert all(events), f"a timeline entry without data-event: {events}"
+        assert f"#/order/{testnet.order_id}" in driver.current_url
+        assert driver.execute_script("return document.activeElement.id") == "main"
+        events = _wait_page(driver, lambda: _timeline(driver), "the timeline", PAGE_WAIT_S)
+        assert len(events) >= 3, f"timeline {events} for created, paid, shipped"
         assert "creat" in events[0], f"the timeline does not start with the creation: {events}"
-        assert _visible_text(driver, '[data-testid="next-deadline"]'), _page_report(driver)
+        deadline = _visible_text(driver, '[data-testid="next-deadline"]')
+        assert deadline and re.search(r"\d", deadline), f"next deadline: {deadline!r}"
 
         button, result = _verify_near(driver, '[data-testid="order-state"]')
         driver.execute_script("arguments[0].setAttribute('data-e2e-button', '1')", button)
@@ -378,11 +427,13 @@ def test_the_network_page_shows_new_blocks_without_a_reload(testnet: LiveTestnet
         first = _number(
             _wait_page(driver, lambda: _visible_text(driver, "#height"), "#height", PAGE_WAIT_S)
         )
-        rows = driver.execute_script(
-            "return [...document.querySelectorAll('[data-testid=\"block-row\"]')]"
-            ".map(r => Number(r.getAttribute('data-height')))"
+        newest = max(
+            driver.execute_script(
+                "return [...document.querySelectorAll('[data-testid=\"block-row\"]')]"
+                ".map(r => Number(r.getAttribute('data-height')))"
+            )
         )
-        driver.execute_script("window.__e2eNotReloaded = true")
+        driver.execute_script("window.e2eNotReloaded = true")
         _shot(driver, "network")
         later = _wait_page(
             driver,
@@ -390,73 +441,29 @@ def test_the_network_page_shows_new_blocks_without_a_reload(testnet: LiveTestnet
             f"#height to pass {first} without a reload",
             PAGE_WAIT_S,
         )
-        newer = _wait_page(
+        _wait_page(
             driver,
-            lambda: _find(driver, f'[data-testid="block-row"][data-height="{max(rows) + 1}"]'),
-            f"a block row for height {max(rows) + 1}",
+            lambda: _find(driver, f'[data-testid="block-row"][data-height="{newest + 1}"]'),
+            f"a block row for height {newest + 1}",
             PAGE_WAIT_S,
         )
-        assert newer is not None
-        assert driver.execute_script("return window.__e2eNotReloaded === true"), "page reloaded"
-        assert later <= (testnet.height() or 0) + 1, "the page shows a height the node lacks"
+        assert driver.execute_script("return window.e2eNotReloaded === true"), "page reloaded"
+        assert later <= (testnet.height() or 0), "the page shows a height node0 has not reached"
 
 
-def test_block_and_transaction_pages_verify(testnet: LiveTestnet) -> None:
+def test_block_transaction_and_group_pages_verify(testnet: LiveTestnet) -> None:
+    group = testnet.demo_line(r"group offer ([0-9a-f]{64}) formed", DEMO_STEPS_WAIT_S).group(1)
     with browser() as driver:
         for route, name in (
             (f"#/block/{testnet.order_height}", "block"),
             (f"#/tx/{testnet.order_id}", "transaction"),
+            (f"#/group/{group}", "group"),
         ):
             _open(driver, testnet.console_url, route, '[data-testid="verify"]')
-            button = _find(driver, '[data-testid="verify"]')
-            button.click()
+            _find(driver, '[data-testid="verify"]').click()
             status, text = _verify_outcome(driver, '[data-testid="verify-result"]')
             assert status == "ok", f"{route}: {text!r}\n{_page_report(driver)}"
             _shot(driver, name)
-
-
-def test_a_newcomer_finds_merchant1s_trust_score_sees_why_and_verifies_it(
-    testnet: LiveTestnet,
-) -> None:
-    merchant = dev_address("merchant1")
-    wait_until(
-        lambda: _has_score(testnet, merchant), EPOCH_WAIT_S, "the first trust epoch", testnet.said
-    )
-    with browser() as driver:
-        _open(driver, testnet.console_url, "#/", "#search")
-        _search(driver, "merchant1")
-
-        def account_page() -> Any:
-            if _find(driver, '[data-testid="trust-score"]') is not None:
-                return True
-            link = _find(driver, f'#main a[href*="{merchant}"]')  # a search results page
-            if link is not None:
-                link.click()
-            return None
-
-        _wait_page(driver, account_page, "merchant1's account page", PAGE_WAIT_S)
-        assert merchant in driver.current_url
-        score = _wait_page(
-            driver,
-            lambda: _visible_text(driver, '[data-testid="trust-score"]'),
-            "the trust score",
-            PAGE_WAIT_S,
-        )
-        assert re.search(r"\d", score), score
-        why = _visible_text(driver, '[data-testid="trust-why"]')
-        assert why and len(why.split()) >= 3, f"trust-why says {why!r}"
-        assert _visible_text(driver, '[data-testid="balance"]'), _page_report(driver)
-        button, result = _verify_near(driver, '[data-testid="trust-score"]')
-        button.click()
-        status, text = _verify_outcome(driver, result)
-        assert status == "ok", f"trust verify said {text!r}\n{_page_report(driver)}"
-        _shot(driver, "account")
-
-        _open(driver, testnet.console_url, f"#/trust/{merchant}", "#main")
-        _wait_page(driver, lambda: _find(driver, "#main svg, #main canvas"), "a graph", 30)
-        _shot(driver, "trust-graph")
-        _open(driver, testnet.console_url, "#/trust", "#main")
-        _shot(driver, "trust")
 
 
 @pytest.mark.parametrize(
@@ -473,7 +480,7 @@ def test_pages_fit_a_phone_without_horizontal_scrolling(testnet: LiveTestnet, ro
             {"width": PHONE_WIDTH, "height": 844, "deviceScaleFactor": 1, "mobile": True},
         )
         _open(driver, testnet.console_url, path, "#main")
-        _wait_page(driver, lambda: _visible_text(driver, "#main"), "the page's content", 30)
+        _wait_page(driver, lambda: _loaded(driver), f"{path} to load", PAGE_WAIT_S)
         width, scroll = driver.execute_script(
             "return [window.innerWidth, document.documentElement.scrollWidth]"
         )
@@ -484,7 +491,39 @@ def test_pages_fit_a_phone_without_horizontal_scrolling(testnet: LiveTestnet, ro
             _shot(driver, "phone")
 
 
-def _has_score(testnet: LiveTestnet, address: str) -> bool:
-    with suppress(NodeUnreachable, AssertionError):
-        return bool(testnet.call("sec_getTrustScore", {"address": address})["scored"])
-    return False
+def test_a_newcomer_finds_merchant1s_trust_score_sees_why_and_verifies_it(
+    testnet: LiveTestnet,
+) -> None:
+    """From the network page, type `merchant1`: the account page shows the score of the epoch
+    that counts the demo's attestations, the sentence why, and its verify passes."""
+    testnet.demo_line(r"merchant1 \(sec1\w+\): trust score \d+", DEMO_WAIT_S)
+    merchant = dev_address("merchant1")
+    score = testnet.call("sec_getTrustScore", {"address": merchant})
+    assert score["scored"] and score["positive"] >= 3, score
+    with browser() as driver:
+        _open(driver, testnet.console_url, "#/", "#search")
+        _search(driver, "merchant1")
+        shown = _wait_page(
+            driver,
+            lambda: _visible_text(driver, '[data-testid="trust-score"]'),
+            "merchant1's trust score after searching for `merchant1`",
+            PAGE_WAIT_S,
+        )
+        assert f"#/account/{merchant}" in driver.current_url
+        assert str(score["score"]) in shown.replace(",", ""), f"{shown!r} is not {score}"
+        why = _visible_text(driver, '[data-testid="trust-why"]') or ""
+        assert f"{score['positive']} positive" in why, f"trust-why says {why!r}"
+        assert "pre-trusted" in why, f"merchant1 is pre-trusted; trust-why says {why!r}"
+        assert _visible_text(driver, '[data-testid="balance"]'), _page_report(driver)
+        button, result = _verify_near(driver, '[data-testid="trust-score"]')
+        button.click()
+        status, text = _verify_outcome(driver, result)
+        assert status == "ok", f"trust verify said {text!r}\n{_page_report(driver)}"
+        _shot(driver, "account")
+
+        _open(driver, testnet.console_url, f"#/trust/{merchant}", "#main svg")
+        _wait_page(driver, lambda: _loaded(driver), "the trust neighbourhood", PAGE_WAIT_S)
+        _shot(driver, "trust-graph")
+        _open(driver, testnet.console_url, "#/trust", "#main")
+        _wait_page(driver, lambda: _loaded(driver), "the trust distribution", PAGE_WAIT_S)
+        _shot(driver, "trust")
