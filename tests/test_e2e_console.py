@@ -300,10 +300,12 @@ def _tab_to(driver: Any, matches: str) -> None:
 
 
 def _focus_top(driver: Any) -> None:
-    """Nothing focused, and the next Tab starts from the top of the page."""
+    """Put the keyboard at the top of the page, as a click on its background would: the next
+    Tab goes to the first focusable element. (blur() alone leaves Chromium's sequential focus
+    starting point where the focus was.)"""
     driver.execute_script(
-        "document.activeElement && document.activeElement.blur();"
-        "window.getSelection().collapse(document.body, 0);"
+        "document.body.setAttribute('tabindex', '-1');"  # focusable by script, never by Tab
+        "document.body.focus();"
     )
 
 
