@@ -57,10 +57,10 @@ MAX_TABS: Final = 60
 _CONSOLE_URL: Final = re.compile(r"console\b.*?(http://(?:127\.0\.0\.1|localhost):\d+/?\S*)")
 
 FAILED_CHECK: Final = {
-    Tamper.ORDER_PROOF: re.compile(r"proof|root", re.IGNORECASE),
-    Tamper.ORDER_VALUE: re.compile(r"proof|root|value|record|hash", re.IGNORECASE),
-    Tamper.ORDER_STATE: re.compile(r"state", re.IGNORECASE),
-    Tamper.CERTIFICATE: re.compile(r"signature|signed|quorum|certificate", re.IGNORECASE),
+    Tamper.ORDER_PROOF: re.compile(r"proof\b.*\broot", re.IGNORECASE),
+    Tamper.ORDER_VALUE: re.compile(r"value\b.*\b(hash|proof)", re.IGNORECASE),
+    Tamper.ORDER_STATE: re.compile(r"order\.state\b", re.IGNORECASE),
+    Tamper.CERTIFICATE: re.compile(r"signature.*\bquorum|quorum.*\bsignature", re.IGNORECASE),
 }
 """What the failed verify must name, per tampering."""
 
