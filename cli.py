@@ -16,6 +16,7 @@ from functools import partial
 from ledger.errors import LedgerError
 from secnode.cli import (
     audit,
+    console,
     demo,
     groups,
     keys,
@@ -153,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     groups.add_commands(verbs, what, parents, common)
     audit.add_commands(commands)
     watch.add_commands(commands)
+    console.add_commands(commands)
     demo.add_commands(commands)
     return parser
 

@@ -11,6 +11,13 @@ Row layout (keys; all heights are 8-byte big-endian so they sort):
     b"P" + name -> consensus persistence records (opaque to the ledger)
     b"N" + position -> state tree node        b"M:tree" -> encode([entries, height])
     b"J" + height -> encode([state keys the block changed])  (these three: `tree_store`)
+    b"O" + ... -> node-local index rows written by registered `Indexer`s (the order events
+        index of `secnode.runtime.order_index`): outside the state, never in a state root
+
+Node-local indexes: an `Indexer` registered with `ChainStore.add_indexer` is called by
+`commit_block` with the block, its receipts, its state changes and a reader of the state as of
+the parent block (the stored rows, which the batch has not overwritten yet); the rows it returns
+go into the block's atomic batch, so an index is exactly as durable as the block it describes.
 
 Read caches: decoded blocks and receipt lists are kept in small LRU caches (`BLOCK_CACHE_SIZE`
 entries each). A height's block and receipts never change once committed, so a cached entry is
@@ -35,8 +42,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
-from typing import Final, Generic, TypeVar
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Final, Generic, TypeAlias, TypeVar
 
 from ledger.blocks import Block, BlockHeader, decode_block
 from ledger.certificates import CommitCertificate
@@ -76,6 +83,14 @@ replays over the stored nodes (measured ~120 us a key at 1M random keys on 2 loa
 FLUSH_NODES: Final = 200_000
 """... or once the tree holds this many unsaved nodes: the memory they take (~200 bytes
 each) and what copying the committed tree for the next block costs."""
+
+StateRowReader: TypeAlias = Callable[[bytes], bytes | None]
+"""Reads one committed state row by state key (None: absent)."""
+Indexer: TypeAlias = Callable[
+    [Block, Sequence[Receipt], Mapping[bytes, bytes | None], StateRowReader], Batch
+]
+"""Node-local index rows for one block: (block, receipts, state changes, the state as of the
+parent block) -> rows to write with the block. Must not raise for any committed block."""
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -140,6 +155,17 @@ class ChainStore:
         self.flush_nodes = FLUSH_NODES
         self.nodes_written = 0
         """Tree nodes written (and deleted) by flushes so far."""
+        self._indexers: list[Indexer] = []
+
+    def add_indexer(self, indexer: Indexer) -> None:
+        """Have every later `commit_block` add `indexer`'s rows to its batch (node-local rows,
+        outside the state: they change no root)."""
+        self._indexers.append(indexer)
+
+    def _parent_row(self, key: bytes) -> bytes | None:
+        """A state row as stored, i.e. as of the last committed block until this commit's
+        batch is written (whatever the in-memory state already holds)."""
+        return self.kv.get(b"S" + key)
 
     # --- writing ----------------------------------------------------------------------------
 
@@ -195,6 +221,8 @@ class ChainStore:
                 batch.extend((journal_key(h), None) for h in range(flushed_height + 1, height))
         elif state_changes:
             batch.append(journal_row(height, state_changes))
+        for indexer in self._indexers:
+            batch.extend(indexer(block, receipts, state_changes, self._parent_row))
         batch.extend(extra)
         batch.append((HEAD_KEY, encode([height, block_hash])))
         self.kv.write(batch, sync=True)
@@ -324,6 +352,11 @@ class ChainStore:
             return None
         height, index = decode(raw)
         return height, index
+
+    def index_rows(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Node-local index rows (see `add_indexer`) whose key starts with `prefix`, in key
+        order; the caller stops when it has read enough."""
+        yield from self.kv.iterate(prefix)
 
     def load_state_rows(self) -> dict[bytes, bytes]:
         return {key[1:]: value for key, value in self.kv.iterate(b"S")}

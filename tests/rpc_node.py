@@ -42,14 +42,18 @@ from secnode.network.devnet import (
     dev_genesis_hash,
     validator_key,
 )
+from secnode.runtime.chain_activity import ChainActivity
 from secnode.runtime.mempool import Mempool
 from secnode.runtime.metrics import Metrics
+from secnode.runtime.order_index import index_order_events
 from secnode.runtime.rpc.server import SUBSCRIPTIONS, RpcConfig, make_app, start_rpc_server
 from secnode.runtime.rpc.subscriptions import SubscriptionHub
-from secnode.runtime.rpc.view import NodeStatus
+from secnode.runtime.rpc.view import NodeStatus, PeerStatus
 from tests.chainkit import require_type
 
 SIGNERS = ("node0", "node1", "node2")
+COMMIT_DELAY_MS = 250
+"""How long after its block time the test node says it committed a block (its "wall clock")."""
 T = TypeVar("T")
 
 
@@ -62,6 +66,8 @@ class RpcTestNode:
         self.store: ChainStore = store
         self.state = state
         self.head: BlockHeader = head
+        store.add_indexer(index_order_events)
+        self.activity = ChainActivity.seeded(store)
         self.mempool = Mempool(self.genesis.chain_id, genesis_hash=self.genesis.document_hash())
         self.executor = build_executor(self.genesis.chain_id, self.genesis.document_hash())
         self.auto_commit = auto_commit
@@ -90,6 +96,13 @@ class RpcTestNode:
             group_view=self.group_view,
         )
 
+    def peers(self) -> list[PeerStatus]:
+        """The other validators of the dev network, as if connected from local ports."""
+        return [
+            PeerStatus(bytes(validator_key(name).public_key), f"127.0.0.1:{30301 + index}")
+            for index, name in enumerate(("node1", "node2", "node3"))
+        ]
+
     def validators_at(self, height: int) -> ValidatorSet:
         return self.genesis.validator_set()
 
@@ -116,15 +129,16 @@ class RpcTestNode:
         account = get_account(self.state, address)
         return 0 if account is None else account.nonce
 
-    def commit_pending(self) -> BlockResult:
-        """Commit the mempool's ready transactions as one certified block."""
+    def commit_pending(self, timestamp_ms: int | None = None) -> BlockResult:
+        """Commit the mempool's ready transactions as one certified block, at `timestamp_ms`
+        (default: one second after the head)."""
         candidates = self.mempool.select(1000, self._next_nonce)
         result = build_block(
             self.executor,
             self.state,
             self.head,
             candidates,
-            timestamp_ms=self.head.timestamp_ms + 1000,
+            timestamp_ms=self.head.timestamp_ms + 1000 if timestamp_ms is None else timestamp_ms,
             proposer=validator_key("node0").address,
             view=0,
             verified=self.mempool.verified,
@@ -139,6 +153,7 @@ class RpcTestNode:
         changes = self.state.commit_block()
         self.store.commit_block(block, certificate, result.receipts, changes)
         self.head = block.header
+        self.activity.record(block, certificate, block.header.timestamp_ms + COMMIT_DELAY_MS)
         self.mempool.remove_committed(block.transactions, self._next_nonce)
         self._new_block.set()
         self._new_block = asyncio.Event()

@@ -36,6 +36,10 @@ METHODS = (
     "sec_listGroups",
     "sec_subscribe",
     "sec_unsubscribe",
+    "sec_getGenesis",
+    "sec_getNetwork",
+    "sec_getOrderHistory",
+    "sec_getTrustDistribution",
     "rpc.discover",
 )
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 import tests.rpc_node
 from contracts.epochs import get_epoch
-from contracts.groups import GroupJoin, GroupOpen
+from contracts.groups import GroupJoin, GroupOpen, member_order_id
 from contracts.orders import OrderConfirm, OrderCreate, OrderItem, OrderPay, OrderShip
 from contracts.reviews import ReviewPost, ReviewReply, item_ref
 from contracts.trust import Attest
@@ -143,6 +143,13 @@ class _Chain:
                 {"group_id": "cd" * 32, "prove": True},
             ],
             "sec_listGroups": [{"merchant": _address("merchant1"), "state": "FORMED"}],
+            "sec_getGenesis": [{}],
+            "sec_getNetwork": [{}],
+            "sec_getOrderHistory": [
+                {"order_id": order.hex()},
+                {"order_id": member_order_id(group, 1).hex()},
+            ],
+            "sec_getTrustDistribution": [{}],
             "rpc.discover": [{}],
         }
 

@@ -12,3 +12,9 @@ from typing import Final
 
 STATIC_DIR: Final = Path(__file__).resolve().parent / "static"
 """The bundle's root directory (index.html is its entry page)."""
+
+LOCAL_LISTEN: Final = "127.0.0.1:8080"
+"""Where `sec console` serves the bundle unless told otherwise (`--listen`)."""
+LOCAL_ORIGINS: Final = ("http://127.0.0.1:8080", "http://localhost:8080")
+"""The origins a browser sends for `sec console` at `LOCAL_LISTEN`: what `sec testnet` lets
+read its nodes (`[rpc] cors_origins`)."""

@@ -14,12 +14,14 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ledger.genesis import parse_genesis
 from ledger.keys import PrivateKey
+from secnode.console import LOCAL_ORIGINS
 from secnode.keyfile import write_key_file
 from secnode.network.devnet import (
     DEV_ACCOUNTS,
@@ -35,6 +37,8 @@ from secnode.runtime.config import (
     P2PSection,
     PeerConfig,
     RPCSection,
+    load_config,
+    parse_config,
     render_config,
 )
 
@@ -100,7 +104,11 @@ def plan_nodes(
     return plans
 
 
-def node_config(plan: NodePlan, everyone: list[NodePlan], *, listen_all: bool) -> NodeConfig:
+def node_config(
+    plan: NodePlan, everyone: list[NodePlan], *, listen_all: bool, console: bool = False
+) -> NodeConfig:
+    """`plan`'s config.toml; with `console`, the node serves the web console and lets
+    `sec console` at its default address read it (`console_settings`)."""
     peers = [
         PeerConfig(name=p.name, public_key=p.key.public_key.hex(), address=p.p2p_address)
         for p in everyone
@@ -111,8 +119,30 @@ def node_config(plan: NodePlan, everyone: list[NodePlan], *, listen_all: bool) -
     return NodeConfig(
         name=plan.name,
         p2p=P2PSection(listen=f"{bind}:{plan.p2p_port}", peers=peers),
-        rpc=RPCSection(listen=f"{rpc_bind}:{plan.rpc_port}"),
+        rpc=RPCSection(listen=f"{rpc_bind}:{plan.rpc_port}", **console_settings(console)),
     )
+
+
+def console_settings(console: bool) -> dict[str, Any]:
+    """The `[rpc]` keys of the web console: on, and readable by `sec console` at its default
+    address (both origins a browser may send for it); or both off, the node default."""
+    return {"console": console, "cors_origins": list(LOCAL_ORIGINS) if console else []}
+
+
+def enable_console(home: Path) -> bool:
+    """Turn the web console on in `home`'s config.toml if the file does not mention it (a home
+    written before the console existed); a setting the file has is kept. True if the file was
+    rewritten (rendered anew, as `write_home` writes it)."""
+    load_config(home)  # a missing or invalid file is reported as such, not rewritten
+    path = home / CONFIG_FILE
+    document = tomllib.loads(path.read_text())
+    section = document.setdefault("rpc", {})
+    missing = {k: v for k, v in console_settings(True).items() if k not in section}
+    if not missing:
+        return False
+    section.update(missing)
+    path.write_text(render_config(parse_config(document, str(path))))
+    return True
 
 
 def write_home(
@@ -158,12 +188,14 @@ def create_network(
     chain_id: str | None = None,
     p2p_base: int = P2P_BASE_PORT,
     rpc_base: int = RPC_BASE_PORT,
+    console: bool = False,
 ) -> list[NodePlan]:
     """Write genesis.json, one home per validator and the account keys under `out`.
 
     Without `hosts`, node i listens on 127.0.0.1 at P2P port `p2p_base` + i and RPC port
     `rpc_base` + i; with `hosts`, every node uses `rpc_base` (and `p2p_base` unless its entry
-    names a port) on its own host."""
+    names a port) on its own host. With `console`, every node serves the web console
+    (`node_config`)."""
     if validators < 1:
         raise ConfigError("a network needs at least one validator")
     for option, base in (("--p2p-port-base", p2p_base), ("--rpc-port-base", rpc_base)):
@@ -186,6 +218,6 @@ def create_network(
         path = out / "accounts" / f"{name}.key"
         write_key_file(path, key, overwrite=True, genesis_hash=genesis_hash)
     for plan in plans:
-        config = node_config(plan, plans, listen_all=hosts is not None)
+        config = node_config(plan, plans, listen_all=hosts is not None, console=console)
         write_home(out / plan.name, plan, config, genesis_path, genesis_hash=genesis_hash)
     return plans

@@ -39,7 +39,7 @@ from typing import Any, Final, TextIO
 
 from ledger.genesis import load_genesis
 from secnode.network.devnet import DEV_NOTE
-from secnode.network.home import P2P_BASE_PORT, RPC_BASE_PORT, create_network
+from secnode.network.home import P2P_BASE_PORT, RPC_BASE_PORT, create_network, enable_console
 from secnode.runtime.config import ConfigError, load_config, split_host_port
 
 ROOT: Final = Path(__file__).resolve().parents[2]
@@ -60,9 +60,14 @@ def _default_genesis() -> Path:
 def prepare(
     directory: Path, nodes: int, p2p_base: int = P2P_BASE_PORT, rpc_base: int = RPC_BASE_PORT
 ) -> list[Path]:
-    """Create the network in `directory` unless it exists; return the node homes."""
+    """Create the network in `directory` unless it exists; return the node homes.
+
+    Every node serves the web console, the testnet's default: new homes are written with it,
+    and a home written before the console existed gets it turned on (`enable_console`)."""
     if not (directory / "genesis.json").exists():
-        create_network(directory, nodes, dev=True, p2p_base=p2p_base, rpc_base=rpc_base)
+        create_network(
+            directory, nodes, dev=True, p2p_base=p2p_base, rpc_base=rpc_base, console=True
+        )
         committed = _default_genesis()
         if nodes == 4 and committed.exists():
             # Same document as the committed genesis.json (create_network(dev=True) builds it
@@ -74,6 +79,9 @@ def prepare(
         raise ConfigError(
             f"{directory} holds {len(homes)} node homes, not {nodes}; use another --dir"
         )
+    for home in homes:
+        if enable_console(home):
+            print(f"turned the web console on in {home / 'config.toml'}", file=sys.stderr)
     return homes
 
 
@@ -82,10 +90,12 @@ def describe(homes: list[Path], processes: dict[str, subprocess.Popen[bytes]]) -
     for home in homes:
         config = load_config(home)
         host, port = split_host_port(config.rpc.listen)
+        rpc = f"http://{host}:{port}"
         entries.append(
             {
                 "name": config.name,
-                "rpc": f"http://{host}:{port}",
+                "rpc": rpc,
+                "console": f"{rpc}/" if config.rpc.console else None,
                 "p2p": config.p2p.listen,
                 "pid": processes[config.name].pid if config.name in processes else None,
                 "home": str(home.resolve()),
@@ -303,8 +313,13 @@ def _print_banner(directory: Path, nodes: int, chain_id: str, supervisor: Superv
     for entry in info["nodes"]:
         print(f"  {entry['name']}  rpc {entry['rpc']}  p2p {entry['p2p']}  pid {entry['pid']}")
     print(f"logs: {directory}/node*/node.log   details: {directory}/testnet.json")
+    console = next((entry["console"] for entry in info["nodes"] if entry["console"]), None)
+    if console is not None:
+        print(f"console: {console}")
+        print("      (open it in a browser; search merchant1 and verify its trust score)")
     first = info["nodes"][0]["rpc"]
-    print(f"try:  sec query status --rpc {first}")
+    print(f"try:  sec demo --rpc {first}   (a shop's day: orders, a group buy, trust)")
+    print(f"      sec query status --rpc {first}")
     print("      sec tx transfer --key dev:buyer1 --to dev:merchant1 --amount 100 --wait")
     print("      kill -9 one node: the others keep committing; then: sec testnet restart node1")
     print("Ctrl-C stops the network; running the same command again resumes it.")

@@ -23,6 +23,7 @@ from ledger.transactions import MAX_TRANSACTION_SIZE
 from ledger.validation import describe_validation_error
 from secnode.runtime.mempool import MempoolConfig
 from secnode.runtime.rpc.budget import DEFAULT_RPC_SHARE
+from secnode.runtime.rpc.cors import check_origin
 
 CONFIG_FILE = "config.toml"
 
@@ -95,8 +96,17 @@ class RPCSection(_Strict):
         le=1_000_000,
         description="most unread messages per WebSocket client; one more drops the client",
     )
+    console: bool = Field(default=False, description="serve the web console at / (docs/console.md)")
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description='origins whose pages may read the node ("*": any); docs/operations.md',
+    )
 
     _listen = field_validator("listen")(classmethod(lambda cls, v: _check_host_port(v)))
+    _origins = field_validator("cors_origins")(
+        classmethod(lambda cls, v: [check_origin(origin) for origin in v])
+    )
 
 
 class ConsensusSection(_Strict):

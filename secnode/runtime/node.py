@@ -48,6 +48,7 @@ from p2p import Handlers, P2PConfig, P2PHost, PeerAddress, RequestRejected, allo
 from secnode.keyfile import read_key_file
 from secnode.runtime.app import Committed, LedgerApp
 from secnode.runtime.byzantine import make_host
+from secnode.runtime.chain_activity import ChainActivity
 from secnode.runtime.clock import NodeClock, clock_from_environment
 from secnode.runtime.config import (
     CONFIG_FILE,
@@ -59,9 +60,10 @@ from secnode.runtime.config import (
 from secnode.runtime.driver import ConsensusDriver
 from secnode.runtime.mempool import Mempool, MempoolRejected
 from secnode.runtime.metrics import Metrics
+from secnode.runtime.order_index import index_order_events
 from secnode.runtime.rpc.server import SUBSCRIPTIONS, RpcConfig, make_app, start_rpc_server
 from secnode.runtime.rpc.subscriptions import SubscriptionHub
-from secnode.runtime.rpc.view import NodeStatus
+from secnode.runtime.rpc.view import NodeStatus, PeerStatus
 from secnode.runtime.trust_precompute import PrecomputedScores
 
 log = logging.getLogger("secnode.node")
@@ -115,6 +117,9 @@ class Node:
             genesis_hash=genesis.document_hash(),
         )
         head = store.head().header
+        store.add_indexer(index_order_events)
+        self.activity = ChainActivity.seeded(store)
+        """Recent commits as this node saw them (for sec_getNetwork)."""
         self.trust_scores = PrecomputedScores()
         self._tasks: asyncio.TaskGroup | None = None
         self.subscriptions: SubscriptionHub | None = None
@@ -257,6 +262,8 @@ class Node:
                 max_ws_connections=self.config.rpc.max_ws_connections,
                 max_subscriptions=self.config.rpc.max_subscriptions,
                 subscriber_queue=self.config.rpc.subscriber_queue,
+                console=self.config.rpc.console,
+                cors_origins=tuple(self.config.rpc.cors_origins),
             ),
         )
         self.subscriptions = rpc_app[SUBSCRIPTIONS]
@@ -396,6 +403,7 @@ class Node:
 
     def _on_commit(self, committed: Committed, now: float) -> None:
         block = committed.block
+        self.activity.record(block, self.store.get_certificate(block.height), int(now * 1000))
         for index, tx in enumerate(block.transactions):
             for future in self._waiters.pop(tx.hash, []):
                 if not future.done():
@@ -445,6 +453,13 @@ class Node:
             view_in_sync=self.replica.view_in_sync,
             group_view=self.replica.group_view,
         )
+
+    def peers(self) -> list[PeerStatus]:
+        names = {bytes.fromhex(peer.public_key): peer.name for peer in self.config.p2p.peers}
+        return [
+            PeerStatus(bytes(info.public_key), info.address, names.get(bytes(info.public_key)))
+            for info in self.host.peers()
+        ]
 
     def validators_at(self, height: int) -> ValidatorSet:
         # From the committed state's history, not the replica's schedule: a restarted replica

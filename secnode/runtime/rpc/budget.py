@@ -49,6 +49,10 @@ METHOD_COSTS: Final[dict[str, int]] = {
     "sec_getAttestations": 2,
     "sec_getTrustScore": 20,
     "sec_getTrustEpoch": 10,
+    "sec_getGenesis": 5,
+    "sec_getNetwork": 3,
+    "sec_getOrderHistory": 4,
+    "sec_getTrustDistribution": 20,
     "rpc.discover": 10,
 }
 """Base cost of each method, in units (a unit is about 1 ms of node CPU or less: a cheap store

@@ -101,6 +101,9 @@ class Method:
     """Given validated params, True when the call runs outside the `Turnstile` and never
     suspends (e.g. sec_sendTransaction without wait=commit): a batch of only such calls (and
     refused entries) runs them in request order in one task, not one task per call."""
+    constant: bool = False
+    """Its answer never changes (it takes no params, e.g. the genesis): the first result's
+    encoding is kept and served to every later call."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +202,8 @@ class Dispatcher:
         self.turnstile = turnstile or Turnstile()
         self._clock = clock
         self._observe = observe or (lambda method, outcome: None)
+        self._constant_results: dict[str, bytes] = {}
+        """Encoded results of `Method.constant` methods, by name (one each, computed once)."""
 
     def oversized(self, size: int) -> bytes:
         """The response for a body of `size` bytes over the cap (id null)."""
@@ -356,10 +361,17 @@ class Dispatcher:
         return response
 
     async def _run_method(self, method: Method, params: BaseModel) -> bytes:
+        cached = self._constant_results.get(method.name) if method.constant else None
+        if cached is not None:
+            return cached
         result = await method.call(params)
         if method.heavy:
-            return await self.worker.run(lambda: _encode_result(result))
-        return _encode_result(result)
+            encoded = await self.worker.run(lambda: _encode_result(result))
+        else:
+            encoded = _encode_result(result)
+        if method.constant:
+            self._constant_results[method.name] = encoded
+        return encoded
 
 
 def _answers_at_once(entry: _Prepared) -> bool:

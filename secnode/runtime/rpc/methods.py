@@ -32,6 +32,7 @@ from ledger.store import CommittedState, LruCache
 from ledger.transactions import decode_transaction
 from secnode.runtime.mempool import MempoolRejected
 from secnode.runtime.rpc.budget import REPLY_BYTES_PER_STORED_BYTE, Worker, reserve_reply_bytes
+from secnode.runtime.rpc.console_methods import console_method_table
 from secnode.runtime.rpc.errors import (
     BUSY,
     NOT_FOUND,
@@ -537,6 +538,7 @@ def method_table(
     table.update(review_method_table(view))
     table.update(group_method_table(view))
     table.update(subscription_method_table())
+    table.update(console_method_table(view, impl.worker))
     document: dict[str, Any] = {}
 
     async def discover(params: m.NoParams) -> m.OpenRpcDocument:

@@ -1,5 +1,8 @@
 """The HTTP face of a node: POST /rpc (JSON-RPC 2.0), GET /ws (JSON-RPC over WebSocket, with
-subscriptions: secnode.runtime.rpc.subscriptions), GET /health, GET /metrics.
+subscriptions: secnode.runtime.rpc.subscriptions), GET /health, GET /metrics, and with
+`[rpc] console = true` the web console's bundle at `/` (secnode.console.bundle). Which browser
+pages may read the node: secnode.runtime.rpc.cors (CORS on /rpc and /health, the Origin rule
+of /ws).
 
 `make_app` wires a `Dispatcher` over the method table of a `NodeView` into an aiohttp app;
 `start_rpc_server` binds it. HTTP statuses: 200 with a JSON-RPC body for every call or batch
@@ -21,11 +24,14 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 
 import aiohttp
 from aiohttp import web
 
+from secnode.console import STATIC_DIR
+from secnode.console.bundle import ConsoleSettings, add_console_routes, load_bundle
 from secnode.runtime.metrics import CONTENT_TYPE, Metrics
 from secnode.runtime.rpc.budget import (
     DEFAULT_MAX_REPLY_BYTES,
@@ -36,6 +42,7 @@ from secnode.runtime.rpc.budget import (
     Turnstile,
     Worker,
 )
+from secnode.runtime.rpc.cors import CorsPolicy
 from secnode.runtime.rpc.jsonrpc import Dispatcher, Limits
 from secnode.runtime.rpc.methods import DEFAULT_MAX_COMMIT_WAITERS, method_table
 from secnode.runtime.rpc.ratelimit import DEFAULT_BURST, DEFAULT_RATE_PER_S, RateLimit, RateLimiter
@@ -84,6 +91,12 @@ class RpcConfig:
     """Most subscriptions one WebSocket connection may hold."""
     subscriber_queue: int = DEFAULT_QUEUE_SIZE
     """Most messages waiting for one WebSocket client; one more drops the client."""
+    console: bool = False
+    """Serve the web console at `/` (off by default: a validator serves no pages)."""
+    console_dir: Path = STATIC_DIR
+    """Where the console's bundle is read from (once, at start)."""
+    cors_origins: tuple[str, ...] = ()
+    """Origins whose pages may read /rpc and /health and open /ws (secnode.runtime.rpc.cors)."""
 
 
 SUBSCRIPTIONS: Final = web.AppKey("subscriptions", SubscriptionHub)
@@ -107,8 +120,9 @@ async def _read_capped(request: web.Request, cap: int) -> bytes | int:
 
 def make_app(view: NodeView, metrics: Metrics, config: RpcConfig | None = None) -> web.Application:
     """The node's HTTP application (routes in the module docstring); its subscription hub is
-    `app[SUBSCRIPTIONS]`."""
+    `app[SUBSCRIPTIONS]`. ConsoleError if the console is on and its bundle cannot be read."""
     config = config or RpcConfig()
+    cors = CorsPolicy.of(config.cors_origins)
     hub = SubscriptionHub(
         view,
         SubscriptionLimits(
@@ -157,6 +171,11 @@ def make_app(view: NodeView, metrics: Metrics, config: RpcConfig | None = None) 
         return web.Response(body=reply.body, content_type="application/json")
 
     async def websocket(request: web.Request) -> web.WebSocketResponse:
+        if not cors.allows_socket(request):
+            raise web.HTTPForbidden(
+                text=f"WebSocket from origin {request.headers.get('Origin')} refused: not this "
+                "node's own origin and not in [rpc] cors_origins of its config.toml\n"
+            )
         remote = request.remote or "unknown"
 
         async def respond(body: bytes) -> bytes | None:
@@ -191,6 +210,11 @@ def make_app(view: NodeView, metrics: Metrics, config: RpcConfig | None = None) 
     app.router.add_get("/ws", websocket)
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", prometheus)
+    cors.install(app)
+    if config.console:
+        genesis = view.genesis.model_dump(mode="json")
+        settings = ConsoleSettings(node="", genesis=genesis, pinned=False)
+        add_console_routes(app, load_bundle(config.console_dir), settings)
     return app
 
 

@@ -15,6 +15,7 @@ from ledger.state import State
 from ledger.store import ChainStore
 from ledger.transactions import SignedTransaction
 from ledger.validators import ValidatorSet
+from secnode.runtime.chain_activity import ChainActivity
 from secnode.runtime.mempool import Mempool
 
 
@@ -49,6 +50,18 @@ class NodeStatus:
     """The highest view at least f+1 validators are known to be in (None: not known yet)."""
 
 
+@dataclass(frozen=True, slots=True)
+class PeerStatus:
+    """One connected peer, for sec_getNetwork."""
+
+    public_key: bytes
+    """The peer's node key (32 bytes)."""
+    host: str | None
+    """`ip:port` of the other end of the connection, if known."""
+    name: str | None = None
+    """The name this node's config gives it, if any."""
+
+
 class NodeView(Protocol):
     """The node as the RPC layer sees it."""
 
@@ -56,8 +69,14 @@ class NodeView(Protocol):
     store: ChainStore
     state: State
     mempool: Mempool
+    activity: ChainActivity
+    """Recent commits as this node saw them (commit times, last signed heights)."""
 
     def status(self) -> NodeStatus: ...
+
+    def peers(self) -> list[PeerStatus]:
+        """The connected, authenticated peers."""
+        ...
 
     def validators_at(self, height: int) -> ValidatorSet:
         """The validator set that certifies block `height` (from genesis and committed state)."""
