@@ -29,6 +29,7 @@ import pytest
 
 from secnode.client.rpc import RpcClient, RpcClientError
 from secnode.network.testnet import NODE_PID, STOP_GRACE_S
+from secnode.runtime.config import CONFIG_FILE, load_config, render_config
 from tests.browserkit import PHONE_WIDTH, browser, console_errors, require_browser
 from tests.e2e_cluster import (
     CLI,
@@ -97,13 +98,13 @@ class LiveTestnet:
             parts.append(f"--- node{index} {log}:\n{log_tail(log)}")
         return "\n".join(parts)
 
-    def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
-        """One JSON-RPC call to node0; RpcClientError when it fails."""
-        return RpcClient(self.rpc_urls[0], 5.0).call(method, params)
+    def call(self, method: str, params: dict[str, Any] | None = None, node: int = 0) -> Any:
+        """One JSON-RPC call to a node; RpcClientError when it fails."""
+        return RpcClient(self.rpc_urls[node], 5.0).call(method, params)
 
-    def height(self) -> int | None:
+    def height(self, node: int = 0) -> int | None:
         with suppress(RpcClientError):
-            height: int = self.call("sec_status")["height"]
+            height: int = self.call("sec_status", node=node)["height"]
             return height
         return None
 
@@ -329,12 +330,20 @@ def _loaded(driver: Any) -> bool:
     )
 
 
-def _shot(driver: Any, name: str) -> None:
-    """Save a screenshot as DIR/NAME.png when SEC_SCREENSHOTS=DIR is set."""
+def _shot(driver: Any, name: str, show: str | None = None) -> None:
+    """Save a screenshot as DIR/NAME.png when SEC_SCREENSHOTS=DIR is set, scrolled so that
+    the element `show` (a CSS selector) is in the middle of the window."""
     directory = os.environ.get("SEC_SCREENSHOTS")
-    if directory:
-        Path(directory).mkdir(parents=True, exist_ok=True)
-        driver.save_screenshot(str(Path(directory) / f"{name}.png"))
+    if not directory:
+        return
+    if show is not None:
+        driver.execute_script(
+            "const shown = document.querySelector(arguments[0]);"
+            "if (shown) shown.scrollIntoView({block: 'center', behavior: 'instant'});",
+            show,
+        )
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(Path(directory) / f"{name}.png"))
 
 
 def _number(text: str) -> int:
@@ -388,7 +397,7 @@ def test_an_order_found_by_id_with_the_keyboard_shows_its_timeline_and_verifies(
         status, text = _verify_outcome(driver, result)
         assert status == "ok", f"verify said {text!r}\n{_page_report(driver)}"
         assert "✓" in text or "verified" in text.lower(), text  # never by colour alone
-        _shot(driver, "order")
+        _shot(driver, "order", show=result)
 
 
 @pytest.mark.parametrize(
@@ -407,7 +416,7 @@ def test_a_node_that_tampers_with_the_order_fails_verification_naming_the_check(
         assert "✗" in text or "fail" in text.lower(), text
         assert FAILED_CHECK[tamper].search(text), f"{tamper.value}: {text!r} names no check"
         if tamper is Tamper.ORDER_PROOF:
-            _shot(driver, "verify-failed")
+            _shot(driver, "verify-failed", show=result)
 
 
 def test_the_tamper_proxy_breaks_the_proof_for_the_cli_too(testnet: LiveTestnet) -> None:
@@ -493,6 +502,57 @@ def test_pages_fit_a_phone_without_horizontal_scrolling(testnet: LiveTestnet, ro
             _shot(driver, "phone")
 
 
+def test_sec_console_on_this_machine_reads_a_node_across_origins_with_its_genesis_pinned(
+    testnet: LiveTestnet,
+) -> None:
+    """The trustworthy way: `sec console --node URL --genesis FILE` serves this installation's
+    bundle from another origin. The node allows that origin (its config.toml, then `sec testnet
+    restart`); the page reads it across origins (RPC and the WebSocket), verifies against the
+    pinned genesis and says so."""
+    port = free_port_base(1)
+    node = NODES - 1
+    home = testnet.directory / f"node{node}"
+    config = load_config(home)
+    origins = [*config.rpc.cors_origins, f"http://127.0.0.1:{port}"]
+    rpc = config.rpc.model_copy(update={"cors_origins": origins})
+    (home / CONFIG_FILE).write_text(render_config(config.model_copy(update={"rpc": rpc})))
+    before = testnet.height(node) or 0
+    run_cli("testnet", "restart", f"node{node}", "--dir", str(testnet.directory))
+    wait_until(lambda: (testnet.height(node) or 0) > before, PAGE_WAIT_S, "node3", testnet.said)
+    genesis = str(testnet.directory / "genesis.json")
+    arguments = ["console", "--node", testnet.rpc_urls[node], "--genesis", genesis]
+    console = _start(testnet.home, "console", [*arguments, "--listen", f"127.0.0.1:{port}"])
+    try:
+        url = wait_until(
+            lambda: _console_url(testnet.output("console.out")),
+            PAGE_WAIT_S,
+            "the URL printed by `sec console`",
+            lambda: testnet.output("console.out") + testnet.output("console.err"),
+        )
+        assert url.startswith(f"http://127.0.0.1:{port}"), url
+        with browser() as driver:
+            _open(driver, url, f"#/order/{testnet.order_id}", '[data-testid="order-state"]')
+            button, result = _verify_near(driver, '[data-testid="order-state"]')
+            button.click()
+            status, text = _verify_outcome(driver, result)
+            assert status == "ok", f"verify said {text!r}\n{_page_report(driver)}"
+            box = driver.execute_script(
+                "return document.querySelector('[data-e2e-box]').innerText", result
+            )
+            assert "pinned" in box.lower(), f"the page does not say the genesis is pinned: {box}"
+            first = _number(_visible_text(driver, "#height") or "0")
+            _wait_page(
+                driver,
+                lambda: _number(_visible_text(driver, "#height") or "0") > first,
+                "#height to move (newHeads over a WebSocket from another origin)",
+                PAGE_WAIT_S,
+            )
+            assert not console_errors(driver), console_errors(driver)
+    finally:
+        console.terminate()
+        console.wait(timeout=STOP_GRACE_S)
+
+
 def test_a_newcomer_finds_merchant1s_trust_score_sees_why_and_verifies_it(
     testnet: LiveTestnet,
 ) -> None:
@@ -521,7 +581,7 @@ def test_a_newcomer_finds_merchant1s_trust_score_sees_why_and_verifies_it(
         button.click()
         status, text = _verify_outcome(driver, result)
         assert status == "ok", f"trust verify said {text!r}\n{_page_report(driver)}"
-        _shot(driver, "account")
+        _shot(driver, "account", show=result)
 
         _open(driver, testnet.console_url, f"#/trust/{merchant}", "#main svg")
         _wait_page(driver, lambda: _loaded(driver), "the trust neighbourhood", PAGE_WAIT_S)
