@@ -346,11 +346,11 @@ def _shot(driver: Any, name: str, show: str | None = None) -> None:
     driver.save_screenshot(str(Path(directory) / f"{name}.png"))
 
 
-def _number(text: str) -> int:
-    """An integer as a page shows it ("8,412", "height 8 412")."""
-    digits = re.sub(r"[^\d]", "", text)
-    assert digits, f"no number in {text!r}"
-    return int(digits)
+def _shown_height(driver: Any) -> int | None:
+    """The head height `#height` shows ("8,412" is 8412), or None while it shows no number
+    (before the first answer)."""
+    digits = re.sub(r"[^\d]", "", _visible_text(driver, "#height") or "")
+    return int(digits) if digits else None
 
 
 # --- the tests -----------------------------------------------------------------------------
@@ -435,9 +435,7 @@ def test_the_tamper_proxy_breaks_the_proof_for_the_cli_too(testnet: LiveTestnet)
 def test_the_network_page_shows_new_blocks_without_a_reload(testnet: LiveTestnet) -> None:
     with browser() as driver:
         _open(driver, testnet.console_url, "#/", '[data-testid="block-row"]')
-        first = _number(
-            _wait_page(driver, lambda: _visible_text(driver, "#height"), "#height", PAGE_WAIT_S)
-        )
+        first = _wait_page(driver, lambda: _shown_height(driver), "#height", PAGE_WAIT_S)
         newest = max(
             driver.execute_script(
                 "return [...document.querySelectorAll('[data-testid=\"block-row\"]')]"
@@ -448,7 +446,7 @@ def test_the_network_page_shows_new_blocks_without_a_reload(testnet: LiveTestnet
         _shot(driver, "network")
         later = _wait_page(
             driver,
-            lambda: (h := _number(_visible_text(driver, "#height") or "0")) > first and h,
+            lambda: (h := _shown_height(driver) or 0) > first and h,
             f"#height to pass {first} without a reload",
             PAGE_WAIT_S,
         )
@@ -540,10 +538,10 @@ def test_sec_console_on_this_machine_reads_a_node_across_origins_with_its_genesi
                 "return document.querySelector('[data-e2e-box]').innerText", result
             )
             assert "pinned" in box.lower(), f"the page does not say the genesis is pinned: {box}"
-            first = _number(_visible_text(driver, "#height") or "0")
+            first = _wait_page(driver, lambda: _shown_height(driver), "#height", PAGE_WAIT_S)
             _wait_page(
                 driver,
-                lambda: _number(_visible_text(driver, "#height") or "0") > first,
+                lambda: (_shown_height(driver) or 0) > first,
                 "#height to move (newHeads over a WebSocket from another origin)",
                 PAGE_WAIT_S,
             )
@@ -585,7 +583,7 @@ def test_a_newcomer_finds_merchant1s_trust_score_sees_why_and_verifies_it(
 
         _open(driver, testnet.console_url, f"#/trust/{merchant}", "#main svg")
         _wait_page(driver, lambda: _loaded(driver), "the trust neighbourhood", PAGE_WAIT_S)
-        _shot(driver, "trust-graph")
+        _shot(driver, "trust-graph", show="#main svg")
         _open(driver, testnet.console_url, "#/trust", "#main")
         _wait_page(driver, lambda: _loaded(driver), "the trust distribution", PAGE_WAIT_S)
         _shot(driver, "trust")
