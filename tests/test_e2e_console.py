@@ -53,6 +53,8 @@ DEMO_STEPS_WAIT_S: Final = 240.0
 DEMO_WAIT_S: Final = 900.0
 """All of `sec demo`: its orders complete after the committed genesis's 120 s return window,
 then the epoch that counts its attestations (every 30 blocks, about one block a second)."""
+DESKTOP: Final = (1024, 768)
+"""The desktop window (width, height): a small laptop's, which also keeps screenshots small."""
 MAX_TABS: Final = 60
 """Tab presses allowed to reach a control from the top of a page."""
 _CONSOLE_URL: Final = re.compile(r"console\b.*?(http://(?:127\.0\.0\.1|localhost):\d+/?\S*)")
@@ -361,7 +363,7 @@ def test_an_order_found_by_id_with_the_keyboard_shows_its_timeline_and_verifies(
 ) -> None:
     from selenium.webdriver.common.keys import Keys
 
-    with browser() as driver:
+    with browser(*DESKTOP) as driver:
         _open(driver, testnet.console_url, "#/", '[data-testid="block-row"]')
         _focus_top(driver)
         _press(driver, Keys.TAB)
@@ -406,7 +408,7 @@ def test_an_order_found_by_id_with_the_keyboard_shows_its_timeline_and_verifies(
 def test_a_node_that_tampers_with_the_order_fails_verification_naming_the_check(
     testnet: LiveTestnet, tamper: Tamper
 ) -> None:
-    with TamperProxy(testnet.console_url, tamper) as proxy, browser() as driver:
+    with TamperProxy(testnet.console_url, tamper) as proxy, browser(*DESKTOP) as driver:
         _open(driver, proxy.url, f"#/order/{testnet.order_id}", '[data-testid="order-state"]')
         button, result = _verify_near(driver, '[data-testid="order-state"]')
         button.click()
@@ -433,7 +435,7 @@ def test_the_tamper_proxy_breaks_the_proof_for_the_cli_too(testnet: LiveTestnet)
 
 
 def test_the_network_page_shows_new_blocks_without_a_reload(testnet: LiveTestnet) -> None:
-    with browser() as driver:
+    with browser(*DESKTOP) as driver:
         _open(driver, testnet.console_url, "#/", '[data-testid="block-row"]')
         first = _wait_page(driver, lambda: _shown_height(driver), "#height", PAGE_WAIT_S)
         newest = max(
@@ -462,7 +464,7 @@ def test_the_network_page_shows_new_blocks_without_a_reload(testnet: LiveTestnet
 
 def test_block_transaction_and_group_pages_verify(testnet: LiveTestnet) -> None:
     group = testnet.demo_line(r"group offer ([0-9a-f]{64}) formed", DEMO_STEPS_WAIT_S).group(1)
-    with browser() as driver:
+    with browser(*DESKTOP) as driver:
         for route, name in (
             (f"#/block/{testnet.order_height}", "block"),
             (f"#/tx/{testnet.order_id}", "transaction"),
@@ -528,7 +530,7 @@ def test_sec_console_on_this_machine_reads_a_node_across_origins_with_its_genesi
             lambda: testnet.output("console.out") + testnet.output("console.err"),
         )
         assert url.startswith(f"http://127.0.0.1:{port}"), url
-        with browser() as driver:
+        with browser(*DESKTOP) as driver:
             _open(driver, url, f"#/order/{testnet.order_id}", '[data-testid="order-state"]')
             button, result = _verify_near(driver, '[data-testid="order-state"]')
             button.click()
@@ -560,7 +562,7 @@ def test_a_newcomer_finds_merchant1s_trust_score_sees_why_and_verifies_it(
     merchant = dev_address("merchant1")
     score = testnet.call("sec_getTrustScore", {"address": merchant})
     assert score["scored"] and score["positive"] >= 3, score
-    with browser() as driver:
+    with browser(*DESKTOP) as driver:
         _open(driver, testnet.console_url, "#/", "#search")
         _search(driver, "merchant1")
         shown = _wait_page(
