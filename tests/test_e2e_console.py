@@ -14,6 +14,7 @@ pages they visit into DIR (docs/console/ is made that way).
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -53,6 +54,7 @@ DEMO_STEPS_WAIT_S: Final = 240.0
 DEMO_WAIT_S: Final = 900.0
 """All of `sec demo`: its orders complete after the committed genesis's 120 s return window,
 then the epoch that counts its attestations (every 30 blocks, about one block a second)."""
+SHOT_MAX_HEIGHT: Final = 1400
 DESKTOP: Final = (1024, 768)
 """The desktop window (width, height): a small laptop's, which also keeps screenshots small."""
 MAX_TABS: Final = 60
@@ -332,11 +334,23 @@ def _loaded(driver: Any) -> bool:
     )
 
 
-def _shot(driver: Any, name: str, show: str | None = None) -> None:
-    """Save a screenshot as DIR/NAME.png when SEC_SCREENSHOTS=DIR is set, scrolled so that
-    the element `show` (a CSS selector) is in the middle of the window."""
+def _shot(driver: Any, name: str, show: str | None = None, whole: bool = False) -> None:
+    """Save a screenshot as DIR/NAME.png when SEC_SCREENSHOTS=DIR is set: the window scrolled
+    so that the element `show` (a CSS selector) is in its middle, or with `whole` the page from
+    its top (at most SHOT_MAX_HEIGHT pixels of it)."""
     directory = os.environ.get("SEC_SCREENSHOTS")
     if not directory:
+        return
+    path = Path(directory) / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if whole:
+        size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+        clip = {"x": 0, "y": 0, "width": size["width"], "scale": 1}
+        clip["height"] = min(size["height"], SHOT_MAX_HEIGHT)
+        shot = driver.execute_cdp_cmd(
+            "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip}
+        )
+        path.write_bytes(base64.b64decode(shot["data"]))
         return
     if show is not None:
         driver.execute_script(
@@ -344,8 +358,7 @@ def _shot(driver: Any, name: str, show: str | None = None) -> None:
             "if (shown) shown.scrollIntoView({block: 'center', behavior: 'instant'});",
             show,
         )
-    Path(directory).mkdir(parents=True, exist_ok=True)
-    driver.save_screenshot(str(Path(directory) / f"{name}.png"))
+    driver.save_screenshot(str(path))
 
 
 def _shown_height(driver: Any) -> int | None:
@@ -585,7 +598,7 @@ def test_a_newcomer_finds_merchant1s_trust_score_sees_why_and_verifies_it(
 
         _open(driver, testnet.console_url, f"#/trust/{merchant}", "#main svg")
         _wait_page(driver, lambda: _loaded(driver), "the trust neighbourhood", PAGE_WAIT_S)
-        _shot(driver, "trust-graph", show="#main svg")
+        _shot(driver, "trust-graph", whole=True)
         _open(driver, testnet.console_url, "#/trust", "#main")
         _wait_page(driver, lambda: _loaded(driver), "the trust distribution", PAGE_WAIT_S)
-        _shot(driver, "trust")
+        _shot(driver, "trust", whole=True)
