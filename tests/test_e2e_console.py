@@ -459,7 +459,7 @@ def test_the_network_page_shows_new_blocks_without_a_reload(testnet: LiveTestnet
         )
         driver.execute_script("window.e2eNotReloaded = true")
         _shot(driver, "network")
-        _shot(driver, "validators", show="#main section:last-of-type")
+        _shot(driver, "validators", show="#main .page > section:last-of-type")
         later = _wait_page(
             driver,
             lambda: (h := _shown_height(driver) or 0) > first and h,
