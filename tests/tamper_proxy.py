@@ -27,8 +27,8 @@ Bounds: request bodies up to `MAX_BODY_BYTES`, answers and WebSocket messages up
 Headers are not forwarded except `Content-Type` (and an RPC answer's `Retry-After`): the node
 sees the proxy as its client and never the browser's `Origin`, and the page gets no
 Content-Security-Policy from the proxy (the node's policy names the node's own WebSocket
-origin, which through the proxy would be the wrong one). Test tool only: it has no TLS, no authentication and no rate
-limit of its own.
+origin, which through the proxy would be the wrong one). Test tool only: it has no TLS, no
+authentication and no rate limit of its own.
 """
 
 from __future__ import annotations

@@ -1,15 +1,20 @@
 """End to end: the web console in a real headless Chromium against a real `sec testnet`.
 
 One `sec testnet` (the supervisor and its four validator processes, on free ports in a temp
-directory) serves the whole module; the console is the URL its banner prints. Orders are made
-with the real CLI (`sec tx order create|pay|ship --wait`). The browser sees only the console:
-it types into `#search`, clicks or presses Enter on `[data-testid=verify]`, and reads what the
-page shows (the DOM contract of docs/console.md). A lying node is `tests/tamper_proxy.py` in
-front of node0: the same console, loaded through it, must report the failed check.
+directory) serves the whole module; the console is the URL its banner prints. The test makes
+one order of its own with the real CLI (`sec tx order create|pay|ship --wait`: it stays
+SHIPPED, with a next deadline), then `sec demo` plays a shop's day in the background (orders
+completed, a dispute, a group buy, attestations, and the trust epoch that counts them). The
+browser sees only the console: it types into `#search`, presses Tab and Enter or clicks
+`[data-testid=verify]`, and reads what the page shows (the DOM contract of docs/console.md).
+A lying node is `tests/tamper_proxy.py` in front of node0: the same console, loaded through
+it, must fail the verify and name the check. The trustworthy way, `sec console --genesis`,
+runs on another origin against a node that allows it.
 
 Every wait polls with a deadline and fails with what it waited for, what the page showed and
-the browser's console errors. With `SEC_SCREENSHOTS=DIR` set, the tests also save PNGs of the
-pages they visit into DIR (docs/console/ is made that way).
+the browser's console errors (or the processes' output and node logs). With
+`SEC_SCREENSHOTS=DIR` set, the tests also save PNGs of the pages they visit into DIR
+(docs/console/ is made that way).
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ DEMO_WAIT_S: Final = 900.0
 """All of `sec demo`: its orders complete after the committed genesis's 120 s return window,
 then the epoch that counts its attestations (every 30 blocks, about one block a second)."""
 SHOT_MAX_HEIGHT: Final = 1400
+"""The most of a page a whole-page screenshot shows, in CSS pixels."""
 DESKTOP: Final = (1024, 768)
 """The desktop window (width, height): a small laptop's, which also keeps screenshots small."""
 MAX_TABS: Final = 60
