@@ -550,6 +550,12 @@ def test_sec_console_on_this_machine_reads_a_node_across_origins_with_its_genesi
             lambda: testnet.output("console.out") + testnet.output("console.err"),
         )
         assert url.startswith(f"http://127.0.0.1:{port}"), url
+        wait_until(
+            lambda: "lets this console read it" in testnet.output("console.out"),
+            PAGE_WAIT_S,
+            "sec console's check that the node allows its origin",
+            lambda: testnet.output("console.out") + testnet.output("console.err"),
+        )
         with browser(*DESKTOP) as driver:
             _open(driver, url, f"#/order/{testnet.order_id}", '[data-testid="order-state"]')
             button, result = _verify_near(driver, '[data-testid="order-state"]')
@@ -602,6 +608,15 @@ def test_a_newcomer_finds_merchant1s_trust_score_sees_why_and_verifies_it(
         status, text = _verify_outcome(driver, result)
         assert status == "ok", f"trust verify said {text!r}\n{_page_report(driver)}"
         _shot(driver, "account", show=result)
+
+        _open(driver, testnet.console_url, "#/", "#search")
+        _search(driver, "dev:merchant1")  # the CLI's spelling of a development account
+        _wait_page(
+            driver,
+            lambda: driver.current_url.endswith(f"#/account/{merchant}") and _loaded(driver),
+            "the account page for `dev:merchant1`",
+            PAGE_WAIT_S,
+        )
 
         _open(driver, testnet.console_url, f"#/trust/{merchant}", "#main svg")
         _wait_page(driver, lambda: _loaded(driver), "the trust neighbourhood", PAGE_WAIT_S)
