@@ -440,6 +440,27 @@ def test_a_node_that_tampers_with_the_order_fails_verification_naming_the_check(
             _shot(driver, "verify-failed", show=result)
 
 
+def test_the_console_through_the_proxy_verifies_when_nothing_is_tampered(
+    testnet: LiveTestnet,
+) -> None:
+    """The control for the test above: the proxy itself (static files, RPC, WebSocket passed
+    through) breaks nothing, so each failure there is the tampering's."""
+    with TamperProxy(testnet.console_url, Tamper.NONE) as proxy, browser(*DESKTOP) as driver:
+        _open(driver, proxy.url, f"#/order/{testnet.order_id}", '[data-testid="order-state"]')
+        first = _wait_page(driver, lambda: _shown_height(driver), "#height", PAGE_WAIT_S)
+        button, result = _verify_near(driver, '[data-testid="order-state"]')
+        button.click()
+        status, text = _verify_outcome(driver, result)
+        assert status == "ok", f"through the untampered proxy: {text!r}\n{_page_report(driver)}"
+        _wait_page(
+            driver,
+            lambda: (_shown_height(driver) or 0) > first,
+            "#height to move through the proxy's WebSocket",
+            PAGE_WAIT_S,
+        )
+        assert proxy.tampered == 0
+
+
 def test_the_tamper_proxy_breaks_the_proof_for_the_cli_too(testnet: LiveTestnet) -> None:
     """The proxy is a real liar: `sec query order --prove` (the Python verifier) refuses its
     tampered proof and accepts the same answer passed through untouched."""
