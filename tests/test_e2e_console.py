@@ -520,7 +520,16 @@ def test_block_transaction_and_group_pages_verify(testnet: LiveTestnet) -> None:
 
 @pytest.mark.parametrize(
     "route",
-    ["#/", "#/order/{order}", "#/account/{merchant}", "#/block/{height}", "#/tx/{order}"],
+    [
+        "#/",
+        "#/blocks",
+        "#/order/{order}",
+        "#/account/{merchant}",
+        "#/block/{height}",
+        "#/tx/{order}",
+        "#/trust",
+        "#/trust/{merchant}",
+    ],
 )
 def test_pages_fit_a_phone_without_horizontal_scrolling(testnet: LiveTestnet, route: str) -> None:
     path = route.format(
