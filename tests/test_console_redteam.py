@@ -122,6 +122,7 @@ def test_a_verify_fails_when_the_page_shows_what_the_node_did_not_prove(site: Si
         status, text = _verify_results(site, route, _first(method, change))[0]
         assert status == "failed", (route, text)
         assert f"this page shows {field} other than the proven record" in text, (route, text)
+        assert text.count(f"shows {field} other than") == 2, text  # summary + one check line
 
 
 def _forged_validator_set(site: Site, height: int) -> Tamper:

@@ -57,8 +57,17 @@ async function againstPage(report, displayed) {
  */
 function show(result, report) {
   result.dataset.status = report.ok ? "ok" : "failed";
-  const items = (report.checks || []).map((check) => el("li", {text: String(check)}));
-  if (!report.ok && report.error) items.push(el("li", {class: "failed-check", text: String(report.error)}));
+  const checks = (report.checks || []).map(String);
+  const items = checks.map((check) => el("li", {text: check}));
+  if (!report.ok && report.error) {
+    // The verifier ends its checks with the failed one ("✗ <error>"): mark it, never list it twice.
+    const error = String(report.error);
+    if (checks.length && checks[checks.length - 1].endsWith(error)) {
+      items[items.length - 1].classList.add("failed-check");
+    } else {
+      items.push(el("li", {class: "failed-check", text: error}));
+    }
+  }
   const icon = el("span", {class: "icon", "aria-hidden": "true", text: report.ok ? "✓ " : "✗ "});
   result.replaceChildren(el("p", {class: "verify-summary"}, icon, String(report.summary)),
     items.length ? el("ol", {class: "verify-checks", "aria-label": "What was checked"}, items) : null);

@@ -71,7 +71,9 @@ function blockCells(block) {
   ].map((cell) => cell);
 }
 
-function blockTime(recent) {
+function blockTime(all) {
+  // Block 0 carries the genesis time, not a block interval: a young chain would average it in.
+  const recent = all.filter((block) => Number(block.height) > 0);
   if (recent.length < 2) return "—";
   const newest = Number(recent[0].timestamp_ms);
   const oldest = Number(recent[recent.length - 1].timestamp_ms);
