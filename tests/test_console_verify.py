@@ -396,7 +396,7 @@ def test_verifier_traces_a_validator_change_from_genesis_and_refuses_a_hidden_on
 
     at = f" at height {effective:,}"
     for tamper, where, why in [
-        (hide, at, "not the traced set"),
+        (hide, at, "the set traced from genesis"),
         (incomplete, at, "its list of validator changes is incomplete"),
         (forge_change, at, "value hashes to"),
         (forge_head, at, "value hashes to"),

@@ -6,6 +6,7 @@ that lacks a proof (written before the index) says its list is incomplete."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -16,12 +17,14 @@ from ledger.store import open_chain
 from ledger.transactions import ValidatorUpdate
 from ledger.validator_state import VALIDATORS_KEY
 from secnode.network.devnet import validator_key
+from secnode.runtime.node import Node
 from secnode.runtime.rpc.validator_methods import get_validator_changes
 from secnode.runtime.rpc.view import NodeView
 from secnode.runtime.validator_changes import VALIDATOR_CHANGES_PREFIX
 from secnode.schema.models import NoParams
 from secnode.schema.validators import ValidatorChangesResult
 from tests.rpc_node import RpcTestNode, sign
+from tests.test_validator_changes import _chain_with_a_validator_added
 
 
 def _add(node: RpcTestNode, nonce: int, name: str) -> None:
@@ -97,3 +100,18 @@ def test_a_store_without_a_changes_proof_says_it_is_incomplete() -> None:
     answer = _changes(node)
     assert answer.complete is False
     assert [c.scheduled_height for c in answer.changes] == [2, 2]
+
+
+def test_a_node_opened_on_a_store_older_than_the_index_says_it_is_incomplete(
+    tmp_path: Path,
+) -> None:
+    """A LevelDB store whose blocks were written without the index (a change scheduled in
+    block 1, effective at 9): the node opens it, cannot make the proof afterwards (no
+    historical state), and says so rather than serving a list that hides the change."""
+    home, _ = _chain_with_a_validator_added(tmp_path, 12)
+    node = Node.open(home)
+    try:
+        answer = _changes(node)
+    finally:
+        node.store.close()
+    assert answer.changes == [] and answer.complete is False

@@ -210,19 +210,19 @@ export class Verifier {
         "the validators answer's state_root is not its header's");
       const raw = hexOf(head.value, "validators record");
       await verifyStateProof(root, VALIDATORS_KEY, raw, proofFromJson(head.proof));
-      headRecord = decodeValidators(raw);
+      headRecord = decodeValidators(raw); // read first only to name a height if a check fails
       if (headHeight === 0) {
         requireThat(equal(headHash, anchor.block0Hash),
           "the head block 0 is not the genesis block");
-        await schedule.check(headRecord, 1, false);
       } else {
-        await schedule.check(headRecord, headHeight, false);
         const set = schedule.rulingAt(headHeight);
         requireThat(equal(hexOf(head.header.validators_hash, "validators_hash"), set.hash),
-          "the head's header does not name the set traced from genesis");
+          `the head's header names validator set ${short(hexOf(head.header.validators_hash,
+            "validators_hash"))}, not ${short(set.hash)}, the set traced from genesis`);
         await verifyCertificate(head.certificate, anchor.chainId, set,
           { height: headHeight, blockHash: headHash });
       }
+      await schedule.check(headRecord, Math.max(headHeight, 1), false);
       requireThat(answer.complete === true,
         "the node says its list of validator changes is incomplete: its store predates the "
         + "index of change proofs");
