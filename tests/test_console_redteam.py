@@ -186,6 +186,21 @@ def test_a_made_up_validator_set_is_never_a_plain_verified(site: Site) -> None:
     assert honest["ok"] is True and "weaker" not in honest["summary"], honest
     assert any("no validator change since genesis" in c for c in honest["checks"]), honest
 
+    def one_signature(method: str, result: dict[str, Any]) -> None:
+        if method == "sec_getValidatorsWithProof":
+            del result["certificate"]["signatures"][1:]
+
+    site.tamper = one_signature
+    try:
+        weak = test_console_verify._verify(site, [("block1", "verifyBlock", 1)])["block1"]
+    finally:
+        site.tamper = None
+    assert weak["ok"] is False, weak  # no change claimed: not "the set changed", but refused
+    assert weak["error"].startswith(
+        "the node's head does not confirm the validator set traced from genesis (certificate "
+        "has 1 signatures, a quorum of 3 of 4"
+    ), weak
+
 
 _CALL = """
 const done = arguments[arguments.length - 1];

@@ -17,7 +17,7 @@
 import { formatAddress, parseAddress } from "./bech32m.js";
 import { compare, concat, equal, toHex, utf8 } from "./bytes.js";
 import {
-  addressOf, genesisHash, genesisValidatorSet, headerHash, normalizedGenesis,
+  addressOf, genesisHash, genesisValidatorSet, headerHash, normalizedGenesis, validatorSet,
   verifyCertificate,
 } from "./chain.js";
 import { sha256, verifyEd25519 } from "./crypto.js";
@@ -227,9 +227,14 @@ export class Verifier {
         "the node says its list of validator changes is incomplete: its store predates the "
         + "index of change proofs");
     } catch (error) {
+      const why = describe(error);
       const latest = schedule.entries.length > 1 ? schedule.entries.at(-1).from : null;
-      throw cannotProve((headRecord && untraced(headRecord, schedule)) ?? latest,
-        describe(error));
+      const at = (headRecord && untraced(headRecord, schedule)) ?? latest;
+      if (at === null && !(headRecord && await namesAnotherSet(headRecord, schedule, headHeight))) {
+        throw new ProofError(`the node's head does not confirm the validator set traced from `
+          + `genesis (${why}); sec audit chain replays the chain`);
+      }
+      throw cannotProve(at, why);
     }
     const changed = schedule.entries.length - 1;
     run.check(`head ${number(headHeight)}'s proven "validators" record, certified by the set `
@@ -586,6 +591,16 @@ function untraced(record, schedule) {
   const known = new Set(schedule.entries.map((entry) => entry.from));
   const told = [...record.history, ...record.pending].map((entry) => Number(entry.height));
   return told.find((height) => !known.has(height)) ?? null;
+}
+
+// Whether a (possibly forged) head record names a current set other than the traced one.
+async function namesAnotherSet(record, schedule, height) {
+  try {
+    const current = await validatorSet(record.current);
+    return !equal(current.hash, schedule.rulingAt(Math.max(height, 1)).hash);
+  } catch {
+    return true;
+  }
 }
 
 function signed(block) {
