@@ -99,7 +99,7 @@ class StoreChain:
             raise AssertionError(f"block {block.height} left out transactions")
         digest = block.hash()
         message = commit_signing_bytes(self.genesis.chain_id, block.height, digest)
-        signatures = {
+        signatures: dict[bytes, bytes] = {
             validator_key(n).address: validator_key(n).sign(message) for n in SIGNERS
         }
         certificate = build_certificate(block.height, digest, signatures)
@@ -156,14 +156,20 @@ class StoreChain:
             self.checked(
                 [self.sign(d[0], OrderShip(i, i)) for d, i in zip(deals, ids, strict=True)]
             )
-            self.checked([self.sign(d[1], OrderConfirm(i)) for d, i in zip(deals, ids, strict=True)])
+            self.checked(
+                [self.sign(d[1], OrderConfirm(i)) for d, i in zip(deals, ids, strict=True)]
+            )
             self.checked([], at_s=self.now + PARAMETERS["return_window_s"] + 1)
             ratings = []
             for n, (deal, order_id) in enumerate(zip(deals, ids, strict=True), first):
                 merchant, buyer = deal[0], deal[1]
                 value = -1 if n % 7 == 0 else 1
-                ratings.append(self.sign(buyer, Attest(order_id, dev_account_key(merchant).address, value)))
-                ratings.append(self.sign(merchant, Attest(order_id, dev_account_key(buyer).address, 1)))
+                ratings.append(
+                    self.sign(buyer, Attest(order_id, dev_account_key(merchant).address, value))
+                )
+                ratings.append(
+                    self.sign(merchant, Attest(order_id, dev_account_key(buyer).address, 1))
+                )
             self.checked(ratings)
 
 

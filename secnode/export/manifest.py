@@ -19,6 +19,7 @@ contiguous from sequence 0, and their epochs contiguous from 1.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -188,7 +189,7 @@ def _read_segments(out: Path) -> list[Segment]:
         except (OSError, ValueError) as exc:
             raise ExportError(f"{path} is unreadable: {exc}") from None
         segments.append(Segment.from_json(value, str(path)))
-    for before, after in zip(segments, segments[1:], strict=False):
+    for before, after in itertools.pairwise(segments):
         if (
             after.from_height != before.to_height + 1
             or after.attestations[0] != before.attestations[1]

@@ -98,9 +98,7 @@ def open_home(home: Path) -> tuple[ChainStore, bytes]:
         raise ExportError(f"--home {home}: {exc}") from None
     data = _resolve(home, config.data_dir)
     if not (data / "CURRENT").is_file():
-        raise ExportError(
-            f"--home {home}: no chain data in {data} (has this node ever started?)"
-        )
+        raise ExportError(f"--home {home}: no chain data in {data} (has this node ever started?)")
     try:
         kv = LevelDBStore(data)
     except LedgerError as exc:
@@ -391,7 +389,9 @@ def recompute_epoch(record: EpochRecord, leaves: list[bytes]) -> list[TrustScore
             f"trust epoch {record.epoch}: the stored attestations hash to {root.hex()}, not the "
             f"epoch's inputs root {record.inputs_root.hex()} (the store is damaged)"
         )
-    scores = epoch_scores([Attestation(*msgpack.unpackb(leaf)) for leaf in inputs], record.parameters)
+    scores = epoch_scores(
+        [Attestation(*msgpack.unpackb(leaf)) for leaf in inputs], record.parameters
+    )
     computed = scores_root(scores)
     if computed != record.scores_root or len(scores) != record.accounts:
         raise ExportError(
@@ -405,7 +405,7 @@ def recompute_epoch(record: EpochRecord, leaves: list[bytes]) -> list[TrustScore
 def epoch_columns(record: EpochRecord, scores: list[TrustScore]) -> tuple[Columns, Columns]:
     """One `epochs` row and the epoch's `trust_scores` rows."""
     parameters = record.parameters.to_wire()
-    epoch = {
+    epoch: Columns = {
         "epoch": [record.epoch],
         "input_height": [record.input_height],
         "committed_height": [record.committed_height],
@@ -424,7 +424,7 @@ def epoch_columns(record: EpochRecord, scores: list[TrustScore]) -> tuple[Column
         "pair_window_s": [parameters["pair_window_s"]],
         "pretrusted": [list(parameters["pretrusted"])],
     }
-    rows = {
+    rows: Columns = {
         "epoch": [record.epoch] * len(scores),
         "address": [s.address for s in scores],
         "address_text": [format_address(s.address) for s in scores],
