@@ -40,15 +40,43 @@ PARAMETERS: Final = {
     "trust_epoch_delay": 1,
 }
 """Short windows and epochs: a round of orders completes in a few blocks, epochs commit often."""
-MERCHANTS: Final = ("merchant1", "merchant2")
-BUYERS: Final = ("buyer1", "buyer2", "buyer3")
 SHARERS: Final = ("sharer1", "sharer2")
 SIGNERS: Final = ("node0", "node1", "node2")
+NODES: Final = ("node0", "node1", "node2", "node3")
+BUYER_BALANCE: Final = 10**10
 
 
-def make_home(root: Path) -> Path:
-    """A dev network under `root` with `PARAMETERS`; the home of node0, which the chain uses."""
+def merchants(count: int) -> list[str]:
+    """The dev merchants, then `shopN` accounts added to the genesis by `make_home`."""
+    return ["merchant1", "merchant2", *(f"shop{n}" for n in range(max(0, count - 2)))][:count]
+
+
+def buyers(count: int) -> list[str]:
+    """The dev buyers, then `customerN` accounts added to the genesis by `make_home`."""
+    return ["buyer1", "buyer2", "buyer3", *(f"customer{n}" for n in range(max(0, count - 3)))][
+        :count
+    ]
+
+
+def make_home(root: Path, *, merchant_count: int = 4, buyer_count: int = 12) -> Path:
+    """A dev network under `root` with `PARAMETERS` and that many merchants and buyers in every
+    genesis; the home of node0, which the chain uses."""
     make_network(root, **PARAMETERS)
+    extra = [(name, ["merchant", "member"], 0) for name in merchants(merchant_count)[2:]] + [
+        (name, ["member"], BUYER_BALANCE) for name in buyers(buyer_count)[3:]
+    ]
+    for path in [root / "genesis.json", *(root / name / "genesis.json" for name in NODES)]:
+        document = json.loads(path.read_text())
+        document["accounts"] += [
+            {
+                "name": name,
+                "public_key": dev_account_key(name).public_key.hex(),
+                "roles": roles,
+                "balance": balance,
+            }
+            for name, roles, balance in extra
+        ]
+        path.write_text(json.dumps(document, indent=2) + "\n")
     return root / "node0"
 
 
@@ -57,11 +85,15 @@ class StoreChain:
 
     def __init__(self, home: Path) -> None:
         self.genesis = load_genesis(home / "genesis.json")
+        names = {account.name for account in self.genesis.accounts}
+        self.merchants = [m for m in merchants(len(names)) if m in names]
+        self.buyers = [b for b in buyers(len(names)) if b in names]
         self.store, self.state, self.head = open_chain(
             LevelDBStore(home / "data"), self.genesis, TX_TYPES
         )
         self.store.add_indexer(index_order_events)
-        self.executor = build_executor(self.genesis.chain_id, self.genesis.document_hash())
+        self.genesis_hash = self.genesis.document_hash()
+        self.executor = build_executor(self.genesis.chain_id, self.genesis_hash)
         self.nonces: dict[str, int] = {}
 
     def close(self) -> None:
@@ -79,7 +111,7 @@ class StoreChain:
         nonce = self.nonces[name]
         self.nonces[name] = nonce + 1
         return sign_transaction(
-            key, self.genesis.chain_id, nonce, body, genesis_hash=self.genesis.document_hash()
+            key, self.genesis.chain_id, nonce, body, genesis_hash=self.genesis_hash
         )
 
     def run(self, txs: list[SignedTransaction], at_s: int | None = None) -> list[Receipt]:
@@ -122,8 +154,8 @@ class StoreChain:
             count = min(per_block, orders - first)
             deals = [
                 (
-                    MERCHANTS[(n + seed) % len(MERCHANTS)],
-                    BUYERS[(n + seed) % len(BUYERS)],
+                    self.merchants[(n * 7 + seed) % len(self.merchants)],
+                    self.buyers[(n + seed) % len(self.buyers)],
                     SHARERS[n % len(SHARERS)] if n % 3 == 0 else None,
                     100 + (n * 37 + seed) % 5_000,
                 )
@@ -177,14 +209,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="build a marketplace chain in a node home")
     parser.add_argument("root", type=Path, help="a new directory for the dev network")
     parser.add_argument("--orders", type=int, default=2_000)
+    parser.add_argument("--merchants", type=int, default=50)
+    parser.add_argument("--buyers", type=int, default=1_000)
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    chain = StoreChain(make_home(args.root))
+    home = make_home(args.root, merchant_count=args.merchants, buyer_count=args.buyers)
+    chain = StoreChain(home)
     try:
         chain.trade(args.orders)
         size = {
             "home": str(args.root / "node0"),
             "height": chain.head.height,
+            "accounts": len(chain.genesis.accounts),
             "transactions": sum(
                 len(block.transactions)
                 for h in range(1, chain.head.height + 1)

@@ -189,6 +189,15 @@ def _read_segments(out: Path) -> list[Segment]:
         except (OSError, ValueError) as exc:
             raise ExportError(f"{path} is unreadable: {exc}") from None
         segments.append(Segment.from_json(value, str(path)))
+    if segments and (
+        segments[0].from_height,
+        segments[0].attestations[0],
+        segments[0].epochs[0],
+    ) != (0, 0, 1):
+        raise ExportError(
+            f"{root}: the first segment {segments[0].name} does not start at height 0; "
+            "start a new export directory"
+        )
     for before, after in itertools.pairwise(segments):
         if (
             after.from_height != before.to_height + 1
