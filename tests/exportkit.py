@@ -6,7 +6,8 @@ so `sec export --home` reads what a stopped node leaves. `trade` runs rounds of 
 their life (create, pay, ship, confirm, completed when the return window passes) and then
 attestations both ways, so trust epochs commit along the way.
 
-    python -m tests.exportkit DIR --orders 2000   # builds DIR/node0, prints the chain's size
+    python -m tests.exportkit DIR --orders 2000   # builds DIR/node0 (or adds to it), prints
+                                                  # the chain's size
 """
 
 from __future__ import annotations
@@ -207,16 +208,20 @@ class StoreChain:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="build a marketplace chain in a node home")
-    parser.add_argument("root", type=Path, help="a new directory for the dev network")
+    parser.add_argument(
+        "root", type=Path, help="a directory for the dev network (if it has one: add to it)"
+    )
     parser.add_argument("--orders", type=int, default=2_000)
     parser.add_argument("--merchants", type=int, default=50)
     parser.add_argument("--buyers", type=int, default=1_000)
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    home = make_home(args.root, merchant_count=args.merchants, buyer_count=args.buyers)
-    chain = StoreChain(home)
+    home = args.root / "node0"
+    if not home.exists():
+        home = make_home(args.root, merchant_count=args.merchants, buyer_count=args.buyers)
+    chain = StoreChain(home)  # an existing chain grows by --orders more
     try:
-        chain.trade(args.orders)
+        chain.trade(args.orders, seed=chain.head.height)
         size = {
             "home": str(args.root / "node0"),
             "height": chain.head.height,

@@ -426,3 +426,15 @@ def test_invalid_attestation_log_fails_the_epoch_check(tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="not the epoch's inputs root"):
         export(home, out)
     assert not (out / SEGMENTS).exists()
+
+
+def test_the_operations_guide_lists_every_table_and_column() -> None:
+    guide = (Path(__file__).parent.parent / "docs" / "operations.md").read_text()
+    section = guide.split("## Exporting for analysts", 1)[1].split("\n## ", 1)[0]
+    missing = [
+        f"{name}.{column}"
+        for name, schema in TABLES.items()
+        for column in (name, *schema.names)
+        if f"`{column}`" not in section
+    ]
+    assert not missing, f"docs/operations.md 'Exporting for analysts' lacks {missing}"
