@@ -23,7 +23,6 @@ from contracts import TX_TYPES, build_executor
 from contracts.orders import OrderConfirm, OrderCreate, OrderItem, OrderPay, OrderShip
 from contracts.trust import Attest
 from ledger.accounts import get_account
-from ledger.certificates import build_certificate, commit_signing_bytes
 from ledger.chain import build_block
 from ledger.genesis import load_genesis
 from ledger.receipts import Receipt
@@ -32,7 +31,7 @@ from ledger.store_leveldb import LevelDBStore
 from ledger.transactions import SignedTransaction, TxBody, sign_transaction
 from secnode.network.devnet import dev_account_key, validator_key
 from secnode.runtime.order_index import index_order_events
-from tests.nodekit import make_network
+from tests.nodekit import certify, make_network
 
 PARAMETERS: Final = {
     "return_window_s": 10,
@@ -130,12 +129,7 @@ class StoreChain:
         block = result.block
         if len(block.transactions) != len(txs):
             raise AssertionError(f"block {block.height} left out transactions")
-        digest = block.hash()
-        message = commit_signing_bytes(self.genesis.chain_id, block.height, digest)
-        signatures: dict[bytes, bytes] = {
-            validator_key(n).address: validator_key(n).sign(message) for n in SIGNERS
-        }
-        certificate = build_certificate(block.height, digest, signatures)
+        certificate = certify(block.height, block.hash(), SIGNERS)
         changes = self.state.commit_block()
         self.store.commit_block(block, certificate, result.receipts, changes)
         self.head = block.header

@@ -8,6 +8,7 @@ The chains are real node stores on LevelDB (`tests.exportkit`), written as a nod
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
@@ -382,6 +383,25 @@ def test_invalid_running_node_holds_the_store(
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+def test_invalid_full_disk_is_one_line_and_publishes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = build(tmp_path / "net", 5)
+    out = tmp_path / "out"
+
+    def full(table: pa.Table, where: Path, **options: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(where))
+
+    monkeypatch.setattr(pq, "write_table", full)
+    assert main(["export", "--home", str(home), "--to", str(out)]) == 1
+    error = capsys.readouterr().err
+    assert "No space left on device" in error and "nothing of this run was published" in error
+    assert not (out / SEGMENTS).exists() and not (out / MANIFEST).exists()
+    monkeypatch.undo()
+    assert main(["export", "--home", str(home), "--to", str(out)]) == 0
+    assert not list(out.glob(STAGING_PREFIX + "*"))
+
+
 def test_invalid_home_without_chain_data(tmp_path: Path) -> None:
     home = make_home(tmp_path / "net")
     with pytest.raises(ExportError, match="no chain data in"):
@@ -394,7 +414,7 @@ def test_invalid_directory_of_another_chain(tmp_path: Path) -> None:
     export(build(tmp_path / "a", 5), out)
     other = make_home(tmp_path / "b")
     document = json.loads((other / "genesis.json").read_text())
-    document["chain_id"] = "sec-other"
+    document["parameters"]["trust_iterations"] = 21  # another genesis document, another chain
     (other / "genesis.json").write_text(json.dumps(document))
     grow(other, 5)
     before = file_digests(out)

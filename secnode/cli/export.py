@@ -29,6 +29,11 @@ def _export(args: argparse.Namespace) -> int:
             store.close()
     except ExportError as exc:
         raise CommandError(str(exc)) from None
+    except OSError as exc:  # e.g. a full disk: the segment being written stays out of sight
+        raise CommandError(
+            f"--to {out}: cannot write {exc.filename or 'the export'}: {exc.strerror or exc}; "
+            "nothing of this run was published"
+        ) from None
     manifest = summary.manifest
     if summary.segment is None:
         human = f"{out} is up to date at height {manifest.height}; nothing to add"
