@@ -12,6 +12,8 @@ import errno
 import hashlib
 import io
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -373,11 +375,24 @@ def test_invalid_running_node_holds_the_store(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     home = build(tmp_path / "net", 5)
-    running = LevelDBStore(home / "data")  # as a node does, for as long as it runs
+    # another process holds the store open, as a running node does, until its stdin closes
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, plyvel; db = plyvel.DB(sys.argv[1]); print('open', flush=True); "
+            "sys.stdin.read()",
+            str(home / "data"),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
+        assert holder.stdout is not None and holder.stdout.readline() == "open\n"
         assert main(["export", "--home", str(home), "--to", str(tmp_path / "out")]) == 1
     finally:
-        running.close()
+        holder.communicate(timeout=30)
     error = capsys.readouterr().err
     assert "locked by a running node" in error and "stop the node first" in error
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
