@@ -21,7 +21,13 @@ from ledger.store import ChainStore
 from secnode.export.manifest import Manifest, Segment, open_export, segment_name
 from secnode.export.progress import Progress
 from secnode.export.schema import TABLES
-from secnode.export.source import ChainSource, Columns, epoch_columns, recompute_epoch
+from secnode.export.source import (
+    ChainSource,
+    Columns,
+    EpochInputs,
+    epoch_columns,
+    recompute_epoch,
+)
 from secnode.export.writer import exported_hashes, publish_segment, table_of
 
 
@@ -103,9 +109,10 @@ def export_chain(
 
     progress.start("trust epochs", len(epochs))
     columns["epochs"], columns["trust_scores"] = {}, {}
+    inputs = EpochInputs(leaves if epochs else [])
     for done, number in enumerate(epochs, 1):
         record = source.epoch(number)
-        epoch, scores = epoch_columns(record, recompute_epoch(record, leaves))
+        epoch, scores = epoch_columns(record, recompute_epoch(record, inputs))
         _merge(columns["epochs"], epoch)
         _merge(columns["trust_scores"], scores)
         progress.advance(done)
