@@ -112,7 +112,7 @@ def open_home(home: Path) -> tuple[ChainStore, bytes]:
         if "lock" in str(exc).lower():
             raise ExportError(
                 f"--home {home}: the store {data} is locked by a running node (LevelDB allows "
-                "one process); stop the node first, or export from a copy of its data directory"
+                "one process); stop the node first, or export from a copy of its home"
             ) from None
         raise ExportError(f"--home {home}: {exc}") from None
     store = ChainStore(kv, TX_TYPES)
