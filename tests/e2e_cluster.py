@@ -153,6 +153,8 @@ class ClusterNode:
     log_file: IO[bytes] | None = None
     address: str = ""
     """The node's sec1 address (from sec_status once it has answered)."""
+    start_options: tuple[str, ...] = ()
+    """More `sec node start` options (e.g. --passphrase-file for an encrypted node.key)."""
 
     @property
     def log_path(self) -> Path:
@@ -518,7 +520,7 @@ def start_process(node: ClusterNode) -> None:
     node.log_file = node.log_path.open("ab")
     command = [*_netns_prefix(node.netns), PYTHON, str(CLI), "node", "start", "--home"]
     node.process = subprocess.Popen(
-        [*command, str(node.home)],
+        [*command, str(node.home), *node.start_options],
         stdout=node.log_file,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,

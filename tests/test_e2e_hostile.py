@@ -38,7 +38,7 @@ SOCKET_TIMEOUT_S = 5.0
 def make_intruder_home(cluster: Cluster, home: Path) -> tuple[str, int, int]:
     """A node home with a fresh key (`sec keys new`), the network's genesis and every validator
     as a peer. Returns its address, P2P port and RPC port."""
-    created = run_cli("keys", "new", "--out", str(home / "node.key"), "--json")
+    created = run_cli("keys", "new", "--plain", "--out", str(home / "node.key"), "--json")
     address = json.loads(created.stdout)["address"]
     shutil.copyfile(cluster.directory / "genesis.json", home / "genesis.json")
     genesis = json.loads((cluster.directory / "genesis.json").read_text())

@@ -112,7 +112,9 @@ def test_keys_new_records_the_genesis_it_is_for(
 ) -> None:
     genesis = Path(__file__).resolve().parents[1] / "genesis.json"
     path = tmp_path / "shop.key"
-    status = cli.main(["keys", "new", "--out", str(path), "--genesis", str(genesis), "--json"])
+    status = cli.main(
+        ["keys", "new", "--plain", "--out", str(path), "--genesis", str(genesis), "--json"]
+    )
     assert status == 0
     assert json.loads(capsys.readouterr().out)["genesis"] == devnet.dev_genesis_hash().hex()
     assert read_key_record(path).genesis_hash == devnet.dev_genesis_hash()

@@ -29,6 +29,7 @@ from ledger.keys import (
 from ledger.schema import MAX_AMOUNT
 from secnode.client.rpc import DEFAULT_RPC_URL, MalformedAnswer, RpcClient
 from secnode.keyfile import read_key_record
+from secnode.passphrase import PassphraseSource
 from secnode.schema import models as m
 from secnode.schema.objects import Receipt, StateProof
 
@@ -84,12 +85,16 @@ def _dev_key(name: str, option: str, *, validator: bool = False) -> PrivateKey:
     return dev_account_key(name)
 
 
-def load_signing_key(spec: str) -> PrivateKey:
-    """--key FILE or --key dev:NAME (announcing on stderr that dev keys are public)."""
-    return load_signing_record(spec)[0]
+def load_signing_key(spec: str, passphrase_file: str | None = None) -> PrivateKey:
+    """--key FILE or --key dev:NAME (announcing on stderr that dev keys are public); an
+    encrypted FILE is opened with the passphrase from `passphrase_file`, the environment or a
+    prompt (secnode/passphrase.py)."""
+    return load_signing_record(spec, passphrase_file)[0]
 
 
-def load_signing_record(spec: str) -> tuple[PrivateKey, bytes | None]:
+def load_signing_record(
+    spec: str, passphrase_file: str | None = None
+) -> tuple[PrivateKey, bytes | None]:
     """`load_signing_key` plus the genesis hash the key file was made for (None for dev keys
     and for key files that record none)."""
     if spec.startswith(DEV_PREFIX):
@@ -101,7 +106,8 @@ def load_signing_record(spec: str) -> tuple[PrivateKey, bytes | None]:
             file=sys.stderr,
         )
         return key, None
-    record = read_key_record(Path(spec))
+    source = PassphraseSource(file=None if passphrase_file is None else Path(passphrase_file))
+    record = read_key_record(Path(spec), source.existing)
     return record.key, record.genesis_hash
 
 
@@ -250,6 +256,42 @@ def common_options() -> argparse.ArgumentParser:
     return common
 
 
+class _RefusePassphraseArgument(argparse.Action):
+    """`--passphrase VALUE` and `--password VALUE`: an error that does not repeat VALUE (an
+    exact option also stops argparse from taking `--passphrase` as short for --passphrase-file
+    and echoing the value as a file name)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        parser.error(
+            f"{option_string}: a passphrase is never taken from the command line (other users "
+            "see arguments in ps); use --passphrase-file FILE, SEC_KEY_PASSPHRASE_FILE=FILE, "
+            "SEC_KEY_PASSPHRASE or the prompt"
+        )
+
+
+def passphrase_options(parser: argparse.ArgumentParser) -> None:
+    """`--passphrase-file FILE` for a command that may open an encrypted key file."""
+    parser.add_argument(
+        "--passphrase-file",
+        metavar="FILE",
+        help="passphrase of an encrypted key file: FILE's first line (else "
+        "SEC_KEY_PASSPHRASE_FILE, SEC_KEY_PASSPHRASE, or a prompt on a terminal)",
+    )
+    parser.add_argument(
+        "--passphrase",
+        "--password",
+        nargs="?",
+        action=_RefusePassphraseArgument,
+        help=argparse.SUPPRESS,
+    )
+
+
 def tx_options() -> argparse.ArgumentParser:
     options = argparse.ArgumentParser(add_help=False)
     options.add_argument(
@@ -258,6 +300,7 @@ def tx_options() -> argparse.ArgumentParser:
         metavar="FILE|dev:NAME",
         help="signing key file, or dev:NAME for a development account (public keys!)",
     )
+    passphrase_options(options)
     options.add_argument("--wait", action="store_true", help="wait for commit; print the receipt")
     options.add_argument(
         "--timeout",

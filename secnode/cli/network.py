@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
-from secnode.cli.common import CommandError, emit
+from secnode.cli.common import CommandError, emit, passphrase_options
+from secnode.cli.keys import scrypt_option, scrypt_params
 
 
 def _genesis_new(args: argparse.Namespace) -> int:
     from secnode.network.home import create_network, new_chain_id
 
     hosts = args.hosts.split(",") if args.hosts else None
+    sealing = _sealing(args)
     bases = {
         name: value
         for name, value in (("p2p_base", args.p2p_port_base), ("rpc_base", args.rpc_port_base))
@@ -24,6 +27,7 @@ def _genesis_new(args: argparse.Namespace) -> int:
         hosts=hosts,
         chain_id=args.chain_id or new_chain_id(),  # a network of its own: no replay between two
         **bases,
+        **sealing,
     )
     nodes = [
         {
@@ -35,16 +39,39 @@ def _genesis_new(args: argparse.Namespace) -> int:
         for p in plans
     ]
     lines = [f"wrote {args.out}/genesis.json, account keys in {args.out}/accounts/"]
+    if sealing:
+        lines.append("every key file is encrypted with the passphrase given")
     lines += [f"  {n['name']}: home {n['home']}  p2p {n['p2p']}  rpc {n['rpc']}" for n in nodes]
     lines.append(f"start each with: sec node start --home {args.out}/node0")
     emit(args, "\n".join(lines), {"genesis": f"{args.out}/genesis.json", "nodes": nodes})
     return 0
 
 
+def _sealing(args: argparse.Namespace) -> dict[str, Any]:
+    """`create_network`'s passphrase and scrypt cost for --encrypt (nothing without it)."""
+    if not args.encrypt:
+        if args.passphrase_file is not None:
+            raise CommandError(
+                "--passphrase-file needs --encrypt (sec genesis new writes plain keys)"
+            )
+        return {}
+    if args.dev:
+        raise CommandError(
+            "--encrypt with --dev: development keys are public, a passphrase hides nothing"
+        )
+    from secnode.passphrase import PassphraseSource
+
+    scrypt = scrypt_params(args)
+    file = None if args.passphrase_file is None else Path(args.passphrase_file)
+    return {"passphrase": PassphraseSource(file=file).new(Path(args.out)), "scrypt": scrypt}
+
+
 def _node_start(args: argparse.Namespace) -> int:
+    from secnode.passphrase import PassphraseSource
     from secnode.runtime.node import serve
 
-    return serve(Path(args.home))
+    file = None if args.passphrase_file is None else Path(args.passphrase_file)
+    return serve(Path(args.home), PassphraseSource(file=file).existing)
 
 
 def _testnet(args: argparse.Namespace) -> int:
@@ -93,13 +120,26 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     new_network.add_argument(
         "--dev", action="store_true", help="use the PUBLIC development keys (never for value)"
     )
+    new_network.add_argument(
+        "--encrypt",
+        action="store_true",
+        help="seal every key file written with one passphrase (asked twice, or --passphrase-file)",
+    )
+    passphrase_options(new_network)
+    scrypt_option(new_network)
     new_network.add_argument("--json", action="store_true", help="machine-readable output")
     new_network.set_defaults(handler=_genesis_new)
 
     node = commands.add_parser("node", help="run a node")
     node_commands = node.add_subparsers(dest="node_command", metavar="ACTION", required=True)
-    start = node_commands.add_parser("start", help="run the node in HOME until SIGINT/SIGTERM")
+    start = node_commands.add_parser(
+        "start",
+        help="run the node in HOME until SIGINT/SIGTERM",
+        description="Run the node in HOME. An encrypted node.key is opened with the passphrase "
+        "from --passphrase-file, SEC_KEY_PASSPHRASE_FILE, SEC_KEY_PASSPHRASE or a prompt.",
+    )
     start.add_argument("--home", required=True, help="node home (config.toml, node.key, ...)")
+    passphrase_options(start)
     start.set_defaults(handler=_node_start)
 
     testnet = commands.add_parser(

@@ -52,7 +52,7 @@ def submit(args: argparse.Namespace, body: TxBody, *, creates_order: bool = Fals
     """Sign and submit one transaction; print the outcome (see the module docstring).
 
     With `creates_order` the output also names the order id (the transaction hash)."""
-    key, made_for = load_signing_record(args.key)
+    key, made_for = load_signing_record(args.key, args.passphrase_file)
     client = connect(args, args.timeout if args.wait else 0.0)
     status = client.call_as("sec_status", None, m.StatusResult)
     genesis_hash = check_key_network(args.key, made_for, args.rpc, status)

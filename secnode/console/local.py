@@ -10,6 +10,7 @@ change when it would refuse, and whether a pinned genesis is the node's chain.
 from __future__ import annotations
 
 import json
+import re
 import urllib.parse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,6 +28,7 @@ CHECK_TIMEOUT_S: Final = 5.0
 MAX_STATUS_BYTES: Final = 64 << 10
 """Most of a sec_status answer read: it is under 1 KiB; a larger one is not a SEC node's."""
 _ANY_HOST: Final = frozenset({"0.0.0.0", "::", ""})
+_HASH: Final = re.compile(r"[0-9a-f]{64}")
 
 
 def node_base_url(text: str) -> str:
@@ -100,6 +102,8 @@ async def check_node(node: str, origin: str, genesis_hash: str | None) -> NodeCh
             async with session.post(node + "/rpc", json=call, headers=headers) as answer:
                 status = json.loads(await _read_capped(answer))["result"]
             chain, running = str(status["chain_id"]), str(status["genesis_hash"])
+            if not _HASH.fullmatch(running):  # printed as is: no terminal escapes from a node
+                raise ValueError("genesis_hash is not 32 bytes of hex")
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         reason = _unreachable_reason(exc)
         return NodeCheck(

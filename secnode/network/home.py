@@ -23,6 +23,7 @@ from ledger.genesis import parse_genesis
 from ledger.keys import PrivateKey
 from secnode.console import LOCAL_ORIGINS
 from secnode.keyfile import write_key_file
+from secnode.keystore import DEFAULT_SCRYPT, ScryptParams
 from secnode.network.devnet import (
     DEV_ACCOUNTS,
     DEV_PARAMETERS,
@@ -152,13 +153,22 @@ def write_home(
     genesis_path: Path,
     *,
     genesis_hash: bytes | None = None,
+    passphrase: str | None = None,
+    scrypt: ScryptParams = DEFAULT_SCRYPT,
 ) -> None:
     """Create one node home (refuses to overwrite an existing config); the node key records
-    `genesis_hash` when given."""
+    `genesis_hash` when given, and is sealed with `passphrase` when given."""
     if (home / CONFIG_FILE).exists():
         raise ConfigError(f"{home / CONFIG_FILE} already exists; refusing to overwrite a node home")
     home.mkdir(parents=True, exist_ok=True)
-    write_key_file(home / config.key_file, plan.key, overwrite=True, genesis_hash=genesis_hash)
+    write_key_file(
+        home / config.key_file,
+        plan.key,
+        overwrite=True,
+        genesis_hash=genesis_hash,
+        passphrase=passphrase,
+        scrypt=scrypt,
+    )
     shutil.copyfile(genesis_path, home / config.genesis_file)
     (home / CONFIG_FILE).write_text(render_config(config))
 
@@ -189,8 +199,11 @@ def create_network(
     p2p_base: int = P2P_BASE_PORT,
     rpc_base: int = RPC_BASE_PORT,
     console: bool = False,
+    passphrase: str | None = None,
+    scrypt: ScryptParams = DEFAULT_SCRYPT,
 ) -> list[NodePlan]:
-    """Write genesis.json, one home per validator and the account keys under `out`.
+    """Write genesis.json, one home per validator and the account keys under `out`; every key
+    file sealed with `passphrase` (scrypt cost `scrypt`) when one is given.
 
     Without `hosts`, node i listens on 127.0.0.1 at P2P port `p2p_base` + i and RPC port
     `rpc_base` + i; with `hosts`, every node uses `rpc_base` (and `p2p_base` unless its entry
@@ -216,8 +229,23 @@ def create_network(
     genesis_path.write_text(json.dumps(document, indent=2) + "\n")
     for name, key in account_keys.items():
         path = out / "accounts" / f"{name}.key"
-        write_key_file(path, key, overwrite=True, genesis_hash=genesis_hash)
+        write_key_file(
+            path,
+            key,
+            overwrite=True,
+            genesis_hash=genesis_hash,
+            passphrase=passphrase,
+            scrypt=scrypt,
+        )
     for plan in plans:
         config = node_config(plan, plans, listen_all=hosts is not None, console=console)
-        write_home(out / plan.name, plan, config, genesis_path, genesis_hash=genesis_hash)
+        write_home(
+            out / plan.name,
+            plan,
+            config,
+            genesis_path,
+            genesis_hash=genesis_hash,
+            passphrase=passphrase,
+            scrypt=scrypt,
+        )
     return plans

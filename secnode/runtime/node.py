@@ -45,7 +45,7 @@ from ledger.validator_state import (
 )
 from ledger.validators import ValidatorSet
 from p2p import Handlers, P2PConfig, P2PHost, PeerAddress, RequestRejected, allowlist
-from secnode.keyfile import read_key_file
+from secnode.keyfile import PassphraseReader, read_key_file
 from secnode.runtime.app import Committed, LedgerApp
 from secnode.runtime.byzantine import make_host
 from secnode.runtime.chain_activity import ChainActivity
@@ -150,13 +150,19 @@ class Node:
     # --- construction ------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, home: Path, config: NodeConfig | None = None) -> Node:
+    def open(
+        cls,
+        home: Path,
+        config: NodeConfig | None = None,
+        passphrase: PassphraseReader | None = None,
+    ) -> Node:
         """Load everything from a node home (raises LedgerError subclasses with clear text);
-        `config` is the home's config.toml when the caller has already loaded it."""
+        `config` is the home's config.toml when the caller has already loaded it; `passphrase`
+        opens an encrypted node key (KeyFileError without it)."""
         config = load_config(home) if config is None else config
         clock = clock_from_environment()  # before opening anything: a bad offset is a config error
         paths = Paths(home)
-        key = read_key_file(paths.resolve(config.key_file))
+        key = read_key_file(paths.resolve(config.key_file), passphrase)
         genesis = load_genesis(paths.resolve(config.genesis_file))
         store, state, _ = open_chain(
             LevelDBStore(paths.resolve(config.data_dir)), genesis, TX_TYPES
@@ -507,16 +513,17 @@ def configure_logging(level: str) -> None:
     )
 
 
-def serve(home: Path) -> int:
+def serve(home: Path, passphrase: PassphraseReader | None = None) -> int:
     """`sec node start --home HOME`: run until SIGINT/SIGTERM; 0 on a clean stop, 1 when the
-    node stopped itself (its driver's fail-stop, logged as CRITICAL)."""
+    node stopped itself (its driver's fail-stop, logged as CRITICAL). `passphrase` opens an
+    encrypted node.key."""
     config = load_config(home)
     configure_logging(config.log_level)
 
     failures: list[str] = []
 
     async def main() -> None:
-        node = Node.open(home, config)
+        node = Node.open(home, config, passphrase)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, node.stop)

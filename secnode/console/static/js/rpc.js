@@ -41,6 +41,39 @@ function endpoint(node, path) {
   return node.replace(/\/+$/, "") + path;
 }
 
+/**
+ * The reply's text, read as it arrives and dropped once it passes MAX_REPLY_CHARS bytes:
+ * `response.text()` would hold a node's endless or huge body whole before any size check,
+ * and the tab would run out of memory.
+ * @param {Response} response
+ * @param {string} method
+ * @returns {Promise<string>}
+ */
+async function readCapped(response, method) {
+  const tooLarge = () => new Error(`the node's reply to ${method} is larger than ${MAX_REPLY_CHARS} bytes`);
+  if (Number(response.headers.get("Content-Length")) > MAX_REPLY_CHARS) {
+    response.body?.cancel();
+    throw tooLarge();
+  }
+  if (!response.body) return "";
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  const parts = [];
+  let size = 0;
+  for (;;) {
+    const {done, value} = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > MAX_REPLY_CHARS) {
+      reader.cancel();
+      throw tooLarge();
+    }
+    parts.push(decoder.decode(value, {stream: true}));
+  }
+  parts.push(decoder.decode());
+  return parts.join("");
+}
+
 /** JSON-RPC client over HTTP POST; `call` resolves to the result or throws an Error. */
 export class RpcClient {
   /** @param {string} node base URL of the node ("" = the page's own origin) */
@@ -67,10 +100,7 @@ export class RpcClient {
     } catch (error) {
       throw new Error(`cannot reach the node at ${this.url || "this origin"}: ${error.message}`);
     }
-    const text = await response.text();
-    if (text.length > MAX_REPLY_CHARS) {
-      throw new Error(`the node's reply to ${method} is larger than ${MAX_REPLY_CHARS} characters`);
-    }
+    const text = await readCapped(response, method);
     let reply;
     try {
       reply = parseJson(text);

@@ -177,16 +177,27 @@ export function fields(rows) {
 }
 
 /**
- * A table inside a horizontally scrolling wrapper (the page itself never scrolls sideways).
+ * Most rows a table shows (a group's 10 pages of 100 members): a node answering with a huge
+ * list must not make the page lay out hundreds of thousands of rows.
+ */
+export const MAX_TABLE_ROWS = 1000;
+
+/**
+ * A table inside a horizontally scrolling wrapper (the page itself never scrolls sideways);
+ * at most MAX_TABLE_ROWS rows, then one row saying how many were left out.
  * @param {string} caption
  * @param {string[]} headers
  * @param {Array<Array<any>|HTMLTableRowElement>} rows cells (nodes or text) or ready rows
  */
 export function table(caption, headers, rows) {
   const body = el("tbody");
-  for (const row of rows) {
+  for (const row of rows.slice(0, MAX_TABLE_ROWS)) {
     append(body, row instanceof HTMLTableRowElement ? row
       : el("tr", {}, row.map((cell) => el("td", {}, cell ?? "—"))));
+  }
+  if (rows.length > MAX_TABLE_ROWS) {
+    append(body, el("tr", {class: "omitted"}, el("td", {colspan: String(headers.length),
+      text: `${formatInt(rows.length - MAX_TABLE_ROWS)} more rows not shown`})));
   }
   return el("div", {class: "table-wrap", tabindex: "0", role: "region", "aria-label": caption},
     el("table", {},

@@ -29,6 +29,27 @@ async function verifierFor(ctx) {
 }
 
 /**
+ * The Report, failed when the page shows a value other than the proven record's: the page
+ * reads the node without `prove` (an answer the verifier never saw), so a lying node could
+ * show one value and prove another beside a "✓ Verified".
+ * @param {object} report an ok Report with a record
+ * @param {object} displayed the page's values, keyed like the record's fields
+ * @returns {Promise<object>}
+ */
+async function againstPage(report, displayed) {
+  const {difference} = await import("./verify/records.js");
+  const proven = Object.fromEntries(Object.keys(displayed).map((name) => [name, report.record[name] ?? null]));
+  const field = difference(displayed, proven, "page");
+  if (field === null) {
+    return {...report, checks: [...report.checks, "the values shown on this page are the proven ones"]};
+  }
+  const error = `this page shows ${field} other than the proven record holds `
+    + "(the node showed the page one value and proved another)";
+  return {...report, ok: false, summary: `Verification failed: ${error}`, error, record: null,
+    checks: [...report.checks, `✗ ${error}`]};
+}
+
+/**
  * Render a Report into the result element: status, summary, then the checks in order (and
  * what failed, when it failed).
  * @param {HTMLElement} result
@@ -36,8 +57,17 @@ async function verifierFor(ctx) {
  */
 function show(result, report) {
   result.dataset.status = report.ok ? "ok" : "failed";
-  const items = (report.checks || []).map((check) => el("li", {text: String(check)}));
-  if (!report.ok && report.error) items.push(el("li", {class: "failed-check", text: String(report.error)}));
+  const checks = (report.checks || []).map(String);
+  const items = checks.map((check) => el("li", {text: check}));
+  if (!report.ok && report.error) {
+    // The verifier ends its checks with the failed one ("✗ <error>"): mark it, never list it twice.
+    const error = String(report.error);
+    if (checks.length && checks[checks.length - 1].endsWith(error)) {
+      items[items.length - 1].classList.add("failed-check");
+    } else {
+      items.push(el("li", {class: "failed-check", text: error}));
+    }
+  }
   const icon = el("span", {class: "icon", "aria-hidden": "true", text: report.ok ? "✓ " : "✗ "});
   result.replaceChildren(el("p", {class: "verify-summary"}, icon, String(report.summary)),
     items.length ? el("ol", {class: "verify-checks", "aria-label": "What was checked"}, items) : null);
@@ -50,8 +80,10 @@ function show(result, report) {
  * @param {(verifier: any) => Promise<any>} run
  * @param {((record: any) => string)|null} [describe] the proven record in words, shown under
  *   a passed check (so the reader sees values decoded from the verified bytes)
+ * @param {((record: object) => object)|null} [displayed] the values the page shows now, keyed
+ *   like the proven record's fields: a passed check fails unless they equal the record's
  */
-export function verifyControl(ctx, label, run, describe = null) {
+export function verifyControl(ctx, label, run, describe = null, displayed = null) {
   const button = el("button", {type: "button", class: "verify", dataset: {testid: "verify"},
     text: label});
   const result = el("div", {class: "verify-result", dataset: {testid: "verify-result"},
@@ -66,6 +98,7 @@ export function verifyControl(ctx, label, run, describe = null) {
     let report;
     try {
       report = await run(await verifierFor(ctx));
+      if (report.ok && report.record && displayed) report = await againstPage(report, displayed(report.record));
     } catch (error) {
       report = {ok: false, summary: `Verification failed: ${error.message}`, checks: [],
         error: String(error.message), height: null, record: null};

@@ -36,7 +36,8 @@ async function trustSection(ctx, address, roles) {
     el("p", {class: "why", dataset: {testid: "trust-why"}, text: whySentence(score, attestations, roles)}),
     el("p", {}, el("a", {href: `#/trust/${address}`, text: "See who attested it (trust neighbourhood) →"})),
     verifyControl(ctx, "Verify this trust score", (v) => v.verifyTrustScore(address),
-      (r) => `score ${formatScore(r.score ?? 0)} of all trust (+${r.positive ?? 0} / −${r.negative ?? 0}), epoch ${r.epoch?.epoch ?? "?"}`),
+      (r) => `score ${formatScore(r.score ?? 0)} of all trust (+${r.positive ?? 0} / −${r.negative ?? 0}), epoch ${r.epoch?.epoch ?? "?"}`,
+      () => ({score: score.score, positive: score.positive, negative: score.negative, epoch: score.epoch})),
   ];
 }
 
@@ -98,7 +99,8 @@ export async function render(ctx, view, address) {
   ]), verifyControl(ctx, "Verify this account",
     (v) => v.verifyAccount(address), (r) => (r.exists
       ? `balance ${formatFen(r.balance)}, nonce ${formatInt(r.nonce)}, roles ${r.roles.join(", ") || "none"}`
-      : "no such account"))));
+      : "no such account"),
+    () => Object.fromEntries(["public_key", "nonce", "balance", "roles", "name"].map((k) => [k, account[k]])))));
   const trust = el("div");
   const asMerchant = el("div");
   const asBuyer = el("div");

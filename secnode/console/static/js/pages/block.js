@@ -64,7 +64,8 @@ export async function render(ctx, view, heightText) {
   }
   const certificate = el("div");
   view.append(nav, section("Header", header(ctx, block)),
-    section("Verify", verifyControl(ctx, "Verify this block", (v) => v.verifyBlock(height))),
+    section("Verify", verifyControl(ctx, "Verify this block", (v) => v.verifyBlock(height), null,
+      () => ({hash: block.hash, header: block.header}))),
     section("Certificate", certificate),
     section(`Transactions (${formatInt(block.tx_count)})`, transactions(ctx, block)));
   try {

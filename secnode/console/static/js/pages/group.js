@@ -72,7 +72,9 @@ export async function render(ctx, view, groupId) {
     group.leader === null ? null : ["Pickup leader", accountLink(ctx.names, group.leader)],
     ["Held for members", formatFen(group.pool)],
   ])), section("Verify", verifyControl(ctx, "Verify this group", (v) => v.verifyGroup(id),
-    (r) => (r.group ? `state ${r.group.state}, ${r.group.members} of ${r.group.min_members} members needed` : "no such group"))),
+    (r) => (r.group ? `state ${r.group.state}, ${r.group.members} of ${r.group.min_members} members needed` : "no such group"),
+    (r) => ({group, members: members.slice(0, r.members.length)
+      .map(({proof: _proof, value: _value, ...shown}) => shown)}))),
   section("Members", members.length === 0 ? el("p", {text: "Nobody has joined yet."})
     : table("Members", ["#", "Buyer", "Paid", "Joined", "Order", "Refunded"], members.map((m) => [
       String(m.index), accountLink(ctx.names, m.buyer), formatFen(m.paid), timeOfSeconds(m.joined_s),

@@ -71,7 +71,9 @@ function blockCells(block) {
   ].map((cell) => cell);
 }
 
-function blockTime(recent) {
+function blockTime(all) {
+  // Block 0 carries the genesis time, not a block interval: a young chain would average it in.
+  const recent = all.filter((block) => Number(block.height) > 0);
   if (recent.length < 2) return "—";
   const newest = Number(recent[0].timestamp_ms);
   const oldest = Number(recent[recent.length - 1].timestamp_ms);
@@ -144,7 +146,7 @@ export async function render(ctx, view) {
       problem.replaceChildren();
       status.replaceChildren(statusPanel(net));
       validators.replaceChildren(validatorTable(ctx, net));
-      for (const block of [...net.recent_blocks].reverse()) place(block);
+      for (const block of net.recent_blocks.slice(0, MAX_ROWS).reverse()) place(block);
     } catch (error) {
       problem.replaceChildren(errorBox("Could not read the network state (sec_getNetwork)", error));
     }

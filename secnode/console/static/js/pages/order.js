@@ -117,12 +117,14 @@ export async function render(ctx, view, orderId) {
   view.append(el("h1", {}, "Order ", hashView(id)));
   const top = el("div");
   const life = el("div");
+  let answer = null;
   view.append(top,
     section("Verify", verifyControl(ctx, "Verify this order", (v) => v.verifyOrder(id),
       (r) => (r.exists === false ? "no such order"
-        : `state ${r.state}, total ${formatFen(r.total)}, in escrow ${formatFen(r.held)}`))),
+        : `state ${r.state}, total ${formatFen(r.total)}, in escrow ${formatFen(r.held)}`),
+      () => (answer ? {...answer.order, items: answer.items || answer.order.items} : {}))),
     section("Timeline", life));
-  let answer = await loadOrExplain(top, `Could not load order ${id}`, () => ctx.rpc.call("sec_getOrder", {order_id: id}));
+  answer = await loadOrExplain(top, `Could not load order ${id}`, () => ctx.rpc.call("sec_getOrder", {order_id: id}));
   if (answer === null) return undefined;
   top.append(details(ctx, answer));
   const loadHistory = async () => {
@@ -135,7 +137,7 @@ export async function render(ctx, view, orderId) {
         errorBox("Could not load the order's history (sec_getOrderHistory)", error));
     }
   };
-  const reload = async () => {
+  const reloadOnce = async () => {
     try {
       answer = await ctx.rpc.call("sec_getOrder", {order_id: id});
       top.replaceChildren(details(ctx, answer));
@@ -143,6 +145,24 @@ export async function render(ctx, view, orderId) {
       top.replaceChildren(errorBox(`Could not reload order ${id}`, error));
     }
     await loadHistory();
+  };
+  // One reload at a time: notifications arriving meanwhile fold into one more, so a node's
+  // flood of events or heads costs the page (and the node) at most two reloads in a row.
+  let reloading = null;
+  let again = false;
+  const reload = () => {
+    if (reloading) {
+      again = true;
+      return reloading;
+    }
+    reloading = (async () => {
+      do {
+        again = false;
+        await reloadOnce();
+      } while (again);
+      reloading = null;
+    })();
+    return reloading;
   };
   await loadHistory();
   // A transaction on this order is an order event of its buyer; a deadline passes in a block.

@@ -50,6 +50,7 @@ export async function render(ctx, view, hashText) {
   if (answer.receipt) view.append(section("Receipt", receiptView(ctx, answer.receipt)));
   if (answer.status === "committed") {
     view.append(section("Verify",
-      verifyControl(ctx, "Verify this transaction", (v) => v.verifyTransaction(hash))));
+      verifyControl(ctx, "Verify this transaction", (v) => v.verifyTransaction(hash), null,
+        () => tx)));
   }
 }
