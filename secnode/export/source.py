@@ -9,7 +9,7 @@ node-local order events index) and writes nothing, so the store is the same afte
 Why the store and not JSON-RPC: an export reads every block, receipt and state record once. The
 store gives them in key order at disk speed; over RPC the same rows would cost one call (and
 proof building) per page, and the order events index is only on the node that kept it. The
-price is that the node must be stopped, or the export run against a copy of its data directory
+price is that the node must be stopped, or the export run against a copy of its home
 (an auditor's or archive node's copy, or a snapshot).
 """
 
