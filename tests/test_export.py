@@ -303,7 +303,9 @@ def test_an_interrupted_export_leaves_the_directory_valid(tmp_path: Path) -> Non
     before = file_digests(out)
     grow(home, 20, seed=2)
 
-    def stop_after_three(name: str, seen: list[str] = []) -> None:  # noqa: B006  # a counter
+    seen: list[str] = []
+
+    def stop_after_three(name: str) -> None:
         seen.append(name)
         if len(seen) == 3:
             raise Interrupted(name)
