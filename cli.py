@@ -18,6 +18,7 @@ from secnode.cli import (
     audit,
     console,
     demo,
+    export,
     groups,
     keys,
     network,
@@ -156,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_commands(commands)
     console.add_commands(commands)
     demo.add_commands(commands)
+    export.add_commands(commands)
     return parser
 
 
