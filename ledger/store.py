@@ -137,6 +137,26 @@ def _height_key(prefix: bytes, height: int) -> bytes:
     return prefix + height.to_bytes(8, "big")
 
 
+def block_rows(
+    block: Block, certificate: CommitCertificate | None, receipts: Sequence[Receipt] | None
+) -> list[tuple[bytes, bytes | None]]:
+    """The rows of one block outside the state: the block, its receipts (None: not kept),
+    certificate, hash index and transaction index (what `commit_block` writes for it, and a
+    snapshot restore for the blocks it brings)."""
+    height = block.height
+    rows: list[tuple[bytes, bytes | None]] = [
+        (_height_key(b"B", height), block.encode()),
+        (b"H" + block.hash(), height.to_bytes(8, "big")),
+    ]
+    if receipts is not None:
+        rows.append((_height_key(b"R", height), encode([r.to_wire() for r in receipts])))
+    if certificate is not None:
+        rows.append((_height_key(b"C", height), encode(certificate.to_wire())))
+    for index, tx in enumerate(block.transactions):
+        rows.append((b"T" + tx.hash, encode([height, index])))
+    return rows
+
+
 class ChainStore:
     """Typed access to the chain's rows over a KeyValueStore."""
 
@@ -216,15 +236,7 @@ class ChainStore:
             )
         height = block.height
         block_hash = block.hash()
-        batch: list[tuple[bytes, bytes | None]] = [
-            (_height_key(b"B", height), block.encode()),
-            (_height_key(b"R", height), encode([r.to_wire() for r in receipts])),
-            (b"H" + block_hash, height.to_bytes(8, "big")),
-        ]
-        if certificate is not None:
-            batch.append((_height_key(b"C", height), encode(certificate.to_wire())))
-        for index, tx in enumerate(block.transactions):
-            batch.append((b"T" + tx.hash, encode([height, index])))
+        batch = block_rows(block, certificate, receipts)
         for key, value in state_changes.items():
             batch.append((b"S" + key, value))
         flushed_height = self.tree_height

@@ -1,0 +1,253 @@
+"""`restore_snapshot`: verify a snapshot against the genesis and write a store a node resumes from.
+
+Order of checks (check first, write last): the manifest names this home's chain and genesis;
+the proof file's hash; the block is the manifest's (hash, height, state root) and its receipts
+are its receipts_root's; the validator set is traced from the genesis through each change
+proof (`secnode.snapshot.trace`) and the block's commit certificate is a quorum of the set
+that rules its height; then each chunk's hash, then its rows (keys ascending across chunks),
+and last the state tree folded from all rows must have the certified header's state root.
+
+What is written: the state rows and the persisted tree (`ledger.tree_store`) as of the block,
+block 0, the snapshot's block with its receipts and certificate, and each block that scheduled
+a validator change with its certificate and change row (so this node can prove the set from
+the genesis to its own clients, and snapshot again). Blocks in between are absent: the store
+is a pruned node's, whose head is the snapshot's block, and `sec node start` catches up from
+its peers from there.
+
+Invariant: the store appears whole or not at all: it is written in a staging directory beside
+the data directory, which is renamed into place only after the head row is written.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from contracts import TX_TYPES
+from ledger.blocks import Block, decode_block
+from ledger.certificates import CommitCertificate
+from ledger.encoding import decode, encode
+from ledger.errors import LedgerError
+from ledger.genesis import Genesis, genesis_block, genesis_state
+from ledger.receipts import Receipt, receipts_root
+from ledger.state_tree import StateTree
+from ledger.store import GENESIS_KEY, HEAD_KEY, ChainStore, block_rows
+from ledger.store_leveldb import LevelDBStore
+from ledger.tree_store import STATE_PREFIX
+from ledger.validator_state import current_validators
+from secnode.runtime.validator_changes import change_key
+from secnode.snapshot.format import (
+    MAX_FILE_BYTES,
+    PROOF_FILE,
+    Manifest,
+    SnapshotError,
+    decode_chunk,
+    read_checked,
+    read_manifest,
+    sync_directory,
+)
+from secnode.snapshot.trace import ValidatorTrace
+
+WRITE_BATCH_ROWS = 50_000
+"""State rows per LevelDB batch while restoring (unsynced; the head row is written synced)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CertifiedBlock:
+    """A block with its commit certificate, receipts and, for a block that scheduled a
+    validator change, its change row."""
+
+    block: Block
+    """The decoded block (its tx_root checked)."""
+    certificate: CommitCertificate
+    """Its commit certificate."""
+    receipts: list[Receipt]
+    """Its receipts, checked against its receipts_root."""
+    change_row: bytes | None
+    """The `secnode.runtime.validator_changes` row of the block."""
+
+
+@dataclass(frozen=True, slots=True)
+class Restored:
+    """What `restore_snapshot` wrote."""
+
+    manifest: Manifest
+    """The verified manifest."""
+    validator_changes: int
+    """Validator change proofs followed from the genesis."""
+
+
+def _decode_block(raw: Any, where: str) -> Block:
+    if not isinstance(raw, bytes):
+        raise SnapshotError(f"{where}: the block must be bytes")
+    try:
+        return decode_block(raw, TX_TYPES)
+    except LedgerError as exc:
+        raise SnapshotError(f"{where}: {exc}") from None
+
+
+def _certificate(raw: Any, where: str) -> CommitCertificate:
+    try:
+        return CommitCertificate.from_wire(raw)
+    except LedgerError as exc:
+        raise SnapshotError(f"{where}: {exc}") from None
+
+
+def _receipts(block: Block, raw: Any, where: str) -> list[Receipt]:
+    try:
+        if not isinstance(raw, list):
+            raise TypeError("receipts must be a list")
+        receipts = [Receipt.from_wire(item) for item in raw]
+    except (LedgerError, TypeError, ValueError) as exc:
+        raise SnapshotError(f"{where} receipts: {exc}") from None
+    if receipts_root(receipts) != block.header.receipts_root:
+        raise SnapshotError(f"{where}: the receipts are not block {block.height}'s")
+    return receipts
+
+
+def verify_proof(manifest: Manifest, data: bytes, genesis: Genesis) -> list[CertifiedBlock]:
+    """The certified blocks of a proof file: the validator change blocks, then the snapshot's
+    block; raise SnapshotError unless each is certified by the set traced from `genesis` and
+    the last is the manifest's block."""
+    try:
+        document = decode(data, max_size=MAX_FILE_BYTES)
+    except LedgerError as exc:
+        raise SnapshotError(f"{PROOF_FILE} does not decode: {exc}") from None
+    if not isinstance(document, dict) or set(document) != {
+        "block",
+        "receipts",
+        "certificate",
+        "changes",
+    }:
+        raise SnapshotError(f"{PROOF_FILE} must be a map of block, receipts, certificate, changes")
+    block = _decode_block(document["block"], f"{PROOF_FILE} block")
+    header = block.header
+    if block.height != manifest.height or block.hash() != manifest.block_hash:
+        raise SnapshotError(
+            f"{PROOF_FILE} holds block {block.height} {block.hash().hex()}, the manifest names "
+            f"block {manifest.height} {manifest.block_hash.hex()}"
+        )
+    if header.state_root != manifest.state_root:
+        raise SnapshotError(
+            f"the manifest's state root {manifest.state_root.hex()} is not block "
+            f"{block.height}'s {header.state_root.hex()}"
+        )
+    receipts = _receipts(block, document["receipts"], PROOF_FILE)
+    trace = ValidatorTrace.from_genesis(
+        genesis.chain_id, current_validators(genesis_state(genesis))
+    )
+    certified = []
+    changes = document["changes"]
+    if not isinstance(changes, list):
+        raise SnapshotError(f"{PROOF_FILE} changes must be a list")
+    previous = 0
+    for index, change in enumerate(changes):
+        where = f"{PROOF_FILE} changes[{index}]"
+        if not isinstance(change, list) or len(change) != 4 or not isinstance(change[3], bytes):
+            raise SnapshotError(f"{where} must be [block, certificate, receipts, change row]")
+        change_block = _decode_block(change[0], where)
+        if not previous < change_block.height <= block.height:
+            raise SnapshotError(f"{where}: block {change_block.height} is out of order")
+        previous = change_block.height
+        change_certificate = _certificate(change[1], where)
+        trace.follow(change_block.header, change_certificate, change[3])
+        change_receipts = _receipts(change_block, change[2], where)
+        certified.append(
+            CertifiedBlock(change_block, change_certificate, change_receipts, change[3])
+        )
+    certificate = _certificate(document["certificate"], f"{PROOF_FILE} certificate")
+    trace.certify(header, certificate)
+    if certified and certified[-1].block.height == block.height:
+        certified[-1] = CertifiedBlock(block, certificate, receipts, certified[-1].change_row)
+    else:
+        certified.append(CertifiedBlock(block, certificate, receipts, None))
+    return certified
+
+
+def read_state(directory: Path, manifest: Manifest) -> tuple[list[tuple[bytes, bytes]], StateTree]:
+    """Every state row of the snapshot (hashes, order and count checked) and the tree they
+    fold to, which must have the manifest's state root."""
+    rows: list[tuple[bytes, bytes]] = []
+    last: bytes | None = None
+    for entry in manifest.chunks:
+        data = read_checked(directory, entry)
+        chunk = decode_chunk(data, entry, last, str(directory / entry.name))
+        if chunk:
+            last = chunk[-1][0]
+        rows.extend(chunk)
+    tree = StateTree.from_items(rows)
+    if tree.root() != manifest.state_root:
+        raise SnapshotError(
+            f"the state rows of {directory} fold to root {tree.root().hex()}, not the certified "
+            f"state root {manifest.state_root.hex()} of block {manifest.height}"
+        )
+    return rows, tree
+
+
+def restore_snapshot(directory: Path, genesis: Genesis, data_dir: Path) -> Restored:
+    """Verify the snapshot in `directory` for the chain of `genesis` and write the store in
+    `data_dir`, which must not hold one (see the module docstring)."""
+    if (data_dir / "CURRENT").exists() or (data_dir.exists() and any(data_dir.iterdir())):
+        raise SnapshotError(
+            f"{data_dir} already holds data: restore into a new home (or remove it first)"
+        )
+    manifest = read_manifest(directory)
+    if manifest.chain_id != genesis.chain_id:
+        raise SnapshotError(
+            f"the snapshot is of chain {manifest.chain_id!r}, this home's genesis is of "
+            f"{genesis.chain_id!r}"
+        )
+    if manifest.genesis_hash != genesis.document_hash():
+        raise SnapshotError(
+            f"the snapshot's genesis {manifest.genesis_hash.hex()[:16]}... is not this home's "
+            f"genesis {genesis.document_hash().hex()[:16]}..."
+        )
+    certified = verify_proof(manifest, read_checked(directory, manifest.proof), genesis)
+    rows, tree = read_state(directory, manifest)
+    staging = data_dir.with_name(f".{data_dir.name}.restoring")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        _write_store(staging, genesis, certified, rows, tree)
+        if data_dir.exists():
+            data_dir.rmdir()
+        staging.rename(data_dir)
+        sync_directory(data_dir.parent)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return Restored(manifest, sum(1 for c in certified if c.change_row is not None))
+
+
+def _write_store(
+    path: Path,
+    genesis: Genesis,
+    certified: list[CertifiedBlock],
+    rows: list[tuple[bytes, bytes]],
+    tree: StateTree,
+) -> None:
+    head = certified[-1]
+    store = ChainStore(LevelDBStore(path), TX_TYPES)
+    try:
+        for start in range(0, len(rows), WRITE_BATCH_ROWS):
+            store.kv.write(
+                [
+                    (STATE_PREFIX + key, value)
+                    for key, value in rows[start : start + WRITE_BATCH_ROWS]
+                ],
+                sync=False,
+            )
+        store.save_whole_tree(tree, height=head.block.height)
+        initial = genesis_state(genesis)
+        batch = block_rows(genesis_block(genesis, initial.compute_root()), None, [])
+        batch.append((GENESIS_KEY, genesis.document_hash()))
+        for item in certified:
+            batch.extend(block_rows(item.block, item.certificate, item.receipts))
+            if item.change_row is not None:
+                batch.append((change_key(item.block.height), item.change_row))
+        batch.append((HEAD_KEY, encode([head.block.height, head.block.hash()])))
+        store.kv.write(batch, sync=True)
+    finally:
+        store.close()
