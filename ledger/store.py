@@ -15,6 +15,13 @@ Row layout (keys; all heights are 8-byte big-endian so they sort):
         index of `secnode.runtime.order_index`): outside the state, never in a state root
     b"V" + height -> node-local proof of a validator change scheduled at height (a
         `ProvingIndexer`, `secnode.runtime.validator_changes`)
+    b"M:pruned" -> height P: the blocks below P were pruned (`prune_blocks`) or never held
+        (a store restored from a snapshot at P), except those the pruner was told to keep
+
+Pruning (`prune_blocks`, a non-archive node): a pruned height loses its block, receipts,
+certificate and block-hash row; its transaction index rows stay (about 45 bytes a
+transaction), so a pruned transaction is still located and reported as pruned, not unknown.
+The state is never pruned: the node keeps only the head's state anyway.
 
 Node-local indexes: an `Indexer` registered with `ChainStore.add_indexer` is called by
 `commit_block` with the block, its receipts, its state changes and a reader of the state as of
@@ -47,7 +54,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 from typing import Final, Generic, TypeAlias, TypeVar
 
 from ledger.blocks import Block, BlockHeader, decode_block
@@ -75,6 +82,7 @@ from ledger.tree_store import (
 log = logging.getLogger("ledger.store")
 
 HEAD_KEY: Final = b"M:head"
+PRUNED_KEY: Final = b"M:pruned"
 BLOCK_CACHE_SIZE: Final = 64
 """Decoded blocks (and receipt lists) kept; a 2,000-transaction block is about 2 MB decoded."""
 GENESIS_KEY: Final = b"M:genesis"
@@ -135,6 +143,11 @@ class LruCache(Generic[K, V]):
 
 def _height_key(prefix: bytes, height: int) -> bytes:
     return prefix + height.to_bytes(8, "big")
+
+
+def pruned_marker(height: int) -> tuple[bytes, bytes]:
+    """The row saying the blocks below `height` are not held (see `ChainStore.pruned_below`)."""
+    return PRUNED_KEY, height.to_bytes(8, "big")
 
 
 def block_rows(
@@ -303,6 +316,34 @@ class ChainStore:
         self.journaled = set()
         return len(nodes)
 
+    def prune_blocks(self, below: int, limit: int, keep: Container[int] = ()) -> int:
+        """Delete the block, receipts, certificate and block-hash rows of heights from the
+        current `pruned_below` up to `below` (never the genesis, the head or a height in
+        `keep`), at most `limit` heights per call, and move the marker, in one atomic batch.
+        Returns the number of heights visited (0: nothing to do)."""
+        start = max(self.pruned_below(), 1)
+        head = self.head_height() or 0
+        end = min(below, head, start + limit)
+        if end <= start:
+            return 0
+        batch: list[tuple[bytes, bytes | None]] = []
+        for height in range(start, end):
+            if height in keep:
+                continue
+            certificate = self.get_certificate(height)  # its block hash, without a decode
+            if certificate is not None:
+                batch.append((b"H" + certificate.block_hash, None))
+            elif (block := self.get_block(height)) is not None:
+                batch.append((b"H" + block.hash(), None))
+            batch.extend((_height_key(prefix, height), None) for prefix in (b"B", b"R", b"C"))
+        batch.append(pruned_marker(end))
+        self.kv.write(batch, sync=True)
+        for height in range(start, end):
+            if height not in keep:
+                self._blocks.discard(height)
+                self._receipts.discard(height)
+        return end - start
+
     def put_records(self, records: Batch) -> None:
         """Durably write consensus persistence rows (keys are prefixed with b"P")."""
         self.kv.write([(b"P" + key, value) for key, value in records], sync=True)
@@ -312,6 +353,12 @@ class ChainStore:
             yield key[1:], value
 
     # --- reading ----------------------------------------------------------------------------
+
+    def pruned_below(self) -> int:
+        """The lowest height whose block this store still holds by rule (0: nothing pruned);
+        below it only the genesis and the heights pruning was told to keep remain."""
+        raw = self.kv.get(PRUNED_KEY)
+        return 0 if raw is None else int.from_bytes(raw, "big")
 
     def head_height(self) -> int | None:
         raw = self.kv.get(HEAD_KEY)

@@ -16,7 +16,14 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ledger.errors import LedgerError
 from ledger.transactions import MAX_TRANSACTION_SIZE
@@ -158,6 +165,46 @@ class MempoolSection(_Strict):
         return MempoolConfig(**self.model_dump())
 
 
+MIN_RECENT_BLOCKS = 256
+"""A pruned node still keeps at least this many blocks below its head: the certificates a
+restarted replica reads (64) and the blocks a peer a little behind asks for when catching up."""
+
+
+class StorageSection(_Strict):
+    """Which old blocks the node keeps (docs/operations.md, "Snapshots and pruning")."""
+
+    archive: bool = Field(default=True, description="keep every block (no pruning)")
+    prune_below: int = Field(
+        default=0, ge=0, description="a non-archive node drops the blocks below this height"
+    )
+    keep_recent: int = Field(
+        default=0,
+        ge=0,
+        description="a non-archive node keeps only this many blocks below its head (0: no "
+        "rolling window, prune_below alone)",
+    )
+
+    @model_validator(mode="after")
+    def _archive_prunes_nothing(self) -> StorageSection:
+        if self.archive and (self.prune_below or self.keep_recent):
+            raise ValueError(
+                "an archive node keeps every block: set archive = false to use prune_below "
+                "or keep_recent"
+            )
+        if self.keep_recent and self.keep_recent < MIN_RECENT_BLOCKS:
+            raise ValueError(f"keep_recent must be 0 or at least {MIN_RECENT_BLOCKS}")
+        return self
+
+    def prune_floor(self, head: int) -> int:
+        """The height below which blocks may be dropped at `head` (0: none): the larger of
+        prune_below and the rolling window's start, never closer to the head than
+        MIN_RECENT_BLOCKS."""
+        if self.archive:
+            return 0
+        window = head + 1 - self.keep_recent if self.keep_recent else 0
+        return max(0, min(max(self.prune_below, window), head + 1 - MIN_RECENT_BLOCKS))
+
+
 class NodeConfig(_Strict):
     """The whole config.toml."""
 
@@ -170,6 +217,7 @@ class NodeConfig(_Strict):
     rpc: RPCSection = Field(default_factory=RPCSection)
     consensus: ConsensusSection = Field(default_factory=ConsensusSection)
     mempool: MempoolSection = Field(default_factory=MempoolSection)
+    storage: StorageSection = Field(default_factory=StorageSection)
 
 
 def load_config(home: Path) -> NodeConfig:

@@ -65,9 +65,13 @@ from secnode.runtime.rpc.server import SUBSCRIPTIONS, RpcConfig, make_app, start
 from secnode.runtime.rpc.subscriptions import SubscriptionHub
 from secnode.runtime.rpc.view import NodeStatus, PeerStatus
 from secnode.runtime.trust_precompute import PrecomputedScores
-from secnode.runtime.validator_changes import index_validator_changes
+from secnode.runtime.validator_changes import index_validator_changes, scheduling_heights
 
 log = logging.getLogger("secnode.node")
+
+PRUNE_PER_COMMIT = 16
+"""Heights a non-archive node prunes per commit: a backlog (pruning just switched on) drains
+over a few hundred blocks instead of stalling one commit."""
 
 RESYNC_LIMIT = 2_000
 """Pending transactions re-sent to a peer when it connects (oldest first)."""
@@ -409,9 +413,18 @@ class Node:
 
     # --- commits -----------------------------------------------------------------------------
 
+    def _prune(self, head: int) -> None:
+        """A non-archive node drops old blocks ([storage]), at most PRUNE_PER_COMMIT heights
+        per commit so a commit never stalls on a long backlog; the blocks that scheduled a
+        validator change stay (clients trace the set from the genesis through them)."""
+        floor = self.config.storage.prune_floor(head)
+        if floor > self.store.pruned_below():
+            self.store.prune_blocks(floor, PRUNE_PER_COMMIT, scheduling_heights(self.store))
+
     def _on_commit(self, committed: Committed, now: float) -> None:
         block = committed.block
         self.activity.record(block, self.store.get_certificate(block.height), int(now * 1000))
+        self._prune(block.height)
         for index, tx in enumerate(block.transactions):
             for future in self._waiters.pop(tx.hash, []):
                 if not future.done():

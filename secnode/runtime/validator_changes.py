@@ -102,6 +102,15 @@ def scheduled_changes(store: ChainStore, limit: int) -> list[ScheduledChange]:
     return found
 
 
+def scheduling_heights(store: ChainStore) -> set[int]:
+    """The heights of the blocks that scheduled a change (kept by pruning: their headers and
+    certificates are what a client traces the set from the genesis with)."""
+    prefix = len(VALIDATOR_CHANGES_PREFIX)
+    return {
+        int.from_bytes(key[prefix:], "big") for key, _ in store.index_rows(VALIDATOR_CHANGES_PREFIX)
+    }
+
+
 def known_effective_heights(record: dict[str, Any]) -> list[int]:
     """Every effective height the head's "validators" record knows of: each former set's
     `until` (the height its successor took effect) and each pending entry's height."""

@@ -33,7 +33,7 @@ from ledger.errors import LedgerError
 from ledger.genesis import Genesis, genesis_block, genesis_state
 from ledger.receipts import Receipt, receipts_root
 from ledger.state_tree import StateTree
-from ledger.store import GENESIS_KEY, HEAD_KEY, ChainStore, block_rows
+from ledger.store import GENESIS_KEY, HEAD_KEY, ChainStore, block_rows, pruned_marker
 from ledger.store_leveldb import LevelDBStore
 from ledger.tree_store import STATE_PREFIX
 from ledger.validator_state import current_validators
@@ -247,6 +247,7 @@ def _write_store(
             batch.extend(block_rows(item.block, item.certificate, item.receipts))
             if item.change_row is not None:
                 batch.append((change_key(item.block.height), item.change_row))
+        batch.append(pruned_marker(head.block.height))
         batch.append((HEAD_KEY, encode([head.block.height, head.block.hash()])))
         store.kv.write(batch, sync=True)
     finally:

@@ -103,8 +103,17 @@ SUBSCRIPTION_LIMIT: Final = ErrorCode(
     "over a WebSocket limit: subscriptions per connection, or connections to the node",
     '{"what", "limit"}',
 )
+PRUNED: Final = ErrorCode(
+    -32010,
+    "pruned",
+    "the block (or the block of the transaction) is below the height this non-archive node "
+    "keeps blocks from: it was pruned, or the node was restored from a snapshot above it; ask "
+    "an archive node",
+    '{"what", "key", "kept_from"}',
+)
 APPLICATION_ERRORS: Final = (
     NOT_FOUND,
+    PRUNED,
     REJECTED,
     TIMEOUT,
     TOO_LARGE,
@@ -180,6 +189,15 @@ def invalid_params(problems: list[tuple[str, str]]) -> RpcError:
 
 def not_found(what: str, key: str) -> RpcError:
     return RpcError(NOT_FOUND, f"{what} {key} not found", {"what": what, "key": key})
+
+
+def pruned(what: str, key: str, kept_from: int) -> RpcError:
+    return RpcError(
+        PRUNED,
+        f"{what} {key} was pruned: this node keeps blocks from height {kept_from} (and the "
+        "genesis); ask an archive node",
+        {"what": what, "key": key, "kept_from": kept_from},
+    )
 
 
 def timeout(tx_hash: bytes, timeout_s: float) -> RpcError:

@@ -36,11 +36,14 @@ from secnode.runtime.rpc.console_methods import console_method_table
 from secnode.runtime.rpc.errors import (
     BUSY,
     NOT_FOUND,
+    PRUNED,
     REJECTED,
     TIMEOUT,
+    RpcError,
     busy,
     invalid_params,
     not_found,
+    pruned,
     rejected,
     timeout,
 )
@@ -100,10 +103,18 @@ class RpcMethods:
             raise StoreError("the store has no head block")
         return height
 
+    def _absent(self, what: str, key: str, height: int) -> RpcError:
+        """The error for a block at `height` that the store does not hold: pruned if the
+        height is below what this node keeps, else not found."""
+        kept_from = self.view.store.pruned_below()
+        if height < kept_from:
+            return pruned(what, key, kept_from)
+        return not_found(what, key)
+
     def _block(self, height: int) -> Block:
         block = self.view.store.get_block(height)
         if block is None:
-            raise not_found("block", str(height))
+            raise self._absent("block", str(height), height)
         return block
 
     async def _block_off_loop(self, height: int) -> Block:
@@ -114,7 +125,7 @@ class RpcMethods:
             store = self.view.store
             block = await self.worker.run(lambda: store.get_block(height))
         if block is None:
-            raise not_found("block", str(height))
+            raise self._absent("block", str(height), height)
         return block
 
     def _tree(self, block: Block) -> tuple[tuple[bytes, ...], ...]:
@@ -223,6 +234,8 @@ class RpcMethods:
                 hash=tx_hash, status="pending", tx=Transaction.of(pending), raw=pending.encoded
             )
         height, index = location
+        if self.view.store.get_block_bytes(height) is None:
+            raise self._absent("transaction", tx_hash.hex(), height)
         block = await self._block_off_loop(height)
         if index >= len(block.transactions) or block.transactions[index].hash != tx_hash:
             raise StoreError(
@@ -260,7 +273,7 @@ class RpcMethods:
             return m.BlockResult.of(await self._block_off_loop(height))
         stored = self.view.store.stored_size(height)
         if stored is None:
-            raise not_found("block", str(height))
+            raise self._absent("block", str(height), height)
         # Refuse before building: the reply is proportional to the stored bytes.
         reserve_reply_bytes(stored * REPLY_BYTES_PER_STORED_BYTE)
         store = self.view.store
@@ -496,10 +509,22 @@ def method_table(
             m.GetTransactionParams,
             m.TransactionResult,
             impl.get_transaction,
-            (NOT_FOUND.code,),
+            (NOT_FOUND.code, PRUNED.code),
         ),
-        ("sec_getBlock", m.GetBlockParams, m.BlockResult, impl.get_block, (NOT_FOUND.code,)),
-        ("sec_getCommit", m.HeightParams, m.CommitResult, impl.get_commit, (NOT_FOUND.code,)),
+        (
+            "sec_getBlock",
+            m.GetBlockParams,
+            m.BlockResult,
+            impl.get_block,
+            (NOT_FOUND.code, PRUNED.code),
+        ),
+        (
+            "sec_getCommit",
+            m.HeightParams,
+            m.CommitResult,
+            impl.get_commit,
+            (NOT_FOUND.code, PRUNED.code),
+        ),
         (
             "sec_getValidators",
             m.HeightParams,
