@@ -20,9 +20,9 @@ from secnode.runtime.config import (
 )
 from secnode.runtime.node import PRUNE_PER_COMMIT, Node
 from secnode.runtime.rpc.errors import PRUNED
+from tests.joinkit import SourceChain
 from tests.nodekit import make_network
 from tests.rpc_node import serve, sign
-from tests.test_snapshot import SourceChain
 
 # --- the config ----------------------------------------------------------------------------------
 
@@ -118,7 +118,7 @@ def test_a_non_archive_node_prunes_a_few_heights_per_commit_and_keeps_change_blo
         for _ in range(2, 301):
             chain.run([])
     finally:
-        chain.store.close()
+        chain.close()
     config_path = home / "config.toml"
     text = config_path.read_text()
     assert "[storage]\narchive = true\n" in text  # a new home shows the default

@@ -16,18 +16,15 @@ from pathlib import Path
 import pytest
 
 import cli
-from contracts import TX_TYPES, build_executor
-from ledger.chain import build_block
+from contracts import TX_TYPES
 from ledger.encoding import decode, encode
 from ledger.genesis import Genesis, load_genesis
-from ledger.keys import PrivateKey
 from ledger.store import ChainStore, open_chain
 from ledger.store_leveldb import LevelDBStore
-from ledger.transactions import SignedTransaction, Transfer, ValidatorUpdate, sign_transaction
+from ledger.transactions import SignedTransaction, Transfer, ValidatorUpdate
 from ledger.validator_state import current_validators
 from secnode.network.devnet import dev_account_key, validator_key
 from secnode.runtime.node import Node
-from secnode.runtime.validator_changes import index_validator_changes
 from secnode.snapshot import format as snapshot_format
 from secnode.snapshot.create import create_snapshot
 from secnode.snapshot.format import (
@@ -39,64 +36,21 @@ from secnode.snapshot.format import (
     sha256_hex,
 )
 from secnode.snapshot.restore import restore_snapshot
+from tests.joinkit import OLD_SIGNERS, SourceChain
 from tests.nodekit import certify, make_network
 
 HEIGHT = 14
-OLD_SIGNERS = ("node0", "node1", "node2")  # 3 of 4
-NEW_SIGNERS = ("node0", "node1", "node2", "node3")  # 4 of 5 (node4 joins at 9)
 
 
-class SourceChain:
-    """Certified blocks committed to node0's LevelDB store, as a node writes them."""
-
-    def __init__(self, home: Path) -> None:
-        self.genesis = load_genesis(home / "genesis.json")
-        self.store, self.state, self.head = open_chain(
-            LevelDBStore(home / "data"), self.genesis, TX_TYPES
+def _transfers(chain: SourceChain, count: int, seed: int) -> list[SignedTransaction]:
+    return [
+        chain.sign(
+            dev_account_key("buyer1"),
+            "buyer1",
+            Transfer(hashlib.sha256(bytes([seed, n])).digest()[:20], 1 + n),
         )
-        self.store.add_proving_indexer(index_validator_changes)
-        self.executor = build_executor(self.genesis.chain_id, self.genesis.document_hash())
-        self.nonces: dict[str, int] = {}
-
-    def sign(
-        self, key: PrivateKey, name: str, body: Transfer | ValidatorUpdate
-    ) -> SignedTransaction:
-        nonce = self.nonces.get(name, 0)
-        self.nonces[name] = nonce + 1
-        return sign_transaction(
-            key, self.genesis.chain_id, nonce, body, genesis_hash=self.genesis.document_hash()
-        )
-
-    def transfers(self, count: int, seed: int) -> list[SignedTransaction]:
-        return [
-            self.sign(
-                dev_account_key("buyer1"),
-                "buyer1",
-                Transfer(hashlib.sha256(bytes([seed, n])).digest()[:20], 1 + n),
-            )
-            for n in range(count)
-        ]
-
-    def run(self, txs: list[SignedTransaction]) -> None:
-        result = build_block(
-            self.executor,
-            self.state,
-            self.head,
-            txs,
-            timestamp_ms=self.head.timestamp_ms + 1000,
-            proposer=validator_key("node0").address,
-            view=0,
-        )
-        block = result.block
-        assert len(block.transactions) == len(txs), [r.message for r in result.receipts]
-        signers = OLD_SIGNERS if block.height < 9 else NEW_SIGNERS
-        self.store.commit_block(
-            block,
-            certify(block.height, block.hash(), signers),
-            result.receipts,
-            self.state.commit_block(),
-        )
-        self.head = block.header
+        for n in range(count)
+    ]
 
 
 @pytest.fixture
@@ -108,9 +62,9 @@ def network(tmp_path: Path) -> Path:
         update = ValidatorUpdate((validator_key("node4").public_key,), ())
         chain.run([chain.sign(dev_account_key("admin"), "admin", update)])
         for height in range(2, HEIGHT + 1):
-            chain.run(chain.transfers(20, height))
+            chain.run(_transfers(chain, 20, height))
     finally:
-        chain.store.close()
+        chain.close()
     return root
 
 
@@ -181,6 +135,7 @@ def test_a_restored_store_has_the_source_head_state_and_a_node_continues_from_it
         # a pruned node: the genesis, the block that scheduled the change, and the head
         present = [h for h in range(HEIGHT + 1) if store.get_block(h) is not None]
         assert present == [0, 1, HEIGHT]
+        assert store.pruned_below() == HEIGHT  # the RPC says "pruned" below it
         assert current_validators(state).size == 5
     finally:
         store.close()
@@ -204,10 +159,10 @@ def test_blocks_after_the_snapshot_execute_to_the_same_headers_on_both_stores(
         chain.nonces["buyer1"] = 20 * (HEIGHT - 1)
         try:
             for height in range(HEIGHT + 1, HEIGHT + 4):
-                chain.run(chain.transfers(5, height))
+                chain.run(_transfers(chain, 5, height))
             headers.append(chain.head)
         finally:
-            chain.store.close()
+            chain.close()
     assert headers[0] == headers[1]
 
 
