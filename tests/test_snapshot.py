@@ -71,8 +71,11 @@ def network(tmp_path: Path) -> Path:
 @pytest.fixture
 def snapshot(network: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(snapshot_format, "CHUNK_BYTES", 256)
-    out = tmp_path / "snap"
-    store, genesis = _open(network / "node0")
+    return _create(network / "node0", tmp_path / "snap")
+
+
+def _create(home: Path, out: Path) -> Path:
+    store, genesis = _open(home)
     try:
         create_snapshot(store, genesis.chain_id, genesis.document_hash(), out)
     finally:
@@ -169,12 +172,7 @@ def test_blocks_after_the_snapshot_execute_to_the_same_headers_on_both_stores(
 def test_snapshot_files_are_the_same_for_the_same_state(
     network: Path, snapshot: Path, tmp_path: Path
 ) -> None:
-    again = tmp_path / "again"
-    store, genesis = _open(network / "node0")
-    try:
-        create_snapshot(store, genesis.chain_id, genesis.document_hash(), again)
-    finally:
-        store.close()
+    again = _create(network / "node0", tmp_path / "again")
     for path in snapshot.iterdir():
         assert (again / path.name).read_bytes() == path.read_bytes(), path.name
 

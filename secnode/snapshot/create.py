@@ -28,8 +28,8 @@ from secnode.snapshot.format import (
     SnapshotError,
     chunk_name,
     chunk_rows,
+    publish_directory,
     sha256_hex,
-    sync_directory,
     write_durably,
 )
 
@@ -127,11 +127,7 @@ def create_snapshot(store: ChainStore, chain_id: str, genesis_hash: bytes, out: 
         )
         text = json.dumps(manifest.to_json(), indent=1) + "\n"
         write_durably(staging / MANIFEST_FILE, text.encode())
-        sync_directory(staging)
-        if out.exists():
-            out.rmdir()
-        staging.rename(out)
-        sync_directory(out.parent)
+        publish_directory(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

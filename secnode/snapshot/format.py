@@ -269,6 +269,16 @@ def sync_directory(path: Path) -> None:
         os.close(descriptor)
 
 
+def publish_directory(staging: Path, target: Path) -> None:
+    """Rename the finished `staging` directory to `target` (absent or an empty directory) and
+    make the rename durable: readers see all of it or nothing."""
+    sync_directory(staging)
+    if target.exists():
+        target.rmdir()
+    staging.rename(target)
+    sync_directory(target.parent)
+
+
 def chunk_rows(rows: Iterable[tuple[bytes, bytes]]) -> Iterable[list[tuple[bytes, bytes]]]:
     """Rows grouped into chunks of at most `CHUNK_BYTES` of keys and values (a larger row
     alone), in the order given."""

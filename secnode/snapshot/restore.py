@@ -44,9 +44,9 @@ from secnode.snapshot.format import (
     Manifest,
     SnapshotError,
     decode_chunk,
+    publish_directory,
     read_checked,
     read_manifest,
-    sync_directory,
 )
 from secnode.snapshot.trace import ValidatorTrace
 
@@ -211,10 +211,7 @@ def restore_snapshot(directory: Path, genesis: Genesis, data_dir: Path) -> Resto
     staging.parent.mkdir(parents=True, exist_ok=True)
     try:
         _write_store(staging, genesis, certified, rows, tree)
-        if data_dir.exists():
-            data_dir.rmdir()
-        staging.rename(data_dir)
-        sync_directory(data_dir.parent)
+        publish_directory(staging, data_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
