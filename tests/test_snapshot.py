@@ -305,3 +305,18 @@ def test_invalid_height_other_than_the_head_is_refused_by_the_command(
     assert code == 1
     assert f"its head only, which is height {HEIGHT}" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_restored_node_can_make_the_next_snapshot(
+    network: Path, snapshot: Path, tmp_path: Path
+) -> None:
+    """A pruned node keeps the validator change blocks, so its snapshot traces from genesis."""
+    _restore(network, snapshot)
+    again = _create(network / "node1", tmp_path / "from-node1")
+    assert (again / PROOF_FILE).read_bytes() == (snapshot / PROOF_FILE).read_bytes()
+    _restore(network, again, "node2")
+    store, _ = _open(network / "node2")
+    try:
+        assert store.head().hash() == read_manifest(snapshot).block_hash
+    finally:
+        store.close()
