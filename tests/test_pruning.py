@@ -137,3 +137,12 @@ def test_a_non_archive_node_prunes_a_few_heights_per_commit_and_keeps_change_blo
         assert kept == [0, 1, *range(40, 45)]  # block 1 scheduled the validator change
     finally:
         node.store.close()
+
+
+def test_the_storage_keys_and_the_pruned_error_are_documented() -> None:
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    operations = (docs / "operations.md").read_text()
+    assert "## Snapshots and pruning" in operations
+    for name in StorageSection.model_fields:
+        assert f"\n{name} = " in operations, name
+    assert f"| {PRUNED.code} | `{PRUNED.name}` |" in (docs / "rpc.md").read_text()
