@@ -25,7 +25,6 @@ from ledger.keys import PrivateKey
 from secnode.console import LOCAL_ORIGINS
 from secnode.keyfile import write_key_file
 from secnode.keystore import DEFAULT_SCRYPT, ScryptParams
-from secnode.network.keylist import ValidatorKey
 from secnode.network.devnet import (
     DEV_ACCOUNTS,
     DEV_PARAMETERS,
@@ -33,6 +32,7 @@ from secnode.network.devnet import (
     dev_genesis_document,
     validator_key,
 )
+from secnode.network.keylist import ValidatorKey
 from secnode.runtime.config import (
     CONFIG_FILE,
     ConfigError,
@@ -239,7 +239,9 @@ def create_network(
     if validators < 1:
         raise ConfigError("a network needs at least one validator")
     if operator_keys is not None and dev:
-        raise ConfigError("a validator key list with --dev: development keys are derived, not listed")
+        raise ConfigError(
+            "a validator key list with --dev: development keys are derived, not listed"
+        )
     for option, base in (("--p2p-port-base", p2p_base), ("--rpc-port-base", rpc_base)):
         last = base + (0 if hosts is not None else validators - 1)
         if base < 1 or last > 65535:

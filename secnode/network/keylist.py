@@ -116,7 +116,9 @@ def _load(text: str, where: str) -> Any:
 
 def _entry(document: Any, where: str) -> ValidatorKey:
     if not isinstance(document, dict):
-        raise KeyListError(f'{where}: expected {{"name": ..., "public_key": ...}}, got {document!r}')
+        raise KeyListError(
+            f'{where}: expected {{"name": ..., "public_key": ...}}, got {document!r}'
+        )
     unknown = sorted(set(document) - _FIELDS)
     if unknown:
         raise KeyListError(f"{where}: unknown field(s) {', '.join(map(repr, unknown))}")
