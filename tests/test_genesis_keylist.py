@@ -51,11 +51,19 @@ def export_lines(capsys: pytest.CaptureFixture[str], machines: dict[str, Path]) 
     return "".join(lines)
 
 
-def test_genesis_from_exported_lines_names_the_operators_keys_and_peers(
+@pytest.fixture
+def keys_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], machines: dict[str, Path]
+) -> Path:
+    """The assembler's keys.json: the four operators' export lines."""
+    path = tmp_path / "keys.json"
+    path.write_text(export_lines(capsys, machines))
+    return path
+
+
+def test_genesis_from_exported_lines_names_the_operators_keys_and_peers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], machines: dict[str, Path], keys_file: Path
 ) -> None:
-    keys_file = tmp_path / "keys.json"
-    keys_file.write_text(export_lines(capsys, machines))
     out = tmp_path / "net"
 
     status, stdout, err = run_cli_main(
@@ -132,10 +140,8 @@ def test_export_public_json_entries_with_their_address_are_accepted(
 
 
 def test_an_operator_key_put_in_its_home_is_the_genesis_validator(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], machines: dict[str, Path]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], machines: dict[str, Path], keys_file: Path
 ) -> None:
-    keys_file = tmp_path / "keys.json"
-    keys_file.write_text(export_lines(capsys, machines))
     out = tmp_path / "net"
     run_cli_main(capsys, "genesis", "new", "--validators-file", str(keys_file), "--out", str(out))
     home = out / "carol"
