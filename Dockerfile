@@ -21,8 +21,14 @@ COPY contracts ./contracts
 COPY ledger ./ledger
 COPY p2p ./p2p
 COPY secnode ./secnode
+# Then drop what only building needs (pip, setuptools, C headers, the libraries' own test
+# suites): 55 MB of the 324 MB environment.
 RUN /opt/sec/bin/pip install . \
-    && /opt/sec/bin/python -c "import plyvel, nacl, numpy, pyarrow, secnode"
+    && /opt/sec/bin/python -m pip uninstall --yes pip setuptools \
+    && site=/opt/sec/lib/python3.11/site-packages \
+    && rm -rf "$site/pyarrow/include" "$site/pyarrow/src" "$site/pyarrow/tests" \
+        "$site"/numpy/*/tests "$site/numpy/tests" \
+    && /opt/sec/bin/python -c "import plyvel, nacl, numpy, pyarrow.parquet, secnode.export"
 
 # Run stage: the environment only (no sources, no pip cache, no build tools).
 FROM python:3.11-slim

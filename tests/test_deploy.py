@@ -28,7 +28,7 @@ from typing import Any, Final
 import pytest
 import yaml
 
-from secnode.runtime.config import load_config, split_host_port
+from secnode.runtime.config import P2PSection, RPCSection, load_config, split_host_port
 from tests.e2e_cluster import ROOT, free_port_base, run_cli, wait_until
 
 DOCKERFILE: Final = ROOT / "Dockerfile"
@@ -108,8 +108,6 @@ def test_the_image_is_slim_non_root_and_exposes_the_node_ports() -> None:
 
 def load_config_defaults() -> dict[str, str]:
     """The default listen addresses of config.toml."""
-    from secnode.runtime.config import P2PSection, RPCSection
-
     return {"p2p": P2PSection().listen, "rpc": RPCSection().listen}
 
 
