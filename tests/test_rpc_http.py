@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from ledger.transactions import Transfer
-from secnode.network import devnet
 from secnode.bench.stages import parse_exposition
+from secnode.network import devnet
 from secnode.runtime.metrics import Metrics
 from secnode.runtime.rpc.errors import ALL_ERRORS, APPLICATION_ERRORS, MEMPOOL_REASONS
 from secnode.runtime.rpc.jsonrpc import Dispatcher, Limits

@@ -168,9 +168,7 @@ class LogSection(_Strict):
     """`[log]`: how the node logs (`sec node start --log-format/--log-level` override it)."""
 
     format: str = Field(default="text", pattern=r"^(text|json)$")
-    levels: str = Field(
-        default="", description="per component, e.g. consensus=debug,p2p=warning"
-    )
+    levels: str = Field(default="", description="per component, e.g. consensus=debug,p2p=warning")
     _levels = field_validator("levels")(classmethod(lambda cls, v: _check_log_levels(v)))
 
     def settings(self, default_level: str) -> LogSettings:
