@@ -159,9 +159,9 @@ def test_invalid_log_settings_name_the_bad_part(log_format: str, levels: str, me
 
 def test_invalid_log_section_in_config() -> None:
     document = {"name": "node0", "log": {"format": "json", "levels": "p2p=chatty"}}
-    with pytest.raises(ConfigError, match="log.levels.*'chatty'"):
+    with pytest.raises(ConfigError, match=r"log\.levels.*'chatty'"):
         parse_config(document, "config.toml")
-    with pytest.raises(ConfigError, match="log.format"):
+    with pytest.raises(ConfigError, match=r"log\.format"):
         parse_config({"name": "node0", "log": {"format": "yaml"}}, "config.toml")
     parsed = parse_config({"name": "node0", "log": {"levels": "p2p=warning"}}, "config.toml")
     assert parsed.log.settings("info") == LogSettings("text", "info", {"p2p": "warning"})
