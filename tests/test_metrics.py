@@ -259,7 +259,7 @@ def check_json_log(path: Path, name: str) -> None:
     inside = [e for e in entries if "node" in e]
     assert any("serving" in e["message"] for e in inside), entries[:5]
     for entry in inside:
-        assert entry["node"] == name and len(entry["node_id"]) == 40, entry
+        assert entry["node"] == name and entry["node_id"].startswith("sec1"), entry
         assert isinstance(entry["height"], int) and isinstance(entry["view"], int), entry
     quiet = [e for e in entries if e["component"] == "p2p" and e["level"] in {"debug", "info"}]
     assert not quiet, quiet[:3]

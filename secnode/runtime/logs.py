@@ -54,7 +54,7 @@ class NodeContext:
     name: str
     """The node's name (config.toml `name`)."""
     node_id: str
-    """The node's address, hex."""
+    """The node's address (sec1...)."""
     position: Callable[[], tuple[int, int]]
     """(height of the last committed block, current view) now."""
 

@@ -96,7 +96,7 @@ class MetricsSource(Protocol):
     """What the node keeps anyway and the metrics read on every scrape."""
 
     def validator_last_signed(self) -> Mapping[str, int]:
-        """Each current validator (address hex) -> the highest height whose commit certificate
+        """Each current validator (its sec1 address) -> the highest height whose commit certificate
         it signed that this node has seen (0: none seen)."""
 
     def peer_traffic(self) -> Mapping[str, tuple[int, int]]:

@@ -32,7 +32,7 @@ from contracts import TX_TYPES, build_executor
 from ledger.accounts import Account, get_account
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis, load_genesis
-from ledger.keys import PrivateKey, PublicKey, Signer
+from ledger.keys import PrivateKey, PublicKey, Signer, format_address
 from ledger.state import State
 from ledger.store import ChainStore, open_chain
 from ledger.store_leveldb import LevelDBStore
@@ -260,7 +260,7 @@ class Node:
         bind_node(
             NodeContext(
                 self.config.name,
-                self.signer.address.hex(),
+                format_address(self.signer.address),
                 lambda: (self.app.head.height, self.replica.view),
             )
         )
@@ -485,7 +485,7 @@ class Node:
     def validator_last_signed(self) -> Mapping[str, int]:
         signed = self.activity.last_signed
         return {
-            bytes(member.address).hex(): signed.get(bytes(member.address), 0)
+            format_address(member.address): signed.get(bytes(member.address), 0)
             for member in current_validators(self.state).members
         }
 
