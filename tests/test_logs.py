@@ -8,6 +8,7 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +22,7 @@ from secnode.runtime.logs import (
     component_of,
     configure,
 )
+from tests.e2e_cluster import Cluster, run_cli
 
 NODE_ID = "ab" * 20
 
@@ -165,3 +167,19 @@ def test_invalid_log_section_in_config() -> None:
         parse_config({"name": "node0", "log": {"format": "yaml"}}, "config.toml")
     parsed = parse_config({"name": "node0", "log": {"levels": "p2p=warning"}}, "config.toml")
     assert parsed.log.settings("info") == LogSettings("text", "info", {"p2p": "warning"})
+
+
+@pytest.mark.slow
+def test_invalid_log_level_on_the_command_line_stops_the_start_with_one_line(
+    tmp_path: Path,
+) -> None:
+    network = Cluster.create(tmp_path / "net", validators=1)
+    home = network.nodes[0].home
+    result = run_cli(
+        "node", "start", "--home", str(home), "--log-level", "mempool=debug", check=False
+    )
+    assert result.returncode == 1, result
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "sec: error: --log-format/--log-level: log level 'mempool=debug': unknown component" in (
+        result.stderr
+    )
