@@ -110,7 +110,9 @@ def _node_start(args: argparse.Namespace) -> int:
     from secnode.runtime.node import serve
 
     file = None if args.passphrase_file is None else Path(args.passphrase_file)
-    return serve(Path(args.home), PassphraseSource(file=file).existing)
+    return serve(
+        Path(args.home), PassphraseSource(file=file).existing, args.log_format, args.log_level
+    )
 
 
 def _testnet(args: argparse.Namespace) -> int:
@@ -201,6 +203,17 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     start.add_argument("--home", required=True, help="node home (config.toml, node.key, ...)")
     passphrase_options(start)
+    start.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        help="text: human lines (default); json: one JSON object per line (config [log] format)",
+    )
+    start.add_argument(
+        "--log-level",
+        metavar="SPEC",
+        help="LEVEL and/or COMPONENT=LEVEL, comma-separated, e.g. info,consensus=debug,p2p=warning "
+        "(components: consensus p2p rpc node app trust store keys; over config.toml [log])",
+    )
     start.set_defaults(handler=_node_start)
 
     testnet = commands.add_parser(
