@@ -67,14 +67,19 @@ def _call(method: str, request_id: Any = 1) -> str:
 
 
 async def _post(
-    url: str, body: str, context: ssl.SSLContext | None = None, **headers: str
+    url: str,
+    body: str,
+    *,
+    context: ssl.SSLContext | None = None,
+    extra: dict[str, str] | None = None,
+    **headers: str,
 ) -> tuple[int, Any, Any]:
     async with (
         aiohttp.ClientSession() as session,
         session.post(
             url + "/rpc",
             data=body.encode(),
-            headers={"Content-Type": "application/json", **headers},
+            headers={"Content-Type": "application/json", **headers, **(extra or {})},
             ssl=context if context is not None else True,
         ) as response,
     ):
@@ -118,6 +123,7 @@ async def test_https_and_wss_with_a_private_ca(pki: dict[str, Any]) -> None:
         env_client = RpcClient(url, 10.0, from_env)
         assert (await asyncio.to_thread(env_client.call, "sec_status"))["height"] == 0
         # wss: a subscription over TLS
+        assert trusted.ssl_context is not None
         async with (
             aiohttp.ClientSession() as session,
             session.ws_connect(
@@ -160,7 +166,7 @@ def test_invalid_tls_files_are_named_at_start(pki: dict[str, Any], tmp_path: Pat
         server_context(server.cert, server.key, garbage)
     # through the node's loader: a ConfigError naming the file, relative to the home
     section = RPCSection(tls_cert="missing.pem", tls_key=str(server.key))
-    with pytest.raises(ConfigError, match="missing.pem"):
+    with pytest.raises(ConfigError, match=r"missing\.pem"):
         load_rpc_security(section, lambda name: tmp_path / name)
 
 
@@ -191,9 +197,9 @@ async def test_restricted_methods_need_a_token_open_ones_do_not(
         assert status == 200 and body["result"]["height"] == 0
         # a scoped token: its method yes, another restricted one 403
         reader = {"Authorization": f"Bearer {READER_TOKEN}"}
-        status, body, _ = await _post(url, _call("sec_getNetwork"), **reader)
+        status, body, _ = await _post(url, _call("sec_getNetwork"), extra=reader)
         assert status == 200 and "result" in body
-        status, body, _ = await _post(url, _call("sec_status"), **reader)
+        status, body, _ = await _post(url, _call("sec_status"), extra=reader)
         assert status == 403
         assert body["error"]["code"] == -32009
         assert body["error"]["data"] == {"method": "sec_status", "identity": "token:reader"}
@@ -306,9 +312,9 @@ async def test_client_certificate_opens_restricted_methods(pki: dict[str, Any]) 
             "height"
         ] == 0
         without = load_credentials(ca=str(pki["ca"]), environ={})
-        status, body, _ = await _post(url, _call("sec_status"), without.ssl_context)
+        status, body, _ = await _post(url, _call("sec_status"), context=without.ssl_context)
         assert (status, body["error"]["code"]) == (401, -32008)
-        status, body, _ = await _post(url, _call(OPEN_METHOD), without.ssl_context)
+        status, body, _ = await _post(url, _call(OPEN_METHOD), context=without.ssl_context)
         assert status == 200
         foreign = load_credentials(
             ca=str(pki["ca"]),
@@ -328,9 +334,9 @@ async def test_rate_limit_is_per_identity_and_reported() -> None:
     config = _restricted(rate_limit_per_s=0.01, rate_limit_burst=3)
     ops = {"Authorization": f"Bearer {OPS_TOKEN}"}
     async with _serve(config) as url:
-        statuses = [(await _post(url, _call("sec_status"), **ops))[0] for _ in range(4)]
+        statuses = [(await _post(url, _call("sec_status"), extra=ops))[0] for _ in range(4)]
         assert statuses[:3] == [200, 200, 200]
-        status, body, headers = await _post(url, _call("sec_status"), **ops)
+        status, body, headers = await _post(url, _call("sec_status"), extra=ops)
         assert status == 429
         data = body["error"]["data"]
         assert (data["limit_per_s"], data["burst"]) == (0.01, 3)
@@ -372,17 +378,21 @@ async def test_invalid_cross_site_simple_post_is_refused() -> None:
     allowed = "http://127.0.0.1:8080"
     async with _serve(RpcConfig(cors_origins=(allowed,))) as url:
         simple = {"Content-Type": "text/plain"}
-        status, _, _ = await _post(url, _call(OPEN_METHOD), **simple, Origin="https://evil.example")
+        status, _, _ = await _post(
+            url, _call(OPEN_METHOD), extra=simple, Origin="https://evil.example"
+        )
         assert status == 403
         form = {"Content-Type": "application/x-www-form-urlencoded"}
-        status, _, _ = await _post(url, _call(OPEN_METHOD), **form, Origin="https://evil.example")
+        status, _, _ = await _post(
+            url, _call(OPEN_METHOD), extra=form, Origin="https://evil.example"
+        )
         assert status == 403
         # CORS composes: an allowed origin, the node's own origin, and non-browsers pass
-        status, _, headers = await _post(url, _call(OPEN_METHOD), **simple, Origin=allowed)
+        status, _, headers = await _post(url, _call(OPEN_METHOD), extra=simple, Origin=allowed)
         assert (status, headers["Access-Control-Allow-Origin"]) == (200, allowed)
-        status, _, _ = await _post(url, _call(OPEN_METHOD), **simple, Origin=url)
+        status, _, _ = await _post(url, _call(OPEN_METHOD), extra=simple, Origin=url)
         assert status == 200
-        status, _, _ = await _post(url, _call(OPEN_METHOD), **simple)
+        status, _, _ = await _post(url, _call(OPEN_METHOD), extra=simple)
         assert status == 200
 
 
@@ -410,7 +420,7 @@ def test_invalid_tokens_files_and_restricted_names(tmp_path: Path) -> None:
     bad_toml = tmp_path / "tokens.toml"
     bad_toml.write_text("[[tokens]\n")
     section = RPCSection(restricted_methods=list(RESTRICTED), auth_tokens_file="tokens.toml")
-    with pytest.raises(ConfigError, match="tokens.toml is not valid TOML"):
+    with pytest.raises(ConfigError, match=r"tokens\.toml is not valid TOML"):
         load_rpc_security(section, lambda name: tmp_path / name)
     with pytest.raises(AuthConfigError, match="'sec_sendTransacton', which is not a method"):
         make_app(RpcTestNode(), Metrics(), RpcConfig(restricted_methods=("sec_sendTransacton",)))
