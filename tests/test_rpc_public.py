@@ -21,10 +21,18 @@ import pytest
 from secnode.client.rpc import RpcCallError, RpcClient, RpcClientError, load_credentials
 from secnode.runtime.config import ConfigError, RPCSection
 from secnode.runtime.metrics import Metrics
-from secnode.runtime.rpc.auth import AuthConfigError, TokenTable, hash_token, parse_tokens
+from secnode.runtime.rpc.auth import (
+    AuthConfigError,
+    Grant,
+    TokenTable,
+    hash_token,
+    load_tokens,
+    parse_tokens,
+)
 from secnode.runtime.rpc.security import load_rpc_security
 from secnode.runtime.rpc.server import SUBSCRIPTIONS, RpcConfig, make_app, start_rpc_server
 from secnode.runtime.rpc.tls import TlsConfigError, server_context
+from tests.clikit import run_cli_main
 from tests.rpc_node import RpcTestNode
 from tests.tlskit import Authority, Issued
 
@@ -436,3 +444,26 @@ def test_default_allowed_hosts_add_the_listen_name(tmp_path: Path) -> None:
     assert hosts("node0:8545", []) == ("localhost", "node0")
     with pytest.raises(ValueError, match="not a host name"):
         RPCSection(allowed_hosts=["http://rpc.example.org"])
+
+
+# --- sec rpc token ------------------------------------------------------------------------------
+
+
+def test_rpc_token_command_writes_a_digest_the_node_accepts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tokens, out = tmp_path / "tokens.toml", tmp_path / "wallet.token"
+    argv = ["rpc", "token", "wallet", "--tokens-file", str(tokens), "--out", str(out)]
+    status, printed, _ = run_cli_main(capsys, *argv, "--method", "sec_status")
+    assert status == 0
+    token = out.read_text().strip()
+    assert token not in printed and token not in tokens.read_text()
+    assert out.stat().st_mode & 0o777 == 0o600
+    table = load_tokens(tokens, frozenset(RESTRICTED))
+    assert table.grant_for(token) == Grant("token:wallet", frozenset({"sec_status"}))
+    before = tokens.read_bytes()
+    status, _, error = run_cli_main(capsys, *argv[:-1], str(tmp_path / "other.token"))
+    assert status == 1 and "'wallet' exists already" in error
+    status, _, error = run_cli_main(capsys, "rpc", "token", "ops", *argv[3:])
+    assert status == 1 and "exists already" in error
+    assert tokens.read_bytes() == before  # a refused command changes nothing

@@ -34,6 +34,8 @@ the file and the entry.
 from __future__ import annotations
 
 import hashlib
+import re
+import secrets
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -48,6 +50,7 @@ from secnode.runtime.rpc.errors import RpcError, forbidden, unauthorized
 BEARER: Final = "bearer"
 TOKEN_IDENTITY_PREFIX: Final = "token:"
 CERT_IDENTITY_PREFIX: Final = "cert:"
+_METHOD_NAME: Final = re.compile(r"[A-Za-z][A-Za-z0-9_.]{0,63}")
 
 
 class AuthConfigError(ValueError):
@@ -160,6 +163,35 @@ def load_tokens(path: Path, restricted: frozenset[str]) -> TokenTable:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise AuthConfigError(f"{path} is not valid TOML: {exc}") from None
     return parse_tokens(document, str(path), restricted)
+
+
+def new_token() -> str:
+    """A fresh bearer token: 256 random bits, URL-safe text (no spaces, no quoting needed)."""
+    return secrets.token_urlsafe(32)
+
+
+def add_token_entry(text: str, name: str, token: str, methods: list[str] | None) -> str:
+    """The tokens file `text` with an entry for `token` (stored as its digest) appended;
+    AuthConfigError if `text` is not a tokens file, or `name` is taken or malformed."""
+    try:
+        existing = _TokensFile.model_validate(tomllib.loads(text))
+    except (tomllib.TOMLDecodeError, ValidationError) as exc:
+        raise AuthConfigError(f"not a tokens file: {exc}") from None
+    try:
+        entry = _TokenEntry(name=name, sha256=hash_token(token), methods=methods)
+    except ValidationError as exc:
+        raise AuthConfigError(describe_validation_error(exc, "(token)")) from None
+    if any(old.name == name for old in existing.tokens):
+        raise AuthConfigError(f"a token named {name!r} exists already; revoke it first")
+    if methods is not None and not all(_METHOD_NAME.fullmatch(method) for method in methods):
+        raise AuthConfigError(f"--method takes method names like sec_sendTransaction: {methods}")
+    lines = ["[[tokens]]", f'name = "{entry.name}"', f'sha256 = "{entry.sha256}"']
+    if methods is not None:
+        lines.append("methods = [" + ", ".join(f'"{method}"' for method in methods) + "]")
+    separator = (
+        "" if not text or text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
+    )
+    return text + separator + "\n".join(lines) + "\n"
 
 
 def check_restricted(restricted: Iterable[str], known: Iterable[str]) -> frozenset[str]:
