@@ -467,3 +467,9 @@ def test_rpc_token_command_writes_a_digest_the_node_accepts(
     status, _, error = run_cli_main(capsys, "rpc", "token", "ops", *argv[3:])
     assert status == 1 and "exists already" in error
     assert tokens.read_bytes() == before  # a refused command changes nothing
+
+
+def test_every_rpc_setting_is_documented() -> None:
+    operations = (Path(__file__).resolve().parent.parent / "docs" / "operations.md").read_text()
+    for name in RPCSection.model_fields:
+        assert f"| `{name}` |" in operations, name
