@@ -226,7 +226,7 @@ async def test_invalid_token_is_refused_even_for_open_methods(
     caplog.set_level(logging.DEBUG)
     wrong = "wrong-token-0123456789abcdef012345"
     async with _serve(_restricted()) as url:
-        for authorization in (f"Bearer {wrong}", f"Basic {wrong}", "Bearer "):
+        for authorization in (f"Bearer {wrong}", f"bearer {wrong}", "Bearer "):
             status, body, headers = await _post(
                 url, _call(OPEN_METHOD), Authorization=authorization
             )
@@ -234,6 +234,12 @@ async def test_invalid_token_is_refused_even_for_open_methods(
             assert 'error="invalid_token"' in headers["WWW-Authenticate"]
             assert body["error"]["code"] == -32008 and body["id"] is None
             assert wrong not in json.dumps(body)
+        # another scheme (a proxy's Basic auth) is not a credential of the node: anonymous
+        basic = {"Authorization": "Basic dXNlcjpwYXNz"}
+        status, _, _ = await _post(url, _call(OPEN_METHOD), extra=basic)
+        assert status == 200
+        status, body, _ = await _post(url, _call("sec_status"), extra=basic)
+        assert (status, body["error"]["code"]) == (401, -32008)
     assert wrong not in caplog.text
 
 

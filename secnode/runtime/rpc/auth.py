@@ -20,8 +20,9 @@ The tokens file:
     sha256 = "<64 hex: SHA-256 of the token's UTF-8 bytes>"
     methods = ["sec_sendTransaction"]       # optional: default every restricted method
 
-A request that presents a token which is not in the file is refused whole (HTTP 401), even
-for open methods: a client with a wrong token is misconfigured and should hear it at once.
+A request that presents a bearer token which is not in the file is refused whole (HTTP 401),
+even for open methods: a client with a wrong token is misconfigured and should hear it at
+once. Other Authorization schemes (Basic, of a proxy in front) are ignored.
 A valid credential lacking a method gets `forbidden` (HTTP 403); no credential gets
 `unauthorized` (HTTP 401). The `Grant` of a request also keys its rate limit: the identity
 when there is one, else the remote IP (secnode.runtime.rpc.ratelimit).
@@ -229,10 +230,11 @@ class AccessPolicy:
     def authenticate(self, authorization: str | None, peercert: Mapping[str, Any] | None) -> Grant:
         """The grant of a request from its Authorization header and its verified client
         certificate; AuthenticationFailed for a malformed or unknown token."""
-        if authorization is not None:
-            scheme, _, token = authorization.strip().partition(" ")
-            if scheme.lower() != BEARER or not token.strip():
-                raise AuthenticationFailed("the Authorization header is not 'Bearer <token>'")
+        scheme, _, token = (authorization or "").strip().partition(" ")
+        # Other schemes are not ours: a proxy in front doing Basic auth forwards its header.
+        if scheme.lower() == BEARER:
+            if not token.strip():
+                raise AuthenticationFailed("the Authorization header is 'Bearer' without a token")
             if self.tokens is None:
                 raise AuthenticationFailed("this node accepts no bearer tokens")
             return self.tokens.grant_for(token.strip())

@@ -28,6 +28,17 @@ def _readable(path: Path, label: str) -> None:
         raise TlsConfigError(f"cannot read {label} {path}: {exc.strerror}") from None
 
 
+def _trust(context: ssl.SSLContext, ca_file: Path, label: str) -> None:
+    """Trust the CA certificates of `ca_file` (and only those, on a fresh context)."""
+    _readable(ca_file, label)
+    try:
+        context.load_verify_locations(cafile=ca_file)
+    except ssl.SSLError as exc:
+        raise TlsConfigError(
+            f"{label} {ca_file}: not PEM CA certificates ({exc.reason or exc})"
+        ) from None
+
+
 def server_context(cert: Path, key: Path, client_ca: Path | None = None) -> ssl.SSLContext:
     """The server's TLS context (see the module docstring); TlsConfigError if a file is
     missing, is not PEM of the right kind, or the key does not belong to the certificate."""
@@ -47,13 +58,7 @@ def server_context(cert: Path, key: Path, client_ca: Path | None = None) -> ssl.
             f"key ({exc.reason or exc})"
         ) from None
     if client_ca is not None:
-        _readable(client_ca, "[rpc] client_ca")
-        try:
-            context.load_verify_locations(cafile=client_ca)
-        except ssl.SSLError as exc:
-            raise TlsConfigError(
-                f"[rpc] client_ca {client_ca}: not PEM CA certificates ({exc.reason or exc})"
-            ) from None
+        _trust(context, client_ca, "[rpc] client_ca")
         context.verify_mode = ssl.CERT_OPTIONAL
     return context
 
@@ -64,18 +69,12 @@ def client_context(
     """A client's TLS context: the system's trusted CAs, or only `ca_file` (a private CA)
     when given; hostnames are checked. `cert` (and `key`, if not in the same file) is the
     client certificate for mutual TLS. TlsConfigError names a file that cannot be used."""
-    context = ssl.create_default_context()
+    if ca_file is None:
+        context = ssl.create_default_context()
+    else:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # checks hostnames, like the default
+        _trust(context, ca_file, "--ca")
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if ca_file is not None:
-        _readable(ca_file, "--ca")
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        try:
-            context.load_verify_locations(cafile=ca_file)
-        except ssl.SSLError as exc:
-            raise TlsConfigError(
-                f"--ca {ca_file}: not PEM CA certificates ({exc.reason or exc})"
-            ) from None
     if cert is not None:
         _readable(cert, "--client-cert")
         if key is not None:
