@@ -18,6 +18,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from secnode.cli.common import CommandError
+from secnode.cli.watch import _watch, websocket_url
 from secnode.client.rpc import RpcCallError, RpcClient, RpcClientError, load_credentials
 from secnode.runtime.config import ConfigError, RPCSection
 from secnode.runtime.metrics import Metrics
@@ -479,3 +481,25 @@ def test_every_rpc_setting_is_documented() -> None:
     operations = (Path(__file__).resolve().parent.parent / "docs" / "operations.md").read_text()
     for name in RPCSection.model_fields:
         assert f"| `{name}` |" in operations, name
+
+
+@pytest.mark.asyncio
+async def test_sec_watch_over_wss_sends_trust_and_token(
+    pki: dict[str, Any], tmp_path: Path
+) -> None:
+    server: Issued = pki["server"]
+    token_file = tmp_path / "token"
+    token_file.write_text(READER_TOKEN + "\n")
+    async with _serve(_restricted(), server_context(server.cert, server.key)) as url:
+        wss = websocket_url(url)
+        assert wss.startswith("wss://")
+        heads = ["newHeads"]
+        untrusted = load_credentials(environ={})
+        with pytest.raises(CommandError, match=r"not trusted.*--ca FILE"):
+            await _watch(wss, "heads", heads, False, untrusted)
+        scoped = load_credentials(ca=str(pki["ca"]), token_file=str(token_file), environ={})
+        with pytest.raises(CommandError, match="token:reader may not call sec_subscribe"):
+            await _watch(wss, "heads", heads, False, scoped)
+        wrong = load_credentials(ca=str(pki["ca"]), environ={"SEC_RPC_TOKEN": "not-a-token"})
+        with pytest.raises(CommandError, match="refused \\(HTTP 401\\)"):
+            await _watch(wss, "heads", heads, False, wrong)
