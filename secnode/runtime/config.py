@@ -83,7 +83,9 @@ class RPCSection(_Strict):
     )
     max_reply_bytes: int = Field(default=8 << 20, ge=64 << 10, le=1 << 30)
     rate_limit_per_s: float = Field(
-        default=2_000.0, ge=0, description="cost units per second per client IP (0: off)"
+        default=2_000.0,
+        ge=0,
+        description="cost units per second per client (identity or IP; 0: off)",
     )
     rate_limit_burst: float = Field(default=4_000.0, ge=1, description="bucket size, units")
     rpc_share: float = Field(

@@ -8,7 +8,8 @@ of /ws).
 `start_rpc_server` binds it. HTTP statuses: 200 with a JSON-RPC body for every call or batch
 that has a response (JSON-RPC errors included), 204 when there is nothing to answer (only
 notifications), 413 with a JSON-RPC `too_large` error body when the body exceeds the cap, 429
-with a `rate_limited` error body and a Retry-After header when the client (keyed by remote IP)
+with a `rate_limited` error body and a Retry-After header when the client (keyed by its
+credential's identity, else its remote IP)
 has spent its cost units (secnode.runtime.rpc.ratelimit; docs/rpc.md "Budgets and rate limits"),
 401 / 403 with an `unauthorized` / `forbidden` error body when a single call to a restricted
 method lacks a credential that opens it (secnode.runtime.rpc.auth; a batch answers 200 with the
