@@ -3,10 +3,11 @@
 
 DNS rebinding: a page on `evil.example` makes its own name resolve to 127.0.0.1 and then
 reads the node on the user's machine as its own origin, past CORS. The browser still sends
-`Host: evil.example:8545`, so every request whose Host names a host that is not in `[rpc]
-allowed_hosts` is refused with 403. A Host that is an IP address literal is always allowed
-(rebinding needs a name), as Geth's `--http.vhosts` does; `"*"` allows any name. The default is
-`localhost` plus the listen address when it is a name.
+`Host: evil.example:8545`, so a request to `/rpc`, `/ws`, `/health` or `/metrics` whose Host
+names a host that is not in `[rpc] allowed_hosts` is refused with 403 (the console's static
+files, the same for everyone, are not guarded). A Host that is an IP address literal is
+always allowed (rebinding needs a name), as Geth's `--http.vhosts` does; `"*"` allows any
+name. The default is `localhost` plus the listen address when it is a name.
 
 Cross-site simple POSTs: a page may send `POST /rpc` to any origin without a CORS preflight
 when the body is `text/plain`, form-encoded or multipart; it cannot read the answer, but the
@@ -23,7 +24,6 @@ from dataclasses import dataclass
 from typing import Final
 
 from aiohttp import hdrs, web
-from aiohttp.typedefs import Middleware
 
 from secnode.runtime.rpc.cors import CorsPolicy
 
@@ -102,22 +102,30 @@ def is_cross_site_simple_post(request: web.Request, cors: CorsPolicy) -> bool:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def guard_middleware(hosts: HostPolicy, cors: CorsPolicy) -> Middleware:
-    """An aiohttp middleware applying both guards to every path."""
+def guarded(hosts: HostPolicy, cors: CorsPolicy) -> Callable[[Handler], Handler]:
+    """A decorator applying both guards before a route's handler.
 
-    @web.middleware
-    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        host = request.headers.get(hdrs.HOST)
-        if not hosts.allows(host):
-            raise web.HTTPForbidden(
-                text=f"Host {host} is not served by this node: add its name to [rpc] "
-                "allowed_hosts of the node's config.toml (this stops DNS rebinding)\n"
-            )
-        if is_cross_site_simple_post(request, cors):
-            raise web.HTTPForbidden(
-                text=f"a {request.content_type} POST from origin {request.headers[hdrs.ORIGIN]} "
-                "is refused: not this node's own origin and not in [rpc] cors_origins\n"
-            )
-        return await handler(request)
+    A wrapper per route rather than an aiohttp middleware: aiohttp caches middleware chains in
+    a process-wide lru_cache that keeps the app (and the node behind it) alive until the
+    interpreter tears down, where freeing it fails ("Error in sys.excepthook" after a clean
+    stop)."""
 
-    return guard
+    def wrap(handler: Handler) -> Handler:
+        async def guard(request: web.Request) -> web.StreamResponse:
+            host = request.headers.get(hdrs.HOST)
+            if not hosts.allows(host):
+                raise web.HTTPForbidden(
+                    text=f"Host {host} is not served by this node: add its name to [rpc] "
+                    "allowed_hosts of the node's config.toml (this stops DNS rebinding)\n"
+                )
+            if is_cross_site_simple_post(request, cors):
+                raise web.HTTPForbidden(
+                    text=f"a {request.content_type} POST from origin "
+                    f"{request.headers[hdrs.ORIGIN]} is refused: not this node's own origin "
+                    "and not in [rpc] cors_origins\n"
+                )
+            return await handler(request)
+
+        return guard
+
+    return wrap

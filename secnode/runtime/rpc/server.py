@@ -58,7 +58,7 @@ from secnode.runtime.rpc.budget import (
 )
 from secnode.runtime.rpc.cors import CorsPolicy
 from secnode.runtime.rpc.errors import UNAUTHORIZED, RpcError
-from secnode.runtime.rpc.hosts import LOOPBACK_NAMES, HostPolicy, guard_middleware
+from secnode.runtime.rpc.hosts import LOOPBACK_NAMES, HostPolicy, guarded
 from secnode.runtime.rpc.jsonrpc import Dispatcher, Limits, encode_json, error_response
 from secnode.runtime.rpc.methods import DEFAULT_MAX_COMMIT_WAITERS, method_table
 from secnode.runtime.rpc.ratelimit import DEFAULT_BURST, DEFAULT_RATE_PER_S, RateLimit, RateLimiter
@@ -270,12 +270,13 @@ def make_app(view: NodeView, metrics: Metrics, config: RpcConfig | None = None) 
         metrics.refresh_from_status(view.status(), len(view.mempool), view.mempool.size_bytes)
         return web.Response(body=metrics.render().encode(), headers={"Content-Type": CONTENT_TYPE})
 
-    app = web.Application(middlewares=[guard_middleware(hosts, cors)])
+    guard = guarded(hosts, cors)
+    app = web.Application()
     app[SUBSCRIPTIONS] = hub
-    app.router.add_post("/rpc", rpc)
-    app.router.add_get("/ws", websocket)
-    app.router.add_get("/health", health)
-    app.router.add_get("/metrics", prometheus)
+    app.router.add_post("/rpc", guard(rpc))
+    app.router.add_get("/ws", guard(websocket))
+    app.router.add_get("/health", guard(health))
+    app.router.add_get("/metrics", guard(prometheus))
     cors.install(app)
     if config.console:
         genesis = view.genesis.model_dump(mode="json")
