@@ -28,6 +28,7 @@ from pydantic import (
 from ledger.errors import LedgerError
 from ledger.transactions import MAX_TRANSACTION_SIZE
 from ledger.validation import describe_validation_error
+from secnode.runtime.logs import LogSettings
 from secnode.runtime.mempool import MempoolConfig
 from secnode.runtime.rpc.budget import DEFAULT_RPC_SHARE
 from secnode.runtime.rpc.cors import check_origin
@@ -197,6 +198,22 @@ class MempoolSection(_Strict):
         return MempoolConfig(**self.model_dump())
 
 
+def _check_log_levels(value: str) -> str:
+    LogSettings.parse("text", value)  # LogSettingsError is a ValueError: pydantic reports it
+    return value
+
+
+class LogSection(_Strict):
+    """`[log]`: how the node logs (`sec node start --log-format/--log-level` override it)."""
+
+    format: str = Field(default="text", pattern=r"^(text|json)$")
+    levels: str = Field(default="", description="per component, e.g. consensus=debug,p2p=warning")
+    _levels = field_validator("levels")(classmethod(lambda cls, v: _check_log_levels(v)))
+
+    def settings(self, default_level: str) -> LogSettings:
+        return LogSettings.parse(self.format, self.levels, default_level)
+
+
 class NodeConfig(_Strict):
     """The whole config.toml."""
 
@@ -209,6 +226,7 @@ class NodeConfig(_Strict):
     rpc: RPCSection = Field(default_factory=RPCSection)
     consensus: ConsensusSection = Field(default_factory=ConsensusSection)
     mempool: MempoolSection = Field(default_factory=MempoolSection)
+    log: LogSection = Field(default_factory=LogSection)
 
 
 def load_config(home: Path) -> NodeConfig:

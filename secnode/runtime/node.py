@@ -18,7 +18,7 @@ import logging
 import os
 import signal
 from collections import defaultdict
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ from contracts import TX_TYPES, build_executor
 from ledger.accounts import Account, get_account
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis, load_genesis
-from ledger.keys import PrivateKey, PublicKey, Signer
+from ledger.keys import PrivateKey, PublicKey, Signer, format_address
 from ledger.state import State
 from ledger.store import ChainStore, open_chain
 from ledger.store_leveldb import LevelDBStore
@@ -60,6 +60,7 @@ from secnode.runtime.config import (
     split_host_port,
 )
 from secnode.runtime.driver import ConsensusDriver
+from secnode.runtime.logs import LogSettingsError, NodeContext, bind_node, configure
 from secnode.runtime.mempool import Mempool, MempoolRejected
 from secnode.runtime.metrics import Metrics
 from secnode.runtime.order_index import index_order_events
@@ -126,7 +127,7 @@ class Node:
         store.add_proving_indexer(index_validator_changes)
         self.activity = ChainActivity.seeded(store)
         """Recent commits as this node saw them (for sec_getNetwork)."""
-        self.trust_scores = PrecomputedScores()
+        self.trust_scores = PrecomputedScores(on_epoch=self.metrics.observe_trust_epoch)
         self._tasks: asyncio.TaskGroup | None = None
         self.subscriptions: SubscriptionHub | None = None
         """WebSocket subscribers, told of every committed block (set when the RPC app is made)."""
@@ -154,6 +155,7 @@ class Node:
         """TLS context, tokens and Host names of [rpc] (read from the home by `open`)."""
         self.failure: str | None = None
         """Why the node stopped itself (the driver's fail-stop), if it did."""
+        self.metrics.attach(self)
 
     # --- construction ------------------------------------------------------------------------
 
@@ -288,6 +290,13 @@ class Node:
 
     async def run(self) -> None:
         """Serve until `stop()`; every task lives in this TaskGroup."""
+        bind_node(
+            NodeContext(
+                self.config.name,
+                format_address(self.signer.address),
+                lambda: (self.app.head.height, self.replica.view),
+            )
+        )
         rpc_host, rpc_port = split_host_port(self.config.rpc.listen)
         security = self.rpc_security
         try:
@@ -408,11 +417,13 @@ class Node:
         try:
             tx = decode_transaction(data, TX_TYPES)
         except LedgerError as exc:
+            self.metrics.record_rejected("malformed", "gossip")
             self.host.penalize(peer, f"gossiped transaction is malformed: {exc}")
             return False
         try:
             self.mempool.admit(tx, self._lookup)
         except MempoolRejected as exc:
+            self.metrics.record_rejected(exc.code, "gossip")
             if exc.code in CHARGED_REJECTIONS:
                 self.host.penalize(peer, f"gossiped transaction {exc.code}: {exc}")
             return exc.code == "duplicate"
@@ -492,13 +503,36 @@ class Node:
             for info in self.host.peers()
         ]
 
+    # --- MetricsSource ------------------------------------------------------------------------
+
+    def validator_last_signed(self) -> Mapping[str, int]:
+        signed = self.activity.last_signed
+        return {
+            format_address(member.address): signed.get(bytes(member.address), 0)
+            for member in current_validators(self.state).members
+        }
+
+    def peer_traffic(self) -> Mapping[str, tuple[int, int]]:
+        names = {bytes.fromhex(peer.public_key): peer.name for peer in self.config.p2p.peers}
+        return {
+            names.get(bytes(key), bytes(key).hex()[:16]): totals
+            for key, totals in self.host.traffic().items()
+        }
+
+    def peer_bans(self) -> int:
+        return self.host.stats.peers_banned
+
     def validators_at(self, height: int) -> ValidatorSet:
         # From the committed state's history, not the replica's schedule: a restarted replica
         # starts its schedule at the current set, which would answer it for earlier heights.
         return validators_at(self.state, max(height, 1))
 
     async def submit(self, tx: SignedTransaction) -> None:
-        self.mempool.admit(tx, self._lookup)
+        try:
+            self.mempool.admit(tx, self._lookup)
+        except MempoolRejected as exc:
+            self.metrics.record_rejected(exc.code, "rpc")
+            raise
         self.host.broadcast_transaction(tx.encoded)
         if self.driver is not None:
             self.driver.on_transactions_pending()
@@ -531,19 +565,22 @@ def _reason(error: BaseException) -> str:
     return str(error)
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-
-
-def serve(home: Path, passphrase: PassphraseReader | None = None) -> int:
+def serve(
+    home: Path,
+    passphrase: PassphraseReader | None = None,
+    log_format: str | None = None,
+    log_levels: str | None = None,
+) -> int:
     """`sec node start --home HOME`: run until SIGINT/SIGTERM; 0 on a clean stop, 1 when the
     node stopped itself (its driver's fail-stop, logged as CRITICAL). `passphrase` opens an
-    encrypted node.key."""
+    encrypted node.key; `log_format` and `log_levels` (the command line, `secnode.runtime.logs`
+    syntax) go over config.toml's `log_level` and `[log]`."""
     config = load_config(home)
-    configure_logging(config.log_level)
+    try:
+        settings = config.log.settings(config.log_level).overridden(log_format, log_levels)
+    except LogSettingsError as exc:
+        raise ConfigError(f"--log-format/--log-level: {exc}") from None
+    configure(settings)
 
     failures: list[str] = []
 

@@ -30,7 +30,8 @@ Theory of operation:
   per loop turn, so a batch never holds the loop for longer than its slowest call.
 * Every call is reported to the `observe(method, outcome)` hook once; method is the method
   name if it exists, "unknown" if not, "none" if the request had no usable method, so the
-  label set stays bounded.
+  label set stays bounded. A call that ran (valid, within budget) is also reported to the
+  `time_call(method, seconds)` hook with how long it took to its encoded reply.
 """
 
 from __future__ import annotations
@@ -127,6 +128,7 @@ class Limits:
 
 
 Observer = Callable[[str, str], None]
+CallTimer = Callable[[str, float], None]
 
 
 def _reject_constant(name: str) -> Any:
@@ -203,6 +205,7 @@ class Dispatcher:
         clock: Callable[[], float] = time.monotonic,
         worker: Worker | None = None,
         turnstile: Turnstile | None = None,
+        time_call: CallTimer | None = None,
         restricted: frozenset[str] = frozenset(),
     ) -> None:
         self.methods = methods
@@ -214,6 +217,7 @@ class Dispatcher:
         self.turnstile = turnstile or Turnstile()
         self._clock = clock
         self._observe = observe or (lambda method, outcome: None)
+        self._time_call = time_call
         self._constant_results: dict[str, bytes] = {}
         """Encoded results of `Method.constant` methods, by name (one each, computed once)."""
 
@@ -333,10 +337,13 @@ class Dispatcher:
         """Run one prepared request -> its encoded response, or None for a notification."""
         call = CallReply(budget)
         token = current_call.set(call)
+        started = time.perf_counter()
         try:
             outcome = entry.error or await self._call(entry, call)
         finally:
             current_call.reset(token)
+        if entry.error is None and self._time_call is not None:
+            self._time_call(entry.label, time.perf_counter() - started)
         if outcome is None or isinstance(outcome, bytes):
             return outcome
         error = outcome

@@ -168,6 +168,7 @@ def make_app(view: NodeView, metrics: Metrics, config: RpcConfig | None = None) 
             config.max_reply_bytes,
         ),
         observe=metrics.record_rpc,
+        time_call=metrics.observe_rpc_duration,
         limiter=RateLimiter(RateLimit(config.rate_limit_per_s, config.rate_limit_burst)),
         worker=worker,
         turnstile=Turnstile(DutyCycle(config.rpc_share, work_clock=time.thread_time)),
