@@ -381,9 +381,13 @@ async def test_invalid_host_names_are_refused() -> None:
             assert status == expected, host
         async with aiohttp.ClientSession() as session:
             headers = {"Host": f"evil.example:{port}"}
-            async with session.get(url + "/health", headers=headers) as response:
-                assert response.status == 403
-                assert "allowed_hosts" in await response.text()
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await session.ws_connect(url + "/ws", headers=headers)
+            assert refused.value.status == 403
+            # monitoring reads /health and /metrics under any name (compose: node0:8545)
+            for path in ("/health", "/metrics"):
+                async with session.get(url + path, headers={"Host": "node0:8545"}) as response:
+                    assert response.status == 200, path
     async with _serve(RpcConfig(allowed_hosts=("*",))) as url:
         status, _, _ = await _post(url, _call(OPEN_METHOD), Host="anything.example")
         assert status == 200

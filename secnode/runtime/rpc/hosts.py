@@ -3,9 +3,10 @@
 
 DNS rebinding: a page on `evil.example` makes its own name resolve to 127.0.0.1 and then
 reads the node on the user's machine as its own origin, past CORS. The browser still sends
-`Host: evil.example:8545`, so a request to `/rpc`, `/ws`, `/health` or `/metrics` whose Host
-names a host that is not in `[rpc] allowed_hosts` is refused with 403 (the console's static
-files, the same for everyone, are not guarded). A Host that is an IP address literal is
+`Host: evil.example:8545`, so a request to `/rpc` or `/ws` whose Host names a host that is
+not in `[rpc] allowed_hosts` is refused with 403. `/health` and `/metrics` (read-only, fetched
+by monitoring under any name) and the console's static files (the same for everyone) are not
+guarded. A Host that is an IP address literal is
 always allowed (rebinding needs a name), as Geth's `--http.vhosts` does; `"*"` allows any
 name. The default is `localhost` plus the listen address when it is a name.
 

@@ -276,8 +276,11 @@ def make_app(view: NodeView, metrics: Metrics, config: RpcConfig | None = None) 
     app[SUBSCRIPTIONS] = hub
     app.router.add_post("/rpc", guard(rpc))
     app.router.add_get("/ws", guard(websocket))
-    app.router.add_get("/health", guard(health))
-    app.router.add_get("/metrics", guard(prometheus))
+    # Not guarded: read-only operational data that Prometheus and load balancers fetch by
+    # whatever name they know the node under (node0:8545 in deploy/compose.yaml), as Geth's
+    # metrics server is not under --http.vhosts.
+    app.router.add_get("/health", health)
+    app.router.add_get("/metrics", prometheus)
     cors.install(app)
     if config.console:
         genesis = view.genesis.model_dump(mode="json")
