@@ -25,6 +25,7 @@ from secnode.cli import (
     orders,
     query,
     reviews,
+    rpc_tokens,
     trust,
     tx,
     watch,
@@ -158,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     console.add_commands(commands)
     demo.add_commands(commands)
     export.add_commands(commands)
+    rpc_tokens.add_commands(commands)
     return parser
 
 

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
+
 from consensus.config import ReplicaConfig, ValidatorSchedule
 from consensus.errors import ConfigError as ConsensusConfigError
 from consensus.errors import RestoreError
@@ -62,6 +64,8 @@ from secnode.runtime.logs import LogSettingsError, NodeContext, bind_node, confi
 from secnode.runtime.mempool import Mempool, MempoolRejected
 from secnode.runtime.metrics import Metrics
 from secnode.runtime.order_index import index_order_events
+from secnode.runtime.rpc.auth import AuthConfigError
+from secnode.runtime.rpc.security import RpcSecurity, load_rpc_security
 from secnode.runtime.rpc.server import SUBSCRIPTIONS, RpcConfig, make_app, start_rpc_server
 from secnode.runtime.rpc.subscriptions import SubscriptionHub
 from secnode.runtime.rpc.view import NodeStatus, PeerStatus
@@ -147,6 +151,8 @@ class Node:
         self._enough_peers = asyncio.Event()
         self.driver: ConsensusDriver | None = None
         self.rpc_port: int | None = None
+        self.rpc_security = RpcSecurity()
+        """TLS context, tokens and Host names of [rpc] (read from the home by `open`)."""
         self.failure: str | None = None
         """Why the node stopped itself (the driver's fail-stop), if it did."""
         self.metrics.attach(self)
@@ -166,6 +172,7 @@ class Node:
         config = load_config(home) if config is None else config
         clock = clock_from_environment()  # before opening anything: a bad offset is a config error
         paths = Paths(home)
+        rpc_security = load_rpc_security(config.rpc, paths.resolve)  # before the store opens
         key = read_key_file(paths.resolve(config.key_file), passphrase)
         genesis = load_genesis(paths.resolve(config.genesis_file))
         store, state, _ = open_chain(
@@ -173,7 +180,9 @@ class Node:
         )
         records = [value for _, value in store.records()]
         try:
-            return cls(config, key, genesis, store, state, records, clock)
+            node = cls(config, key, genesis, store, state, records, clock)
+            node.rpc_security = rpc_security
+            return node
         except ConsensusConfigError as exc:  # e.g. a view timeout not above the block interval
             store.close()
             raise ConfigError(f"{home / CONFIG_FILE}: [consensus] {exc}") from None
@@ -255,17 +264,9 @@ class Node:
 
     # --- running -----------------------------------------------------------------------------
 
-    async def run(self) -> None:
-        """Serve until `stop()`; every task lives in this TaskGroup."""
-        bind_node(
-            NodeContext(
-                self.config.name,
-                format_address(self.signer.address),
-                lambda: (self.app.head.height, self.replica.view),
-            )
-        )
-        rpc_host, rpc_port = split_host_port(self.config.rpc.listen)
-        rpc_app = make_app(
+    def _rpc_app(self, security: RpcSecurity) -> web.Application:
+        """The RPC app of [rpc]; AuthConfigError if restricted_methods names no method."""
+        return make_app(
             self,
             self.metrics,
             RpcConfig(
@@ -281,11 +282,33 @@ class Node:
                 subscriber_queue=self.config.rpc.subscriber_queue,
                 console=self.config.rpc.console,
                 cors_origins=tuple(self.config.rpc.cors_origins),
+                allowed_hosts=security.allowed_hosts,
+                restricted_methods=tuple(self.config.rpc.restricted_methods),
+                tokens=security.tokens,
             ),
         )
+
+    async def run(self) -> None:
+        """Serve until `stop()`; every task lives in this TaskGroup."""
+        bind_node(
+            NodeContext(
+                self.config.name,
+                format_address(self.signer.address),
+                lambda: (self.app.head.height, self.replica.view),
+            )
+        )
+        rpc_host, rpc_port = split_host_port(self.config.rpc.listen)
+        security = self.rpc_security
+        try:
+            rpc_app = self._rpc_app(security)
+        except AuthConfigError as exc:  # a restricted method this node does not have
+            self.store.close()
+            raise ConfigError(str(exc)) from None
         self.subscriptions = rpc_app[SUBSCRIPTIONS]
         try:
-            runner, self.rpc_port = await start_rpc_server(rpc_app, rpc_host, rpc_port)
+            runner, self.rpc_port = await start_rpc_server(
+                rpc_app, rpc_host, rpc_port, security.ssl_context
+            )
         except OSError as exc:  # most often: the port is taken (another node, a testnet)
             self.store.close()
             raise ConfigError(f"rpc.listen {self.config.rpc.listen}: {_reason(exc)}") from None
