@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
@@ -221,7 +222,15 @@ def check_network(cluster: Cluster) -> None:
     assert "error" in refused, refused
     cluster.wait_for_heights([0, 1, 2, 3], (cluster.heights([0])[0] or 0) + 3, timeout=30)
 
-    text = fetch(first.rpc_url + "/metrics")
+    # A node that caught up by checkpoint has delivered heights without a round of its own:
+    # wait (bounded) until it has timed one, rather than read the first scrape.
+    deadline = time.monotonic() + 30
+    while True:
+        text = fetch(first.rpc_url + "/metrics")
+        rounds = samples_of(text).get(("sec_consensus_round_seconds_count", ()), 0)
+        if rounds >= 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     exposed = exposed_names(text)
     missing = referenced_metrics(dashboard_expressions()) - exposed
     assert not missing, f"the dashboard uses metrics no node exposes: {sorted(missing)}"
