@@ -25,6 +25,7 @@ from secnode.cli import (
     orders,
     query,
     reviews,
+    rpc_tokens,
     snapshot,
     trust,
     tx,
@@ -159,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     console.add_commands(commands)
     demo.add_commands(commands)
     export.add_commands(commands)
+    rpc_tokens.add_commands(commands)
     snapshot.add_commands(commands)
     return parser
 

@@ -57,6 +57,8 @@ class SecureChannel:
         "_reader",
         "_sealer",
         "_writer",
+        "bytes_received",
+        "bytes_sent",
         "keys",
         "outbound",
         "remote_address",
@@ -82,6 +84,10 @@ class SecureChannel:
         self.remote_address = _peer_name(writer)
         """`host:port` of the other end, for logs."""
         self._high_water = writer.transport.get_write_buffer_limits()[1]
+        self.bytes_received = 0
+        """Record bytes read (headers and ciphertext), for per-peer traffic metrics."""
+        self.bytes_sent = 0
+        """Record bytes handed to the transport."""
 
     @property
     def remote_key(self) -> PublicKey:
@@ -105,11 +111,14 @@ class SecureChannel:
             raise TruncatedRecord(
                 f"stream ended {len(exc.partial)} bytes into a record of {length}"
             ) from None
+        self.bytes_received += RECORD_HEADER_SIZE + length
         return self._opener.open(header, ciphertext)
 
     def write_record(self, plaintext: bytes) -> None:
         """Seal `plaintext` as the next record and hand it to the transport (no waiting)."""
-        self._writer.write(self._sealer.seal(plaintext))
+        record = self._sealer.seal(plaintext)
+        self.bytes_sent += len(record)
+        self._writer.write(record)
 
     def write_buffer_size(self) -> int:
         """Bytes handed to the transport that the kernel has not yet accepted."""

@@ -23,7 +23,7 @@ import contextlib
 import logging
 import random
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from ledger.keys import PublicKey
@@ -77,6 +77,11 @@ class HostStats:
     peers_dropped: int = 0
     """Connections we closed because the peer was slow, dead, misbehaving or corrupted the
     stream, or a handler failed (not counting clean closes, replacements and shutdown)."""
+    peers_banned: int = 0
+    """Peers banned for misbehaviour (each ban, including one that extends a ban)."""
+    closed_traffic: dict[PublicKey, tuple[int, int]] = field(default_factory=dict)
+    """Per peer key: (bytes received, bytes sent) on its connections that have closed (live
+    ones are added by `P2PHost.traffic`); bounded by the allowlist."""
 
 
 class P2PHost:
@@ -221,6 +226,19 @@ class P2PHost:
             (connection.info() for connection in self._registry.connections()),
             key=lambda info: info.public_key,
         )
+
+    def traffic(self) -> dict[PublicKey, tuple[int, int]]:
+        """Per peer key: (bytes received, bytes sent) since start, closed and live connections
+        together (encrypted record bytes; the handshake is not counted)."""
+        totals = dict(self.stats.closed_traffic)
+        for connection in self._registry.connections():
+            received, sent = totals.get(connection.peer_id, (0, 0))
+            channel = connection.channel
+            totals[connection.peer_id] = (
+                received + channel.bytes_received,
+                sent + channel.bytes_sent,
+            )
+        return totals
 
     def broadcast_transaction(self, transaction: bytes) -> int:
         """Gossip a transaction to every connected peer (each relays it on); returns how many
@@ -482,8 +500,15 @@ class P2PHost:
             self._drivers -= 1
             if self._drivers == 0:
                 self._no_drivers.set()
+        received, sent = self.stats.closed_traffic.get(peer, (0, 0))
+        channel = connection.channel
+        self.stats.closed_traffic[peer] = (
+            received + channel.bytes_received,
+            sent + channel.bytes_sent,
+        )
         if isinstance(reason, MisbehavingPeer):
             self._bans.ban(peer, self._clock() + self._tuning.ban_duration)
+            self.stats.peers_banned += 1
             log.warning(
                 "p2p banned %s for %s s: %s", connection.name, self._tuning.ban_duration, reason
             )

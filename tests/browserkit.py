@@ -86,3 +86,13 @@ def console_errors(driver: Any) -> list[str]:
     except Exception:  # not every driver keeps a log; then there is nothing to say
         return []
     return [e["message"] for e in entries if e.get("level") == "SEVERE"]
+
+
+def focus_page_top(driver: Any) -> None:
+    """Put the keyboard at the top of the page, as a click on its background would: the next
+    Tab goes to the first focusable element. (blur() alone leaves Chromium's sequential focus
+    starting point where the focus was, e.g. on `#main` after a navigation.)"""
+    driver.execute_script(
+        "document.body.setAttribute('tabindex', '-1');"  # focusable by script, never by Tab
+        "document.body.focus();"
+    )

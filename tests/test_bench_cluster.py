@@ -134,9 +134,9 @@ def test_consensus_marks_become_stage_observations() -> None:
     metrics = Metrics()
     metrics.observe_marks([("pre_prepare", 1, 10.0), ("prepared", 1, 10.25)])
     metrics.observe_marks([("decided", 1, 10.75), ("delivered", 1, 11.0)])
-    assert metrics.stages["prepare"].count == 1
-    assert metrics.stages["commit"].count == 1
-    assert metrics.stages["certify"].count == 1
+    assert metrics.stage_count("prepare") == 1
+    assert metrics.stage_count("commit") == 1
+    assert metrics.stage_count("certify") == 1
     samples = parse_exposition(metrics.render())
     assert samples["sec_stage_prepare_seconds_sum"] == 0.25
     assert samples["sec_stage_commit_seconds_sum"] == 0.5
@@ -146,14 +146,14 @@ def test_a_mark_without_its_predecessor_observes_nothing() -> None:
     metrics = Metrics()
     metrics.observe_marks([("decided", 7, 1.0), ("delivered", 8, 2.0), ("prepared", 9, 3.0)])
     metrics.observe_marks([("delivered", 7, 1.5)])  # decided 7 was seen: certify observed
-    assert [metrics.stages[s].count for s in ("prepare", "commit", "certify")] == [0, 0, 1]
+    assert [metrics.stage_count(s) for s in ("prepare", "commit", "certify")] == [0, 0, 1]
 
 
 def test_open_heights_are_bounded() -> None:
     metrics = Metrics()
     metrics.observe_marks(("pre_prepare", seq, 0.0) for seq in range(3 * OPEN_HEIGHTS_LIMIT))
     metrics.observe_marks([("prepared", 0, 1.0), ("prepared", 3 * OPEN_HEIGHTS_LIMIT - 1, 1.0)])
-    assert metrics.stages["prepare"].count == 1  # height 0 was forgotten, the newest kept
+    assert metrics.stage_count("prepare") == 1  # height 0 was forgotten, the newest kept
 
 
 def test_window_stages_diff_each_node_and_add_the_nodes_up() -> None:

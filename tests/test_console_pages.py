@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from secnode.runtime.rpc.server import RpcConfig
-from tests.browserkit import PHONE_WIDTH, browser, console_errors
+from tests.browserkit import PHONE_WIDTH, browser, console_errors, focus_page_top
 from tests.console_story import Story, story
 from tests.rpc_node import ServedNode
 
@@ -214,7 +214,7 @@ def test_skip_link_is_the_first_tab_stop(site: tuple[ServedNode, Story], driver:
 
     node, _ = site
     open_route(driver, node.url, "#/blocks")
-    driver.execute_script("document.activeElement.blur()")
+    focus_page_top(driver)
     ActionChains(driver).send_keys(Keys.TAB).perform()
     focused = driver.switch_to.active_element
     assert focused.get_attribute("id") == "skip-link" and focused.text == "Skip to content"

@@ -36,7 +36,13 @@ import pytest
 from secnode.client.rpc import RpcClient, RpcClientError
 from secnode.network.testnet import NODE_PID, STOP_GRACE_S
 from secnode.runtime.config import CONFIG_FILE, load_config, render_config
-from tests.browserkit import PHONE_WIDTH, browser, console_errors, require_browser
+from tests.browserkit import (
+    PHONE_WIDTH,
+    browser,
+    console_errors,
+    focus_page_top,
+    require_browser,
+)
 from tests.e2e_cluster import (
     CLI,
     PYTHON,
@@ -302,22 +308,12 @@ def _tab_to(driver: Any, matches: str) -> None:
     selector `matches`; fail after MAX_TABS presses."""
     from selenium.webdriver.common.keys import Keys
 
-    _focus_top(driver)
+    focus_page_top(driver)
     for _ in range(MAX_TABS):
         _press(driver, Keys.TAB)
         if driver.execute_script("return document.activeElement.matches(arguments[0])", matches):
             return
     raise AssertionError(f"{MAX_TABS} Tab presses never reached {matches}\n{_page_report(driver)}")
-
-
-def _focus_top(driver: Any) -> None:
-    """Put the keyboard at the top of the page, as a click on its background would: the next
-    Tab goes to the first focusable element. (blur() alone leaves Chromium's sequential focus
-    starting point where the focus was.)"""
-    driver.execute_script(
-        "document.body.setAttribute('tabindex', '-1');"  # focusable by script, never by Tab
-        "document.body.focus();"
-    )
 
 
 def _timeline(driver: Any) -> list[str] | None:
@@ -384,7 +380,7 @@ def test_an_order_found_by_id_with_the_keyboard_shows_its_timeline_and_verifies(
 
     with browser(*DESKTOP) as driver:
         _open(driver, testnet.console_url, "#/", '[data-testid="block-row"]')
-        _focus_top(driver)
+        focus_page_top(driver)
         _press(driver, Keys.TAB)
         skip = driver.execute_script("return document.activeElement.textContent")
         assert "skip to content" in skip.lower(), f"the first Tab reaches {skip!r}"

@@ -28,6 +28,7 @@ from ledger.validator_state import (
 from p2p import Handlers, Tuning
 from p2p.errors import HandshakeAborted
 from p2p.frames import transaction_frame
+from secnode.bench.stages import parse_exposition
 from secnode.network.devnet import (
     DEV_CHAIN_ID,
     dev_account_key,
@@ -130,6 +131,13 @@ async def test_invalid_gossiped_signatures_get_the_peer_disconnected_and_banned(
             await ScriptedPeer.connect(
                 node.host.listen_port, GOSSIPER, DEV_CHAIN_ID, node.signer.public_key
             )
+    # What an operator sees: the ban, the refusals by reason, the junk peer's traffic.
+    samples = parse_exposition(node.metrics.render())
+    assert samples["sec_peer_bans_total"] == 1
+    refused = 'sec_rejected_transactions_total{reason="invalid_signature",source="gossip"}'
+    assert samples[refused] >= 1
+    received = [v for k, v in samples.items() if k.startswith("sec_peer_received_bytes_total")]
+    assert received and min(received) > 0
 
 
 @pytest.mark.asyncio

@@ -27,7 +27,18 @@ from ledger.keys import (
     parse_address,
 )
 from ledger.schema import MAX_AMOUNT
-from secnode.client.rpc import DEFAULT_RPC_URL, MalformedAnswer, RpcClient
+from secnode.client.rpc import (
+    CA_VARIABLE,
+    CLIENT_CERT_VARIABLE,
+    CLIENT_KEY_VARIABLE,
+    DEFAULT_RPC_URL,
+    TOKEN_FILE_VARIABLE,
+    TOKEN_VARIABLE,
+    Credentials,
+    MalformedAnswer,
+    RpcClient,
+    load_credentials,
+)
 from secnode.keyfile import read_key_record
 from secnode.passphrase import PassphraseSource
 from secnode.schema import models as m
@@ -240,8 +251,19 @@ def requested_proof(
 # --- talking to a node and the common options ---------------------------------------------------
 
 
+def credentials(args: argparse.Namespace) -> Credentials:
+    """The TLS trust, client certificate and token of the common options (or of their
+    environment variables, for commands such as `sec demo` that do not take the options)."""
+    return load_credentials(
+        getattr(args, "ca", None),
+        getattr(args, "token_file", None),
+        getattr(args, "client_cert", None),
+        getattr(args, "client_key", None),
+    )
+
+
 def connect(args: argparse.Namespace, wait_s: float = 0.0) -> RpcClient:
-    return RpcClient(args.rpc, timeout_s=30.0 + wait_s)
+    return RpcClient(args.rpc, timeout_s=30.0 + wait_s, credentials=credentials(args))
 
 
 def common_options() -> argparse.ArgumentParser:
@@ -253,6 +275,28 @@ def common_options() -> argparse.ArgumentParser:
         help=f"node RPC URL (default {DEFAULT_RPC_URL})",
     )
     common.add_argument("--json", action="store_true", help="machine-readable output")
+    secure = common.add_argument_group("a node in public (docs/operations.md)")
+    secure.add_argument(
+        "--ca",
+        metavar="FILE",
+        help=f"PEM CA that signed the node's https certificate (or {CA_VARIABLE})",
+    )
+    secure.add_argument(
+        "--token-file",
+        metavar="FILE",
+        help=f"file holding the bearer token for restricted methods (or {TOKEN_FILE_VARIABLE}, "
+        f"or the token itself in {TOKEN_VARIABLE}); never on the command line",
+    )
+    secure.add_argument(
+        "--client-cert",
+        metavar="FILE",
+        help=f"PEM client certificate for mutual TLS (or {CLIENT_CERT_VARIABLE})",
+    )
+    secure.add_argument(
+        "--client-key",
+        metavar="FILE",
+        help=f"its PEM key, if not in --client-cert (or {CLIENT_KEY_VARIABLE})",
+    )
     return common
 
 

@@ -4,16 +4,28 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from secnode.cli.common import CommandError, emit, passphrase_options
 from secnode.cli.keys import scrypt_option, scrypt_params
+
+if TYPE_CHECKING:
+    from secnode.network.keylist import ValidatorKey
 
 
 def _genesis_new(args: argparse.Namespace) -> int:
     from secnode.network.home import create_network, new_chain_id
 
     hosts = args.hosts.split(",") if args.hosts else None
+    operator_keys = _operator_keys(args)
+    validators = args.validators if args.validators is not None else 4
+    if operator_keys is not None:
+        if args.validators is not None and args.validators != len(operator_keys):
+            raise CommandError(
+                f"--validators {args.validators}, yet {len(operator_keys)} validator keys are "
+                "listed: leave out --validators, the list decides"
+            )
+        validators = len(operator_keys)
     sealing = _sealing(args)
     bases = {
         name: value
@@ -22,9 +34,11 @@ def _genesis_new(args: argparse.Namespace) -> int:
     }
     plans = create_network(
         Path(args.out),
-        args.validators,
+        validators,
         dev=args.dev,
+        operator_keys=operator_keys,
         hosts=hosts,
+        console=args.console,
         chain_id=args.chain_id or new_chain_id(),  # a network of its own: no replay between two
         **bases,
         **sealing,
@@ -42,9 +56,34 @@ def _genesis_new(args: argparse.Namespace) -> int:
     if sealing:
         lines.append("every key file is encrypted with the passphrase given")
     lines += [f"  {n['name']}: home {n['home']}  p2p {n['p2p']}  rpc {n['rpc']}" for n in nodes]
-    lines.append(f"start each with: sec node start --home {args.out}/node0")
+    if operator_keys is None:
+        lines.append(f"start each with: sec node start --home {args.out}/{plans[0].name}")
+    else:  # the homes lack node.key: each operator adds the one they exported the key of
+        lines.append(
+            f"no node.key was written: copy {args.out}/NAME/ to NAME's machine, put NAME's own "
+            "node.key in it, then: sec node start --home DIR"
+        )
     emit(args, "\n".join(lines), {"genesis": f"{args.out}/genesis.json", "nodes": nodes})
     return 0
+
+
+def _operator_keys(args: argparse.Namespace) -> list[ValidatorKey] | None:
+    """The validators of --validators-file and --validator, in that order (None if neither)."""
+    from secnode.network.keylist import (
+        check_unique,
+        parse_validator_option,
+        read_key_list,
+    )
+
+    if args.validators_file is None and not args.validator:
+        return None
+    if args.dev:
+        raise CommandError(
+            "--dev with a validator key list: development keys are derived, not listed"
+        )
+    listed = [] if args.validators_file is None else read_key_list(Path(args.validators_file))
+    listed += [parse_validator_option(value) for value in args.validator]
+    return check_unique(listed, "the validator key list")
 
 
 def _sealing(args: argparse.Namespace) -> dict[str, Any]:
@@ -71,7 +110,9 @@ def _node_start(args: argparse.Namespace) -> int:
     from secnode.runtime.node import serve
 
     file = None if args.passphrase_file is None else Path(args.passphrase_file)
-    return serve(Path(args.home), PassphraseSource(file=file).existing)
+    return serve(
+        Path(args.home), PassphraseSource(file=file).existing, args.log_format, args.log_level
+    )
 
 
 def _testnet(args: argparse.Namespace) -> int:
@@ -97,9 +138,26 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "new",
         help="write DIR/genesis.json, one node home per validator and account keys",
         description="Create a new network. For nodes on separate machines pass --hosts with one "
-        "HOST or HOST:P2P_PORT per validator; then copy DIR/nodeI to machine I.",
+        "HOST or HOST:P2P_PORT per validator; then copy DIR/nodeI to machine I. When each "
+        "operator keeps their own node key, list the public keys instead (--validators-file, "
+        "--validator): the homes are named after the validators and hold no node.key.",
     )
-    new_network.add_argument("--validators", type=int, default=4, help="number of validators")
+    new_network.add_argument(
+        "--validators", type=int, help="number of validators (default 4, or the listed keys)"
+    )
+    new_network.add_argument(
+        "--validators-file",
+        metavar="FILE",
+        help="the validators' public keys, as `sec keys export-public` prints them: one "
+        '{"name", "public_key"} object per line, or a JSON array; node homes get no node.key',
+    )
+    new_network.add_argument(
+        "--validator",
+        action="append",
+        default=[],
+        metavar="NAME=HEX",
+        help="one more validator by name and public key (repeatable; after --validators-file)",
+    )
     new_network.add_argument("--out", required=True, help="directory to create")
     new_network.add_argument("--hosts", help="comma-separated HOST[:PORT] per validator")
     new_network.add_argument(
@@ -121,6 +179,11 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--dev", action="store_true", help="use the PUBLIC development keys (never for value)"
     )
     new_network.add_argument(
+        "--console",
+        action="store_true",
+        help="every node serves the web console at its RPC address ([rpc] console = true)",
+    )
+    new_network.add_argument(
         "--encrypt",
         action="store_true",
         help="seal every key file written with one passphrase (asked twice, or --passphrase-file)",
@@ -140,6 +203,17 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     start.add_argument("--home", required=True, help="node home (config.toml, node.key, ...)")
     passphrase_options(start)
+    start.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        help="text: human lines (default); json: one JSON object per line (config [log] format)",
+    )
+    start.add_argument(
+        "--log-level",
+        metavar="SPEC",
+        help="LEVEL and/or COMPONENT=LEVEL, comma-separated, e.g. info,consensus=debug,p2p=warning "
+        "(components: consensus p2p rpc node app trust store keys; over config.toml [log])",
+    )
     start.set_defaults(handler=_node_start)
 
     testnet = commands.add_parser(

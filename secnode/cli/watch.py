@@ -13,7 +13,14 @@ from typing import Any, Final
 import aiohttp
 
 from ledger.keys import format_address
-from secnode.cli.common import ADDRESS_HELP, CommandError, common_options, resolve_address
+from secnode.cli.common import (
+    ADDRESS_HELP,
+    CommandError,
+    common_options,
+    credentials,
+    resolve_address,
+)
+from secnode.client.rpc import Credentials
 from secnode.schema.subscriptions import NewHead, OrderEvent
 from secnode.schema.trust import EpochJson
 
@@ -60,13 +67,18 @@ def line_of(what: str, result: Any) -> str:
     )
 
 
-async def _watch(url: str, what: str, params: list[Any], as_json: bool) -> int:
+async def _watch(url: str, what: str, params: list[Any], as_json: bool, secure: Credentials) -> int:
     request = {"jsonrpc": "2.0", "id": 1, "method": "sec_subscribe", "params": params}
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=_CONNECT_TIMEOUT_S)
     try:
         async with (
             aiohttp.ClientSession(timeout=timeout) as session,
-            session.ws_connect(url, heartbeat=30.0) as socket,
+            session.ws_connect(
+                url,
+                heartbeat=30.0,
+                headers=secure.headers(),
+                ssl=secure.ssl_context if secure.ssl_context is not None else True,
+            ) as socket,
         ):
             await socket.send_str(json.dumps(request))
             subscription: str | None = None
@@ -91,8 +103,15 @@ async def _watch(url: str, what: str, params: list[Any], as_json: bool) -> int:
             reason = f" ({socket.close_code}: {message.extra or 'no reason'})"
             raise CommandError(f"{url}: the node closed the connection{reason}")
     except aiohttp.WSServerHandshakeError as exc:
+        if exc.status in (401, 403):
+            raise CommandError(f"{url}: refused (HTTP {exc.status}): {exc.message}") from None
         raise CommandError(
             f"{url}: no WebSocket endpoint (HTTP {exc.status}); is the node older?"
+        ) from None
+    except aiohttp.ClientConnectorCertificateError as exc:
+        raise CommandError(
+            f"{url}: the node's TLS certificate is not trusted ({exc.certificate_error}); if it "
+            "uses a private CA, pass --ca FILE or set SEC_RPC_CA"
         ) from None
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         raise CommandError(f"cannot reach the node at {url}: {exc or type(exc).__name__}") from None
@@ -102,7 +121,8 @@ def _run(args: argparse.Namespace) -> int:
     params: list[Any] = [_KINDS[args.what]]
     if args.what == "orders":
         params.append(format_address(resolve_address(args.address, "ADDRESS")))
-    return asyncio.run(_watch(websocket_url(args.rpc), args.what, params, args.json))
+    secure = credentials(args)
+    return asyncio.run(_watch(websocket_url(args.rpc), args.what, params, args.json, secure))
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -10,19 +10,30 @@ unreachable (connection refused, DNS, timeout), answered HTTP without JSON-RPC, 
 something that is not a JSON-RPC response, returned a JSON-RPC error (`RpcCallError`, which
 keeps the code and data for scripts), or returned a result that does not fit the schema
 (`MalformedAnswer`, naming the node, the method and each bad field's path).
+
+`Credentials` carry what a node in public may ask for (docs/operations.md, "The RPC endpoint
+in public"): a TLS context trusting a private CA (`--ca FILE` / `SEC_RPC_CA`), a client
+certificate for mutual TLS, and a bearer token (`--token-file FILE` / `SEC_RPC_TOKEN_FILE` /
+`SEC_RPC_TOKEN`) sent as `Authorization: Bearer`. A token is never put in a message.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import os
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from secnode.runtime.rpc.tls import TlsConfigError, client_context
 from secnode.schema.values import problems_text
 
 DEFAULT_RPC_URL: Final = "http://127.0.0.1:8545"
@@ -57,6 +68,70 @@ class MalformedAnswer(RpcClientError):
         self.problems = problems
 
 
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """How a client proves itself to a node and checks the node's certificate."""
+
+    token: str | None = None
+    """Bearer token for restricted methods (never printed)."""
+    ssl_context: ssl.SSLContext | None = None
+    """For https/wss: None trusts the system's CAs and sends no client certificate."""
+
+    def headers(self) -> dict[str, str]:
+        """The Authorization header when there is a token."""
+        return {} if self.token is None else {"Authorization": f"Bearer {self.token}"}
+
+
+TOKEN_VARIABLE: Final = "SEC_RPC_TOKEN"
+TOKEN_FILE_VARIABLE: Final = "SEC_RPC_TOKEN_FILE"
+CA_VARIABLE: Final = "SEC_RPC_CA"
+CLIENT_CERT_VARIABLE: Final = "SEC_RPC_CLIENT_CERT"
+CLIENT_KEY_VARIABLE: Final = "SEC_RPC_CLIENT_KEY"
+
+
+def _read_token(path: Path) -> str:
+    try:
+        token = path.read_text().strip()
+    except OSError as exc:
+        raise RpcClientError(f"cannot read token file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise RpcClientError(f"token file {path} is not text") from None
+    if not token or any(c.isspace() for c in token):
+        raise RpcClientError(f"token file {path} must hold one token on one line")
+    return token
+
+
+def load_credentials(
+    ca: str | None = None,
+    token_file: str | None = None,
+    client_cert: str | None = None,
+    client_key: str | None = None,
+    environ: Mapping[str, str] = os.environ,
+) -> Credentials:
+    """Credentials from options, each falling back to its environment variable (an option
+    wins); RpcClientError names a file that cannot be used."""
+    ca = ca or environ.get(CA_VARIABLE) or None
+    client_cert = client_cert or environ.get(CLIENT_CERT_VARIABLE) or None
+    client_key = client_key or environ.get(CLIENT_KEY_VARIABLE) or None
+    token_file = token_file or environ.get(TOKEN_FILE_VARIABLE) or None
+    token = _read_token(Path(token_file)) if token_file else environ.get(TOKEN_VARIABLE) or None
+    if token is not None and any(c.isspace() for c in token):
+        raise RpcClientError(f"{TOKEN_VARIABLE} must be one token without spaces")
+    if client_key and not client_cert:
+        raise RpcClientError("--client-key needs --client-cert")
+    context = None
+    if ca or client_cert:
+        try:
+            context = client_context(
+                Path(ca) if ca else None,
+                Path(client_cert) if client_cert else None,
+                Path(client_key) if client_key else None,
+            )
+        except TlsConfigError as exc:
+            raise RpcClientError(str(exc)) from None
+    return Credentials(token, context)
+
+
 def rpc_endpoint(url: str) -> str:
     """The /rpc endpoint of a node URL: "http://host:port" and ".../" get "/rpc" appended."""
     parsed = urllib.parse.urlsplit(url)
@@ -68,6 +143,13 @@ def rpc_endpoint(url: str) -> str:
 
 
 def _describe_reason(reason: object) -> str:
+    if isinstance(reason, ssl.SSLCertVerificationError):
+        return (
+            f"its TLS certificate is not trusted ({reason.verify_message}); if the node uses a "
+            f"private CA, pass --ca FILE or set {CA_VARIABLE}"
+        )
+    if isinstance(reason, ssl.SSLError):
+        return f"TLS failed ({reason.reason or reason}); is the URL https:// and the port TLS?"
     if isinstance(reason, ConnectionRefusedError):
         return "connection refused (is the node running, and is this its RPC port?)"
     if isinstance(reason, TimeoutError):
@@ -80,11 +162,17 @@ def _describe_reason(reason: object) -> str:
 class RpcClient:
     """Calls one node's JSON-RPC endpoint."""
 
-    def __init__(self, url: str = DEFAULT_RPC_URL, timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        url: str = DEFAULT_RPC_URL,
+        timeout_s: float = 30.0,
+        credentials: Credentials | None = None,
+    ) -> None:
         self.url = url
         """The node URL as given (named in MalformedAnswer)."""
         self.endpoint = rpc_endpoint(url)
         self.timeout_s = timeout_s
+        self.credentials = credentials or Credentials()
         self._next_id = 1
 
     def call_as(self, method: str, params: Params, model: type[ResultT]) -> ResultT:
@@ -111,11 +199,18 @@ class RpcClient:
         http_request = urllib.request.Request(
             self.endpoint,
             data=data,
-            headers={"Content-Type": "application/json", "Accept": "application/json"},
+            headers={
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+                **self.credentials.headers(),
+            },
             method="POST",
         )
+        context = self.credentials.ssl_context
         try:
-            with urllib.request.urlopen(http_request, timeout=self.timeout_s) as response:
+            with urllib.request.urlopen(
+                http_request, timeout=self.timeout_s, context=context
+            ) as response:
                 return response.status, response.read(MAX_RESPONSE_BYTES)
         except urllib.error.HTTPError as exc:
             with exc:

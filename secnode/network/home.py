@@ -15,6 +15,7 @@ import json
 import secrets
 import shutil
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from secnode.network.devnet import (
     dev_genesis_document,
     validator_key,
 )
+from secnode.network.keylist import ValidatorKey
 from secnode.runtime.config import (
     CONFIG_FILE,
     ConfigError,
@@ -58,7 +60,10 @@ class NodePlan:
     """Where one node of a network lives and listens."""
 
     name: str
-    key: PrivateKey
+    public_key: bytes
+    key: PrivateKey | None
+    """None when the operator keeps it (`sec genesis new --validators-file`): the home gets no
+    node.key, the operator puts theirs there."""
     p2p_host: str
     p2p_port: int
     rpc_host: str
@@ -80,18 +85,21 @@ def plan_nodes(
     hosts: list[str] | None = None,
     p2p_base: int = P2P_BASE_PORT,
     rpc_base: int = RPC_BASE_PORT,
+    operator_keys: Sequence[ValidatorKey] | None = None,
 ) -> list[NodePlan]:
     """Names, keys and addresses for `count` validators.
 
     `hosts` are "HOST" or "HOST:P2P_PORT" per node (nodes on separate machines); without it,
-    all nodes listen on 127.0.0.1 with consecutive ports.
+    all nodes listen on 127.0.0.1 with consecutive ports. With `operator_keys` (one per
+    validator), node i is named and keyed by entry i and its private key is not known here.
     """
     if hosts is not None and len(hosts) != count:
         raise ConfigError(f"--hosts lists {len(hosts)} hosts for {count} validators")
+    if operator_keys is not None and len(operator_keys) != count:
+        raise ConfigError(f"{len(operator_keys)} validator keys listed for {count} validators")
     plans = []
     for index in range(count):
-        name = f"node{index}"
-        key = validator_key(name) if dev else PrivateKey.generate()
+        name, key, public_key = _identity(index, dev=dev, operator_keys=operator_keys)
         host, p2p_port = "127.0.0.1", p2p_base + index
         rpc_host, rpc_port = "127.0.0.1", rpc_base + index
         if hosts is not None:
@@ -101,8 +109,20 @@ def plan_nodes(
                 raise ConfigError(f"--hosts entry {entry!r} is not HOST or HOST:PORT")
             p2p_port = int(port) if port else p2p_base
             rpc_host, rpc_port = host, rpc_base
-        plans.append(NodePlan(name, key, host, p2p_port, rpc_host, rpc_port))
+        plans.append(NodePlan(name, public_key, key, host, p2p_port, rpc_host, rpc_port))
     return plans
+
+
+def _identity(
+    index: int, *, dev: bool, operator_keys: Sequence[ValidatorKey] | None
+) -> tuple[str, PrivateKey | None, bytes]:
+    """Node `index`'s name, private key (None if its operator keeps it) and public key."""
+    if operator_keys is not None:
+        listed = operator_keys[index]
+        return listed.name, None, listed.public_key
+    name = f"node{index}"
+    key = validator_key(name) if dev else PrivateKey.generate()
+    return name, key, bytes(key.public_key)
 
 
 def node_config(
@@ -111,7 +131,7 @@ def node_config(
     """`plan`'s config.toml; with `console`, the node serves the web console and lets
     `sec console` at its default address read it (`console_settings`)."""
     peers = [
-        PeerConfig(name=p.name, public_key=p.key.public_key.hex(), address=p.p2p_address)
+        PeerConfig(name=p.name, public_key=p.public_key.hex(), address=p.p2p_address)
         for p in everyone
         if p.name != plan.name
     ]
@@ -157,18 +177,20 @@ def write_home(
     scrypt: ScryptParams = DEFAULT_SCRYPT,
 ) -> None:
     """Create one node home (refuses to overwrite an existing config); the node key records
-    `genesis_hash` when given, and is sealed with `passphrase` when given."""
+    `genesis_hash` when given, and is sealed with `passphrase` when given. A plan without a
+    private key (the operator's own) gets no key file: its operator adds node.key."""
     if (home / CONFIG_FILE).exists():
         raise ConfigError(f"{home / CONFIG_FILE} already exists; refusing to overwrite a node home")
     home.mkdir(parents=True, exist_ok=True)
-    write_key_file(
-        home / config.key_file,
-        plan.key,
-        overwrite=True,
-        genesis_hash=genesis_hash,
-        passphrase=passphrase,
-        scrypt=scrypt,
-    )
+    if plan.key is not None:
+        write_key_file(
+            home / config.key_file,
+            plan.key,
+            overwrite=True,
+            genesis_hash=genesis_hash,
+            passphrase=passphrase,
+            scrypt=scrypt,
+        )
     shutil.copyfile(genesis_path, home / config.genesis_file)
     (home / CONFIG_FILE).write_text(render_config(config))
 
@@ -177,7 +199,7 @@ def genesis_document(
     plans: list[NodePlan], *, dev: bool, chain_id: str | None, account_keys: dict[str, PrivateKey]
 ) -> dict[str, Any]:
     document = dev_genesis_document(len(plans))
-    document["validators"] = [{"name": p.name, "public_key": p.key.public_key.hex()} for p in plans]
+    document["validators"] = [{"name": p.name, "public_key": p.public_key.hex()} for p in plans]
     if not dev:
         document["note"] = "Generated by `sec genesis new`."
         document["dev_key_labels"] = False
@@ -201,9 +223,14 @@ def create_network(
     console: bool = False,
     passphrase: str | None = None,
     scrypt: ScryptParams = DEFAULT_SCRYPT,
+    operator_keys: Sequence[ValidatorKey] | None = None,
 ) -> list[NodePlan]:
     """Write genesis.json, one home per validator and the account keys under `out`; every key
     file sealed with `passphrase` (scrypt cost `scrypt`) when one is given.
+
+    With `operator_keys` (the validators' public keys, `secnode.network.keylist`) the genesis
+    names those validators and their homes hold everything but node.key, which each operator
+    already has on their own machine; `validators` must be their number.
 
     Without `hosts`, node i listens on 127.0.0.1 at P2P port `p2p_base` + i and RPC port
     `rpc_base` + i; with `hosts`, every node uses `rpc_base` (and `p2p_base` unless its entry
@@ -211,13 +238,24 @@ def create_network(
     (`node_config`)."""
     if validators < 1:
         raise ConfigError("a network needs at least one validator")
+    if operator_keys is not None and dev:
+        raise ConfigError(
+            "a validator key list with --dev: development keys are derived, not listed"
+        )
     for option, base in (("--p2p-port-base", p2p_base), ("--rpc-port-base", rpc_base)):
         last = base + (0 if hosts is not None else validators - 1)
         if base < 1 or last > 65535:
             raise ConfigError(f"{option} {base}: ports {base}..{last} are not all in 1..65535")
     if (out / "genesis.json").exists():
         raise ConfigError(f"{out / 'genesis.json'} already exists; choose an empty --out")
-    plans = plan_nodes(validators, dev=dev, hosts=hosts, p2p_base=p2p_base, rpc_base=rpc_base)
+    plans = plan_nodes(
+        validators,
+        dev=dev,
+        hosts=hosts,
+        p2p_base=p2p_base,
+        rpc_base=rpc_base,
+        operator_keys=operator_keys,
+    )
     account_keys = {
         name: dev_account_key(name) if dev else PrivateKey.generate() for name, _, _ in DEV_ACCOUNTS
     }

@@ -28,9 +28,11 @@ from pydantic import (
 from ledger.errors import LedgerError
 from ledger.transactions import MAX_TRANSACTION_SIZE
 from ledger.validation import describe_validation_error
+from secnode.runtime.logs import LogSettings
 from secnode.runtime.mempool import MempoolConfig
 from secnode.runtime.rpc.budget import DEFAULT_RPC_SHARE
 from secnode.runtime.rpc.cors import check_origin
+from secnode.runtime.rpc.hosts import check_host_name
 
 CONFIG_FILE = "config.toml"
 
@@ -82,7 +84,9 @@ class RPCSection(_Strict):
     )
     max_reply_bytes: int = Field(default=8 << 20, ge=64 << 10, le=1 << 30)
     rate_limit_per_s: float = Field(
-        default=2_000.0, ge=0, description="cost units per second per client IP (0: off)"
+        default=2_000.0,
+        ge=0,
+        description="cost units per second per client (identity or IP; 0: off)",
     )
     rate_limit_burst: float = Field(default=4_000.0, ge=1, description="bucket size, units")
     rpc_share: float = Field(
@@ -110,10 +114,39 @@ class RPCSection(_Strict):
         description='origins whose pages may read the node ("*": any); docs/operations.md',
     )
 
+    # The RPC endpoint in public (docs/operations.md): TLS, restricted methods, Host names.
+    tls_cert: str = Field(default="", description="PEM certificate (chain) for https/wss")
+    tls_key: str = Field(default="", description="PEM private key of tls_cert")
+    client_ca: str = Field(
+        default="", description="PEM CA whose client certificates open restricted methods"
+    )
+    restricted_methods: list[str] = Field(
+        default_factory=list, max_length=1000, description="methods that need a credential"
+    )
+    auth_tokens_file: str = Field(
+        default="", description="TOML of SHA-256 digests of bearer tokens (secnode.rpc.auth)"
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description='Host names served besides localhost and the listen host ("*": any)',
+    )
+
     _listen = field_validator("listen")(classmethod(lambda cls, v: _check_host_port(v)))
     _origins = field_validator("cors_origins")(
         classmethod(lambda cls, v: [check_origin(origin) for origin in v])
     )
+    _hosts = field_validator("allowed_hosts")(
+        classmethod(lambda cls, v: [check_host_name(host) for host in v])
+    )
+
+    @model_validator(mode="after")
+    def _check_tls_pairing(self) -> RPCSection:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("tls_cert and tls_key must be set together (or both left empty)")
+        if self.client_ca and not self.tls_cert:
+            raise ValueError("client_ca needs TLS: set tls_cert and tls_key too")
+        return self
 
 
 class ConsensusSection(_Strict):
@@ -163,6 +196,22 @@ class MempoolSection(_Strict):
 
     def mempool_config(self) -> MempoolConfig:
         return MempoolConfig(**self.model_dump())
+
+
+def _check_log_levels(value: str) -> str:
+    LogSettings.parse("text", value)  # LogSettingsError is a ValueError: pydantic reports it
+    return value
+
+
+class LogSection(_Strict):
+    """`[log]`: how the node logs (`sec node start --log-format/--log-level` override it)."""
+
+    format: str = Field(default="text", pattern=r"^(text|json)$")
+    levels: str = Field(default="", description="per component, e.g. consensus=debug,p2p=warning")
+    _levels = field_validator("levels")(classmethod(lambda cls, v: _check_log_levels(v)))
+
+    def settings(self, default_level: str) -> LogSettings:
+        return LogSettings.parse(self.format, self.levels, default_level)
 
 
 MIN_RECENT_BLOCKS = 256
@@ -217,6 +266,7 @@ class NodeConfig(_Strict):
     rpc: RPCSection = Field(default_factory=RPCSection)
     consensus: ConsensusSection = Field(default_factory=ConsensusSection)
     mempool: MempoolSection = Field(default_factory=MempoolSection)
+    log: LogSection = Field(default_factory=LogSection)
     storage: StorageSection = Field(default_factory=StorageSection)
 
 

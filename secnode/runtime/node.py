@@ -18,10 +18,12 @@ import logging
 import os
 import signal
 from collections import defaultdict
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from aiohttp import web
 
 from consensus.config import ReplicaConfig, ValidatorSchedule
 from consensus.errors import ConfigError as ConsensusConfigError
@@ -32,7 +34,7 @@ from contracts import TX_TYPES, build_executor
 from ledger.accounts import Account, get_account
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis, load_genesis
-from ledger.keys import PrivateKey, PublicKey, Signer
+from ledger.keys import PrivateKey, PublicKey, Signer, format_address
 from ledger.state import State
 from ledger.store import ChainStore, open_chain
 from ledger.store_leveldb import LevelDBStore
@@ -58,9 +60,12 @@ from secnode.runtime.config import (
     split_host_port,
 )
 from secnode.runtime.driver import ConsensusDriver
+from secnode.runtime.logs import LogSettingsError, NodeContext, bind_node, configure
 from secnode.runtime.mempool import Mempool, MempoolRejected
 from secnode.runtime.metrics import Metrics
 from secnode.runtime.order_index import index_order_events
+from secnode.runtime.rpc.auth import AuthConfigError
+from secnode.runtime.rpc.security import RpcSecurity, load_rpc_security
 from secnode.runtime.rpc.server import SUBSCRIPTIONS, RpcConfig, make_app, start_rpc_server
 from secnode.runtime.rpc.subscriptions import SubscriptionHub
 from secnode.runtime.rpc.view import NodeStatus, PeerStatus
@@ -126,7 +131,7 @@ class Node:
         store.add_proving_indexer(index_validator_changes)
         self.activity = ChainActivity.seeded(store)
         """Recent commits as this node saw them (for sec_getNetwork)."""
-        self.trust_scores = PrecomputedScores()
+        self.trust_scores = PrecomputedScores(on_epoch=self.metrics.observe_trust_epoch)
         self._tasks: asyncio.TaskGroup | None = None
         self.subscriptions: SubscriptionHub | None = None
         """WebSocket subscribers, told of every committed block (set when the RPC app is made)."""
@@ -150,8 +155,11 @@ class Node:
         self._enough_peers = asyncio.Event()
         self.driver: ConsensusDriver | None = None
         self.rpc_port: int | None = None
+        self.rpc_security = RpcSecurity()
+        """TLS context, tokens and Host names of [rpc] (read from the home by `open`)."""
         self.failure: str | None = None
         """Why the node stopped itself (the driver's fail-stop), if it did."""
+        self.metrics.attach(self)
 
     # --- construction ------------------------------------------------------------------------
 
@@ -168,6 +176,7 @@ class Node:
         config = load_config(home) if config is None else config
         clock = clock_from_environment()  # before opening anything: a bad offset is a config error
         paths = Paths(home)
+        rpc_security = load_rpc_security(config.rpc, paths.resolve)  # before the store opens
         key = read_key_file(paths.resolve(config.key_file), passphrase)
         genesis = load_genesis(paths.resolve(config.genesis_file))
         store, state, _ = open_chain(
@@ -175,7 +184,9 @@ class Node:
         )
         records = [value for _, value in store.records()]
         try:
-            return cls(config, key, genesis, store, state, records, clock)
+            node = cls(config, key, genesis, store, state, records, clock)
+            node.rpc_security = rpc_security
+            return node
         except ConsensusConfigError as exc:  # e.g. a view timeout not above the block interval
             store.close()
             raise ConfigError(f"{home / CONFIG_FILE}: [consensus] {exc}") from None
@@ -257,10 +268,9 @@ class Node:
 
     # --- running -----------------------------------------------------------------------------
 
-    async def run(self) -> None:
-        """Serve until `stop()`; every task lives in this TaskGroup."""
-        rpc_host, rpc_port = split_host_port(self.config.rpc.listen)
-        rpc_app = make_app(
+    def _rpc_app(self, security: RpcSecurity) -> web.Application:
+        """The RPC app of [rpc]; AuthConfigError if restricted_methods names no method."""
+        return make_app(
             self,
             self.metrics,
             RpcConfig(
@@ -276,11 +286,33 @@ class Node:
                 subscriber_queue=self.config.rpc.subscriber_queue,
                 console=self.config.rpc.console,
                 cors_origins=tuple(self.config.rpc.cors_origins),
+                allowed_hosts=security.allowed_hosts,
+                restricted_methods=tuple(self.config.rpc.restricted_methods),
+                tokens=security.tokens,
             ),
         )
+
+    async def run(self) -> None:
+        """Serve until `stop()`; every task lives in this TaskGroup."""
+        bind_node(
+            NodeContext(
+                self.config.name,
+                format_address(self.signer.address),
+                lambda: (self.app.head.height, self.replica.view),
+            )
+        )
+        rpc_host, rpc_port = split_host_port(self.config.rpc.listen)
+        security = self.rpc_security
+        try:
+            rpc_app = self._rpc_app(security)
+        except AuthConfigError as exc:  # a restricted method this node does not have
+            self.store.close()
+            raise ConfigError(str(exc)) from None
         self.subscriptions = rpc_app[SUBSCRIPTIONS]
         try:
-            runner, self.rpc_port = await start_rpc_server(rpc_app, rpc_host, rpc_port)
+            runner, self.rpc_port = await start_rpc_server(
+                rpc_app, rpc_host, rpc_port, security.ssl_context
+            )
         except OSError as exc:  # most often: the port is taken (another node, a testnet)
             self.store.close()
             raise ConfigError(f"rpc.listen {self.config.rpc.listen}: {_reason(exc)}") from None
@@ -389,11 +421,13 @@ class Node:
         try:
             tx = decode_transaction(data, TX_TYPES)
         except LedgerError as exc:
+            self.metrics.record_rejected("malformed", "gossip")
             self.host.penalize(peer, f"gossiped transaction is malformed: {exc}")
             return False
         try:
             self.mempool.admit(tx, self._lookup)
         except MempoolRejected as exc:
+            self.metrics.record_rejected(exc.code, "gossip")
             if exc.code in CHARGED_REJECTIONS:
                 self.host.penalize(peer, f"gossiped transaction {exc.code}: {exc}")
             return exc.code == "duplicate"
@@ -482,13 +516,36 @@ class Node:
             for info in self.host.peers()
         ]
 
+    # --- MetricsSource ------------------------------------------------------------------------
+
+    def validator_last_signed(self) -> Mapping[str, int]:
+        signed = self.activity.last_signed
+        return {
+            format_address(member.address): signed.get(bytes(member.address), 0)
+            for member in current_validators(self.state).members
+        }
+
+    def peer_traffic(self) -> Mapping[str, tuple[int, int]]:
+        names = {bytes.fromhex(peer.public_key): peer.name for peer in self.config.p2p.peers}
+        return {
+            names.get(bytes(key), bytes(key).hex()[:16]): totals
+            for key, totals in self.host.traffic().items()
+        }
+
+    def peer_bans(self) -> int:
+        return self.host.stats.peers_banned
+
     def validators_at(self, height: int) -> ValidatorSet:
         # From the committed state's history, not the replica's schedule: a restarted replica
         # starts its schedule at the current set, which would answer it for earlier heights.
         return validators_at(self.state, max(height, 1))
 
     async def submit(self, tx: SignedTransaction) -> None:
-        self.mempool.admit(tx, self._lookup)
+        try:
+            self.mempool.admit(tx, self._lookup)
+        except MempoolRejected as exc:
+            self.metrics.record_rejected(exc.code, "rpc")
+            raise
         self.host.broadcast_transaction(tx.encoded)
         if self.driver is not None:
             self.driver.on_transactions_pending()
@@ -521,19 +578,22 @@ def _reason(error: BaseException) -> str:
     return str(error)
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-
-
-def serve(home: Path, passphrase: PassphraseReader | None = None) -> int:
+def serve(
+    home: Path,
+    passphrase: PassphraseReader | None = None,
+    log_format: str | None = None,
+    log_levels: str | None = None,
+) -> int:
     """`sec node start --home HOME`: run until SIGINT/SIGTERM; 0 on a clean stop, 1 when the
     node stopped itself (its driver's fail-stop, logged as CRITICAL). `passphrase` opens an
-    encrypted node.key."""
+    encrypted node.key; `log_format` and `log_levels` (the command line, `secnode.runtime.logs`
+    syntax) go over config.toml's `log_level` and `[log]`."""
     config = load_config(home)
-    configure_logging(config.log_level)
+    try:
+        settings = config.log.settings(config.log_level).overridden(log_format, log_levels)
+    except LogSettingsError as exc:
+        raise ConfigError(f"--log-format/--log-level: {exc}") from None
+    configure(settings)
 
     failures: list[str] = []
 

@@ -62,7 +62,9 @@ def _key(pending: PendingEpoch) -> Key:
 class PrecomputedScores:
     """Implements contracts.epochs.ScoreCache (see the module docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_epoch: Callable[[float], None] | None = None) -> None:
+        self._on_epoch = on_epoch
+        """Told the seconds each precomputed epoch took (the node's metrics), in the worker."""
         self._lock = threading.Lock()
         self._done = threading.Condition(self._lock)
         self._worker = threading.Lock()
@@ -178,10 +180,13 @@ class PrecomputedScores:
             self._results[_key(pending)] = computed
             while len(self._results) > KEPT:
                 del self._results[next(iter(self._results))]
+        seconds = time.perf_counter() - started
+        if self._on_epoch is not None:
+            self._on_epoch(seconds)
         log.info(
             "trust epoch %d precomputed: %d attestations, %d accounts in %.2f s",
             pending.epoch,
             pending.attestations,
             len(scores),
-            time.perf_counter() - started,
+            seconds,
         )

@@ -94,7 +94,8 @@ OVER_BUDGET: Final = ErrorCode(
 RATE_LIMITED: Final = ErrorCode(
     -32006,
     "rate_limited",
-    "this client (remote IP) spent its cost units; retry after `retry_after_s` (HTTP 429)",
+    "this client (its token or certificate identity when authenticated, else its remote IP) "
+    "spent its cost units; retry after `retry_after_s` (HTTP 429)",
     '{"limit_per_s", "burst", "retry_after_s"}',
 )
 SUBSCRIPTION_LIMIT: Final = ErrorCode(
@@ -102,6 +103,21 @@ SUBSCRIPTION_LIMIT: Final = ErrorCode(
     "subscription_limit",
     "over a WebSocket limit: subscriptions per connection, or connections to the node",
     '{"what", "limit"}',
+)
+UNAUTHORIZED: Final = ErrorCode(
+    -32008,
+    "unauthorized",
+    "the method is restricted (`[rpc] restricted_methods`) and the request carried no valid "
+    "credential: a bearer token of the node's `auth_tokens_file` or a client certificate "
+    "signed by its `client_ca` (HTTP 401 for a single call)",
+    '{"method"}',
+)
+FORBIDDEN: Final = ErrorCode(
+    -32009,
+    "forbidden",
+    "the request's token is valid but its `methods` list in the `auth_tokens_file` does not "
+    "include this restricted method (HTTP 403 for a single call)",
+    '{"method", "identity"}',
 )
 PRUNED: Final = ErrorCode(
     -32010,
@@ -121,6 +137,8 @@ APPLICATION_ERRORS: Final = (
     OVER_BUDGET,
     RATE_LIMITED,
     SUBSCRIPTION_LIMIT,
+    UNAUTHORIZED,
+    FORBIDDEN,
 )
 ALL_ERRORS: Final = (*STANDARD_ERRORS, INTERNAL_ERROR, *APPLICATION_ERRORS)
 
@@ -250,6 +268,23 @@ def subscription_limit(what: str, limit: int) -> RpcError:
         SUBSCRIPTION_LIMIT,
         f"at most {limit} {what}; unsubscribe or close one first",
         {"what": what, "limit": limit},
+    )
+
+
+def unauthorized(method: str) -> RpcError:
+    return RpcError(
+        UNAUTHORIZED,
+        f"{method} is restricted on this node: send a bearer token (Authorization header) or "
+        "a client certificate it accepts",
+        {"method": method},
+    )
+
+
+def forbidden(method: str, identity: str) -> RpcError:
+    return RpcError(
+        FORBIDDEN,
+        f"{identity} may not call {method}: it is not in that token's methods",
+        {"method": method, "identity": identity},
     )
 
 

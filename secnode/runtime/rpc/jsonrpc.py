@@ -23,11 +23,15 @@ Theory of operation:
   with retry_after_s when it is empty). Responses are counted as they are encoded; one that
   would push the reply past `Limits.max_reply_bytes` is replaced by an over_budget error.
   Error responses are not counted (at most `max_batch_size` of them, each small).
+* Restricted methods (secnode.runtime.rpc.auth): an entry calling a method of `restricted`
+  that the request's `Grant` does not cover is refused (unauthorized or forbidden) like any
+  invalid entry, before anything runs; the other entries of a batch still run.
 * Calls that do not wait for a commit take turns on the event loop (`Turnstile`): one call
   per loop turn, so a batch never holds the loop for longer than its slowest call.
 * Every call is reported to the `observe(method, outcome)` hook once; method is the method
   name if it exists, "unknown" if not, "none" if the request had no usable method, so the
-  label set stays bounded.
+  label set stays bounded. A call that ran (valid, within budget) is also reported to the
+  `time_call(method, seconds)` hook with how long it took to its encoded reply.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from typing import Any, Final
 from pydantic import BaseModel, ValidationError
 
 from ledger.validation import validation_problems
+from secnode.runtime.rpc.auth import ANONYMOUS, Grant
 from secnode.runtime.rpc.budget import (
     BODY_BYTES_PER_UNIT,
     DEFAULT_MAX_REPLY_BYTES,
@@ -56,6 +61,8 @@ from secnode.runtime.rpc.budget import (
     current_call,
 )
 from secnode.runtime.rpc.errors import (
+    FORBIDDEN,
+    UNAUTHORIZED,
     RpcError,
     internal_error,
     invalid_params,
@@ -121,6 +128,7 @@ class Limits:
 
 
 Observer = Callable[[str, str], None]
+CallTimer = Callable[[str, float], None]
 
 
 def _reject_constant(name: str) -> Any:
@@ -179,6 +187,9 @@ class Reply:
     """The JSON-RPC response body, or None when nothing must be sent."""
     retry_after_s: float | None = None
     """Set when the client was rate limited (HTTP 429 with Retry-After)."""
+    denied: str | None = None
+    """`unauthorized` or `forbidden` when a single call was refused for its credentials
+    (HTTP 401 / 403); a batch answers 200 with the error in its entry."""
 
 
 class Dispatcher:
@@ -194,14 +205,19 @@ class Dispatcher:
         clock: Callable[[], float] = time.monotonic,
         worker: Worker | None = None,
         turnstile: Turnstile | None = None,
+        time_call: CallTimer | None = None,
+        restricted: frozenset[str] = frozenset(),
     ) -> None:
         self.methods = methods
+        self.restricted = restricted
+        """Methods only a `Grant` covering them may call."""
         self.limits = limits
         self.limiter = limiter
         self.worker = worker or Worker()
         self.turnstile = turnstile or Turnstile()
         self._clock = clock
         self._observe = observe or (lambda method, outcome: None)
+        self._time_call = time_call
         self._constant_results: dict[str, bytes] = {}
         """Encoded results of `Method.constant` methods, by name (one each, computed once)."""
 
@@ -230,8 +246,9 @@ class Dispatcher:
         limit = self.limiter.limit
         return rate_limited(limit.rate_per_s, limit.burst, wait)
 
-    async def respond(self, body: bytes, client: str | None) -> Reply:
-        """Answer `body` sent by `client` (its remote address; None: not rate limited).
+    async def respond(self, body: bytes, client: str | None, grant: Grant = ANONYMOUS) -> Reply:
+        """Answer `body` sent by `client` (its rate-limit key: the remote address or the
+        grant's identity; None: not rate limited) holding `grant`.
 
         Order of checks: body size, rate limit (one unit, before parsing), parse, batch size,
         cost budget (the sum over the batch, before anything runs), rate limit (the cost).
@@ -242,13 +259,16 @@ class Dispatcher:
             return self._refuse(error)
         # Parsing, validating and pricing a body is RPC work on the loop too: it takes a turn.
         async with self.turnstile.turn():
-            checked = self._parse_and_price(body, client)
+            checked = self._parse_and_price(body, client, grant)
         if isinstance(checked, Reply):
             return checked
         entries, batch = checked
         budget = ReplyBudget(self.limits.max_reply_bytes)
         if not batch:
-            return Reply(await self._run(entries[0], budget))
+            answer = await self._run(entries[0], budget)
+            error = entries[0].error
+            auth_failed = error is not None and error.kind in (UNAUTHORIZED, FORBIDDEN)
+            return Reply(answer, denied=error.name if auth_failed and error else None)
         if all(_answers_at_once(entry) for entry in entries):
             # Nothing here waits, so tasks would run these in this same order: skip their cost.
             answered = [await self._run(entry, budget) for entry in entries]
@@ -260,7 +280,7 @@ class Dispatcher:
         return Reply(b"[" + b",".join(responses) + b"]" if responses else None)
 
     def _parse_and_price(
-        self, body: bytes, client: str | None
+        self, body: bytes, client: str | None, grant: Grant
     ) -> Reply | tuple[list[_Prepared], bool]:
         """The body's prepared entries and whether it is a batch, once it passed the cost
         budget and the client paid for it; else the refusal."""
@@ -278,7 +298,7 @@ class Dispatcher:
             return self._refuse(
                 too_large("batch", len(message), self.limits.max_batch_size, "calls")
             )
-        entries = [self._prepare(entry) for entry in (message if batch else [message])]
+        entries = [self._prepare(entry, grant) for entry in (message if batch else [message])]
         cost = sum(entry.cost for entry in entries)
         if cost > self.limits.max_request_cost:
             # Charged for the validation it took (one unit an entry), not for what it asked.
@@ -289,8 +309,9 @@ class Dispatcher:
             return self._refuse(error)
         return entries, batch
 
-    def _prepare(self, request: Any) -> _Prepared:
-        """Validate one request object and price it; a malformed one carries its error."""
+    def _prepare(self, request: Any, grant: Grant) -> _Prepared:
+        """Validate one request object and price it; a malformed or unauthorized one carries
+        its error."""
         request_id = request.get("id", _ABSENT) if isinstance(request, dict) else _ABSENT
         try:
             method_name, params = _parse_request(request)
@@ -304,6 +325,8 @@ class Dispatcher:
         method = self.methods.get(method_name)
         if method is None:
             return _Prepared(request_id, "unknown", error=method_not_found(method_name))
+        if (refusal := grant.refusal(method_name, self.restricted)) is not None:
+            return _Prepared(request_id, method_name, method, error=refusal)
         try:
             bound = _bind_params(method, params)
         except RpcError as exc:
@@ -314,10 +337,13 @@ class Dispatcher:
         """Run one prepared request -> its encoded response, or None for a notification."""
         call = CallReply(budget)
         token = current_call.set(call)
+        started = time.perf_counter()
         try:
             outcome = entry.error or await self._call(entry, call)
         finally:
             current_call.reset(token)
+        if entry.error is None and self._time_call is not None:
+            self._time_call(entry.label, time.perf_counter() - started)
         if outcome is None or isinstance(outcome, bytes):
             return outcome
         error = outcome

@@ -1,8 +1,10 @@
 """Per-client token buckets over RPC cost units (sans-io: the caller passes `now`).
 
-Each client (the remote IP) has a bucket of at most `burst` units that refills at `rate_per_s`
-units per second. A request is admitted when the bucket holds at least its cost; the cost is
-then taken. A refused request takes nothing and is told when enough units will be there.
+Each client (its key: the identity of a valid credential, `token:<name>` or `cert:<CN>`,
+else its remote IP; secnode.runtime.rpc.auth.Grant.rate_key) has a bucket of at most `burst`
+units that refills at `rate_per_s` units per second. A request is admitted when the bucket
+holds at least its cost; the cost is then taken. A refused request takes nothing and is told
+when enough units will be there.
 
 Invariants: a bucket never holds more than `burst` nor less than 0; at most `max_clients`
 buckets are kept (the least recently seen is dropped first, which only ever forgives that

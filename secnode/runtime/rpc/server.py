@@ -8,8 +8,14 @@ of /ws).
 `start_rpc_server` binds it. HTTP statuses: 200 with a JSON-RPC body for every call or batch
 that has a response (JSON-RPC errors included), 204 when there is nothing to answer (only
 notifications), 413 with a JSON-RPC `too_large` error body when the body exceeds the cap, 429
-with a `rate_limited` error body and a Retry-After header when the client (keyed by remote IP)
-has spent its cost units (secnode.runtime.rpc.ratelimit; docs/rpc.md "Budgets and rate limits").
+with a `rate_limited` error body and a Retry-After header when the client (keyed by its
+credential's identity, else its remote IP)
+has spent its cost units (secnode.runtime.rpc.ratelimit; docs/rpc.md "Budgets and rate limits"),
+401 / 403 with an `unauthorized` / `forbidden` error body when a single call to a restricted
+method lacks a credential that opens it (secnode.runtime.rpc.auth; a batch answers 200 with the
+error in its entry), 403 for a Host not in `allowed_hosts` or a cross-site simple POST
+(secnode.runtime.rpc.hosts). TLS (and mutual TLS) is the `ssl_context` of `start_rpc_server`
+(secnode.runtime.rpc.tls); the same app serves http and https.
 
 Invariants: a body is never buffered beyond `max_body_bytes` + one read chunk (the declared
 Content-Length is checked first, then the (decompressed) stream is counted while read; aiohttp
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import math
+import ssl
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +40,13 @@ from aiohttp import web
 from secnode.console import STATIC_DIR
 from secnode.console.bundle import ConsoleSettings, add_console_routes, load_bundle
 from secnode.runtime.metrics import CONTENT_TYPE, Metrics
+from secnode.runtime.rpc.auth import (
+    AccessPolicy,
+    AuthenticationFailed,
+    Grant,
+    TokenTable,
+    check_restricted,
+)
 from secnode.runtime.rpc.budget import (
     DEFAULT_MAX_REPLY_BYTES,
     DEFAULT_MAX_REQUEST_COST,
@@ -43,13 +57,16 @@ from secnode.runtime.rpc.budget import (
     Worker,
 )
 from secnode.runtime.rpc.cors import CorsPolicy
-from secnode.runtime.rpc.jsonrpc import Dispatcher, Limits
+from secnode.runtime.rpc.errors import UNAUTHORIZED, RpcError
+from secnode.runtime.rpc.hosts import LOOPBACK_NAMES, HostPolicy, guarded
+from secnode.runtime.rpc.jsonrpc import Dispatcher, Limits, encode_json, error_response
 from secnode.runtime.rpc.methods import DEFAULT_MAX_COMMIT_WAITERS, method_table
 from secnode.runtime.rpc.ratelimit import DEFAULT_BURST, DEFAULT_RATE_PER_S, RateLimit, RateLimiter
 from secnode.runtime.rpc.subscriptions import (
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_PER_CONNECTION,
     DEFAULT_QUEUE_SIZE,
+    SUBSCRIPTION_METHODS,
     SubscriptionHub,
     SubscriptionLimits,
     serve_socket,
@@ -97,6 +114,12 @@ class RpcConfig:
     """Where the console's bundle is read from (once, at start)."""
     cors_origins: tuple[str, ...] = ()
     """Origins whose pages may read /rpc and /health and open /ws (secnode.runtime.rpc.cors)."""
+    allowed_hosts: tuple[str, ...] = LOOPBACK_NAMES
+    """Host names requests may be addressed to; IP literals always pass (rpc.hosts)."""
+    restricted_methods: tuple[str, ...] = ()
+    """Methods only a bearer token or a client certificate opens (secnode.runtime.rpc.auth)."""
+    tokens: TokenTable | None = None
+    """The bearer tokens of `[rpc] auth_tokens_file` (None: bearer tokens are refused)."""
 
 
 SUBSCRIPTIONS: Final = web.AppKey("subscriptions", SubscriptionHub)
@@ -123,6 +146,7 @@ def make_app(view: NodeView, metrics: Metrics, config: RpcConfig | None = None) 
     `app[SUBSCRIPTIONS]`. ConsoleError if the console is on and its bundle cannot be read."""
     config = config or RpcConfig()
     cors = CorsPolicy.of(config.cors_origins)
+    hosts = HostPolicy.of(config.allowed_hosts)
     hub = SubscriptionHub(
         view,
         SubscriptionLimits(
@@ -130,8 +154,13 @@ def make_app(view: NodeView, metrics: Metrics, config: RpcConfig | None = None) 
         ),
     )
     worker = Worker(config.worker_threads, DutyCycle(config.rpc_share, work_clock=time.thread_time))
+    methods = method_table(view, config.max_commit_waiters, worker)
+    access = AccessPolicy(
+        check_restricted(config.restricted_methods, [*methods, *SUBSCRIPTION_METHODS]),
+        config.tokens,
+    )
     dispatcher = Dispatcher(
-        method_table(view, config.max_commit_waiters, worker),
+        methods,
         Limits(
             config.max_body_bytes,
             config.max_batch_size,
@@ -139,10 +168,27 @@ def make_app(view: NodeView, metrics: Metrics, config: RpcConfig | None = None) 
             config.max_reply_bytes,
         ),
         observe=metrics.record_rpc,
+        time_call=metrics.observe_rpc_duration,
         limiter=RateLimiter(RateLimit(config.rate_limit_per_s, config.rate_limit_burst)),
         worker=worker,
         turnstile=Turnstile(DutyCycle(config.rpc_share, work_clock=time.thread_time)),
+        restricted=access.restricted,
     )
+
+    def authenticate(request: web.Request) -> Grant | web.Response:
+        """The request's grant, or the 401 that refuses its invalid credential."""
+        peercert = request.transport.get_extra_info("peercert") if request.transport else None
+        try:
+            return access.authenticate(request.headers.get(aiohttp.hdrs.AUTHORIZATION), peercert)
+        except AuthenticationFailed as exc:
+            metrics.record_rpc("none", UNAUTHORIZED.name)
+            error = RpcError(UNAUTHORIZED, f"{exc}; send a valid token or none", None)
+            return web.Response(
+                status=401,
+                body=encode_json(error_response(error)),
+                content_type="application/json",
+                headers={"WWW-Authenticate": 'Bearer realm="sec", error="invalid_token"'},
+            )
 
     async def rpc(request: web.Request) -> web.Response:
         try:
@@ -157,7 +203,18 @@ def make_app(view: NodeView, metrics: Metrics, config: RpcConfig | None = None) 
             )
             refusal.force_close()  # aiohttp drains the rest (bounded in time), then hangs up
             return refusal
-        reply = await dispatcher.respond(body, request.remote or "unknown")
+        grant = authenticate(request)
+        if isinstance(grant, web.Response):
+            return grant
+        reply = await dispatcher.respond(body, grant.rate_key(request.remote or "unknown"), grant)
+        if reply.denied is not None:
+            unauthenticated = reply.denied == UNAUTHORIZED.name
+            return web.Response(
+                status=401 if unauthenticated else 403,
+                body=reply.body,
+                content_type="application/json",
+                headers={"WWW-Authenticate": 'Bearer realm="sec"'} if unauthenticated else None,
+            )
         if reply.retry_after_s is not None:
             retry_after = str(max(1, math.ceil(reply.retry_after_s)))
             return web.Response(
@@ -176,12 +233,22 @@ def make_app(view: NodeView, metrics: Metrics, config: RpcConfig | None = None) 
                 text=f"WebSocket from origin {request.headers.get('Origin')} refused: not this "
                 "node's own origin and not in [rpc] cors_origins of its config.toml\n"
             )
-        remote = request.remote or "unknown"
+        grant = authenticate(request)
+        if isinstance(grant, web.Response):
+            raise web.HTTPUnauthorized(
+                text="WebSocket refused: the Authorization header carries a token this node "
+                "does not accept\n",
+                headers={"WWW-Authenticate": 'Bearer realm="sec", error="invalid_token"'},
+            )
+        client = grant.rate_key(request.remote or "unknown")
 
         async def respond(body: bytes) -> bytes | None:
-            return (await dispatcher.respond(body, remote)).body
+            return (await dispatcher.respond(body, client, grant)).body
 
-        return await serve_socket(request, hub, respond, config.max_body_bytes)
+        def refuse(method: str) -> RpcError | None:
+            return grant.refusal(method, access.restricted)
+
+        return await serve_socket(request, hub, respond, config.max_body_bytes, refuse)
 
     async def health(request: web.Request) -> web.Response:
         status = view.status()
@@ -204,10 +271,14 @@ def make_app(view: NodeView, metrics: Metrics, config: RpcConfig | None = None) 
         metrics.refresh_from_status(view.status(), len(view.mempool), view.mempool.size_bytes)
         return web.Response(body=metrics.render().encode(), headers={"Content-Type": CONTENT_TYPE})
 
+    guard = guarded(hosts, cors)
     app = web.Application()
     app[SUBSCRIPTIONS] = hub
-    app.router.add_post("/rpc", rpc)
-    app.router.add_get("/ws", websocket)
+    app.router.add_post("/rpc", guard(rpc))
+    app.router.add_get("/ws", guard(websocket))
+    # Not guarded: read-only operational data that Prometheus and load balancers fetch by
+    # whatever name they know the node under (node0:8545 in deploy/compose.yaml), as Geth's
+    # metrics server is not under --http.vhosts.
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", prometheus)
     cors.install(app)
@@ -218,8 +289,11 @@ def make_app(view: NodeView, metrics: Metrics, config: RpcConfig | None = None) 
     return app
 
 
-async def start_rpc_server(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
-    """Serve `app` on host:port (0 picks a free port); return the runner and the bound port.
+async def start_rpc_server(
+    app: web.Application, host: str, port: int, ssl_context: ssl.SSLContext | None = None
+) -> tuple[web.AppRunner, int]:
+    """Serve `app` on host:port (0 picks a free port), over TLS with `ssl_context`
+    (secnode.runtime.rpc.tls.server_context); return the runner and the bound port.
 
     Stop with `await runner.cleanup()`.
     """
@@ -230,7 +304,7 @@ async def start_rpc_server(app: web.Application, host: str, port: int) -> tuple[
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port)
+        site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
         await site.start()
     except BaseException:
         await runner.cleanup()

@@ -228,6 +228,9 @@ class SubscriptionHub:
 
 M = TypeVar("M", bound=BaseModel)
 Respond = Callable[[bytes], Awaitable[bytes | None]]
+Refuse = Callable[[str], RpcError | None]
+"""Given a method name, the error that refuses it to this connection, or None (auth: a
+restricted sec_subscribe, secnode.runtime.rpc.auth)."""
 
 
 def _bind(model: type[M], params: Any) -> M:
@@ -246,12 +249,16 @@ def _bind(model: type[M], params: Any) -> M:
         raise invalid_params([("", problems_text(exc))]) from None
 
 
-def _subscription_call(hub: SubscriptionHub, subscriber: Subscriber, request: Any) -> str:
+def _subscription_call(
+    hub: SubscriptionHub, subscriber: Subscriber, request: Any, refuse: Refuse
+) -> str:
     """The reply to one sec_subscribe / sec_unsubscribe request object."""
     request_id = request.get("id")
     try:
         if request.get("jsonrpc") != "2.0":
             raise invalid_request("jsonrpc must be '2.0'")
+        if (refusal := refuse(request["method"])) is not None:
+            raise refusal
         if request["method"] == "sec_subscribe":
             result: Any = hub.subscribe(subscriber, _bind(SubscribeParams, request.get("params")))
         else:
@@ -273,9 +280,14 @@ def _subscription_request(data: str | bytes) -> Any | None:
 
 
 async def serve_socket(
-    request: web.Request, hub: SubscriptionHub, respond: Respond, max_message_bytes: int
+    request: web.Request,
+    hub: SubscriptionHub,
+    respond: Respond,
+    max_message_bytes: int,
+    refuse: Refuse = lambda method: None,
 ) -> web.WebSocketResponse:
-    """Serve one WebSocket connection until either side ends it."""
+    """Serve one WebSocket connection until either side ends it; `refuse` may turn away
+    sec_subscribe / sec_unsubscribe calls (every other call goes to `respond`)."""
     socket = web.WebSocketResponse(max_msg_size=max_message_bytes, autoping=True)
     await socket.prepare(request)
     subscriber = hub.connect()
@@ -286,7 +298,7 @@ async def serve_socket(
         await socket.close(code=CLOSE_TOO_MANY, message=f"over {limit} connections".encode())
         return socket
     try:
-        await _run(socket, hub, subscriber, respond)
+        await _run(socket, hub, subscriber, respond, refuse)
     finally:
         hub.disconnect(subscriber)
     if subscriber.dropped is not None and not socket.closed:
@@ -301,7 +313,11 @@ async def serve_socket(
 
 
 async def _run(
-    socket: web.WebSocketResponse, hub: SubscriptionHub, subscriber: Subscriber, respond: Respond
+    socket: web.WebSocketResponse,
+    hub: SubscriptionHub,
+    subscriber: Subscriber,
+    respond: Respond,
+    refuse: Refuse,
 ) -> None:
     async def read() -> None:
         async for message in socket:
@@ -310,7 +326,7 @@ async def _run(
             data: str | bytes = message.data
             call = _subscription_request(data)
             if call is not None:
-                subscriber.send(_subscription_call(hub, subscriber, call))
+                subscriber.send(_subscription_call(hub, subscriber, call, refuse))
                 continue
             reply = await respond(data.encode() if isinstance(data, str) else data)
             if reply is not None:
