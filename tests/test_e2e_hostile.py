@@ -108,7 +108,7 @@ def p2p_garbage() -> list[bytes]:
         os.urandom(4096),
         b"\xff\xff" + os.urandom(300),  # a 64 KiB handshake message (cap 1 KiB), then silence
         b"\x00\x00",  # an empty handshake message
-        b"GET / HTTP/1.1\r\nHost: node\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
         len(hello).to_bytes(2, "big") + hello + b"\x00\x40" + os.urandom(64),  # bad message 3
         len(hello).to_bytes(2, "big") + hello[:-1],  # a valid hello cut short
     ]
@@ -117,22 +117,22 @@ def p2p_garbage() -> list[bytes]:
 RPC_GARBAGE: list[tuple[bytes, bytes | None]] = [
     (b"GARBAGE\r\n\r\n", b" 400 "),
     (
-        b"POST /rpc HTTP/1.1\r\nHost: node\r\nContent-Type: application/json\r\n"
+        b"POST /rpc HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         b"Content-Length: 10000000000\r\n\r\n{",
         b" 413 ",
     ),
     (
-        b"POST /rpc HTTP/1.1\r\nHost: node\r\nContent-Type: application/json\r\n"
+        b"POST /rpc HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         b"Content-Length: 9\r\nConnection: close\r\n\r\n{nonsense",
         b'"code":-32700',
     ),
-    (b"POST /rpc HTTP/1.1\r\nHost: node\r\nX-Flood: " + b"a" * 100_000 + b"\r\n\r\n", None),
+    (b"POST /rpc HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Flood: " + b"a" * 100_000 + b"\r\n\r\n", None),
     (
-        b"POST /rpc HTTP/1.1\r\nHost: node\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"POST /rpc HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
         b" 400 ",
     ),
     (  # half a request: the body never comes
-        b"POST /rpc HTTP/1.1\r\nHost: node\r\nContent-Length: 1000\r\n\r\n" + b'{"jsonrpc"',
+        b"POST /rpc HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\n" + b'{"jsonrpc"',
         None,
     ),
     (os.urandom(2048), None),
