@@ -20,7 +20,7 @@ from secnode.client.rpc import load_credentials
 from secnode.runtime.metrics import Metrics
 from secnode.runtime.rpc.auth import hash_token, parse_tokens
 from secnode.runtime.rpc.server import RpcConfig, make_app, start_rpc_server
-from secnode.runtime.rpc.tls import server_context
+from secnode.tls import server_context
 from tests.rpc_node import RpcTestNode
 from tests.tlskit import Authority
 

@@ -33,7 +33,7 @@ from secnode.runtime.rpc.auth import (
 )
 from secnode.runtime.rpc.security import load_rpc_security
 from secnode.runtime.rpc.server import SUBSCRIPTIONS, RpcConfig, make_app, start_rpc_server
-from secnode.runtime.rpc.tls import TlsConfigError, server_context
+from secnode.tls import TlsConfigError, server_context
 from tests.clikit import run_cli_main
 from tests.rpc_node import RpcTestNode
 from tests.tlskit import Authority, Issued

@@ -33,8 +33,8 @@ from typing import Any, Final, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from secnode.runtime.rpc.tls import TlsConfigError, client_context
 from secnode.schema.values import problems_text
+from secnode.tls import TlsConfigError, client_context
 
 DEFAULT_RPC_URL: Final = "http://127.0.0.1:8545"
 MAX_RESPONSE_BYTES: Final = 256 * 1024 * 1024

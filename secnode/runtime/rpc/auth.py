@@ -10,7 +10,7 @@ identity, in one of two ways:
   name). Tokens are 256-bit random strings (`sec rpc token new`), so one SHA-256 is enough: a
   slow KDF protects guessable passwords, not random keys.
 * A TLS client certificate that verifies against `[rpc] client_ca` (mutual TLS; the TLS
-  handshake checks it, see secnode.runtime.rpc.tls). Its identity is `cert:<subject CN>` and it
+  handshake checks it, see secnode.tls). Its identity is `cert:<subject CN>` and it
   may call every restricted method.
 
 The tokens file:

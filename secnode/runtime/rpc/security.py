@@ -1,5 +1,5 @@
 """The files of `[rpc]` that secure the endpoint, read once when the node opens: the TLS
-context (secnode.runtime.rpc.tls) and the bearer tokens (secnode.runtime.rpc.auth). A missing,
+context (secnode.tls) and the bearer tokens (secnode.runtime.rpc.auth). A missing,
 unreadable or mismatched file is a `ConfigError` naming it, raised before the node opens its
 store or binds a port.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 from secnode.runtime.config import ConfigError, RPCSection, split_host_port
 from secnode.runtime.rpc.auth import AuthConfigError, TokenTable, load_tokens
 from secnode.runtime.rpc.hosts import default_allowed_hosts
-from secnode.runtime.rpc.tls import TlsConfigError, server_context
+from secnode.tls import TlsConfigError, server_context
 
 log = logging.getLogger("secnode.rpc")
 

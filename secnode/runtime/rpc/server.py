@@ -15,7 +15,7 @@ has spent its cost units (secnode.runtime.rpc.ratelimit; docs/rpc.md "Budgets an
 method lacks a credential that opens it (secnode.runtime.rpc.auth; a batch answers 200 with the
 error in its entry), 403 for a Host not in `allowed_hosts` or a cross-site simple POST
 (secnode.runtime.rpc.hosts). TLS (and mutual TLS) is the `ssl_context` of `start_rpc_server`
-(secnode.runtime.rpc.tls); the same app serves http and https.
+(secnode.tls); the same app serves http and https.
 
 Invariants: a body is never buffered beyond `max_body_bytes` + one read chunk (the declared
 Content-Length is checked first, then the (decompressed) stream is counted while read; aiohttp
@@ -293,7 +293,7 @@ async def start_rpc_server(
     app: web.Application, host: str, port: int, ssl_context: ssl.SSLContext | None = None
 ) -> tuple[web.AppRunner, int]:
     """Serve `app` on host:port (0 picks a free port), over TLS with `ssl_context`
-    (secnode.runtime.rpc.tls.server_context); return the runner and the bound port.
+    (secnode.tls.server_context); return the runner and the bound port.
 
     Stop with `await runner.cleanup()`.
     """

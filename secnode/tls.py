@@ -1,5 +1,7 @@
-"""TLS for the RPC server (`[rpc] tls_cert`, `tls_key`, `client_ca`): one `ssl.SSLContext`,
-built once at start, so a missing, unreadable or mismatched file stops the node with a line
+"""TLS for the RPC endpoint, both ends: the server's context (`[rpc] tls_cert`, `tls_key`,
+`client_ca`) and the client's (`--ca`). It lives outside `secnode.runtime` so that clients (the
+CLI, the auditor) import it without the node. The server builds one `ssl.SSLContext`
+once at start, so a missing, unreadable or mismatched file stops the node with a line
 naming the file instead of failing at the first client.
 
 The context accepts TLS 1.2 and 1.3 only, with the `ssl` module's default (secure) cipher
