@@ -26,6 +26,34 @@ class KeyValueStore(Protocol):
 
     def close(self) -> None: ...
 
+    def read_view(self) -> ReadView:
+        """A consistent read-only view of the rows as they are now: later writes do not show
+        in it. Close it when done (it pins old data)."""
+        ...
+
+
+class ReadView(Protocol):
+    """Rows frozen at one instant (`KeyValueStore.read_view`); safe to read from another thread
+    while the store goes on writing."""
+
+    def iterate(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]: ...
+
+    def close(self) -> None: ...
+
+
+class MemoryView:
+    """A `ReadView` of a `MemoryStore`: a copy of its rows."""
+
+    def __init__(self, rows: dict[bytes, bytes]) -> None:
+        self._rows = dict(rows)
+
+    def iterate(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        for key in sorted(k for k in self._rows if k.startswith(prefix)):
+            yield key, self._rows[key]
+
+    def close(self) -> None:
+        self._rows = {}
+
 
 class MemoryStore:
     """A dict-backed KeyValueStore for tests (a batch is applied all at once)."""
@@ -50,3 +78,6 @@ class MemoryStore:
 
     def close(self) -> None:
         pass
+
+    def read_view(self) -> MemoryView:
+        return MemoryView(self.rows)

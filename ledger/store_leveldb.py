@@ -68,6 +68,25 @@ class LevelDBStore:
                     return
                 yield key, value
 
+    def read_view(self) -> LevelDBView:
+        """A LevelDB snapshot: the rows as of now, readable from a worker thread while the
+        node commits (plyvel releases the GIL inside LevelDB calls)."""
+        return LevelDBView(self._db.snapshot())
+
     def close(self) -> None:
         if not self._db.closed:
             self._db.close()
+
+
+class LevelDBView:
+    """A `ReadView` over a LevelDB snapshot. Close it before the database closes."""
+
+    def __init__(self, snapshot: plyvel.Snapshot) -> None:
+        self._snapshot = snapshot
+
+    def iterate(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        with self._snapshot.iterator(prefix=prefix) as iterator:
+            yield from iterator
+
+    def close(self) -> None:
+        self._snapshot.close()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,7 +100,37 @@ def create_snapshot(store: ChainStore, chain_id: str, genesis_hash: bytes, out: 
     if height is None or height < 1:
         raise SnapshotError("the store has no block above the genesis to snapshot")
     head = store.head()
-    proof = proof_document(store, height)
+    claim = Claim(chain_id, genesis_hash, height, head.hash(), head.header.state_root)
+    return write_snapshot(claim, proof_document(store, height), _state_rows(store), out)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Which state a snapshot holds: the manifest's fields other than its files."""
+
+    chain_id: str
+    genesis_hash: bytes
+    height: int
+    block_hash: bytes
+    state_root: bytes
+
+
+class Cancelled(SnapshotError):
+    """`write_snapshot` was asked to stop (the node is stopping); nothing was published."""
+
+
+def write_snapshot(
+    claim: Claim,
+    proof: bytes,
+    rows: Iterable[tuple[bytes, bytes]],
+    out: Path,
+    cancelled: Callable[[], bool] = lambda: False,
+) -> Created:
+    """Write a snapshot of `rows` (state keys ascending, without the store's prefix) with its
+    proof file to the new directory `out`; the same rows give the same chunks on every node.
+    `cancelled` is polled between chunks (a node's background snapshot, see
+    `secnode.statesync.shelf`): when it answers True, the staging directory is removed and
+    Cancelled raised."""
     staging = out.with_name(f".{out.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -109,18 +139,20 @@ def create_snapshot(store: ChainStore, chain_id: str, genesis_hash: bytes, out: 
         write_durably(staging / PROOF_FILE, proof)
         chunks = []
         entries = 0
-        for index, rows in enumerate(chunk_rows(_state_rows(store))):
-            data = encode([[key, value] for key, value in rows])
+        for index, chunk in enumerate(chunk_rows(rows)):
+            if cancelled():
+                raise Cancelled(f"snapshot of height {claim.height} stopped before it was done")
+            data = encode([[key, value] for key, value in chunk])
             write_durably(staging / chunk_name(index), data)
-            chunks.append(FileEntry(chunk_name(index), sha256_hex(data), len(rows)))
-            entries += len(rows)
+            chunks.append(FileEntry(chunk_name(index), sha256_hex(data), len(chunk)))
+            entries += len(chunk)
             written += len(data)
         manifest = Manifest(
-            chain_id=chain_id,
-            genesis_hash=genesis_hash,
-            height=height,
-            block_hash=head.hash(),
-            state_root=head.header.state_root,
+            chain_id=claim.chain_id,
+            genesis_hash=claim.genesis_hash,
+            height=claim.height,
+            block_hash=claim.block_hash,
+            state_root=claim.state_root,
             entries=entries,
             proof=FileEntry(PROOF_FILE, sha256_hex(proof), 0),
             chunks=tuple(chunks),

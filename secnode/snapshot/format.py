@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from ledger.encoding import decode
+from ledger.encoding import decode, encode
 from ledger.errors import LedgerError
 
 FORMAT: Final = "sec-snapshot"
@@ -95,6 +95,13 @@ class Manifest:
     """The proof file (block, receipts, certificate, validator change proofs)."""
     chunks: tuple[FileEntry, ...]
     """The state chunks, in key order."""
+
+    def chunks_digest(self) -> bytes:
+        """SHA-256 of the chunk list (names, hashes, rows): equal on every node that holds the
+        same state, whatever its certificate, so peers offering it vouch for the same chunks."""
+        return hashlib.sha256(
+            encode([[chunk.name, chunk.sha256, chunk.rows] for chunk in self.chunks])
+        ).digest()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -183,19 +190,28 @@ def _file_entry(value: Any, where: str) -> FileEntry:
     return FileEntry(name, value["sha256"], _count(value, "rows", where))
 
 
+def parse_manifest(data: bytes, where: str) -> Manifest:
+    """A manifest from its bytes (as read from a file or a peer); SnapshotError naming `where`."""
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise SnapshotError(f"{where} is larger than {MAX_MANIFEST_BYTES} bytes")
+    try:
+        document = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SnapshotError(f"{where} is not valid JSON: {exc}") from None
+    return Manifest.from_json(document, where)
+
+
 def read_manifest(directory: Path) -> Manifest:
     path = directory / MANIFEST_FILE
     try:
         if path.stat().st_size > MAX_MANIFEST_BYTES:
             raise SnapshotError(f"{path} is larger than {MAX_MANIFEST_BYTES} bytes")
-        document = json.loads(path.read_text())
+        data = path.read_bytes()
     except FileNotFoundError:
         raise SnapshotError(f"{path} does not exist: is {directory} a snapshot?") from None
     except OSError as exc:
         raise SnapshotError(f"cannot read {path}: {exc.strerror}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SnapshotError(f"{path} is not valid JSON: {exc}") from None
-    return Manifest.from_json(document, str(path))
+    return parse_manifest(data, str(path))
 
 
 def read_checked(directory: Path, entry: FileEntry) -> bytes:

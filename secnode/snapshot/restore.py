@@ -21,6 +21,7 @@ the data directory, which is renamed into place only after the head row is writt
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -167,20 +168,35 @@ def verify_proof(manifest: Manifest, data: bytes, genesis: Genesis) -> list[Cert
 
 
 def read_state(directory: Path, manifest: Manifest) -> tuple[list[tuple[bytes, bytes]], StateTree]:
-    """Every state row of the snapshot (hashes, order and count checked) and the tree they
-    fold to, which must have the manifest's state root."""
+    """Every state row of the snapshot in `directory` (hashes, order and count checked) and
+    the tree they fold to, which must have the manifest's state root."""
+    return fold_chunks(
+        manifest,
+        (
+            (read_checked(directory, entry), str(directory / entry.name))
+            for entry in manifest.chunks
+        ),
+        str(directory),
+    )
+
+
+def fold_chunks(
+    manifest: Manifest, chunks: Iterable[tuple[bytes, str]], source: str
+) -> tuple[list[tuple[bytes, bytes]], StateTree]:
+    """The rows of `chunks` ((bytes, where) per manifest chunk, in order, each hash already
+    checked) and their tree; SnapshotError unless keys ascend across chunks and the tree has
+    the manifest's (certified) state root."""
     rows: list[tuple[bytes, bytes]] = []
     last: bytes | None = None
-    for entry in manifest.chunks:
-        data = read_checked(directory, entry)
-        chunk = decode_chunk(data, entry, last, str(directory / entry.name))
+    for entry, (data, where) in zip(manifest.chunks, chunks, strict=True):
+        chunk = decode_chunk(data, entry, last, where)
         if chunk:
             last = chunk[-1][0]
         rows.extend(chunk)
     tree = StateTree.from_items(rows)
     if tree.root() != manifest.state_root:
         raise SnapshotError(
-            f"the state rows of {directory} fold to root {tree.root().hex()}, not the certified "
+            f"the state rows of {source} fold to root {tree.root().hex()}, not the certified "
             f"state root {manifest.state_root.hex()} of block {manifest.height}"
         )
     return rows, tree
@@ -189,23 +205,46 @@ def read_state(directory: Path, manifest: Manifest) -> tuple[list[tuple[bytes, b
 def restore_snapshot(directory: Path, genesis: Genesis, data_dir: Path) -> Restored:
     """Verify the snapshot in `directory` for the chain of `genesis` and write the store in
     `data_dir`, which must not hold one (see the module docstring)."""
+    check_empty(data_dir)
+    manifest = read_manifest(directory)
+    check_chain(manifest, genesis, "the snapshot")
+    certified = verify_proof(manifest, read_checked(directory, manifest.proof), genesis)
+    rows, tree = read_state(directory, manifest)
+    write_store(data_dir, genesis, certified, rows, tree)
+    return Restored(manifest, sum(1 for c in certified if c.change_row is not None))
+
+
+def check_empty(data_dir: Path) -> None:
+    """SnapshotError unless `data_dir` is absent or empty (a restore never overwrites)."""
     if (data_dir / "CURRENT").exists() or (data_dir.exists() and any(data_dir.iterdir())):
         raise SnapshotError(
             f"{data_dir} already holds data: restore into a new home (or remove it first)"
         )
-    manifest = read_manifest(directory)
+
+
+def check_chain(manifest: Manifest, genesis: Genesis, where: str) -> None:
+    """SnapshotError unless the manifest names the chain and genesis of `genesis`."""
     if manifest.chain_id != genesis.chain_id:
         raise SnapshotError(
-            f"the snapshot is of chain {manifest.chain_id!r}, this home's genesis is of "
+            f"{where} is of chain {manifest.chain_id!r}, this home's genesis is of "
             f"{genesis.chain_id!r}"
         )
     if manifest.genesis_hash != genesis.document_hash():
         raise SnapshotError(
-            f"the snapshot's genesis {manifest.genesis_hash.hex()[:16]}... is not this home's "
+            f"{where}'s genesis {manifest.genesis_hash.hex()[:16]}... is not this home's "
             f"genesis {genesis.document_hash().hex()[:16]}..."
         )
-    certified = verify_proof(manifest, read_checked(directory, manifest.proof), genesis)
-    rows, tree = read_state(directory, manifest)
+
+
+def write_store(
+    data_dir: Path,
+    genesis: Genesis,
+    certified: list[CertifiedBlock],
+    rows: list[tuple[bytes, bytes]],
+    tree: StateTree,
+) -> None:
+    """Write the verified state and certified blocks as a node store in `data_dir` (absent or
+    empty): staged beside it, renamed into place whole."""
     staging = data_dir.with_name(f".{data_dir.name}.restoring")
     shutil.rmtree(staging, ignore_errors=True)
     staging.parent.mkdir(parents=True, exist_ok=True)
@@ -215,7 +254,6 @@ def restore_snapshot(directory: Path, genesis: Genesis, data_dir: Path) -> Resto
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return Restored(manifest, sum(1 for c in certified if c.change_row is not None))
 
 
 def _write_store(
