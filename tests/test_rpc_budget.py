@@ -24,7 +24,7 @@ from ledger.keys import format_address
 from ledger.kv import Batch, KeyValueStore
 from ledger.merkle import inclusion_proof, leaf_hash, merkle_root
 from ledger.store import ChainStore, open_chain
-from ledger.store_leveldb import LevelDBStore
+from ledger.store_leveldb import LevelDBStore, LevelDBView
 from ledger.transactions import SignedTransaction, Transfer, TxTypes
 from secnode.network import devnet
 from secnode.runtime.rpc.budget import (
@@ -288,6 +288,9 @@ class CountingStore:
 
     def close(self) -> None:
         self.inner.close()
+
+    def read_view(self) -> LevelDBView:
+        return self.inner.read_view()
 
 
 @pytest.mark.asyncio

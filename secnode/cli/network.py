@@ -111,7 +111,11 @@ def _node_start(args: argparse.Namespace) -> int:
 
     file = None if args.passphrase_file is None else Path(args.passphrase_file)
     return serve(
-        Path(args.home), PassphraseSource(file=file).existing, args.log_format, args.log_level
+        Path(args.home),
+        PassphraseSource(file=file).existing,
+        args.log_format,
+        args.log_level,
+        state_sync=args.state_sync,
     )
 
 
@@ -213,6 +217,12 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="SPEC",
         help="LEVEL and/or COMPONENT=LEVEL, comma-separated, e.g. info,consensus=debug,p2p=warning "
         "(components: consensus p2p rpc node app trust store keys; over config.toml [log])",
+    )
+    start.add_argument(
+        "--state-sync",
+        action="store_true",
+        help="if HOME has no chain data yet, join from a snapshot its [p2p] peers serve (checked "
+        "from the genesis) instead of replaying every block (config [statesync] join)",
     )
     start.set_defaults(handler=_node_start)
 

@@ -254,6 +254,27 @@ class StorageSection(_Strict):
         return max(0, min(max(self.prune_below, window), head + 1 - MIN_RECENT_BLOCKS))
 
 
+class StateSyncSection(_Strict):
+    """Snapshots this node serves to joining peers, and joining by state sync
+    (docs/operations.md, "State sync")."""
+
+    snapshot_interval: int = Field(
+        default=1000,
+        ge=0,
+        description="snapshot the state every this many blocks, to serve joining peers (0: never)",
+    )
+    snapshot_keep: int = Field(default=2, ge=1, le=100, description="snapshots kept on disk")
+    snapshot_dir: str = Field(default="snapshots", description="where they are kept")
+    join: bool = Field(
+        default=False,
+        description="with no chain data yet, join by state sync from [p2p] peers instead of "
+        "replaying every block (also: sec node start --state-sync)",
+    )
+    join_wait_s: float = Field(
+        default=10.0, gt=0, le=600, description="how long to wait for the peers to connect"
+    )
+
+
 class NodeConfig(_Strict):
     """The whole config.toml."""
 
@@ -268,6 +289,7 @@ class NodeConfig(_Strict):
     mempool: MempoolSection = Field(default_factory=MempoolSection)
     log: LogSection = Field(default_factory=LogSection)
     storage: StorageSection = Field(default_factory=StorageSection)
+    statesync: StateSyncSection = Field(default_factory=StateSyncSection)
 
 
 def load_config(home: Path) -> NodeConfig:

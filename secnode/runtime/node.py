@@ -71,6 +71,9 @@ from secnode.runtime.rpc.subscriptions import SubscriptionHub
 from secnode.runtime.rpc.view import NodeStatus, PeerStatus
 from secnode.runtime.trust_precompute import PrecomputedScores
 from secnode.runtime.validator_changes import index_validator_changes, scheduling_heights
+from secnode.statesync.join import join
+from secnode.statesync.protocol import decode_request, is_state_sync, parse_request
+from secnode.statesync.shelf import SnapshotShelf
 
 log = logging.getLogger("secnode.node")
 
@@ -110,6 +113,7 @@ class Node:
         state: State,
         replica_records: list[bytes],
         clock: Callable[[], float] | None = None,
+        home: Path | None = None,
     ) -> None:
         self.config = config
         self.clock: Callable[[], float] = NodeClock() if clock is None else clock
@@ -132,6 +136,13 @@ class Node:
         self.activity = ChainActivity.seeded(store)
         """Recent commits as this node saw them (for sec_getNetwork)."""
         self.trust_scores = PrecomputedScores(on_epoch=self.metrics.observe_trust_epoch)
+        statesync = config.statesync
+        self.snapshots = SnapshotShelf(
+            Paths(home or Path.cwd()).resolve(statesync.snapshot_dir),
+            statesync.snapshot_interval,
+            statesync.snapshot_keep,
+        )
+        """The snapshots this node takes and serves to joining peers ([statesync])."""
         self._tasks: asyncio.TaskGroup | None = None
         self.subscriptions: SubscriptionHub | None = None
         """WebSocket subscribers, told of every committed block (set when the RPC app is made)."""
@@ -169,22 +180,25 @@ class Node:
         home: Path,
         config: NodeConfig | None = None,
         passphrase: PassphraseReader | None = None,
+        key: PrivateKey | None = None,
     ) -> Node:
         """Load everything from a node home (raises LedgerError subclasses with clear text);
         `config` is the home's config.toml when the caller has already loaded it; `passphrase`
-        opens an encrypted node key (KeyFileError without it)."""
+        opens an encrypted node key (KeyFileError without it), unless the caller has already
+        read the key (`key`)."""
         config = load_config(home) if config is None else config
         clock = clock_from_environment()  # before opening anything: a bad offset is a config error
         paths = Paths(home)
         rpc_security = load_rpc_security(config.rpc, paths.resolve)  # before the store opens
-        key = read_key_file(paths.resolve(config.key_file), passphrase)
+        if key is None:
+            key = read_key_file(paths.resolve(config.key_file), passphrase)
         genesis = load_genesis(paths.resolve(config.genesis_file))
         store, state, _ = open_chain(
             LevelDBStore(paths.resolve(config.data_dir)), genesis, TX_TYPES
         )
         records = [value for _, value in store.records()]
         try:
-            node = cls(config, key, genesis, store, state, records, clock)
+            node = cls(config, key, genesis, store, state, records, clock, home)
             node.rpc_security = rpc_security
             return node
         except ConsensusConfigError as exc:  # e.g. a view timeout not above the block interval
@@ -249,22 +263,7 @@ class Node:
             self.host.set_allowed_keys(allowed)
 
     def _p2p_config(self) -> P2PConfig:
-        p2p = self.config.p2p
-        host, port = split_host_port(p2p.listen)
-        return P2PConfig(
-            chain_id=self.genesis.chain_id,
-            allowed_keys=self._allowed_keys(),
-            peers=tuple(
-                PeerAddress(
-                    public_key=PublicKey(bytes.fromhex(peer.public_key)),
-                    host=split_host_port(peer.address)[0],
-                    port=split_host_port(peer.address)[1],
-                )
-                for peer in p2p.peers
-            ),
-            listen_host=host,
-            listen_port=port,
-        )
+        return p2p_config(self.config, self.genesis.chain_id, self._allowed_keys())
 
     # --- running -----------------------------------------------------------------------------
 
@@ -317,6 +316,7 @@ class Node:
             self.store.close()
             raise ConfigError(f"rpc.listen {self.config.rpc.listen}: {_reason(exc)}") from None
         listening = False
+        self.snapshots.load()
         try:
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
@@ -355,6 +355,7 @@ class Node:
                     self.rpc_port,
                 )
                 await self._stop.wait()
+                self.snapshots.stopping.set()
                 driver.stop()
                 self.host.stop()
         except* OSError as failures:
@@ -438,6 +439,10 @@ class Node:
         return True
 
     async def _on_request(self, peer: PublicKey, payload: bytes) -> bytes:
+        """A peer's request: state sync ({want: ...}, `secnode.statesync`) or catch-up."""
+        value = decode_request(payload)
+        if is_state_sync(value):
+            return await self.snapshots.serve(parse_request(value))
         if self.driver is None:
             raise RequestRejected("node is starting")
         return self.driver.serve_catch_up(payload)
@@ -466,6 +471,9 @@ class Node:
         self.metrics.set_mempool(len(self.mempool), self.mempool.size_bytes)
         self._refresh_allowlist()
         self.trust_scores.after_commit(self.state, block.height, self._in_worker_thread)
+        self.snapshots.after_commit(
+            self.store, self.genesis.chain_id, self.genesis.document_hash(), self._in_worker_thread
+        )
         if self.subscriptions is not None:  # never waits: a slow subscriber is dropped
             try:
                 self.subscriptions.publish(block, committed.receipts)
@@ -477,15 +485,16 @@ class Node:
             )
 
     def _in_worker_thread(self, work: Callable[[], None]) -> None:
-        """Run `work` (a trust epoch precomputation) in a thread, as a task of the node."""
+        """Run `work` (a trust epoch precomputation, a snapshot) in a thread, as a task of the
+        node."""
         if self._tasks is None:
             return
 
         async def run() -> None:
             try:
                 await asyncio.to_thread(work)
-            except Exception:  # the top of this task: the epoch's block computes it itself
-                log.exception("trust epoch precomputation failed")
+            except Exception:  # the top of this task; each job logs its own expected failures
+                log.exception("work in a worker thread failed (trust precompute or snapshot)")
 
         self._tasks.create_task(run())
 
@@ -572,6 +581,26 @@ class Node:
                     del self._waiters[tx_hash]
 
 
+def p2p_config(config: NodeConfig, chain_id: str, allowed: frozenset[PublicKey]) -> P2PConfig:
+    """The p2p host's config from config.toml's [p2p] with the keys allowed to connect."""
+    p2p = config.p2p
+    host, port = split_host_port(p2p.listen)
+    return P2PConfig(
+        chain_id=chain_id,
+        allowed_keys=allowed,
+        peers=tuple(
+            PeerAddress(
+                public_key=PublicKey(bytes.fromhex(peer.public_key)),
+                host=split_host_port(peer.address)[0],
+                port=split_host_port(peer.address)[1],
+            )
+            for peer in p2p.peers
+        ),
+        listen_host=host,
+        listen_port=port,
+    )
+
+
 def _reason(error: BaseException) -> str:
     if isinstance(error, OSError) and error.strerror:
         return error.strerror
@@ -583,11 +612,14 @@ def serve(
     passphrase: PassphraseReader | None = None,
     log_format: str | None = None,
     log_levels: str | None = None,
+    state_sync: bool = False,
 ) -> int:
     """`sec node start --home HOME`: run until SIGINT/SIGTERM; 0 on a clean stop, 1 when the
     node stopped itself (its driver's fail-stop, logged as CRITICAL). `passphrase` opens an
     encrypted node.key; `log_format` and `log_levels` (the command line, `secnode.runtime.logs`
-    syntax) go over config.toml's `log_level` and `[log]`."""
+    syntax) go over config.toml's `log_level` and `[log]`. With `state_sync` (or [statesync]
+    join), a home without chain data first fills its store from its peers
+    (`secnode.statesync`)."""
     config = load_config(home)
     try:
         settings = config.log.settings(config.log_level).overridden(log_format, log_levels)
@@ -598,7 +630,10 @@ def serve(
     failures: list[str] = []
 
     async def main() -> None:
-        node = Node.open(home, config, passphrase)
+        key = None
+        if state_sync or config.statesync.join:
+            key = await _join_if_empty(home, config, passphrase)
+        node = Node.open(home, config, passphrase, key)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, node.stop)
@@ -621,6 +656,40 @@ def serve(
     else:
         run(main())
     return 1 if failures else 0
+
+
+async def _join_if_empty(
+    home: Path, config: NodeConfig, passphrase: PassphraseReader | None
+) -> PrivateKey:
+    """The node key; before returning it, state-sync the store if the home has no chain
+    data (NoSnapshot, a LedgerError, when that fails: the node does not start half-joined)."""
+    paths = Paths(home)
+    key = read_key_file(paths.resolve(config.key_file), passphrase)
+    data_dir = paths.resolve(config.data_dir)
+    if (data_dir / "CURRENT").exists():
+        log.info("state sync skipped: %s already holds chain data", data_dir)
+        return key
+    genesis = load_genesis(paths.resolve(config.genesis_file))
+    allowed = allowlist(
+        [bytes.fromhex(peer.public_key) for peer in config.p2p.peers]
+        + [bytes.fromhex(k) for k in config.p2p.observers]
+    )
+    synced = await join(
+        p2p_config(config, genesis.chain_id, allowed),
+        Signer(key),
+        genesis,
+        data_dir,
+        config.statesync.join_wait_s,
+    )
+    log.info(
+        "state sync done: height %d, %d state rows, %d bytes from %d peers in %.1f s",
+        synced.manifest.height,
+        synced.manifest.entries,
+        synced.bytes_fetched,
+        len(synced.chunks_by_peer),
+        synced.seconds,
+    )
+    return key
 
 
 EVENT_LOOP_VARIABLE = "SEC_EVENT_LOOP"

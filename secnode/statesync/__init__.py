@@ -1,0 +1,6 @@
+"""State sync: joining a long chain from peers' snapshots instead of replaying every block.
+
+`shelf` takes snapshots in a running node and serves them, `protocol` is the p2p messages,
+`fetch` fetches and verifies one from several peers, `join` runs it before a new node starts.
+docs/operations.md "State sync"; docs/protocol.md §16.
+"""

@@ -1,0 +1,363 @@
+"""State sync (secnode.statesync): a new node fills its store from snapshots its peers serve over
+real p2p connections (authenticated, encrypted, on 127.0.0.1), checking every byte against the
+genesis; hostile peers are found out and dropped, and the sync carries on with the others.
+
+The chain is test_snapshot's: 4 dev validators, block 1 adds node4 (effective at 9), so the
+snapshot's block (14) is certified by a set known only from the change proof. CHUNK_BYTES is
+lowered so the state spans many chunks. Servers are p2p hosts with the keys of node1..node3,
+each serving a `SnapshotShelf` directory; the joiner has node4's key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import shutil
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from contracts import TX_TYPES
+from ledger.encoding import encode
+from ledger.genesis import Genesis, load_genesis
+from ledger.keys import PublicKey, Signer
+from ledger.store import ChainStore, open_chain
+from ledger.store_leveldb import LevelDBStore
+from ledger.transactions import SignedTransaction, Transfer, ValidatorUpdate
+from p2p import (
+    Handlers,
+    InvalidPayload,
+    P2PConfig,
+    P2PHost,
+    PeerAddress,
+    RequestRejected,
+    allowlist,
+)
+from secnode.network.devnet import dev_account_key, validator_key
+from secnode.snapshot import format as snapshot_format
+from secnode.snapshot.create import create_snapshot
+from secnode.snapshot.format import MANIFEST_FILE, read_manifest, sha256_hex
+from secnode.snapshot.restore import restore_snapshot
+from secnode.statesync.fetch import NoSnapshot, Synced
+from secnode.statesync.join import join
+from secnode.statesync.protocol import (
+    PIECE_BYTES,
+    FileRequest,
+    StateSyncError,
+    decode_offers,
+    decode_piece,
+    decode_request,
+    encode_piece,
+    file_request,
+    is_state_sync,
+    offers_request,
+    parse_request,
+)
+from secnode.statesync.shelf import SnapshotShelf
+from tests.joinkit import SourceChain
+from tests.nodekit import make_network
+
+HEIGHT = 14
+SERVERS = ("node1", "node2", "node3")
+JOINER = "node4"
+
+
+def _transfers(chain: SourceChain, count: int, seed: int) -> list[SignedTransaction]:
+    return [
+        chain.sign(
+            dev_account_key("buyer1"),
+            "buyer1",
+            Transfer(hashlib.sha256(bytes([seed, n])).digest()[:20], 1 + n),
+        )
+        for n in range(count)
+    ]
+
+
+@pytest.fixture
+def network(tmp_path: Path) -> Path:
+    """A dev network whose node0 holds blocks 1..HEIGHT."""
+    root = make_network(tmp_path / "net")
+    chain = SourceChain(root / "node0")
+    try:
+        update = ValidatorUpdate((validator_key("node4").public_key,), ())
+        chain.run([chain.sign(dev_account_key("admin"), "admin", update)])
+        for height in range(2, HEIGHT + 1):
+            chain.run(_transfers(chain, 20, height))
+    finally:
+        chain.close()
+    return root
+
+
+def _open(home: Path) -> tuple[ChainStore, Genesis]:
+    genesis = load_genesis(home / "genesis.json")
+    store, _, _ = open_chain(LevelDBStore(home / "data"), genesis, TX_TYPES)
+    return store, genesis
+
+
+@pytest.fixture
+def shelf(network: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A shelf directory holding node0's snapshot at HEIGHT (many small chunks)."""
+    monkeypatch.setattr(snapshot_format, "CHUNK_BYTES", 128)
+    store, genesis = _open(network / "node0")
+    try:
+        create_snapshot(
+            store, genesis.chain_id, genesis.document_hash(), tmp_path / "shelf" / f"{HEIGHT:012d}"
+        )
+    finally:
+        store.close()
+    assert len(read_manifest(tmp_path / "shelf" / f"{HEIGHT:012d}").chunks) >= 8
+    return tmp_path / "shelf"
+
+
+def _serving_handlers(shelf: SnapshotShelf) -> Handlers:
+    async def on_request(peer: PublicKey, payload: bytes) -> bytes:
+        value = decode_request(payload)
+        if not is_state_sync(value):
+            raise RequestRejected("state sync only")
+        return await shelf.serve(parse_request(value))
+
+    return Handlers(on_request=on_request)
+
+
+@asynccontextmanager
+async def serving(directories: Sequence[Path], chain_id: str) -> AsyncIterator[P2PConfig]:
+    """p2p hosts (keys of node1..) serving the shelves in `directories`; yields the joiner's
+    p2p config naming them as its peers."""
+    joiner = validator_key(JOINER).public_key
+    servers = [validator_key(name) for name in SERVERS[: len(directories)]]
+    async with AsyncExitStack() as stack:
+        peers = []
+        for key, directory in zip(servers, directories, strict=True):
+            shelf = SnapshotShelf(directory, interval=0, keep=10)
+            shelf.load()
+            config = P2PConfig(chain_id=chain_id, allowed_keys=allowlist([bytes(joiner)]))
+            host = P2PHost(config, Signer(key), _serving_handlers(shelf))
+            await stack.enter_async_context(host.running())
+            peers.append(PeerAddress(key.public_key, "127.0.0.1", host.listen_port))
+        yield P2PConfig(
+            chain_id=chain_id,
+            allowed_keys=allowlist([bytes(peer.public_key) for peer in peers]),
+            peers=tuple(peers),
+        )
+
+
+def _copy(shelf: Path, to: Path) -> Path:
+    shutil.copytree(shelf, to)
+    return to / f"{HEIGHT:012d}"
+
+
+def _assert_store_is_node0s(network: Path, data_dir: Path) -> None:
+    source, genesis = _open(network / "node0")
+    try:
+        head = source.head()
+    finally:
+        source.close()
+    store, state, restored_head = open_chain(LevelDBStore(data_dir), genesis, TX_TYPES)
+    try:
+        assert restored_head == head.header
+        assert state.compute_root() == head.header.state_root
+    finally:
+        store.close()
+
+
+async def _sync(network: Path, directories: Sequence[Path], data_dir: Path) -> Synced:
+    genesis = load_genesis(network / "genesis.json")
+    async with serving(directories, genesis.chain_id) as config:
+        return await join(config, Signer(validator_key(JOINER)), genesis, data_dir, wait_s=10)
+
+
+# --- joining over real p2p connections ---------------------------------------------------------
+
+
+def test_a_new_node_joins_from_three_peers_and_holds_the_certified_state(
+    network: Path, shelf: Path, tmp_path: Path
+) -> None:
+    copies = [shelf, tmp_path / "s2", tmp_path / "s3"]
+    for copy in copies[1:]:
+        shutil.copytree(shelf, copy)
+    synced = asyncio.run(_sync(network, copies, tmp_path / "joined"))
+    manifest = read_manifest(shelf / f"{HEIGHT:012d}")
+    assert synced.manifest == manifest
+    assert synced.blamed == []
+    assert sum(synced.chunks_by_peer.values()) == len(manifest.chunks)
+    assert len(synced.chunks_by_peer) >= 2  # fetched from several peers at once
+    _assert_store_is_node0s(network, tmp_path / "joined")
+
+
+def test_a_peer_serving_bad_chunks_is_dropped_and_its_chunks_fetched_elsewhere(
+    network: Path, shelf: Path, tmp_path: Path
+) -> None:
+    liar = _copy(shelf, tmp_path / "liar")
+    for chunk in liar.glob("chunk-*.bin"):  # same manifest, every chunk flipped
+        data = bytearray(chunk.read_bytes())
+        data[-1] ^= 0xFF
+        chunk.write_bytes(bytes(data))
+    honest = tmp_path / "honest"
+    shutil.copytree(shelf, honest)
+    synced = asyncio.run(_sync(network, [liar.parent, honest], tmp_path / "joined"))
+    liar_name = Signer(validator_key("node1")).address
+    assert any("is corrupt" in reason for reason in synced.blamed), synced.blamed
+    assert len(synced.blamed) == 1
+    assert all(name != _name_of(liar_name) for name in synced.chunks_by_peer)
+    _assert_store_is_node0s(network, tmp_path / "joined")
+
+
+def test_a_made_up_newer_snapshot_is_refused_and_the_certified_one_used(
+    network: Path, shelf: Path, tmp_path: Path
+) -> None:
+    liar_shelf = tmp_path / "liar"
+    shutil.copytree(shelf, liar_shelf)
+    fake = liar_shelf / f"{HEIGHT + 100:012d}"
+    shutil.copytree(shelf / f"{HEIGHT:012d}", fake)
+    document = json.loads((fake / MANIFEST_FILE).read_text())
+    document["height"] = HEIGHT + 100  # the proof holds block 14: the claim cannot be certified
+    (fake / MANIFEST_FILE).write_text(json.dumps(document))
+    honest = tmp_path / "honest"
+    shutil.copytree(shelf, honest)
+    synced = asyncio.run(_sync(network, [liar_shelf, honest], tmp_path / "joined"))
+    assert synced.manifest.height == HEIGHT
+    assert len(synced.blamed) == 1 and "manifest names block 114" in synced.blamed[0]
+    _assert_store_is_node0s(network, tmp_path / "joined")
+
+
+def test_rows_that_do_not_fold_to_the_certified_root_fail_the_sync_and_write_nothing(
+    network: Path, shelf: Path, tmp_path: Path
+) -> None:
+    liar = _copy(shelf, tmp_path / "liar")  # a self-consistent manifest over a doctored row
+    chunk = liar / "chunk-000000.bin"
+    rows = [[key, value] for key, value in _rows(chunk.read_bytes())]
+    rows[0][1] = rows[0][1] + b"\x00"
+    chunk.write_bytes(encode(rows))
+    document = json.loads((liar / MANIFEST_FILE).read_text())
+    document["chunks"][0]["sha256"] = sha256_hex(chunk.read_bytes())
+    (liar / MANIFEST_FILE).write_text(json.dumps(document))
+    with pytest.raises(NoSnapshot, match="fold to root"):
+        asyncio.run(_sync(network, [liar.parent], tmp_path / "joined"))
+    assert not (tmp_path / "joined").exists()
+
+
+def test_no_snapshot_offered_is_a_clear_error(network: Path, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(NoSnapshot, match=r"offers a snapshot.*snapshot_interval"):
+        asyncio.run(_sync(network, [tmp_path / "empty"], tmp_path / "joined"))
+
+
+def test_no_peer_reachable_is_a_clear_error(network: Path, tmp_path: Path) -> None:
+    genesis = load_genesis(network / "genesis.json")
+    nobody = PeerAddress(validator_key("node1").public_key, "127.0.0.1", 1)
+    config = P2PConfig(
+        chain_id=genesis.chain_id,
+        allowed_keys=allowlist([bytes(nobody.public_key)]),
+        peers=(nobody,),
+    )
+    signer = Signer(validator_key(JOINER))
+    with pytest.raises(NoSnapshot, match="no peer connected within"):
+        asyncio.run(join(config, signer, genesis, tmp_path / "joined", wait_s=0.5))
+
+
+# --- serving: what a hostile requester can and cannot get ---------------------------------------
+
+
+def test_hostile_requests_are_refused_or_charged(shelf: Path) -> None:
+    served = SnapshotShelf(shelf, interval=0, keep=10)
+    served.load()
+    for bad in (
+        {"want": "file"},
+        {"want": "file", "height": -1, "name": "proof.bin", "offset": 0},
+        {"want": "file", "height": HEIGHT, "name": "x" * 65, "offset": 0},
+        {"want": "file", "height": HEIGHT, "name": "proof.bin", "offset": True},
+        {"want": "everything"},
+        ["want", "offers"],
+    ):
+        with pytest.raises(InvalidPayload):
+            parse_request(bad)
+    for name in ("../../config.toml", "node.key", ".partial", "chunk-999999.bin"):
+        with pytest.raises(RequestRejected, match="has no file"):
+            asyncio.run(served.serve(FileRequest(HEIGHT, name, 0)))
+    with pytest.raises(RequestRejected, match="no snapshot at height 15"):
+        asyncio.run(served.serve(FileRequest(HEIGHT + 1, MANIFEST_FILE, 0)))
+    with pytest.raises(RequestRejected, match="past the end"):
+        asyncio.run(served.serve(FileRequest(HEIGHT, MANIFEST_FILE, 10**9)))
+    with pytest.raises(InvalidPayload, match="does not decode"):
+        decode_request(b"\xc1" * 2000)
+
+
+def test_a_file_is_served_in_bounded_pieces(shelf: Path) -> None:
+    served = SnapshotShelf(shelf, interval=0, keep=10)
+    served.load()
+    answer = asyncio.run(served.serve(parse_request(decode_request(offers_request()))))
+    (offer,) = decode_offers(answer)
+    assert offer.height == HEIGHT
+    request = parse_request(decode_request(file_request(HEIGHT, MANIFEST_FILE, 5)))
+    size, piece = decode_piece(asyncio.run(served.serve(request)), 5, MANIFEST_FILE)
+    assert piece == (shelf / f"{HEIGHT:012d}" / MANIFEST_FILE).read_bytes()[5:] and size > 5
+
+
+def test_hostile_answers_are_refused() -> None:
+    with pytest.raises(StateSyncError, match="past the end"):
+        decode_piece(encode_piece(10, b"x" * 11), 0, "chunk-000000.bin")
+    with pytest.raises(StateSyncError, match="out of bounds"):
+        decode_piece(encode_piece(1 << 40, b"x"), 0, "chunk-000000.bin")
+    with pytest.raises(StateSyncError, match="does not decode"):
+        decode_piece(encode([1, b"x" * (PIECE_BYTES + 100)]), 0, "chunk-000000.bin")
+    with pytest.raises(StateSyncError, match="empty"):
+        decode_piece(encode_piece(10, b""), 0, "chunk-000000.bin")
+    with pytest.raises(StateSyncError, match="at most 16"):
+        decode_offers(encode([[1, b"\0" * 32, b"\0" * 32, b"\0" * 32]] * 17))
+    with pytest.raises(StateSyncError, match="each offer"):
+        decode_offers(encode([[0, b"\0" * 32, b"\0" * 32, b"\0" * 32]]))
+
+
+# --- taking snapshots in a running node ---------------------------------------------------------
+
+
+def test_a_node_snapshots_every_interval_from_a_consistent_view_and_keeps_the_newest(
+    network: Path, tmp_path: Path
+) -> None:
+    chain = SourceChain(network / "node1")
+    genesis = chain.genesis
+    shelf = SnapshotShelf(tmp_path / "snapshots", interval=4, keep=2)
+    pending: list[Callable[[], None]] = []
+    held: Callable[[], None] | None = None
+    try:
+        update = ValidatorUpdate((validator_key("node4").public_key,), ())
+        chain.run([chain.sign(dev_account_key("admin"), "admin", update)])
+        for height in range(2, 13):
+            chain.run(_transfers(chain, 5, height))
+            shelf.after_commit(
+                chain.store, genesis.chain_id, genesis.document_hash(), pending.append
+            )
+            if height == 8:  # hold the snapshot of 8 while block 9 commits
+                held = pending.pop()
+                assert shelf.busy
+            elif height == 9:
+                assert not pending and held is not None  # one at a time
+                held()  # written from the view taken at 8, after 9 changed the store
+            while pending:
+                pending.pop()()
+    finally:
+        chain.close()
+    assert list(shelf.manifests) == [8, 12] and shelf.taken == 3
+    assert sorted(p.name for p in (tmp_path / "snapshots").iterdir()) == [f"{8:012d}", f"{12:012d}"]
+    restored = restore_snapshot(tmp_path / "snapshots" / f"{8:012d}", genesis, tmp_path / "r8")
+    assert restored.manifest.height == 8  # its rows fold to block 8's certified root
+    reloaded = SnapshotShelf(tmp_path / "snapshots", interval=4, keep=2)
+    reloaded.load()
+    assert reloaded.manifests == shelf.manifests
+
+
+def _rows(data: bytes) -> list[tuple[bytes, bytes]]:
+    from ledger.encoding import decode
+
+    value = decode(data, max_size=1 << 26)
+    assert isinstance(value, list)
+    return [(row[0], row[1]) for row in value]
+
+
+def _name_of(address: bytes) -> str:
+    from ledger.keys import format_address
+
+    return format_address(address)
