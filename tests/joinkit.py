@@ -9,6 +9,9 @@ four dev validators, later ones by four (the tests add node4 in block 1, effecti
 builds a dev network under DIR whose node0 holds a chain in which the admin registers
 `--accounts` accounts (10,000 per block),
 then prints, as JSON, the time to join it with a fresh store:
+  state sync node4 joins over p2p from three hosts (node1..node3, in another process) that
+            serve node0's snapshot: offers, manifest, proof, chunks from all three at once,
+            every hash and the root checked, the store written (`secnode.statesync`);
   replay    execute every block from the genesis (signatures checked, as a node catching up
             from its peers does), committing each to a new LevelDB store;
   snapshot  `create_snapshot` on node0, then `restore_snapshot` into node1's home (every chunk
@@ -18,8 +21,10 @@ then prints, as JSON, the time to join it with a fresh store:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,14 +33,16 @@ from typing import Final
 from contracts import TX_TYPES, build_executor
 from ledger.blocks import decode_block
 from ledger.chain import build_block, execute_block
-from ledger.genesis import load_genesis
-from ledger.keys import PrivateKey
+from ledger.genesis import Genesis, load_genesis
+from ledger.keys import PrivateKey, Signer
 from ledger.store import open_chain
 from ledger.store_leveldb import LevelDBStore
 from ledger.transactions import AccountRegister, SignedTransaction, TxBody, sign_transaction
 from secnode.network.devnet import dev_account_key, validator_key
 from secnode.runtime.validator_changes import index_validator_changes
+from secnode.statesync.join import join
 from tests.nodekit import certify, make_network
+from tests.statesync_servers import JOINER, SERVERS, joiner_config
 
 OLD_SIGNERS: Final = ("node0", "node1", "node2")  # 3 of the 4 genesis validators
 NEW_SIGNERS: Final = ("node0", "node1", "node2", "node3")  # 4 of 5, once node4 has joined
@@ -143,6 +150,29 @@ def replay(source_home: Path, target: Path) -> float:
         source.close()
 
 
+def state_sync_join(genesis: Genesis, shelves: list[Path], data_dir: Path) -> float:
+    """Seconds for node4 to join by state sync from three p2p hosts serving `shelves` in
+    another process (`tests.statesync_servers`): connect, fetch, verify, write the store."""
+    servers = subprocess.Popen(
+        [sys.executable, "-m", "tests.statesync_servers", genesis.chain_id, *map(str, shelves)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert servers.stdout is not None
+        ports = json.loads(servers.stdout.readline())
+        config = joiner_config(genesis.chain_id, ports)
+        started = time.perf_counter()
+        synced = asyncio.run(join(config, Signer(validator_key(JOINER)), genesis, data_dir, 30))
+        seconds = time.perf_counter() - started
+        print(f"state sync: {synced.chunks_by_peer}", file=sys.stderr)
+        return seconds
+    finally:
+        servers.kill()
+        servers.wait()
+
+
 def main(argv: list[str] | None = None) -> int:
     from secnode.snapshot.create import create_snapshot
     from secnode.snapshot.restore import restore_snapshot
@@ -169,6 +199,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     restore_snapshot(args.root / "snapshot", load_genesis(target / "genesis.json"), target / "data")
     restore_s = time.perf_counter() - started
+    shelves = []
+    for name in SERVERS:  # each server's snapshot directory (as its node's shelf would hold)
+        shelf = args.root / "shelves" / name / f"{head.height:012d}"
+        shutil.copytree(args.root / "snapshot", shelf)
+        shelves.append(shelf.parent)
+    statesync_s = state_sync_join(genesis, shelves, args.root / "node4-data")
     figures = {
         "accounts": args.accounts,
         "height": head.height,
@@ -180,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
         "snapshot_create_s": round(create_s, 1),
         "snapshot_restore_s": round(restore_s, 1),
         "replay_over_restore": round(replay_s / restore_s, 1),
+        "state_sync_s": round(statesync_s, 1),
+        "replay_over_state_sync": round(replay_s / statesync_s, 1),
     }
     json.dump(figures, sys.stdout)
     print()

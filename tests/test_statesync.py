@@ -14,8 +14,7 @@ import asyncio
 import hashlib
 import json
 import shutil
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -23,15 +22,13 @@ import pytest
 from contracts import TX_TYPES
 from ledger.encoding import encode
 from ledger.genesis import Genesis, load_genesis
-from ledger.keys import PublicKey, Signer
+from ledger.keys import Signer
 from ledger.store import ChainStore, open_chain
 from ledger.store_leveldb import LevelDBStore
 from ledger.transactions import SignedTransaction, Transfer, ValidatorUpdate
 from p2p import (
-    Handlers,
     InvalidPayload,
     P2PConfig,
-    P2PHost,
     PeerAddress,
     RequestRejected,
     allowlist,
@@ -52,17 +49,15 @@ from secnode.statesync.protocol import (
     decode_request,
     encode_piece,
     file_request,
-    is_state_sync,
     offers_request,
     parse_request,
 )
 from secnode.statesync.shelf import SnapshotShelf
 from tests.joinkit import SourceChain
 from tests.nodekit import make_network
+from tests.statesync_servers import JOINER, serving
 
 HEIGHT = 14
-SERVERS = ("node1", "node2", "node3")
-JOINER = "node4"
 
 
 def _transfers(chain: SourceChain, count: int, seed: int) -> list[SignedTransaction]:
@@ -110,38 +105,6 @@ def shelf(network: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pat
         store.close()
     assert len(read_manifest(tmp_path / "shelf" / f"{HEIGHT:012d}").chunks) >= 8
     return tmp_path / "shelf"
-
-
-def _serving_handlers(shelf: SnapshotShelf) -> Handlers:
-    async def on_request(peer: PublicKey, payload: bytes) -> bytes:
-        value = decode_request(payload)
-        if not is_state_sync(value):
-            raise RequestRejected("state sync only")
-        return await shelf.serve(parse_request(value))
-
-    return Handlers(on_request=on_request)
-
-
-@asynccontextmanager
-async def serving(directories: Sequence[Path], chain_id: str) -> AsyncIterator[P2PConfig]:
-    """p2p hosts (keys of node1..) serving the shelves in `directories`; yields the joiner's
-    p2p config naming them as its peers."""
-    joiner = validator_key(JOINER).public_key
-    servers = [validator_key(name) for name in SERVERS[: len(directories)]]
-    async with AsyncExitStack() as stack:
-        peers = []
-        for key, directory in zip(servers, directories, strict=True):
-            shelf = SnapshotShelf(directory, interval=0, keep=10)
-            shelf.load()
-            config = P2PConfig(chain_id=chain_id, allowed_keys=allowlist([bytes(joiner)]))
-            host = P2PHost(config, Signer(key), _serving_handlers(shelf))
-            await stack.enter_async_context(host.running())
-            peers.append(PeerAddress(key.public_key, "127.0.0.1", host.listen_port))
-        yield P2PConfig(
-            chain_id=chain_id,
-            allowed_keys=allowlist([bytes(peer.public_key) for peer in peers]),
-            peers=tuple(peers),
-        )
 
 
 def _copy(shelf: Path, to: Path) -> Path:
