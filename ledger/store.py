@@ -14,7 +14,7 @@ Row layout (keys; all heights are 8-byte big-endian so they sort):
     b"O" + ... -> node-local index rows written by registered `Indexer`s (the order events
         index of `secnode.runtime.order_index`): outside the state, never in a state root
     b"V" + height -> node-local proof of a validator change scheduled at height (a
-        `ProvingIndexer`, `secnode.runtime.validator_changes`)
+        `ProvingIndexer`, `ledger.validator_changes`)
     b"M:pruned" -> height P: the blocks below P were pruned (`prune_blocks`) or never held
         (a store restored from a snapshot at P), except those the pruner was told to keep
 

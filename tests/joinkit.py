@@ -38,8 +38,8 @@ from ledger.keys import PrivateKey, Signer
 from ledger.store import open_chain
 from ledger.store_leveldb import LevelDBStore
 from ledger.transactions import AccountRegister, SignedTransaction, TxBody, sign_transaction
+from ledger.validator_changes import index_validator_changes
 from secnode.network.devnet import dev_account_key, validator_key
-from secnode.runtime.validator_changes import index_validator_changes
 from secnode.statesync.join import join
 from tests.nodekit import certify, make_network
 from tests.statesync_servers import JOINER, SERVERS, joiner_config

@@ -34,6 +34,7 @@ from ledger.kv import MemoryStore
 from ledger.receipts import Receipt
 from ledger.store import ChainStore, open_chain
 from ledger.transactions import SignedTransaction, TxBody, sign_transaction
+from ledger.validator_changes import index_validator_changes
 from ledger.validators import ValidatorSet
 from secnode.network.devnet import (
     DEV_CHAIN_ID,
@@ -49,7 +50,6 @@ from secnode.runtime.order_index import index_order_events
 from secnode.runtime.rpc.server import SUBSCRIPTIONS, RpcConfig, make_app, start_rpc_server
 from secnode.runtime.rpc.subscriptions import SubscriptionHub
 from secnode.runtime.rpc.view import NodeStatus, PeerStatus
-from secnode.runtime.validator_changes import index_validator_changes
 from tests.chainkit import require_type
 
 SIGNERS = ("node0", "node1", "node2")

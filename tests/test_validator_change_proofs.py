@@ -1,4 +1,4 @@
-"""The node-local proofs of validator changes (secnode.runtime.validator_changes) and
+"""The node-local proofs of validator changes (ledger.validator_changes) and
 sec_getValidatorChanges: recorded with the block that schedules a change, on a real dev chain,
 proving the record under that block's certified state_root; kept across a restart; and a store
 that lacks a proof (written before the index) says its list is incomplete."""
@@ -15,12 +15,12 @@ from ledger.encoding import decode
 from ledger.state_tree import verify_state_proof
 from ledger.store import open_chain
 from ledger.transactions import ValidatorUpdate
+from ledger.validator_changes import VALIDATOR_CHANGES_PREFIX
 from ledger.validator_state import VALIDATORS_KEY
 from secnode.network.devnet import validator_key
 from secnode.runtime.node import Node
 from secnode.runtime.rpc.validator_methods import get_validator_changes
 from secnode.runtime.rpc.view import NodeView
-from secnode.runtime.validator_changes import VALIDATOR_CHANGES_PREFIX
 from secnode.schema.models import NoParams
 from secnode.schema.validators import ValidatorChangesResult
 from tests.rpc_node import RpcTestNode, sign

@@ -35,10 +35,11 @@ COMPONENTS: Final[Mapping[str, tuple[str, ...]]] = {
     "p2p": ("p2p",),
     "rpc": ("secnode.rpc",),
     "node": ("secnode.node",),
-    "app": ("secnode.app", "secnode.order_index", "secnode.validator_changes"),
+    "app": ("secnode.app", "secnode.order_index"),
     "trust": ("secnode.trust",),
     "store": ("ledger",),
     "keys": ("secnode.keyfile",),
+    "statesync": ("secnode.statesync",),
 }
 """A component an operator names -> the loggers it sets (a logger's children follow it)."""
 

@@ -39,6 +39,7 @@ from ledger.state import State
 from ledger.store import ChainStore, open_chain
 from ledger.store_leveldb import LevelDBStore
 from ledger.transactions import SignedTransaction, decode_transaction
+from ledger.validator_changes import index_validator_changes, scheduling_heights
 from ledger.validator_state import (
     current_validators,
     pending_validator_changes,
@@ -70,7 +71,6 @@ from secnode.runtime.rpc.server import SUBSCRIPTIONS, RpcConfig, make_app, start
 from secnode.runtime.rpc.subscriptions import SubscriptionHub
 from secnode.runtime.rpc.view import NodeStatus, PeerStatus
 from secnode.runtime.trust_precompute import PrecomputedScores
-from secnode.runtime.validator_changes import index_validator_changes, scheduling_heights
 from secnode.statesync.join import join
 from secnode.statesync.protocol import decode_request, is_state_sync, parse_request
 from secnode.statesync.shelf import SnapshotShelf

@@ -19,7 +19,7 @@ from pathlib import Path
 from ledger.encoding import encode
 from ledger.store import ChainStore
 from ledger.tree_store import STATE_PREFIX
-from secnode.runtime.validator_changes import VALIDATOR_CHANGES_PREFIX
+from ledger.validator_changes import VALIDATOR_CHANGES_PREFIX
 from secnode.snapshot.format import (
     MANIFEST_FILE,
     PROOF_FILE,

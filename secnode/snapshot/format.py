@@ -17,7 +17,7 @@ rows against both the manifest and the certified header. A manifest only says wh
 read and lets a bad chunk be named before the whole state is folded.
 
 "changes" in the proof file: for each block that scheduled a validator change (the rows of
-`secnode.runtime.validator_changes`), [encoded block, certificate wire, receipts wire, change
+`ledger.validator_changes`), [encoded block, certificate wire, receipts wire, change
 row], oldest first, so the set that certified the snapshot's block can be traced from the
 genesis alone.
 """
@@ -41,7 +41,8 @@ VERSION: Final = 1
 MANIFEST_FILE: Final = "manifest.json"
 PROOF_FILE: Final = "proof.bin"
 CHUNK_BYTES: Final = 4 * 1024 * 1024
-"""Keys and values per chunk (before encoding): what one peer request carries in state sync."""
+"""Keys and values per chunk (before encoding); state sync fetches a chunk in 1 MiB pieces
+(`secnode.statesync.protocol.PIECE_BYTES`) and checks it whole against the manifest."""
 MAX_FILE_BYTES: Final = 64 * 1024 * 1024
 """A chunk or proof file larger than this is refused before it is read (one row can exceed
 CHUNK_BYTES, never this)."""

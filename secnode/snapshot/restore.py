@@ -37,8 +37,8 @@ from ledger.state_tree import StateTree
 from ledger.store import GENESIS_KEY, HEAD_KEY, ChainStore, block_rows, pruned_marker
 from ledger.store_leveldb import LevelDBStore
 from ledger.tree_store import STATE_PREFIX
+from ledger.validator_changes import change_key
 from ledger.validator_state import current_validators
-from secnode.runtime.validator_changes import change_key
 from secnode.snapshot.format import (
     MAX_FILE_BYTES,
     PROOF_FILE,
@@ -67,7 +67,7 @@ class CertifiedBlock:
     receipts: list[Receipt]
     """Its receipts, checked against its receipts_root."""
     change_row: bytes | None
-    """The `secnode.runtime.validator_changes` row of the block."""
+    """The `ledger.validator_changes` row of the block."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,7 +76,7 @@ class ValidatorTrace:
         self, header: BlockHeader, certificate: CommitCertificate | None, change_row: bytes
     ) -> None:
         """Learn the changes scheduled by the block of `header` from its change row (the
-        `secnode.runtime.validator_changes` row: [height, effective heights, record, proof])."""
+        `ledger.validator_changes` row: [height, effective heights, record, proof])."""
         self.certify(header, certificate)
         try:
             height, _, record, proof_wire = decode(change_row)

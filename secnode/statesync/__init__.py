@@ -2,5 +2,5 @@
 
 `shelf` takes snapshots in a running node and serves them, `protocol` is the p2p messages,
 `fetch` fetches and verifies one from several peers, `join` runs it before a new node starts.
-docs/operations.md "State sync"; docs/protocol.md §16.
+docs/operations.md "State sync"; the messages: docs/p2p.md "State sync requests".
 """

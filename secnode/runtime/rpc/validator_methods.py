@@ -18,7 +18,7 @@ and the client asks again. A client following the chain sees every change in `pe
 `validator_change_delay` blocks before it takes effect.
 
 A client that was not following learns the changes from sec_getValidatorChanges: the proofs the
-node recorded when it stored each block that scheduled one (`secnode.runtime.validator_changes`),
+node recorded when it stored each block that scheduled one (`ledger.validator_changes`),
 each under the state root of that block, which the set ruling then certified.
 """
 
@@ -28,16 +28,16 @@ from typing import Final
 
 from ledger.encoding import decode
 from ledger.errors import StoreError
+from ledger.validator_changes import (
+    MAX_VALIDATOR_CHANGES,
+    known_effective_heights,
+    scheduled_changes,
+)
 from ledger.validator_state import VALIDATORS_KEY
 from ledger.validators import ValidatorSet
 from secnode.runtime.rpc.errors import NOT_FOUND, not_found
 from secnode.runtime.rpc.jsonrpc import Method
 from secnode.runtime.rpc.view import NodeView
-from secnode.runtime.validator_changes import (
-    MAX_VALIDATOR_CHANGES,
-    known_effective_heights,
-    scheduled_changes,
-)
 from secnode.schema import models as m
 from secnode.schema.objects import BlockHeader, CommitCertificate, StateProof, Validator
 from secnode.schema.validators import (
@@ -103,7 +103,7 @@ async def get_validators_with_proof(
 
 
 async def get_validator_changes(view: NodeView, params: m.NoParams) -> ValidatorChangesResult:
-    """sec_getValidatorChanges: the node-local change proofs (`secnode.runtime.validator_changes`),
+    """sec_getValidatorChanges: the node-local change proofs (`ledger.validator_changes`),
     one entry per scheduled set, and whether they cover every change the head's record knows.
     One prefix scan of at most `MAX_VALIDATOR_CHANGES` rows (no await below)."""
     raw = view.state.get_committed(VALIDATORS_KEY)

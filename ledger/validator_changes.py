@@ -32,7 +32,7 @@ from ledger.state_tree import StateProof, StateTree
 from ledger.store import ChainStore, StateRowReader
 from ledger.validator_state import VALIDATORS_KEY
 
-log = logging.getLogger("secnode.validator_changes")
+log = logging.getLogger("ledger.validator_changes")
 
 VALIDATOR_CHANGES_PREFIX: Final = b"V"
 MAX_VALIDATOR_CHANGES: Final = 256
