@@ -171,8 +171,7 @@ def test_a_peer_serving_bad_chunks_is_dropped_and_its_chunks_fetched_elsewhere(
 def test_a_made_up_newer_snapshot_is_refused_and_the_certified_one_used(
     network: Path, shelf: Path, tmp_path: Path
 ) -> None:
-    liar_shelf = tmp_path / "liar"
-    shutil.copytree(shelf, liar_shelf)
+    liar_shelf = tmp_path / "liar"  # offers only the fake: one voucher each, the newer first
     fake = liar_shelf / f"{HEIGHT + 100:012d}"
     shutil.copytree(shelf / f"{HEIGHT:012d}", fake)
     document = json.loads((fake / MANIFEST_FILE).read_text())
@@ -189,16 +188,51 @@ def test_a_made_up_newer_snapshot_is_refused_and_the_certified_one_used(
 def test_rows_that_do_not_fold_to_the_certified_root_fail_the_sync_and_write_nothing(
     network: Path, shelf: Path, tmp_path: Path
 ) -> None:
-    liar = _copy(shelf, tmp_path / "liar")  # a self-consistent manifest over a doctored row
-    chunk = liar / "chunk-000000.bin"
-    rows = [[key, value] for key, value in _rows(chunk.read_bytes())]
-    rows[0][1] = rows[0][1] + b"\x00"
-    chunk.write_bytes(encode(rows))
-    document = json.loads((liar / MANIFEST_FILE).read_text())
-    document["chunks"][0]["sha256"] = sha256_hex(chunk.read_bytes())
-    (liar / MANIFEST_FILE).write_text(json.dumps(document))
+    liar = _copy(shelf, tmp_path / "liar")
+    _doctor_first_row(liar)
     with pytest.raises(NoSnapshot, match="fold to root"):
         asyncio.run(_sync(network, [liar.parent], tmp_path / "joined"))
+    assert not (tmp_path / "joined").exists()
+
+
+def test_offers_more_peers_agree_on_go_before_a_lone_newer_one(
+    network: Path, shelf: Path, tmp_path: Path
+) -> None:
+    chain = SourceChain(network / "node0")  # two more certified blocks: 15, 16
+    try:
+        chain.nonces["buyer1"] = 13 * 20
+        for height in (HEIGHT + 1, HEIGHT + 2):
+            chain.run(_transfers(chain, 20, height))
+    finally:
+        chain.close()
+    store, genesis = _open(network / "node0")
+    liar = tmp_path / "liar" / f"{HEIGHT + 2:012d}"
+    try:  # the real block 16, certified, with a chunk list of the liar's own making
+        create_snapshot(store, genesis.chain_id, genesis.document_hash(), liar)
+    finally:
+        store.close()
+    _doctor_first_row(liar)
+    honest = [shelf, tmp_path / "honest2"]
+    shutil.copytree(shelf, honest[1])
+    synced = asyncio.run(_sync(network, [liar.parent, *honest], tmp_path / "joined"))
+    assert synced.manifest.height == HEIGHT and synced.blamed == []  # the liar was never tried
+    store, _, head = open_chain(LevelDBStore(tmp_path / "joined"), genesis, TX_TYPES)
+    store.close()
+    assert head.height == HEIGHT
+
+
+def test_a_snapshot_beyond_the_memory_bound_is_given_up_naming_the_setting(
+    network: Path, shelf: Path, tmp_path: Path
+) -> None:
+    genesis = load_genesis(network / "genesis.json")
+
+    async def run() -> Synced:
+        async with serving([shelf], genesis.chain_id) as config:
+            signer = Signer(validator_key(JOINER))
+            return await join(config, signer, genesis, tmp_path / "joined", 10, max_bytes=300)
+
+    with pytest.raises(NoSnapshot, match=r"more than 300 bytes.*max_snapshot_bytes"):
+        asyncio.run(run())
     assert not (tmp_path / "joined").exists()
 
 
@@ -310,6 +344,18 @@ def test_a_node_snapshots_every_interval_from_a_consistent_view_and_keeps_the_ne
     reloaded = SnapshotShelf(tmp_path / "snapshots", interval=4, keep=2)
     reloaded.load()
     assert reloaded.manifests == shelf.manifests
+
+
+def _doctor_first_row(snapshot: Path) -> None:
+    """Change one state row and rewrite the manifest to match: self-consistent, but its rows
+    no longer fold to the certified root."""
+    chunk = snapshot / "chunk-000000.bin"
+    rows = [[key, value] for key, value in _rows(chunk.read_bytes())]
+    rows[0][1] = rows[0][1] + b"\x00"
+    chunk.write_bytes(encode(rows))
+    document = json.loads((snapshot / MANIFEST_FILE).read_text())
+    document["chunks"][0]["sha256"] = sha256_hex(chunk.read_bytes())
+    (snapshot / MANIFEST_FILE).write_text(json.dumps(document))
 
 
 def _rows(data: bytes) -> list[tuple[bytes, bytes]]:

@@ -216,7 +216,8 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--log-level",
         metavar="SPEC",
         help="LEVEL and/or COMPONENT=LEVEL, comma-separated, e.g. info,consensus=debug,p2p=warning "
-        "(components: consensus p2p rpc node app trust store keys statesync; over config.toml [log])",
+        "(components: consensus p2p rpc node app trust store keys statesync; over config.toml "
+        "[log])",
     )
     start.add_argument(
         "--state-sync",

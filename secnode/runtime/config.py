@@ -273,6 +273,11 @@ class StateSyncSection(_Strict):
     join_wait_s: float = Field(
         default=10.0, gt=0, le=600, description="how long to wait for the peers to connect"
     )
+    max_snapshot_bytes: int = Field(
+        default=4 << 30,
+        ge=1 << 20,
+        description="most chunk bytes a join holds in memory before the root is checked",
+    )
 
 
 class NodeConfig(_Strict):

@@ -81,6 +81,10 @@ PRUNE_PER_COMMIT = 16
 """Heights a non-archive node prunes per commit: a backlog (pruning just switched on) drains
 over a few hundred blocks instead of stalling one commit."""
 
+SNAPSHOT_STOP_WAIT_S = 30.0
+"""At stop, how long the node waits for a snapshot's worker thread (it stops at its next
+chunk) before closing the store."""
+
 RESYNC_LIMIT = 2_000
 """Pending transactions re-sent to a peer when it connects (oldest first)."""
 
@@ -366,6 +370,8 @@ class Node:
             raise ConfigError(f"p2p.listen {self.config.p2p.listen}: {reason}") from None
         finally:
             await runner.cleanup()
+            self.snapshots.stopping.set()  # a snapshot thread reads the store: let it finish
+            await asyncio.to_thread(self.snapshots.idle.wait, SNAPSHOT_STOP_WAIT_S)
             self.store.close()
             log.info("node %s stopped at height %d", self.config.name, self.app.head.height)
 
@@ -680,6 +686,7 @@ async def _join_if_empty(
         genesis,
         data_dir,
         config.statesync.join_wait_s,
+        config.statesync.max_snapshot_bytes,
     )
     log.info(
         "state sync done: height %d, %d state rows, %d bytes from %d peers in %.1f s",

@@ -4,8 +4,9 @@ Steps, and who is blamed when one fails (blame = `penalize` the peer and stop us
 
 1. **Offers.** Ask every peer which snapshots it serves. Offers with the same height, block
    hash, state root and chunks digest vouch for the same chunks (`Manifest.chunks_digest`);
-   candidates are tried newest first, then by how many peers vouch. An undecodable offer list
-   is the peer's fault.
+   candidates are tried by how many peers vouch for them, then newest first: a lone liar can
+   offer the real newest block with a chunk list of its own making (found out only at step 4),
+   so agreement goes before recency. An undecodable offer list is the peer's fault.
 2. **Manifest and proof**, from one peer of the candidate: the manifest must name this chain
    and genesis and match the offer field by field; the proof file must hash to what the
    manifest lists and certify the block from the genesis validator set onwards
@@ -17,14 +18,17 @@ Steps, and who is blamed when one fails (blame = `penalize` the peer and stop us
    out or disconnects is dropped without blame. When no peer is left the candidate fails.
 4. **Root.** The rows of all chunks, in key order, must fold to the certified state root. The
    chunk hashes came from the manifest, which matched the digest every peer of the candidate
-   offered: a wrong root blames all of them; the next candidate is tried.
+   offered: a wrong root blames all of them; the next candidate is tried. Until then the chunks
+   are held in memory, at most `max_bytes` of them per candidate (a candidate past it is
+   given up, naming the limit).
 5. **Write** the store (`secnode.snapshot.restore.write_store`), in a worker thread, as a
    snapshot restore does. The node then starts and catches up the blocks after the snapshot.
 
 Nothing a peer sends is trusted beyond what the genesis proves: the state root comes from a
 certificate traced from the genesis, every chunk is hashed, the whole is folded. Bounds: each
 answer is at most one piece (`protocol.PIECE_BYTES`), each file at most the snapshot format's
-bounds, each request waits at most the p2p request timeout.
+bounds, each request waits at most the p2p request timeout, a candidate's chunks are at most
+`max_bytes`.
 """
 
 from __future__ import annotations
@@ -66,6 +70,10 @@ from secnode.statesync.protocol import (
 )
 
 log = logging.getLogger("secnode.statesync")
+
+DEFAULT_MAX_BYTES = 4 << 30
+"""Chunk bytes one candidate may fill memory with before it is given up (4 GiB: about 55M
+accounts; `[statesync] max_snapshot_bytes`)."""
 
 
 class Requester(Protocol):
@@ -119,9 +127,8 @@ class _Run:
         for peer, offers in zip(peers, answers, strict=True):
             for offer in offers:
                 vouched.setdefault(offer, []).append(peer)
-        return sorted(
-            vouched.items(), key=lambda item: (item[0].height, len(item[1])), reverse=True
-        )
+        ranked = sorted(vouched.items(), key=lambda item: (len(item[1]), item[0].height))
+        return ranked[::-1]
 
     async def _offers_of(self, peer: PublicKey) -> list[Offer]:
         try:
@@ -185,9 +192,13 @@ class _Run:
             return manifest, certified
         raise NoSnapshot(f"no peer served a verifiable manifest for height {offer.height}")
 
-    async def chunks(self, manifest: Manifest, peers: list[PublicKey]) -> list[tuple[bytes, str]]:
-        """Every chunk of `manifest`, each hash-checked, fetched in parallel from `peers`."""
+    async def chunks(
+        self, manifest: Manifest, peers: list[PublicKey], max_bytes: int
+    ) -> list[tuple[bytes, str]]:
+        """Every chunk of `manifest`, each hash-checked, fetched in parallel from `peers`;
+        NoSnapshot once the checked chunks exceed `max_bytes`."""
         total = len(manifest.chunks)
+        held = 0
         queue: asyncio.Queue[int] = asyncio.Queue()
         for index in range(total):
             queue.put_nowait(index)
@@ -196,6 +207,7 @@ class _Run:
         working = {peer for peer in peers if peer not in self.banned}
 
         async def worker(peer: PublicKey) -> None:
+            nonlocal held
             try:
                 while len(results) < total:
                     index = await queue.get()
@@ -213,6 +225,10 @@ class _Run:
                         log.info("state sync: %s stopped serving: %s", _name(peer), exc)
                         return
                     results[index] = (data, where)
+                    held += len(data)
+                    if held > max_bytes:
+                        finished.set()
+                        return
                     self.chunks_by_peer[_name(peer)] = self.chunks_by_peer.get(_name(peer), 0) + 1
                     if len(results) % max(1, total // 10) == 0 or len(results) == total:
                         self.progress(f"chunks {len(results)}/{total}")
@@ -232,6 +248,11 @@ class _Run:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+        if held > max_bytes:
+            raise NoSnapshot(
+                f"the snapshot at height {manifest.height} holds more than {max_bytes} bytes of "
+                "state ([statesync] max_snapshot_bytes)"
+            )
         if len(results) < total:
             raise NoSnapshot(
                 f"every peer serving height {manifest.height} failed; "
@@ -246,6 +267,7 @@ async def state_sync(
     peers: Sequence[PublicKey],
     data_dir: Path,
     progress: Callable[[str], None] = lambda line: None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> Synced:
     """Join the chain of `genesis` from `peers`: write into `data_dir` (absent or empty) the
     newest snapshot they serve that verifies (see the module docstring). Raises NoSnapshot
@@ -265,7 +287,7 @@ async def state_sync(
         progress(f"trying the snapshot at height {offer.height} offered by {len(vouching)} peers")
         try:
             manifest, certified = await run.manifest(offer, vouching)
-            chunks = await run.chunks(manifest, vouching)
+            chunks = await run.chunks(manifest, vouching, max_bytes)
             rows, tree = await asyncio.to_thread(_fold, manifest, chunks)
         except NoSnapshot as exc:
             reasons.append(str(exc))

@@ -18,7 +18,7 @@ from pathlib import Path
 from ledger.genesis import Genesis
 from ledger.keys import PublicKey, Signer
 from p2p import Handlers, P2PConfig, P2PHost
-from secnode.statesync.fetch import NoSnapshot, Synced, state_sync
+from secnode.statesync.fetch import DEFAULT_MAX_BYTES, NoSnapshot, Synced, state_sync
 
 log = logging.getLogger("secnode.statesync")
 
@@ -29,6 +29,7 @@ async def join(
     genesis: Genesis,
     data_dir: Path,
     wait_s: float,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> Synced:
     """State-sync `data_dir` from the peers of `config` (see the module docstring); NoSnapshot
     when no peer connects within `wait_s` or none serves a snapshot that verifies."""
@@ -56,4 +57,6 @@ async def join(
                 "a validator or in [p2p] observers?)"
             )
         log.info("state sync: %d of %d peers connected", len(peers), len(wanted))
-        return await state_sync(host, genesis, peers, data_dir, lambda line: log.info("%s", line))
+        return await state_sync(
+            host, genesis, peers, data_dir, lambda line: log.info("%s", line), max_bytes
+        )

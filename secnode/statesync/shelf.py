@@ -63,6 +63,10 @@ class SnapshotShelf:
         """A snapshot is being written (in a worker thread)."""
         self.stopping = threading.Event()
         """Set when the node stops: a snapshot being written gives up at its next chunk."""
+        self.idle = threading.Event()
+        """Clear while a snapshot's worker thread holds a read view of the store: the node
+        waits for it before closing the store."""
+        self.idle.set()
         self.taken = 0
         """Snapshots published since start."""
 
@@ -105,6 +109,7 @@ class SnapshotShelf:
         claim = Claim(chain_id, genesis_hash, height, head.hash(), head.header.state_root)
         view = store.kv.read_view()
         self.busy = True
+        self.idle.clear()
         out = self.directory / f"{height:0{HEIGHT_DIGITS}d}"
 
         def work() -> None:
@@ -120,6 +125,7 @@ class SnapshotShelf:
             finally:
                 view.close()
                 self.busy = False
+                self.idle.set()
             self._published(created.manifest)
             log.info(
                 "snapshot at height %d: %d state rows in %d chunks (%d bytes) in %s",
