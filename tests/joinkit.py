@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import shutil
 import subprocess
@@ -37,7 +38,14 @@ from ledger.genesis import Genesis, load_genesis
 from ledger.keys import PrivateKey, Signer
 from ledger.store import open_chain
 from ledger.store_leveldb import LevelDBStore
-from ledger.transactions import AccountRegister, SignedTransaction, TxBody, sign_transaction
+from ledger.transactions import (
+    AccountRegister,
+    SignedTransaction,
+    Transfer,
+    TxBody,
+    ValidatorUpdate,
+    sign_transaction,
+)
 from ledger.validator_changes import index_validator_changes
 from secnode.network.devnet import dev_account_key, validator_key
 from secnode.statesync.join import join
@@ -97,6 +105,33 @@ class SourceChain:
 
     def close(self) -> None:
         self.store.close()
+
+
+def transfers(chain: SourceChain, count: int, seed: int) -> list[SignedTransaction]:
+    """`count` transfers from buyer1 to fresh addresses (derived from `seed`), one block's worth."""
+    return [
+        chain.sign(
+            dev_account_key("buyer1"),
+            "buyer1",
+            Transfer(hashlib.sha256(bytes([seed, n])).digest()[:20], 1 + n),
+        )
+        for n in range(count)
+    ]
+
+
+def chain_with_a_change(root: Path, height: int) -> Path:
+    """A dev network under `root` whose node0 holds blocks 1..`height`: block 1 adds node4
+    (effective at JOINS_AT), then 20 transfers a block; returns `root`."""
+    make_network(root)
+    chain = SourceChain(root / "node0")
+    try:
+        update = ValidatorUpdate((validator_key("node4").public_key,), ())
+        chain.run([chain.sign(dev_account_key("admin"), "admin", update)])
+        for block in range(2, height + 1):
+            chain.run(transfers(chain, 20, block))
+    finally:
+        chain.close()
+    return root
 
 
 def build(root: Path, accounts: int) -> Path:

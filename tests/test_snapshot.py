@@ -9,7 +9,6 @@ block give the state rows spread over several chunks (CHUNK_BYTES is lowered for
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -21,9 +20,8 @@ from ledger.encoding import decode, encode
 from ledger.genesis import Genesis, load_genesis
 from ledger.store import ChainStore, open_chain
 from ledger.store_leveldb import LevelDBStore
-from ledger.transactions import SignedTransaction, Transfer, ValidatorUpdate
 from ledger.validator_state import current_validators
-from secnode.network.devnet import dev_account_key, validator_key
+from secnode.network.devnet import validator_key
 from secnode.runtime.node import Node
 from secnode.snapshot import format as snapshot_format
 from secnode.snapshot.create import create_snapshot
@@ -36,36 +34,16 @@ from secnode.snapshot.format import (
     sha256_hex,
 )
 from secnode.snapshot.restore import restore_snapshot
-from tests.joinkit import OLD_SIGNERS, SourceChain
+from tests.joinkit import OLD_SIGNERS, SourceChain, chain_with_a_change, transfers
 from tests.nodekit import certify, make_network
 
 HEIGHT = 14
 
 
-def _transfers(chain: SourceChain, count: int, seed: int) -> list[SignedTransaction]:
-    return [
-        chain.sign(
-            dev_account_key("buyer1"),
-            "buyer1",
-            Transfer(hashlib.sha256(bytes([seed, n])).digest()[:20], 1 + n),
-        )
-        for n in range(count)
-    ]
-
-
 @pytest.fixture
 def network(tmp_path: Path) -> Path:
     """A dev network whose node0 holds blocks 1..HEIGHT (node1..3 hold nothing yet)."""
-    root = make_network(tmp_path / "net")
-    chain = SourceChain(root / "node0")
-    try:
-        update = ValidatorUpdate((validator_key("node4").public_key,), ())
-        chain.run([chain.sign(dev_account_key("admin"), "admin", update)])
-        for height in range(2, HEIGHT + 1):
-            chain.run(_transfers(chain, 20, height))
-    finally:
-        chain.close()
-    return root
+    return chain_with_a_change(tmp_path / "net", HEIGHT)
 
 
 @pytest.fixture
@@ -162,7 +140,7 @@ def test_blocks_after_the_snapshot_execute_to_the_same_headers_on_both_stores(
         chain.nonces["buyer1"] = 20 * (HEIGHT - 1)
         try:
             for height in range(HEIGHT + 1, HEIGHT + 4):
-                chain.run(_transfers(chain, 5, height))
+                chain.run(transfers(chain, 5, height))
             headers.append(chain.head)
         finally:
             chain.close()

@@ -11,7 +11,6 @@ each serving a `SnapshotShelf` directory; the joiner has node4's key.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import shutil
 from collections.abc import Callable, Sequence
@@ -25,7 +24,7 @@ from ledger.genesis import Genesis, load_genesis
 from ledger.keys import Signer
 from ledger.store import ChainStore, open_chain
 from ledger.store_leveldb import LevelDBStore
-from ledger.transactions import SignedTransaction, Transfer, ValidatorUpdate
+from ledger.transactions import ValidatorUpdate
 from p2p import (
     InvalidPayload,
     P2PConfig,
@@ -53,37 +52,16 @@ from secnode.statesync.protocol import (
     parse_request,
 )
 from secnode.statesync.shelf import SnapshotShelf
-from tests.joinkit import SourceChain
-from tests.nodekit import make_network
+from tests.joinkit import SourceChain, chain_with_a_change, transfers
 from tests.statesync_servers import JOINER, serving
 
 HEIGHT = 14
 
 
-def _transfers(chain: SourceChain, count: int, seed: int) -> list[SignedTransaction]:
-    return [
-        chain.sign(
-            dev_account_key("buyer1"),
-            "buyer1",
-            Transfer(hashlib.sha256(bytes([seed, n])).digest()[:20], 1 + n),
-        )
-        for n in range(count)
-    ]
-
-
 @pytest.fixture
 def network(tmp_path: Path) -> Path:
     """A dev network whose node0 holds blocks 1..HEIGHT."""
-    root = make_network(tmp_path / "net")
-    chain = SourceChain(root / "node0")
-    try:
-        update = ValidatorUpdate((validator_key("node4").public_key,), ())
-        chain.run([chain.sign(dev_account_key("admin"), "admin", update)])
-        for height in range(2, HEIGHT + 1):
-            chain.run(_transfers(chain, 20, height))
-    finally:
-        chain.close()
-    return root
+    return chain_with_a_change(tmp_path / "net", HEIGHT)
 
 
 def _open(home: Path) -> tuple[ChainStore, Genesis]:
@@ -202,7 +180,7 @@ def test_offers_more_peers_agree_on_go_before_a_lone_newer_one(
     try:
         chain.nonces["buyer1"] = 13 * 20
         for height in (HEIGHT + 1, HEIGHT + 2):
-            chain.run(_transfers(chain, 20, height))
+            chain.run(transfers(chain, 20, height))
     finally:
         chain.close()
     store, genesis = _open(network / "node0")
@@ -323,7 +301,7 @@ def test_a_node_snapshots_every_interval_from_a_consistent_view_and_keeps_the_ne
         update = ValidatorUpdate((validator_key("node4").public_key,), ())
         chain.run([chain.sign(dev_account_key("admin"), "admin", update)])
         for height in range(2, 13):
-            chain.run(_transfers(chain, 5, height))
+            chain.run(transfers(chain, 5, height))
             shelf.after_commit(
                 chain.store, genesis.chain_id, genesis.document_hash(), pending.append
             )
