@@ -49,7 +49,11 @@ def validator_schedule(state: State) -> list[tuple[int, ValidatorSet]]:
     """Every (first height, set) the state knows, ascending, the first at height 1: the sets of
     "history", then "current" (from the last `until`), then every "pending" change. Restarted
     replicas take their schedule from here, so it covers past and scheduled heights alike."""
-    record = _load(state)
+    return schedule_of_record(_load(state))
+
+
+def schedule_of_record(record: dict[str, Any]) -> list[tuple[int, ValidatorSet]]:
+    """`validator_schedule` of a decoded validators record."""
     entries: list[tuple[int, ValidatorSet]] = []
     start = 1
     for until, old in record.get("history", []):

@@ -14,14 +14,15 @@ import asyncio
 import json
 import shutil
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from contracts import TX_TYPES
-from ledger.encoding import encode
+from ledger.encoding import decode, encode
 from ledger.genesis import Genesis, load_genesis
-from ledger.keys import Signer
+from ledger.keys import PublicKey, Signer
 from ledger.store import ChainStore, open_chain
 from ledger.store_leveldb import LevelDBStore
 from ledger.transactions import ValidatorUpdate
@@ -35,8 +36,15 @@ from p2p import (
 from secnode.network.devnet import dev_account_key, validator_key
 from secnode.snapshot import format as snapshot_format
 from secnode.snapshot.create import create_snapshot
-from secnode.snapshot.format import MANIFEST_FILE, read_manifest, sha256_hex
+from secnode.snapshot.format import (
+    MANIFEST_FILE,
+    PROOF_FILE,
+    SnapshotError,
+    read_manifest,
+    sha256_hex,
+)
 from secnode.snapshot.restore import restore_snapshot
+from secnode.statesync import fetch
 from secnode.statesync.fetch import NoSnapshot, Synced
 from secnode.statesync.join import join
 from secnode.statesync.protocol import (
@@ -51,7 +59,7 @@ from secnode.statesync.protocol import (
     offers_request,
     parse_request,
 )
-from secnode.statesync.shelf import SnapshotShelf
+from secnode.statesync.shelf import SERVE_GRACE_S, SnapshotShelf
 from tests.joinkit import SourceChain, chain_with_a_change, transfers
 from tests.statesync_servers import JOINER, serving
 
@@ -272,18 +280,53 @@ def test_a_file_is_served_in_bounded_pieces(shelf: Path) -> None:
 
 
 def test_hostile_answers_are_refused() -> None:
-    with pytest.raises(StateSyncError, match="past the end"):
-        decode_piece(encode_piece(10, b"x" * 11), 0, "chunk-000000.bin")
+    for size, piece, offset, flaw in (
+        (10, b"x" * 11, 0, "has 11 bytes"),  # past the end
+        (10, b"", 0, "has 0 bytes"),
+        (3 << 20, b"x", 0, "has 1 bytes, not min"),  # a drip: pieces must be full
+        (10, b"x", 10, "has 1 bytes"),  # offset at the end
+    ):
+        with pytest.raises(StateSyncError, match=flaw):
+            decode_piece(encode_piece(size, piece), offset, "chunk-000000.bin")
     with pytest.raises(StateSyncError, match="out of bounds"):
         decode_piece(encode_piece(1 << 40, b"x"), 0, "chunk-000000.bin")
     with pytest.raises(StateSyncError, match="does not decode"):
         decode_piece(encode([1, b"x" * (PIECE_BYTES + 100)]), 0, "chunk-000000.bin")
-    with pytest.raises(StateSyncError, match="empty"):
-        decode_piece(encode_piece(10, b""), 0, "chunk-000000.bin")
+    offer = [1, b"\0" * 32, b"\0" * 32, b"\0" * 32]
     with pytest.raises(StateSyncError, match="at most 16"):
-        decode_offers(encode([[1, b"\0" * 32, b"\0" * 32, b"\0" * 32]] * 17))
+        decode_offers(encode([offer] * 17))
     with pytest.raises(StateSyncError, match="each offer"):
-        decode_offers(encode([[0, b"\0" * 32, b"\0" * 32, b"\0" * 32]]))
+        decode_offers(encode([[0, *offer[1:]]]))
+    with pytest.raises(StateSyncError, match="same snapshot twice"):  # one peer, one vote
+        decode_offers(encode([offer, offer]))
+
+
+class _SlowPeer:
+    """A requester whose answers are well-formed full pieces, each after `delay` seconds."""
+
+    def __init__(self, size: int, delay: float) -> None:
+        self.size, self.delay = size, delay
+
+    async def request(self, peer: PublicKey, payload: bytes) -> bytes:
+        request = parse_request(decode_request(payload))
+        assert isinstance(request, FileRequest)
+        await asyncio.sleep(self.delay)
+        return encode_piece(self.size, b"x" * min(PIECE_BYTES, self.size - request.offset))
+
+    def penalize(self, peer: PublicKey, detail: str) -> None:
+        raise AssertionError("slowness is not blamed")
+
+
+def test_a_file_must_arrive_within_its_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fetch, "FILE_DEADLINE_BASE_S", 0.3)
+    monkeypatch.setattr(fetch, "FILE_MIN_RATE", 1 << 40)
+    genesis = Genesis.__new__(Genesis)  # not read by `file`
+    peer = validator_key("node1").public_key
+    slow = fetch._Run(_SlowPeer(8 * PIECE_BYTES, 0.1), genesis, print)
+    with pytest.raises(fetch.FileTooSlow, match="did not arrive within"):
+        asyncio.run(slow.file(peer, HEIGHT, "chunk-000000.bin"))
+    quick = fetch._Run(_SlowPeer(2 * PIECE_BYTES, 0.01), genesis, print)
+    assert len(asyncio.run(quick.file(peer, HEIGHT, "chunk-000000.bin"))) == 2 * PIECE_BYTES
 
 
 # --- taking snapshots in a running node ---------------------------------------------------------
@@ -300,28 +343,98 @@ def test_a_node_snapshots_every_interval_from_a_consistent_view_and_keeps_the_ne
     try:
         update = ValidatorUpdate((validator_key("node4").public_key,), ())
         chain.run([chain.sign(dev_account_key("admin"), "admin", update)])
-        for height in range(2, 13):
+        for height in range(2, 17):
             chain.run(transfers(chain, 5, height))
             shelf.after_commit(
                 chain.store, genesis.chain_id, genesis.document_hash(), pending.append
             )
-            if height == 8:  # hold the snapshot of 8 while block 9 commits
+            if height == 8:  # hold the snapshot of 8 while blocks 9..13 commit
                 held = pending.pop()
-                assert shelf.busy
-            elif height == 9:
-                assert not pending and held is not None  # one at a time
-                held()  # written from the view taken at 8, after 9 changed the store
+                assert shelf.busy and not shelf.idle.is_set()
+            elif height == 12:
+                assert not pending  # due, but one snapshot at a time: 12 is skipped
+            elif height == 13:
+                assert held is not None
+                held()  # written from the view taken at 8, after 9..13 changed the store
+                assert shelf.idle.is_set()
             while pending:
                 pending.pop()()
     finally:
         chain.close()
-    assert list(shelf.manifests) == [8, 12] and shelf.taken == 3
-    assert sorted(p.name for p in (tmp_path / "snapshots").iterdir()) == [f"{8:012d}", f"{12:012d}"]
+    assert list(shelf.manifests) == [8, 16] and shelf.taken == 3  # 4, 8, 16; 4 dropped
+    assert sorted(p.name for p in (tmp_path / "snapshots").iterdir()) == [f"{8:012d}", f"{16:012d}"]
     restored = restore_snapshot(tmp_path / "snapshots" / f"{8:012d}", genesis, tmp_path / "r8")
     assert restored.manifest.height == 8  # its rows fold to block 8's certified root
     reloaded = SnapshotShelf(tmp_path / "snapshots", interval=4, keep=2)
     reloaded.load()
     assert reloaded.manifests == shelf.manifests
+
+
+def test_a_stopping_node_abandons_its_snapshot_and_publishes_nothing(
+    network: Path, tmp_path: Path
+) -> None:
+    store, genesis = _open(network / "node0")
+    shelf = SnapshotShelf(tmp_path / "snapshots", interval=HEIGHT, keep=2)
+    pending: list[Callable[[], None]] = []
+    try:
+        shelf.after_commit(store, genesis.chain_id, genesis.document_hash(), pending.append)
+        shelf.stopping.set()
+        pending.pop()()
+    finally:
+        store.close()
+    assert shelf.manifests == {} and shelf.idle.is_set()
+    assert list((tmp_path / "snapshots").iterdir()) == []
+
+
+def test_loading_a_shelf_touches_only_its_own_names(shelf: Path, tmp_path: Path) -> None:
+    (shelf / "data").mkdir()  # e.g. snapshot_dir = "." in a home: the store is not ours
+    (shelf / "data" / "CURRENT").write_text("x")
+    (shelf / ".000000000099.partial").mkdir()  # a crash's staging directory: ours
+    (shelf / "000000000042").mkdir()  # a snapshot without a manifest: ours, unreadable
+    loaded = SnapshotShelf(shelf, interval=0, keep=1)
+    loaded.load()
+    assert list(loaded.manifests) == [HEIGHT]
+    assert sorted(p.name for p in shelf.iterdir()) == [f"{HEIGHT:012d}", "data"]
+
+
+def test_a_snapshot_being_fetched_outlives_snapshot_keep_for_a_while(
+    shelf: Path, network: Path
+) -> None:
+    served = SnapshotShelf(shelf, interval=0, keep=1)
+    served.load()
+    asyncio.run(served.serve(FileRequest(HEIGHT, MANIFEST_FILE, 0)))
+    newer = replace(served.manifests[HEIGHT], height=HEIGHT + 10)
+    served._published(newer)
+    assert list(served.manifests) == [HEIGHT, HEIGHT + 10]  # a joiner is on 14: kept
+    served._served_at[HEIGHT] -= SERVE_GRACE_S
+    served._published(replace(newer, height=HEIGHT + 20))
+    assert list(served.manifests) == [HEIGHT + 20]
+    assert not (shelf / f"{HEIGHT:012d}").exists()
+    served.close()
+
+
+def test_a_proof_that_leaves_out_a_pending_validator_change_is_refused(
+    tmp_path: Path,
+) -> None:
+    root = chain_with_a_change(tmp_path / "net5", 5)  # node4 added at 1, effective at 9
+    store, genesis = _open(root / "node0")
+    snapshot = tmp_path / "shelf" / f"{5:012d}"
+    try:
+        create_snapshot(store, genesis.chain_id, genesis.document_hash(), snapshot)
+    finally:
+        store.close()
+    proof = decode((snapshot / PROOF_FILE).read_bytes())
+    assert len(proof["changes"]) == 1
+    proof["changes"] = []  # block 5 is certified by the genesis set either way
+    (snapshot / PROOF_FILE).write_bytes(encode(proof))
+    document = json.loads((snapshot / MANIFEST_FILE).read_text())
+    document["proof"]["sha256"] = sha256_hex((snapshot / PROOF_FILE).read_bytes())
+    (snapshot / MANIFEST_FILE).write_text(json.dumps(document))
+    with pytest.raises(SnapshotError, match=r"proves \[1\]: a validator change proof is missing"):
+        restore_snapshot(snapshot, genesis, tmp_path / "restored")
+    with pytest.raises(NoSnapshot, match="a validator change proof is missing"):
+        asyncio.run(_sync(root, [snapshot.parent], tmp_path / "joined"))
+    assert not (tmp_path / "joined").exists() and not (tmp_path / "restored").exists()
 
 
 def _doctor_first_row(snapshot: Path) -> None:

@@ -274,7 +274,7 @@ class StateSyncSection(_Strict):
         default=10.0, gt=0, le=600, description="how long to wait for the peers to connect"
     )
     max_snapshot_bytes: int = Field(
-        default=4 << 30,
+        default=1 << 30,
         ge=1 << 20,
         description="most chunk bytes a join holds in memory before the root is checked",
     )

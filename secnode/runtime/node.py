@@ -372,6 +372,7 @@ class Node:
             await runner.cleanup()
             self.snapshots.stopping.set()  # a snapshot thread reads the store: let it finish
             await asyncio.to_thread(self.snapshots.idle.wait, SNAPSHOT_STOP_WAIT_S)
+            self.snapshots.close()
             self.store.close()
             log.info("node %s stopped at height %d", self.config.name, self.app.head.height)
 

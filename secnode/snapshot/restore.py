@@ -21,6 +21,7 @@ the data directory, which is renamed into place only after the head row is writt
 from __future__ import annotations
 
 import shutil
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,7 @@ from ledger.store import GENESIS_KEY, HEAD_KEY, ChainStore, block_rows, pruned_m
 from ledger.store_leveldb import LevelDBStore
 from ledger.tree_store import STATE_PREFIX
 from ledger.validator_changes import change_key
-from ledger.validator_state import current_validators
+from ledger.validator_state import VALIDATORS_KEY, current_validators, schedule_of_record
 from secnode.snapshot.format import (
     MAX_FILE_BYTES,
     PROOF_FILE,
@@ -108,10 +109,21 @@ def _receipts(block: Block, raw: Any, where: str) -> list[Receipt]:
     return receipts
 
 
-def verify_proof(manifest: Manifest, data: bytes, genesis: Genesis) -> list[CertifiedBlock]:
-    """The certified blocks of a proof file: the validator change blocks, then the snapshot's
-    block; raise SnapshotError unless each is certified by the set traced from `genesis` and
-    the last is the manifest's block."""
+@dataclass(frozen=True, slots=True)
+class Proven:
+    """What a verified proof file establishes."""
+
+    blocks: list[CertifiedBlock]
+    """The validator change blocks, then the snapshot's block."""
+    schedule: list[tuple[int, bytes]]
+    """The validator schedule traced from the genesis: (first height, set hash), ascending."""
+
+
+def verify_proof(manifest: Manifest, data: bytes, genesis: Genesis) -> Proven:
+    """The certified blocks of a proof file and the schedule they prove; raise SnapshotError
+    unless each block is certified by the set traced from `genesis` and the last is the
+    manifest's block. The state's own schedule is checked against it once the rows are
+    folded (`check_schedule`): a proof that leaves out a change fails there."""
     try:
         document = decode(data, max_size=MAX_FILE_BYTES)
     except LedgerError as exc:
@@ -164,7 +176,32 @@ def verify_proof(manifest: Manifest, data: bytes, genesis: Genesis) -> list[Cert
         certified[-1] = CertifiedBlock(block, certificate, receipts, certified[-1].change_row)
     else:
         certified.append(CertifiedBlock(block, certificate, receipts, None))
-    return certified
+    return Proven(certified, [(first, members.hash()) for first, members in trace.schedule])
+
+
+def check_schedule(proven: Proven, rows: list[tuple[bytes, bytes]], height: int) -> None:
+    """SnapshotError unless the validators record among `rows` (keys ascending) schedules
+    exactly the sets the proof traced: a change the proof file left out (scheduled, or already
+    in the record's history) would otherwise be missing from the restored node's change rows,
+    and from every snapshot and validator-change proof it serves."""
+    index = bisect_left(rows, (VALIDATORS_KEY, b""))
+    if index == len(rows) or rows[index][0] != VALIDATORS_KEY:
+        raise SnapshotError(f"the state at height {height} has no validators record")
+    try:
+        record = decode(rows[index][1])
+        if not isinstance(record, dict):
+            raise TypeError("not a map")
+        schedule = [(first, members.hash()) for first, members in schedule_of_record(record)]
+    except (LedgerError, TypeError, ValueError, KeyError) as exc:
+        raise SnapshotError(f"the validators record at height {height}: {exc}") from None
+    if schedule != proven.schedule:
+        state_heights = [first for first, _ in schedule]
+        proven_heights = [first for first, _ in proven.schedule]
+        raise SnapshotError(
+            f"the validators record at height {height} schedules sets from heights "
+            f"{state_heights}, the proof file proves {proven_heights}: a validator change "
+            "proof is missing"
+        )
 
 
 def read_state(directory: Path, manifest: Manifest) -> tuple[list[tuple[bytes, bytes]], StateTree]:
@@ -208,10 +245,11 @@ def restore_snapshot(directory: Path, genesis: Genesis, data_dir: Path) -> Resto
     check_empty(data_dir)
     manifest = read_manifest(directory)
     check_chain(manifest, genesis, "the snapshot")
-    certified = verify_proof(manifest, read_checked(directory, manifest.proof), genesis)
+    proven = verify_proof(manifest, read_checked(directory, manifest.proof), genesis)
     rows, tree = read_state(directory, manifest)
-    write_store(data_dir, genesis, certified, rows, tree)
-    return Restored(manifest, sum(1 for c in certified if c.change_row is not None))
+    check_schedule(proven, rows, manifest.height)
+    write_store(data_dir, genesis, proven.blocks, rows, tree)
+    return Restored(manifest, sum(1 for c in proven.blocks if c.change_row is not None))
 
 
 def check_empty(data_dir: Path) -> None:

@@ -15,10 +15,13 @@ Steps, and who is blamed when one fails (blame = `penalize` the peer and stop us
 3. **Chunks**, from every peer of the candidate at once (one worker per peer taking chunk
    numbers from a shared queue): a chunk whose SHA-256 is not the manifest's blames its peer,
    which is dropped, and the chunk goes back on the queue for another peer. A peer that times
-   out or disconnects is dropped without blame. When no peer is left the candidate fails.
+   out (each request, and each whole file: `file_deadline`) or disconnects is dropped without
+   blame. When no peer is left the candidate fails.
 4. **Root.** The rows of all chunks, in key order, must fold to the certified state root. The
    chunk hashes came from the manifest, which matched the digest every peer of the candidate
-   offered: a wrong root blames all of them; the next candidate is tried. Until then the chunks
+   offered: a wrong root blames all of them; the next candidate is tried. The validators record
+   among the rows must schedule exactly the sets the proof traced (`check_schedule`). Until
+   then the chunks
    are held in memory, at most `max_bytes` of them per candidate (a candidate past it is
    given up, naming the limit).
 5. **Write** the store (`secnode.snapshot.restore.write_store`), in a worker thread, as a
@@ -54,8 +57,10 @@ from secnode.snapshot.format import (
     parse_manifest,
 )
 from secnode.snapshot.restore import (
-    CertifiedBlock,
+    Proven,
     check_chain,
+    check_empty,
+    check_schedule,
     fold_chunks,
     verify_proof,
     write_store,
@@ -71,9 +76,17 @@ from secnode.statesync.protocol import (
 
 log = logging.getLogger("secnode.statesync")
 
-DEFAULT_MAX_BYTES = 4 << 30
-"""Chunk bytes one candidate may fill memory with before it is given up (4 GiB: about 55M
-accounts; `[statesync] max_snapshot_bytes`)."""
+DEFAULT_MAX_BYTES = 1 << 30
+"""Chunk bytes one candidate may fill memory with before it is given up (1 GiB: about 14M
+accounts; folding them takes about 8 times as much again; `[statesync] max_snapshot_bytes`)."""
+FILE_DEADLINE_BASE_S = 30.0
+FILE_MIN_RATE = 256 * 1024
+"""A file of `size` bytes must arrive within FILE_DEADLINE_BASE_S + size / FILE_MIN_RATE
+seconds (4 MiB: 46 s; the 64 MiB bound: 286 s), however the peer paces its answers."""
+
+
+def file_deadline(size: int) -> float:
+    return FILE_DEADLINE_BASE_S + size / FILE_MIN_RATE
 
 
 class Requester(Protocol):
@@ -82,6 +95,10 @@ class Requester(Protocol):
     async def request(self, peer: PublicKey, payload: bytes) -> bytes: ...
 
     def penalize(self, peer: PublicKey, detail: str) -> None: ...
+
+
+class FileTooSlow(P2PError):
+    """A peer did not deliver a whole file within its deadline (dropped, not blamed)."""
 
 
 class NoSnapshot(StateSyncError):
@@ -122,10 +139,10 @@ class _Run:
 
     async def offers(self, peers: Sequence[PublicKey]) -> list[tuple[Offer, list[PublicKey]]]:
         """The candidates: each distinct offer with the peers that made it, best first."""
-        answers = await asyncio.gather(*(self._offers_of(peer) for peer in peers))
+        answers = await asyncio.gather(*(self._offers_of(peer) for peer in set(peers)))
         vouched: dict[Offer, list[PublicKey]] = {}
-        for peer, offers in zip(peers, answers, strict=True):
-            for offer in offers:
+        for peer, offers in zip(set(peers), answers, strict=True):
+            for offer in offers:  # distinct within one peer's list (decode_offers)
                 vouched.setdefault(offer, []).append(peer)
         ranked = sorted(vouched.items(), key=lambda item: (len(item[1]), item[0].height))
         return ranked[::-1]
@@ -137,25 +154,36 @@ class _Run:
             self.blame(peer, str(exc))
         except P2PError as exc:
             log.info("state sync: %s gave no offers: %s", _name(peer), exc)
+        except Exception:  # the top of one peer's part: never fail the others' offers
+            log.exception("state sync: the offers of %s could not be handled", _name(peer))
         return []
 
     async def file(self, peer: PublicKey, height: int, name: str) -> bytes:
-        """A whole file of the snapshot at `height`, piece by piece from `peer`."""
+        """A whole file of the snapshot at `height`, piece by piece from `peer`, within
+        `file_deadline` of its announced size (FileTooSlow, a P2PError, past it)."""
         data = bytearray()
-        size: int | None = None
-        while size is None or len(data) < size:
-            answer = await self.requester.request(peer, file_request(height, name, len(data)))
-            piece_size, piece = decode_piece(answer, len(data), name)
-            if size is not None and piece_size != size:
-                raise StateSyncError(f"{name} changed size from {size} to {piece_size}")
-            size = piece_size
-            data += piece
-            self.synced_bytes += len(piece)
+        answer = await self.requester.request(peer, file_request(height, name, 0))
+        size, piece = decode_piece(answer, 0, name)
+        data += piece
+        self.synced_bytes += len(piece)
+        try:
+            async with asyncio.timeout(file_deadline(size)):
+                while len(data) < size:
+                    answer = await self.requester.request(
+                        peer, file_request(height, name, len(data))
+                    )
+                    piece_size, piece = decode_piece(answer, len(data), name)
+                    if piece_size != size:
+                        raise StateSyncError(f"{name} changed size from {size} to {piece_size}")
+                    data += piece
+                    self.synced_bytes += len(piece)
+        except TimeoutError:
+            raise FileTooSlow(
+                f"{name} ({size} bytes) did not arrive within {file_deadline(size):.0f} s"
+            ) from None
         return bytes(data)
 
-    async def manifest(
-        self, offer: Offer, peers: list[PublicKey]
-    ) -> tuple[Manifest, list[CertifiedBlock]]:
+    async def manifest(self, offer: Offer, peers: list[PublicKey]) -> tuple[Manifest, Proven]:
         """The offer's manifest and certified blocks, from the first peer that serves them
         correctly (NoSnapshot if none does)."""
         for peer in peers:
@@ -178,7 +206,7 @@ class _Run:
                     raise StateSyncError("its manifest is not the snapshot it offered")
                 proof = await self.file(peer, offer.height, PROOF_FILE)
                 check_file(manifest.proof, proof, f"{_name(peer)}'s {PROOF_FILE}")
-                certified = await asyncio.to_thread(verify_proof, manifest, proof, self.genesis)
+                proven = await asyncio.to_thread(verify_proof, manifest, proof, self.genesis)
             except (SnapshotError, StateSyncError) as exc:
                 self.blame(peer, str(exc))
                 continue
@@ -189,7 +217,7 @@ class _Run:
                 f"snapshot at height {manifest.height} certified from the genesis: "
                 f"{manifest.entries} state rows in {len(manifest.chunks)} chunks"
             )
-            return manifest, certified
+            return manifest, proven
         raise NoSnapshot(f"no peer served a verifiable manifest for height {offer.height}")
 
     async def chunks(
@@ -273,6 +301,10 @@ async def state_sync(
     newest snapshot they serve that verifies (see the module docstring). Raises NoSnapshot
     naming why when none does."""
     started = time.perf_counter()
+    try:
+        check_empty(data_dir)
+    except SnapshotError as exc:
+        raise NoSnapshot(str(exc)) from None
     run = _Run(requester, genesis, progress)
     candidates = await run.offers(peers)
     if not candidates:
@@ -286,9 +318,9 @@ async def state_sync(
             continue
         progress(f"trying the snapshot at height {offer.height} offered by {len(vouching)} peers")
         try:
-            manifest, certified = await run.manifest(offer, vouching)
+            manifest, proven = await run.manifest(offer, vouching)
             chunks = await run.chunks(manifest, vouching, max_bytes)
-            rows, tree = await asyncio.to_thread(_fold, manifest, chunks)
+            rows, tree = await asyncio.to_thread(_fold, manifest, chunks, proven)
         except NoSnapshot as exc:
             reasons.append(str(exc))
             continue
@@ -298,7 +330,7 @@ async def state_sync(
             reasons.append(str(exc))
             continue
         progress(f"state root verified; writing the store in {data_dir}")
-        await asyncio.to_thread(write_store, data_dir, genesis, certified, rows, tree)
+        await asyncio.to_thread(write_store, data_dir, genesis, proven.blocks, rows, tree)
         return Synced(
             manifest,
             time.perf_counter() - started,
@@ -310,9 +342,11 @@ async def state_sync(
 
 
 def _fold(
-    manifest: Manifest, chunks: list[tuple[bytes, str]]
+    manifest: Manifest, chunks: list[tuple[bytes, str]], proven: Proven
 ) -> tuple[list[tuple[bytes, bytes]], StateTree]:
-    return fold_chunks(manifest, chunks, "the fetched chunks")
+    rows, tree = fold_chunks(manifest, chunks, "the fetched chunks")
+    check_schedule(proven, rows, manifest.height)
+    return rows, tree
 
 
 def _name(peer: PublicKey) -> str:

@@ -23,6 +23,12 @@ from secnode.statesync.fetch import DEFAULT_MAX_BYTES, NoSnapshot, Synced, state
 log = logging.getLogger("secnode.statesync")
 
 
+def _never_relay(peer: PublicKey, transaction: bytes) -> bool:
+    """A joining node has no state to check a transaction against: it relays nothing (a
+    relayed junk transaction would get it charged, even banned, by its honest peers)."""
+    return False
+
+
 async def join(
     config: P2PConfig,
     signer: Signer,
@@ -45,7 +51,7 @@ async def join(
     host = P2PHost(
         replace(config, listen_host="127.0.0.1", listen_port=0),
         signer,
-        Handlers(on_peer_connected=connected),
+        Handlers(on_transaction=_never_relay, on_peer_connected=connected),
     )
     async with host.running():
         with contextlib.suppress(TimeoutError):

@@ -7,7 +7,9 @@ Requests are canonical msgpack maps with a "want" key (a catch-up request is {fr
            newest first, at most MAX_OFFERS
     {"want": "file", "height": H, "name": NAME, "offset": OFFSET}
         -> [size, piece]  bytes OFFSET.. of file NAME of the snapshot at H (manifest.json,
-           proof.bin or a chunk-NNNNNN.bin it lists), at most PIECE_BYTES, and the file's size
+           proof.bin or a chunk-NNNNNN.bin it lists), and the file's size: exactly
+           min(PIECE_BYTES, size - OFFSET) bytes, so a file takes at most size/PIECE_BYTES
+           requests and a peer cannot drip it a byte at a time
 
 Every answer is read with its bounds checked here; what the bytes mean (hashes, the
 certificate) is checked by `secnode.statesync.fetch` and `secnode.snapshot`. A request that does
@@ -106,7 +108,8 @@ def encode_offers(offers: list[Offer]) -> bytes:
 
 
 def decode_offers(answer: bytes) -> list[Offer]:
-    """A peer's offers; StateSyncError unless each is [height >= 1, 3 x 32-byte hash]."""
+    """A peer's offers; StateSyncError unless each is [height >= 1, 3 x 32-byte hash] and
+    none is listed twice (a copy would count as a second peer vouching for it)."""
     try:
         value = decode(answer, max_size=MAX_OFFERS * 128 + 64)
     except LedgerError as exc:
@@ -124,6 +127,8 @@ def decode_offers(answer: bytes) -> list[Offer]:
         ):
             raise StateSyncError("each offer must be [height >= 1, block hash, root, digest]")
         offers.append(Offer(item[0], item[1], item[2], item[3]))
+    if len(set(offers)) != len(offers):
+        raise StateSyncError("offers list the same snapshot twice")
     return offers
 
 
@@ -133,8 +138,8 @@ def encode_piece(size: int, piece: bytes) -> bytes:
 
 def decode_piece(answer: bytes, offset: int, name: str) -> tuple[int, bytes]:
     """(file size, piece) of a file answer asked at `offset`; StateSyncError unless the size
-    is within the bounds of a snapshot file and the piece is non-empty, at most PIECE_BYTES
-    and inside the file."""
+    is within the bounds of a snapshot file, `offset` inside it, and the piece exactly
+    min(PIECE_BYTES, size - offset) bytes."""
     try:
         value = decode(answer, max_size=PIECE_BYTES + 64)
     except LedgerError as exc:
@@ -145,8 +150,11 @@ def decode_piece(answer: bytes, offset: int, name: str) -> tuple[int, bytes]:
     limit = MAX_MANIFEST_BYTES if name == "manifest.json" else MAX_FILE_BYTES
     if not _natural(size) or size > limit:
         raise StateSyncError(f"{name} size {size!r} is out of bounds (at most {limit})")
-    if not piece or len(piece) > PIECE_BYTES or offset + len(piece) > size:
-        raise StateSyncError(f"{name} piece at {offset} is empty, too large or past the end")
+    if offset >= size or len(piece) != min(PIECE_BYTES, size - offset):
+        raise StateSyncError(
+            f"{name} piece at {offset} has {len(piece)} bytes, not min({PIECE_BYTES}, "
+            f"{size} - {offset})"
+        )
     return size, piece
 
 
