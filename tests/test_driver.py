@@ -368,7 +368,7 @@ async def test_failing_trust_precompute_stays_inside_its_task(
             node._in_worker_thread(broken)
     finally:
         node.store.close()
-    assert "trust epoch precomputation failed" in caplog.text
+    assert "work in a worker thread failed" in caplog.text
 
 
 @pytest.mark.asyncio
