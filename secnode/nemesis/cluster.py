@@ -18,6 +18,7 @@ import contextlib
 import ctypes
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -66,13 +67,32 @@ def _honest_environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in FAULT_VARIABLES}
 
 
+PORT_RANGE: Final = (10_000, 32_000)
+"""Where node ports are picked: below Linux's ephemeral range (32768+), where every outbound
+socket (a node dialling, a link forwarding) takes its port, so none can take a node's port
+between the probe and the node's bind."""
+
+
 def free_ports(count: int) -> list[int]:
-    """`count` distinct ports that were free on HOST a moment ago."""
+    """`count` distinct ports in PORT_RANGE that were free on HOST a moment ago."""
+    generator = random.Random()
     with contextlib.ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for probe in sockets:
-            probe.bind((HOST, 0))
-        return [probe.getsockname()[1] for probe in sockets]
+        ports: list[int] = []
+        for _ in range(200 * count):
+            if len(ports) == count:
+                return ports
+            port = generator.randrange(*PORT_RANGE)
+            if port in ports:
+                continue
+            probe = stack.enter_context(socket.socket())
+            try:
+                probe.bind((HOST, port))
+            except OSError:
+                continue
+            ports.append(port)
+        if len(ports) == count:
+            return ports
+    raise OSError(f"found no {count} free ports in {PORT_RANGE} on {HOST}")
 
 
 @dataclass(frozen=True, slots=True)
