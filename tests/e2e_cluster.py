@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import json
-import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -35,6 +33,7 @@ from typing import IO, Any, Final, TypeVar
 
 from ledger.keys import format_address
 from secnode.network.devnet import dev_account_key
+from secnode.network.ports import free_port_base as free_port_base  # re-exported for the tests
 from secnode.runtime.config import CONFIG_FILE, load_config, render_config
 
 ROOT: Final = Path(__file__).resolve().parents[1]
@@ -52,8 +51,6 @@ POLL_INTERVAL_S: Final = 0.1
 RPC_TIMEOUT_S: Final = 5.0
 STOP_GRACE_S: Final = 15.0
 LOG_TAIL_LINES: Final = 25
-PORT_RANGE: Final = (10_000, 32_000)
-"""Probed port bases stay below Linux's ephemeral range (32768+), where outbound sockets live."""
 
 T = TypeVar("T")
 
@@ -100,22 +97,6 @@ def wait_until(
         if time.monotonic() >= deadline:
             raise WaitTimeout(f"timed out after {timeout:g} s waiting for {what}\n{diagnostics()}")
         time.sleep(POLL_INTERVAL_S)
-
-
-def free_port_base(count: int, host: str = "127.0.0.1") -> int:
-    """A base port such that base .. base + count - 1 could all be bound on `host` just now."""
-    generator = random.Random()
-    for _ in range(200):
-        base = generator.randrange(PORT_RANGE[0], PORT_RANGE[1] - count)
-        with ExitStack() as sockets:
-            try:
-                for port in range(base, base + count):
-                    probe = sockets.enter_context(socket.socket())
-                    probe.bind((host, port))
-            except OSError:
-                continue
-            return base
-    raise AssertionError(f"found no {count} consecutive free ports in {PORT_RANGE}")
 
 
 def run_cli(

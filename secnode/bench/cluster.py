@@ -44,7 +44,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -74,34 +73,12 @@ from secnode.bench.stages import percentile, summarize_values
 from secnode.bench.stages import window_stages as stages_between
 from secnode.network.devnet import dev_genesis_document
 from secnode.network.home import node_config, plan_nodes, write_home
+from secnode.network.ports import free_port_base
 from secnode.runtime.config import ConsensusSection, NodeConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 CONSENSUS_STAGES = ("proposal_build", "prepare", "commit", "certify")
 """The stages a block spends in the consensus pipeline (for the round-trip figure)."""
-
-
-def free_port_base(count: int) -> int:
-    """A base port such that base..base+count-1 were free a moment ago."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = int(probe.getsockname()[1])
-        if base + count >= 65535:
-            continue
-        try:
-            sockets = []
-            for offset in range(count):
-                s = socket.socket()
-                s.bind(("127.0.0.1", base + offset))
-                sockets.append(s)
-        except OSError:
-            continue
-        finally:
-            for s in locals().get("sockets", []):
-                s.close()
-        return base
-    raise RuntimeError("no free port range found")
 
 
 @dataclass
@@ -142,7 +119,8 @@ def create_cluster(
         )
     genesis_path = directory / "genesis.json"
     genesis_path.write_text(json.dumps(document, indent=2))
-    p2p_base, rpc_base = free_port_base(nodes), free_port_base(nodes)
+    ports = free_port_base(2 * nodes)
+    p2p_base, rpc_base = ports, ports + nodes
     plans = plan_nodes(nodes, dev=True, p2p_base=p2p_base, rpc_base=rpc_base)
     for plan in plans:
         base = node_config(plan, plans, listen_all=False)

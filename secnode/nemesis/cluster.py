@@ -14,13 +14,10 @@ restarts.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import json
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -31,6 +28,7 @@ from typing import Any, Final
 from secnode.client.rpc import RpcClient, RpcClientError
 from secnode.nemesis.proxy import LinkLayer
 from secnode.network.home import create_network
+from secnode.network.ports import free_port_base
 from secnode.network.testnet import describe_exit, failure_reason
 from secnode.runtime.byzantine import ENVIRONMENT_VARIABLE as BYZANTINE_VARIABLE
 from secnode.runtime.config import CONFIG_FILE, load_config, render_config
@@ -67,32 +65,11 @@ def _honest_environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in FAULT_VARIABLES}
 
 
-PORT_RANGE: Final = (10_000, 32_000)
-"""Where node ports are picked: below Linux's ephemeral range (32768+), where every outbound
-socket (a node dialling, a link forwarding) takes its port, so none can take a node's port
-between the probe and the node's bind."""
-
-
 def free_ports(count: int) -> list[int]:
-    """`count` distinct ports in PORT_RANGE that were free on HOST a moment ago."""
-    generator = random.Random()
-    with contextlib.ExitStack() as stack:
-        ports: list[int] = []
-        for _ in range(200 * count):
-            if len(ports) == count:
-                return ports
-            port = generator.randrange(*PORT_RANGE)
-            if port in ports:
-                continue
-            probe = stack.enter_context(socket.socket())
-            try:
-                probe.bind((HOST, port))
-            except OSError:
-                continue
-            ports.append(port)
-        if len(ports) == count:
-            return ports
-    raise OSError(f"found no {count} free ports in {PORT_RANGE} on {HOST}")
+    """`count` consecutive ports that were free on HOST a moment ago (below the ephemeral range,
+    `secnode.network.ports`)."""
+    base = free_port_base(count, HOST)
+    return list(range(base, base + count))
 
 
 @dataclass(frozen=True, slots=True)
